@@ -1,0 +1,280 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/looplab/fsm"
+
+	"github.com/fsmd-io/fsmd/internal/guards"
+	"github.com/fsmd-io/fsmd/internal/schema"
+)
+
+// Snapshot is what the engine needs of an instance. Context holds typed values (schema package) and
+// is never changed by the engine: a transition returns a new context.
+type Snapshot struct {
+	ID        string
+	Version   int
+	State     string
+	Context   map[string]any
+	CreatedAt time.Time
+	EnteredAt time.Time // when State was entered
+}
+
+// GuardResult is one evaluated guard.
+type GuardResult struct {
+	Branch int    `json:"branch"`
+	To     string `json:"to"`
+	Guard  string `json:"guard"`
+	Result bool   `json:"result"`
+}
+
+// Due is an armed timer: Event fires at At.
+type Due struct {
+	Event string    `json:"event"`
+	At    time.Time `json:"at"`
+}
+
+// Transition is an accepted event: what changes, and why.
+type Transition struct {
+	Event         string
+	Payload       map[string]any // typed, with every declared field
+	From, To      string
+	Branch        int           // the index of the branch taken among the handler's branches
+	Guards        []GuardResult // each guard evaluated, in order, up to the branch taken
+	ContextBefore map[string]any
+	ContextAfter  map[string]any
+	Cancel        []string // the timer events of From, all cancelled: leaving or re-entering a state ends them
+	Arm           []Due    // the timers of To, from now
+	Final         bool     // To is a final state
+	At            time.Time
+}
+
+// Fire handles event with payload (loosely typed, as decoded from JSON or YAML) against the instance
+// snap at the time now. It returns the transition, or one of the errors of definitions.md §4. It has no
+// side effect: the caller persists the result.
+func Fire(def *Definition, snap Snapshot, event string, payload map[string]any, now time.Time) (*Transition, error) {
+	st, h, err := def.handler(snap.State, event)
+	if err != nil {
+		return nil, err
+	}
+	typed, err := def.payload(event, payload)
+	if err != nil {
+		return nil, err
+	}
+	scope := guards.NewScope(guards.Vars{Ctx: snap.Context, Event: typed, State: snap.State, Now: now,
+		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt}})
+	b, results, err := choose(st, h, scope)
+	if err != nil {
+		return nil, err
+	}
+	after, err := apply(snap.Context, b.Set, scope)
+	if err != nil {
+		return nil, &ExpressionError{State: st.Name, Event: event, Where: "set", Err: err}
+	}
+	to, err := def.step(snap.State, b)
+	if err != nil {
+		return nil, err
+	}
+	t := &Transition{Event: event, Payload: typed, From: snap.State, To: to, Branch: b.Index, Guards: results,
+		ContextBefore: snap.Context, ContextAfter: after, Final: def.States[to].Final, At: now}
+	for _, timer := range st.Timers {
+		t.Cancel = append(t.Cancel, timer.Event)
+	}
+	entered := Snapshot{ID: snap.ID, Version: snap.Version, State: to, Context: after, CreatedAt: snap.CreatedAt, EnteredAt: now}
+	if t.Arm, err = def.Timers(entered); err != nil {
+		return nil, &ExpressionError{State: to, Event: event, Where: "timer at", Err: err}
+	}
+	return t, nil
+}
+
+// handler finds what state does with event, or why it does nothing.
+func (def *Definition) handler(state, event string) (*State, *Handler, error) {
+	if !def.known[event] {
+		return nil, nil, &UnknownEventError{Event: event}
+	}
+	st := def.States[state]
+	if st == nil {
+		return nil, nil, fmt.Errorf("definition %s has no state %q", def.Name, state)
+	}
+	if st.Final {
+		return nil, nil, &InstanceFinalError{State: state, Event: event}
+	}
+	h := st.On[event]
+	if h == nil {
+		return nil, nil, &InvalidTransitionError{State: state, Event: event, Handled: st.OnOrder}
+	}
+	return st, h, nil
+}
+
+// payload types the payload by the event's schema; an event without one takes no payload.
+func (def *Definition) payload(event string, payload map[string]any) (map[string]any, error) {
+	spec := def.Events[event]
+	if spec == nil {
+		if len(payload) > 0 {
+			return nil, &InvalidPayloadError{Event: event, Err: errors.New("this event takes no payload")}
+		}
+		return map[string]any{}, nil
+	}
+	if payload == nil {
+		payload = map[string]any{}
+	}
+	v, err := spec.Payload.Decode(payload, "", schema.Options{Required: true})
+	if err != nil {
+		return nil, &InvalidPayloadError{Event: event, Err: err}
+	}
+	return v.(map[string]any), nil
+}
+
+// choose takes the first branch whose guard holds.
+func choose(st *State, h *Handler, scope guards.Scope) (*Branch, []GuardResult, error) {
+	var results []GuardResult
+	for _, b := range h.Branches {
+		if b.Guard == nil {
+			return b, results, nil
+		}
+		ok, err := b.Guard.Bool(scope)
+		if err != nil {
+			return nil, nil, &ExpressionError{State: st.Name, Event: h.Event, Where: "guard of branch " + strconv.Itoa(b.Index+1), Err: err}
+		}
+		results = append(results, GuardResult{Branch: b.Index, To: b.To, Guard: b.GuardSource, Result: ok})
+		if ok {
+			return b, results, nil
+		}
+	}
+	blockers := make([]Blocker, len(h.Branches))
+	for i, b := range h.Branches {
+		blockers[i] = Blocker{To: b.To, Guard: b.GuardSource, Message: b.GuardMessage}
+	}
+	return nil, nil, &GuardRejectedError{State: st.Name, Event: h.Event, Blockers: blockers}
+}
+
+// apply evaluates every `set` against the context before the change, then builds the new context.
+// Objects along a changed path are copied; the rest is shared with before.
+func apply(before map[string]any, set []*Assignment, scope guards.Scope) (map[string]any, error) {
+	if len(set) == 0 {
+		return before, nil
+	}
+	values := make([]any, len(set))
+	for i, a := range set {
+		v, err := a.Expr.Value(scope)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", joinPath(a.Path), err)
+		}
+		values[i] = v
+	}
+	after := copyMap(before)
+	for i, a := range set {
+		m := after
+		for _, name := range a.Path[:len(a.Path)-1] {
+			inner := copyMap(m[name].(map[string]any))
+			m[name] = inner
+			m = inner
+		}
+		m[a.Path[len(a.Path)-1]] = values[i]
+	}
+	return after, nil
+}
+
+func copyMap(m map[string]any) map[string]any {
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func joinPath(p []string) string {
+	s := p[0]
+	for _, x := range p[1:] {
+		s += "." + x
+	}
+	return s
+}
+
+// step executes the chosen branch on looplab/fsm. The FSM comes from the definition's pool: it is
+// never shared between goroutines, Event is never called from a callback (there are none), and the
+// context is never canceled, so none of looplab/fsm's traps apply.
+func (def *Definition) step(from string, b *Branch) (string, error) {
+	f := def.fsms.Get().(*fsm.FSM)
+	defer def.fsms.Put(f)
+	f.SetState(from)
+	if err := f.Event(context.Background(), b.fsmEvent); err != nil {
+		var same fsm.NoTransitionError // a self-transition: it re-enters the state
+		if !errors.As(err, &same) {
+			return "", fmt.Errorf("looplab/fsm refused %s -> %s: %w", from, b.To, err)
+		}
+	}
+	return f.Current(), nil
+}
+
+// build prepares what Fire needs; it runs once, after validation found no error.
+func (def *Definition) build() {
+	def.known = make(map[string]bool, len(def.Events))
+	for name := range def.Events {
+		def.known[name] = true
+	}
+	for _, name := range def.StateOrder {
+		s := def.States[name]
+		for _, ev := range s.OnOrder {
+			def.known[ev] = true
+			for _, b := range s.On[ev].Branches {
+				b.fsmEvent = ev + "#" + strconv.Itoa(b.Index)
+				def.graph = append(def.graph, fsm.EventDesc{Name: b.fsmEvent, Src: []string{name}, Dst: b.To})
+			}
+		}
+	}
+	graph := def.graph
+	initial := def.Initial
+	def.fsms.New = func() any { return fsm.NewFSM(initial, graph, nil) }
+}
+
+// Timers computes the deadlines of the timers of snap's state, which it entered at snap.EnteredAt,
+// sorted by deadline.
+func (def *Definition) Timers(snap Snapshot) ([]Due, error) {
+	st := def.States[snap.State]
+	if st == nil || len(st.Timers) == 0 {
+		return nil, nil
+	}
+	var scope guards.Scope
+	due := make([]Due, 0, len(st.Timers))
+	for _, t := range st.Timers {
+		if t.At == nil {
+			due = append(due, Due{Event: t.Event, At: snap.EnteredAt.Add(t.After)})
+			continue
+		}
+		if scope == nil {
+			scope = guards.NewScope(guards.Vars{Ctx: snap.Context, State: snap.State, Now: snap.EnteredAt,
+				Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt}})
+		}
+		at, err := t.At.Time(scope)
+		if err != nil {
+			return nil, err
+		}
+		due = append(due, Due{Event: t.Event, At: at})
+	}
+	sort.SliceStable(due, func(i, j int) bool { return due[i].At.Before(due[j].At) })
+	return due, nil
+}
+
+// Start makes the snapshot of a new instance in the initial state, and the timers it arms. ctx is
+// loosely typed; fields marked required must be given.
+func Start(def *Definition, id string, version int, ctx map[string]any, now time.Time) (Snapshot, []Due, error) {
+	if ctx == nil {
+		ctx = map[string]any{}
+	}
+	v, err := def.Context.Decode(ctx, "", schema.Options{Required: true})
+	if err != nil {
+		return Snapshot{}, nil, &InvalidContextError{Err: err}
+	}
+	snap := Snapshot{ID: id, Version: version, State: def.Initial, Context: v.(map[string]any), CreatedAt: now, EnteredAt: now}
+	due, err := def.Timers(snap)
+	if err != nil {
+		return Snapshot{}, nil, &ExpressionError{State: def.Initial, Where: "timer at", Err: err}
+	}
+	return snap, due, nil
+}

@@ -1,0 +1,115 @@
+package machine
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/fsmd-io/fsmd/internal/source"
+)
+
+// Set is the definitions loaded from files, by name.
+type Set struct {
+	ByName map[string]*Definition
+	Files  []string // every definition file read, in order
+}
+
+// Names returns the definition names, sorted.
+func (s *Set) Names() []string {
+	names := make([]string, 0, len(s.ByName))
+	for n := range s.ByName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// IsTable reports whether path names a transition table rather than a definition.
+func IsTable(path string) bool {
+	return strings.HasSuffix(path, ".test.yaml") || strings.HasSuffix(path, ".test.yml")
+}
+
+func isYAML(path string) bool {
+	return strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")
+}
+
+// DefinitionFiles lists the definition files under the given paths: files as given, folders walked
+// for *.yaml and *.yml, leaving out transition tables (*.test.yaml) and folders named testdata (older
+// versions kept for migration tests) or starting with a dot. A path that does not exist is an error.
+func DefinitionFiles(paths ...string) ([]string, error) {
+	var files []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if e.IsDir() {
+				if path != p && (e.Name() == "testdata" || strings.HasPrefix(e.Name(), ".")) {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if isYAML(path) && !IsTable(path) {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// Load reads and validates every definition file under paths (see DefinitionFiles). It returns the
+// valid definitions and every problem found in any file. A name defined by two files is an error in
+// the second. A path that does not exist is returned as err; a folder without definitions is a
+// diagnostic.
+func Load(paths ...string) (*Set, source.Diagnostics, error) {
+	files, err := DefinitionFiles(paths...)
+	if err != nil {
+		return nil, nil, err
+	}
+	set := &Set{ByName: map[string]*Definition{}, Files: files}
+	var diags source.Diagnostics
+	if len(files) == 0 {
+		diags = append(diags, source.Diagnostic{File: strings.Join(paths, ", "), Severity: source.SevError,
+			Message: "no definition files (*.yaml) found"})
+		return set, diags, nil
+	}
+	first := map[string]*Definition{}
+	for _, file := range files {
+		data, err := source.ReadFile(file)
+		if err != nil {
+			diags = append(diags, source.Diagnostic{File: file, Severity: source.SevError, Message: err.Error()})
+			continue
+		}
+		def, ds := Parse(file, data)
+		diags = append(diags, ds...)
+		if def == nil || def.Name == "" {
+			continue
+		}
+		if prev := first[def.Name]; prev != nil {
+			diags = append(diags, source.Diagnostic{File: file, Line: def.NamePos.Line, Col: def.NamePos.Col, Severity: source.SevError,
+				Message: fmt.Sprintf("definition %q is also defined in %s:%d:%d", def.Name, prev.File, prev.NamePos.Line, prev.NamePos.Col)})
+			delete(set.ByName, def.Name)
+			continue
+		}
+		first[def.Name] = def
+		if ds.Errors() == 0 {
+			set.ByName[def.Name] = def
+		}
+	}
+	return set, diags, nil
+}

@@ -1,0 +1,138 @@
+package machine
+
+import (
+	"sync"
+	"time"
+
+	"github.com/looplab/fsm"
+
+	"github.com/fsmd-io/fsmd/internal/guards"
+	"github.com/fsmd-io/fsmd/internal/schema"
+	"github.com/fsmd-io/fsmd/internal/source"
+)
+
+// Pos is a position in a definition file: line and column from 1.
+type Pos = source.Pos
+
+// Definition is one loaded, validated state machine. It is immutable once loaded and safe to share
+// between goroutines.
+type Definition struct {
+	Name        string
+	Description string
+	Initial     string
+	File        string // the path it was loaded from
+	Source      []byte // the file's content, as registered
+	Context     *schema.Type
+	Events      map[string]*EventSpec // declared payload schemas
+	States      map[string]*State
+	StateOrder  []string // states in file order
+	Migrate     *Migrate // nil when the file has no migrate section
+	NamePos     Pos
+	InitialPos  Pos
+
+	known map[string]bool // every event handled by some state or declared in events
+	fsms  sync.Pool       // *fsm.FSM of this graph: an FSM must not be shared, so each Fire takes one
+	graph []fsm.EventDesc // the graph as looplab/fsm sees it: one event per (event, branch)
+}
+
+// EventSpec is a declared event and its payload schema.
+type EventSpec struct {
+	Name    string
+	Payload *schema.Type // an object type
+	Pos     Pos
+}
+
+// State is one state of a definition.
+type State struct {
+	Name        string
+	Description string
+	Final       bool
+	On          map[string]*Handler
+	OnOrder     []string // handled events in file order
+	Timers      []*Timer
+	Pos         Pos
+}
+
+// Handler is the ordered list of branches a state has for one event.
+type Handler struct {
+	Event    string
+	Branches []*Branch
+	Pos      Pos
+}
+
+// Branch is one transition object: the first branch whose guard holds is taken.
+type Branch struct {
+	To           string
+	GuardSource  string          // empty: unguarded
+	Guard        *guards.Program // compiled GuardSource
+	GuardMessage string
+	Set          []*Assignment
+	Index        int // position among the handler's branches, from 0
+	Pos          Pos
+	GuardPos     Pos
+
+	fsmEvent string // the looplab/fsm event name of this branch: "event#index"
+}
+
+// Assignment is one `set` entry: a context field (a dotted path) and the expression giving its value.
+type Assignment struct {
+	Path  []string
+	Field *schema.Field
+	Expr  *guards.Program
+	Pos   Pos
+}
+
+// Timer fires Event when its deadline passes: After from entering the state, or the time At computes.
+type Timer struct {
+	Event string
+	After time.Duration   // when At is nil
+	At    *guards.Program // a time expression, evaluated on entering the state
+	Pos   Pos
+}
+
+// Migrate holds the migration rules of a version: how instances of older versions move to it.
+type Migrate struct {
+	Policy  string // "auto" or "manual"
+	States  map[string]*MigrateRule
+	Context []*MigrateAssignment
+	Pos     Pos
+}
+
+// MigrateRule maps an old state to this version's states by ordered, guarded branches.
+type MigrateRule struct {
+	From     string
+	Branches []*MigrateBranch
+	Pos      Pos
+}
+
+// MigrateBranch is one branch of a migration rule. Its guard is compiled against the old version's
+// context when a migration is planned, so here it is kept as source.
+type MigrateBranch struct {
+	To    string
+	Guard string
+	Pos   Pos
+}
+
+// MigrateAssignment computes a new or changed context field from the old instance.
+type MigrateAssignment struct {
+	Path []string
+	Expr string
+	Pos  Pos
+}
+
+// Final reports whether name is a final state.
+func (d *Definition) Final(state string) bool {
+	s := d.States[state]
+	return s != nil && s.Final
+}
+
+// Handles lists the events state handles, in file order.
+func (d *Definition) Handles(state string) []string {
+	if s := d.States[state]; s != nil {
+		return s.OnOrder
+	}
+	return nil
+}
+
+// KnownEvent reports whether the definition knows the event: some state handles it or it is declared.
+func (d *Definition) KnownEvent(event string) bool { return d.known[event] }

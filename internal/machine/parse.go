@@ -1,0 +1,399 @@
+package machine
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fsmd-io/fsmd/internal/guards"
+	"github.com/fsmd-io/fsmd/internal/schema"
+	"github.com/fsmd-io/fsmd/internal/source"
+)
+
+var (
+	definitionKeys = []string{"name", "description", "initial", "context", "events", "states", "migrate"}
+	stateKeys      = []string{"description", "final", "on", "timers"}
+	branchKeys     = []string{"to", "guard", "guard_message", "set"}
+	timerKeys      = []string{"after", "at", "event"}
+	migrateKeys    = []string{"policy", "states", "context"}
+	migrateBranch  = []string{"to", "guard"}
+)
+
+// MaxDepth bounds the nesting of context objects and lists.
+const MaxDepth = 32
+
+// definitionName is the form of a definition's name (definitions.md).
+var definitionName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// parser builds a definition from its YAML document.
+type parser struct {
+	*source.Doc
+}
+
+// Parse reads one definition file. It returns the definition (nil when the file could not be read as
+// one) and every problem found, errors and warnings. A definition is usable only when there is no
+// error among the diagnostics.
+func Parse(file string, data []byte) (*Definition, source.Diagnostics) {
+	r := &source.Reporter{File: file}
+	var def *Definition
+	ok := source.Walk(r, data, func(d *source.Doc, root *yaml.Node) {
+		def = (&parser{d}).definition(root)
+	})
+	if !ok {
+		return nil, r.Diags
+	}
+	def.File, def.Source = file, data
+	validate(def, r)
+	if r.Diags.Errors() == 0 {
+		def.build()
+	}
+	r.Diags.Sort()
+	return def, r.Diags
+}
+
+func (d *parser) definition(root *yaml.Node) *Definition {
+	def := &Definition{Events: map[string]*EventSpec{}, States: map[string]*State{}, Context: schema.ObjectOf()}
+	entries, ok := d.Mapping(root, "a definition")
+	if !ok {
+		return def
+	}
+	top := d.Keys(entries, "a definition", definitionKeys...)
+	for _, k := range []string{"name", "initial", "states"} {
+		if _, ok := top[k]; !ok {
+			d.Errorf(source.At(root), "missing required key %q", k)
+		}
+	}
+	if e, ok := top["name"]; ok {
+		def.NamePos = source.At(e.Val)
+		if s, ok := d.Scalar(e.Val, "name"); ok {
+			def.Name = s
+			if !definitionName.MatchString(s) {
+				d.Errorf(source.At(e.Val), "definition name %q is not valid: it must match ^[a-z][a-z0-9_]{0,62}$", s)
+			}
+		}
+	}
+	if e, ok := top["description"]; ok {
+		def.Description, _ = d.Scalar(e.Val, "description")
+	}
+	if e, ok := top["initial"]; ok {
+		def.Initial, _ = d.Scalar(e.Val, "initial")
+		def.InitialPos = source.At(e.Val)
+	}
+	if e, ok := top["context"]; ok {
+		def.Context = d.object(e.Val, "context", 0)
+	}
+	if e, ok := top["events"]; ok {
+		d.events(def, e.Val)
+	}
+	if e, ok := top["states"]; ok {
+		d.states(def, e.Val)
+	}
+	if e, ok := top["migrate"]; ok {
+		def.Migrate = d.migrate(def, e)
+	}
+	return def
+}
+
+func (d *parser) events(def *Definition, n *yaml.Node) {
+	entries, _ := d.Mapping(n, "events")
+	for _, e := range entries {
+		if !d.Name(e.KeyNode, "event") {
+			continue
+		}
+		def.Events[e.Key] = &EventSpec{Name: e.Key, Pos: source.At(e.KeyNode),
+			Payload: d.object(e.Val, "the payload of event "+e.Key, 0)}
+	}
+}
+
+func (d *parser) states(def *Definition, n *yaml.Node) {
+	entries, _ := d.Mapping(n, "states")
+	if len(entries) == 0 && !source.IsNull(n) {
+		return
+	}
+	if len(entries) == 0 {
+		d.Errorf(source.At(n), "states is empty: a definition needs at least one state")
+	}
+	// Declare every state before reading any, so transitions may name states further down.
+	for _, e := range entries {
+		if d.Name(e.KeyNode, "state") {
+			def.States[e.Key] = &State{Name: e.Key, Pos: source.At(e.KeyNode), On: map[string]*Handler{}}
+			def.StateOrder = append(def.StateOrder, e.Key)
+		}
+	}
+	for _, e := range entries {
+		if s := def.States[e.Key]; s != nil {
+			d.state(def, s, e.Val)
+		}
+	}
+}
+
+func (d *parser) state(def *Definition, s *State, n *yaml.Node) {
+	what := fmt.Sprintf("state %q", s.Name)
+	entries, _ := d.Mapping(n, what)
+	spec := d.Keys(entries, what, stateKeys...)
+	if e, ok := spec["description"]; ok {
+		s.Description, _ = d.Scalar(e.Val, "description")
+	}
+	if e, ok := spec["final"]; ok {
+		s.Final = d.Boolean(e.Val, "final")
+	}
+	if e, ok := spec["on"]; ok {
+		if s.Final {
+			d.Errorf(source.At(e.KeyNode), "final state %q cannot have `on`: nothing leaves a final state", s.Name)
+		}
+		ons, _ := d.Mapping(e.Val, what+" on")
+		for _, on := range ons {
+			if d.Name(on.KeyNode, "event") {
+				h := d.handler(def, s, on)
+				s.On[on.Key] = h
+				s.OnOrder = append(s.OnOrder, on.Key)
+			}
+		}
+	}
+	if e, ok := spec["timers"]; ok {
+		if s.Final {
+			d.Errorf(source.At(e.KeyNode), "final state %q cannot have `timers`: nothing leaves a final state", s.Name)
+		}
+		for _, t := range d.Sequence(e.Val, what+" timers") {
+			if timer := d.timer(def, s, t); timer != nil {
+				s.Timers = append(s.Timers, timer)
+			}
+		}
+	}
+}
+
+// handler parses `on.<event>`: a state name, one transition object, or a list of them.
+func (d *parser) handler(def *Definition, s *State, e source.Entry) *Handler {
+	h := &Handler{Event: e.Key, Pos: source.At(e.KeyNode)}
+	v := d.Resolve(e.Val)
+	items := []*yaml.Node{v}
+	if v.Kind == yaml.SequenceNode {
+		items = v.Content
+		if len(items) == 0 {
+			d.Errorf(source.At(v), "on.%s in state %q has no branches", e.Key, s.Name)
+		}
+	}
+	unguarded := -1
+	for _, item := range items {
+		b := d.branch(def, s, e.Key, item)
+		if b == nil {
+			continue
+		}
+		b.Index = len(h.Branches)
+		if unguarded >= 0 {
+			d.Errorf(b.Pos, "on.%s in state %q: this branch can never be taken, branch %d before it has no guard", e.Key, s.Name, unguarded+1)
+		}
+		if b.GuardSource == "" && unguarded < 0 {
+			unguarded = b.Index
+		}
+		h.Branches = append(h.Branches, b)
+	}
+	return h
+}
+
+func (d *parser) branch(def *Definition, s *State, event string, n *yaml.Node) *Branch {
+	n = d.Resolve(n)
+	b := &Branch{Pos: source.At(n)}
+	if n.Kind == yaml.ScalarNode && !source.IsNull(n) {
+		b.To = n.Value
+		return b
+	}
+	what := fmt.Sprintf("on.%s in state %q", event, s.Name)
+	if n.Kind != yaml.MappingNode {
+		d.Errorf(source.At(n), "%s must name a state, a transition {to, guard, guard_message, set} or a list of them, not %s", what, source.Describe(n))
+		return nil
+	}
+	entries, _ := d.Mapping(n, what)
+	spec := d.Keys(entries, "a transition", branchKeys...)
+	to, ok := spec["to"]
+	if !ok {
+		d.Errorf(source.At(n), "%s: a transition needs `to`", what)
+		return nil
+	}
+	b.To, _ = d.Scalar(to.Val, "to")
+	b.Pos = source.At(to.Val)
+	env := guards.Env{Context: def.Context}
+	if ev := def.Events[event]; ev != nil {
+		env.Event = ev.Payload
+	}
+	if g, ok := spec["guard"]; ok {
+		if src, ok := d.Scalar(g.Val, "guard"); ok {
+			b.GuardPos, b.GuardSource = source.At(g.Val), src
+			prog, err := guards.CompileGuard(src, env)
+			if err != nil {
+				d.exprError(g.Val, "guard", err)
+			}
+			b.Guard = prog
+		}
+	}
+	if m, ok := spec["guard_message"]; ok {
+		b.GuardMessage, _ = d.Scalar(m.Val, "guard_message")
+	}
+	if set, ok := spec["set"]; ok {
+		b.Set = d.assignments(def, set.Val, env)
+	}
+	return b
+}
+
+// assignments parses a `set` mapping of context field paths to expressions.
+func (d *parser) assignments(def *Definition, n *yaml.Node, env guards.Env) []*Assignment {
+	entries, _ := d.Mapping(n, "set")
+	var out []*Assignment
+	for _, e := range entries {
+		path := strings.Split(e.Key, ".")
+		f := def.Context.Path(path)
+		if f == nil {
+			d.Errorf(source.At(e.KeyNode), "set: the context has no field %q", e.Key)
+			continue
+		}
+		src, ok := d.Scalar(e.Val, "set "+e.Key)
+		if !ok {
+			continue
+		}
+		prog, err := guards.CompileValue(src, env, f.Type)
+		if err != nil {
+			d.exprError(e.Val, "set "+e.Key, err)
+			continue
+		}
+		out = append(out, &Assignment{Path: path, Field: f, Expr: prog, Pos: source.At(e.KeyNode)})
+	}
+	return out
+}
+
+func (d *parser) timer(def *Definition, s *State, n *yaml.Node) *Timer {
+	what := fmt.Sprintf("a timer of state %q", s.Name)
+	entries, ok := d.Mapping(n, what)
+	if !ok {
+		return nil
+	}
+	spec := d.Keys(entries, what, timerKeys...)
+	t := &Timer{Pos: source.At(d.Resolve(n))}
+	if e, ok := spec["event"]; ok {
+		t.Event, _ = d.Scalar(e.Val, "event")
+	} else {
+		d.Errorf(t.Pos, "%s needs `event`", what)
+	}
+	after, hasAfter := spec["after"]
+	at, hasAt := spec["at"]
+	switch {
+	case hasAfter && hasAt:
+		d.Errorf(source.At(at.KeyNode), "%s has both `after` and `at`; give one", what)
+	case hasAfter:
+		if src, ok := d.Scalar(after.Val, "after"); ok {
+			dur, err := schema.ParseDuration(src)
+			switch {
+			case err != nil:
+				d.Errorf(source.At(after.Val), "after: %q is not a duration (write e.g. 90m, 72h or 3d)", src)
+			case dur <= 0:
+				d.Errorf(source.At(after.Val), "after: %q must be positive", src)
+			}
+			t.After = dur
+		}
+	case hasAt:
+		if src, ok := d.Scalar(at.Val, "at"); ok {
+			prog, err := guards.CompileTime(src, guards.Env{Context: def.Context, NoEvent: true})
+			if err != nil {
+				d.exprError(at.Val, "at", err)
+			}
+			t.At = prog
+		}
+	default:
+		d.Errorf(t.Pos, "%s needs `after` (a duration) or `at` (a time expression)", what)
+	}
+	return t
+}
+
+func (d *parser) migrate(def *Definition, e source.Entry) *Migrate {
+	m := &Migrate{Policy: "auto", States: map[string]*MigrateRule{}, Pos: source.At(e.KeyNode)}
+	entries, _ := d.Mapping(e.Val, "migrate")
+	spec := d.Keys(entries, "migrate", migrateKeys...)
+	if p, ok := spec["policy"]; ok {
+		if s, ok := d.Scalar(p.Val, "policy"); ok {
+			if s != "auto" && s != "manual" {
+				d.Errorf(source.At(p.Val), "migrate policy %q is not auto or manual", s)
+			}
+			m.Policy = s
+		}
+	}
+	if st, ok := spec["states"]; ok {
+		rules, _ := d.Mapping(st.Val, "migrate states")
+		for _, r := range rules {
+			rule := &MigrateRule{From: r.Key, Pos: source.At(r.KeyNode)}
+			v := d.Resolve(r.Val)
+			items := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				items = v.Content
+			}
+			for _, item := range items {
+				if b := d.migrateBranch(item, r.Key); b != nil {
+					rule.Branches = append(rule.Branches, b)
+				}
+			}
+			m.States[r.Key] = rule
+		}
+	}
+	if c, ok := spec["context"]; ok {
+		fields, _ := d.Mapping(c.Val, "migrate context")
+		for _, f := range fields {
+			if def.Context.Path(strings.Split(f.Key, ".")) == nil {
+				d.Errorf(source.At(f.KeyNode), "migrate context: the context has no field %q", f.Key)
+				continue
+			}
+			src, ok := d.Scalar(f.Val, "migrate context "+f.Key)
+			if !ok {
+				continue
+			}
+			if err := guards.Check(src); err != nil {
+				d.exprError(f.Val, "migrate context "+f.Key, err)
+			}
+			m.Context = append(m.Context, &MigrateAssignment{Path: strings.Split(f.Key, "."), Expr: src, Pos: source.At(f.KeyNode)})
+		}
+	}
+	return m
+}
+
+func (d *parser) migrateBranch(n *yaml.Node, from string) *MigrateBranch {
+	n = d.Resolve(n)
+	if n.Kind == yaml.ScalarNode && !source.IsNull(n) {
+		return &MigrateBranch{To: n.Value, Pos: source.At(n)}
+	}
+	what := fmt.Sprintf("migrate rule for state %q", from)
+	entries, ok := d.Mapping(n, what)
+	if !ok {
+		return nil
+	}
+	spec := d.Keys(entries, what, migrateBranch...)
+	to, ok := spec["to"]
+	if !ok {
+		d.Errorf(source.At(n), "%s needs `to`", what)
+		return nil
+	}
+	b := &MigrateBranch{Pos: source.At(to.Val)}
+	b.To, _ = d.Scalar(to.Val, "to")
+	if g, ok := spec["guard"]; ok {
+		if src, ok := d.Scalar(g.Val, "guard"); ok {
+			b.Guard = src
+			if err := guards.Check(src); err != nil {
+				d.exprError(g.Val, "guard", err)
+			}
+		}
+	}
+	return b
+}
+
+// exprError reports a compile error at its place within the YAML scalar where that can be known:
+// a one-line plain or quoted scalar.
+func (d *parser) exprError(n *yaml.Node, what string, err error) {
+	p := source.At(n)
+	if ge, ok := err.(*guards.Error); ok {
+		if ge.Line == 1 && !strings.Contains(n.Value, "\n") && (n.Style == 0 || n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle) {
+			p.Col += ge.Column
+			if n.Style != 0 {
+				p.Col++
+			}
+		}
+	}
+	d.Errorf(p, "%s: %v", what, err)
+}

@@ -1,0 +1,95 @@
+package machine
+
+import (
+	"github.com/fsmd-io/fsmd/internal/source"
+	"path/filepath"
+	"strings"
+)
+
+// validate checks what spans the whole definition: names that refer to states and events, and the
+// shape of the graph. Parse errors leave parts out of the model, never malformed, so it runs after
+// them too and every problem is reported at once; the warnings about the graph wait for a clean one.
+func validate(def *Definition, r *source.Reporter) {
+	if def.Initial != "" && def.States[def.Initial] == nil {
+		r.Errorf(def.InitialPos, "initial state %q is not a declared state", def.Initial)
+	}
+	finals := 0
+	for _, name := range def.StateOrder {
+		s := def.States[name]
+		if s.Final {
+			finals++
+		}
+		for _, ev := range s.OnOrder {
+			for _, b := range s.On[ev].Branches {
+				if def.States[b.To] == nil {
+					r.Errorf(b.Pos, "on.%s in state %q goes to %q, which is not a declared state", ev, name, b.To)
+				}
+			}
+		}
+		for _, t := range s.Timers {
+			if t.Event != "" && s.On[t.Event] == nil {
+				r.Errorf(t.Pos, "timer event %q is not handled in `on` of state %q", t.Event, name)
+			}
+		}
+	}
+	if def.Migrate != nil {
+		for _, rule := range def.Migrate.States {
+			for _, b := range rule.Branches {
+				if def.States[b.To] == nil {
+					r.Errorf(b.Pos, "migrate: state %q maps to %q, which this version does not have", rule.From, b.To)
+				}
+			}
+		}
+	}
+	if r.Diags.Errors() > 0 {
+		return
+	}
+	warnGraph(def, r, finals)
+}
+
+// warnGraph reports what is legal but likely a mistake.
+func warnGraph(def *Definition, r *source.Reporter, finals int) {
+	base := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(r.File), ".yaml"), ".yml")
+	if def.Name != base && r.File != "" {
+		r.Warnf(def.NamePos, "definition %q is in a file named %s; name the file %s.yaml", def.Name, filepath.Base(r.File), def.Name)
+	}
+	reached := map[string]bool{def.Initial: true}
+	queue := []string{def.Initial}
+	for len(queue) > 0 {
+		s := def.States[queue[0]]
+		queue = queue[1:]
+		for _, ev := range s.OnOrder {
+			for _, b := range s.On[ev].Branches {
+				if !reached[b.To] {
+					reached[b.To] = true
+					queue = append(queue, b.To)
+				}
+			}
+		}
+	}
+	handled := map[string]bool{}
+	for _, name := range def.StateOrder {
+		s := def.States[name]
+		if !reached[name] {
+			r.Warnf(s.Pos, "state %q is unreachable from the initial state %q", name, def.Initial)
+		}
+		out := false
+		for _, ev := range s.OnOrder {
+			handled[ev] = true
+			for _, b := range s.On[ev].Branches {
+				out = out || b.To != name
+			}
+		}
+		if !s.Final && !out {
+			r.Warnf(s.Pos, "state %q is not final and has no way out: no transition leads to another state", name)
+		}
+	}
+	for name, ev := range def.Events {
+		if !handled[name] {
+			r.Warnf(ev.Pos, "event %q is declared but no state handles it", name)
+		}
+	}
+	if finals == 0 {
+		r.Warnf(def.NamePos, "definition %q has no final state: its instances never finish", def.Name)
+	}
+}

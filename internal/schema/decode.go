@@ -1,0 +1,265 @@
+package schema
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DecodeError says which value, by its path, does not fit its type.
+type DecodeError struct {
+	Path    string // dotted, e.g. "customer.tier" or "tags[2]"; empty for the value itself
+	Message string
+}
+
+func (e *DecodeError) Error() string {
+	if e.Path == "" {
+		return e.Message
+	}
+	return e.Path + ": " + e.Message
+}
+
+// Options control Decode.
+type Options struct {
+	// Required makes a missing field with required: true an error (creating an instance).
+	Required bool
+}
+
+// Decode converts a loosely typed value (from encoding/json, YAML, or already typed) into the typed
+// value of t. Objects get every declared field: missing ones take their default or zero. Unknown fields
+// are errors. prefix names the value in errors ("" for none).
+func (t *Type) Decode(v any, prefix string, o Options) (any, error) {
+	switch t.Kind {
+	case Any:
+		return Clone(v), nil
+	case String:
+		if s, ok := v.(string); ok {
+			return s, nil
+		}
+	case Int:
+		if n, ok := toInt(v); ok {
+			return n, nil
+		}
+		if _, isNum := toFloat(v); isNum {
+			return nil, &DecodeError{prefix, fmt.Sprintf("expected int, got %s (a number with a fraction)", describe(v))}
+		}
+	case Float:
+		if f, ok := toFloat(v); ok {
+			if math.IsInf(f, 0) || math.IsNaN(f) {
+				return nil, &DecodeError{prefix, fmt.Sprintf("expected a finite float, got %v", f)}
+			}
+			return f, nil
+		}
+	case Bool:
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+	case Time:
+		switch x := v.(type) {
+		case time.Time:
+			return x, nil
+		case string:
+			tm, err := time.Parse(time.RFC3339Nano, x)
+			if err != nil {
+				return nil, &DecodeError{prefix, fmt.Sprintf("expected time (RFC 3339, e.g. 2026-01-02T15:04:05Z), got %q", x)}
+			}
+			return tm, nil
+		}
+	case Duration:
+		switch x := v.(type) {
+		case time.Duration:
+			return x, nil
+		case string:
+			d, err := ParseDuration(x)
+			if err != nil {
+				return nil, &DecodeError{prefix, fmt.Sprintf("expected duration (e.g. 90m, 72h, 3d), got %q", x)}
+			}
+			return d, nil
+		}
+	case List:
+		if l, ok := v.([]any); ok {
+			out := make([]any, len(l))
+			for i, x := range l {
+				d, err := t.Elem.Decode(x, fmt.Sprintf("%s[%d]", prefix, i), o)
+				if err != nil {
+					return nil, err
+				}
+				out[i] = d
+			}
+			return out, nil
+		}
+	case Object:
+		if m, ok := v.(map[string]any); ok {
+			return t.decodeObject(m, prefix, o)
+		}
+	}
+	return nil, &DecodeError{prefix, fmt.Sprintf("expected %s, got %s", t, describe(v))}
+}
+
+func (t *Type) decodeObject(m map[string]any, prefix string, o Options) (map[string]any, error) {
+	var unknown []string
+	for k := range m {
+		if t.Field(k) == nil {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, &DecodeError{join(prefix, unknown[0]), "unknown field"}
+	}
+	out := make(map[string]any, len(t.Fields))
+	for _, f := range t.Fields {
+		x, ok := m[f.Name]
+		if !ok {
+			if o.Required && f.Required {
+				return nil, &DecodeError{join(prefix, f.Name), "required field is missing"}
+			}
+			out[f.Name] = f.initial()
+			continue
+		}
+		d, err := f.Type.Decode(x, join(prefix, f.Name), o)
+		if err != nil {
+			return nil, err
+		}
+		out[f.Name] = d
+	}
+	return out, nil
+}
+
+func join(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
+}
+
+func toInt(v any) (int, bool) {
+	switch x := v.(type) {
+	case int:
+		return x, true
+	case int64:
+		return int(x), true
+	case int32:
+		return int(x), true
+	case uint64:
+		if x <= math.MaxInt64 {
+			return int(x), true
+		}
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int(x), true
+		}
+	case json.Number:
+		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return int(n), true
+		}
+	}
+	return 0, false
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case json.Number:
+		if f, err := x.Float64(); err == nil {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return fmt.Sprintf("string %q", truncate(x))
+	case bool:
+		return "bool"
+	case int, int64, int32, uint64, float64, float32, json.Number:
+		return "number"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "object"
+	case time.Time:
+		return "time"
+	case time.Duration:
+		return "duration"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// ParseDuration parses Go duration syntax ("90m", "1h30m") extended with days ("3d", "1d12h"), as
+// definitions write them. A day is 24 hours.
+func ParseDuration(s string) (time.Duration, error) {
+	if !strings.Contains(s, "d") {
+		return time.ParseDuration(s)
+	}
+	rest, neg := s, false
+	if strings.HasPrefix(rest, "-") {
+		rest, neg = rest[1:], true
+	}
+	i := strings.IndexByte(rest, 'd')
+	days, err := strconv.ParseFloat(rest[:i], 64)
+	if err != nil || i == 0 || days > 1e5 {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	d := time.Duration(days * float64(24*time.Hour))
+	if tail := rest[i+1:]; tail != "" {
+		t, err := time.ParseDuration(tail)
+		if err != nil || strings.HasPrefix(tail, "-") || strings.HasPrefix(tail, "+") {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		d += t
+	}
+	if neg {
+		d = -d
+	}
+	return d, nil
+}
+
+// Encode converts a typed value into its JSON form: times as RFC 3339, durations in Go syntax.
+func Encode(v any) any {
+	switch x := v.(type) {
+	case time.Time:
+		return x.Format(time.RFC3339Nano)
+	case time.Duration:
+		return x.String()
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = Encode(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = Encode(e)
+		}
+		return l
+	}
+	return v
+}

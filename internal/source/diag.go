@@ -1,0 +1,112 @@
+// Package source reads the YAML files users write (definitions and transition tables) with the
+// line:col of every node, within limits that keep hostile input an error, and reports problems about
+// them as compilers do: "path:line:col: error: message".
+package source
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// Severity of a diagnostic.
+type Severity string
+
+// Severities.
+const (
+	SevError   Severity = "error"
+	SevWarning Severity = "warning"
+)
+
+// Diagnostic is one problem found in a definition file. Line and Col are 0 when the problem has no
+// position within the file (the file cannot be read, a folder holds no definition).
+type Diagnostic struct {
+	File     string   `json:"file"`
+	Line     int      `json:"line"`
+	Col      int      `json:"column"`
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
+}
+
+// String formats d as compilers do: "path:line:col: error: message".
+func (d Diagnostic) String() string {
+	if d.Line == 0 {
+		return fmt.Sprintf("%s: %s: %s", d.File, d.Severity, d.Message)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s: %s", d.File, d.Line, d.Col, d.Severity, d.Message)
+}
+
+// Diagnostics is every problem found, errors and warnings.
+type Diagnostics []Diagnostic
+
+// Errors counts the errors.
+func (ds Diagnostics) Errors() int { return ds.count(SevError) }
+
+// Warnings counts the warnings.
+func (ds Diagnostics) Warnings() int { return ds.count(SevWarning) }
+
+func (ds Diagnostics) count(s Severity) int {
+	n := 0
+	for _, d := range ds {
+		if d.Severity == s {
+			n++
+		}
+	}
+	return n
+}
+
+// Sort orders diagnostics by file and position, keeping the order of those at one place.
+func (ds Diagnostics) Sort() {
+	sort.SliceStable(ds, func(i, j int) bool {
+		a, b := ds[i], ds[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+}
+
+// WriteText writes one line per diagnostic.
+func (ds Diagnostics) WriteText(w io.Writer) error {
+	for _, d := range ds {
+		if _, err := fmt.Fprintln(w, d.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteJSON writes the diagnostics as a JSON array (never null).
+func (ds Diagnostics) WriteJSON(w io.Writer) error {
+	if ds == nil {
+		ds = Diagnostics{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(ds)
+}
+
+// Pos is a position in a file: line and column from 1.
+type Pos struct {
+	Line, Col int
+}
+
+// Reporter collects the diagnostics of one file.
+type Reporter struct {
+	File  string
+	Diags Diagnostics
+}
+
+// Errorf reports an error at p.
+func (r *Reporter) Errorf(p Pos, format string, args ...any) {
+	r.Diags = append(r.Diags, Diagnostic{r.File, p.Line, p.Col, SevError, fmt.Sprintf(format, args...)})
+}
+
+// Warnf reports a warning at p.
+func (r *Reporter) Warnf(p Pos, format string, args ...any) {
+	r.Diags = append(r.Diags, Diagnostic{r.File, p.Line, p.Col, SevWarning, fmt.Sprintf(format, args...)})
+}

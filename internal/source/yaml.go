@@ -1,0 +1,265 @@
+package source
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Limits on files, so that hostile input is an error and never a hang.
+const (
+	MaxFileBytes = 1 << 20   // a definition or table file
+	MaxNodes     = 1_000_000 // YAML nodes visited in one file, aliases expanded (alias bombs)
+)
+
+// errBudget stops the walk of a document that expands to too many nodes.
+var errBudget = errors.New("budget")
+
+// Doc walks one YAML document, reporting problems with their line:col. Its methods report what is
+// wrong and return what they could read, so a caller goes on and every problem is found in one pass.
+type Doc struct {
+	*Reporter
+	budget int
+}
+
+// Walk parses data as one YAML document and calls walk with its root. A document that expands to more
+// than MaxNodes nodes through aliases stops the walk with an error; walk's result is then discarded.
+func Walk(r *Reporter, data []byte, walk func(d *Doc, root *yaml.Node)) (ok bool) {
+	if len(data) > MaxFileBytes {
+		r.Errorf(Pos{}, "the file is %d bytes; the limit is %d", len(data), MaxFileBytes)
+		return false
+	}
+	root, p, err := parseYAML(data)
+	if err != nil {
+		r.Errorf(p, "%v", err)
+		return false
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			if v != errBudget {
+				panic(v)
+			}
+			r.Errorf(Pos{}, "the document expands to more than %d YAML nodes (through aliases?)", MaxNodes)
+			ok = false
+		}
+	}()
+	walk(&Doc{Reporter: r, budget: MaxNodes}, root)
+	return true
+}
+
+// Entry is one key and value of a mapping.
+type Entry struct {
+	Key     string
+	KeyNode *yaml.Node
+	Val     *yaml.Node
+}
+
+// At is the position of a node.
+func At(n *yaml.Node) Pos { return Pos{n.Line, n.Column} }
+
+// parseYAML reads one YAML document into a node tree.
+func parseYAML(data []byte) (*yaml.Node, Pos, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, Pos{}, errors.New("the file is empty")
+		}
+		return nil, yamlErrorPos(err), fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, At(&extra), errors.New("the file holds more than one YAML document; put one definition in each file")
+	} else if !errors.Is(err, io.EOF) {
+		return nil, yamlErrorPos(err), fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		return root.Content[0], Pos{}, nil
+	}
+	return &root, Pos{}, nil
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+)`)
+
+func yamlErrorPos(err error) Pos {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return Pos{n, 1}
+	}
+	return Pos{}
+}
+
+// Resolve follows aliases and charges the walk's budget.
+func (d *Doc) Resolve(n *yaml.Node) *yaml.Node {
+	d.budget--
+	if d.budget < 0 {
+		panic(errBudget)
+	}
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// IsNull reports whether n is an empty value.
+func IsNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// Describe names what kind of node n is, for messages.
+func Describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if IsNull(n) {
+			return "nothing"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+// Mapping returns the entries of a mapping node in order, reporting duplicate keys. what names the
+// node in messages ("state \"paid\"").
+func (d *Doc) Mapping(n *yaml.Node, what string) ([]Entry, bool) {
+	n = d.Resolve(n)
+	if IsNull(n) {
+		return nil, true
+	}
+	if n.Kind != yaml.MappingNode {
+		d.Errorf(At(n), "%s must be a mapping, not %s", what, Describe(n))
+		return nil, false
+	}
+	out := make([]Entry, 0, len(n.Content)/2)
+	seen := make(map[string]bool, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := d.Resolve(n.Content[i]), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.Errorf(At(k), "a key in %s must be a plain name, not %s", what, Describe(k))
+			continue
+		}
+		if k.Tag == "!!merge" {
+			d.Errorf(At(k), "merge keys (<<) are not supported; repeat the keys or use an alias for the value")
+			continue
+		}
+		if seen[k.Value] {
+			d.Errorf(At(k), "duplicate key %q in %s", k.Value, what)
+			continue
+		}
+		seen[k.Value] = true
+		out = append(out, Entry{k.Value, k, v})
+	}
+	return out, true
+}
+
+// Keys checks the entries against the keys allowed in what and returns them by key.
+func (d *Doc) Keys(entries []Entry, what string, allowed ...string) map[string]Entry {
+	m := make(map[string]Entry, len(entries))
+	for _, e := range entries {
+		if !contains(allowed, e.Key) {
+			d.Errorf(At(e.KeyNode), "unknown key %q in %s (expected %s)", e.Key, what, list(allowed))
+			continue
+		}
+		m[e.Key] = e
+	}
+	return m
+}
+
+// Scalar returns the text of a scalar node; anything else is reported.
+func (d *Doc) Scalar(n *yaml.Node, what string) (string, bool) {
+	n = d.Resolve(n)
+	if n.Kind != yaml.ScalarNode || IsNull(n) {
+		d.Errorf(At(n), "%s must be a single value, not %s", what, Describe(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// Boolean returns the value of a true/false node.
+func (d *Doc) Boolean(n *yaml.Node, what string) bool {
+	n = d.Resolve(n)
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+		b, err := strconv.ParseBool(n.Value)
+		if err == nil {
+			return b
+		}
+		return n.Value == "True" || n.Value == "TRUE"
+	}
+	d.Errorf(At(n), "%s must be true or false, not %s", what, Describe(n))
+	return false
+}
+
+// Sequence returns the items of a list node.
+func (d *Doc) Sequence(n *yaml.Node, what string) []*yaml.Node {
+	n = d.Resolve(n)
+	if IsNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.Errorf(At(n), "%s must be a list, not %s", what, Describe(n))
+		return nil
+	}
+	return n.Content
+}
+
+// Identifier is the form of state, event and field names: usable as names in expressions.
+var Identifier = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
+
+// Name checks a state, event or field name: an identifier, so expressions can use it.
+func (d *Doc) Name(n *yaml.Node, kind string) bool {
+	if !Identifier.MatchString(n.Value) {
+		d.Errorf(At(n), "%s name %q is not valid: it must start with a letter and hold only letters, digits and _ (at most 63)", kind, n.Value)
+		return false
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func list(words []string) string {
+	s := append([]string(nil), words...)
+	sort.Strings(s)
+	if len(s) == 1 {
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
+
+// ReadFile reads a file of at most MaxFileBytes, so that a huge file is refused without being read.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		size := int64(len(data))
+		if info, err := f.Stat(); err == nil {
+			size = info.Size()
+		}
+		return nil, fmt.Errorf("the file is %d bytes; the limit is %d", size, MaxFileBytes)
+	}
+	return data, nil
+}
