@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -167,7 +168,7 @@ func (d *Doc) Mapping(n *yaml.Node, what string) ([]Entry, bool) {
 func (d *Doc) Keys(entries []Entry, what string, allowed ...string) map[string]Entry {
 	m := make(map[string]Entry, len(entries))
 	for _, e := range entries {
-		if !contains(allowed, e.Key) {
+		if !slices.Contains(allowed, e.Key) {
 			d.Errorf(At(e.KeyNode), "unknown key %q in %s (expected %s)", e.Key, what, list(allowed))
 			continue
 		}
@@ -223,15 +224,6 @@ func (d *Doc) Name(n *yaml.Node, kind string) bool {
 		return false
 	}
 	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func list(words []string) string {

@@ -1,0 +1,261 @@
+// Package table runs transition tables: the <name>.test.yaml files kept next to definitions
+// (definitions.md §3). Each case sets an instance's snapshot, applies events and clock advances through
+// the real engine, and compares the outcome. The same runner serves `fsmd test` and `go test`.
+package table
+
+import (
+	"regexp"
+	"slices"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/schema"
+	"github.com/fsmd-io/fsmd/internal/source"
+)
+
+// DefaultNow is the time of a case that gives none.
+var DefaultNow = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Table is one parsed transition table.
+type Table struct {
+	File       string
+	Definition string // the name given by `definition:`, or ""
+	Cases      []*Case
+}
+
+// Case is one scenario.
+type Case struct {
+	Name  string
+	Line  int
+	Given Given
+	Steps []Step
+	Then  Then
+}
+
+// Given is the snapshot a case starts from.
+type Given struct {
+	State string         // "" for the initial state
+	Ctx   map[string]any // merged over the defaults
+	Now   time.Time
+}
+
+// Step is an event or a clock advance.
+type Step struct {
+	Event   string
+	Payload map[string]any
+	Advance time.Duration // when Event is ""
+	Line    int
+}
+
+func (s Step) String() string {
+	if s.Event == "" {
+		return "advance " + s.Advance.String()
+	}
+	return "event " + s.Event
+}
+
+// Then is what a case expects; nil fields are not compared.
+type Then struct {
+	State *string
+	Ctx   map[string]any // a subset of the context
+	Error *string
+	Final *bool
+}
+
+var (
+	tableKeys = []string{"definition", "cases", "migrations"}
+	caseKeys  = []string{"name", "given", "when", "then"}
+	givenKeys = []string{"state", "ctx", "now"}
+	stepKeys  = []string{"event", "payload", "advance"}
+	thenKeys  = []string{"state", "ctx", "error", "final"}
+	codes     = []string{machine.CodeUnknownEvent, machine.CodeInvalidTransition, machine.CodeGuardRejected,
+		machine.CodeInstanceFinal, machine.CodeInvalidPayload, machine.CodeExpressionFailed}
+	defName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+)
+
+// Parse reads a transition table. Problems are reported all at once, with their line:col.
+func Parse(file string, data []byte) (*Table, source.Diagnostics) {
+	r := &source.Reporter{File: file}
+	t := &Table{File: file}
+	source.Walk(r, data, func(d *source.Doc, root *yaml.Node) {
+		p := &parser{d}
+		entries, _ := d.Mapping(root, "a transition table")
+		top := d.Keys(entries, "a transition table", tableKeys...)
+		if e, ok := top["definition"]; ok {
+			if s, ok := d.Scalar(e.Val, "definition"); ok {
+				t.Definition = s
+				if !defName.MatchString(s) {
+					d.Errorf(source.At(e.Val), "definition name %q is not valid", s)
+				}
+			}
+		}
+		if e, ok := top["migrations"]; ok {
+			d.Errorf(source.At(e.KeyNode), "`migrations:` tests are not supported by this version of fsmd yet")
+		}
+		e, ok := top["cases"]
+		if !ok {
+			d.Errorf(source.At(root), "missing required key \"cases\"")
+			return
+		}
+		names := map[string]int{}
+		for _, n := range d.Sequence(e.Val, "cases") {
+			c := p.testCase(n)
+			if c == nil {
+				continue
+			}
+			if line, dup := names[c.Name]; dup {
+				d.Errorf(source.Pos{Line: c.Line, Col: 1}, "case %q is already named at line %d; names must be unique", c.Name, line)
+			}
+			names[c.Name] = c.Line
+			t.Cases = append(t.Cases, c)
+		}
+	})
+	r.Diags.Sort()
+	return t, r.Diags
+}
+
+type parser struct {
+	*source.Doc
+}
+
+func (p *parser) testCase(n *yaml.Node) *Case {
+	n = p.Resolve(n)
+	entries, ok := p.Mapping(n, "a case")
+	if !ok {
+		return nil
+	}
+	spec := p.Keys(entries, "a case", caseKeys...)
+	c := &Case{Line: n.Line, Given: Given{Now: DefaultNow}}
+	if e, ok := spec["name"]; ok {
+		c.Name, _ = p.Scalar(e.Val, "name")
+	} else {
+		p.Errorf(source.At(n), "a case needs a `name`")
+	}
+	if e, ok := spec["given"]; ok {
+		p.given(&c.Given, e.Val)
+	}
+	if e, ok := spec["when"]; ok {
+		v := p.Resolve(e.Val)
+		items := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			items = v.Content
+		}
+		for _, item := range items {
+			if s, ok := p.step(item); ok {
+				c.Steps = append(c.Steps, s)
+			}
+		}
+	}
+	if e, ok := spec["then"]; ok {
+		p.then(&c.Then, e.Val)
+	} else {
+		p.Errorf(source.At(n), "case %q needs `then`", c.Name)
+	}
+	return c
+}
+
+func (p *parser) given(g *Given, n *yaml.Node) {
+	entries, _ := p.Mapping(n, "given")
+	spec := p.Keys(entries, "given", givenKeys...)
+	if e, ok := spec["state"]; ok {
+		g.State, _ = p.Scalar(e.Val, "given.state")
+	}
+	if e, ok := spec["ctx"]; ok {
+		g.Ctx = p.object(e.Val, "given.ctx")
+	}
+	if e, ok := spec["now"]; ok {
+		g.Now = p.time(e.Val, "given.now")
+	}
+}
+
+func (p *parser) step(n *yaml.Node) (Step, bool) {
+	n = p.Resolve(n)
+	entries, ok := p.Mapping(n, "a step")
+	if !ok {
+		return Step{}, false
+	}
+	spec := p.Keys(entries, "a step", stepKeys...)
+	s := Step{Line: n.Line}
+	ev, isEvent := spec["event"]
+	adv, isAdvance := spec["advance"]
+	switch {
+	case isEvent && isAdvance:
+		p.Errorf(source.At(n), "a step is an event or an advance, not both")
+		return s, false
+	case isEvent:
+		s.Event, _ = p.Scalar(ev.Val, "event")
+		if e, ok := spec["payload"]; ok {
+			s.Payload = p.object(e.Val, "payload")
+		}
+	case isAdvance:
+		if _, ok := spec["payload"]; ok {
+			p.Errorf(source.At(n), "an advance step takes no payload")
+		}
+		if src, ok := p.Scalar(adv.Val, "advance"); ok {
+			d, err := schema.ParseDuration(src)
+			if err != nil || d < 0 {
+				p.Errorf(source.At(adv.Val), "advance: %q is not a positive duration (write e.g. 90m, 72h or 3d)", src)
+				return s, false
+			}
+			s.Advance = d
+		}
+	default:
+		p.Errorf(source.At(n), "a step needs `event` or `advance`")
+		return s, false
+	}
+	return s, true
+}
+
+func (p *parser) then(t *Then, n *yaml.Node) {
+	entries, _ := p.Mapping(n, "then")
+	spec := p.Keys(entries, "then", thenKeys...)
+	if e, ok := spec["state"]; ok {
+		if s, ok := p.Scalar(e.Val, "then.state"); ok {
+			t.State = &s
+		}
+	}
+	if e, ok := spec["ctx"]; ok {
+		t.Ctx = p.object(e.Val, "then.ctx")
+	}
+	if e, ok := spec["error"]; ok {
+		if s, ok := p.Scalar(e.Val, "then.error"); ok {
+			t.Error = &s
+			if !slices.Contains(codes, s) {
+				p.Errorf(source.At(e.Val), "then.error %q is not an error code the engine returns (%v)", s, codes)
+			}
+		}
+	}
+	if e, ok := spec["final"]; ok {
+		b := p.Boolean(e.Val, "then.final")
+		t.Final = &b
+	}
+}
+
+// object decodes a mapping into loosely typed values; the definition's schema types them later.
+func (p *parser) object(n *yaml.Node, what string) map[string]any {
+	n = p.Resolve(n)
+	if source.IsNull(n) {
+		return map[string]any{}
+	}
+	if n.Kind != yaml.MappingNode {
+		p.Errorf(source.At(n), "%s must be a mapping, not %s", what, source.Describe(n))
+		return nil
+	}
+	var m map[string]any
+	if err := n.Decode(&m); err != nil {
+		p.Errorf(source.At(n), "%s: %v", what, err)
+		return nil
+	}
+	return m
+}
+
+func (p *parser) time(n *yaml.Node, what string) time.Time {
+	n = p.Resolve(n)
+	var t time.Time
+	if err := n.Decode(&t); err != nil {
+		p.Errorf(source.At(n), "%s: %q is not a time (write RFC 3339, e.g. 2026-01-01T00:00:00Z)", what, n.Value)
+	}
+	return t
+}

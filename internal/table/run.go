@@ -1,0 +1,194 @@
+package table
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/schema"
+)
+
+// Result is the outcome of one case.
+type Result struct {
+	Case     *Case
+	Step     int      // the step the comparison was made after (from 1); 0 when there were none
+	Failures []string // "state: expected paid, got created"; none when the case passed
+	Trace    []string // what each step did, for -v
+}
+
+// Passed reports whether the case held.
+func (r *Result) Passed() bool { return len(r.Failures) == 0 }
+
+// instance is the state of a case as it runs: the snapshot, the virtual clock and the armed timers.
+type instance struct {
+	def     *machine.Definition
+	snap    machine.Snapshot
+	clock   time.Time
+	pending []machine.Due
+	cov     *Coverage
+	trace   []string
+}
+
+// Run runs one case of a table against def, recording what it exercises in cov (which may be nil).
+func Run(def *machine.Definition, c *Case, cov *Coverage) *Result {
+	res := &Result{Case: c}
+	in, err := start(def, c.Given, cov)
+	if err != nil {
+		res.Failures = []string{err.Error()}
+		return res
+	}
+	var stepErr error
+	for i, s := range c.Steps {
+		res.Step = i + 1
+		if s.Event != "" {
+			stepErr = in.fire(s.Event, s.Payload, "")
+		} else {
+			stepErr = in.advance(s.Advance)
+		}
+		if stepErr != nil {
+			break
+		}
+	}
+	res.Trace = in.trace
+	res.Failures = in.compare(c.Then, stepErr)
+	return res
+}
+
+func start(def *machine.Definition, g Given, cov *Coverage) (*instance, error) {
+	state := g.State
+	if state == "" {
+		state = def.Initial
+	}
+	if def.States[state] == nil {
+		return nil, fmt.Errorf("given.state: %q is not a state of %s", state, def.Name)
+	}
+	ctx, err := def.Context.Decode(orEmpty(g.Ctx), "ctx", schema.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("given.%v", err)
+	}
+	snap := machine.Snapshot{ID: "test", Version: 1, State: state, Context: ctx.(map[string]any), CreatedAt: g.Now, EnteredAt: g.Now}
+	due, err := def.Timers(snap)
+	if err != nil {
+		return nil, fmt.Errorf("arming the timers of %s: %v", state, err)
+	}
+	return &instance{def: def, snap: snap, clock: g.Now, pending: due, cov: cov}, nil
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// fire handles one event, as the service would.
+func (in *instance) fire(event string, payload map[string]any, via string) error {
+	t, err := machine.Fire(in.def, in.snap, event, payload, in.clock)
+	in.cov.record(in.def, in.snap.State, event, t, err)
+	if err != nil {
+		in.tracef("%s%s in %s: %s: %v", via, event, in.snap.State, machine.CodeOf(err), err)
+		return err
+	}
+	in.tracef("%s%s: %s -> %s", via, event, t.From, t.To)
+	in.snap.State, in.snap.Context, in.snap.EnteredAt = t.To, t.ContextAfter, in.clock
+	in.pending = t.Arm
+	return nil
+}
+
+// advance moves the clock by d, firing the timers that fall due on the way in deadline order, each at
+// its own deadline. A timer's event that is refused (its guard does not hold) has no effect, as in the
+// service; an expression that fails stops the step, since the definition is at fault.
+func (in *instance) advance(d time.Duration) error {
+	until := in.clock.Add(d)
+	for len(in.pending) > 0 {
+		sort.SliceStable(in.pending, func(i, j int) bool { return in.pending[i].At.Before(in.pending[j].At) })
+		next := in.pending[0]
+		if next.At.After(until) {
+			break
+		}
+		in.pending = in.pending[1:]
+		if next.At.After(in.clock) {
+			in.clock = next.At
+		}
+		err := in.fire(next.Event, nil, "timer ")
+		if machine.CodeOf(err) == machine.CodeExpressionFailed {
+			return err
+		}
+	}
+	in.clock = until
+	return nil
+}
+
+func (in *instance) tracef(format string, args ...any) {
+	in.trace = append(in.trace, in.clock.Format(time.RFC3339)+" "+fmt.Sprintf(format, args...))
+}
+
+// compare checks the outcome against then.
+func (in *instance) compare(then Then, stepErr error) []string {
+	var fails []string
+	code := machine.CodeOf(stepErr)
+	switch {
+	case then.Error != nil && stepErr == nil:
+		fails = append(fails, fmt.Sprintf("error: expected %s, got none (state %s)", *then.Error, in.snap.State))
+	case then.Error != nil && code != *then.Error:
+		fails = append(fails, fmt.Sprintf("error: expected %s, got %s: %v", *then.Error, orText(code), stepErr))
+	case then.Error == nil && stepErr != nil:
+		fails = append(fails, fmt.Sprintf("error: expected none, got %s: %v", orText(code), stepErr))
+	}
+	if then.State != nil && *then.State != in.snap.State {
+		fails = append(fails, fmt.Sprintf("state: expected %s, got %s", *then.State, in.snap.State))
+	}
+	if then.Final != nil && *then.Final != in.def.Final(in.snap.State) {
+		fails = append(fails, fmt.Sprintf("final: expected %v, got %v (state %s)", *then.Final, !*then.Final, in.snap.State))
+	}
+	if then.Ctx != nil {
+		fails = append(fails, subset(in.def.Context, then.Ctx, in.snap.Context, "ctx")...)
+	}
+	return fails
+}
+
+func orText(code string) string {
+	if code == "" {
+		return "an error without code"
+	}
+	return code
+}
+
+// subset compares the listed fields of want (loosely typed) with got (typed), into nested objects.
+func subset(t *schema.Type, want, got map[string]any, path string) []string {
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var fails []string
+	for _, k := range keys {
+		p := path + "." + k
+		f := t.Field(k)
+		if f == nil {
+			fails = append(fails, fmt.Sprintf("%s: the context has no such field", p))
+			continue
+		}
+		w, g := want[k], got[k]
+		if wm, ok := w.(map[string]any); ok && f.Type.Kind == schema.Object {
+			fails = append(fails, subset(f.Type, wm, g.(map[string]any), p)...)
+			continue
+		}
+		typed, err := f.Type.Decode(w, p, schema.Options{})
+		if err != nil {
+			var de *schema.DecodeError
+			if errors.As(err, &de) {
+				fails = append(fails, fmt.Sprintf("%s: the expected value does not fit: %s", de.Path, de.Message))
+			} else {
+				fails = append(fails, err.Error())
+			}
+			continue
+		}
+		if !schema.Equal(typed, g) {
+			fails = append(fails, fmt.Sprintf("%s: expected %s, got %s", p, show(typed), show(g)))
+		}
+	}
+	return fails
+}

@@ -1,0 +1,207 @@
+package table
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/source"
+)
+
+// Suite is the transition tables found under some paths, each with its definition.
+type Suite struct {
+	Tables   []*Loaded
+	Problems source.Diagnostics // tables that cannot run: unreadable, invalid, or without a valid definition
+	Broken   int                // how many table files have problems
+}
+
+// Loaded is a table ready to run.
+type Loaded struct {
+	*Table
+	Def *machine.Definition
+}
+
+// Files lists the transition tables under paths: *.test.yaml files as given, folders walked (leaving
+// out testdata and dot folders), and for a definition file the table next to it.
+func Files(paths ...string) ([]string, error) {
+	var files []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			if !machine.IsTable(p) {
+				p = strings.TrimSuffix(strings.TrimSuffix(p, ".yaml"), ".yml") + ".test.yaml"
+				if _, err := os.Stat(p); err != nil {
+					return nil, fmt.Errorf("%s is not a transition table, and no table sits next to it: %w", paths[0], err)
+				}
+			}
+			files = append(files, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, e fs.DirEntry, err error) error {
+			switch {
+			case err != nil:
+				return err
+			case e.IsDir() && path != p && (e.Name() == "testdata" || strings.HasPrefix(e.Name(), ".")):
+				return filepath.SkipDir
+			case !e.IsDir() && machine.IsTable(path):
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// Load reads the tables under paths and resolves their definitions. A path that does not exist is
+// returned as err; everything else wrong is in Problems, so the tables that can run still do.
+func Load(paths ...string) (*Suite, error) {
+	files, err := Files(paths...)
+	if err != nil {
+		return nil, err
+	}
+	s := &Suite{}
+	if len(files) == 0 {
+		s.Problems = append(s.Problems, source.Diagnostic{File: strings.Join(paths, ", "), Severity: source.SevError,
+			Message: "no transition tables (*.test.yaml) found"})
+		s.Broken++
+		return s, nil
+	}
+	r := resolver{dirs: map[string]*machine.Set{}}
+	for _, file := range files {
+		data, err := source.ReadFile(file)
+		if err != nil {
+			s.problem(source.Diagnostics{{File: file, Severity: source.SevError, Message: err.Error()}})
+			continue
+		}
+		t, diags := Parse(file, data)
+		if diags.Errors() > 0 {
+			s.problem(diags)
+			continue
+		}
+		def, diags := r.definition(t)
+		if def == nil {
+			s.problem(diags)
+			continue
+		}
+		s.Tables = append(s.Tables, &Loaded{Table: t, Def: def})
+	}
+	return s, nil
+}
+
+func (s *Suite) problem(ds source.Diagnostics) {
+	s.Problems = append(s.Problems, ds...)
+	s.Broken++
+}
+
+// resolver finds the definition of a table: the one its `definition:` names, looked for in its folder,
+// or else the file next to it (order.test.yaml tests order.yaml).
+type resolver struct {
+	dirs map[string]*machine.Set
+}
+
+func (r *resolver) definition(t *Table) (*machine.Definition, source.Diagnostics) {
+	fail := func(format string, args ...any) (*machine.Definition, source.Diagnostics) {
+		return nil, source.Diagnostics{{File: t.File, Severity: source.SevError, Message: fmt.Sprintf(format, args...)}}
+	}
+	dir := filepath.Dir(t.File)
+	base := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(t.File), ".test.yaml"), ".test.yml")
+	sibling := filepath.Join(dir, base+".yaml")
+	if t.Definition == "" {
+		if _, err := os.Stat(sibling); err != nil {
+			return fail("no definition to test: %s does not exist (name one with `definition:`)", sibling)
+		}
+		data, err := source.ReadFile(sibling)
+		if err != nil {
+			return fail("reading its definition %s: %v", sibling, err)
+		}
+		def, diags := machine.Parse(sibling, data)
+		if diags.Errors() > 0 {
+			return nil, append(diags, source.Diagnostic{File: t.File, Severity: source.SevError,
+				Message: fmt.Sprintf("its definition %s is invalid", sibling)})
+		}
+		return def, nil
+	}
+	set := r.dirs[dir]
+	if set == nil {
+		var err error
+		if set, _, err = machine.Load(dir); err != nil {
+			return fail("loading definitions in %s: %v", dir, err)
+		}
+		r.dirs[dir] = set
+	}
+	if def := set.ByName[t.Definition]; def != nil {
+		return def, nil
+	}
+	return fail("no valid definition named %q in %s (run fsmd validate %s)", t.Definition, dir, dir)
+}
+
+// Options control a run.
+type Options struct {
+	Run      *regexp.Regexp // run only the cases whose name matches; nil for all
+	Verbose  bool           // print every case and what each step did
+	Coverage bool           // print what no case exercised
+}
+
+// Summary counts the cases; a table that could not run counts as one failure.
+type Summary struct {
+	Passed, Failed int
+}
+
+// Run runs every case and reports to w: each failure with its file, case, step, expected and got,
+// then the coverage if asked, and last the line "N passed, M failed".
+func (s *Suite) Run(w io.Writer, o Options) Summary {
+	var sum Summary
+	s.Problems.WriteText(w)
+	sum.Failed += s.Broken
+	cov := NewCoverage()
+	for _, t := range s.Tables {
+		for _, c := range t.Cases {
+			if o.Run != nil && !o.Run.MatchString(c.Name) {
+				continue
+			}
+			res := Run(t.Def, c, cov)
+			if res.Passed() {
+				sum.Passed++
+				if o.Verbose {
+					fmt.Fprintf(w, "ok   %s:%d: %s\n", t.File, c.Line, c.Name)
+					writeTrace(w, res.Trace)
+				}
+				continue
+			}
+			sum.Failed++
+			fmt.Fprintf(w, "FAIL %s:%d: %s\n", t.File, c.Line, c.Name)
+			if res.Step > 0 {
+				st := c.Steps[res.Step-1]
+				fmt.Fprintf(w, "    after step %d (%s, line %d):\n", res.Step, st, st.Line)
+			}
+			for _, f := range res.Failures {
+				fmt.Fprintf(w, "    %s\n", f)
+			}
+			if o.Verbose {
+				writeTrace(w, res.Trace)
+			}
+		}
+	}
+	if o.Coverage {
+		cov.Write(w)
+	}
+	fmt.Fprintf(w, "%d passed, %d failed\n", sum.Passed, sum.Failed)
+	return sum
+}
+
+func writeTrace(w io.Writer, trace []string) {
+	for _, line := range trace {
+		fmt.Fprintf(w, "      %s\n", line)
+	}
+}
