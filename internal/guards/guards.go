@@ -90,8 +90,8 @@ func CompileValue(src string, env Env, want *schema.Type) (*Program, error) {
 }
 
 func compile(src string, env Env, want *schema.Type) (*Program, error) {
-	if len(src) > MaxSourceBytes {
-		return nil, &Error{Line: 1, Message: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), MaxSourceBytes)}
+	if err := tooLong(src); err != nil {
+		return nil, err
 	}
 	opts := []expr.Option{
 		expr.Env(envType(env)),
@@ -119,12 +119,19 @@ func compile(src string, env Env, want *schema.Type) (*Program, error) {
 // Check parses an expression without types: for expressions whose environment is known only later
 // (migration rules, compiled against the old version when a migration is planned).
 func Check(src string) error {
-	if len(src) > MaxSourceBytes {
-		return &Error{Line: 1, Message: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), MaxSourceBytes)}
+	if err := tooLong(src); err != nil {
+		return err
 	}
 	_, err := expr.Compile(src, expr.AllowUndefinedVariables(), expr.DisableBuiltin("now"), expr.MaxNodes(MaxNodes))
 	if err != nil {
 		return compileError(src, err)
+	}
+	return nil
+}
+
+func tooLong(src string) error {
+	if len(src) > MaxSourceBytes {
+		return &Error{Line: 1, Message: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), MaxSourceBytes)}
 	}
 	return nil
 }

@@ -1,0 +1,60 @@
+# fsmd: `make help` lists the targets. `make test` runs everything CI runs.
+GO        ?= go
+PKGS      := ./...
+FUZZTIME  ?= 10s
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+# Files written by `make generate`; verify fails when they differ from what is committed.
+GENERATED :=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/fsmd
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/fsmd ./cmd/fsmd
+
+.PHONY: test
+test: ## Run everything: vet, every test under the race detector, the example tables, brief fuzzing
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 $(PKGS)
+	$(GO) run ./cmd/fsmd validate definitions/
+	$(GO) run ./cmd/fsmd test --coverage definitions/
+	$(MAKE) --no-print-directory fuzz
+
+.PHONY: test-race
+test-race: ## Run the Go tests under the race detector
+	$(GO) test -race -count=1 $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/machine
+	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./internal/guards
+
+.PHONY: bench
+bench: ## Run the benchmarks (Fire against the looplab/fsm baseline, loading 1,000 definitions)
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+.PHONY: generate
+generate: ## Regenerate generated files
+	$(GO) generate $(PKGS)
+
+.PHONY: verify
+verify: ## Fail when go.mod/go.sum, formatting or generated files are not up to date
+	$(GO) mod tidy -diff
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(MAKE) --no-print-directory generate
+	$(if $(GENERATED),@git diff --exit-code --stat -- $(GENERATED) || (echo "generated files are stale: run make generate and commit"; exit 1))
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf bin
