@@ -1,6 +1,7 @@
 package table
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -36,13 +37,14 @@ func Files(paths ...string) ([]string, error) {
 			return nil, err
 		}
 		if !info.IsDir() {
+			file := p
 			if !machine.IsTable(p) {
-				p = strings.TrimSuffix(strings.TrimSuffix(p, ".yaml"), ".yml") + ".test.yaml"
-				if _, err := os.Stat(p); err != nil {
-					return nil, fmt.Errorf("%s is not a transition table, and no table sits next to it: %w", paths[0], err)
+				file = strings.TrimSuffix(strings.TrimSuffix(p, ".yaml"), ".yml") + ".test.yaml"
+				if _, err := os.Stat(file); err != nil {
+					return nil, fmt.Errorf("%s is not a transition table, and no table sits next to it: %w", p, err)
 				}
 			}
-			files = append(files, p)
+			files = append(files, file)
 			continue
 		}
 		err = filepath.WalkDir(p, func(path string, e fs.DirEntry, err error) error {
@@ -104,8 +106,9 @@ func (s *Suite) problem(ds source.Diagnostics) {
 	s.Broken++
 }
 
-// resolver finds the definition of a table: the one its `definition:` names, looked for in its folder,
-// or else the file next to it (order.test.yaml tests order.yaml).
+// resolver finds the definition of a table: the file named after it in its folder (order.test.yaml
+// tests order.yaml), or with `definition: NAME` the definition of that name, looked for first in
+// NAME.yaml and then in every file of the folder.
 type resolver struct {
 	dirs map[string]*machine.Set
 }
@@ -115,35 +118,42 @@ func (r *resolver) definition(t *Table) (*machine.Definition, source.Diagnostics
 		return nil, source.Diagnostics{{File: t.File, Severity: source.SevError, Message: fmt.Sprintf(format, args...)}}
 	}
 	dir := filepath.Dir(t.File)
-	base := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(t.File), ".test.yaml"), ".test.yml")
-	sibling := filepath.Join(dir, base+".yaml")
-	if t.Definition == "" {
-		if _, err := os.Stat(sibling); err != nil {
-			return fail("no definition to test: %s does not exist (name one with `definition:`)", sibling)
-		}
-		data, err := source.ReadFile(sibling)
-		if err != nil {
-			return fail("reading its definition %s: %v", sibling, err)
-		}
-		def, diags := machine.Parse(sibling, data)
+	name := t.Definition
+	if name == "" {
+		name = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(t.File), ".test.yaml"), ".test.yml")
+	}
+	file := filepath.Join(dir, name+".yaml")
+	if data, err := source.ReadFile(file); err == nil {
+		def, diags := machine.Parse(file, data)
 		if diags.Errors() > 0 {
 			return nil, append(diags, source.Diagnostic{File: t.File, Severity: source.SevError,
-				Message: fmt.Sprintf("its definition %s is invalid", sibling)})
+				Message: fmt.Sprintf("its definition %s is invalid", file)})
 		}
-		return def, nil
+		if def.Name == name {
+			return def, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fail("reading its definition: %v", err)
+	}
+	if t.Definition == "" {
+		return fail("no definition to test: %s does not exist (name one with `definition:`)", file)
 	}
 	set := r.dirs[dir]
 	if set == nil {
 		var err error
 		if set, _, err = machine.Load(dir); err != nil {
-			return fail("loading definitions in %s: %v", dir, err)
+			return fail("loading the definitions in %s: %v", dir, err)
 		}
 		r.dirs[dir] = set
 	}
-	if def := set.ByName[t.Definition]; def != nil {
+	if def := set.ByName[name]; def != nil {
 		return def, nil
 	}
-	return fail("no valid definition named %q in %s (run fsmd validate %s)", t.Definition, dir, dir)
+	have := "none"
+	if len(set.ByName) > 0 {
+		have = strings.Join(set.Names(), ", ")
+	}
+	return fail("no valid definition named %q in %s (valid there: %s; run fsmd validate %s)", name, dir, have, dir)
 }
 
 // Options control a run.
