@@ -96,9 +96,16 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 // newFlags makes the flag set of a command; its usage text goes to stdout for -h, stderr otherwise.
 func newFlags(name, args string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("fsmd "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	errs := &errWriter{w: stderr}
+	fs.SetOutput(errs)
 	fs.Usage = func() {
-		w := fs.Output()
+		// The flag package reports a wrong flag on the output before it calls Usage; -h it does not.
+		w := stdout
+		if errs.used {
+			w = stderr
+		}
+		fs.SetOutput(w)
+		defer fs.SetOutput(errs)
 		fmt.Fprintf(w, "Usage: fsmd %s %s\n", name, args)
 		for _, c := range commands() {
 			if c.name == name {
@@ -112,8 +119,18 @@ func newFlags(name, args string, stdout, stderr io.Writer) *flag.FlagSet {
 			fs.PrintDefaults()
 		}
 	}
-	_ = stdout
 	return fs
+}
+
+// errWriter remembers whether anything was written to stderr.
+type errWriter struct {
+	w    io.Writer
+	used bool
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	e.used = true
+	return e.w.Write(p)
 }
 
 // parse parses flags and positional arguments in any order (fsmd test definitions/ -v), as users
