@@ -106,7 +106,7 @@ func newFlags(name, args string, stdout, stderr io.Writer) *flag.FlagSet {
 		}
 		fs.SetOutput(w)
 		defer fs.SetOutput(errs)
-		fmt.Fprintf(w, "Usage: fsmd %s %s\n", name, args)
+		fmt.Fprintf(w, "Usage: %s\n", strings.TrimSpace("fsmd "+name+" "+args))
 		for _, c := range commands() {
 			if c.name == name {
 				fmt.Fprintf(w, "\n%s.\n", strings.ToUpper(c.summary[:1])+c.summary[1:])

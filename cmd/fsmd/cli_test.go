@@ -118,7 +118,7 @@ func TestRunCommands(t *testing.T) {
 		last string // the last line of stdout
 		out  string // a substring of stdout or stderr
 	}{
-		{args: []string{"validate", dir}, code: exitOK, last: "1 definitions, 0 errors, 0 warnings"},
+		{args: []string{"validate", dir}, code: exitOK, last: "1 definition, 0 errors, 0 warnings"},
 		{args: []string{"validate", "--format", "json", dir}, code: exitOK, out: `"definitions": [
     "switch"
   ]`},

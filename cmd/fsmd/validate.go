@@ -32,7 +32,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		writeJSON(stdout, set, diags)
 	} else {
 		diags.WriteText(stdout)
-		fmt.Fprintf(stdout, "%d definitions, %d errors, %d warnings\n", len(set.ByName), diags.Errors(), diags.Warnings())
+		fmt.Fprintf(stdout, "%s, %s, %s\n", plural(len(set.ByName), "definition"), plural(diags.Errors(), "error"), plural(diags.Warnings(), "warning"))
 	}
 	if diags.Errors() > 0 {
 		return exitFailed
@@ -55,4 +55,11 @@ func writeJSON(w io.Writer, set *machine.Set, diags source.Diagnostics) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(report{Definitions: set.Names(), Errors: diags.Errors(), Warnings: diags.Warnings(), Diagnostics: diags})
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

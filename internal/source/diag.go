@@ -19,8 +19,9 @@ const (
 	SevWarning Severity = "warning"
 )
 
-// Diagnostic is one problem found in a definition file. Line and Col are 0 when the problem has no
-// position within the file (the file cannot be read, a folder holds no definition).
+// Diagnostic is one problem found in a file. Line is 0 when the problem has no position within the
+// file (the file cannot be read, a folder holds no definition); Col is 0 when only the line is known
+// (YAML syntax errors).
 type Diagnostic struct {
 	File     string   `json:"file"`
 	Line     int      `json:"line"`
@@ -33,6 +34,9 @@ type Diagnostic struct {
 func (d Diagnostic) String() string {
 	if d.Line == 0 {
 		return fmt.Sprintf("%s: %s: %s", d.File, d.Severity, d.Message)
+	}
+	if d.Col == 0 {
+		return fmt.Sprintf("%s:%d: %s: %s", d.File, d.Line, d.Severity, d.Message)
 	}
 	return fmt.Sprintf("%s:%d:%d: %s: %s", d.File, d.Line, d.Col, d.Severity, d.Message)
 }

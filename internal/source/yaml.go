@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"regexp"
 	"slices"
@@ -74,13 +75,15 @@ func parseYAML(data []byte) (*yaml.Node, Pos, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, Pos{}, errors.New("the file is empty")
 		}
-		return nil, yamlErrorPos(err), fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		p, msg := yamlError(err)
+		return nil, p, errors.New(msg)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, At(&extra), errors.New("the file holds more than one YAML document; put one definition in each file")
 	} else if !errors.Is(err, io.EOF) {
-		return nil, yamlErrorPos(err), fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		p, msg := yamlError(err)
+		return nil, p, errors.New(msg)
 	}
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		return root.Content[0], Pos{}, nil
@@ -88,14 +91,28 @@ func parseYAML(data []byte) (*yaml.Node, Pos, error) {
 	return &root, Pos{}, nil
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func yamlErrorPos(err error) Pos {
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return Pos{n, 1}
+// parserProblems are the messages of go.yaml.in/yaml/v3's parser, as opposed to its scanner. For
+// them the library reports a line from 0 (its scanner errors count from 1), so one is added.
+var parserProblems = []string{
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'", "did not find expected '-' indicator",
+	"did not find expected <document start>", "did not find expected <stream-start>", "did not find expected key",
+	"did not find expected node content", "found duplicate %TAG directive", "found duplicate %YAML directive",
+	"found incompatible YAML document", "found undefined tag handle",
+}
+
+// yamlError turns a YAML syntax error into a position and a message without the library's prefix.
+func yamlError(err error) (Pos, string) {
+	m := yamlLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return Pos{}, "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
 	}
-	return Pos{}
+	line, _ := strconv.Atoi(m[1])
+	if slices.Contains(parserProblems, m[2]) {
+		line++
+	}
+	return Pos{Line: line}, "invalid YAML: " + m[2]
 }
 
 // Resolve follows aliases and charges the walk's budget.
@@ -254,4 +271,17 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("the file is %d bytes; the limit is %d", size, MaxFileBytes)
 	}
 	return data, nil
+}
+
+// PathError words a failure to open a path given on the command line for the user: "nope: no such
+// file or folder" rather than "stat nope: no such file or directory".
+func PathError(err error) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: no such file or folder", pe.Path)
+	}
+	return fmt.Errorf("%s: %v", pe.Path, pe.Err)
 }

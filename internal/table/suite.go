@@ -129,7 +129,7 @@ func (r *resolver) definition(t *Table) (*machine.Definition, source.Diagnostics
 			return nil, append(diags, source.Diagnostic{File: t.File, Severity: source.SevError,
 				Message: fmt.Sprintf("its definition %s is invalid", file)})
 		}
-		if def.Name == name {
+		if t.Definition == "" || def.Name == name {
 			return def, nil
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -206,6 +206,12 @@ func (s *Suite) Run(w io.Writer, o Options) Summary {
 	if o.Coverage {
 		cov.Write(w)
 	}
+	if s.Broken > 0 {
+		fmt.Fprintf(w, "%s could not run (each counted as one failed case)\n", plural(s.Broken, "table"))
+	}
+	if o.Run != nil && sum.Passed+sum.Failed == s.Broken {
+		fmt.Fprintf(w, "no case matches -run %q\n", o.Run)
+	}
 	fmt.Fprintf(w, "%d passed, %d failed\n", sum.Passed, sum.Failed)
 	return sum
 }
@@ -214,4 +220,11 @@ func writeTrace(w io.Writer, trace []string) {
 	for _, line := range trace {
 		fmt.Fprintf(w, "      %s\n", line)
 	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
