@@ -24,7 +24,11 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 
@@ -93,16 +97,21 @@ func compile(src string, env Env, want *schema.Type) (*Program, error) {
 	if err := tooLong(src); err != nil {
 		return nil, err
 	}
-	opts := []expr.Option{
-		expr.Env(envType(env)),
-		expr.DisableBuiltin("now"),
-		expr.Timezone("UTC"),
-		expr.MaxNodes(MaxNodes),
+	c := configs.get(configKey{Env: env, asBool: want == boolType})
+	defer configs.put(c)
+	key := programKey{src, want}
+	if r, ok := c.programs[key]; ok {
+		return r.prog, r.err
 	}
-	if want == boolType {
-		opts = append(opts, expr.AsBool())
+	p, err := compileIn(c.config, src, want)
+	if len(c.programs) < maxPrograms {
+		c.programs[key] = result{p, err}
 	}
-	prog, err := expr.Compile(src, opts...)
+	return p, err
+}
+
+func compileIn(config *conf.Config, src string, want *schema.Type) (*Program, error) {
+	prog, err := compileWith(src, config)
 	if err != nil {
 		return nil, compileError(src, err)
 	}
@@ -114,6 +123,122 @@ func compile(src string, env Env, want *schema.Type) (*Program, error) {
 		p.want = want
 	}
 	return p, nil
+}
+
+// compileWith is expr.Compile with a configuration made once per environment (see configCache):
+// building expr's configuration (its table of builtins, the types of the environment) costs more
+// than compiling a short expression, and a definition compiles many against the same few.
+func compileWith(src string, config *conf.Config) (*vm.Program, error) {
+	tree, err := checker.ParseCheck(src, config)
+	if err != nil {
+		return nil, err
+	}
+	if config.Optimize {
+		if err := optimizer.Optimize(&tree.Node, config); err != nil {
+			var fe *file.Error
+			if errors.As(err, &fe) {
+				return nil, fe.Bind(tree.Source)
+			}
+			return nil, err
+		}
+	}
+	return compiler.Compile(tree, config)
+}
+
+// newConfig makes the expr configuration of an environment, as expr.Compile would from these options.
+func newConfig(key configKey) *conf.Config {
+	opts := []expr.Option{
+		expr.Env(envType(key.Env)),
+		expr.DisableBuiltin("now"),
+		expr.Timezone("UTC"),
+		expr.MaxNodes(MaxNodes),
+	}
+	if key.asBool {
+		opts = append(opts, expr.AsBool())
+	}
+	c := conf.CreateNew()
+	for _, op := range opts {
+		op(c)
+	}
+	for name := range c.Disabled {
+		delete(c.Builtins, name)
+	}
+	c.Check()
+	return c
+}
+
+// configKey identifies an environment by the schema types it is built from, which are not changed
+// once a definition's parser has built them. The cache keeps them referenced, so an address is not
+// reused for another type while its entry lives.
+type configKey struct {
+	Env
+	asBool bool
+}
+
+// programKey identifies a compiled expression within its environment.
+type programKey struct {
+	src  string
+	want *schema.Type
+}
+
+// compiled is what compiling against one environment prepares and finds: the expr configuration,
+// and the results of the expressions compiled so far (a definition often repeats an expression: a
+// counter, a timestamp; and an alias repeats one as often as it is used).
+type compiled struct {
+	key      configKey
+	config   *conf.Config
+	programs map[programKey]result
+}
+
+type result struct {
+	prog *Program
+	err  error
+}
+
+// configCache keeps what was compiled against the few environments used most recently, so that a
+// definition's expressions share it. An entry is not safe for concurrent use (expr caches types in
+// its configuration while checking), so get takes it out of the cache and put returns it.
+type configCache struct {
+	mu      sync.Mutex
+	entries []*compiled // most recently used first
+}
+
+// Bounds of the cache: a definition compiles against its context with each event's payload.
+const (
+	maxConfigs  = 16
+	maxPrograms = 1024 // per environment
+)
+
+var configs configCache
+
+func (c *configCache) get(key configKey) *compiled {
+	c.mu.Lock()
+	for i, e := range c.entries {
+		if e.key == key {
+			c.entries = append(c.entries[:i], c.entries[i+1:]...)
+			c.mu.Unlock()
+			return e
+		}
+	}
+	c.mu.Unlock()
+	return &compiled{key: key, config: newConfig(key), programs: map[programKey]result{}}
+}
+
+func (c *configCache) put(e *compiled) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, x := range c.entries {
+		if x.key == e.key {
+			return // another goroutine compiled against the same environment meanwhile
+		}
+	}
+	if len(c.entries) == maxConfigs {
+		c.entries[len(c.entries)-1] = nil
+		c.entries = c.entries[:len(c.entries)-1]
+	}
+	c.entries = append(c.entries, nil)
+	copy(c.entries[1:], c.entries)
+	c.entries[0] = e
 }
 
 // Check parses an expression without types: for expressions whose environment is known only later
@@ -328,11 +453,28 @@ func (p *Program) Value(s Scope) (any, error) {
 	if p.want == nil {
 		return out, nil
 	}
-	v, err := p.want.Decode(out, "", schema.Options{})
+	v, err := p.want.Decode(plain(out), "", schema.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %q: %w", p.Source, err)
 	}
 	return v, nil
+}
+
+// plain turns a typed slice that a builtin returns (split gives []string) into the []any of typed
+// values, so that a value the type check accepted as a list is a list when it is converted.
+func plain(v any) any {
+	if _, ok := v.([]any); ok || v == nil {
+		return v
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+		return v
+	}
+	l := make([]any, rv.Len())
+	for i := range l {
+		l[i] = plain(rv.Index(i).Interface())
+	}
+	return l
 }
 
 // Time evaluates a timer deadline.

@@ -171,7 +171,8 @@ func apply(before map[string]any, set []*Assignment, scope guards.Scope) (map[st
 	for i, a := range set {
 		m := after
 		for _, name := range a.Path[:len(a.Path)-1] {
-			inner := copyMap(m[name].(map[string]any))
+			inner, _ := m[name].(map[string]any) // decoded contexts hold every object; nil copies as empty
+			inner = copyMap(inner)
 			m[name] = inner
 			m = inner
 		}

@@ -5,8 +5,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/fsmd-io/fsmd/internal/source"
 )
@@ -44,7 +46,7 @@ func DefinitionFiles(paths ...string) ([]string, error) {
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil {
-			return nil, err
+			return nil, source.PathError(err)
 		}
 		if !info.IsDir() {
 			files = append(files, p)
@@ -88,14 +90,10 @@ func Load(paths ...string) (*Set, source.Diagnostics, error) {
 			Message: "no definition files (*.yaml) found"})
 		return set, diags, nil
 	}
+	parsed := parseAll(files)
 	first := map[string]*Definition{}
-	for _, file := range files {
-		data, err := source.ReadFile(file)
-		if err != nil {
-			diags = append(diags, source.Diagnostic{File: file, Severity: source.SevError, Message: err.Error()})
-			continue
-		}
-		def, ds := Parse(file, data)
+	for i, file := range files {
+		def, ds := parsed[i].def, parsed[i].diags
 		diags = append(diags, ds...)
 		if def == nil || def.Name == "" {
 			continue
@@ -112,4 +110,36 @@ func Load(paths ...string) (*Set, source.Diagnostics, error) {
 		}
 	}
 	return set, diags, nil
+}
+
+// parseResult is what Parse made of one file.
+type parseResult struct {
+	def   *Definition
+	diags source.Diagnostics
+}
+
+// parseAll reads and parses the files on every CPU: files are independent, and compiling their
+// expressions is most of the work of loading.
+func parseAll(files []string) []parseResult {
+	out := make([]parseResult, len(files))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Go(func() {
+			for i := range next {
+				data, err := source.ReadFile(files[i])
+				if err != nil {
+					out[i].diags = source.Diagnostics{{File: files[i], Severity: source.SevError, Message: err.Error()}}
+					continue
+				}
+				out[i].def, out[i].diags = Parse(files[i], data)
+			}
+		})
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
 }

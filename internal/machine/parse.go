@@ -61,11 +61,11 @@ func (d *parser) definition(root *yaml.Node) *Definition {
 	}
 	top := d.Keys(entries, "a definition", definitionKeys...)
 	for _, k := range []string{"name", "initial", "states"} {
-		if _, ok := top[k]; !ok {
+		if _, ok := top.Get(k); !ok {
 			d.Errorf(source.At(root), "missing required key %q", k)
 		}
 	}
-	if e, ok := top["name"]; ok {
+	if e, ok := top.Get("name"); ok {
 		def.NamePos = source.At(e.Val)
 		if s, ok := d.Scalar(e.Val, "name"); ok {
 			def.Name = s
@@ -74,23 +74,23 @@ func (d *parser) definition(root *yaml.Node) *Definition {
 			}
 		}
 	}
-	if e, ok := top["description"]; ok {
+	if e, ok := top.Get("description"); ok {
 		def.Description, _ = d.Scalar(e.Val, "description")
 	}
-	if e, ok := top["initial"]; ok {
+	if e, ok := top.Get("initial"); ok {
 		def.Initial, _ = d.Scalar(e.Val, "initial")
 		def.InitialPos = source.At(e.Val)
 	}
-	if e, ok := top["context"]; ok {
+	if e, ok := top.Get("context"); ok {
 		def.Context = d.object(e.Val, "context", 0)
 	}
-	if e, ok := top["events"]; ok {
+	if e, ok := top.Get("events"); ok {
 		d.events(def, e.Val)
 	}
-	if e, ok := top["states"]; ok {
+	if e, ok := top.Get("states"); ok {
 		d.states(def, e.Val)
 	}
-	if e, ok := top["migrate"]; ok {
+	if e, ok := top.Get("migrate"); ok {
 		def.Migrate = d.migrate(def, e)
 	}
 	return def
@@ -108,8 +108,8 @@ func (d *parser) events(def *Definition, n *yaml.Node) {
 }
 
 func (d *parser) states(def *Definition, n *yaml.Node) {
-	entries, _ := d.Mapping(n, "states")
-	if len(entries) == 0 && !source.IsNull(n) {
+	entries, ok := d.Mapping(n, "states")
+	if !ok {
 		return
 	}
 	if len(entries) == 0 {
@@ -133,13 +133,13 @@ func (d *parser) state(def *Definition, s *State, n *yaml.Node) {
 	what := fmt.Sprintf("state %q", s.Name)
 	entries, _ := d.Mapping(n, what)
 	spec := d.Keys(entries, what, stateKeys...)
-	if e, ok := spec["description"]; ok {
+	if e, ok := spec.Get("description"); ok {
 		s.Description, _ = d.Scalar(e.Val, "description")
 	}
-	if e, ok := spec["final"]; ok {
+	if e, ok := spec.Get("final"); ok {
 		s.Final = d.Boolean(e.Val, "final")
 	}
-	if e, ok := spec["on"]; ok {
+	if e, ok := spec.Get("on"); ok {
 		if s.Final {
 			d.Errorf(source.At(e.KeyNode), "final state %q cannot have `on`: nothing leaves a final state", s.Name)
 		}
@@ -152,7 +152,7 @@ func (d *parser) state(def *Definition, s *State, n *yaml.Node) {
 			}
 		}
 	}
-	if e, ok := spec["timers"]; ok {
+	if e, ok := spec.Get("timers"); ok {
 		if s.Final {
 			d.Errorf(source.At(e.KeyNode), "final state %q cannot have `timers`: nothing leaves a final state", s.Name)
 		}
@@ -207,7 +207,7 @@ func (d *parser) branch(def *Definition, s *State, event string, n *yaml.Node) *
 	}
 	entries, _ := d.Mapping(n, what)
 	spec := d.Keys(entries, "a transition", branchKeys...)
-	to, ok := spec["to"]
+	to, ok := spec.Get("to")
 	if !ok {
 		d.Errorf(source.At(n), "%s: a transition needs `to`", what)
 		return nil
@@ -218,7 +218,7 @@ func (d *parser) branch(def *Definition, s *State, event string, n *yaml.Node) *
 	if ev := def.Events[event]; ev != nil {
 		env.Event = ev.Payload
 	}
-	if g, ok := spec["guard"]; ok {
+	if g, ok := spec.Get("guard"); ok {
 		if src, ok := d.Scalar(g.Val, "guard"); ok {
 			b.GuardPos, b.GuardSource = source.At(g.Val), src
 			prog, err := guards.CompileGuard(src, env)
@@ -228,10 +228,10 @@ func (d *parser) branch(def *Definition, s *State, event string, n *yaml.Node) *
 			b.Guard = prog
 		}
 	}
-	if m, ok := spec["guard_message"]; ok {
+	if m, ok := spec.Get("guard_message"); ok {
 		b.GuardMessage, _ = d.Scalar(m.Val, "guard_message")
 	}
-	if set, ok := spec["set"]; ok {
+	if set, ok := spec.Get("set"); ok {
 		b.Set = d.assignments(def, set.Val, env)
 	}
 	return b
@@ -270,13 +270,13 @@ func (d *parser) timer(def *Definition, s *State, n *yaml.Node) *Timer {
 	}
 	spec := d.Keys(entries, what, timerKeys...)
 	t := &Timer{Pos: source.At(d.Resolve(n))}
-	if e, ok := spec["event"]; ok {
+	if e, ok := spec.Get("event"); ok {
 		t.Event, _ = d.Scalar(e.Val, "event")
 	} else {
 		d.Errorf(t.Pos, "%s needs `event`", what)
 	}
-	after, hasAfter := spec["after"]
-	at, hasAt := spec["at"]
+	after, hasAfter := spec.Get("after")
+	at, hasAt := spec.Get("at")
 	switch {
 	case hasAfter && hasAt:
 		d.Errorf(source.At(at.KeyNode), "%s has both `after` and `at`; give one", what)
@@ -309,7 +309,7 @@ func (d *parser) migrate(def *Definition, e source.Entry) *Migrate {
 	m := &Migrate{Policy: "auto", States: map[string]*MigrateRule{}, Pos: source.At(e.KeyNode)}
 	entries, _ := d.Mapping(e.Val, "migrate")
 	spec := d.Keys(entries, "migrate", migrateKeys...)
-	if p, ok := spec["policy"]; ok {
+	if p, ok := spec.Get("policy"); ok {
 		if s, ok := d.Scalar(p.Val, "policy"); ok {
 			if s != "auto" && s != "manual" {
 				d.Errorf(source.At(p.Val), "migrate policy %q is not auto or manual", s)
@@ -317,7 +317,7 @@ func (d *parser) migrate(def *Definition, e source.Entry) *Migrate {
 			m.Policy = s
 		}
 	}
-	if st, ok := spec["states"]; ok {
+	if st, ok := spec.Get("states"); ok {
 		rules, _ := d.Mapping(st.Val, "migrate states")
 		for _, r := range rules {
 			rule := &MigrateRule{From: r.Key, Pos: source.At(r.KeyNode)}
@@ -334,7 +334,7 @@ func (d *parser) migrate(def *Definition, e source.Entry) *Migrate {
 			m.States[r.Key] = rule
 		}
 	}
-	if c, ok := spec["context"]; ok {
+	if c, ok := spec.Get("context"); ok {
 		fields, _ := d.Mapping(c.Val, "migrate context")
 		for _, f := range fields {
 			if def.Context.Path(strings.Split(f.Key, ".")) == nil {
@@ -365,14 +365,14 @@ func (d *parser) migrateBranch(n *yaml.Node, from string) *MigrateBranch {
 		return nil
 	}
 	spec := d.Keys(entries, what, migrateBranch...)
-	to, ok := spec["to"]
+	to, ok := spec.Get("to")
 	if !ok {
 		d.Errorf(source.At(n), "%s needs `to`", what)
 		return nil
 	}
 	b := &MigrateBranch{Pos: source.At(to.Val)}
 	b.To, _ = d.Scalar(to.Val, "to")
-	if g, ok := spec["guard"]; ok {
+	if g, ok := spec.Get("guard"); ok {
 		if src, ok := d.Scalar(g.Val, "guard"); ok {
 			b.Guard = src
 			if err := guards.Check(src); err != nil {
@@ -383,17 +383,11 @@ func (d *parser) migrateBranch(n *yaml.Node, from string) *MigrateBranch {
 	return b
 }
 
-// exprError reports a compile error at its place within the YAML scalar where that can be known:
-// a one-line plain or quoted scalar.
+// exprError reports a compile error at its place within the YAML scalar where that can be known.
 func (d *parser) exprError(n *yaml.Node, what string, err error) {
 	p := source.At(n)
-	if ge, ok := err.(*guards.Error); ok {
-		if ge.Line == 1 && !strings.Contains(n.Value, "\n") && (n.Style == 0 || n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle) {
-			p.Col += ge.Column
-			if n.Style != 0 {
-				p.Col++
-			}
-		}
+	if ge, ok := err.(*guards.Error); ok && ge.Line == 1 {
+		p = d.Inside(n, ge.Column)
 	}
 	d.Errorf(p, "%s: %v", what, err)
 }

@@ -45,16 +45,20 @@ func (d *parser) field(e source.Entry, what string, depth int) *schema.Field {
 	}
 	entries, _ := d.Mapping(v, "field "+e.Key)
 	spec := d.Keys(entries, "field "+e.Key, fieldSpecKeys...)
-	typ := spec["type"]
-	if s, ok := typ.Val.Value, typ.Val.Kind == yaml.ScalarNode; ok && s == "object" {
-		fe, ok := spec["fields"]
+	typ, ok := spec.Get("type")
+	if !ok { // hasKey saw it, so only a malformed key (an alias, a duplicate) can hide it
+		d.Errorf(source.At(v), "field %s: cannot read its `type`", e.Key)
+		return nil
+	}
+	if tv := d.Resolve(typ.Val); tv.Kind == yaml.ScalarNode && tv.Value == "object" {
+		fe, ok := spec.Get("fields")
 		if !ok {
 			d.Errorf(source.At(typ.Val), "field %s of type object needs `fields`", e.Key)
 			return nil
 		}
 		f.Type = d.object(fe.Val, "field "+e.Key, depth+1)
 	} else {
-		if fe, ok := spec["fields"]; ok {
+		if fe, ok := spec.Get("fields"); ok {
 			d.Errorf(source.At(fe.KeyNode), "`fields` goes only with type: object")
 		}
 		f.Type = d.typeExpr(typ.Val, "field "+e.Key, depth+1)
@@ -62,13 +66,13 @@ func (d *parser) field(e source.Entry, what string, depth int) *schema.Field {
 	if f.Type == nil {
 		return nil
 	}
-	if r, ok := spec["required"]; ok {
+	if r, ok := spec.Get("required"); ok {
 		f.Required = d.Boolean(r.Val, "required")
 	}
-	if desc, ok := spec["description"]; ok {
+	if desc, ok := spec.Get("description"); ok {
 		f.Description, _ = d.Scalar(desc.Val, "description")
 	}
-	if def, ok := spec["default"]; ok {
+	if def, ok := spec.Get("default"); ok {
 		var raw any
 		if err := def.Val.Decode(&raw); err != nil {
 			d.Errorf(source.At(def.Val), "default of field %s: %v", e.Key, err)

@@ -118,8 +118,11 @@ func (t *Type) decodeObject(m map[string]any, prefix string, o Options) (map[str
 			if o.Required && f.Required {
 				return nil, &DecodeError{join(prefix, f.Name), "required field is missing"}
 			}
-			out[f.Name] = f.initial()
-			continue
+			if !o.Required || f.HasDefault || f.Type.Kind != Object {
+				out[f.Name] = f.initial()
+				continue
+			}
+			x = map[string]any{} // a missing object still needs its own required fields
 		}
 		d, err := f.Type.Decode(x, join(prefix, f.Name), o)
 		if err != nil {
@@ -156,6 +159,9 @@ func toInt(v any) (int, bool) {
 	case json.Number:
 		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
 			return int(n), true
+		}
+		if f, err := x.Float64(); err == nil { // 3.0 and 1e3 have no fraction either
+			return toInt(f)
 		}
 	}
 	return 0, false
@@ -221,16 +227,23 @@ func ParseDuration(s string) (time.Duration, error) {
 	rest, neg := s, false
 	if strings.HasPrefix(rest, "-") {
 		rest, neg = rest[1:], true
+	} else {
+		rest = strings.TrimPrefix(rest, "+")
 	}
 	i := strings.IndexByte(rest, 'd')
+	// The days are decimal digits with an optional fraction, as Go writes the other units: ParseFloat
+	// alone would also take "NaN", "-1", "1e9" and hexadecimal.
+	if i == 0 || strings.Trim(rest[:i], "0123456789.") != "" {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
 	days, err := strconv.ParseFloat(rest[:i], 64)
-	if err != nil || i == 0 || days > 1e5 {
+	if err != nil || days > 1e5 {
 		return 0, fmt.Errorf("invalid duration %q", s)
 	}
 	d := time.Duration(days * float64(24*time.Hour))
 	if tail := rest[i+1:]; tail != "" {
 		t, err := time.ParseDuration(tail)
-		if err != nil || strings.HasPrefix(tail, "-") || strings.HasPrefix(tail, "+") {
+		if err != nil || strings.HasPrefix(tail, "-") || strings.HasPrefix(tail, "+") || d+t < d {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
 		d += t

@@ -30,6 +30,7 @@ var errBudget = errors.New("budget")
 type Doc struct {
 	*Reporter
 	budget int
+	data   []byte
 }
 
 // Walk parses data as one YAML document and calls walk with its root. A document that expands to more
@@ -53,8 +54,31 @@ func Walk(r *Reporter, data []byte, walk func(d *Doc, root *yaml.Node)) (ok bool
 			ok = false
 		}
 	}()
-	walk(&Doc{Reporter: r, budget: MaxNodes}, root)
+	walk(&Doc{Reporter: r, budget: MaxNodes, data: data}, root)
 	return true
+}
+
+// Inside returns the position in the file of the character at col (from 0) of a scalar's value, where
+// the value stands in the file as written, on one line (plain, or quoted without escapes), so that an
+// error inside an expression points at its place. Otherwise it returns the scalar's own position.
+func (d *Doc) Inside(n *yaml.Node, col int) Pos {
+	p := At(n)
+	lines := bytes.SplitN(d.data, []byte("\n"), n.Line+1)
+	if n.Line < 1 || n.Line > len(lines) {
+		return p
+	}
+	line := []rune(string(lines[n.Line-1]))
+	start := n.Column - 1
+	if n.Style == yaml.DoubleQuotedStyle || n.Style == yaml.SingleQuotedStyle {
+		start++
+	} else if n.Style != 0 {
+		return p
+	}
+	value := []rune(n.Value)
+	if start < 0 || start+len(value) > len(line) || string(line[start:start+len(value)]) != n.Value || col > len(value) {
+		return p
+	}
+	return Pos{Line: n.Line, Col: start + 1 + col}
 }
 
 // Entry is one key and value of a mapping.
@@ -181,17 +205,31 @@ func (d *Doc) Mapping(n *yaml.Node, what string) ([]Entry, bool) {
 	return out, true
 }
 
-// Keys checks the entries against the keys allowed in what and returns them by key.
-func (d *Doc) Keys(entries []Entry, what string, allowed ...string) map[string]Entry {
-	m := make(map[string]Entry, len(entries))
+// Fields are the entries of a mapping whose keys were checked, looked up by key. A mapping of the
+// format has a handful of keys, so a scan beats building a map.
+type Fields []Entry
+
+// Get returns the entry of key.
+func (fs Fields) Get(key string) (Entry, bool) {
+	for _, e := range fs {
+		if e.Key == key {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
+// Keys checks the entries against the keys allowed in what and returns the allowed ones.
+func (d *Doc) Keys(entries []Entry, what string, allowed ...string) Fields {
+	out := entries[:0:0]
 	for _, e := range entries {
 		if !slices.Contains(allowed, e.Key) {
 			d.Errorf(At(e.KeyNode), "unknown key %q in %s (expected %s)", e.Key, what, list(allowed))
 			continue
 		}
-		m[e.Key] = e
+		out = append(out, e)
 	}
-	return m
+	return out
 }
 
 // Scalar returns the text of a scalar node; anything else is reported.
@@ -253,22 +291,31 @@ func list(words []string) string {
 }
 
 // ReadFile reads a file of at most MaxFileBytes, so that a huge file is refused without being read.
+// Anything but a regular file (a named pipe, a device) is refused too: opening a pipe waits for a
+// writer, forever.
 func ReadFile(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if info.Size() > MaxFileBytes {
+		return nil, fmt.Errorf("the file is %d bytes; the limit is %d", info.Size(), MaxFileBytes)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, info.Size()+1)) // one allocation; +1 to see the end
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileBytes+1)); err != nil {
 		return nil, err
 	}
-	if len(data) > MaxFileBytes {
-		size := int64(len(data))
-		if info, err := f.Stat(); err == nil {
-			size = info.Size()
-		}
-		return nil, fmt.Errorf("the file is %d bytes; the limit is %d", size, MaxFileBytes)
+	data := buf.Bytes()
+	if len(data) > MaxFileBytes { // it grew since Stat
+		return nil, fmt.Errorf("the file is over %d bytes, the limit", MaxFileBytes)
 	}
 	return data, nil
 }
@@ -281,7 +328,16 @@ func PathError(err error) error {
 		return err
 	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: no such file or folder", pe.Path)
+		return &pathError{fmt.Sprintf("%s: no such file or folder", pe.Path), err}
 	}
-	return fmt.Errorf("%s: %v", pe.Path, pe.Err)
+	return &pathError{fmt.Sprintf("%s: %v", pe.Path, pe.Err), err}
 }
+
+// pathError keeps the error it words, for errors.Is(err, fs.ErrNotExist).
+type pathError struct {
+	msg string
+	err error
+}
+
+func (e *pathError) Error() string { return e.msg }
+func (e *pathError) Unwrap() error { return e.err }

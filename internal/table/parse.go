@@ -83,7 +83,7 @@ func Parse(file string, data []byte) (*Table, source.Diagnostics) {
 		p := &parser{d}
 		entries, _ := d.Mapping(root, "a transition table")
 		top := d.Keys(entries, "a transition table", tableKeys...)
-		if e, ok := top["definition"]; ok {
+		if e, ok := top.Get("definition"); ok {
 			if s, ok := d.Scalar(e.Val, "definition"); ok {
 				t.Definition = s
 				if !defName.MatchString(s) {
@@ -91,10 +91,10 @@ func Parse(file string, data []byte) (*Table, source.Diagnostics) {
 				}
 			}
 		}
-		if e, ok := top["migrations"]; ok {
+		if e, ok := top.Get("migrations"); ok {
 			d.Errorf(source.At(e.KeyNode), "`migrations:` tests are not supported by this version of fsmd yet")
 		}
-		e, ok := top["cases"]
+		e, ok := top.Get("cases")
 		if !ok {
 			d.Errorf(source.At(root), "missing required key \"cases\"")
 			return
@@ -128,15 +128,15 @@ func (p *parser) testCase(n *yaml.Node) *Case {
 	}
 	spec := p.Keys(entries, "a case", caseKeys...)
 	c := &Case{Line: n.Line, Given: Given{Now: DefaultNow}}
-	if e, ok := spec["name"]; ok {
+	if e, ok := spec.Get("name"); ok {
 		c.Name, _ = p.Scalar(e.Val, "name")
 	} else {
 		p.Errorf(source.At(n), "a case needs a `name`")
 	}
-	if e, ok := spec["given"]; ok {
+	if e, ok := spec.Get("given"); ok {
 		p.given(&c.Given, e.Val)
 	}
-	if e, ok := spec["when"]; ok {
+	if e, ok := spec.Get("when"); ok {
 		v := p.Resolve(e.Val)
 		items := []*yaml.Node{v}
 		if v.Kind == yaml.SequenceNode {
@@ -148,7 +148,7 @@ func (p *parser) testCase(n *yaml.Node) *Case {
 			}
 		}
 	}
-	if e, ok := spec["then"]; ok {
+	if e, ok := spec.Get("then"); ok {
 		p.then(&c.Then, e.Val)
 	} else {
 		p.Errorf(source.At(n), "case %q needs `then`", c.Name)
@@ -159,13 +159,13 @@ func (p *parser) testCase(n *yaml.Node) *Case {
 func (p *parser) given(g *Given, n *yaml.Node) {
 	entries, _ := p.Mapping(n, "given")
 	spec := p.Keys(entries, "given", givenKeys...)
-	if e, ok := spec["state"]; ok {
+	if e, ok := spec.Get("state"); ok {
 		g.State, _ = p.Scalar(e.Val, "given.state")
 	}
-	if e, ok := spec["ctx"]; ok {
+	if e, ok := spec.Get("ctx"); ok {
 		g.Ctx = p.object(e.Val, "given.ctx")
 	}
-	if e, ok := spec["now"]; ok {
+	if e, ok := spec.Get("now"); ok {
 		g.Now = p.time(e.Val, "given.now")
 	}
 }
@@ -178,19 +178,19 @@ func (p *parser) step(n *yaml.Node) (Step, bool) {
 	}
 	spec := p.Keys(entries, "a step", stepKeys...)
 	s := Step{Line: n.Line}
-	ev, isEvent := spec["event"]
-	adv, isAdvance := spec["advance"]
+	ev, isEvent := spec.Get("event")
+	adv, isAdvance := spec.Get("advance")
 	switch {
 	case isEvent && isAdvance:
 		p.Errorf(source.At(n), "a step is an event or an advance, not both")
 		return s, false
 	case isEvent:
 		s.Event, _ = p.Scalar(ev.Val, "event")
-		if e, ok := spec["payload"]; ok {
+		if e, ok := spec.Get("payload"); ok {
 			s.Payload = p.object(e.Val, "payload")
 		}
 	case isAdvance:
-		if _, ok := spec["payload"]; ok {
+		if _, ok := spec.Get("payload"); ok {
 			p.Errorf(source.At(n), "an advance step takes no payload")
 		}
 		if src, ok := p.Scalar(adv.Val, "advance"); ok {
@@ -211,15 +211,15 @@ func (p *parser) step(n *yaml.Node) (Step, bool) {
 func (p *parser) then(t *Then, n *yaml.Node) {
 	entries, _ := p.Mapping(n, "then")
 	spec := p.Keys(entries, "then", thenKeys...)
-	if e, ok := spec["state"]; ok {
+	if e, ok := spec.Get("state"); ok {
 		if s, ok := p.Scalar(e.Val, "then.state"); ok {
 			t.State = &s
 		}
 	}
-	if e, ok := spec["ctx"]; ok {
+	if e, ok := spec.Get("ctx"); ok {
 		t.Ctx = p.object(e.Val, "then.ctx")
 	}
-	if e, ok := spec["error"]; ok {
+	if e, ok := spec.Get("error"); ok {
 		if s, ok := p.Scalar(e.Val, "then.error"); ok {
 			t.Error = &s
 			if !slices.Contains(codes, s) {
@@ -227,7 +227,7 @@ func (p *parser) then(t *Then, n *yaml.Node) {
 			}
 		}
 	}
-	if e, ok := spec["final"]; ok {
+	if e, ok := spec.Get("final"); ok {
 		b := p.Boolean(e.Val, "then.final")
 		t.Final = &b
 	}

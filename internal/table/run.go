@@ -142,7 +142,11 @@ func (in *instance) compare(then Then, stepErr error) []string {
 		fails = append(fails, fmt.Sprintf("error: expected none, got %s: %v", orText(code), stepErr))
 	}
 	if then.State != nil && *then.State != in.snap.State {
-		fails = append(fails, fmt.Sprintf("state: expected %s, got %s", *then.State, in.snap.State))
+		if in.def.States[*then.State] == nil {
+			fails = append(fails, fmt.Sprintf("then.state: %q is not a state of %s (got %s)", *then.State, in.def.Name, in.snap.State))
+		} else {
+			fails = append(fails, fmt.Sprintf("state: expected %s, got %s", *then.State, in.snap.State))
+		}
 	}
 	if then.Final != nil && *then.Final != in.def.Final(in.snap.State) {
 		fails = append(fails, fmt.Sprintf("final: expected %v, got %v (state %s)", *then.Final, !*then.Final, in.snap.State))
