@@ -410,7 +410,7 @@ func TestRuntimeErrors(t *testing.T) {
 	}{
 		{"index out of range", `ctx.tags[5] == "x"`, nil, `evaluating "ctx.tags[5] == \"x\"": index out of range: 5 (array length is 2)`},
 		{"integer division by zero", `ctx.n % (ctx.n - 3) == 0`, nil, `evaluating "ctx.n % (ctx.n - 3) == 0": runtime error: integer divide by zero`},
-		{"repeat over the memory budget", `repeat("a", 100000000) != ""`, nil, `evaluating "repeat(\"a\", 100000000) != \"\"": memory budget exceeded`},
+		{"repeat over the memory budget", `repeat("a", 100000000) != ""`, nil, `evaluating "repeat(\"a\", 100000000) != \"\"": memory budget exceeded: the expressions of one event may build at most 8388608 bytes`},
 		{"range over the memory budget", `len(map(1..100000000, #)) > 0`, nil, `evaluating "len(map(1..100000000, #)) > 0": memory budget exceeded`},
 		{"any is not an int", `ctx.a`, tInt, `evaluating "ctx.a": expected int, got string "anything"`},
 		{"a list element of the wrong type", `concat(ctx.tags, [1])`, schema.ListOf(tString), `evaluating "concat(ctx.tags, [1])": [2]: expected string, got number`},

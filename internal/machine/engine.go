@@ -221,11 +221,12 @@ func (def *Definition) build() {
 	}
 	for _, name := range def.StateOrder {
 		s := def.States[name]
+		src := []string{name}
 		for _, ev := range s.OnOrder {
 			def.known[ev] = true
 			for _, b := range s.On[ev].Branches {
 				b.fsmEvent = ev + "#" + strconv.Itoa(b.Index)
-				def.graph = append(def.graph, fsm.EventDesc{Name: b.fsmEvent, Src: []string{name}, Dst: b.To})
+				def.graph = append(def.graph, fsm.EventDesc{Name: b.fsmEvent, Src: src, Dst: b.To})
 			}
 		}
 	}

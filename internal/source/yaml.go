@@ -184,7 +184,10 @@ func (d *Doc) Mapping(n *yaml.Node, what string) ([]Entry, bool) {
 		return nil, false
 	}
 	out := make([]Entry, 0, len(n.Content)/2)
-	seen := make(map[string]bool, len(n.Content)/2)
+	var seen map[string]bool // most mappings have a few keys: a scan of out finds duplicates faster
+	if len(n.Content) > 32 {
+		seen = make(map[string]bool, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := d.Resolve(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -195,11 +198,13 @@ func (d *Doc) Mapping(n *yaml.Node, what string) ([]Entry, bool) {
 			d.Errorf(At(k), "merge keys (<<) are not supported; repeat the keys or use an alias for the value")
 			continue
 		}
-		if seen[k.Value] {
+		if seen[k.Value] || seen == nil && slices.ContainsFunc(out, func(e Entry) bool { return e.Key == k.Value }) {
 			d.Errorf(At(k), "duplicate key %q in %s", k.Value, what)
 			continue
 		}
-		seen[k.Value] = true
+		if seen != nil {
+			seen[k.Value] = true
+		}
 		out = append(out, Entry{k.Value, k, v})
 	}
 	return out, true
@@ -221,6 +226,9 @@ func (fs Fields) Get(key string) (Entry, bool) {
 
 // Keys checks the entries against the keys allowed in what and returns the allowed ones.
 func (d *Doc) Keys(entries []Entry, what string, allowed ...string) Fields {
+	if !slices.ContainsFunc(entries, func(e Entry) bool { return !slices.Contains(allowed, e.Key) }) {
+		return entries // the usual case: nothing to report, nothing to copy
+	}
 	out := entries[:0:0]
 	for _, e := range entries {
 		if !slices.Contains(allowed, e.Key) {
@@ -309,13 +317,13 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, info.Size()+1)) // one allocation; +1 to see the end
-	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileBytes+1)); err != nil {
+	// Read what Stat saw, then one byte more to notice a file that grew since.
+	data := make([]byte, info.Size(), info.Size()+1)
+	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, err
 	}
-	data := buf.Bytes()
-	if len(data) > MaxFileBytes { // it grew since Stat
-		return nil, fmt.Errorf("the file is over %d bytes, the limit", MaxFileBytes)
+	if n, _ := f.Read(make([]byte, 1)); n > 0 {
+		return nil, fmt.Errorf("the file changed while it was read")
 	}
 	return data, nil
 }

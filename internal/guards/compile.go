@@ -1,0 +1,147 @@
+package guards
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
+	"github.com/expr-lang/expr/parser"
+
+	"github.com/fsmd-io/fsmd/internal/schema"
+)
+
+// compileIn compiles src with the configuration of its environment. It is expr.Compile taken apart,
+// so that the calls to metered builtins get the event's meter as their first argument (a syntactic
+// rewrite before the type check) and `+` on strings goes through the meter (a rewrite that needs the
+// types, after it). expr's own patchers would each cost a type check of their own on every compile.
+func compileIn(config *conf.Config, src string, want *schema.Type) (*Program, error) {
+	tree, err := parser.ParseWithConfig(src, config)
+	if err != nil {
+		return nil, compileError(src, err)
+	}
+	var reserved *ast.IdentifierNode
+	ast.Walk(&tree.Node, meterCalls{reserved: &reserved})
+	if reserved != nil {
+		return nil, positioned(src, reserved, "names starting with __ are reserved")
+	}
+	if _, err := checker.Check(tree, config); err != nil {
+		return nil, compileError(src, err)
+	}
+	plus := &meterPlus{}
+	ast.Walk(&tree.Node, plus)
+	if plus.patched {
+		if _, err := checker.Check(tree, config); err != nil {
+			return nil, compileError(src, err)
+		}
+	}
+	if err := fits(tree.Node.Nature(), want); err != nil {
+		return nil, &Error{Line: 1, Message: err.Error()}
+	}
+	if config.Optimize {
+		if err := optimizer.Optimize(&tree.Node, config); err != nil {
+			var fe *file.Error
+			if errors.As(err, &fe) {
+				return nil, compileError(src, fe.Bind(tree.Source))
+			}
+			return nil, compileError(src, err)
+		}
+	}
+	prog, err := compiler.Compile(tree, config)
+	if err != nil {
+		return nil, compileError(src, err)
+	}
+	p := &Program{Source: src, prog: prog}
+	if want != boolType {
+		p.want = want
+	}
+	return p, nil
+}
+
+// Check parses an expression without types: for expressions whose environment is known only later
+// (migration rules, compiled against the old version when a migration is planned).
+func Check(src string) error {
+	if err := tooLong(src); err != nil {
+		return err
+	}
+	_, err := expr.Compile(src, expr.AllowUndefinedVariables(), expr.DisableBuiltin("now"), expr.MaxNodes(MaxNodes))
+	if err != nil {
+		return compileError(src, err)
+	}
+	return nil
+}
+
+func compileError(src string, err error) error {
+	e := &Error{Line: 1, Message: err.Error()}
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		e.Message, e.Column = fe.Message, fe.Column
+		if fe.Line > 1 {
+			e.Line = fe.Line
+		}
+	}
+	if strings.Contains(src, "now(") && strings.Contains(e.Message, "not callable") {
+		e.Message += " (now is the time of the event: write now, not now())"
+	}
+	return e
+}
+
+// positioned makes an error at a node of src.
+func positioned(src string, n ast.Node, msg string) error {
+	fe := &file.Error{Location: n.Location(), Message: msg}
+	return compileError(src, fe.Bind(file.NewSource(src)))
+}
+
+// meterCalls gives each call of a metered builtin the meter as its first argument, and finds names
+// the user may not write.
+type meterCalls struct {
+	reserved **ast.IdentifierNode
+}
+
+func (m meterCalls) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		if strings.HasPrefix(n.Value, "__") && *m.reserved == nil {
+			*m.reserved = n
+		}
+	case *ast.CallNode:
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok && metered[id.Value] {
+			n.Arguments = append([]ast.Node{&ast.IdentifierNode{Value: meterName}}, n.Arguments...)
+		}
+	}
+}
+
+// meterPlus routes `+` through the meter where it may join strings: when an operand is a string or
+// of a type expr does not know. Two literals are left alone (the source bounds them, and the
+// optimizer folds them).
+type meterPlus struct {
+	patched bool
+}
+
+func (m *meterPlus) Visit(node *ast.Node) {
+	b, ok := (*node).(*ast.BinaryNode)
+	if !ok || b.Operator != "+" {
+		return
+	}
+	_, ls := b.Left.(*ast.StringNode)
+	_, rs := b.Right.(*ast.StringNode)
+	if ls && rs || !mayBeString(b.Left) || !mayBeString(b.Right) {
+		return
+	}
+	ast.Patch(node, &ast.CallNode{
+		Callee:    &ast.IdentifierNode{Value: addName},
+		Arguments: []ast.Node{&ast.IdentifierNode{Value: meterName}, b.Left, b.Right},
+	})
+	m.patched = true
+}
+
+func mayBeString(n ast.Node) bool {
+	t := n.Type()
+	return t == nil || t.Kind() == reflect.String || t.Kind() == reflect.Interface
+}

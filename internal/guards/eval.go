@@ -1,0 +1,132 @@
+package guards
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/fsmd-io/fsmd/internal/schema"
+)
+
+// Vars are the values of one evaluation.
+type Vars struct {
+	Ctx      map[string]any
+	Event    map[string]any
+	State    string
+	Now      time.Time
+	Instance Instance
+}
+
+// Instance is what expressions see of the instance as `instance`.
+type Instance struct {
+	ID        string
+	Version   int
+	CreatedAt time.Time
+	EnteredAt time.Time
+}
+
+// Scope is the run-time environment of expressions. Build it once per event and share it between the
+// expressions of that event: they all see the same `now` and the same context before the change, and
+// what their builtins build counts against one meter. Evaluations only read it (the meter counts
+// atomically), so goroutines may share one.
+type Scope map[string]any
+
+// NewScope builds the environment of v.
+func NewScope(v Vars) Scope {
+	return Scope{
+		"ctx":   v.Ctx,
+		"event": v.Event,
+		"state": v.State,
+		"now":   v.Now,
+		"instance": map[string]any{
+			"id":         v.Instance.ID,
+			"version":    v.Instance.Version,
+			"created_at": v.Instance.CreatedAt,
+			"entered_at": v.Instance.EnteredAt,
+		},
+		meterName: &meter{},
+	}
+}
+
+// VMs are reused: a VM keeps its stack between runs, so evaluation allocates only what the
+// expression itself builds.
+var vms = sync.Pool{New: func() any { return &vm.VM{MemoryBudget: MemoryBudget} }}
+
+func (p *Program) run(s Scope) (any, error) {
+	if _, ok := s[meterName]; !ok { // a scope not made by NewScope gets a meter of its own
+		s = maps.Clone(s)
+		s[meterName] = &meter{}
+	}
+	machine := vms.Get().(*vm.VM)
+	out, err := machine.Run(p.prog, map[string]any(s))
+	vms.Put(machine)
+	if err != nil {
+		var fe *file.Error // its Error() draws the source with a caret over several lines
+		if errors.As(err, &fe) {
+			return nil, fmt.Errorf("evaluating %q: %s", p.Source, fe.Message)
+		}
+		return nil, fmt.Errorf("evaluating %q: %w", p.Source, err)
+	}
+	return out, nil
+}
+
+// Bool evaluates a guard.
+func (p *Program) Bool(s Scope) (bool, error) {
+	out, err := p.run(s)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, fmt.Errorf("evaluating %q: got %T, want bool", p.Source, out)
+	}
+	return b, nil
+}
+
+// Value evaluates the expression and converts its value to the type it was compiled for.
+func (p *Program) Value(s Scope) (any, error) {
+	out, err := p.run(s)
+	if err != nil {
+		return nil, err
+	}
+	if p.want == nil {
+		return out, nil
+	}
+	v, err := p.want.Decode(plain(out), "", schema.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("evaluating %q: %w", p.Source, err)
+	}
+	return v, nil
+}
+
+// Time evaluates a timer deadline.
+func (p *Program) Time(s Scope) (time.Time, error) {
+	v, err := p.Value(s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return v.(time.Time), nil
+}
+
+// plain turns a typed slice that a builtin returns (split gives []string) into the []any of typed
+// values, so that a value the type check accepted as a list is a list when it is converted.
+func plain(v any) any {
+	if _, ok := v.([]any); ok || v == nil {
+		return v
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+		return v
+	}
+	l := make([]any, rv.Len())
+	for i := range l {
+		l[i] = plain(rv.Index(i).Interface())
+	}
+	return l
+}
