@@ -231,7 +231,7 @@ func TestCLITest(t *testing.T) {
 			stdout: []string{
 				"coverage: lamp: 2 of 3 transitions taken",
 				"lamp: not taken: dark --switch_on[1]--> broken (tests/testdata/partial/lamp.yaml:12:15)",
-				"never true: ctx.watts > 100",
+				"lamp: never true: guard of dark --switch_on[1]--> broken: ctx.watts > 100 (tests/testdata/partial/lamp.yaml:13:18)",
 			},
 			last: "2 passed, 0 failed",
 		},

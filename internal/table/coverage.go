@@ -95,14 +95,20 @@ func (c *Coverage) Gaps() []Gaps {
 						continue
 					}
 					g.Guards++
+					never := ""
 					switch seen := c.seen[k]; {
 					case !seen[0] && !seen[1]:
-						g.OneWay = append(g.OneWay, fmt.Sprintf("%s on %s branch %d never evaluated: %s", sn, ev, b.Index+1, b.GuardSource))
+						never = "never evaluated"
 					case !seen[0]:
-						g.OneWay = append(g.OneWay, fmt.Sprintf("%s on %s branch %d never false: %s", sn, ev, b.Index+1, b.GuardSource))
+						never = "never false"
 					case !seen[1]:
-						g.OneWay = append(g.OneWay, fmt.Sprintf("%s on %s branch %d never true: %s", sn, ev, b.Index+1, b.GuardSource))
+						never = "never true"
+					default:
+						continue
 					}
+					guardAt := fmt.Sprintf("%s:%d:%d", def.File, b.GuardPos.Line, b.GuardPos.Col)
+					g.OneWay = append(g.OneWay, fmt.Sprintf("%s: guard of %s --%s[%d]--> %s: %s (%s)",
+						never, sn, ev, b.Index+1, b.To, b.GuardSource, guardAt))
 				}
 			}
 		}
@@ -122,7 +128,7 @@ func (c *Coverage) Write(w io.Writer) {
 			fmt.Fprintf(w, "  %s: not taken: %s\n", name, u)
 		}
 		for _, o := range g.OneWay {
-			fmt.Fprintf(w, "  %s: guard %s\n", name, o)
+			fmt.Fprintf(w, "  %s: %s\n", name, o)
 		}
 	}
 }
