@@ -295,3 +295,46 @@ func list(words []string) string {
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
+
+// Value converts a node into a loosely typed value, as decoding JSON would give it: mappings to
+// map[string]any, lists to []any, scalars by their YAML tag, except that timestamps stay text. A
+// schema then types the value as it types the same value sent to the API: an RFC 3339 text for a time
+// field, and 2026-01-01 stays a string for a string field. Aliases count against the walk's budget.
+func (d *Doc) Value(n *yaml.Node, what string) (any, bool) {
+	n = d.Resolve(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		entries, ok := d.Mapping(n, what)
+		m := make(map[string]any, len(entries))
+		for _, e := range entries {
+			v, vok := d.Value(e.Val, what+"."+e.Key)
+			ok = ok && vok
+			m[e.Key] = v
+		}
+		return m, ok
+	case yaml.SequenceNode:
+		l := make([]any, len(n.Content))
+		ok := true
+		for i, item := range n.Content {
+			v, vok := d.Value(item, fmt.Sprintf("%s[%d]", what, i))
+			ok = ok && vok
+			l[i] = v
+		}
+		return l, ok
+	case yaml.ScalarNode:
+		var v any
+		switch n.Tag {
+		case "!!null":
+			return nil, true
+		case "!!bool", "!!int", "!!float":
+			if err := n.Decode(&v); err != nil {
+				d.Errorf(At(n), "%s: %v", what, err)
+				return nil, false
+			}
+			return v, true
+		}
+		return n.Value, true
+	}
+	d.Errorf(At(n), "%s: not a value", what)
+	return nil, false
+}

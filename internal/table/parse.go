@@ -233,7 +233,8 @@ func (p *parser) then(t *Then, n *yaml.Node) {
 	}
 }
 
-// object decodes a mapping into loosely typed values; the definition's schema types them later.
+// object reads a mapping into loosely typed values; the definition's schema types them later, as it
+// types a JSON body.
 func (p *parser) object(n *yaml.Node, what string) map[string]any {
 	n = p.Resolve(n)
 	if source.IsNull(n) {
@@ -243,12 +244,11 @@ func (p *parser) object(n *yaml.Node, what string) map[string]any {
 		p.Errorf(source.At(n), "%s must be a mapping, not %s", what, source.Describe(n))
 		return nil
 	}
-	var m map[string]any
-	if err := n.Decode(&m); err != nil {
-		p.Errorf(source.At(n), "%s: %v", what, err)
+	v, ok := p.Value(n, what)
+	if !ok {
 		return nil
 	}
-	return m
+	return v.(map[string]any)
 }
 
 func (p *parser) time(n *yaml.Node, what string) time.Time {
