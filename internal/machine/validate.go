@@ -1,14 +1,17 @@
 package machine
 
 import (
-	"github.com/fsmd-io/fsmd/internal/source"
 	"path/filepath"
 	"strings"
+
+	"github.com/fsmd-io/fsmd/internal/source"
 )
 
 // validate checks what spans the whole definition: names that refer to states and events, and the
 // shape of the graph. Parse errors leave parts out of the model, never malformed, so it runs after
-// them too and every problem is reported at once; the warnings about the graph wait for a clean one.
+// them too and every error is reported at once. The warnings about the graph wait for a definition
+// without errors: on a model with parts left out they would be consequences of the errors (an event
+// dropped for its bad name leaves its state without a way out), not problems of their own.
 func validate(def *Definition, r *source.Reporter) {
 	if def.Initial != "" && def.States[def.Initial] == nil {
 		r.Errorf(def.InitialPos, "initial state %q is not a declared state", def.Initial)
