@@ -2,6 +2,7 @@ package guards
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 
@@ -13,15 +14,17 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
 
 	"github.com/fsmd-io/fsmd/internal/schema"
 )
 
-// compileIn compiles src with the configuration of its environment. It is expr.Compile taken apart,
+// compileIn compiles src with the configuration of its environment, up to the bytecode, which is
+// emitted on first use (program). It is expr.Compile taken apart,
 // so that the calls to metered builtins get the event's meter as their first argument (a syntactic
 // rewrite before the type check) and `+` on strings goes through the meter (a rewrite that needs the
 // types, after it). expr's own patchers would each cost a type check of their own on every compile.
-func compileIn(config *conf.Config, src string, want *schema.Type) (*Program, error) {
+func compileIn(config *conf.Config, key configKey, src string, want *schema.Type) (*Program, error) {
 	tree, err := parser.ParseWithConfig(src, config)
 	if err != nil {
 		return nil, compileError(src, err)
@@ -53,15 +56,35 @@ func compileIn(config *conf.Config, src string, want *schema.Type) (*Program, er
 			return nil, compileError(src, err)
 		}
 	}
-	prog, err := compiler.Compile(tree, config)
-	if err != nil {
-		return nil, compileError(src, err)
-	}
-	p := &Program{Source: src, prog: prog}
+	p := &Program{Source: src, key: key, tree: tree}
 	if want != boolType {
 		p.want = want
 	}
 	return p, nil
+}
+
+// program returns the bytecode, emitting it on first use. Everything that can fail with the
+// expression (syntax, names, types, the optimizer's folding of constants) ran when it was compiled;
+// what is left is a translation of the checked tree, deferred because it is a fifth of the cost of
+// loading a folder of definitions and many branches are never taken in a process's life.
+func (p *Program) program() (*vm.Program, error) {
+	p.once.Do(func() {
+		c := configs.get(p.key)
+		defer configs.put(c)
+		p.prog, p.err = compiler.Compile(p.tree, c.config)
+		if p.err != nil {
+			p.err = fmt.Errorf("compiling %q: %w", p.Source, p.err)
+		}
+		p.tree = nil
+	})
+	return p.prog, p.err
+}
+
+// Prepare emits the bytecode now rather than on first use: a service warms its definitions with it
+// after start, so that no request pays for it.
+func (p *Program) Prepare() error {
+	_, err := p.program()
+	return err
 }
 
 // Check parses an expression without types: for expressions whose environment is known only later

@@ -63,8 +63,12 @@ func (p *Program) run(s Scope) (any, error) {
 		s = maps.Clone(s)
 		s[meterName] = &meter{}
 	}
+	prog, err := p.program()
+	if err != nil {
+		return nil, err
+	}
 	machine := vms.Get().(*vm.VM)
-	out, err := machine.Run(p.prog, map[string]any(s))
+	out, err := machine.Run(prog, map[string]any(s))
 	vms.Put(machine)
 	if err != nil {
 		var fe *file.Error // its Error() draws the source with a caret over several lines

@@ -1,7 +1,9 @@
 // Package guards compiles and evaluates the expressions of a definition: transition guards, `set`
 // values and timer `at` deadlines. They are written in the expr language and compiled once, when the
 // definition is loaded, against a typed environment built from the definition's schemas, so that an
-// unknown field or a wrong type is a load error and never a request-time surprise.
+// unknown field or a wrong type is a load error and never a request-time surprise. Only the emission
+// of bytecode from the checked tree, which cannot fail on its account, waits for the first use (or
+// Prepare): it is a fifth of the cost of loading, and many branches are seldom taken.
 //
 // The environment (definitions.md, "Expressions"):
 //
@@ -19,7 +21,9 @@ package guards
 
 import (
 	"fmt"
+	"sync"
 
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/fsmd-io/fsmd/internal/schema"
@@ -50,11 +54,17 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-// Program is a compiled expression.
+// Program is a compiled expression: parsed, type-checked and optimized; its bytecode is emitted once,
+// on first use or by Prepare. It is safe for concurrent use.
 type Program struct {
 	Source string
 	want   *schema.Type // the type the value is converted to; nil for a guard
-	prog   *vm.Program
+	key    configKey    // the environment it was checked in
+
+	once sync.Once
+	tree *parser.Tree // checked and optimized; dropped once the bytecode is emitted
+	prog *vm.Program
+	err  error
 }
 
 var (
@@ -87,7 +97,7 @@ func compile(src string, env Env, want *schema.Type) (*Program, error) {
 	if r, ok := c.programs[key]; ok {
 		return r.prog, r.err
 	}
-	p, err := compileIn(c.config, src, want)
+	p, err := compileIn(c.config, c.key, src, want)
 	if len(c.programs) < maxPrograms {
 		c.programs[key] = result{p, err}
 	}

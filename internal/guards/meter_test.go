@@ -1,6 +1,7 @@
 package guards_test
 
 import (
+	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
@@ -115,5 +116,41 @@ func TestMeterAllowsOrdinaryWork(t *testing.T) {
 	}
 	if _, err := guards.CompileGuard(`__meter != nil`, env); err == nil || !strings.Contains(err.Error(), "reserved") {
 		t.Errorf("__meter in an expression: got %v, want a reserved-name error", err)
+	}
+}
+
+// TestPrepareEmitsOnce: Prepare emits the bytecode ahead of use; evaluations from many goroutines
+// racing to emit it on first use agree (run under -race).
+func TestPrepareEmitsOnce(t *testing.T) {
+	t.Parallel()
+	env := guards.Env{Context: schema.ObjectOf(&schema.Field{Name: "n", Type: schema.Scalar(schema.Int)})}
+	prepared, err := guards.CompileValue(`ctx.n * 3 + 1`, env, schema.Scalar(schema.Int))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prepared.Prepare(); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	fresh, err := guards.CompileGuard(`ctx.n > 2 && ctx.n < 100`, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := guards.NewScope(guards.Vars{Ctx: map[string]any{"n": 4}})
+	done := make(chan error, 8)
+	for range 8 {
+		go func() {
+			v, err := prepared.Value(scope)
+			ok, err2 := fresh.Bool(scope)
+			if err != nil || err2 != nil || v != 13 || !ok {
+				done <- fmt.Errorf("got %v, %v, %v, %v", v, err, ok, err2)
+				return
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -159,15 +159,21 @@ func benchLoadDefinition(name string, n int) string {
 // the examples in definitions/ (about 2.5 transitions and 4.5 expressions a state, a timer every other
 // state, typed contexts with a nested object and a list). The target is under 2 s per op.
 func BenchmarkLoad1000(b *testing.B) {
-	benchLoad(b, benchTypicalDefinition)
+	benchLoad(b, benchTypicalDefinition, false)
 }
 
 // BenchmarkLoad1000Dense is the same with denser states (5 transitions and 7 expressions a state).
 func BenchmarkLoad1000Dense(b *testing.B) {
-	benchLoad(b, benchLoadDefinition)
+	benchLoad(b, benchLoadDefinition, false)
 }
 
-func benchLoad(b *testing.B, gen func(name string, states int) string) {
+// BenchmarkLoad1000Prepared also emits the bytecode of every expression (Definition.Prepare), which
+// Load leaves to the first evaluation: what loading costs a service that warms its definitions.
+func BenchmarkLoad1000Prepared(b *testing.B) {
+	benchLoad(b, benchTypicalDefinition, true)
+}
+
+func benchLoad(b *testing.B, gen func(name string, states int) string, prepare bool) {
 	dir := b.TempDir()
 	for i := range 1000 {
 		name := fmt.Sprintf("def_%04d", i)
@@ -186,6 +192,13 @@ func benchLoad(b *testing.B, gen func(name string, states int) string) {
 		}
 		if len(set.ByName) != 1000 {
 			b.Fatalf("loaded %d definitions", len(set.ByName))
+		}
+		if prepare {
+			for _, def := range set.ByName {
+				if err := def.Prepare(); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
 	}
 }

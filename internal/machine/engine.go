@@ -280,3 +280,33 @@ func Start(def *Definition, id string, version int, ctx map[string]any, now time
 	}
 	return snap, due, nil
 }
+
+// Prepare emits the bytecode of every expression of the definition now, rather than on the first
+// event that evaluates each: a service calls it after start so that no request pays for it.
+func (def *Definition) Prepare() error {
+	for _, name := range def.StateOrder {
+		s := def.States[name]
+		for _, ev := range s.OnOrder {
+			for _, b := range s.On[ev].Branches {
+				if b.Guard != nil {
+					if err := b.Guard.Prepare(); err != nil {
+						return err
+					}
+				}
+				for _, a := range b.Set {
+					if err := a.Expr.Prepare(); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for _, t := range s.Timers {
+			if t.At != nil {
+				if err := t.At.Prepare(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}

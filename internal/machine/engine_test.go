@@ -651,3 +651,19 @@ func TestFireConcurrent(t *testing.T) {
 		t.Errorf("concurrent Fire changed the shared snapshot: %v", base.Context)
 	}
 }
+
+// TestPrepare: Prepare emits every expression's bytecode, and the definition fires as before.
+func TestPrepare(t *testing.T) {
+	t.Parallel()
+	def := shop(t)
+	if err := def.Prepare(); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if err := def.Prepare(); err != nil { // again: a no-op
+		t.Fatalf("Prepare again: %v", err)
+	}
+	tr, err := machine.Fire(def, snap("created"), "pay", pay(10, "card"), time.Now())
+	if err != nil || tr.To != "paid" {
+		t.Fatalf("Fire after Prepare: %+v, %v", tr, err)
+	}
+}
