@@ -1,0 +1,45 @@
+package machine
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Mermaid draws the definition as a Mermaid stateDiagram-v2: every transition, labelled with its
+// event (and its branch number where a handler has several), the initial state and the final ones.
+// Guards are left out: they are long, and the diagram shows where an instance can go.
+func Mermaid(def *Definition) string {
+	var b strings.Builder
+	b.WriteString("stateDiagram-v2\n")
+	fmt.Fprintf(&b, "    [*] --> %s\n", def.Initial)
+	for _, name := range def.StateOrder {
+		s := def.States[name]
+		if s.Description != "" {
+			fmt.Fprintf(&b, "    %s : %s\n", name, label(s.Description))
+		}
+		for _, ev := range s.OnOrder {
+			h := s.On[ev]
+			for _, br := range h.Branches {
+				l := ev
+				if len(h.Branches) > 1 {
+					l = fmt.Sprintf("%s (%d)", ev, br.Index+1)
+				}
+				fmt.Fprintf(&b, "    %s --> %s : %s\n", name, br.To, l)
+			}
+		}
+		if s.Final {
+			fmt.Fprintf(&b, "    %s --> [*]\n", name)
+		}
+	}
+	return b.String()
+}
+
+// label keeps a description on one line and clear of Mermaid's syntax.
+func label(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	s = strings.NewReplacer(":", " ", ";", ",", "#", "", "\"", "'", "{", "(", "}", ")").Replace(s)
+	if r := []rune(s); len(r) > 80 {
+		s = string(r[:77]) + "..."
+	}
+	return s
+}

@@ -1,0 +1,52 @@
+package machine
+
+import (
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/guards"
+)
+
+// Explanation is what an event would do to an instance now: every branch with its guard's value, and
+// the transition Fire would make, or its error. Explain has no side effect.
+type Explanation struct {
+	Branches   []BranchResult // every branch of the state's handler, in order; none when there is no handler
+	Transition *Transition    // nil when the event would be refused
+	Err        error          // why it would be refused
+}
+
+// BranchResult is one branch of an explanation. For an unguarded branch Guard is "" and Result true.
+type BranchResult struct {
+	Index   int
+	To      string
+	Guard   string
+	Message string
+	Result  bool
+	Err     error // the guard failed to evaluate
+	Taken   bool
+}
+
+// Explain evaluates every branch's guard, not only up to the first that holds as Fire does, so that a
+// user sees why each branch would or would not be taken.
+func Explain(def *Definition, snap Snapshot, event string, payload map[string]any, now time.Time) Explanation {
+	var x Explanation
+	x.Transition, x.Err = Fire(def, snap, event, payload, now)
+	st, h, err := def.handler(snap.State, event)
+	if err != nil {
+		return x
+	}
+	typed, err := def.payload(event, payload)
+	if err != nil {
+		return x
+	}
+	scope := guards.NewScope(guards.Vars{Ctx: snap.Context, Event: typed, State: st.Name, Now: now,
+		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt}})
+	for _, b := range h.Branches {
+		r := BranchResult{Index: b.Index, To: b.To, Guard: b.GuardSource, Message: b.GuardMessage, Result: true}
+		if b.Guard != nil {
+			r.Result, r.Err = b.Guard.Bool(scope)
+		}
+		r.Taken = x.Transition != nil && x.Transition.Branch == b.Index
+		x.Branches = append(x.Branches, r)
+	}
+	return x
+}
