@@ -5,7 +5,7 @@ FUZZTIME  ?= 10s
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Files written by `make generate`; verify fails when they differ from what is committed.
-GENERATED :=
+GENERATED := api/openapi
 
 .DEFAULT_GOAL := help
 
@@ -47,6 +47,10 @@ lint: ## gofmt, go vet and staticcheck
 .PHONY: generate
 generate: ## Regenerate generated files
 	$(GO) generate $(PKGS)
+
+.PHONY: openapi
+openapi: ## Regenerate the OpenAPI document (api/openapi) from the swag annotations of internal/server
+	$(GO) tool swag init --quiet -g doc.go -d internal/server,internal/service,internal/machine --parseDependency --parseInternal -o api/openapi --outputTypes go,json,yaml
 
 .PHONY: verify
 verify: ## Fail when go.mod/go.sum, formatting or generated files are not up to date

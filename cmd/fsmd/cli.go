@@ -29,6 +29,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"serve", "[--addr ADDR] [--database-url URL] [--definitions DIR]", "run the service: the REST API and Swagger UI", runServe},
 		{"validate", "[--format text|json] [PATH...]", "check definition files and report every problem", runValidate},
 		{"test", "[-run REGEX] [-v] [--coverage] [PATH...]", "run the transition tables (*.test.yaml)", runTest},
 		{"version", "", "print the version", runVersion},

@@ -38,6 +38,9 @@ func (t *Type) Decode(v any, prefix string, o Options) (any, error) {
 		return Clone(v), nil
 	case String:
 		if s, ok := v.(string); ok {
+			if strings.IndexByte(s, 0) >= 0 { // PostgreSQL cannot store it; refuse it everywhere alike
+				return nil, &DecodeError{prefix, "text holds a NUL character"}
+			}
 			return s, nil
 		}
 	case Int:

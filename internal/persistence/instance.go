@@ -1,0 +1,189 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// InstanceRow is an instance as stored.
+type InstanceRow struct {
+	ID         string
+	Definition string
+	Version    int // of the definition
+	State      string
+	Context    []byte // a JSON object; "{}" is stored for an empty one
+	Revision   int64
+	Final      bool
+	CreateHash string // of the creation request
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	EnteredAt  time.Time // of the current state
+}
+
+// InstanceUpdateParams is the new state of an instance after a transition (or a migration), for
+// InstanceUpdate. (The type cannot share the function's name.)
+type InstanceUpdateParams struct {
+	ID             string
+	ExpectRevision int64 // the revision read; another one means a concurrent change
+	Version        int
+	State          string
+	Context        []byte
+	Revision       int64
+	Final          bool
+	UpdatedAt      time.Time
+	EnteredAt      time.Time
+}
+
+// InstanceListParams selects a page of instances, in id order.
+type InstanceListParams struct {
+	Definition string // "" for every definition
+	State      string // "" for every state
+	Version    int    // 0 for every version
+	After      string // the instances whose id is greater ("" for the first page)
+	Limit      int    // at most this many; 0 or less for no limit
+}
+
+// instanceRow is InstanceRow as scanned.
+type instanceRow struct {
+	ID         string `db:"id"`
+	Definition string `db:"definition"`
+	Version    int    `db:"version"`
+	State      string `db:"state"`
+	Context    []byte `db:"context"`
+	Revision   int64  `db:"revision"`
+	Final      bool   `db:"final"`
+	CreateHash string `db:"create_hash"`
+	CreatedAt  dbTime `db:"created_at"`
+	UpdatedAt  dbTime `db:"updated_at"`
+	EnteredAt  dbTime `db:"entered_at"`
+}
+
+func (r instanceRow) row() InstanceRow {
+	return InstanceRow{
+		ID: r.ID, Definition: r.Definition, Version: r.Version, State: r.State, Context: r.Context,
+		Revision: r.Revision, Final: r.Final, CreateHash: r.CreateHash,
+		CreatedAt: r.CreatedAt.Time(), UpdatedAt: r.UpdatedAt.Time(), EnteredAt: r.EnteredAt.Time(),
+	}
+}
+
+const instanceColumns = `id, definition, version, state, context, revision, final, create_hash, created_at, updated_at, entered_at`
+
+// InstanceInsert stores a new instance. ErrConflict when the id exists; the transaction stays
+// usable (to read the existing instance, for instance).
+func InstanceInsert(ctx context.Context, tx *Tx, r InstanceRow) error {
+	d := tx.Dialect
+	res, err := tx.X.ExecContext(ctx, q(d, `
+		INSERT INTO instances (`+instanceColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`),
+		r.ID, r.Definition, r.Version, r.State, jsonArg(r.Context, "{}"), r.Revision, r.Final,
+		r.CreateHash, timeArg(d, r.CreatedAt), timeArg(d, r.UpdatedAt), timeArg(d, r.EnteredAt))
+	if err != nil {
+		return translate(fmt.Errorf("persistence: insert instance %q: %w", r.ID, err))
+	}
+	return conflictUnlessOne(res, "instance %q exists already", r.ID)
+}
+
+// InstanceGet returns an instance. ErrNotFound when there is none.
+func InstanceGet(ctx context.Context, ex Executor, id string) (InstanceRow, error) {
+	var r instanceRow
+	err := getContext(ctx, ex, &r, `SELECT `+instanceColumns+` FROM instances WHERE id = ?`, id)
+	if err != nil {
+		return InstanceRow{}, notFound(err, "instance %q", id)
+	}
+	return r.row(), nil
+}
+
+// InstanceGetForUpdate returns an instance and locks it until tx ends: SELECT ... FOR UPDATE on
+// PostgreSQL; on SQLite a plain SELECT, the transaction holding the database's write lock since
+// BEGIN (IMMEDIATE). ErrNotFound when there is none.
+func InstanceGetForUpdate(ctx context.Context, tx *Tx, id string) (InstanceRow, error) {
+	query := `SELECT ` + instanceColumns + ` FROM instances WHERE id = ?`
+	if tx.Dialect == Postgres {
+		query += ` FOR UPDATE`
+	}
+	var r instanceRow
+	if err := getContext(ctx, tx, &r, query, id); err != nil {
+		return InstanceRow{}, notFound(err, "instance %q", id)
+	}
+	return r.row(), nil
+}
+
+// InstanceUpdate writes the new state of an instance, provided it is still at u.ExpectRevision:
+// ErrConflict when it is not (or does not exist).
+func InstanceUpdate(ctx context.Context, tx *Tx, u InstanceUpdateParams) error {
+	d := tx.Dialect
+	res, err := tx.X.ExecContext(ctx, q(d, `
+		UPDATE instances
+		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?
+		WHERE id = ? AND revision = ?`),
+		u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
+		timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), u.ID, u.ExpectRevision)
+	if err != nil {
+		return translate(fmt.Errorf("persistence: update instance %q: %w", u.ID, err))
+	}
+	return conflictUnlessOne(res, "instance %q is not at revision %d", u.ID, u.ExpectRevision)
+}
+
+// InstanceList returns a page of instances in id order (keyset pagination: pass the last id of a
+// page as After for the next).
+func InstanceList(ctx context.Context, ex Executor, p InstanceListParams) ([]InstanceRow, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if p.Definition != "" {
+		where, args = append(where, "definition = ?"), append(args, p.Definition)
+	}
+	if p.State != "" {
+		where, args = append(where, "state = ?"), append(args, p.State)
+	}
+	if p.Version != 0 {
+		where, args = append(where, "version = ?"), append(args, p.Version)
+	}
+	if p.After != "" {
+		where, args = append(where, "id > ?"), append(args, p.After)
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT ` + instanceColumns + ` FROM instances`)
+	if len(where) > 0 {
+		b.WriteString(` WHERE ` + strings.Join(where, ` AND `))
+	}
+	b.WriteString(` ORDER BY id`)
+	if p.Limit > 0 {
+		b.WriteString(` LIMIT ?`)
+		args = append(args, p.Limit)
+	}
+	var rows []instanceRow
+	if err := selectContext(ctx, ex, &rows, b.String(), args...); err != nil {
+		return nil, translate(fmt.Errorf("persistence: list instances: %w", err))
+	}
+	out := make([]InstanceRow, len(rows))
+	for i, r := range rows {
+		out[i] = r.row()
+	}
+	return out, nil
+}
+
+// InstanceCountRunning returns the number of instances not in a final state, by definition (every
+// version); a definition without any is absent.
+func InstanceCountRunning(ctx context.Context, ex Executor) (map[string]int64, error) {
+	var rows []struct {
+		Definition string `db:"definition"`
+		N          int64  `db:"n"`
+	}
+	err := selectContext(ctx, ex, &rows, `
+		SELECT definition, COUNT(*) AS n FROM instances
+		WHERE NOT final
+		GROUP BY definition`)
+	if err != nil {
+		return nil, translate(fmt.Errorf("persistence: count running instances: %w", err))
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Definition] = r.N
+	}
+	return out, nil
+}

@@ -1,0 +1,57 @@
+package persistence
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// migrations holds the schema migrations, a folder per dialect, numbered files (goose SQL
+// migrations, each applied in its own transaction).
+//
+//go:embed migrations/postgres/*.sql migrations/sqlite/*.sql
+var migrations embed.FS
+
+// migrationTable records the migrations applied.
+const migrationTable = "fsmd_migrations"
+
+// migrationLockID is the PostgreSQL advisory lock held while migrating, so that processes starting
+// together migrate one after the other.
+const migrationLockID int64 = 0x66736d64 // "fsmd"
+
+// migrate applies the migrations db has not had yet. Applying them again is a no-op.
+func migrate(ctx context.Context, db *DB) error {
+	files, err := fs.Sub(migrations, "migrations/"+string(db.Dialect))
+	if err != nil {
+		return fmt.Errorf("persistence: migrations: %w", err)
+	}
+	opts := []goose.ProviderOption{
+		goose.WithTableName(migrationTable),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(slog.New(slog.NewTextHandler(io.Discard, nil))),
+	}
+	dialect := goose.DialectSQLite3
+	if db.Dialect == Postgres {
+		dialect = goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID))
+		if err != nil {
+			return fmt.Errorf("persistence: migrations: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, db.X.DB, files, opts...)
+	if err != nil {
+		return fmt.Errorf("persistence: migrations: %w", err)
+	}
+	// p.Close would close db: the provider is simply dropped.
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("persistence: migrate %s: %w", db.Dialect, err)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package persistence
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// TransitionRow is one row of the audit log (package audit is its interface: see audit.Row).
+type TransitionRow struct {
+	InstanceID        string
+	Seq               int64 // 1, 2, 3... per instance, no gap
+	Event             string
+	From, To          string
+	Branch            int
+	Guards            []byte // a JSON array; "[]" is stored for none
+	Payload           []byte // a JSON object; "{}" is stored for none
+	ContextBefore     []byte // a JSON object
+	ContextAfter      []byte // a JSON object
+	Source            string // api, timer, migration
+	RequestID         string
+	IdempotencyKey    string // "" is stored as NULL: no key
+	RequestHash       string
+	DefinitionVersion int
+	At                time.Time
+}
+
+// TransitionListParams selects a page of an instance's transitions, in seq order.
+type TransitionListParams struct {
+	InstanceID string
+	AfterSeq   int64 // the transitions whose seq is greater (0 for the first page)
+	Limit      int   // at most this many; 0 or less for no limit
+}
+
+// transitionRow is TransitionRow as scanned.
+type transitionRow struct {
+	InstanceID        string         `db:"instance_id"`
+	Seq               int64          `db:"seq"`
+	Event             string         `db:"event"`
+	From              string         `db:"from_state"`
+	To                string         `db:"to_state"`
+	Branch            int            `db:"branch"`
+	Guards            []byte         `db:"guards"`
+	Payload           []byte         `db:"payload"`
+	ContextBefore     []byte         `db:"context_before"`
+	ContextAfter      []byte         `db:"context_after"`
+	Source            string         `db:"source"`
+	RequestID         string         `db:"request_id"`
+	IdempotencyKey    sql.NullString `db:"idempotency_key"`
+	RequestHash       string         `db:"request_hash"`
+	DefinitionVersion int            `db:"definition_version"`
+	At                dbTime         `db:"at"`
+}
+
+func (r transitionRow) row() TransitionRow {
+	return TransitionRow{
+		InstanceID: r.InstanceID, Seq: r.Seq, Event: r.Event, From: r.From, To: r.To,
+		Branch: r.Branch, Guards: r.Guards, Payload: r.Payload,
+		ContextBefore: r.ContextBefore, ContextAfter: r.ContextAfter, Source: r.Source,
+		RequestID: r.RequestID, IdempotencyKey: r.IdempotencyKey.String, RequestHash: r.RequestHash,
+		DefinitionVersion: r.DefinitionVersion, At: r.At.Time(),
+	}
+}
+
+const transitionColumns = `instance_id, seq, event, from_state, to_state, branch, guards, payload, ` +
+	`context_before, context_after, source, request_id, idempotency_key, request_hash, definition_version, at`
+
+// TransitionInsert appends a row to the audit log. ErrConflict when the instance has that seq or
+// that idempotency key already; the transaction stays usable (to read the first answer of the
+// key, for instance).
+func TransitionInsert(ctx context.Context, tx *Tx, r TransitionRow) error {
+	d := tx.Dialect
+	res, err := tx.X.ExecContext(ctx, q(d, `
+		INSERT INTO transitions (`+transitionColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`),
+		r.InstanceID, r.Seq, r.Event, r.From, r.To, r.Branch,
+		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
+		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
+		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
+		timeArg(d, r.At))
+	if err != nil {
+		return translate(fmt.Errorf("persistence: insert transition %d of instance %q: %w", r.Seq, r.InstanceID, err))
+	}
+	return conflictUnlessOne(res, "instance %q has transition %d or idempotency key %q already",
+		r.InstanceID, r.Seq, r.IdempotencyKey)
+}
+
+// TransitionGetByIdempotencyKey returns the transition of an instance recorded with an idempotency
+// key. ErrNotFound when there is none (or key is "").
+func TransitionGetByIdempotencyKey(ctx context.Context, ex Executor, instanceID, key string) (TransitionRow, error) {
+	if key == "" {
+		return TransitionRow{}, fmt.Errorf("persistence: transition of instance %q with an empty idempotency key: %w", instanceID, ErrNotFound)
+	}
+	var r transitionRow
+	err := getContext(ctx, ex, &r, `
+		SELECT `+transitionColumns+` FROM transitions
+		WHERE instance_id = ? AND idempotency_key = ?`, instanceID, key)
+	if err != nil {
+		return TransitionRow{}, notFound(err, "transition of instance %q with idempotency key %q", instanceID, key)
+	}
+	return r.row(), nil
+}
+
+// TransitionList returns a page of an instance's transitions in seq order (keyset pagination: pass
+// the last seq of a page as AfterSeq for the next).
+func TransitionList(ctx context.Context, ex Executor, p TransitionListParams) ([]TransitionRow, error) {
+	var b strings.Builder
+	b.WriteString(`SELECT ` + transitionColumns + ` FROM transitions WHERE instance_id = ? AND seq > ? ORDER BY seq`)
+	args := []any{p.InstanceID, p.AfterSeq}
+	if p.Limit > 0 {
+		b.WriteString(` LIMIT ?`)
+		args = append(args, p.Limit)
+	}
+	var rows []transitionRow
+	if err := selectContext(ctx, ex, &rows, b.String(), args...); err != nil {
+		return nil, translate(fmt.Errorf("persistence: list transitions of instance %q: %w", p.InstanceID, err))
+	}
+	out := make([]TransitionRow, len(rows))
+	for i, r := range rows {
+		out[i] = r.row()
+	}
+	return out, nil
+}

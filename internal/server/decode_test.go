@@ -1,0 +1,100 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestDecodeJSON(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, body, contentType string
+		status                  int
+		code, detail            string // detail: a part of it
+	}{
+		{"malformed", `{"event":`, "application/json", 400, "invalid_request", "malformed JSON"},
+		{"syntax error", `{"event" "pay"}`, "application/json", 400, "invalid_request", "malformed JSON at byte"},
+		{"unknown field", `{"event":"pay","amount":3}`, "application/json", 400, "invalid_request", `unknown field "amount"`},
+		{"field in another case", `{"Event":"pay"}`, "application/json", 400, "invalid_request", `unknown field "Event"`},
+		{"field twice", `{"event":"pay","event":"ship"}`, "application/json", 400, "invalid_request", `field "event" is given twice`},
+		{"trailing data", `{"event":"pay"} {}`, "application/json", 400, "invalid_request", "after the JSON object"},
+		{"trailing garbage", `{"event":"pay"}x`, "application/json", 400, "invalid_request", "after the JSON object"},
+		{"not an object", `["pay"]`, "application/json", 400, "invalid_request", "must be a JSON object"},
+		{"null", `null`, "application/json", 400, "invalid_request", "must be a JSON object"},
+		{"empty", ` `, "application/json", 400, "invalid_request", "empty"},
+		{"wrong type", `{"event":5}`, "application/json", 400, "invalid_request", `field "event": expected a string, got number`},
+		{"payload not an object", `{"event":"pay","payload":[1]}`, "application/json", 400, "invalid_request", `field "payload": expected an object, got array`},
+		{"missing event", `{"payload":{}}`, "application/json", 400, "invalid_request", "event is empty"},
+		{"not UTF-8", "{\"event\":\"p\xffy\"}", "application/json", 400, "invalid_request", "UTF-8"},
+		{"no content type", `{"event":"pay"}`, "", 415, "unsupported_media_type", "Content-Type is missing"},
+		{"form", `event=pay`, "application/x-www-form-urlencoded", 415, "unsupported_media_type", "application/json"},
+		{"yaml", `event: pay`, "application/yaml", 415, "unsupported_media_type", "application/json"},
+		{"bad charset", `{"event":"pay"}`, "application/json; charset=latin1", 415, "unsupported_media_type", "charset"},
+		{"unparsable content type", `{"event":"pay"}`, "application/json; =", 415, "unsupported_media_type", "cannot be parsed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, Options{})
+			p := problem(t, b.do(t, req{method: "POST", path: "/v1/instances/i-1/events", body: tt.body, header: map[string]string{"Content-Type": tt.contentType}}), tt.status, tt.code)
+			if !strings.Contains(p.Detail, tt.detail) {
+				t.Errorf("detail %q, want it to contain %q", p.Detail, tt.detail)
+			}
+			if b.svc.event.Event != "" {
+				t.Errorf("the service was asked: %+v", b.svc.event)
+			}
+		})
+	}
+}
+
+func TestDecodeJSONAccepts(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	body := `{"payload":{"amount":12345678901234567890,"note":"'; DROP TABLE instances; --","nested":{"a":[1,2.5]}},"event":"pay"}` + "\n"
+	rec := b.do(t, req{method: "POST", path: "/v1/instances/i-1/events", body: body, header: map[string]string{"Content-Type": "application/json; charset=UTF-8"}})
+	if rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	ev := b.svc.event
+	// Numbers keep every digit (json.Number), strings are kept verbatim.
+	if ev.Event != "pay" || ev.Payload["amount"] != json.Number("12345678901234567890") || ev.Payload["note"] != "'; DROP TABLE instances; --" {
+		t.Errorf("event %+v", ev)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	big := `{"event":"pay","payload":{"x":"` + strings.Repeat("a", DefaultBodyLimit) + `"}}`
+
+	// Known length: refused before reading.
+	p := problem(t, b.do(t, req{method: "POST", path: "/v1/instances/i-1/events", body: big}), 413, "body_too_large")
+	if !strings.Contains(p.Detail, "1048576") {
+		t.Errorf("detail %q", p.Detail)
+	}
+	// Unknown length (chunked): refused when read past the limit.
+	r := httptest.NewRequest("POST", "/v1/instances/i-1/events", strings.NewReader(big))
+	r.ContentLength = -1
+	r.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	b.e.ServeHTTP(rec, r)
+	problem(t, rec, 413, "body_too_large")
+
+	// The YAML of PUT is bounded alike.
+	r = httptest.NewRequest("PUT", "/v1/definitions/order", strings.NewReader(strings.Repeat("#", DefaultBodyLimit+1)))
+	r.ContentLength = -1
+	r.Header.Set("Content-Type", "application/yaml")
+	rec = httptest.NewRecorder()
+	b.e.ServeHTTP(rec, r)
+	problem(t, rec, 413, "body_too_large")
+
+	// A body of exactly the limit passes.
+	small := setup(t, Options{BodyLimit: 64})
+	exact := `{"event":"pay","payload":{"x":"` + strings.Repeat("a", 64-len(`{"event":"pay","payload":{"x":""}}`)) + `"}}`
+	if rec := small.do(t, req{method: "POST", path: "/v1/instances/i-1/events", body: exact}); rec.Code != 200 {
+		t.Errorf("a body of the limit: %d %s", rec.Code, rec.Body)
+	}
+	problem(t, small.do(t, req{method: "POST", path: "/v1/instances/i-1/events", body: exact + " "}), 413, "body_too_large")
+}

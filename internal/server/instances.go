@@ -1,0 +1,285 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fsmd-io/fsmd/internal/service"
+)
+
+// createInstance godoc
+//
+//	@Summary		Create an instance
+//	@Description	Creates an instance on the definition's latest version, in its initial state (arming that state's timers). A client-chosen id that exists already: 409 instance_exists with the existing instance, unless the body is identical to the one that created it (then 200 with that instance: creation is idempotent).
+//	@Tags			instances
+//	@Accept			json
+//	@Produce		json,application/problem+json
+//	@Param			X-Request-ID	header		string					false	"request id (at most 200 printable ASCII characters); one is made when absent"
+//	@Param			request			body		service.CreateInstance	true	"the definition, an optional id, an optional initial context"
+//	@Success		201				{object}	service.Instance		"created"
+//	@Success		200				{object}	service.Instance		"an identical request created it before"
+//	@Header			201				{string}	Location				"/v1/instances/{id}"
+//	@Header			all				{string}	X-Request-ID			"the request id"
+//	@Failure		400				{object}	Problem					"invalid_request: malformed JSON, an unknown field, a missing definition, a bad id"
+//	@Failure		404				{object}	Problem					"not_found: no such definition"
+//	@Failure		409				{object}	Problem					"instance_exists: the id is taken by an instance created with another body (instance: that instance)"
+//	@Failure		413				{object}	Problem					"body_too_large"
+//	@Failure		415				{object}	Problem					"unsupported_media_type: the body is not application/json"
+//	@Failure		422				{object}	Problem					"invalid_context: the context does not match the definition's schema"
+//	@Failure		500				{object}	Problem					"internal_error"
+//	@Failure		503				{object}	Problem					"unavailable: the database does not answer"
+//	@Router			/v1/instances [post]
+func (s *server) createInstance(c echo.Context) error {
+	var req service.CreateInstance
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := checkID("field definition", req.Definition); err != nil {
+		return err
+	}
+	if req.ID != "" {
+		if err := checkID("field id", req.ID); err != nil {
+			return err
+		}
+	}
+	inst, created, err := s.svc.CreateInstance(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	if !created {
+		return c.JSON(http.StatusOK, inst)
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/instances/"+url.PathEscape(inst.ID))
+	return c.JSON(http.StatusCreated, inst)
+}
+
+// getInstance godoc
+//
+//	@Summary		Get an instance
+//	@Description	The instance, with the events its current state handles. ETag is its revision.
+//	@Tags			instances
+//	@Produce		json,application/problem+json
+//	@Param			id				path		string				true	"instance id"
+//	@Param			X-Request-ID	header		string				false	"request id"
+//	@Success		200				{object}	service.Instance
+//	@Header			200				{string}	ETag			"the revision, quoted as an entity tag"
+//	@Header			all				{string}	X-Request-ID	"the request id"
+//	@Failure		400				{object}	Problem			"invalid_request: a bad id"
+//	@Failure		404				{object}	Problem			"not_found: no such instance"
+//	@Failure		500				{object}	Problem			"internal_error"
+//	@Failure		503				{object}	Problem			"unavailable"
+//	@Router			/v1/instances/{id} [get]
+func (s *server) getInstance(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := parseQuery(c); err != nil {
+		return err
+	}
+	inst, err := s.svc.GetInstance(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", etag(inst.Revision))
+	return c.JSON(http.StatusOK, inst)
+}
+
+// listInstances godoc
+//
+//	@Summary		List instances
+//	@Description	A page of instances in id order. Pass the page's `next` as `after` for the next page; the last page has no `next`.
+//	@Tags			instances
+//	@Produce		json,application/problem+json
+//	@Param			definition		query		string	false	"only instances of this definition"
+//	@Param			state			query		string	false	"only instances in this state"
+//	@Param			version			query		int		false	"only instances on this version of their definition"	minimum(1)
+//	@Param			limit			query		int		false	"page size"												minimum(1)	maximum(1000)	default(100)
+//	@Param			after			query		string	false	"the last id of the previous page"
+//	@Param			X-Request-ID	header		string	false	"request id"
+//	@Success		200				{object}	service.Page[service.Instance]
+//	@Header			all				{string}	X-Request-ID	"the request id"
+//	@Failure		400				{object}	Problem			"invalid_request: a bad or unknown query parameter"
+//	@Failure		500				{object}	Problem			"internal_error"
+//	@Failure		503				{object}	Problem			"unavailable"
+//	@Router			/v1/instances [get]
+func (s *server) listInstances(c echo.Context) error {
+	q, err := parseQuery(c, "definition", "state", "version", "limit", "after")
+	if err != nil {
+		return err
+	}
+	var f service.InstanceFilter
+	if f.Definition, err = q.id("definition"); err != nil {
+		return err
+	}
+	if f.State, err = q.id("state"); err != nil {
+		return err
+	}
+	if f.Version, err = q.version(); err != nil {
+		return err
+	}
+	if f.Limit, err = q.limit(); err != nil {
+		return err
+	}
+	if f.After, err = q.id("after"); err != nil {
+		return err
+	}
+	page, err := s.svc.ListInstances(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, nonNilPage(page))
+}
+
+// sendEvent godoc
+//
+//	@Summary		Send an event
+//	@Description	Fires the event at the instance. The instance changes and its history gains a row in one transaction, or nothing changes. A replay of an Idempotency-Key with the same body returns the first answer again with `Idempotent-Replayed: true`; with another body it is idempotency_mismatch.
+//	@Tags			instances
+//	@Accept			json
+//	@Produce		json,application/problem+json
+//	@Param			id				path		string				true	"instance id"
+//	@Param			request			body		service.SendEvent	true	"the event and its payload"
+//	@Param			Idempotency-Key	header		string				false	"at most 200 printable ASCII characters"
+//	@Param			If-Match		header		string				false	"the revision the client saw, as ETag gives it (quoted), weak (W/ and quoted) or bare"
+//	@Param			X-Request-ID	header		string				false	"request id, written to the history row"
+//	@Success		200				{object}	service.EventResult
+//	@Header			200				{string}	Idempotent-Replayed	"true on a replayed answer"
+//	@Header			all				{string}	X-Request-ID		"the request id"
+//	@Failure		400				{object}	Problem				"invalid_request: malformed JSON, an unknown field, a missing event, a bad id or header"
+//	@Failure		404				{object}	Problem				"not_found: no such instance"
+//	@Failure		409				{object}	Problem				"invalid_transition, guard_rejected (with blockers), instance_final (each with instance)"
+//	@Failure		412				{object}	Problem				"version_conflict: If-Match names another revision (instance: as it is now)"
+//	@Failure		413				{object}	Problem				"body_too_large"
+//	@Failure		415				{object}	Problem				"unsupported_media_type"
+//	@Failure		422				{object}	Problem				"unknown_event, invalid_payload, idempotency_mismatch, expression_failed"
+//	@Failure		500				{object}	Problem				"internal_error"
+//	@Failure		503				{object}	Problem				"unavailable"
+//	@Router			/v1/instances/{id}/events [post]
+func (s *server) sendEvent(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := parseQuery(c); err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	rev, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	var req service.SendEvent
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := checkID("field event", req.Event); err != nil {
+		return err
+	}
+	req.InstanceID, req.IdempotencyKey, req.IfMatch = id, key, rev
+	req.RequestID = RequestID(c.Request().Context())
+	res, replayed, err := s.svc.SendEvent(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	if replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// explain godoc
+//
+//	@Summary		Explain an event
+//	@Description	What the event would do now: each branch, its guard's value, the chosen target, the resulting context. No side effect; 200 even when the event would be refused (`error` says why).
+//	@Tags			instances
+//	@Accept			json
+//	@Produce		json,application/problem+json
+//	@Param			id				path		string				true	"instance id"
+//	@Param			request			body		service.SendEvent	true	"the event and its payload"
+//	@Param			X-Request-ID	header		string				false	"request id"
+//	@Success		200				{object}	service.Explanation
+//	@Header			all				{string}	X-Request-ID	"the request id"
+//	@Failure		400				{object}	Problem			"invalid_request"
+//	@Failure		404				{object}	Problem			"not_found: no such instance"
+//	@Failure		413				{object}	Problem			"body_too_large"
+//	@Failure		415				{object}	Problem			"unsupported_media_type"
+//	@Failure		500				{object}	Problem			"internal_error"
+//	@Failure		503				{object}	Problem			"unavailable"
+//	@Router			/v1/instances/{id}/explain [post]
+func (s *server) explain(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := parseQuery(c); err != nil {
+		return err
+	}
+	var req service.SendEvent
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := checkID("field event", req.Event); err != nil {
+		return err
+	}
+	ex, err := s.svc.Explain(c.Request().Context(), id, req.Event, req.Payload)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ex)
+}
+
+// history godoc
+//
+//	@Summary		An instance's history
+//	@Description	The audit log of the instance, oldest first: one row per accepted event (from the API, a timer or a migration). `seq` is gap-free per instance; pass the page's `next` as `after` for the next page.
+//	@Tags			instances
+//	@Produce		json,application/problem+json
+//	@Param			id				path		string	true	"instance id"
+//	@Param			limit			query		int		false	"page size"						minimum(1)	maximum(1000)	default(100)
+//	@Param			after			query		int		false	"the last seq of the previous page"	minimum(0)
+//	@Param			X-Request-ID	header		string	false	"request id"
+//	@Success		200				{object}	service.Page[service.HistoryEntry]
+//	@Header			all				{string}	X-Request-ID	"the request id"
+//	@Failure		400				{object}	Problem			"invalid_request: a bad id or query parameter"
+//	@Failure		404				{object}	Problem			"not_found: no such instance"
+//	@Failure		500				{object}	Problem			"internal_error"
+//	@Failure		503				{object}	Problem			"unavailable"
+//	@Router			/v1/instances/{id}/history [get]
+func (s *server) history(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(c, "limit", "after")
+	if err != nil {
+		return err
+	}
+	limit, err := q.limit()
+	if err != nil {
+		return err
+	}
+	after, err := q.int("after", 0, maxInt64, 0)
+	if err != nil {
+		return err
+	}
+	page, err := s.svc.History(c.Request().Context(), id, after, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, nonNilPage(page))
+}
+
+// nonNilPage makes an empty page's items [] rather than null, so that clients need not tell the two
+// apart.
+func nonNilPage[T any](p service.Page[T]) service.Page[T] {
+	if p.Items == nil {
+		p.Items = []T{}
+	}
+	return p
+}

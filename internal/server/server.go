@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/labstack/echo/v4"
+	echoSwagger "github.com/swaggo/echo-swagger"
+	swaggerFiles "github.com/swaggo/files/v2"
+	"github.com/swaggo/swag"
+
+	"github.com/fsmd-io/fsmd/api/openapi"
+	"github.com/fsmd-io/fsmd/internal/service"
+)
+
+// Service is what the handlers need of the service; *service.Service satisfies it. It is declared
+// here, where it is used, so that the handlers can be tested without a database.
+type Service interface {
+	// CreateInstance creates an instance; created is false when an identical request created it
+	// before (a client-chosen id), and the answer is then that instance.
+	CreateInstance(ctx context.Context, req service.CreateInstance) (inst service.Instance, created bool, err error)
+	GetInstance(ctx context.Context, id string) (service.Instance, error)
+	ListInstances(ctx context.Context, f service.InstanceFilter) (service.Page[service.Instance], error)
+	// SendEvent fires an event; replayed is true when the Idempotency-Key was seen with the same
+	// request and res is the first answer.
+	SendEvent(ctx context.Context, req service.SendEvent) (res service.EventResult, replayed bool, err error)
+	Explain(ctx context.Context, id, event string, payload map[string]any) (service.Explanation, error)
+	History(ctx context.Context, id string, afterSeq int64, limit int) (service.Page[service.HistoryEntry], error)
+	ListDefinitions(ctx context.Context) ([]service.DefinitionSummary, error)
+	GetDefinition(ctx context.Context, name string) (service.DefinitionVersion, error) // the latest version
+	DefinitionVersions(ctx context.Context, name string) ([]service.DefinitionVersion, error)
+	DefinitionVersion(ctx context.Context, name string, version int) (service.DefinitionVersion, error)
+	Diagram(ctx context.Context, name string, version int) (string, error) // version 0: the latest; Mermaid stateDiagram-v2
+	PutDefinition(ctx context.Context, name string, yaml []byte) (service.PutResult, error)
+	Ready(ctx context.Context) error // nil when the database answers and definitions are loaded
+}
+
+// DefaultBodyLimit is the largest request body accepted when Options.BodyLimit is 0.
+const DefaultBodyLimit = 1 << 20
+
+// Options configure the server. The zero value is usable.
+type Options struct {
+	Logger    *slog.Logger // access log and errors; slog.Default() when nil
+	BodyLimit int64        // bytes; DefaultBodyLimit when 0
+	Version   string       // the build's version, shown by /healthz
+}
+
+// server holds what the handlers share.
+type server struct {
+	svc       Service
+	log       *slog.Logger
+	bodyLimit int64
+	version   string
+}
+
+// New returns the HTTP handler of the API. The caller runs it (http.Server{Handler: e}) and shuts
+// it down.
+func New(svc Service, o Options) *echo.Echo {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.BodyLimit <= 0 {
+		o.BodyLimit = DefaultBodyLimit
+	}
+	s := &server{svc: svc, log: o.Logger, bodyLimit: o.BodyLimit, version: o.Version}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	// echo's default trusts X-Forwarded-For from anyone; nothing here uses the client's address yet,
+	// but nothing should believe a spoofed one either.
+	e.IPExtractor = echo.ExtractIPDirect()
+	// Outermost first: the request id is there for every log line; the access log sees the status
+	// of every answer, panics included; the body limit is checked before a handler reads.
+	e.Use(requestID, accessLog(s.log), recoverPanics(s.log), bodyLimit(o.BodyLimit))
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/swagger", swaggerIndex)
+	e.GET("/swagger/*", swaggerUI())
+
+	v1 := e.Group("/v1")
+	v1.POST("/instances", s.createInstance)
+	v1.GET("/instances", s.listInstances)
+	v1.GET("/instances/:id", s.getInstance)
+	v1.POST("/instances/:id/events", s.sendEvent)
+	v1.POST("/instances/:id/explain", s.explain)
+	v1.GET("/instances/:id/history", s.history)
+
+	v1.GET("/definitions", s.listDefinitions)
+	v1.GET("/definitions/:name", s.getDefinition)
+	v1.PUT("/definitions/:name", s.putDefinition)
+	v1.GET("/definitions/:name/versions", s.definitionVersions)
+	v1.GET("/definitions/:name/versions/:version", s.definitionVersion)
+	v1.GET("/definitions/:name/diagram", s.diagram)
+	return e
+}
+
+// Status is the answer of /healthz and /readyz.
+type Status struct {
+	Status  string `json:"status" example:"ok"`
+	Version string `json:"version,omitempty"` // the build's version
+}
+
+// healthz godoc
+//
+//	@Summary	Liveness: the process is up
+//	@Tags		operations
+//	@Produce	json
+//	@Success	200	{object}	Status
+//	@Router		/healthz [get]
+func (s *server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, Status{Status: "ok", Version: s.version})
+}
+
+// readyz godoc
+//
+//	@Summary	Readiness: the database answers and the definitions are loaded
+//	@Tags		operations
+//	@Produce	json,application/problem+json
+//	@Success	200	{object}	Status
+//	@Failure	503	{object}	Problem	"unavailable: not ready"
+//	@Router		/readyz [get]
+func (s *server) readyz(c echo.Context) error {
+	if err := s.svc.Ready(c.Request().Context()); err != nil {
+		return notReady{err}
+	}
+	return c.JSON(http.StatusOK, Status{Status: "ok"})
+}
+
+// notReady is a failed readiness check: 503 whatever the cause, since a probe only asks yes or no.
+type notReady struct{ err error }
+
+func (e notReady) Error() string { return "not ready: " + e.err.Error() }
+func (e notReady) Unwrap() error { return e.err }
+
+// Code is the error code.
+func (e notReady) Code() string { return CodeUnavailable }
+
+// swaggerIndex sends /swagger to the UI.
+func swaggerIndex(c echo.Context) error {
+	return c.Redirect(http.StatusMovedPermanently, "/swagger/index.html")
+}
+
+// swaggerUI serves Swagger UI through echo-swagger, and the generated document itself. Three
+// things differ from echo-swagger alone: the document is rendered once (swag's ReadDoc writes to the
+// registered spec on every call, a data race between concurrent requests); a missing file is a
+// problem, not a plain-text 404; the file name is taken from the path, not the raw request URI with
+// its query string. The UI offers doc.json only: api/openapi/swagger.yaml is the YAML form.
+func swaggerUI() echo.HandlerFunc {
+	ui := echoSwagger.EchoWrapHandler(func(c *echoSwagger.Config) { c.URLs = []string{"doc.json"} })
+	return func(c echo.Context) error {
+		name := c.Param("*")
+		switch name {
+		case "":
+			return swaggerIndex(c) // echo-swagger would redirect to /swagger//index.html
+		case "doc.json":
+			doc, err := openapiDoc()
+			if err != nil {
+				return err
+			}
+			return c.Blob(http.StatusOK, "application/json; charset=utf-8", doc)
+		case "index.html":
+		default:
+			if fi, err := fs.Stat(swaggerFiles.FS, name); err != nil || fi.IsDir() {
+				return echo.ErrNotFound
+			}
+		}
+		req := c.Request().Clone(c.Request().Context())
+		req.RequestURI = "/swagger/" + name
+		c.SetRequest(req)
+		return ui(c)
+	}
+}
+
+// openapiDoc is the generated document, rendered once.
+var openapiDoc = sync.OnceValues(func() ([]byte, error) {
+	doc, err := swag.ReadDoc(openapi.SwaggerInfo.InstanceName())
+	return []byte(doc), err
+})

@@ -1,0 +1,159 @@
+package service
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/fsmd-io/fsmd/internal/audit"
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+	"github.com/fsmd-io/fsmd/internal/schema"
+)
+
+// Contexts are stored as the JSON the API shows (schema.Encode of the typed values) and typed again by
+// the definition's schema when an event needs them.
+
+func encodeContext(ctx map[string]any) ([]byte, error) {
+	return json.Marshal(schema.Encode(ctx))
+}
+
+func encodeMap(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return schema.Encode(m).(map[string]any)
+}
+
+// decodeJSON reads a stored JSON object keeping numbers exact (json.Number), so that an int beyond
+// 2^53 survives.
+func decodeJSON(data []byte) (map[string]any, error) {
+	m := map[string]any{}
+	if len(data) == 0 {
+		return m, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("a stored JSON value is corrupt: %w", err)
+	}
+	return m, nil
+}
+
+// snapshot types a stored instance for the engine.
+func snapshot(def *machine.Definition, row persistence.InstanceRow) (machine.Snapshot, error) {
+	raw, err := decodeJSON(row.Context)
+	if err != nil {
+		return machine.Snapshot{}, err
+	}
+	typed, err := def.Context.Decode(raw, "ctx", schema.Options{})
+	if err != nil {
+		return machine.Snapshot{}, fmt.Errorf("instance %s: its stored context does not fit %s version %d: %w", row.ID, def.Name, row.Version, err)
+	}
+	return machine.Snapshot{ID: row.ID, Version: row.Version, State: row.State, Context: typed.(map[string]any),
+		CreatedAt: row.CreatedAt, EnteredAt: row.EnteredAt}, nil
+}
+
+func toInstance(def *machine.Definition, row persistence.InstanceRow) (Instance, error) {
+	ctx, err := decodeJSON(row.Context)
+	if err != nil {
+		return Instance{}, err
+	}
+	events := def.Handles(row.State)
+	if events == nil {
+		events = []string{}
+	}
+	return Instance{ID: row.ID, Definition: row.Definition, Version: row.Version, State: row.State, Context: ctx,
+		Final: row.Final, Revision: row.Revision, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
+		EnteredAt: row.EnteredAt, Events: events}, nil
+}
+
+// encodeTransition makes the audit row of an accepted transition (without source, ids and time).
+func encodeTransition(l loaded, t *machine.Transition, seq int64) (audit.Row, error) {
+	row := audit.Row{InstanceID: l.row.ID, Seq: seq, Event: t.Event, From: t.From, To: t.To, Branch: t.Branch,
+		DefinitionVersion: l.row.Version}
+	guards := t.Guards
+	if guards == nil {
+		guards = []machine.GuardResult{}
+	}
+	var err error
+	for _, f := range []struct {
+		dst *[]byte
+		v   any
+	}{{&row.Guards, guards}, {&row.Payload, schema.Encode(orEmpty(t.Payload))},
+		{&row.ContextBefore, schema.Encode(t.ContextBefore)}, {&row.ContextAfter, schema.Encode(t.ContextAfter)}} {
+		if *f.dst, err = json.Marshal(f.v); err != nil {
+			return audit.Row{}, err
+		}
+	}
+	return row, nil
+}
+
+func toTransition(r audit.Row) (Transition, error) {
+	t := Transition{Seq: r.Seq, Event: r.Event, From: r.From, To: r.To, Branch: r.Branch, At: r.At, Guards: []machine.GuardResult{}}
+	if err := json.Unmarshal(r.Guards, &t.Guards); err != nil && len(r.Guards) > 0 {
+		return Transition{}, fmt.Errorf("a stored audit row is corrupt: %w", err)
+	}
+	var err error
+	if t.Payload, err = decodeJSON(r.Payload); err != nil {
+		return Transition{}, err
+	}
+	if t.ContextBefore, err = decodeJSON(r.ContextBefore); err != nil {
+		return Transition{}, err
+	}
+	if t.ContextAfter, err = decodeJSON(r.ContextAfter); err != nil {
+		return Transition{}, err
+	}
+	return t, nil
+}
+
+func toHistory(r audit.Row) (HistoryEntry, error) {
+	t, err := toTransition(r)
+	if err != nil {
+		return HistoryEntry{}, err
+	}
+	return HistoryEntry{Seq: r.Seq, Event: r.Event, From: r.From, To: r.To, Payload: t.Payload,
+		ContextBefore: t.ContextBefore, ContextAfter: t.ContextAfter, Source: r.Source, RequestID: r.RequestID,
+		IdempotencyKey: r.IdempotencyKey, DefinitionVersion: r.DefinitionVersion, At: r.At}, nil
+}
+
+// requestHash identifies a request's content, to tell a replay from another request under the same
+// key. encoding/json writes map keys sorted, so equal content hashes equal.
+func requestHash(v any) string {
+	b, _ := json.Marshal(canonical(v))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// canonical writes numbers as the values they are, so that 1 and 1.0 (json.Number keeps the text)
+// are the same request.
+func canonical(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = canonical(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = canonical(e)
+		}
+		return l
+	}
+	return v
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}

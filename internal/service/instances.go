@@ -1,0 +1,298 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/fsmd-io/fsmd/internal/audit"
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// MaxIDLength bounds instance ids, client-chosen or not, in characters.
+const MaxIDLength = 200
+
+// CheckID refuses ids that are empty, too long or hold control characters.
+func CheckID(id string) error {
+	switch {
+	case id == "":
+		return &BadRequestError{"the id is empty"}
+	case utf8.RuneCountInString(id) > MaxIDLength:
+		return &BadRequestError{"the id is " + strconv.Itoa(utf8.RuneCountInString(id)) + " characters long; the limit is " + strconv.Itoa(MaxIDLength)}
+	case !utf8.ValidString(id):
+		return &BadRequestError{"the id is not valid UTF-8"}
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return &BadRequestError{"the id holds a control character"}
+	}
+	return nil
+}
+
+// BadRequestError is a request the API cannot take as it is (400, invalid_request).
+type BadRequestError struct{ Detail string }
+
+func (e *BadRequestError) Error() string { return e.Detail }
+
+// Code is fsmd's own error code for it.
+func (e *BadRequestError) Code() string { return "invalid_request" }
+
+// CreateInstance creates an instance of the latest version of a definition in its initial state.
+// With a client-chosen id that exists already, the same request is answered with the instance
+// (created false) and another request with InstanceExistsError.
+func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Instance, bool, error) {
+	def, row, err := s.reg.get(req.Definition, 0)
+	if err != nil {
+		return Instance{}, false, err
+	}
+	now := s.now()
+	id := req.ID
+	if id == "" {
+		id = newID(now)
+	} else if err := CheckID(id); err != nil {
+		return Instance{}, false, err
+	}
+	snap, _, err := machine.Start(def, id, row.Version, req.Context, now)
+	if err != nil {
+		return Instance{}, false, err
+	}
+	ctxJSON, err := encodeContext(snap.Context)
+	if err != nil {
+		return Instance{}, false, err
+	}
+	createHash := requestHash(map[string]any{"definition": req.Definition, "id": req.ID, "context": orEmpty(req.Context)})
+	inst := persistence.InstanceRow{ID: id, Definition: def.Name, Version: row.Version, State: snap.State, Context: ctxJSON,
+		Final: def.Final(snap.State), CreateHash: createHash, CreatedAt: now, UpdatedAt: now, EnteredAt: now}
+	err = s.db.WithTx(ctx, func(tx *persistence.Tx) error {
+		return persistence.InstanceInsert(ctx, tx, inst)
+	})
+	if errors.Is(err, persistence.ErrConflict) {
+		existing, err := s.instance(ctx, s.db, id)
+		if err != nil {
+			return Instance{}, false, err
+		}
+		if existing.row.CreateHash == createHash {
+			return existing.api, false, nil
+		}
+		return Instance{}, false, &InstanceExistsError{Instance: existing.api}
+	}
+	if err != nil {
+		return Instance{}, false, s.dbError(err)
+	}
+	api, err := toInstance(def, inst)
+	return api, true, err
+}
+
+// loaded is an instance row with its definition version and API form.
+type loaded struct {
+	row persistence.InstanceRow
+	def *machine.Definition
+	api Instance
+}
+
+func (s *Service) instance(ctx context.Context, ex persistence.Executor, id string) (loaded, error) {
+	row, err := persistence.InstanceGet(ctx, ex, id)
+	return s.load(row, id, err)
+}
+
+func (s *Service) load(row persistence.InstanceRow, id string, err error) (loaded, error) {
+	if errors.Is(err, persistence.ErrNotFound) {
+		return loaded{}, &NotFoundError{What: "instance", Key: id}
+	}
+	if err != nil {
+		return loaded{}, s.dbError(err)
+	}
+	def, _, err := s.reg.get(row.Definition, row.Version)
+	if err != nil {
+		return loaded{}, err
+	}
+	api, err := toInstance(def, row)
+	return loaded{row: row, def: def, api: api}, err
+}
+
+// GetInstance returns an instance.
+func (s *Service) GetInstance(ctx context.Context, id string) (Instance, error) {
+	l, err := s.instance(ctx, s.db, id)
+	return l.api, err
+}
+
+// ListInstances returns a page of instances in id order.
+func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) (Page[Instance], error) {
+	limit := clampLimit(f.Limit)
+	rows, err := persistence.InstanceList(ctx, s.db, persistence.InstanceListParams{Definition: f.Definition, State: f.State,
+		Version: f.Version, After: f.After, Limit: limit + 1})
+	if err != nil {
+		return Page[Instance]{}, s.dbError(err)
+	}
+	page := Page[Instance]{Items: []Instance{}}
+	for i, row := range rows {
+		if i == limit {
+			page.Next = page.Items[limit-1].ID
+			break
+		}
+		l, err := s.load(row, row.ID, nil)
+		if err != nil {
+			return Page[Instance]{}, err
+		}
+		page.Items = append(page.Items, l.api)
+	}
+	return page, nil
+}
+
+func clampLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}
+
+// SendEvent handles an event in one transaction: lock the instance, answer a replayed
+// Idempotency-Key with its first answer, check If-Match, fire, update the instance, append the audit
+// row, commit. Concurrent events on one instance are serialized by the lock; none is lost.
+func (s *Service) SendEvent(ctx context.Context, req SendEvent) (EventResult, bool, error) {
+	hash := requestHash(map[string]any{"event": req.Event, "payload": orEmpty(req.Payload)})
+	var res EventResult
+	var replayed bool
+	err := s.db.WithTx(ctx, func(tx *persistence.Tx) error {
+		row, err := persistence.InstanceGetForUpdate(ctx, tx, req.InstanceID)
+		l, err := s.load(row, req.InstanceID, err)
+		if err != nil {
+			return err
+		}
+		if req.IdempotencyKey != "" {
+			prev, err := audit.ByIdempotencyKey(ctx, tx, req.InstanceID, req.IdempotencyKey)
+			switch {
+			case err == nil && prev.RequestHash != hash:
+				return &IdempotencyMismatchError{Key: req.IdempotencyKey}
+			case err == nil:
+				res, replayed, err = s.replay(l, prev)
+				return err
+			case !errors.Is(err, persistence.ErrNotFound):
+				return err
+			}
+		}
+		if req.IfMatch != nil && *req.IfMatch != l.row.Revision {
+			return &VersionConflictError{IfMatch: *req.IfMatch, Instance: l.api}
+		}
+		snap, err := snapshot(l.def, l.row)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		t, err := machine.Fire(l.def, snap, req.Event, req.Payload, now)
+		if err != nil {
+			return &EventError{Err: err, Instance: l.api}
+		}
+		res, err = s.apply(ctx, tx, l, t, req, hash, now)
+		return err
+	})
+	if err != nil {
+		return EventResult{}, false, s.dbError(err)
+	}
+	return res, replayed, nil
+}
+
+// apply writes an accepted transition: the instance and its audit row, with the same now.
+func (s *Service) apply(ctx context.Context, tx *persistence.Tx, l loaded, t *machine.Transition, req SendEvent, hash string, now time.Time) (EventResult, error) {
+	rev := l.row.Revision + 1
+	row, err := encodeTransition(l, t, rev)
+	if err != nil {
+		return EventResult{}, err
+	}
+	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = "api", req.RequestID, req.IdempotencyKey, hash, now
+	next := l.row
+	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt, next.EnteredAt = t.To, row.ContextAfter, rev, t.Final, now, now
+	if err := persistence.InstanceUpdate(ctx, tx, persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
+		Version: next.Version, State: next.State, Context: next.Context, Revision: rev, Final: next.Final,
+		UpdatedAt: now, EnteredAt: now}); err != nil {
+		return EventResult{}, err
+	}
+	if err := audit.Append(ctx, tx, row); err != nil {
+		return EventResult{}, err
+	}
+	inst, err := toInstance(l.def, next)
+	if err != nil {
+		return EventResult{}, err
+	}
+	tr, err := toTransition(row)
+	return EventResult{Instance: inst, Transition: tr}, err
+}
+
+// replay rebuilds the first answer to an idempotency key from its audit row: the instance as that
+// transition left it, and the transition.
+func (s *Service) replay(l loaded, prev audit.Row) (EventResult, bool, error) {
+	def, _, err := s.reg.get(l.row.Definition, prev.DefinitionVersion)
+	if err != nil {
+		return EventResult{}, false, err
+	}
+	then := l.row
+	then.Version, then.State, then.Context, then.Revision = prev.DefinitionVersion, prev.To, prev.ContextAfter, prev.Seq
+	then.Final, then.UpdatedAt, then.EnteredAt = def.Final(prev.To), prev.At, prev.At
+	inst, err := toInstance(def, then)
+	if err != nil {
+		return EventResult{}, false, err
+	}
+	tr, err := toTransition(prev)
+	return EventResult{Instance: inst, Transition: tr}, true, err
+}
+
+// Explain says what an event would do now, changing nothing.
+func (s *Service) Explain(ctx context.Context, id, event string, payload map[string]any) (Explanation, error) {
+	l, err := s.instance(ctx, s.db, id)
+	if err != nil {
+		return Explanation{}, err
+	}
+	snap, err := snapshot(l.def, l.row)
+	if err != nil {
+		return Explanation{}, err
+	}
+	x := machine.Explain(l.def, snap, event, payload, s.now())
+	out := Explanation{Event: event, State: l.row.State, Branches: []BranchOutcome{}}
+	for _, b := range x.Branches {
+		o := BranchOutcome{To: b.To, Guard: b.Guard, Message: b.Message, Taken: b.Taken}
+		if b.Guard != "" {
+			r := b.Result && b.Err == nil
+			o.Result = &r
+		}
+		out.Branches = append(out.Branches, o)
+	}
+	if x.Transition != nil {
+		out.To = x.Transition.To
+		out.Context = encodeMap(x.Transition.ContextAfter)
+	}
+	if x.Err != nil {
+		out.Error = &ErrorInfo{Code: machine.CodeOf(x.Err), Detail: x.Err.Error()}
+	}
+	return out, nil
+}
+
+// History returns a page of an instance's audit log, oldest first.
+func (s *Service) History(ctx context.Context, id string, afterSeq int64, limit int) (Page[HistoryEntry], error) {
+	if _, err := s.instance(ctx, s.db, id); err != nil {
+		return Page[HistoryEntry]{}, err
+	}
+	limit = clampLimit(limit)
+	rows, err := audit.History(ctx, s.db, id, afterSeq, limit+1)
+	if err != nil {
+		return Page[HistoryEntry]{}, s.dbError(err)
+	}
+	page := Page[HistoryEntry]{Items: []HistoryEntry{}}
+	for i, row := range rows {
+		if i == limit {
+			page.Next = strconv.FormatInt(page.Items[limit-1].Seq, 10)
+			break
+		}
+		e, err := toHistory(row)
+		if err != nil {
+			return Page[HistoryEntry]{}, err
+		}
+		page.Items = append(page.Items, e)
+	}
+	return page, nil
+}

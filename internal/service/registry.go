@@ -1,0 +1,186 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// registry holds every stored version of every definition, compiled: instances run on the version
+// they were created on, so old versions stay loaded.
+type registry struct {
+	mu     sync.RWMutex
+	byName map[string]*versions
+}
+
+type versions struct {
+	latest int
+	defs   map[int]*machine.Definition
+	rows   map[int]persistence.DefinitionRow
+}
+
+func newRegistry() *registry { return &registry{byName: map[string]*versions{}} }
+
+func (r *registry) add(row persistence.DefinitionRow, def *machine.Definition) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := r.byName[row.Name]
+	if v == nil {
+		v = &versions{defs: map[int]*machine.Definition{}, rows: map[int]persistence.DefinitionRow{}}
+		r.byName[row.Name] = v
+	}
+	v.defs[row.Version], v.rows[row.Version] = def, row
+	if row.Version > v.latest {
+		v.latest = row.Version
+	}
+}
+
+// get returns a version of a definition, the latest for version 0.
+func (r *registry) get(name string, version int) (*machine.Definition, persistence.DefinitionRow, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v := r.byName[name]
+	if v == nil {
+		return nil, persistence.DefinitionRow{}, &NotFoundError{What: "definition", Key: name}
+	}
+	if version == 0 {
+		version = v.latest
+	}
+	def := v.defs[version]
+	if def == nil {
+		return nil, persistence.DefinitionRow{}, &NotFoundError{What: "definition version", Key: fmt.Sprintf("%s@%d", name, version)}
+	}
+	return def, v.rows[version], nil
+}
+
+// names lists the definitions, sorted.
+func (r *registry) names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.byName))
+	for n := range r.byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// all returns every version of a definition, oldest first.
+func (r *registry) all(name string) []persistence.DefinitionRow {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v := r.byName[name]
+	if v == nil {
+		return nil
+	}
+	rows := make([]persistence.DefinitionRow, 0, len(v.rows))
+	for _, row := range v.rows {
+		rows = append(rows, row)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Version < rows[j].Version })
+	return rows
+}
+
+func hashOf(source []byte) string {
+	sum := sha256.Sum256(source)
+	return hex.EncodeToString(sum[:])
+}
+
+// register stores def's content as the next version of its name unless the same content is stored
+// already, and returns the stored row and whether it is new. Two processes registering the same
+// content at once both end with the one row.
+func (s *Service) register(ctx context.Context, def *machine.Definition) (persistence.DefinitionRow, bool, error) {
+	// Two processes registering different content at once may pick the same version; the one that
+	// loses the race registers again, after the winner.
+	for attempt := 0; ; attempt++ {
+		row, created, err := s.registerOnce(ctx, def)
+		if !errors.Is(err, persistence.ErrConflict) || attempt == 3 {
+			if err != nil {
+				return row, false, s.dbError(err)
+			}
+			s.reg.add(row, def)
+			return row, created, nil
+		}
+	}
+}
+
+func (s *Service) registerOnce(ctx context.Context, def *machine.Definition) (persistence.DefinitionRow, bool, error) {
+	hash := hashOf(def.Source)
+	var row persistence.DefinitionRow
+	created := false
+	err := s.db.WithTx(ctx, func(tx *persistence.Tx) error {
+		var err error
+		row, err = persistence.DefinitionGetByHash(ctx, tx, def.Name, hash)
+		if err == nil {
+			created = false
+			return nil
+		}
+		if !errors.Is(err, persistence.ErrNotFound) {
+			return err
+		}
+		latest, err := persistence.DefinitionLatestVersion(ctx, tx, def.Name)
+		if err != nil {
+			return err
+		}
+		row = persistence.DefinitionRow{Name: def.Name, Version: latest + 1, Hash: hash, Source: string(def.Source),
+			Description: def.Description, CreatedAt: s.now()}
+		created = true
+		return persistence.DefinitionInsert(ctx, tx, row)
+	})
+	return row, created, err
+}
+
+// Register stores every definition of set whose content is new as the next version of its name, then
+// loads every stored version, so that instances of older versions keep running.
+func (s *Service) Register(ctx context.Context, set *machine.Set) error {
+	for _, name := range set.Names() {
+		if _, _, err := s.register(ctx, set.ByName[name]); err != nil {
+			return fmt.Errorf("registering %s: %w", name, err)
+		}
+	}
+	return s.loadStored(ctx)
+}
+
+// loadStored compiles every stored version not loaded yet. A stored version that no longer validates
+// (a later fsmd is stricter) is skipped and reported: its instances answer not_found until migrated.
+func (s *Service) loadStored(ctx context.Context) error {
+	rows, err := persistence.DefinitionListAll(ctx, s.db)
+	if err != nil {
+		return s.dbError(err)
+	}
+	for _, row := range rows {
+		if def, _, err := s.reg.get(row.Name, row.Version); err == nil && def != nil {
+			continue
+		}
+		def, diags := machine.Parse(row.Name+".yaml", []byte(row.Source))
+		if diags.Errors() > 0 {
+			s.log.Error("a stored definition version no longer validates; its instances cannot run",
+				"definition", row.Name, "version", row.Version, "problems", (&machine.InvalidDefinitionError{Diagnostics: diags}).Error())
+			continue
+		}
+		s.reg.add(row, def)
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+// Prepare emits the bytecode of every loaded definition's expressions, so that no request pays for
+// it; serve runs it in the background after start.
+func (s *Service) Prepare() {
+	for _, name := range s.reg.names() {
+		for _, row := range s.reg.all(name) {
+			if def, _, err := s.reg.get(name, row.Version); err == nil {
+				if err := def.Prepare(); err != nil {
+					s.log.Error("preparing a definition", "definition", name, "version", row.Version, "error", err)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,119 @@
+// Package service is fsmd's event path and the one place that owns database transactions: it locks
+// the instance, checks If-Match and Idempotency-Key, fires the event through the pure engine, updates
+// the instance and appends its audit row, all in one transaction with one `now`.
+//
+//	POST /v1/instances/{id}/events
+//	  server: decode, request id                       (internal/server)
+//	  service: begin tx, lock instance, idempotency    (this package)
+//	  machine.Fire: branch, guards, set, timers         (internal/machine: pure)
+//	  persistence: update instance                      (same tx)
+//	  audit: append transition row                      (same tx)
+//	  commit -> 200 {instance, transition}
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// Service serves instances and definitions over a database.
+type Service struct {
+	db    *persistence.DB
+	reg   *registry
+	now   func() time.Time
+	log   *slog.Logger
+	ready atomic.Bool
+}
+
+// Options configure a Service.
+type Options struct {
+	Now    func() time.Time // the clock; time.Now by default
+	Logger *slog.Logger
+}
+
+// New makes a service over db. Register loads the definitions before it serves.
+func New(db *persistence.DB, o Options) *Service {
+	s := &Service{db: db, reg: newRegistry(), now: o.Now, log: o.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	clock := s.now
+	// One `now` per transaction, in UTC and to the microsecond that PostgreSQL keeps, so that what is
+	// returned is what is stored.
+	s.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
+	return s
+}
+
+// Ready reports whether the service can serve: the database answers and definitions are loaded.
+func (s *Service) Ready(ctx context.Context) error {
+	if !s.ready.Load() {
+		return &UnavailableError{Err: errors.New("definitions are not loaded yet")}
+	}
+	if err := s.db.Ping(ctx); err != nil {
+		return &UnavailableError{Err: err}
+	}
+	return nil
+}
+
+// UnavailableError: the database cannot be reached (503); the request changed nothing.
+type UnavailableError struct {
+	Err error
+}
+
+func (e *UnavailableError) Error() string { return "the database is unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Code is fsmd's own error code for it.
+func (e *UnavailableError) Code() string { return "unavailable" }
+
+// dbError turns a database error the caller did not expect into what the API says: a database that
+// cannot be reached is 503 (the client may retry; with an Idempotency-Key safely), text it cannot
+// store is the client's, anything else is fsmd's own fault.
+func (s *Service) dbError(err error) error {
+	var coded interface{ Code() string }
+	switch {
+	case err == nil || errors.As(err, &coded) || errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, persistence.ErrInvalidText):
+		return &BadRequestError{"a value holds text the database cannot store (a NUL character or invalid UTF-8)"}
+	case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return &UnavailableError{Err: err}
+	}
+	return err // unexpected: the server logs it and answers 500
+}
+
+// newID makes an instance id: 26 characters of Crockford base32, time-ordered (48 bits of
+// milliseconds) and then random (80 bits), so that generated ids list in creation order.
+func newID(now time.Time) string {
+	const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:])
+	out := make([]byte, 26)
+	var acc uint64
+	bits, j := 0, 0
+	for _, x := range b {
+		acc = acc<<8 | uint64(x)
+		bits += 8
+		for bits >= 5 {
+			bits -= 5
+			out[j] = alphabet[(acc>>uint(bits))&31]
+			j++
+		}
+	}
+	out[j] = alphabet[(acc<<uint(5-bits))&31]
+	return string(out)
+}
