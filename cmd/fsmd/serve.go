@@ -105,8 +105,10 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	}
 	go svc.Prepare()
 
+	// Timeouts so that a slow or stuck client cannot hold a connection forever.
 	srv := &http.Server{Addr: c.Addr, Handler: server.New(svc, server.Options{Logger: log, Version: version}),
-		ReadHeaderTimeout: 10 * time.Second}
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+		IdleTimeout: 120 * time.Second}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return err
