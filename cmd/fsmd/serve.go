@@ -87,12 +87,16 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 // finish before it returns.
 func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Writer) error {
 	set, diags, err := machine.Load(c.Definitions)
-	if err != nil {
+	switch {
+	case err != nil:
 		return fmt.Errorf("definitions: %w", err)
-	}
-	if diags.Errors() > 0 {
+	case len(set.Files) == 0: // an empty folder is no error for a service: PUT /v1/definitions adds some
+		log.Warn("no definition files; add definitions with PUT /v1/definitions/{name}", "definitions", c.Definitions)
+	case diags.Errors() > 0:
 		diags.WriteText(stderr)
 		return fmt.Errorf("%d errors in the definitions in %s: fix them and start again", diags.Errors(), c.Definitions)
+	case len(diags) > 0:
+		diags.WriteText(stderr) // warnings: worth reading, no reason to refuse
 	}
 	db, err := persistence.Open(ctx, c.DatabaseURL)
 	if err != nil {
