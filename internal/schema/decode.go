@@ -35,6 +35,9 @@ type Options struct {
 func (t *Type) Decode(v any, prefix string, o Options) (any, error) {
 	switch t.Kind {
 	case Any:
+		if err := checkNUL(v, prefix); err != nil {
+			return nil, err
+		}
 		return Clone(v), nil
 	case String:
 		if s, ok := v.(string); ok {
@@ -47,8 +50,12 @@ func (t *Type) Decode(v any, prefix string, o Options) (any, error) {
 		if n, ok := toInt(v); ok {
 			return n, nil
 		}
-		if _, isNum := toFloat(v); isNum {
-			return nil, &DecodeError{prefix, fmt.Sprintf("expected int, got %s (a number with a fraction)", describe(v))}
+		if f, isNum := toFloat(v); isNum {
+			why := "a number with a fraction"
+			if f == math.Trunc(f) {
+				why = "too large for an int" // beyond int64, or a float beyond 2^53
+			}
+			return nil, &DecodeError{prefix, fmt.Sprintf("expected int, got %s (%s)", describe(v), why)}
 		}
 	case Float:
 		if f, ok := toFloat(v); ok {
@@ -101,6 +108,33 @@ func (t *Type) Decode(v any, prefix string, o Options) (any, error) {
 		}
 	}
 	return nil, &DecodeError{prefix, fmt.Sprintf("expected %s, got %s", t, describe(v))}
+}
+
+// checkNUL refuses a NUL character anywhere in an untyped value, in its keys too, as a string field
+// does: PostgreSQL cannot store it, and fsmd refuses it everywhere alike.
+func checkNUL(v any, prefix string) error {
+	switch x := v.(type) {
+	case string:
+		if strings.IndexByte(x, 0) >= 0 {
+			return &DecodeError{prefix, "text holds a NUL character"}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.IndexByte(k, 0) >= 0 {
+				return &DecodeError{prefix, "a key holds a NUL character"}
+			}
+			if err := checkNUL(e, join(prefix, k)); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if err := checkNUL(e, fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (t *Type) decodeObject(m map[string]any, prefix string, o Options) (map[string]any, error) {

@@ -98,6 +98,9 @@ func parseYAML(data []byte) (*yaml.Node, Pos, error) {
 			return nil, Pos{}, errors.New("the file is empty")
 		}
 		p, msg := yamlError(err)
+		if p.Line == 0 && strings.HasSuffix(msg, "control characters are not allowed") {
+			p = controlAt(data)
+		}
 		return nil, p, errors.New(msg)
 	}
 	var extra yaml.Node
@@ -111,6 +114,23 @@ func parseYAML(data []byte) (*yaml.Node, Pos, error) {
 		return root.Content[0], Pos{}, nil
 	}
 	return &root, Pos{}, nil
+}
+
+// controlAt is the position of the first character YAML does not allow in a file, for the library's
+// error that gives none; no position when there is none.
+func controlAt(data []byte) Pos {
+	line, col := 1, 1
+	for _, r := range string(data) {
+		switch {
+		case r == '\t', r == '\r', r == 0x85:
+		case r == '\n':
+			line, col = line+1, 0
+		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0, r >= 0xd800 && r < 0xe000, r == 0xfffe, r == 0xffff:
+			return Pos{Line: line, Col: col}
+		}
+		col++
+	}
+	return Pos{}
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -243,6 +263,10 @@ func (d *Doc) Scalar(n *yaml.Node, what string) (string, bool) {
 	n = d.Resolve(n)
 	if n.Kind != yaml.ScalarNode || IsNull(n) {
 		d.Errorf(At(n), "%s must be a single value, not %s", what, Describe(n))
+		return "", false
+	}
+	if strings.IndexByte(n.Value, 0) >= 0 { // YAML's "\0": PostgreSQL cannot store it
+		d.Errorf(At(n), "%s holds a NUL character", what)
 		return "", false
 	}
 	return n.Value, true
