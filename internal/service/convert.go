@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
 	"github.com/fsmd-io/fsmd/internal/machine"
@@ -27,8 +28,10 @@ func encodeMap(m map[string]any) map[string]any {
 	return schema.Encode(m).(map[string]any)
 }
 
-// decodeJSON reads a stored JSON object keeping numbers exact (json.Number), so that an int beyond
-// 2^53 survives.
+// decodeJSON reads a stored JSON object with its numbers in one canonical form, whatever text the
+// database kept (PostgreSQL's jsonb writes 1e-7 as 0.0000001 and 1E3 as 1000; SQLite keeps the
+// text), so that an answer reads the same from either database, first or replayed: integers as
+// exact integers (an int beyond 2^53 survives), other numbers as float64.
 func decodeJSON(data []byte) (map[string]any, error) {
 	m := map[string]any{}
 	if len(data) == 0 {
@@ -39,7 +42,28 @@ func decodeJSON(data []byte) (map[string]any, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("a stored JSON value is corrupt: %w", err)
 	}
-	return m, nil
+	return canonicalNumbers(m).(map[string]any), nil
+}
+
+func canonicalNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return json.Number(strconv.FormatInt(n, 10))
+		}
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = canonicalNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = canonicalNumbers(e)
+		}
+	}
+	return v
 }
 
 // snapshot types a stored instance for the engine.
