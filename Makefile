@@ -38,6 +38,10 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
 bench: ## Run the benchmarks (Fire against the looplab/fsm baseline, loading 1,000 definitions)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+.PHONY: bench-load
+bench-load: ## Load fsmd on PostgreSQL over HTTP and compare with pgbench -N (CLIENTS=8 DURATION=20s)
+	$(GO) run ./bench/load -clients $(or $(CLIENTS),8) -duration $(or $(DURATION),20s)
+
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

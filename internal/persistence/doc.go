@@ -16,6 +16,9 @@
 //     [Executor] (a *DB or a *Tx); writes take the caller's *Tx and never begin their own.
 //   - Inserts use ON CONFLICT DO NOTHING and report ErrConflict from the row count, so a conflict
 //     leaves the transaction usable on PostgreSQL too (no "current transaction is aborted").
+//   - On PostgreSQL the queries of the event path are prepared statements, prepared once per pooled
+//     connection (preparedQueries in query.go), so that the server does not parse and plan them on
+//     every event.
 //
 // Times are timestamptz on PostgreSQL (microsecond precision: written truncated to the microsecond)
 // and fixed-width UTC RFC 3339 text with nanoseconds on SQLite; both come back as UTC time.Time.

@@ -70,14 +70,25 @@ func (r instanceRow) row() InstanceRow {
 
 const instanceColumns = `id, definition, version, state, context, revision, final, create_hash, created_at, updated_at, entered_at`
 
+// The queries of the instance functions that are prepared on PostgreSQL (see preparedQueries).
+const (
+	instanceInsertQuery = `
+		INSERT INTO instances (` + instanceColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+	instanceGetQuery          = `SELECT ` + instanceColumns + ` FROM instances WHERE id = ?`
+	instanceGetForUpdateQuery = instanceGetQuery + ` FOR UPDATE`
+	instanceUpdateQuery       = `
+		UPDATE instances
+		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?
+		WHERE id = ? AND revision = ?`
+)
+
 // InstanceInsert stores a new instance. ErrConflict when the id exists; the transaction stays
 // usable (to read the existing instance, for instance).
 func InstanceInsert(ctx context.Context, tx *Tx, r InstanceRow) error {
 	d := tx.Dialect
-	res, err := tx.X.ExecContext(ctx, q(d, `
-		INSERT INTO instances (`+instanceColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`),
+	res, err := execContext(ctx, tx, instanceInsertQuery,
 		r.ID, r.Definition, r.Version, r.State, jsonArg(r.Context, "{}"), r.Revision, r.Final,
 		r.CreateHash, timeArg(d, r.CreatedAt), timeArg(d, r.UpdatedAt), timeArg(d, r.EnteredAt))
 	if err != nil {
@@ -89,7 +100,7 @@ func InstanceInsert(ctx context.Context, tx *Tx, r InstanceRow) error {
 // InstanceGet returns an instance. ErrNotFound when there is none.
 func InstanceGet(ctx context.Context, ex Executor, id string) (InstanceRow, error) {
 	var r instanceRow
-	err := getContext(ctx, ex, &r, `SELECT `+instanceColumns+` FROM instances WHERE id = ?`, id)
+	err := getContext(ctx, ex, &r, instanceGetQuery, id)
 	if err != nil {
 		return InstanceRow{}, notFound(err, "instance %q", id)
 	}
@@ -100,9 +111,9 @@ func InstanceGet(ctx context.Context, ex Executor, id string) (InstanceRow, erro
 // PostgreSQL; on SQLite a plain SELECT, the transaction holding the database's write lock since
 // BEGIN (IMMEDIATE). ErrNotFound when there is none.
 func InstanceGetForUpdate(ctx context.Context, tx *Tx, id string) (InstanceRow, error) {
-	query := `SELECT ` + instanceColumns + ` FROM instances WHERE id = ?`
+	query := instanceGetQuery
 	if tx.Dialect == Postgres {
-		query += ` FOR UPDATE`
+		query = instanceGetForUpdateQuery
 	}
 	var r instanceRow
 	if err := getContext(ctx, tx, &r, query, id); err != nil {
@@ -115,10 +126,7 @@ func InstanceGetForUpdate(ctx context.Context, tx *Tx, id string) (InstanceRow, 
 // ErrConflict when it is not (or does not exist).
 func InstanceUpdate(ctx context.Context, tx *Tx, u InstanceUpdateParams) error {
 	d := tx.Dialect
-	res, err := tx.X.ExecContext(ctx, q(d, `
-		UPDATE instances
-		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?
-		WHERE id = ? AND revision = ?`),
+	res, err := execContext(ctx, tx, instanceUpdateQuery,
 		u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
 		timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), u.ID, u.ExpectRevision)
 	if err != nil {

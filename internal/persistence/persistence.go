@@ -39,12 +39,16 @@ type DB struct {
 	writeSem chan struct{}
 	// onRetry, when set (tests), is told about every retried attempt.
 	onRetry func(attempt int, err error)
+	// stmts (PostgreSQL only) holds the queries of preparedQueries, prepared at Open (see
+	// prepared); read-only afterwards.
+	stmts map[string]*sqlx.Stmt
 }
 
 // Tx is a transaction begun by DB.WithTx.
 type Tx struct {
 	X       *sqlx.Tx
 	Dialect Dialect
+	db      *DB
 }
 
 // Executor runs the queries of the store functions that only read: a *DB (each query on its own)
@@ -53,6 +57,7 @@ type Tx struct {
 type Executor interface {
 	ext() sqlx.ExtContext
 	dialect() Dialect
+	prepared(ctx context.Context, query string) *sqlx.Stmt
 }
 
 func (db *DB) ext() sqlx.ExtContext { return db.X }
@@ -100,11 +105,20 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		x.Close()
 		return nil, err
 	}
+	if err := db.prepare(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
-// Close closes the pool.
-func (db *DB) Close() error { return db.X.Close() }
+// Close closes the prepared statements and the pool.
+func (db *DB) Close() error {
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	return db.X.Close()
+}
 
 // Ping checks that the database answers (errors.Is(err, ErrUnavailable) when it does not).
 func (db *DB) Ping(ctx context.Context) error {
@@ -196,7 +210,7 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 			_ = x.Rollback()
 		}
 	}()
-	if err := fn(&Tx{X: x, Dialect: db.Dialect}); err != nil {
+	if err := fn(&Tx{X: x, Dialect: db.Dialect, db: db}); err != nil {
 		return err
 	}
 	if !stop() { // ctx was canceled while fn ran: the transaction is being rolled back

@@ -9,14 +9,69 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
+// preparedQueries are the queries of the event path and of instance creation. On PostgreSQL they
+// are prepared once at Open, and database/sql then prepares each on every pooled connection the
+// first time that connection runs it and keeps it there: PostgreSQL parses and plans them once per
+// connection instead of on every call, which is most of its work on them besides the writes.
+// The other queries (the lists, the definitions) run unprepared.
+var preparedQueries = []string{
+	instanceInsertQuery,
+	instanceGetQuery,
+	instanceGetForUpdateQuery,
+	instanceUpdateQuery,
+	transitionInsertQuery,
+	transitionByKeyQuery,
+}
+
+// prepare prepares preparedQueries on PostgreSQL (a no-op on SQLite).
+func (db *DB) prepare(ctx context.Context) error {
+	if db.Dialect != Postgres {
+		return nil
+	}
+	db.stmts = make(map[string]*sqlx.Stmt, len(preparedQueries))
+	for _, query := range preparedQueries {
+		st, err := db.X.PreparexContext(ctx, q(db.Dialect, query))
+		if err != nil {
+			return translate(fmt.Errorf("persistence: prepare %q: %w", query, err))
+		}
+		db.stmts[query] = st
+	}
+	return nil
+}
+
+// prepared returns query's prepared statement (nil when it has none: SQLite, or a query not in
+// preparedQueries). Within a transaction, it is the statement bound to the transaction's
+// connection (prepared there first if it is not yet; an error preparing it is returned by the
+// statement's first use).
+func (db *DB) prepared(_ context.Context, query string) *sqlx.Stmt { return db.stmts[query] }
+
+func (tx *Tx) prepared(ctx context.Context, query string) *sqlx.Stmt {
+	st := tx.db.stmts[query]
+	if st == nil {
+		return nil
+	}
+	return tx.X.StmtxContext(ctx, st)
+}
+
 // getContext scans the one row of query (written with ?) into dest.
 func getContext(ctx context.Context, ex Executor, dest any, query string, args ...any) error {
+	if st := ex.prepared(ctx, query); st != nil {
+		return st.GetContext(ctx, dest, args...)
+	}
 	return sqlx.GetContext(ctx, ex.ext(), dest, q(ex.dialect(), query), args...)
 }
 
 // selectContext scans the rows of query (written with ?) into dest, a pointer to a slice.
 func selectContext(ctx context.Context, ex Executor, dest any, query string, args ...any) error {
 	return sqlx.SelectContext(ctx, ex.ext(), dest, q(ex.dialect(), query), args...)
+}
+
+// execContext runs a statement (written with ?) in tx.
+func execContext(ctx context.Context, tx *Tx, query string, args ...any) (sql.Result, error) {
+	if st := tx.prepared(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return tx.X.ExecContext(ctx, q(tx.Dialect, query), args...)
 }
 
 // notFound describes a failed read of one row: ErrNotFound for no row, the translated error

@@ -67,15 +67,23 @@ func (r transitionRow) row() TransitionRow {
 const transitionColumns = `instance_id, seq, event, from_state, to_state, branch, guards, payload, ` +
 	`context_before, context_after, source, request_id, idempotency_key, request_hash, definition_version, at`
 
+// The queries of the transition functions that are prepared on PostgreSQL (see preparedQueries).
+const (
+	transitionInsertQuery = `
+		INSERT INTO transitions (` + transitionColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+	transitionByKeyQuery = `
+		SELECT ` + transitionColumns + ` FROM transitions
+		WHERE instance_id = ? AND idempotency_key = ?`
+)
+
 // TransitionInsert appends a row to the audit log. ErrConflict when the instance has that seq or
 // that idempotency key already; the transaction stays usable (to read the first answer of the
 // key, for instance).
 func TransitionInsert(ctx context.Context, tx *Tx, r TransitionRow) error {
 	d := tx.Dialect
-	res, err := tx.X.ExecContext(ctx, q(d, `
-		INSERT INTO transitions (`+transitionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`),
+	res, err := execContext(ctx, tx, transitionInsertQuery,
 		r.InstanceID, r.Seq, r.Event, r.From, r.To, r.Branch,
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
 		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
@@ -95,9 +103,7 @@ func TransitionGetByIdempotencyKey(ctx context.Context, ex Executor, instanceID,
 		return TransitionRow{}, fmt.Errorf("persistence: transition of instance %q with an empty idempotency key: %w", instanceID, ErrNotFound)
 	}
 	var r transitionRow
-	err := getContext(ctx, ex, &r, `
-		SELECT `+transitionColumns+` FROM transitions
-		WHERE instance_id = ? AND idempotency_key = ?`, instanceID, key)
+	err := getContext(ctx, ex, &r, transitionByKeyQuery, instanceID, key)
 	if err != nil {
 		return TransitionRow{}, notFound(err, "transition of instance %q with idempotency key %q", instanceID, key)
 	}
