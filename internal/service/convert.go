@@ -85,13 +85,18 @@ func toInstance(def *machine.Definition, row persistence.InstanceRow) (Instance,
 	if err != nil {
 		return Instance{}, err
 	}
+	return instanceOf(def, row, ctx), nil
+}
+
+// instanceOf is the API form of a row whose context is given in its JSON form.
+func instanceOf(def *machine.Definition, row persistence.InstanceRow, ctx map[string]any) Instance {
 	events := def.Handles(row.State)
 	if events == nil {
 		events = []string{}
 	}
 	return Instance{ID: row.ID, Definition: row.Definition, Version: row.Version, State: row.State, Context: ctx,
 		Final: row.Final, Revision: row.Revision, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
-		EnteredAt: row.EnteredAt, Events: events}, nil
+		EnteredAt: row.EnteredAt, Events: events}
 }
 
 // encodeTransition makes the audit row of an accepted transition (without source, ids and time).

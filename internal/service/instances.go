@@ -74,10 +74,14 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 		if err != nil {
 			return Instance{}, false, err
 		}
-		if existing.row.CreateHash == createHash {
-			return existing.api, false, nil
+		api, err := toInstance(existing.def, existing.row)
+		if err != nil {
+			return Instance{}, false, err
 		}
-		return Instance{}, false, &InstanceExistsError{Instance: existing.api}
+		if existing.row.CreateHash == createHash {
+			return api, false, nil
+		}
+		return Instance{}, false, &InstanceExistsError{Instance: api}
 	}
 	if err != nil {
 		return Instance{}, false, s.dbError(err)
@@ -86,11 +90,10 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 	return api, true, err
 }
 
-// loaded is an instance row with its definition version and API form.
+// loaded is an instance row with its definition version.
 type loaded struct {
 	row persistence.InstanceRow
 	def *machine.Definition
-	api Instance
 }
 
 func (s *Service) instance(ctx context.Context, ex persistence.Executor, id string) (loaded, error) {
@@ -109,14 +112,16 @@ func (s *Service) load(row persistence.InstanceRow, id string, err error) (loade
 	if err != nil {
 		return loaded{}, err
 	}
-	api, err := toInstance(def, row)
-	return loaded{row: row, def: def, api: api}, err
+	return loaded{row: row, def: def}, nil
 }
 
 // GetInstance returns an instance.
 func (s *Service) GetInstance(ctx context.Context, id string) (Instance, error) {
 	l, err := s.instance(ctx, s.db, id)
-	return l.api, err
+	if err != nil {
+		return Instance{}, err
+	}
+	return toInstance(l.def, l.row)
 }
 
 // ListInstances returns a page of instances in id order.
@@ -137,7 +142,11 @@ func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) (Page[Ins
 		if err != nil {
 			return Page[Instance]{}, err
 		}
-		page.Items = append(page.Items, l.api)
+		api, err := toInstance(l.def, l.row)
+		if err != nil {
+			return Page[Instance]{}, err
+		}
+		page.Items = append(page.Items, api)
 	}
 	return page, nil
 }
@@ -178,7 +187,11 @@ func (s *Service) SendEvent(ctx context.Context, req SendEvent) (EventResult, bo
 			}
 		}
 		if req.IfMatch != nil && *req.IfMatch != l.row.Revision {
-			return &VersionConflictError{IfMatch: *req.IfMatch, Instance: l.api}
+			api, err := toInstance(l.def, l.row)
+			if err != nil {
+				return err
+			}
+			return &VersionConflictError{IfMatch: *req.IfMatch, Instance: api}
 		}
 		snap, err := snapshot(l.def, l.row)
 		if err != nil {
@@ -187,7 +200,11 @@ func (s *Service) SendEvent(ctx context.Context, req SendEvent) (EventResult, bo
 		now := s.now()
 		t, err := machine.Fire(l.def, snap, req.Event, req.Payload, now)
 		if err != nil {
-			return &EventError{Err: err, Instance: l.api}
+			api, aerr := toInstance(l.def, l.row)
+			if aerr != nil {
+				return aerr
+			}
+			return &EventError{Err: err, Instance: api}
 		}
 		res, err = s.apply(ctx, tx, l, t, req, hash, now)
 		return err
@@ -216,12 +233,19 @@ func (s *Service) apply(ctx context.Context, tx *persistence.Tx, l loaded, t *ma
 	if err := audit.Append(ctx, tx, row); err != nil {
 		return EventResult{}, err
 	}
-	inst, err := toInstance(l.def, next)
-	if err != nil {
-		return EventResult{}, err
+	// The answer is built from the values in hand rather than by decoding what was just encoded, in
+	// the canonical form a replay reads back (decodeJSON), so both are the same bytes.
+	after := canonicalNumbers(encodeMap(t.ContextAfter)).(map[string]any)
+	inst := instanceOf(l.def, next, after)
+	guards := t.Guards
+	if guards == nil {
+		guards = []machine.GuardResult{}
 	}
-	tr, err := toTransition(row)
-	return EventResult{Instance: inst, Transition: tr}, err
+	tr := Transition{Seq: rev, Event: t.Event, From: t.From, To: t.To, Branch: t.Branch, Guards: guards,
+		Payload:       canonicalNumbers(encodeMap(t.Payload)).(map[string]any),
+		ContextBefore: canonicalNumbers(encodeMap(t.ContextBefore)).(map[string]any),
+		ContextAfter:  after, At: now}
+	return EventResult{Instance: inst, Transition: tr}, nil
 }
 
 // replay rebuilds the first answer to an idempotency key from its audit row: the instance as that
