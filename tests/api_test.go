@@ -1006,3 +1006,26 @@ func apiTestIntOverflow(t *testing.T, env *apiEnv) {
 	env.create(t, "door", "overflow", map[string]any{"code": "1", "opened": json.Number("9223372036854775807")})
 	apiProblemOf(t, env.fire(t, "overflow", "open", nil), http.StatusUnprocessableEntity, "expression_failed")
 }
+
+// TestAPIMetrics: /metrics counts events by definition, event and outcome, on a server of its own.
+func TestAPIMetrics(t *testing.T) {
+	t.Parallel()
+	env := apiNewEnv(t, "sqlite")
+	env.door(t, "metrics-1")
+	apiWant[apiEventResult](t, env.fire(t, "metrics-1", "open", nil), http.StatusOK)
+	env.fire(t, "metrics-1", "unlock", map[string]any{"code": "x"}) // opened does not handle unlock
+	res := env.do(t, "GET", "/metrics", nil)
+	if res.status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", res.status)
+	}
+	for _, want := range []string{
+		`fsmd_events_total{definition="door",event="open",outcome="accepted"} 1`,
+		`fsmd_events_total{definition="door",event="unlock",outcome="invalid_transition"} 1`,
+		`fsmd_event_duration_seconds_count{definition="door"} 2`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(string(res.body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

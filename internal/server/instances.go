@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -183,7 +184,9 @@ func (s *server) sendEvent(c echo.Context) error {
 	}
 	req.InstanceID, req.IdempotencyKey, req.IfMatch = id, key, rev
 	req.RequestID = RequestID(c.Request().Context())
+	start := time.Now()
 	res, replayed, err := s.svc.SendEvent(c.Request().Context(), req)
+	s.metrics.observe(req.Event, res, replayed, err, time.Since(start))
 	if err != nil {
 		return err
 	}

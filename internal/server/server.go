@@ -54,6 +54,7 @@ type server struct {
 	log       *slog.Logger
 	bodyLimit int64
 	version   string
+	metrics   *metrics
 }
 
 // New returns the HTTP handler of the API. The caller runs it (http.Server{Handler: e}) and shuts
@@ -65,7 +66,7 @@ func New(svc Service, o Options) *echo.Echo {
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = DefaultBodyLimit
 	}
-	s := &server{svc: svc, log: o.Logger, bodyLimit: o.BodyLimit, version: o.Version}
+	s := &server{svc: svc, log: o.Logger, bodyLimit: o.BodyLimit, version: o.Version, metrics: newMetrics()}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -79,6 +80,7 @@ func New(svc Service, o Options) *echo.Echo {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.serveMetrics)
 	e.GET("/swagger", swaggerIndex)
 	e.GET("/swagger/*", swaggerUI())
 
@@ -114,6 +116,19 @@ type Status struct {
 //	@Router		/healthz [get]
 func (s *server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, Status{Status: "ok", Version: s.version})
+}
+
+// serveMetrics godoc
+//
+//	@Summary		Prometheus metrics
+//	@Description	Events by definition, event and outcome (accepted, replayed, or the error code); event latency; the Go runtime and the process. Text exposition format.
+//	@Tags			operations
+//	@Produce		plain
+//	@Success		200	{string}	string	"Prometheus text format"
+//	@Failure		500	{object}	Problem	"internal_error"
+//	@Router			/metrics [get]
+func (s *server) serveMetrics(c echo.Context) error {
+	return s.metrics.handler()(c)
 }
 
 // readyz godoc
