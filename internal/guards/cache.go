@@ -25,6 +25,9 @@ func newConfig(key configKey) *conf.Config {
 		c.Functions[name] = f
 	}
 	c.Functions[addName] = addFunction
+	for _, f := range intFunctions {
+		c.Functions[f.Name] = f
+	}
 	return c
 }
 

@@ -37,9 +37,9 @@ func compileIn(config *conf.Config, key configKey, src string, want *schema.Type
 	if _, err := checker.Check(tree, config); err != nil {
 		return nil, compileError(src, err)
 	}
-	plus := &meterPlus{}
-	ast.Walk(&tree.Node, plus)
-	if plus.patched {
+	ops := &arithmetic{}
+	ast.Walk(&tree.Node, ops)
+	if ops.patched {
 		if _, err := checker.Check(tree, config); err != nil {
 			return nil, compileError(src, err)
 		}
@@ -140,16 +140,31 @@ func (m meterCalls) Visit(node *ast.Node) {
 	}
 }
 
-// meterPlus routes `+` through the meter where it may join strings: when an operand is a string or
-// of a type expr does not know. Two literals are left alone (the source bounds them, and the
-// optimizer folds them).
-type meterPlus struct {
+// arithmetic rewrites the operators whose Go semantics would betray a rule: `+` where it may join
+// strings goes through the meter (meter.go), and `+`, `-` and `*` on ints through checked functions
+// that fail on overflow instead of wrapping around (9223372036854775807 + 1 is an error, not a
+// negative number). Walk visits operands before their operator, so a rewritten operand is given its
+// type for the operator above it.
+type arithmetic struct {
 	patched bool
 }
 
-func (m *meterPlus) Visit(node *ast.Node) {
+var (
+	intType    = reflect.TypeOf(0)
+	stringType = reflect.TypeOf("")
+	anyType    = reflect.TypeOf((*any)(nil)).Elem()
+)
+
+func (a *arithmetic) Visit(node *ast.Node) {
 	b, ok := (*node).(*ast.BinaryNode)
-	if !ok || b.Operator != "+" {
+	if !ok {
+		return
+	}
+	if name, ok := checkedIntOps[b.Operator]; ok && isIntType(b.Left.Type()) && isIntType(b.Right.Type()) {
+		a.patch(node, name, intType, b.Left, b.Right)
+		return
+	}
+	if b.Operator != "+" {
 		return
 	}
 	_, ls := b.Left.(*ast.StringNode)
@@ -157,11 +172,22 @@ func (m *meterPlus) Visit(node *ast.Node) {
 	if ls && rs || !mayBeString(b.Left) || !mayBeString(b.Right) {
 		return
 	}
-	ast.Patch(node, &ast.CallNode{
-		Callee:    &ast.IdentifierNode{Value: addName},
-		Arguments: []ast.Node{&ast.IdentifierNode{Value: meterName}, b.Left, b.Right},
-	})
-	m.patched = true
+	t := anyType
+	if b.Left.Type() == stringType && b.Right.Type() == stringType {
+		t = stringType
+	}
+	a.patch(node, addName, t, &ast.IdentifierNode{Value: meterName}, b.Left, b.Right)
+}
+
+func (a *arithmetic) patch(node *ast.Node, fn string, t reflect.Type, args ...ast.Node) {
+	call := &ast.CallNode{Callee: &ast.IdentifierNode{Value: fn}, Arguments: args}
+	ast.Patch(node, call)
+	call.SetType(t)
+	a.patched = true
+}
+
+func isIntType(t reflect.Type) bool {
+	return t != nil && t != durationType && t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64
 }
 
 func mayBeString(n ast.Node) bool {

@@ -2,6 +2,7 @@ package guards_test
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -151,6 +152,43 @@ func TestPrepareEmitsOnce(t *testing.T) {
 	for range 8 {
 		if err := <-done; err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestIntOverflowFails: int arithmetic that leaves the range of int is an error, not a wrapped value;
+// within range it is exact, and nested operations stay checked.
+func TestIntOverflowFails(t *testing.T) {
+	t.Parallel()
+	env := guards.Env{Context: schema.ObjectOf(&schema.Field{Name: "n", Type: schema.Scalar(schema.Int)})}
+	tests := []struct {
+		src  string
+		n    int
+		want int
+		err  bool
+	}{
+		{`ctx.n + 1`, 41, 42, false},
+		{`ctx.n + 1`, math.MaxInt, 0, true},
+		{`ctx.n - 1`, math.MinInt, 0, true},
+		{`ctx.n * 2`, math.MaxInt/2 + 1, 0, true},
+		{`(ctx.n + 1) * 2`, math.MaxInt / 2, 0, true},
+		{`ctx.n * -1`, math.MinInt, 0, true},
+		{`ctx.n * 3 - 2`, 5, 13, false},
+	}
+	for _, tt := range tests {
+		p, err := guards.CompileValue(tt.src, env, schema.Scalar(schema.Int))
+		if err != nil {
+			t.Fatalf("compile %q: %v", tt.src, err)
+		}
+		got, err := p.Value(guards.NewScope(guards.Vars{Ctx: map[string]any{"n": tt.n}}))
+		if tt.err {
+			if err == nil || !strings.Contains(err.Error(), "integer overflow") {
+				t.Errorf("%q with n=%d: got %v, %v; want an overflow error", tt.src, tt.n, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%q with n=%d: got %v, %v; want %d", tt.src, tt.n, got, err, tt.want)
 		}
 	}
 }
