@@ -376,8 +376,8 @@ func TestAPIDatabaseAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := apiNewProxy(t, u.Host)
-	u.Host = p.addr
+	p := dbtest.NewProxy(t, u.Host)
+	u.Host = p.Addr()
 	q := u.Query()
 	q.Set("connect_timeout", "2")
 	u.RawQuery = q.Encode()
@@ -391,7 +391,7 @@ func TestAPIDatabaseAway(t *testing.T) {
 	env.door(t, "away-1")
 	env.mustFire(t, "away-1", "knock", map[string]any{"note": "before"}, "Idempotency-Key", "before")
 
-	p.cut()
+	p.Cut()
 	for _, c := range []struct {
 		method, path string
 		body         any
@@ -416,7 +416,7 @@ func TestAPIDatabaseAway(t *testing.T) {
 	apiWant[map[string]any](t, env.do(t, "GET", "/healthz", nil), http.StatusOK)
 	apiWant[map[string]any](t, env.do(t, "GET", "/v1/definitions/door", nil), http.StatusOK)
 
-	p.restore()
+	p.Restore()
 	apiAwaitReady(t, env)
 	res := env.mustFire(t, "away-1", "knock", map[string]any{"note": "away"}, "Idempotency-Key", "away")
 	if res.Instance.Revision != 2 {
@@ -503,9 +503,9 @@ func TestAPIDatabaseAway(t *testing.T) {
 		}
 	}
 	await("before the cut", false, 40)
-	p.cut()
+	p.Cut()
 	time.Sleep(150 * time.Millisecond)
-	p.restore()
+	p.Restore()
 	mu.Lock()
 	back = true
 	mu.Unlock()

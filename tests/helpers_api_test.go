@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -108,7 +107,7 @@ func apiServe(t *testing.T, db *persistence.DB) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &apiLog{}
+	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	svc := service.New(db, service.Options{Logger: log})
 	if err := svc.Register(context.Background(), set); err != nil {
@@ -122,30 +121,6 @@ func apiServe(t *testing.T, db *persistence.DB) *apiEnv {
 		}
 	})
 	return &apiEnv{dialect: db.Dialect, db: db, srv: srv}
-}
-
-// apiLog is a buffer the server logs to from several goroutines.
-type apiLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *apiLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *apiLog) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Len()
-}
-
-func (l *apiLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // apiResponse is an answer, read whole.
@@ -549,75 +524,3 @@ func apiReadFile(t testing.TB, path string) []byte {
 	}
 	return b
 }
-
-// apiProxy forwards TCP connections from a port of its own to a server, and can be cut (the
-// database goes away: new connections are refused, open ones broken) and restored on the same port.
-type apiProxy struct {
-	t      *testing.T
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns []net.Conn
-}
-
-func apiNewProxy(t *testing.T, target string) *apiProxy {
-	t.Helper()
-	p := &apiProxy{t: t, target: target}
-	p.listen("127.0.0.1:0")
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *apiProxy) listen(addr string) {
-	p.t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.t.Fatalf("proxy: %v", err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.ln != ln { // cut while dialing
-				p.mu.Unlock()
-				c.Close()
-				s.Close()
-				return
-			}
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(s, c); s.Close() }()
-			go func() { _, _ = io.Copy(c, s); c.Close() }()
-		}
-	}()
-}
-
-// cut refuses new connections and breaks the open ones.
-func (p *apiProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-// restore listens again on the same port.
-func (p *apiProxy) restore() { p.listen(p.addr) }

@@ -3,76 +3,13 @@ package persistence_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
-
-// proxy forwards TCP connections from a local port to a server, and can be cut and restored.
-type proxy struct {
-	t      *testing.T
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target}
-	p.start("127.0.0.1:0")
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *proxy) start(addr string) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.t.Fatalf("proxy: %v", err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(s, c); s.Close() }()
-			go func() { _, _ = io.Copy(c, s); c.Close() }()
-		}
-	}()
-}
-
-// stop refuses new connections and breaks the open ones: the database "goes away".
-func (p *proxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
 
 // TestUnavailable: a PostgreSQL server that goes away gives ErrUnavailable (from reads, WithTx and
 // Ping), and the same DB works again once it is back, without being reopened.
@@ -82,8 +19,8 @@ func TestUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, u.Host)
-	u.Host = p.addr
+	p := dbtest.NewProxy(t, u.Host)
+	u.Host = p.Addr()
 	q := u.Query()
 	q.Set("connect_timeout", "2")
 	u.RawQuery = q.Encode()
@@ -100,7 +37,7 @@ func TestUnavailable(t *testing.T) {
 		if err := insert(ctx, tx, "lost"); err != nil {
 			return err
 		}
-		p.stop()
+		p.Cut()
 		_, err := persistence.InstanceGet(ctx, tx, "lost")
 		return err
 	})
@@ -127,7 +64,7 @@ func TestUnavailable(t *testing.T) {
 		}
 	}
 
-	p.start(p.addr) // back, on the same port
+	p.Restore() // back, on the same port
 	deadline := time.Now().Add(10 * time.Second)
 	for _, c := range checks {
 		for {
