@@ -102,7 +102,7 @@ type concAnswer struct {
 	status   int
 	replayed string // the Idempotent-Replayed header
 	body     []byte
-	res      counterEventResult
+	res      apiEventResult
 	err      error // a transport error or an undecodable 200
 }
 
@@ -290,7 +290,7 @@ func testConcurrentEvents(t *testing.T, c *counterClient, db *persistence.DB, pr
 	if keyed {
 		for n := 1; n <= total; n += total / 10 {
 			resp, body, err := c.event(ctx, ids[instanceOf(n)], n, keyOf(n))
-			var r counterEventResult
+			var r apiEventResult
 			if err == nil {
 				err = decodeNumbers(body, &r)
 			}
@@ -307,9 +307,9 @@ func testConcurrentEvents(t *testing.T, c *counterClient, db *persistence.DB, pr
 
 // checkCounterAnswer checks one answer to bump n on instance id: the transition counts one up from
 // the seq before and holds n, and the instance is as the transition left it.
-func checkCounterAnswer(r counterEventResult, id string, n int) error {
+func checkCounterAnswer(r apiEventResult, id string, n int) error {
 	tr, in := r.Transition, r.Instance
-	if err := checkCounterRow(counterHistoryEntry{Seq: tr.Seq, Event: tr.Event, From: tr.From, To: tr.To, Payload: tr.Payload,
+	if err := checkCounterRow(apiHistoryEntry{Seq: tr.Seq, Event: tr.Event, From: tr.From, To: tr.To, Payload: tr.Payload,
 		ContextBefore: tr.ContextBefore, ContextAfter: tr.ContextAfter}, tr.Seq); err != nil {
 		return err
 	}
@@ -325,7 +325,7 @@ func checkCounterAnswer(r counterEventResult, id string, n int) error {
 
 // checkCounterRow checks a bump's row of the history: seq is want, the context before counts
 // seq-1, the one after seq, and last_n after is the payload's n.
-func checkCounterRow(h counterHistoryEntry, want int64) error {
+func checkCounterRow(h apiHistoryEntry, want int64) error {
 	before, okB := ctxInt(h.ContextBefore, "count")
 	after, okA := ctxInt(h.ContextAfter, "count")
 	lastN, okL := ctxInt(h.ContextAfter, "last_n")
@@ -423,47 +423,12 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
-// The parts of the API's answers that the counter tests read. Contexts and payloads are decoded
-// with json.Number, so that they compare exactly.
-type (
-	counterInstance struct {
-		ID         string         `json:"id"`
-		Definition string         `json:"definition"`
-		State      string         `json:"state"`
-		Context    map[string]any `json:"context"`
-		Final      bool           `json:"final"`
-		Revision   int64          `json:"revision"`
-	}
-	counterTransition struct {
-		Seq           int64          `json:"seq"`
-		Event         string         `json:"event"`
-		From          string         `json:"from"`
-		To            string         `json:"to"`
-		Payload       map[string]any `json:"payload"`
-		ContextBefore map[string]any `json:"context_before"`
-		ContextAfter  map[string]any `json:"context_after"`
-	}
-	counterEventResult struct {
-		Instance   counterInstance   `json:"instance"`
-		Transition counterTransition `json:"transition"`
-	}
-	counterHistoryEntry struct {
-		Seq            int64          `json:"seq"`
-		Event          string         `json:"event"`
-		From           string         `json:"from"`
-		To             string         `json:"to"`
-		Payload        map[string]any `json:"payload"`
-		ContextBefore  map[string]any `json:"context_before"`
-		ContextAfter   map[string]any `json:"context_after"`
-		Source         string         `json:"source"`
-		RequestID      string         `json:"request_id"`
-		IdempotencyKey string         `json:"idempotency_key"`
-	}
-)
+// The counter tests read the API's answers into the types of helpers_api_test.go, with json.Number
+// for contexts and payloads (decodeNumbers), so that they compare exactly.
 
 // n is the marker of a bump (0 when there is none).
-func (tr counterTransition) n() int  { n, _ := ctxInt(tr.Payload, "n"); return int(n) }
-func (h counterHistoryEntry) n() int { n, _ := ctxInt(h.Payload, "n"); return int(n) }
+func (tr apiTransition) n() int  { n, _ := ctxInt(tr.Payload, "n"); return int(n) }
+func (h apiHistoryEntry) n() int { n, _ := ctxInt(h.Payload, "n"); return int(n) }
 
 // ctxInt reads an integer of a JSON object decoded with json.Number.
 func ctxInt(m map[string]any, key string) (int64, bool) {
@@ -551,8 +516,8 @@ func (c *counterClient) mustCreate(t testing.TB, id string) {
 }
 
 // instance gets an instance (200).
-func (c *counterClient) instance(ctx context.Context, id string) (counterInstance, error) {
-	var inst counterInstance
+func (c *counterClient) instance(ctx context.Context, id string) (apiInstance, error) {
+	var inst apiInstance
 	resp, body, err := c.do(ctx, http.MethodGet, "/v1/instances/"+url.PathEscape(id), nil, nil)
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
@@ -564,14 +529,14 @@ func (c *counterClient) instance(ctx context.Context, id string) (counterInstanc
 		err = fmt.Errorf("ETag %s for revision %d", resp.Header.Get("ETag"), inst.Revision)
 	}
 	if err != nil {
-		return counterInstance{}, fmt.Errorf("GET instance %s: %w", id, err)
+		return apiInstance{}, fmt.Errorf("GET instance %s: %w", id, err)
 	}
 	return inst, nil
 }
 
 // history reads the whole history of an instance, page after page.
-func (c *counterClient) history(ctx context.Context, id string) ([]counterHistoryEntry, error) {
-	var all []counterHistoryEntry
+func (c *counterClient) history(ctx context.Context, id string) ([]apiHistoryEntry, error) {
+	var all []apiHistoryEntry
 	after := ""
 	for {
 		path := "/v1/instances/" + url.PathEscape(id) + "/history?limit=1000"
@@ -579,8 +544,8 @@ func (c *counterClient) history(ctx context.Context, id string) ([]counterHistor
 			path += "&after=" + url.QueryEscape(after)
 		}
 		var page struct {
-			Items []counterHistoryEntry `json:"items"`
-			Next  string                `json:"next"`
+			Items []apiHistoryEntry `json:"items"`
+			Next  string            `json:"next"`
 		}
 		resp, body, err := c.do(ctx, http.MethodGet, path, nil, nil)
 		if err == nil && resp.StatusCode != http.StatusOK {

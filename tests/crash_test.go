@@ -160,7 +160,7 @@ func testCrash(t *testing.T, dbURL string) {
 		resent++
 		before, wasStored := stored[e.n]
 		resp, body, err := c.event(ctx, e.instance, e.n, crashKey(e.n))
-		var r counterEventResult
+		var r apiEventResult
 		if err == nil && resp.StatusCode == http.StatusOK {
 			err = decodeNumbers(body, &r)
 		}
@@ -218,7 +218,7 @@ func crashLoad(t *testing.T, c *counterClient, child *fsmdChild, ids []string, b
 					t.Errorf("n=%d to %s: status %d: %s", e.n, e.instance, resp.StatusCode, body)
 					return
 				}
-				var r counterEventResult
+				var r apiEventResult
 				if err := decodeNumbers(body, &r); err != nil {
 					t.Errorf("n=%d to %s: %v", e.n, e.instance, err)
 					return

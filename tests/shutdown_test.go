@@ -47,7 +47,7 @@ func TestGracefulShutdown(t *testing.T) {
 					t.Errorf("event %d on %s answered %d: %s", k, id, resp.StatusCode, body)
 					return
 				}
-				var res counterEventResult
+				var res apiEventResult
 				if err := decodeNumbers(body, &res); err != nil {
 					t.Errorf("event %d: %v", k, err)
 					return
