@@ -101,8 +101,9 @@ func instanceOf(def *machine.Definition, row persistence.InstanceRow, ctx map[st
 
 // encodeTransition makes the audit row of an accepted transition (without source, ids and time).
 func encodeTransition(l loaded, t *machine.Transition, seq int64) (audit.Row, error) {
+	// The context before is the instance's stored context: its bytes are in hand, not to be encoded again.
 	row := audit.Row{InstanceID: l.row.ID, Seq: seq, Event: t.Event, From: t.From, To: t.To, Branch: t.Branch,
-		DefinitionVersion: l.row.Version}
+		DefinitionVersion: l.row.Version, ContextBefore: l.row.Context}
 	guards := t.Guards
 	if guards == nil {
 		guards = []machine.GuardResult{}
@@ -111,8 +112,7 @@ func encodeTransition(l loaded, t *machine.Transition, seq int64) (audit.Row, er
 	for _, f := range []struct {
 		dst *[]byte
 		v   any
-	}{{&row.Guards, guards}, {&row.Payload, schema.Encode(orEmpty(t.Payload))},
-		{&row.ContextBefore, schema.Encode(t.ContextBefore)}, {&row.ContextAfter, schema.Encode(t.ContextAfter)}} {
+	}{{&row.Guards, guards}, {&row.Payload, schema.Encode(orEmpty(t.Payload))}, {&row.ContextAfter, schema.Encode(t.ContextAfter)}} {
 		if *f.dst, err = json.Marshal(f.v); err != nil {
 			return audit.Row{}, err
 		}
