@@ -2,10 +2,11 @@
 // instance, written in the transaction that changes the instance, read back as the instance's
 // history.
 //
-// audit never begins a transaction: Append takes the caller's, so the instance update and its audit
-// row commit or vanish together, and the reads take whatever Executor they are given (a *DB, or the
-// caller's *Tx). The SQL is in package persistence (the transitions table); audit is the log's
-// interface and its rules (a known source, seq from 1).
+// audit never begins a transaction: Append takes the caller's, and AppendWithUpdate writes the row
+// in one statement with the instance update it records, so the two commit or vanish together. The
+// reads take whatever Executor they are given (a *DB, or the caller's *Tx). The SQL is in package
+// persistence (the transitions table); audit is the log's interface and its rules (a known source,
+// seq from 1).
 package audit
 
 import (
@@ -45,6 +46,26 @@ type Row struct {
 // Append writes r with the caller's transaction. persistence.ErrConflict when the instance has a
 // row with r's seq or r's idempotency key already; the transaction stays usable.
 func Append(ctx context.Context, tx *persistence.Tx, r Row) error {
+	if err := check(r); err != nil {
+		return err
+	}
+	return persistence.TransitionInsert(ctx, tx, persistence.TransitionRow(r))
+}
+
+// AppendWithUpdate writes r together with u, the update of its instance that r records, provided
+// the instance is still at u.ExpectRevision: both or neither (persistence.InstanceAdvance).
+// persistence.ErrConflict when the instance moved on, or r's seq or idempotency key is taken. ex is
+// the caller's transaction, or on PostgreSQL the database: the one statement is then its own
+// transaction (audit still begins none).
+func AppendWithUpdate(ctx context.Context, ex persistence.Executor, u persistence.InstanceUpdateParams, r Row) error {
+	if err := check(r); err != nil {
+		return err
+	}
+	return persistence.InstanceAdvance(ctx, ex, u, persistence.TransitionRow(r))
+}
+
+// check enforces the log's rules on a row: a known source, and a seq from 1.
+func check(r Row) error {
 	switch r.Source {
 	case SourceAPI, SourceTimer, SourceMigration:
 	default:
@@ -53,7 +74,7 @@ func Append(ctx context.Context, tx *persistence.Tx, r Row) error {
 	if r.Seq < 1 {
 		return fmt.Errorf("audit: transition of instance %q: seq %d, want 1 or more", r.InstanceID, r.Seq)
 	}
-	return persistence.TransitionInsert(ctx, tx, persistence.TransitionRow(r))
+	return nil
 }
 
 // ByIdempotencyKey returns the row an instance recorded with an idempotency key.

@@ -157,13 +157,8 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
 		if err == nil {
 			return nil
 		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			// Canceled or timed out: say so even when the driver reports it its own way (lib/pq:
-			// "canceling statement due to user request", 57014).
-			if !errors.Is(err, ctxErr) {
-				err = fmt.Errorf("%w: %w", ctxErr, err)
-			}
-			return translate(err)
+		if ctx.Err() != nil {
+			return translate(canceled(ctx, err))
 		}
 		if attempt >= maxAttempts || !retryable(err) {
 			return translate(err)
@@ -175,6 +170,16 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
 			return translate(fmt.Errorf("%w: %w", sleepErr, err))
 		}
 	}
+}
+
+// canceled is err, the failure of work under ctx, marked with ctx's error when ctx is done, even when
+// the driver reports the cancellation its own way (lib/pq: "canceling statement due to user
+// request", 57014).
+func canceled(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		return fmt.Errorf("%w: %w", ctxErr, err)
+	}
+	return err
 }
 
 // runTx is one attempt of WithTx.

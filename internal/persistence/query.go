@@ -21,6 +21,7 @@ var preparedQueries = []string{
 	instanceUpdateQuery,
 	transitionInsertQuery,
 	transitionByKeyQuery,
+	advanceQuery,
 }
 
 // prepare prepares preparedQueries on PostgreSQL (a no-op on SQLite).
@@ -67,11 +68,11 @@ func selectContext(ctx context.Context, ex Executor, dest any, query string, arg
 }
 
 // execContext runs a statement (written with ?) in tx.
-func execContext(ctx context.Context, tx *Tx, query string, args ...any) (sql.Result, error) {
-	if st := tx.prepared(ctx, query); st != nil {
+func execContext(ctx context.Context, ex Executor, query string, args ...any) (sql.Result, error) {
+	if st := ex.prepared(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	return tx.X.ExecContext(ctx, q(tx.Dialect, query), args...)
+	return ex.ext().ExecContext(ctx, q(ex.dialect(), query), args...)
 }
 
 // notFound describes a failed read of one row: ErrNotFound for no row, the translated error

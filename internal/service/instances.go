@@ -86,6 +86,7 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 	if err != nil {
 		return Instance{}, false, s.dbError(err)
 	}
+	s.cache.put(inst)
 	api, err := toInstance(def, inst)
 	return api, true, err
 }
@@ -121,6 +122,7 @@ func (s *Service) GetInstance(ctx context.Context, id string) (Instance, error) 
 	if err != nil {
 		return Instance{}, err
 	}
+	s.cache.put(l.row)
 	return toInstance(l.def, l.row)
 }
 
@@ -161,77 +163,178 @@ func clampLimit(n int) int {
 	return n
 }
 
-// SendEvent handles an event in one transaction: lock the instance, answer a replayed
-// Idempotency-Key with its first answer, check If-Match, fire, update the instance, append the audit
-// row, commit. Concurrent events on one instance are serialized by the lock; none is lost.
+// SendEvent handles an event: answer a replayed Idempotency-Key with its first answer, check
+// If-Match, fire, and write the instance's update together with its audit row.
+//
+// SQLite, and PostgreSQL when the quicker ways below do not settle it, take the locked path: a
+// transaction that locks the instance (SQLite's write lock; SELECT ... FOR UPDATE), so that
+// concurrent events on one instance are serialized, each decided on the state the one before left,
+// and none is lost.
+//
+// On PostgreSQL an event is first decided without a lock, and its update and audit row are written
+// in one statement that applies only if the instance is still at the revision decided on
+// (audit.AppendWithUpdate), the statement its own transaction: on the instance's cached row (one
+// round trip: the write), else on a plain read (two). When another transition came first, the
+// write changes nothing and the event goes on to the locked path. A refusal (If-Match, a guard, an
+// unknown event) is never decided on the cache, only on a read.
 func (s *Service) SendEvent(ctx context.Context, req SendEvent) (EventResult, bool, error) {
 	hash := requestHash(map[string]any{"event": req.Event, "payload": orEmpty(req.Payload)})
-	var res EventResult
-	var replayed bool
-	err := s.db.WithTx(ctx, func(tx *persistence.Tx) error {
-		row, err := persistence.InstanceGetForUpdate(ctx, tx, req.InstanceID)
-		l, err := s.load(row, req.InstanceID, err)
-		if err != nil {
-			return err
-		}
-		if req.IdempotencyKey != "" {
-			prev, err := audit.ByIdempotencyKey(ctx, tx, req.InstanceID, req.IdempotencyKey)
-			switch {
-			case err == nil && prev.RequestHash != hash:
-				return &IdempotencyMismatchError{Key: req.IdempotencyKey}
-			case err == nil:
-				res, replayed, err = s.replay(l, prev)
-				return err
-			case !errors.Is(err, persistence.ErrNotFound):
-				return err
-			}
-		}
-		if req.IfMatch != nil && *req.IfMatch != l.row.Revision {
-			api, err := toInstance(l.def, l.row)
-			if err != nil {
-				return err
-			}
-			return &VersionConflictError{IfMatch: *req.IfMatch, Instance: api}
-		}
-		snap, err := snapshot(l.def, l.row)
-		if err != nil {
-			return err
-		}
-		now := s.now()
-		t, err := machine.Fire(l.def, snap, req.Event, req.Payload, now)
-		if err != nil {
-			api, aerr := toInstance(l.def, l.row)
-			if aerr != nil {
-				return aerr
-			}
-			return &EventError{Err: err, Instance: api}
-		}
-		res, err = s.apply(ctx, tx, l, t, req, hash, now)
-		return err
-	})
+	res, replayed, err := s.sendEvent(ctx, req, hash)
 	if err != nil {
 		return EventResult{}, false, s.dbError(err)
 	}
 	return res, replayed, nil
 }
 
+func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (EventResult, bool, error) {
+	if s.db.Dialect == persistence.Postgres {
+		if row, ok := s.cache.get(req.InstanceID); ok {
+			res, err := s.sendCached(ctx, row, req, hash)
+			if !errors.Is(err, errStale) {
+				return res, false, err
+			}
+		}
+		res, replayed, row, err := s.attempt(ctx, s.db, req, hash)
+		if !errors.Is(err, persistence.ErrConflict) {
+			s.remember(req.InstanceID, row)
+			return res, replayed, err
+		}
+	}
+	var (
+		res      EventResult
+		replayed bool
+		row      persistence.InstanceRow
+	)
+	err := s.db.WithTx(ctx, func(tx *persistence.Tx) (err error) {
+		res, replayed, row, err = s.attempt(ctx, tx, req, hash)
+		return err
+	})
+	if err != nil { // the row may be one the commit did not keep
+		row = persistence.InstanceRow{}
+	}
+	s.remember(req.InstanceID, row)
+	return res, replayed, err
+}
+
+// errStale: an event decided on the cache is to be decided again on a read.
+var errStale = errors.New("the cached instance is to be read again")
+
+// sendCached decides an event on the instance's cached row and writes an acceptance on the
+// condition that the instance is still at that revision; an Idempotency-Key is not looked up, the
+// write fails when it is taken. errStale for anything else: a refusal, a write that did not apply.
+func (s *Service) sendCached(ctx context.Context, row persistence.InstanceRow, req SendEvent, hash string) (EventResult, error) {
+	l, err := s.load(row, req.InstanceID, nil)
+	if err != nil {
+		return EventResult{}, errStale
+	}
+	now := s.now()
+	t, err := s.decide(l, req, now)
+	if err != nil {
+		return EventResult{}, errStale
+	}
+	res, next, err := s.apply(ctx, s.db, l, t, req, hash, now)
+	switch {
+	case errors.Is(err, persistence.ErrConflict):
+		s.cache.drop(req.InstanceID)
+		return EventResult{}, errStale
+	case err != nil:
+		s.cache.drop(req.InstanceID)
+		return EventResult{}, err
+	}
+	s.cache.put(next)
+	return res, nil
+}
+
+// remember caches row, committed data of instance id (from attempt), or forgets the instance when
+// there is no such row: after a failed write the cached row may be out of date.
+func (s *Service) remember(id string, row persistence.InstanceRow) {
+	if row.ID == "" {
+		s.cache.drop(id)
+		return
+	}
+	s.cache.put(row)
+}
+
+// attempt is one attempt at an event, reading the instance through ex: a transaction (the instance
+// is locked first) or the database (nothing is locked; the write applies only if the instance has
+// not moved: persistence.ErrConflict when it has). It returns the instance's row as written, or as
+// read when nothing was written, for the cache: none when a write failed.
+func (s *Service) attempt(ctx context.Context, ex persistence.Executor, req SendEvent, hash string) (EventResult, bool, persistence.InstanceRow, error) {
+	var row persistence.InstanceRow
+	var err error
+	if tx, ok := ex.(*persistence.Tx); ok {
+		row, err = persistence.InstanceGetForUpdate(ctx, tx, req.InstanceID)
+	} else {
+		row, err = persistence.InstanceGet(ctx, ex, req.InstanceID)
+	}
+	l, err := s.load(row, req.InstanceID, err)
+	if err != nil {
+		return EventResult{}, false, persistence.InstanceRow{}, err
+	}
+	if req.IdempotencyKey != "" {
+		prev, err := audit.ByIdempotencyKey(ctx, ex, req.InstanceID, req.IdempotencyKey)
+		switch {
+		case err == nil && prev.RequestHash != hash:
+			return EventResult{}, false, l.row, &IdempotencyMismatchError{Key: req.IdempotencyKey}
+		case err == nil:
+			res, replayed, err := s.replay(l, prev)
+			return res, replayed, l.row, err
+		case !errors.Is(err, persistence.ErrNotFound):
+			return EventResult{}, false, persistence.InstanceRow{}, err
+		}
+	}
+	now := s.now()
+	t, err := s.decide(l, req, now)
+	if err != nil {
+		return EventResult{}, false, l.row, err
+	}
+	res, next, err := s.apply(ctx, ex, l, t, req, hash, now)
+	if err != nil {
+		return EventResult{}, false, persistence.InstanceRow{}, err
+	}
+	return res, false, next, nil
+}
+
+// decide checks If-Match and fires the event on the instance: the transition, or the refusal as the
+// API answers it.
+func (s *Service) decide(l loaded, req SendEvent, now time.Time) (*machine.Transition, error) {
+	if req.IfMatch != nil && *req.IfMatch != l.row.Revision {
+		api, err := toInstance(l.def, l.row)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &VersionConflictError{IfMatch: *req.IfMatch, Instance: api}
+	}
+	snap, err := snapshot(l.def, l.row)
+	if err != nil {
+		return nil, err
+	}
+	t, err := machine.Fire(l.def, snap, req.Event, req.Payload, now)
+	if err != nil {
+		api, aerr := toInstance(l.def, l.row)
+		if aerr != nil {
+			return nil, aerr
+		}
+		return nil, &EventError{Err: err, Instance: api}
+	}
+	return t, nil
+}
+
 // apply writes an accepted transition: the instance and its audit row, with the same now.
-func (s *Service) apply(ctx context.Context, tx *persistence.Tx, l loaded, t *machine.Transition, req SendEvent, hash string, now time.Time) (EventResult, error) {
+func (s *Service) apply(ctx context.Context, ex persistence.Executor, l loaded, t *machine.Transition, req SendEvent, hash string, now time.Time) (EventResult, persistence.InstanceRow, error) {
 	rev := l.row.Revision + 1
 	row, err := encodeTransition(l, t, rev)
 	if err != nil {
-		return EventResult{}, err
+		return EventResult{}, persistence.InstanceRow{}, err
 	}
-	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = "api", req.RequestID, req.IdempotencyKey, hash, now
+	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = audit.SourceAPI, req.RequestID, req.IdempotencyKey, hash, now
 	next := l.row
 	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt, next.EnteredAt = t.To, row.ContextAfter, rev, t.Final, now, now
-	if err := persistence.InstanceUpdate(ctx, tx, persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
+	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
 		Version: next.Version, State: next.State, Context: next.Context, Revision: rev, Final: next.Final,
-		UpdatedAt: now, EnteredAt: now}); err != nil {
-		return EventResult{}, err
-	}
-	if err := audit.Append(ctx, tx, row); err != nil {
-		return EventResult{}, err
+		UpdatedAt: now, EnteredAt: now}
+	if err := audit.AppendWithUpdate(ctx, ex, update, row); err != nil {
+		return EventResult{}, persistence.InstanceRow{}, err
 	}
 	// The answer is built from the values in hand rather than by decoding what was just encoded, in
 	// the canonical form a replay reads back (decodeJSON), so both are the same bytes.
@@ -245,7 +348,7 @@ func (s *Service) apply(ctx context.Context, tx *persistence.Tx, l loaded, t *ma
 		Payload:       canonicalNumbers(encodeMap(t.Payload)).(map[string]any),
 		ContextBefore: canonicalNumbers(encodeMap(t.ContextBefore)).(map[string]any),
 		ContextAfter:  after, At: now}
-	return EventResult{Instance: inst, Transition: tr}, nil
+	return EventResult{Instance: inst, Transition: tr}, next, nil
 }
 
 // replay rebuilds the first answer to an idempotency key from its audit row: the instance as that

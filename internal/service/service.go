@@ -1,14 +1,18 @@
-// Package service is fsmd's event path and the one place that owns database transactions: it locks
-// the instance, checks If-Match and Idempotency-Key, fires the event through the pure engine, updates
-// the instance and appends its audit row, all in one transaction with one `now`.
+// Package service is fsmd's event path and the one place that owns database transactions: it checks
+// If-Match and Idempotency-Key, fires the event through the pure engine, and writes the instance's
+// update with its audit row in one transaction, with one `now`.
 //
 //	POST /v1/instances/{id}/events
 //	  server: decode, request id                       (internal/server)
-//	  service: begin tx, lock instance, idempotency    (this package)
+//	  service: the instance, idempotency, If-Match      (this package)
 //	  machine.Fire: branch, guards, set, timers         (internal/machine: pure)
-//	  persistence: update instance                      (same tx)
-//	  audit: append transition row                      (same tx)
-//	  commit -> 200 {instance, transition}
+//	  audit: update instance + append transition row    (one transaction)
+//	  -> 200 {instance, transition}
+//
+// How the instance is read and the write kept consistent depends on the store (SendEvent): SQLite
+// locks the instance in a transaction; PostgreSQL decides on a cached or plainly read row and writes
+// in one statement on the condition that the instance has not moved, and takes the locked path when
+// it has.
 package service
 
 import (
@@ -26,6 +30,7 @@ import (
 type Service struct {
 	db    *persistence.DB
 	reg   *registry
+	cache *cache // of instance rows, for the PostgreSQL event path (empty on SQLite)
 	now   func() time.Time
 	log   *slog.Logger
 	ready atomic.Bool
@@ -35,6 +40,9 @@ type Service struct {
 type Options struct {
 	Now    func() time.Time // the clock; time.Now by default
 	Logger *slog.Logger
+	// CacheBytes bounds the instance cache of the PostgreSQL event path: 0 is DefaultCacheBytes, a
+	// negative value turns it off.
+	CacheBytes int
 }
 
 // New makes a service over db. Register loads the definitions before it serves.
@@ -46,6 +54,15 @@ func New(db *persistence.DB, o Options) *Service {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	// SQLite takes every event in a transaction (it has one writer at a time anyway): no cache.
+	cacheBytes := 0
+	if db.Dialect == persistence.Postgres {
+		cacheBytes = o.CacheBytes
+		if cacheBytes == 0 {
+			cacheBytes = DefaultCacheBytes
+		}
+	}
+	s.cache = newCache(cacheBytes)
 	clock := s.now
 	// One `now` per transaction, in UTC and to the microsecond that PostgreSQL keeps, so that what is
 	// returned is what is stored.

@@ -1,0 +1,59 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+)
+
+// advanceQuery writes an accepted transition on PostgreSQL in one statement: the instance's update,
+// provided it is still at the revision read, and its audit row, inserted only from the updated row.
+// There is no ON CONFLICT: a seq or idempotency key taken already fails the whole statement, so the
+// update is never kept without its row (which matters when the statement is its own transaction).
+const advanceQuery = `
+	WITH updated AS (
+		UPDATE instances
+		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?
+		WHERE id = ? AND revision = ?
+		RETURNING id
+	)
+	INSERT INTO transitions (` + transitionColumns + `)
+	SELECT id, ?::bigint, ?::text, ?::text, ?::text, ?::integer, ?::jsonb, ?::jsonb, ?::jsonb, ?::jsonb,
+		?::text, ?::text, ?::text, ?::text, ?::integer, ?::timestamptz
+	FROM updated`
+
+// InstanceAdvance writes an accepted transition: u, the instance's new state, provided it is still
+// at u.ExpectRevision, and r, its audit row, together or not at all. ErrConflict when the instance
+// is not at that revision (another transition came first), or r's seq or idempotency key is taken.
+//
+// On PostgreSQL it is one statement, so ex may be the database itself: the statement is then its
+// own transaction, and an event costs two round trips (read, write) instead of five (BEGIN, SELECT
+// ... FOR UPDATE, UPDATE, INSERT, COMMIT). SQLite cannot update in a WITH clause: there ex must be
+// a transaction, and the update and the insert are two statements in it.
+func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r TransitionRow) error {
+	if u.ID != r.InstanceID || u.Revision != r.Seq {
+		return fmt.Errorf("persistence: advance instance %q to revision %d with transition %d of instance %q",
+			u.ID, u.Revision, r.Seq, r.InstanceID)
+	}
+	if ex.dialect() != Postgres {
+		tx, ok := ex.(*Tx)
+		if !ok {
+			return fmt.Errorf("persistence: advance instance %q: %s needs a transaction", u.ID, ex.dialect())
+		}
+		if err := InstanceUpdate(ctx, tx, u); err != nil {
+			return err
+		}
+		return TransitionInsert(ctx, tx, r)
+	}
+	res, err := execContext(ctx, ex, advanceQuery,
+		u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
+		timeArg(Postgres, u.UpdatedAt), timeArg(Postgres, u.EnteredAt), u.ID, u.ExpectRevision,
+		r.Seq, r.Event, r.From, r.To, r.Branch,
+		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
+		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
+		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
+		timeArg(Postgres, r.At))
+	if err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))
+	}
+	return conflictUnlessOne(res, "instance %q is not at revision %d", u.ID, u.ExpectRevision)
+}
