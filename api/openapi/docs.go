@@ -385,6 +385,154 @@ const docTemplate = `{
                 }
             }
         },
+        "/v1/definitions/{name}/migrations": {
+            "post": {
+                "description": "Starts migrating the definition's running instances on older versions to ` + "`" + `to_version` + "`" + ` (default: the latest), in batches, in the background: 202 with the migration, whose progress is at ` + "`" + `Location` + "`" + `. Each instance moves with an audit row (source migration); stranded instances stay on their version.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "migrations"
+                ],
+                "summary": "Run a migration",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "definition name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "target version and filter",
+                        "name": "request",
+                        "in": "body",
+                        "schema": {
+                            "$ref": "#/definitions/service.MigrationRequest"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "202": {
+                        "description": "Accepted",
+                        "schema": {
+                            "$ref": "#/definitions/migration.Status"
+                        },
+                        "headers": {
+                            "Location": {
+                                "type": "string",
+                                "description": "/v1/migrations/{id}"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such definition or version",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/definitions/{name}/migrations/plan": {
+            "post": {
+                "description": "Evaluates the migration of the definition's running instances on older versions to ` + "`" + `to_version` + "`" + ` (default: the latest) against the live population and changes nothing: per (from version, from state) the target state and count, and the instances that would stay (stranded) per reason, with a sample of ids.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "migrations"
+                ],
+                "summary": "Plan a migration (dry run)",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "definition name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "target version and filter",
+                        "name": "request",
+                        "in": "body",
+                        "schema": {
+                            "$ref": "#/definitions/service.MigrationRequest"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/migration.Plan"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such definition or version",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    }
+                }
+            }
+        },
         "/v1/definitions/{name}/versions": {
             "get": {
                 "description": "Every stored version of the definition, oldest first, in ` + "`" + `items` + "`" + `.",
@@ -1085,6 +1233,65 @@ const docTemplate = `{
                     }
                 }
             }
+        },
+        "/v1/migrations/{id}": {
+            "get": {
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "migrations"
+                ],
+                "summary": "A migration's progress and result",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "migration id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/migration.Status"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "404": {
+                        "description": "not_found",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    }
+                }
+            }
         }
     },
     "definitions": {
@@ -1116,6 +1323,119 @@ const docTemplate = `{
                 },
                 "to": {
                     "type": "string"
+                }
+            }
+        },
+        "migration.Move": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer"
+                },
+                "from_state": {
+                    "type": "string"
+                },
+                "from_version": {
+                    "type": "integer"
+                },
+                "to_state": {
+                    "type": "string"
+                }
+            }
+        },
+        "migration.Plan": {
+            "type": "object",
+            "properties": {
+                "definition": {
+                    "type": "string"
+                },
+                "moves": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/migration.Move"
+                    }
+                },
+                "stranded": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/migration.Stranded"
+                    }
+                },
+                "to_version": {
+                    "type": "integer"
+                },
+                "total": {
+                    "type": "integer"
+                }
+            }
+        },
+        "migration.Status": {
+            "type": "object",
+            "properties": {
+                "definition": {
+                    "type": "string"
+                },
+                "error": {
+                    "type": "string"
+                },
+                "finished_at": {
+                    "type": "string"
+                },
+                "id": {
+                    "type": "string"
+                },
+                "migrated": {
+                    "type": "integer"
+                },
+                "result": {
+                    "description": "once done: what moved and what stayed, as a plan shows it",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/migration.Plan"
+                        }
+                    ]
+                },
+                "started_at": {
+                    "type": "string"
+                },
+                "status": {
+                    "description": "running, done, failed",
+                    "type": "string"
+                },
+                "stranded": {
+                    "type": "integer"
+                },
+                "to_version": {
+                    "type": "integer"
+                },
+                "total": {
+                    "type": "integer"
+                }
+            }
+        },
+        "migration.Stranded": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer"
+                },
+                "detail": {
+                    "type": "string"
+                },
+                "from_state": {
+                    "type": "string"
+                },
+                "from_version": {
+                    "type": "integer"
+                },
+                "reason": {
+                    "type": "string"
+                },
+                "sample": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
                 }
             }
         },
@@ -1380,6 +1700,10 @@ const docTemplate = `{
                 "from": {
                     "type": "string"
                 },
+                "from_version": {
+                    "description": "source migration: the version it came from",
+                    "type": "integer"
+                },
                 "idempotency_key": {
                     "type": "string"
                 },
@@ -1441,6 +1765,29 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "version": {
+                    "type": "integer"
+                }
+            }
+        },
+        "service.MigrationFilter": {
+            "type": "object",
+            "properties": {
+                "state": {
+                    "type": "string"
+                },
+                "version": {
+                    "type": "integer"
+                }
+            }
+        },
+        "service.MigrationRequest": {
+            "type": "object",
+            "properties": {
+                "filter": {
+                    "$ref": "#/definitions/service.MigrationFilter"
+                },
+                "to_version": {
+                    "description": "0 or absent: the latest version",
                     "type": "integer"
                 }
             }

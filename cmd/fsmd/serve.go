@@ -108,6 +108,10 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 		return err
 	}
 	go svc.Prepare()
+	defer svc.Close()
+	if err := svc.StartMigrations(ctx); err != nil {
+		return fmt.Errorf("starting migrations: %w", err)
+	}
 
 	// Timeouts so that a slow or stuck client cannot hold a connection forever.
 	srv := &http.Server{Addr: c.Addr, Handler: server.New(svc, server.Options{Logger: log, Version: version}),

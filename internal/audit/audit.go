@@ -40,6 +40,7 @@ type Row struct {
 	IdempotencyKey    string // "" (no key) is stored as NULL, and never conflicts
 	RequestHash       string // of the request, to tell a replay from a mismatch
 	DefinitionVersion int
+	FromVersion       int // SourceMigration: the version the instance came from; 0 otherwise
 	At                time.Time
 }
 

@@ -24,6 +24,7 @@ type TransitionRow struct {
 	IdempotencyKey    string // "" is stored as NULL: no key
 	RequestHash       string
 	DefinitionVersion int
+	FromVersion       int // a migration's: the version the instance came from; 0 (NULL) otherwise
 	At                time.Time
 }
 
@@ -51,6 +52,7 @@ type transitionRow struct {
 	IdempotencyKey    sql.NullString `db:"idempotency_key"`
 	RequestHash       string         `db:"request_hash"`
 	DefinitionVersion int            `db:"definition_version"`
+	FromVersion       sql.NullInt64  `db:"from_version"`
 	At                dbTime         `db:"at"`
 }
 
@@ -60,18 +62,18 @@ func (r transitionRow) row() TransitionRow {
 		Branch: r.Branch, Guards: r.Guards, Payload: r.Payload,
 		ContextBefore: r.ContextBefore, ContextAfter: r.ContextAfter, Source: r.Source,
 		RequestID: r.RequestID, IdempotencyKey: r.IdempotencyKey.String, RequestHash: r.RequestHash,
-		DefinitionVersion: r.DefinitionVersion, At: r.At.Time(),
+		DefinitionVersion: r.DefinitionVersion, FromVersion: int(r.FromVersion.Int64), At: r.At.Time(),
 	}
 }
 
 const transitionColumns = `instance_id, seq, event, from_state, to_state, branch, guards, payload, ` +
-	`context_before, context_after, source, request_id, idempotency_key, request_hash, definition_version, at`
+	`context_before, context_after, source, request_id, idempotency_key, request_hash, definition_version, from_version, at`
 
 // The queries of the transition functions that are prepared on PostgreSQL (see preparedQueries).
 const (
 	transitionInsertQuery = `
 		INSERT INTO transitions (` + transitionColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
 	transitionByKeyQuery = `
 		SELECT ` + transitionColumns + ` FROM transitions
@@ -88,7 +90,7 @@ func TransitionInsert(ctx context.Context, tx *Tx, r TransitionRow) error {
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
 		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
 		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		timeArg(d, r.At))
+		nullInt(r.FromVersion), timeArg(d, r.At))
 	if err != nil {
 		return translate(fmt.Errorf("persistence: insert transition %d of instance %q: %w", r.Seq, r.InstanceID, err))
 	}

@@ -81,3 +81,11 @@ func nullString(s string) any {
 	}
 	return s
 }
+
+// nullInt is n as an argument, NULL for 0.
+func nullInt(n int) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}

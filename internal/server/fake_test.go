@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
@@ -35,6 +36,8 @@ type fakeService struct {
 	limit   int
 	version int
 	yaml    []byte
+
+	migration migration.Request
 }
 
 func (f *fakeService) record(fn func()) error {
@@ -104,6 +107,21 @@ func (f *fakeService) PutDefinition(_ context.Context, name string, yaml []byte)
 }
 
 func (f *fakeService) Ready(context.Context) error { return f.record(func() {}) }
+
+func (f *fakeService) PlanMigration(_ context.Context, name string, req migration.Request) (migration.Plan, error) {
+	err := f.record(func() { f.id, f.migration = name, req })
+	return migration.Plan{Definition: name, ToVersion: req.ToVersion}, err
+}
+
+func (f *fakeService) StartMigration(_ context.Context, name string, req migration.Request) (migration.Status, error) {
+	err := f.record(func() { f.id, f.migration = name, req })
+	return migration.Status{ID: "m-1", Definition: name, ToVersion: req.ToVersion, Status: "running"}, err
+}
+
+func (f *fakeService) GetMigration(_ context.Context, id string) (migration.Status, error) {
+	err := f.record(func() { f.id = id })
+	return migration.Status{ID: id, Status: "done"}, err
+}
 
 // bundle is a server under test, its fake service and its log.
 type bundle struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/swaggo/swag"
 
 	"github.com/fsmd-io/fsmd/api/openapi"
+	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
@@ -36,6 +37,9 @@ type Service interface {
 	Diagram(ctx context.Context, name string, version int) (string, error) // version 0: the latest; Mermaid stateDiagram-v2
 	PutDefinition(ctx context.Context, name string, yaml []byte) (service.PutResult, error)
 	Ready(ctx context.Context) error // nil when the database answers and definitions are loaded
+	PlanMigration(ctx context.Context, name string, req migration.Request) (migration.Plan, error)
+	StartMigration(ctx context.Context, name string, req migration.Request) (migration.Status, error)
+	GetMigration(ctx context.Context, id string) (migration.Status, error)
 }
 
 // DefaultBodyLimit is the largest request body accepted when Options.BodyLimit is 0.
@@ -98,6 +102,9 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.GET("/definitions/:name/versions", s.definitionVersions)
 	v1.GET("/definitions/:name/versions/:version", s.definitionVersion)
 	v1.GET("/definitions/:name/diagram", s.diagram)
+	v1.POST("/definitions/:name/migrations/plan", s.planMigration)
+	v1.POST("/definitions/:name/migrations", s.startMigration)
+	v1.GET("/migrations/:id", s.getMigration)
 	return e
 }
 

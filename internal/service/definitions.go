@@ -82,6 +82,11 @@ func (s *Service) PutDefinition(ctx context.Context, name string, yaml []byte) (
 	if err != nil {
 		return PutResult{}, err
 	}
+	if created {
+		if err := s.autoMigrate(ctx, name); err != nil {
+			return PutResult{}, err
+		}
+	}
 	stored, _, err := s.reg.get(name, row.Version)
 	if err != nil {
 		return PutResult{}, err

@@ -31,6 +31,7 @@ type Service struct {
 	db    *persistence.DB
 	reg   *registry
 	cache *cache // of instance rows, for the PostgreSQL event path (empty on SQLite)
+	mig   migrations
 	now   func() time.Time
 	log   *slog.Logger
 	ready atomic.Bool
@@ -63,6 +64,8 @@ func New(db *persistence.DB, o Options) *Service {
 		}
 	}
 	s.cache = newCache(cacheBytes)
+	s.mig.m = s.migrator()
+	s.mig.ctx, s.mig.cancel = context.WithCancel(context.Background())
 	clock := s.now
 	// One `now` per transaction, in UTC and to the microsecond that PostgreSQL keeps, so that what is
 	// returned is what is stored.

@@ -100,6 +100,7 @@ type HistoryEntry struct {
 	RequestID         string         `json:"request_id"`
 	IdempotencyKey    string         `json:"idempotency_key"`
 	DefinitionVersion int            `json:"definition_version"`
+	FromVersion       int            `json:"from_version,omitempty"` // source migration: the version it came from
 	At                time.Time      `json:"at"`
 }
 
@@ -158,3 +159,16 @@ type InvalidDefinition = machine.InvalidDefinitionError
 
 // Diagnostics of a definition.
 type Diagnostics = source.Diagnostics
+
+// MigrationRequest is the body of POST /v1/definitions/{name}/migrations and .../migrations/plan.
+type MigrationRequest struct {
+	ToVersion int              `json:"to_version,omitempty"` // 0 or absent: the latest version
+	Filter    *MigrationFilter `json:"filter,omitempty"`
+}
+
+// MigrationFilter narrows a migration to the running instances of one older version and/or one
+// state (fsmd's reading of api.md's `filter`).
+type MigrationFilter struct {
+	Version int    `json:"version,omitempty"`
+	State   string `json:"state,omitempty"`
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/migration"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+	"github.com/fsmd-io/fsmd/internal/service"
+)
+
+const migrateArgs = "plan|run NAME [--to-version N] [--from-version N] [--from-state S] [--database-url URL] [--definitions DIR]"
+
+// runMigrate is `fsmd migrate plan NAME` (a dry run: what would move where, what would stay and why)
+// and `fsmd migrate run NAME` (the migration, with its progress on stderr). Both first register the
+// definitions folder's new versions, as serve does, on the database serve uses.
+func runMigrate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("migrate", migrateArgs, stdout, stderr)
+	dbURL := fs.String("database-url", env("FSMD_DATABASE_URL", "fsmd.db"), "the database (FSMD_DATABASE_URL)")
+	defs := fs.String("definitions", env("FSMD_DEFINITIONS", "./definitions"), "the folder of definition files (FSMD_DEFINITIONS)")
+	var req migration.Request
+	fs.IntVar(&req.ToVersion, "to-version", 0, "the version to migrate to (default: the latest)")
+	fs.IntVar(&req.FromVersion, "from-version", 0, "only the instances of this older version")
+	fs.StringVar(&req.FromState, "from-state", "", "only the instances in this state")
+	rest, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(rest) != 2 || (rest[0] != "plan" && rest[0] != "run") {
+		fmt.Fprintf(stderr, "usage: fsmd migrate %s\n", migrateArgs)
+		return exitUsage
+	}
+	if req.ToVersion < 0 || req.FromVersion < 0 {
+		fmt.Fprintln(stderr, "fsmd migrate: versions are 1 or more")
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	out, err := migrate(ctx, rest[0], rest[1], req, *dbURL, *defs, stderr)
+	if out != nil {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "fsmd migrate %s %s: %v\n", rest[0], rest[1], err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func migrate(ctx context.Context, verb, name string, req migration.Request, dbURL, defs string, stderr io.Writer) (any, error) {
+	set, diags, err := machine.Load(defs)
+	if err != nil {
+		return nil, fmt.Errorf("definitions: %w", err)
+	}
+	if diags.Errors() > 0 {
+		diags.WriteText(stderr)
+		return nil, fmt.Errorf("%d errors in the definitions in %s", diags.Errors(), defs)
+	}
+	db, err := persistence.Open(ctx, dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", redact(dbURL), err)
+	}
+	defer db.Close()
+	svc := service.New(db, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer svc.Close()
+	if err := svc.Register(ctx, set); err != nil {
+		return nil, err
+	}
+	if verb == "plan" {
+		return svc.PlanMigration(ctx, name, req)
+	}
+	st, err := svc.StartMigration(ctx, name, req)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "migration %s: %s to version %d, %d running instances to consider\n", st.ID, name, st.ToVersion, st.Total)
+	for st.Status == "running" {
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("interrupted; the migration resumes when fsmd serve starts, or with fsmd migrate run: %w", ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+		if st, err = svc.GetMigration(ctx, st.ID); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "migration %s: %d migrated, %d stranded of %d\n", st.ID, st.Migrated, st.Stranded, st.Total)
+	}
+	if st.Status == "failed" {
+		return st, fmt.Errorf("failed: %s", st.Error)
+	}
+	return st, nil
+}

@@ -1,0 +1,245 @@
+// Package migration moves running instances from one version of a definition to another, by the
+// `migrate` rules of the newer version (definitions.md, "Migration rules"). This file is the pure
+// part: how one instance moves (Mapping.Move), with no database; the planner and the executor apply
+// it to the live population.
+package migration
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/guards"
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/schema"
+)
+
+// Why an instance cannot move (api.md): it stays on its version, stranded.
+const (
+	StateUnmapped  = "state_unmapped"  // its state is gone from the new version and no rule maps it
+	RuleFailed     = "rule_failed"     // a rule or expression failed, or no branch of its rule holds
+	ContextInvalid = "context_invalid" // a value of its context does not fit the new schema
+)
+
+// Mapping is how instances of one version (From) move to another (To): the rules of To.Migrate
+// compiled against From's context. It is immutable and safe for concurrent use.
+type Mapping struct {
+	From, To *machine.Definition
+	states   map[string][]branch // From's state -> the ordered branches of its rule
+	context  []assignment
+	err      error // a rule or expression that does not compile against From: nothing can move
+}
+
+type branch struct {
+	to     string
+	guard  *guards.Program // nil: unguarded
+	source string
+}
+
+type assignment struct {
+	path []string
+	prog *guards.Program
+}
+
+// Compile compiles To's migrate rules for instances of From. A rule that cannot compile against
+// From (a guard that is not bool there, a field From lacks) does not fail here: every instance of
+// From is then stranded by it with reason rule_failed, as the plan shows.
+func Compile(from, to *machine.Definition) *Mapping {
+	m := &Mapping{From: from, To: to, states: map[string][]branch{}}
+	env := guards.Env{Context: from.Context, NoEvent: true}
+	var errs []error
+	if to.Migrate != nil {
+		// In name order, so that Err (and the Detail of every stranded instance) is the same on
+		// every run: the rules are a map.
+		for _, name := range slices.Sorted(maps.Keys(to.Migrate.States)) {
+			rule := to.Migrate.States[name]
+			for _, b := range rule.Branches {
+				br := branch{to: b.To, source: b.Guard}
+				if b.Guard != "" {
+					p, err := guards.CompileGuard(b.Guard, env)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("the guard of the rule for state %q (%s): %w", name, b.Guard, err))
+					}
+					br.guard = p
+				}
+				m.states[name] = append(m.states[name], br)
+			}
+		}
+		for _, a := range to.Migrate.Context {
+			f := to.Context.Path(a.Path)
+			if f == nil { // validation refuses this; stay safe on a definition built by hand
+				errs = append(errs, fmt.Errorf("migrate context: the context has no field %q", strings.Join(a.Path, ".")))
+				continue
+			}
+			p, err := guards.CompileValue(a.Expr, env, f.Type)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("migrate context %s (%s): %w", strings.Join(a.Path, "."), a.Expr, err))
+				continue
+			}
+			m.context = append(m.context, assignment{path: a.Path, prog: p})
+		}
+	}
+	m.err = errors.Join(errs...)
+	return m
+}
+
+// Err is the compile error of the rules for From, if any: every instance of From is stranded by it.
+func (m *Mapping) Err() error { return m.err }
+
+// Outcome is where one instance goes: To's state and context, or why it stays.
+type Outcome struct {
+	To      string         // the new state; "" when stranded
+	Context map[string]any // the new context, typed by To's schema
+	Reason  string         // "" when it moves; StateUnmapped, RuleFailed or ContextInvalid
+	Detail  string         // what failed, for people
+}
+
+// Stranded reports whether the instance stays on its version.
+func (o Outcome) Stranded() bool { return o.Reason != "" }
+
+// Move computes where a running instance of From goes, with now as expressions' `now`. snap's context
+// is typed by From's schema.
+func (m *Mapping) Move(snap machine.Snapshot, now time.Time) Outcome {
+	if m.err != nil {
+		return Outcome{Reason: RuleFailed, Detail: m.err.Error()}
+	}
+	scope := guards.NewScope(guards.Vars{Ctx: snap.Context, State: snap.State, Now: now,
+		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt}})
+	to, out := m.state(snap.State, scope)
+	if out.Stranded() {
+		return out
+	}
+	ctx, out := m.newContext(snap.Context, scope)
+	if out.Stranded() {
+		return out
+	}
+	return Outcome{To: to, Context: ctx}
+}
+
+// Target is the state an instance in state goes to when no rule of it has a guard: ok false when
+// the rule is guarded (the instance's data decides) or the state is unmapped. The executor moves such
+// states without evaluating anything per instance.
+func (m *Mapping) Target(state string) (to string, ok bool) {
+	if m.err != nil {
+		return "", false
+	}
+	rule, ok := m.states[state]
+	if !ok {
+		if m.To.States[state] != nil {
+			return state, true
+		}
+		return "", false
+	}
+	if rule[0].guard != nil {
+		return "", false
+	}
+	return rule[0].to, true
+}
+
+// state applies the rule of an old state, or keeps a name that still exists.
+func (m *Mapping) state(from string, scope guards.Scope) (string, Outcome) {
+	rule, ok := m.states[from]
+	if !ok {
+		if m.To.States[from] != nil {
+			return from, Outcome{}
+		}
+		return "", Outcome{Reason: StateUnmapped,
+			Detail: fmt.Sprintf("state %q is gone from the new version and no migrate rule maps it", from)}
+	}
+	for _, b := range rule {
+		if b.guard == nil {
+			return b.to, Outcome{}
+		}
+		ok, err := b.guard.Bool(scope)
+		if err != nil {
+			return "", Outcome{Reason: RuleFailed, Detail: fmt.Sprintf("the guard of the rule for state %q (%s): %v", from, b.source, err)}
+		}
+		if ok {
+			return b.to, Outcome{}
+		}
+	}
+	return "", Outcome{Reason: RuleFailed, Detail: fmt.Sprintf("no branch of the rule for state %q holds", from)}
+}
+
+// newContext builds the context in To's schema: every field To declares takes the old value where
+// the name exists and the value fits the new type, else its default; fields To lacks are dropped;
+// then the migrate.context expressions, evaluated on the old context, set theirs. A kept value that
+// no longer fits its field, with no expression to replace it, is context_invalid: fsmd does not
+// silently swap data for a default.
+func (m *Mapping) newContext(old map[string]any, scope guards.Scope) (map[string]any, Outcome) {
+	set := map[string]bool{}
+	values := make([]any, len(m.context))
+	for i, a := range m.context {
+		v, err := a.prog.Value(scope)
+		if err != nil {
+			return nil, Outcome{Reason: RuleFailed, Detail: fmt.Sprintf("migrate context %s: %v", strings.Join(a.path, "."), err)}
+		}
+		values[i] = v
+		set[strings.Join(a.path, ".")] = true
+	}
+	ctx, err := carry(m.To.Context, old, "", set)
+	if err != nil {
+		return nil, Outcome{Reason: ContextInvalid, Detail: err.Error()}
+	}
+	for i, a := range m.context {
+		obj := ctx
+		for _, name := range a.path[:len(a.path)-1] {
+			inner, _ := obj[name].(map[string]any)
+			if inner == nil {
+				inner = map[string]any{}
+				obj[name] = inner
+			}
+			obj = inner
+		}
+		obj[a.path[len(a.path)-1]] = values[i]
+	}
+	typed, err := m.To.Context.Decode(ctx, "ctx", schema.Options{})
+	if err != nil {
+		return nil, Outcome{Reason: ContextInvalid, Detail: err.Error()}
+	}
+	return typed.(map[string]any), Outcome{}
+}
+
+// carry takes from old the fields of t (an object type), nested objects field by field; a field old
+// lacks takes its default. Paths in replaced are set by expressions afterwards: their old values are
+// not checked.
+func carry(t *schema.Type, old map[string]any, prefix string, replaced map[string]bool) (map[string]any, error) {
+	out := make(map[string]any, len(t.Fields))
+	for _, f := range t.Fields {
+		path := f.Name
+		if prefix != "" {
+			path = prefix + "." + f.Name
+		}
+		v, ok := old[f.Name]
+		switch {
+		case !ok:
+			out[f.Name] = schema.Clone(f.Type.Zero())
+			if f.HasDefault {
+				out[f.Name] = schema.Clone(f.Default)
+			}
+		case replaced[path]:
+			// An expression sets the whole value, a nested object too: what the old value held,
+			// fitting or not, is not looked at.
+		case f.Type.Kind == schema.Object:
+			inner, isObj := v.(map[string]any)
+			if !isObj {
+				return nil, fmt.Errorf("ctx.%s: the old value is not an object", path)
+			}
+			c, err := carry(f.Type, inner, path, replaced)
+			if err != nil {
+				return nil, err
+			}
+			out[f.Name] = c
+		default:
+			typed, err := f.Type.Decode(schema.Clone(v), "ctx."+path, schema.Options{})
+			if err != nil {
+				return nil, fmt.Errorf("%w (add a migrate context rule for %s)", err, path)
+			}
+			out[f.Name] = typed
+		}
+	}
+	return out, nil
+}

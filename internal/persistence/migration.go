@@ -1,0 +1,147 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// MigrationRow is one migration of running instances to a newer version (the migrations table).
+type MigrationRow struct {
+	ID          string
+	Definition  string
+	ToVersion   int
+	FromVersion int    // the filter: only instances of this version; 0 for every older one
+	FromState   string // the filter: only instances in this state; "" for any
+	Status      string // running, done, failed
+	Total       int64
+	Migrated    int64
+	Stranded    int64
+	Result      []byte // a JSON object: the plan's shape of what was done
+	Error       string
+	StartedAt   time.Time
+	FinishedAt  time.Time // zero while running
+}
+
+type migrationRow struct {
+	ID          string `db:"id"`
+	Definition  string `db:"definition"`
+	ToVersion   int    `db:"to_version"`
+	FromVersion int    `db:"from_version"`
+	FromState   string `db:"from_state"`
+	Status      string `db:"status"`
+	Total       int64  `db:"total"`
+	Migrated    int64  `db:"migrated"`
+	Stranded    int64  `db:"stranded"`
+	Result      []byte `db:"result"`
+	Error       string `db:"error"`
+	StartedAt   dbTime `db:"started_at"`
+	FinishedAt  dbTime `db:"finished_at"` // NULL scans as the zero time
+}
+
+func (r migrationRow) row() MigrationRow {
+	return MigrationRow{ID: r.ID, Definition: r.Definition, ToVersion: r.ToVersion, FromVersion: r.FromVersion,
+		FromState: r.FromState, Status: r.Status, Total: r.Total, Migrated: r.Migrated, Stranded: r.Stranded,
+		Result: r.Result, Error: r.Error, StartedAt: r.StartedAt.Time(), FinishedAt: r.FinishedAt.Time()}
+}
+
+const migrationColumns = `id, definition, to_version, from_version, from_state, status, total, migrated, stranded, result, error, started_at, finished_at`
+
+// MigrationInsert records a new migration.
+func MigrationInsert(ctx context.Context, tx *Tx, m MigrationRow) error {
+	_, err := execContext(ctx, tx, `INSERT INTO migrations (`+migrationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.Definition, m.ToVersion, m.FromVersion, m.FromState, m.Status, m.Total, m.Migrated, m.Stranded,
+		jsonArg(m.Result, "{}"), m.Error, timeArg(tx.Dialect, m.StartedAt), nullTimeArg(tx.Dialect, m.FinishedAt))
+	if err != nil {
+		return translate(fmt.Errorf("persistence: insert migration %q: %w", m.ID, err))
+	}
+	return nil
+}
+
+// MigrationUpdate writes a migration's progress, status and result.
+func MigrationUpdate(ctx context.Context, ex Executor, m MigrationRow) error {
+	res, err := execContext(ctx, ex, `UPDATE migrations SET status = ?, total = ?, migrated = ?, stranded = ?, result = ?, error = ?, finished_at = ? WHERE id = ?`,
+		m.Status, m.Total, m.Migrated, m.Stranded, jsonArg(m.Result, "{}"), m.Error, nullTimeArg(ex.dialect(), m.FinishedAt), m.ID)
+	if err != nil {
+		return translate(fmt.Errorf("persistence: update migration %q: %w", m.ID, err))
+	}
+	return conflictUnlessOne(res, "no migration %q", m.ID)
+}
+
+// MigrationGet returns a migration. ErrNotFound when there is none.
+func MigrationGet(ctx context.Context, ex Executor, id string) (MigrationRow, error) {
+	var r migrationRow
+	if err := getContext(ctx, ex, &r, `SELECT `+migrationColumns+` FROM migrations WHERE id = ?`, id); err != nil {
+		return MigrationRow{}, notFound(err, "migration %q", id)
+	}
+	return r.row(), nil
+}
+
+// MigrationListRunning returns the migrations still running (interrupted, after a crash), oldest
+// first.
+func MigrationListRunning(ctx context.Context, ex Executor) ([]MigrationRow, error) {
+	var rows []migrationRow
+	if err := selectContext(ctx, ex, &rows, `SELECT `+migrationColumns+` FROM migrations WHERE status = 'running' ORDER BY started_at, id`); err != nil {
+		return nil, translate(fmt.Errorf("persistence: list running migrations: %w", err))
+	}
+	out := make([]MigrationRow, len(rows))
+	for i, r := range rows {
+		out[i] = r.row()
+	}
+	return out, nil
+}
+
+// RunningBatchParams selects a batch of the running instances of one version of a definition.
+type RunningBatchParams struct {
+	Definition string
+	Version    int
+	State      string // "" for any
+	After      string // the last id of the previous batch
+	Limit      int
+	Lock       bool // FOR UPDATE on PostgreSQL (SQLite's transaction holds the write lock)
+}
+
+// InstanceRunningBatch returns running instances of one version of a definition, in id order.
+func InstanceRunningBatch(ctx context.Context, ex Executor, p RunningBatchParams) ([]InstanceRow, error) {
+	query := `SELECT ` + instanceColumns + ` FROM instances
+		WHERE definition = ? AND version = ? AND NOT final AND id > ? AND (? = '' OR state = ?)
+		ORDER BY id LIMIT ?`
+	if p.Lock && ex.dialect() == Postgres {
+		query += ` FOR UPDATE`
+	}
+	var rows []instanceRow
+	if err := selectContext(ctx, ex, &rows, query, p.Definition, p.Version, p.After, p.State, p.State, p.Limit); err != nil {
+		return nil, translate(fmt.Errorf("persistence: running instances of %s version %d: %w", p.Definition, p.Version, err))
+	}
+	out := make([]InstanceRow, len(rows))
+	for i, r := range rows {
+		out[i] = r.row()
+	}
+	return out, nil
+}
+
+// VersionCount is how many running instances a version of a definition has.
+type VersionCount struct {
+	Version int   `db:"version"`
+	N       int64 `db:"n"`
+}
+
+// InstanceCountRunningByVersion returns the running instances of a definition per version, in
+// version order.
+func InstanceCountRunningByVersion(ctx context.Context, ex Executor, definition string) ([]VersionCount, error) {
+	var rows []VersionCount
+	err := selectContext(ctx, ex, &rows, `SELECT version, COUNT(*) AS n FROM instances
+		WHERE definition = ? AND NOT final GROUP BY version ORDER BY version`, definition)
+	if err != nil {
+		return nil, translate(fmt.Errorf("persistence: count running instances of %s: %w", definition, err))
+	}
+	return rows, nil
+}
+
+// nullTimeArg is t as an argument, NULL for the zero time.
+func nullTimeArg(d Dialect, t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return timeArg(d, t)
+}

@@ -1,0 +1,118 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/migration"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// migrations runs migrations in the background of the service, and stops them on Close: a
+// migration stopped that way stays running in the database and is resumed by the next start.
+type migrations struct {
+	m      *migration.Migrator
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (s *Service) migrator() *migration.Migrator {
+	return &migration.Migrator{DB: s.db, Now: s.now, Log: s.log,
+		Defs: func(name string, version int) (*machine.Definition, int, error) {
+			def, row, err := s.reg.get(name, version)
+			if err != nil {
+				return nil, 0, err
+			}
+			return def, row.Version, nil
+		}}
+}
+
+// PlanMigration is a dry run of migrating a definition's running instances: nothing changes.
+func (s *Service) PlanMigration(ctx context.Context, name string, req migration.Request) (migration.Plan, error) {
+	p, err := s.mig.m.Plan(ctx, name, req)
+	return p, s.dbError(err)
+}
+
+// StartMigration records a migration and runs it in the background; its status is at
+// GetMigration.
+func (s *Service) StartMigration(ctx context.Context, name string, req migration.Request) (migration.Status, error) {
+	st, err := s.mig.m.Start(ctx, newID(s.now()), name, req)
+	if err != nil {
+		return migration.Status{}, s.dbError(err)
+	}
+	s.runInBackground(st.ID, name)
+	return st, nil
+}
+
+// GetMigration returns a migration's progress and result.
+func (s *Service) GetMigration(ctx context.Context, id string) (migration.Status, error) {
+	st, err := s.mig.m.Get(ctx, id)
+	return st, s.dbError(err)
+}
+
+func (s *Service) runInBackground(id, name string) {
+	s.mig.wg.Go(func() {
+		log := s.log.With(slog.String("migration", id), slog.String("definition", name))
+		if _, err := s.mig.m.Run(s.mig.ctx, id); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("migration failed", slog.Any("error", err))
+		}
+	})
+}
+
+// StartMigrations resumes the migrations a crash interrupted, then starts one for every definition
+// whose latest version has policy auto (the default) and has running instances on older versions.
+// They run in the background; serve calls it once the definitions are registered.
+func (s *Service) StartMigrations(ctx context.Context) error {
+	running, err := persistence.MigrationListRunning(ctx, s.db)
+	if err != nil {
+		return s.dbError(err)
+	}
+	busy := map[string]bool{}
+	for _, r := range running {
+		busy[r.Definition] = true
+		s.log.Info("resuming migration", slog.String("migration", r.ID), slog.String("definition", r.Definition))
+		s.runInBackground(r.ID, r.Definition)
+	}
+	for _, name := range s.reg.names() {
+		if busy[name] {
+			continue
+		}
+		if err := s.autoMigrate(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// autoMigrate starts the migration of a definition's running instances on older versions to its
+// latest, when the latest's policy is auto.
+func (s *Service) autoMigrate(ctx context.Context, name string) error {
+	def, row, err := s.reg.get(name, 0)
+	if err != nil {
+		return err
+	}
+	if def.Migrate != nil && def.Migrate.Policy != "auto" {
+		return nil
+	}
+	counts, err := persistence.InstanceCountRunningByVersion(ctx, s.db, name)
+	if err != nil {
+		return s.dbError(err)
+	}
+	for _, c := range counts {
+		if c.Version < row.Version {
+			_, err := s.StartMigration(ctx, name, migration.Request{ToVersion: row.Version})
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the background migrations and waits for them; they resume at the next start.
+func (s *Service) Close() {
+	s.mig.cancel()
+	s.mig.wg.Wait()
+}
