@@ -1,9 +1,12 @@
 // Package table runs transition tables: the <name>.test.yaml files kept next to definitions
 // (definitions.md §3). Each case sets an instance's snapshot, applies events and clock advances through
-// the real engine, and compares the outcome. The same runner serves `fsmd test` and `go test`.
+// the real engine, and compares the outcome; a case of `migrations:` moves an instance of an older
+// version to the table's definition by its `migrate` rules (internal/migration) instead. The same
+// runner serves `fsmd test` and `go test`.
 package table
 
 import (
+	"path/filepath"
 	"regexp"
 	"slices"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/schema"
 	"github.com/fsmd-io/fsmd/internal/source"
 )
@@ -21,17 +25,28 @@ var DefaultNow = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 // Table is one parsed transition table.
 type Table struct {
 	File       string
-	Definition string // the name given by `definition:`, or ""
-	Cases      []*Case
+	Definition string  // the name given by `definition:`, or ""
+	Cases      []*Case // those of `cases:`, then those of `migrations:`
 }
 
-// Case is one scenario.
+// Case is one scenario: of `cases:`, or of `migrations:` when Migration is set.
 type Case struct {
 	Name  string
 	Line  int
-	Given Given
+	Given Given // of a migration: the instance of the older version, typed by its schema
 	Steps []Step
 	Then  Then
+	// Migration is set for a case of `migrations:`: it has no steps; the instance given moves from
+	// the older version to the table's definition, and Then describes where it goes.
+	Migration *Migration
+}
+
+// Migration is what a case of `migrations:` adds: the older version its instance runs on.
+type Migration struct {
+	From string              // the older definition's file, as written: relative to the table's folder
+	Path string              // From joined to the table's folder
+	Pos  source.Pos          // of `from` in the table
+	Old  *machine.Definition // loaded by Load; nil until then
 }
 
 // Given is the snapshot a case starts from.
@@ -62,6 +77,9 @@ type Then struct {
 	Ctx   map[string]any // a subset of the context
 	Error *string
 	Final *bool
+	// Of a migration only.
+	Stranded *bool   // whether the instance stays on its version; nil: expected to move
+	Reason   *string // why it stays: migration.StateUnmapped, RuleFailed or ContextInvalid
 }
 
 var (
@@ -72,7 +90,10 @@ var (
 	thenKeys  = []string{"state", "ctx", "error", "final"}
 	codes     = []string{machine.CodeUnknownEvent, machine.CodeInvalidTransition, machine.CodeGuardRejected,
 		machine.CodeInstanceFinal, machine.CodeInvalidPayload, machine.CodeExpressionFailed}
-	defName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	migrationKeys     = []string{"name", "from", "given", "then"}
+	migrationThenKeys = []string{"state", "ctx", "stranded", "reason"}
+	reasons           = []string{migration.StateUnmapped, migration.RuleFailed, migration.ContextInvalid}
+	defName           = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 )
 
 // Parse reads a transition table. Problems are reported all at once, with their line:col.
@@ -91,25 +112,33 @@ func Parse(file string, data []byte) (*Table, source.Diagnostics) {
 				}
 			}
 		}
-		if e, ok := top.Get("migrations"); ok {
-			d.Errorf(source.At(e.KeyNode), "`migrations:` tests are not supported by this version of fsmd yet")
-		}
-		e, ok := top.Get("cases")
-		if !ok {
-			d.Errorf(source.At(root), "missing required key \"cases\"")
-			return
-		}
 		names := map[string]int{}
-		for _, n := range d.Sequence(e.Val, "cases") {
-			c := p.testCase(n)
-			if c == nil {
-				continue
-			}
+		add := func(c *Case) {
 			if line, dup := names[c.Name]; dup {
 				d.Errorf(source.Pos{Line: c.Line, Col: 1}, "case %q is already named at line %d; names must be unique", c.Name, line)
 			}
 			names[c.Name] = c.Line
 			t.Cases = append(t.Cases, c)
+		}
+		cases, hasCases := top.Get("cases")
+		migrations, hasMigrations := top.Get("migrations")
+		if !hasCases && !hasMigrations {
+			d.Errorf(source.At(root), "missing required key \"cases\"")
+			return
+		}
+		if hasCases {
+			for _, n := range d.Sequence(cases.Val, "cases") {
+				if c := p.testCase(n); c != nil {
+					add(c)
+				}
+			}
+		}
+		if hasMigrations {
+			for _, n := range d.Sequence(migrations.Val, "migrations") {
+				if c := p.migration(n, filepath.Dir(file)); c != nil {
+					add(c)
+				}
+			}
 		}
 	})
 	r.Diags.Sort()
@@ -154,6 +183,76 @@ func (p *parser) testCase(n *yaml.Node) *Case {
 		p.Errorf(source.At(n), "case %q needs `then`", c.Name)
 	}
 	return c
+}
+
+// migration reads a case of `migrations:`; dir is the table's folder, which `from` is relative to.
+func (p *parser) migration(n *yaml.Node, dir string) *Case {
+	n = p.Resolve(n)
+	entries, ok := p.Mapping(n, "a migration case")
+	if !ok {
+		return nil
+	}
+	spec := p.Keys(entries, "a migration case", migrationKeys...)
+	c := &Case{Line: n.Line, Given: Given{Now: DefaultNow}, Migration: &Migration{}}
+	if e, ok := spec.Get("name"); ok {
+		c.Name, _ = p.Scalar(e.Val, "name")
+	} else {
+		p.Errorf(source.At(n), "a migration case needs a `name`")
+	}
+	if e, ok := spec.Get("from"); ok {
+		if s, ok := p.Scalar(e.Val, "from"); ok {
+			c.Migration.From, c.Migration.Pos = s, source.At(e.Val)
+			c.Migration.Path = s
+			if !filepath.IsAbs(s) {
+				c.Migration.Path = filepath.Join(dir, s)
+			}
+		}
+	} else {
+		p.Errorf(source.At(n), "migration case %q needs `from`: the file of the older version, relative to this table", c.Name)
+	}
+	if e, ok := spec.Get("given"); ok {
+		p.given(&c.Given, e.Val)
+	}
+	if e, ok := spec.Get("then"); ok {
+		p.migrationThen(&c.Then, e.Val)
+	} else {
+		p.Errorf(source.At(n), "migration case %q needs `then`", c.Name)
+	}
+	return c
+}
+
+// migrationThen reads the `then` of a migration case: where the instance goes (state, ctx), or that
+// it is stranded and why.
+func (p *parser) migrationThen(t *Then, n *yaml.Node) {
+	entries, _ := p.Mapping(n, "then")
+	spec := p.Keys(entries, "then", migrationThenKeys...)
+	if e, ok := spec.Get("state"); ok {
+		if s, ok := p.Scalar(e.Val, "then.state"); ok {
+			t.State = &s
+		}
+	}
+	if e, ok := spec.Get("ctx"); ok {
+		t.Ctx = p.object(e.Val, "then.ctx")
+	}
+	stranded, hasStranded := spec.Get("stranded")
+	if hasStranded {
+		b := p.Boolean(stranded.Val, "then.stranded")
+		t.Stranded = &b
+	}
+	if e, ok := spec.Get("reason"); ok {
+		if s, ok := p.Scalar(e.Val, "then.reason"); ok {
+			t.Reason = &s
+			if !slices.Contains(reasons, s) {
+				p.Errorf(source.At(e.Val), "then.reason %q is not a reason an instance is stranded for (%v)", s, reasons)
+			}
+			if t.Stranded != nil && !*t.Stranded {
+				p.Errorf(source.At(e.Val), "then.reason is why an instance is stranded; it contradicts stranded: false")
+			}
+		}
+	}
+	if (t.Stranded != nil && *t.Stranded || t.Reason != nil) && (t.State != nil || t.Ctx != nil) {
+		p.Errorf(source.At(n), "a stranded instance stays on its version as it was: then.state and then.ctx are for an instance that moves")
+	}
 }
 
 func (p *parser) given(g *Given, n *yaml.Node) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/schema"
 )
 
@@ -32,7 +33,11 @@ type instance struct {
 }
 
 // Run runs one case of a table against def, recording what it exercises in cov (which may be nil).
+// A migration case moves its instance to def instead; it takes no transition, so cov records nothing.
 func Run(def *machine.Definition, c *Case, cov *Coverage) *Result {
+	if c.Migration != nil {
+		return runMigration(def, c)
+	}
 	res := &Result{Case: c}
 	in, err := start(def, c.Given, cov)
 	if err != nil {
@@ -153,6 +158,73 @@ func (in *instance) compare(then Then, stepErr error) []string {
 	}
 	if then.Ctx != nil {
 		fails = append(fails, subset(in.def.Context, then.Ctx, in.snap.Context, "ctx")...)
+	}
+	return fails
+}
+
+// runMigration moves the case's instance of the older version to def by def's migrate rules, at
+// given.now, as a migration would, and compares where it goes (or why it stays) with then.
+func runMigration(def *machine.Definition, c *Case) *Result {
+	res := &Result{Case: c}
+	old := c.Migration.Old
+	if old == nil {
+		res.Failures = []string{fmt.Sprintf("from: the older version %s is not loaded (table.Load loads it)", c.Migration.From)}
+		return res
+	}
+	state := c.Given.State
+	if state == "" {
+		state = old.Initial
+	}
+	switch {
+	case old.States[state] == nil:
+		res.Failures = []string{fmt.Sprintf("given.state: %q is not a state of %s in %s", state, old.Name, c.Migration.From)}
+		return res
+	case old.Final(state):
+		res.Failures = []string{fmt.Sprintf("given.state: %q is final in %s: only running instances migrate", state, c.Migration.From)}
+		return res
+	}
+	ctx, err := old.Context.Decode(orEmpty(c.Given.Ctx), "ctx", schema.Options{})
+	if err != nil {
+		res.Failures = []string{fmt.Sprintf("given.%v (the context of %s)", err, c.Migration.From)}
+		return res
+	}
+	now := c.Given.Now
+	snap := machine.Snapshot{ID: "test", Version: 1, State: state, Context: ctx.(map[string]any), CreatedAt: now, EnteredAt: now}
+	out := migration.Compile(old, def).Move(snap, now)
+	at := now.Format(time.RFC3339) + " "
+	if out.Stranded() {
+		res.Trace = []string{fmt.Sprintf("%smigrate from %s: %s stranded: %s: %s", at, c.Migration.From, state, out.Reason, out.Detail)}
+	} else {
+		res.Trace = []string{fmt.Sprintf("%smigrate from %s: %s -> %s", at, c.Migration.From, state, out.To)}
+	}
+	res.Failures = compareMigration(def, c.Then, state, out)
+	return res
+}
+
+// compareMigration checks where an instance went (or why it stayed) against then.
+func compareMigration(def *machine.Definition, then Then, from string, out migration.Outcome) []string {
+	wantStranded := then.Stranded != nil && *then.Stranded || then.Reason != nil
+	switch {
+	case wantStranded && !out.Stranded():
+		return []string{fmt.Sprintf("stranded: expected true, got false (%s moved to %s)", from, out.To)}
+	case !wantStranded && out.Stranded():
+		return []string{fmt.Sprintf("stranded: expected false, got true (%s: %s)", out.Reason, out.Detail)}
+	case wantStranded:
+		if then.Reason != nil && *then.Reason != out.Reason {
+			return []string{fmt.Sprintf("reason: expected %s, got %s: %s", *then.Reason, out.Reason, out.Detail)}
+		}
+		return nil
+	}
+	var fails []string
+	if then.State != nil && *then.State != out.To {
+		if def.States[*then.State] == nil {
+			fails = append(fails, fmt.Sprintf("then.state: %q is not a state of %s (got %s)", *then.State, def.Name, out.To))
+		} else {
+			fails = append(fails, fmt.Sprintf("state: expected %s, got %s", *then.State, out.To))
+		}
+	}
+	if then.Ctx != nil {
+		fails = append(fails, subset(def.Context, then.Ctx, out.Context, "ctx")...)
 	}
 	return fails
 }

@@ -79,7 +79,7 @@ func Load(paths ...string) (*Suite, error) {
 		s.Broken++
 		return s, nil
 	}
-	r := resolver{dirs: map[string]*machine.Set{}}
+	r := resolver{dirs: map[string]*machine.Set{}, olders: map[string]*olderVersion{}}
 	for _, file := range files {
 		data, err := source.ReadFile(file)
 		if err != nil {
@@ -93,6 +93,10 @@ func Load(paths ...string) (*Suite, error) {
 		}
 		def, diags := r.definition(t)
 		if def == nil {
+			s.problem(diags)
+			continue
+		}
+		if diags := r.olderVersions(t, def); diags.Errors() > 0 {
 			s.problem(diags)
 			continue
 		}
@@ -110,7 +114,8 @@ func (s *Suite) problem(ds source.Diagnostics) {
 // tests order.yaml), or with `definition: NAME` the definition of that name, looked for first in
 // NAME.yaml and then in every file of the folder.
 type resolver struct {
-	dirs map[string]*machine.Set
+	dirs   map[string]*machine.Set
+	olders map[string]*olderVersion // `from` files of migration cases, by cleaned path
 }
 
 func (r *resolver) definition(t *Table) (*machine.Definition, source.Diagnostics) {
@@ -156,6 +161,66 @@ func (r *resolver) definition(t *Table) (*machine.Definition, source.Diagnostics
 	return fail("no valid definition named %q in %s (valid there: %s; run fsmd validate %s)", name, dir, have, dir)
 }
 
+// olderVersions loads the `from` file of each migration case of t: a valid definition of def's name
+// (an older version of it). Problems are reported at the case's `from`, and an invalid file's own
+// errors once per table.
+func (r *resolver) olderVersions(t *Table, def *machine.Definition) source.Diagnostics {
+	var diags source.Diagnostics
+	reported := map[string]bool{}
+	fail := func(c *Case, format string, args ...any) {
+		diags = append(diags, source.Diagnostic{File: t.File, Line: c.Migration.Pos.Line, Col: c.Migration.Pos.Col,
+			Severity: source.SevError, Message: fmt.Sprintf(format, args...)})
+	}
+	for _, c := range t.Cases {
+		if c.Migration == nil {
+			continue
+		}
+		old := r.older(c.Migration.Path)
+		switch {
+		case old.err != nil:
+			msg := source.PathError(old.err).Error()
+			if !strings.Contains(msg, c.Migration.Path) {
+				msg = c.Migration.Path + ": " + msg
+			}
+			fail(c, "from: %s", msg)
+		case old.def == nil || old.diags.Errors() > 0:
+			if !reported[c.Migration.Path] {
+				reported[c.Migration.Path] = true
+				diags = append(diags, old.diags...)
+			}
+			fail(c, "from: %s is not a valid definition (fsmd validate %s)", c.Migration.From, c.Migration.Path)
+		case old.def.Name != def.Name:
+			fail(c, "from: %s defines %q; it must be an older version of %q, which this table tests", c.Migration.From, old.def.Name, def.Name)
+		default:
+			c.Migration.Old = old.def
+		}
+	}
+	return diags
+}
+
+// olderVersion is a `from` file as loaded: a definition, or why there is none.
+type olderVersion struct {
+	def   *machine.Definition
+	diags source.Diagnostics
+	err   error // the file cannot be read
+}
+
+// older loads the definition in path once for every table that names it.
+func (r *resolver) older(path string) *olderVersion {
+	path = filepath.Clean(path)
+	if v := r.olders[path]; v != nil {
+		return v
+	}
+	v := &olderVersion{}
+	if data, err := source.ReadFile(path); err != nil {
+		v.err = err
+	} else {
+		v.def, v.diags = machine.Parse(path, data)
+	}
+	r.olders[path] = v
+	return v
+}
+
 // Options control a run.
 type Options struct {
 	Run      *regexp.Regexp // run only the cases whose name matches; nil for all
@@ -194,6 +259,9 @@ func (s *Suite) Run(w io.Writer, o Options) Summary {
 			if res.Step > 0 {
 				st := c.Steps[res.Step-1]
 				fmt.Fprintf(w, "    after step %d (%s, line %d):\n", res.Step, st, st.Line)
+			}
+			if c.Migration != nil {
+				fmt.Fprintf(w, "    migrating from %s:\n", c.Migration.From)
 			}
 			for _, f := range res.Failures {
 				fmt.Fprintf(w, "    %s\n", f)
