@@ -76,7 +76,11 @@ func migrate(ctx context.Context, verb, name string, req migration.Request, dbUR
 		return nil, err
 	}
 	if verb == "plan" {
-		return svc.PlanMigration(ctx, name, req)
+		p, err := svc.PlanMigration(ctx, name, req)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
 	}
 	st, err := svc.StartMigration(ctx, name, req)
 	if err != nil {
