@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -90,6 +91,11 @@ func (m *Migrator) target(name string, req Request) (*machine.Definition, int, e
 	return def, version, nil
 }
 
+// selects reports whether the request takes the running instances of version, given the target.
+func (req Request) selects(version, toVersion int) bool {
+	return version < toVersion && (req.FromVersion == 0 || version == req.FromVersion)
+}
+
 // BadRequestError is a request that cannot be planned as it is.
 type BadRequestError struct{ Detail string }
 
@@ -111,7 +117,7 @@ func (m *Migrator) Plan(ctx context.Context, name string, req Request) (Plan, er
 			agg.add(r, move(mp, r, now))
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -119,17 +125,18 @@ func (m *Migrator) Plan(ctx context.Context, name string, req Request) (Plan, er
 }
 
 // each calls fn with the running instances the request selects, a batch at a time, version by
-// version: in a transaction that locks them when lock is set (fn then writes with it), read
+// version: in a transaction that locks them when lock is set (fn then writes with it, and may run
+// again for the same batch when the transaction is retried; committed follows each commit), read
 // plainly otherwise (tx is nil).
 func (m *Migrator) each(ctx context.Context, name string, to *machine.Definition, toVersion int, req Request, lock bool,
-	fn func(tx *persistence.Tx, mp *Mapping, rows []persistence.InstanceRow) error) error {
+	fn func(tx *persistence.Tx, mp *Mapping, rows []persistence.InstanceRow) error, committed func()) error {
 	counts, err := persistence.InstanceCountRunningByVersion(ctx, m.DB, name)
 	if err != nil {
 		return err
 	}
 	batch := cmp.Or(m.Batch, 1000)
 	for _, c := range counts {
-		if c.Version >= toVersion || (req.FromVersion != 0 && c.Version != req.FromVersion) {
+		if !req.selects(c.Version, toVersion) {
 			continue
 		}
 		from, _, err := m.Defs(name, c.Version)
@@ -154,7 +161,9 @@ func (m *Migrator) each(ctx context.Context, name string, to *machine.Definition
 				return fn(tx, mp, rows)
 			}
 			if lock {
-				err = m.DB.WithTx(ctx, func(tx *persistence.Tx) error { return work(tx, tx) })
+				if err = m.DB.WithTx(ctx, func(tx *persistence.Tx) error { return work(tx, tx) }); err == nil && n > 0 {
+					committed()
+				}
 			} else {
 				err = work(nil, m.DB)
 			}
@@ -309,7 +318,7 @@ func (m *Migrator) Start(ctx context.Context, id, name string, req Request) (Sta
 	}
 	var total int64
 	for _, c := range counts {
-		if c.Version < toVersion && (req.FromVersion == 0 || c.Version == req.FromVersion) {
+		if req.selects(c.Version, toVersion) {
 			total += c.N
 		}
 	}
@@ -344,29 +353,29 @@ func (m *Migrator) Run(ctx context.Context, id string) (Status, error) {
 		agg.p.Total = done.migrated()
 	}
 	req := Request{ToVersion: row.ToVersion, FromVersion: row.FromVersion, FromState: row.FromState}
+	// The counts and progress with the batch in hand: they become agg and row once it commits.
+	var (
+		next    *tally
+		nextRow persistence.MigrationRow
+	)
 	err = m.each(ctx, row.Definition, to, row.ToVersion, req, true, func(tx *persistence.Tx, mp *Mapping, rows []persistence.InstanceRow) error {
 		now := m.Now()
-		before := *agg // counts of the batch are kept only if it commits
-		before.moves, before.stranded = cloneMap(agg.moves), cloneStranded(agg.stranded)
+		next = agg.clone()
 		for _, r := range rows {
 			o := move(mp, r, now)
 			if !o.Stranded() {
 				if err := m.write(ctx, tx, id, mp, r, o, row.ToVersion, now); err != nil {
-					*agg = before
 					return err
 				}
 			}
-			agg.add(r, o)
+			next.add(r, o)
 		}
-		p := agg.plan()
-		row.Migrated, row.Stranded = p.migrated(), p.Total-p.migrated()
-		row.Result, _ = json.Marshal(p)
-		if err := persistence.MigrationUpdate(ctx, tx, row); err != nil {
-			*agg = before
-			return err
-		}
-		return nil
-	})
+		p := next.plan()
+		nextRow = row
+		nextRow.Migrated, nextRow.Stranded = p.migrated(), p.Total-p.migrated()
+		nextRow.Result, _ = json.Marshal(p)
+		return persistence.MigrationUpdate(ctx, tx, nextRow)
+	}, func() { agg, row = next, nextRow })
 	if err != nil && ctx.Err() != nil {
 		return Status{}, err // stopped, not failed: it stays running, and the next start resumes it
 	}
@@ -421,37 +430,13 @@ func (m *Migrator) finish(ctx context.Context, row persistence.MigrationRow, p *
 	return runErr
 }
 
-// Resume runs the migrations a crash interrupted, one after the other.
-func (m *Migrator) Resume(ctx context.Context) error {
-	rows, err := persistence.MigrationListRunning(ctx, m.DB)
-	if err != nil {
-		return err
-	}
-	for _, r := range rows {
-		if m.Log != nil {
-			m.Log.Info("resuming migration", slog.String("migration", r.ID), slog.String("definition", r.Definition))
-		}
-		if _, err := m.Run(ctx, r.ID); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func cloneMap(m map[Move]int64) map[Move]int64 {
-	c := make(map[Move]int64, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
-
-func cloneStranded(m map[strandedKey]*Stranded) map[strandedKey]*Stranded {
-	c := make(map[strandedKey]*Stranded, len(m))
-	for k, v := range m {
+// clone copies the tally, so that a batch can be counted on the copy.
+func (t *tally) clone() *tally {
+	c := &tally{p: t.p, moves: maps.Clone(t.moves), stranded: make(map[strandedKey]*Stranded, len(t.stranded))}
+	for k, v := range t.stranded {
 		s := *v
 		s.Sample = slices.Clone(v.Sample)
-		c[k] = &s
+		c.stranded[k] = &s
 	}
 	return c
 }

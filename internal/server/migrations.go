@@ -10,13 +10,17 @@ import (
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
-// migrationRequest reads the body of the migration endpoints: a JSON MigrationRequest, or nothing
-// (the latest version, every running instance).
-func migrationRequest(c echo.Context) (migration.Request, error) {
+// migrationRequest reads what the migration endpoints take: the definition's name from the path
+// and a JSON MigrationRequest body, or nothing (the latest version, every running instance).
+func migrationRequest(c echo.Context) (string, migration.Request, error) {
+	name, err := pathID(c, "name")
+	if err != nil {
+		return "", migration.Request{}, err
+	}
 	var body service.MigrationRequest
 	if c.Request().ContentLength != 0 {
 		if err := decodeJSON(c, &body); err != nil {
-			return migration.Request{}, err
+			return "", migration.Request{}, err
 		}
 	}
 	req := migration.Request{ToVersion: body.ToVersion}
@@ -24,9 +28,9 @@ func migrationRequest(c echo.Context) (migration.Request, error) {
 		req.FromVersion, req.FromState = body.Filter.Version, body.Filter.State
 	}
 	if req.ToVersion < 0 || req.FromVersion < 0 {
-		return migration.Request{}, invalid("to_version and filter.version are 1 or more")
+		return "", migration.Request{}, invalid("to_version and filter.version are 1 or more")
 	}
-	return req, nil
+	return name, req, nil
 }
 
 // planMigration godoc
@@ -46,11 +50,7 @@ func migrationRequest(c echo.Context) (migration.Request, error) {
 //	@Failure		503				{object}	Problem	"unavailable"
 //	@Router			/v1/definitions/{name}/migrations/plan [post]
 func (s *server) planMigration(c echo.Context) error {
-	name, err := pathID(c, "name")
-	if err != nil {
-		return err
-	}
-	req, err := migrationRequest(c)
+	name, req, err := migrationRequest(c)
 	if err != nil {
 		return err
 	}
@@ -79,11 +79,7 @@ func (s *server) planMigration(c echo.Context) error {
 //	@Failure		503				{object}	Problem		"unavailable"
 //	@Router			/v1/definitions/{name}/migrations [post]
 func (s *server) startMigration(c echo.Context) error {
-	name, err := pathID(c, "name")
-	if err != nil {
-		return err
-	}
-	req, err := migrationRequest(c)
+	name, req, err := migrationRequest(c)
 	if err != nil {
 		return err
 	}

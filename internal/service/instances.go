@@ -233,16 +233,11 @@ func (s *Service) sendCached(ctx context.Context, row persistence.InstanceRow, r
 		return EventResult{}, errStale
 	}
 	res, next, err := s.apply(ctx, s.db, l, t, req, hash, now)
-	switch {
-	case errors.Is(err, persistence.ErrConflict):
-		s.cache.drop(req.InstanceID)
+	s.remember(req.InstanceID, next)
+	if errors.Is(err, persistence.ErrConflict) {
 		return EventResult{}, errStale
-	case err != nil:
-		s.cache.drop(req.InstanceID)
-		return EventResult{}, err
 	}
-	s.cache.put(next)
-	return res, nil
+	return res, err
 }
 
 // remember caches row, committed data of instance id (from attempt), or forgets the instance when

@@ -48,6 +48,19 @@ states:
 `
 )
 
+// docsThenV2 serves doc version 1 with instances in every state, then registers version 2 with a
+// migration policy.
+func docsThenV2(t *testing.T, db *persistence.DB, policy string) *service.Service {
+	t.Helper()
+	svc := start(t, db, docV1)
+	t.Cleanup(svc.Close)
+	seedDocs(t, svc)
+	if _, err := svc.PutDefinition(context.Background(), "doc", []byte(strings.Replace(docV2, "POLICY", policy, 1))); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // seedDocs creates instances of doc version 1 in every state.
 func seedDocs(t *testing.T, svc *service.Service) {
 	t.Helper()
@@ -80,12 +93,7 @@ func TestMigration(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		ctx := context.Background()
-		svc := start(t, db, docV1)
-		t.Cleanup(svc.Close)
-		seedDocs(t, svc)
-		if _, err := svc.PutDefinition(ctx, "doc", []byte(strings.Replace(docV2, "POLICY", "manual", 1))); err != nil {
-			t.Fatal(err)
-		}
+		svc := docsThenV2(t, db, "manual")
 		plan, err := svc.PlanMigration(ctx, "doc", migration.Request{})
 		if err != nil {
 			t.Fatal(err)
@@ -146,12 +154,7 @@ func TestMigrationAuto(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		ctx := context.Background()
-		svc := start(t, db, docV1)
-		t.Cleanup(svc.Close)
-		seedDocs(t, svc)
-		if _, err := svc.PutDefinition(ctx, "doc", []byte(strings.Replace(docV2, "POLICY", "auto", 1))); err != nil {
-			t.Fatal(err)
-		}
+		svc := docsThenV2(t, db, "auto")
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			inst, err := svc.GetInstance(ctx, "r1")

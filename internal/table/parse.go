@@ -226,14 +226,7 @@ func (p *parser) migration(n *yaml.Node, dir string) *Case {
 func (p *parser) migrationThen(t *Then, n *yaml.Node) {
 	entries, _ := p.Mapping(n, "then")
 	spec := p.Keys(entries, "then", migrationThenKeys...)
-	if e, ok := spec.Get("state"); ok {
-		if s, ok := p.Scalar(e.Val, "then.state"); ok {
-			t.State = &s
-		}
-	}
-	if e, ok := spec.Get("ctx"); ok {
-		t.Ctx = p.object(e.Val, "then.ctx")
-	}
+	p.thenWhere(t, spec)
 	stranded, hasStranded := spec.Get("stranded")
 	if hasStranded {
 		b := p.Boolean(stranded.Val, "then.stranded")
@@ -307,9 +300,9 @@ func (p *parser) step(n *yaml.Node) (Step, bool) {
 	return s, true
 }
 
-func (p *parser) then(t *Then, n *yaml.Node) {
-	entries, _ := p.Mapping(n, "then")
-	spec := p.Keys(entries, "then", thenKeys...)
+// thenWhere reads what a `then` expects of where the instance is: its state and (a subset of) its
+// context.
+func (p *parser) thenWhere(t *Then, spec source.Fields) {
 	if e, ok := spec.Get("state"); ok {
 		if s, ok := p.Scalar(e.Val, "then.state"); ok {
 			t.State = &s
@@ -318,6 +311,12 @@ func (p *parser) then(t *Then, n *yaml.Node) {
 	if e, ok := spec.Get("ctx"); ok {
 		t.Ctx = p.object(e.Val, "then.ctx")
 	}
+}
+
+func (p *parser) then(t *Then, n *yaml.Node) {
+	entries, _ := p.Mapping(n, "then")
+	spec := p.Keys(entries, "then", thenKeys...)
+	p.thenWhere(t, spec)
 	if e, ok := spec.Get("error"); ok {
 		if s, ok := p.Scalar(e.Val, "then.error"); ok {
 			t.Error = &s
