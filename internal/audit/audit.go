@@ -65,6 +65,20 @@ func AppendWithUpdate(ctx context.Context, ex persistence.Executor, u persistenc
 	return persistence.InstanceAdvance(ctx, ex, u, persistence.TransitionRow(r))
 }
 
+// AppendMoves moves instances a migration decided in Go to m.ToVersion, each with its audit row
+// (source migration, event m.Event, seq the instance's new revision), in the caller's transaction,
+// which holds their locks (persistence.InstanceMoveRows: one statement a batch on PostgreSQL).
+func AppendMoves(ctx context.Context, tx *persistence.Tx, m persistence.Move, rows []persistence.MovedInstance) error {
+	return persistence.InstanceMoveRows(ctx, tx, m, rows)
+}
+
+// AppendMovesInSQL moves the next batch of the running instances of one (version, state) to
+// m.ToVersion, each with its audit row, without reading them into the client
+// (persistence.InstanceMoveState, PostgreSQL). It returns how many moved and the last id.
+func AppendMovesInSQL(ctx context.Context, tx *persistence.Tx, m persistence.Move, s persistence.MoveState) (int, string, error) {
+	return persistence.InstanceMoveState(ctx, tx, m, s)
+}
+
 // check enforces the log's rules on a row: a known source, and a seq from 1.
 func check(r Row) error {
 	switch r.Source {

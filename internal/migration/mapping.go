@@ -5,6 +5,7 @@
 package migration
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -30,7 +31,18 @@ type Mapping struct {
 	From, To *machine.Definition
 	states   map[string][]branch // From's state -> the ordered branches of its rule
 	context  []assignment
-	err      error // a rule or expression that does not compile against From: nothing can move
+	rewrite  *Rewrite // nil when the new context needs an evaluation per instance
+	err      error    // a rule or expression that does not compile against From: nothing can move
+}
+
+// Rewrite is how the new context follows from the old one when that needs no evaluation per
+// instance: no migrate.context rule, and every field both versions have is of the same type. The new
+// context is then Defaults (every field of To with its initial value) with the old context's values
+// over it, less Drop (the fields To lacks): what newContext computes for a context that fits From,
+// in a form SQL can apply to many instances at once.
+type Rewrite struct {
+	Defaults []byte // a JSON object
+	Drop     []string
 }
 
 type branch struct {
@@ -83,8 +95,40 @@ func Compile(from, to *machine.Definition) *Mapping {
 		}
 	}
 	m.err = errors.Join(errs...)
+	m.rewrite = rewriteOf(from, to)
 	return m
 }
+
+// rewriteOf is the Rewrite from from's context to to's, or nil when there is none.
+func rewriteOf(from, to *machine.Definition) *Rewrite {
+	if to.Migrate != nil && len(to.Migrate.Context) > 0 {
+		return nil
+	}
+	defaults := make(map[string]any, len(to.Context.Fields))
+	for _, f := range to.Context.Fields {
+		if old := from.Context.Field(f.Name); old != nil && old.Type.String() != f.Type.String() {
+			return nil // the old value may not fit: each instance's is checked
+		}
+		defaults[f.Name] = schema.Clone(f.Type.Zero())
+		if f.HasDefault {
+			defaults[f.Name] = schema.Clone(f.Default)
+		}
+	}
+	b, err := json.Marshal(schema.Encode(defaults))
+	if err != nil {
+		return nil
+	}
+	r := &Rewrite{Defaults: b, Drop: []string{}}
+	for _, f := range from.Context.Fields {
+		if to.Context.Field(f.Name) == nil {
+			r.Drop = append(r.Drop, f.Name)
+		}
+	}
+	return r
+}
+
+// Rewrite is the context's Rewrite, or nil when each instance's new context must be evaluated.
+func (m *Mapping) Rewrite() *Rewrite { return m.rewrite }
 
 // Err is the compile error of the rules for From, if any: every instance of From is stranded by it.
 func (m *Mapping) Err() error { return m.err }
@@ -139,6 +183,17 @@ func (m *Mapping) Target(state string) (to string, ok bool) {
 	return rule[0].to, true
 }
 
+// unmapped reports whether instances in state have nowhere to go: the new version lacks it and no
+// rule maps it.
+func (m *Mapping) unmapped(state string) bool {
+	_, ruled := m.states[state]
+	return !ruled && m.To.States[state] == nil
+}
+
+func unmappedDetail(state string) string {
+	return fmt.Sprintf("state %q is gone from the new version and no migrate rule maps it", state)
+}
+
 // state applies the rule of an old state, or keeps a name that still exists.
 func (m *Mapping) state(from string, scope guards.Scope) (string, Outcome) {
 	rule, ok := m.states[from]
@@ -146,8 +201,7 @@ func (m *Mapping) state(from string, scope guards.Scope) (string, Outcome) {
 		if m.To.States[from] != nil {
 			return from, Outcome{}
 		}
-		return "", Outcome{Reason: StateUnmapped,
-			Detail: fmt.Sprintf("state %q is gone from the new version and no migrate rule maps it", from)}
+		return "", Outcome{Reason: StateUnmapped, Detail: unmappedDetail(from)}
 	}
 	for _, b := range rule {
 		if b.guard == nil {

@@ -1,15 +1,11 @@
 package migration
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
@@ -28,6 +24,8 @@ type Migrator struct {
 	Now   func() time.Time // UTC, to the microsecond
 	Log   *slog.Logger
 	Batch int // instances per transaction; 1000 when 0
+
+	perInstance bool // decide and write every instance in Go (tests: export_test.go)
 }
 
 // Request selects what to migrate: to a version (0: the latest), optionally only the instances of
@@ -37,36 +35,6 @@ type Request struct {
 	FromVersion int
 	FromState   string
 }
-
-// Plan is what a migration would do (a dry run), or what one did (its result): api.md's shape.
-type Plan struct {
-	Definition string     `json:"definition"`
-	ToVersion  int        `json:"to_version"`
-	Total      int64      `json:"total"`
-	Moves      []Move     `json:"moves"`
-	Stranded   []Stranded `json:"stranded"`
-}
-
-// Move counts the instances of one (version, state) that go to one state.
-type Move struct {
-	FromVersion int    `json:"from_version"`
-	FromState   string `json:"from_state"`
-	ToState     string `json:"to_state"`
-	Count       int64  `json:"count"`
-}
-
-// Stranded counts the instances of one (version, state) that stay, by reason.
-type Stranded struct {
-	FromVersion int      `json:"from_version"`
-	FromState   string   `json:"from_state"`
-	Reason      string   `json:"reason"`
-	Count       int64    `json:"count"`
-	Detail      string   `json:"detail"`
-	Sample      []string `json:"sample"`
-}
-
-// sampleSize is how many ids of stranded instances a plan shows per (version, state, reason).
-const sampleSize = 5
 
 // NotFoundError: no such definition version (or migration).
 type NotFoundError struct{ What string }
@@ -103,165 +71,6 @@ func (e *BadRequestError) Error() string { return e.Detail }
 
 // Code is the API's error code for it.
 func (e *BadRequestError) Code() string { return "invalid_request" }
-
-// Plan evaluates the migration against the live running instances and changes nothing.
-func (m *Migrator) Plan(ctx context.Context, name string, req Request) (Plan, error) {
-	to, toVersion, err := m.target(name, req)
-	if err != nil {
-		return Plan{}, err
-	}
-	agg := newTally(name, toVersion)
-	now := m.Now()
-	err = m.each(ctx, name, to, toVersion, req, false, func(_ *persistence.Tx, mp *Mapping, rows []persistence.InstanceRow) error {
-		for _, r := range rows {
-			agg.add(r, move(mp, r, now))
-		}
-		return nil
-	}, nil)
-	if err != nil {
-		return Plan{}, err
-	}
-	return agg.plan(), nil
-}
-
-// each calls fn with the running instances the request selects, a batch at a time, version by
-// version: in a transaction that locks them when lock is set (fn then writes with it, and may run
-// again for the same batch when the transaction is retried; committed follows each commit), read
-// plainly otherwise (tx is nil).
-func (m *Migrator) each(ctx context.Context, name string, to *machine.Definition, toVersion int, req Request, lock bool,
-	fn func(tx *persistence.Tx, mp *Mapping, rows []persistence.InstanceRow) error, committed func()) error {
-	counts, err := persistence.InstanceCountRunningByVersion(ctx, m.DB, name)
-	if err != nil {
-		return err
-	}
-	batch := cmp.Or(m.Batch, 1000)
-	for _, c := range counts {
-		if !req.selects(c.Version, toVersion) {
-			continue
-		}
-		from, _, err := m.Defs(name, c.Version)
-		if err != nil {
-			return err
-		}
-		mp := Compile(from, to)
-		after := ""
-		for {
-			p := persistence.RunningBatchParams{Definition: name, Version: c.Version, State: req.FromState, After: after, Limit: batch, Lock: lock}
-			var n int
-			work := func(tx *persistence.Tx, ex persistence.Executor) error {
-				rows, err := persistence.InstanceRunningBatch(ctx, ex, p)
-				if err != nil {
-					return err
-				}
-				n = len(rows)
-				if n == 0 {
-					return nil
-				}
-				after = rows[n-1].ID
-				return fn(tx, mp, rows)
-			}
-			if lock {
-				if err = m.DB.WithTx(ctx, func(tx *persistence.Tx) error { return work(tx, tx) }); err == nil && n > 0 {
-					committed()
-				}
-			} else {
-				err = work(nil, m.DB)
-			}
-			if err != nil {
-				return err
-			}
-			if n < batch {
-				break
-			}
-		}
-	}
-	return nil
-}
-
-// move computes an instance's outcome from its stored row.
-func move(mp *Mapping, r persistence.InstanceRow, now time.Time) Outcome {
-	snap, err := snapshot(mp.From, r)
-	if err != nil {
-		return Outcome{Reason: ContextInvalid, Detail: err.Error()}
-	}
-	return mp.Move(snap, now)
-}
-
-func snapshot(def *machine.Definition, r persistence.InstanceRow) (machine.Snapshot, error) {
-	raw := map[string]any{}
-	dec := json.NewDecoder(bytes.NewReader(r.Context))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil {
-		return machine.Snapshot{}, fmt.Errorf("the stored context is corrupt: %w", err)
-	}
-	typed, err := def.Context.Decode(raw, "ctx", schema.Options{})
-	if err != nil {
-		return machine.Snapshot{}, fmt.Errorf("the stored context does not fit its version: %w", err)
-	}
-	return machine.Snapshot{ID: r.ID, Version: r.Version, State: r.State, Context: typed.(map[string]any),
-		CreatedAt: r.CreatedAt, EnteredAt: r.EnteredAt}, nil
-}
-
-// tally aggregates outcomes into a Plan.
-type tally struct {
-	p        Plan
-	moves    map[Move]int64 // Count zero in the key
-	stranded map[strandedKey]*Stranded
-}
-
-type strandedKey struct {
-	version       int
-	state, reason string
-}
-
-func newTally(name string, to int) *tally {
-	return &tally{p: Plan{Definition: name, ToVersion: to}, moves: map[Move]int64{}, stranded: map[strandedKey]*Stranded{}}
-}
-
-func (t *tally) add(r persistence.InstanceRow, o Outcome) {
-	t.p.Total++
-	if !o.Stranded() {
-		t.moves[Move{FromVersion: r.Version, FromState: r.State, ToState: o.To}]++
-		return
-	}
-	k := strandedKey{r.Version, r.State, o.Reason}
-	s := t.stranded[k]
-	if s == nil {
-		s = &Stranded{FromVersion: r.Version, FromState: r.State, Reason: o.Reason, Detail: o.Detail, Sample: []string{}}
-		t.stranded[k] = s
-	}
-	s.Count++
-	if len(s.Sample) < sampleSize {
-		s.Sample = append(s.Sample, r.ID)
-	}
-}
-
-func (t *tally) plan() Plan {
-	p := t.p
-	p.Moves, p.Stranded = []Move{}, []Stranded{}
-	for k, n := range t.moves {
-		k.Count = n
-		p.Moves = append(p.Moves, k)
-	}
-	for _, s := range t.stranded {
-		p.Stranded = append(p.Stranded, *s)
-	}
-	slices.SortFunc(p.Moves, func(a, b Move) int {
-		return cmp.Or(cmp.Compare(a.FromVersion, b.FromVersion), cmp.Compare(a.FromState, b.FromState), cmp.Compare(a.ToState, b.ToState))
-	})
-	slices.SortFunc(p.Stranded, func(a, b Stranded) int {
-		return cmp.Or(cmp.Compare(a.FromVersion, b.FromVersion), cmp.Compare(a.FromState, b.FromState), cmp.Compare(a.Reason, b.Reason))
-	})
-	return p
-}
-
-// migrated counts the moves of a plan.
-func (p Plan) migrated() (n int64) {
-	for _, m := range p.Moves {
-		n += m.Count
-	}
-	return n
-}
 
 // Status is a migration's progress and result (api.md).
 type Status struct {
@@ -306,35 +115,59 @@ func (m *Migrator) Get(ctx context.Context, id string) (Status, error) {
 	return status(r), nil
 }
 
-// Start records a migration as running and returns it; Run executes it.
+// Start records a migration as running and returns it; Run executes it. A definition has one
+// migration running at a time: a second is refused with a RunningError naming the first.
 func (m *Migrator) Start(ctx context.Context, id, name string, req Request) (Status, error) {
-	_, toVersion, err := m.target(name, req)
+	to, toVersion, err := m.target(name, req)
 	if err != nil {
 		return Status{}, err
 	}
-	counts, err := persistence.InstanceCountRunningByVersion(ctx, m.DB, name)
+	groups, err := m.groups(ctx, name, to, toVersion, req)
 	if err != nil {
 		return Status{}, err
 	}
 	var total int64
-	for _, c := range counts {
-		if req.selects(c.Version, toVersion) {
-			total += c.N
-		}
+	for _, g := range groups {
+		total += g.n
 	}
 	row := persistence.MigrationRow{ID: id, Definition: name, ToVersion: toVersion, FromVersion: req.FromVersion,
 		FromState: req.FromState, Status: "running", Total: total, StartedAt: m.Now()}
-	if err := m.DB.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.MigrationInsert(ctx, tx, row) }); err != nil {
+	err = m.DB.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.MigrationInsert(ctx, tx, row) })
+	if errors.Is(err, persistence.ErrConflict) {
+		if running, rerr := persistence.MigrationGetRunning(ctx, m.DB, name); rerr == nil {
+			return Status{}, &RunningError{Definition: name, ID: running.ID, ToVersion: running.ToVersion}
+		}
+	}
+	if err != nil {
 		return Status{}, err
 	}
 	return status(row), nil
 }
 
-// Run executes a started (or interrupted) migration to the end, batch by batch: each batch's
-// instances are locked, moved with their audit rows, and the migration's progress written, in one
-// transaction. Instances already moved are on the new version and not selected again, so running
-// it again after a crash finishes the rest and moves none twice. Stranded instances stay on their
-// version and are counted again by every run.
+// RunningError refuses a migration while another of the same definition runs: the two would take
+// the same instances.
+type RunningError struct {
+	Definition string
+	ID         string // the running one
+	ToVersion  int
+}
+
+func (e *RunningError) Error() string {
+	return fmt.Sprintf("migration %s of %q to version %d is running: wait until it is done (GET /v1/migrations/%s), then ask again",
+		e.ID, e.Definition, e.ToVersion, e.ID)
+}
+
+// Code is the API's error code for it.
+func (e *RunningError) Code() string { return CodeRunning }
+
+// CodeRunning is the API's error code of a RunningError (409).
+const CodeRunning = "migration_running"
+
+// Run executes a started (or interrupted) migration to the end, group by group and batch by batch:
+// each batch's instances are locked, moved with their audit rows, and the migration's progress
+// written, in one transaction. Instances already moved are on the new version and not selected
+// again, so running it again after a crash finishes the rest and moves none twice. Stranded
+// instances stay on their version and are counted again by every run.
 func (m *Migrator) Run(ctx context.Context, id string) (Status, error) {
 	row, err := persistence.MigrationGet(ctx, m.DB, id)
 	if err != nil {
@@ -344,64 +177,135 @@ func (m *Migrator) Run(ctx context.Context, id string) (Status, error) {
 	if err != nil {
 		return Status{}, m.finish(ctx, row, nil, err)
 	}
-	agg := newTally(row.Definition, row.ToVersion)
+	r := &run{m: m, row: row, agg: newTally(row.Definition, row.ToVersion)}
 	var done Plan // what earlier runs of this migration moved (their stranded are counted again)
 	if len(row.Result) > 0 && json.Unmarshal(row.Result, &done) == nil {
 		for _, mv := range done.Moves {
-			agg.moves[Move{FromVersion: mv.FromVersion, FromState: mv.FromState, ToState: mv.ToState}] += mv.Count
+			r.agg.moves[Move{FromVersion: mv.FromVersion, FromState: mv.FromState, ToState: mv.ToState}] += mv.Count
 		}
-		agg.p.Total = done.migrated()
+		r.agg.p.Total = done.migrated()
 	}
 	req := Request{ToVersion: row.ToVersion, FromVersion: row.FromVersion, FromState: row.FromState}
-	// The counts and progress with the batch in hand: they become agg and row once it commits.
-	var (
-		next    *tally
-		nextRow persistence.MigrationRow
-	)
-	err = m.each(ctx, row.Definition, to, row.ToVersion, req, true, func(tx *persistence.Tx, mp *Mapping, rows []persistence.InstanceRow) error {
-		now := m.Now()
-		next = agg.clone()
-		for _, r := range rows {
-			o := move(mp, r, now)
-			if !o.Stranded() {
-				if err := m.write(ctx, tx, id, mp, r, o, row.ToVersion, now); err != nil {
-					return err
-				}
-			}
-			next.add(r, o)
+	groups, err := m.groups(ctx, row.Definition, to, row.ToVersion, req)
+	for _, g := range groups {
+		if err != nil {
+			break
 		}
-		p := next.plan()
-		nextRow = row
-		nextRow.Migrated, nextRow.Stranded = p.migrated(), p.Total-p.migrated()
-		nextRow.Result, _ = json.Marshal(p)
-		return persistence.MigrationUpdate(ctx, tx, nextRow)
-	}, func() { agg, row = next, nextRow })
+		switch g.how {
+		case stranded:
+			err = r.agg.addStranded(ctx, m.DB, row.Definition, g)
+		case inSQL:
+			err = r.inSQL(ctx, g)
+		case evaluate:
+			err = r.evaluate(ctx, g)
+		}
+	}
 	if err != nil && ctx.Err() != nil {
 		return Status{}, err // stopped, not failed: it stays running, and the next start resumes it
 	}
 	if err != nil {
-		return Status{}, m.finish(ctx, row, nil, err)
+		return Status{}, m.finish(ctx, r.row, nil, err)
 	}
-	p := agg.plan()
-	if err := m.finish(ctx, row, &p, nil); err != nil {
+	p := r.agg.plan()
+	if err := m.finish(ctx, r.row, &p, nil); err != nil {
 		return Status{}, err
 	}
 	return m.Get(ctx, id)
 }
 
-// write moves one instance with its audit row.
-func (m *Migrator) write(ctx context.Context, tx *persistence.Tx, id string, mp *Mapping, r persistence.InstanceRow, o Outcome, toVersion int, now time.Time) error {
-	after, err := json.Marshal(schema.Encode(o.Context))
-	if err != nil {
-		return err
+// run is one execution of a migration: its counts and progress row as of the last commit.
+type run struct {
+	m   *Migrator
+	row persistence.MigrationRow
+	agg *tally
+}
+
+// commit writes a batch with write, and the progress it makes (counted by count on a copy of the
+// counts) in the same transaction; the counts and row become the copy's once it commits. It
+// returns how many instances the batch had: 0 when there were none left.
+func (r *run) commit(ctx context.Context, write func(tx *persistence.Tx, next *tally) (int, error)) (int, error) {
+	var (
+		next    *tally
+		nextRow persistence.MigrationRow
+		n       int
+	)
+	err := r.m.DB.WithTx(ctx, func(tx *persistence.Tx) error {
+		next = r.agg.clone()
+		var err error
+		if n, err = write(tx, next); err != nil || n == 0 {
+			return err
+		}
+		p := next.plan()
+		nextRow = r.row
+		nextRow.Migrated, nextRow.Stranded = p.migrated(), p.Total-p.migrated()
+		nextRow.Result, _ = json.Marshal(p)
+		return persistence.MigrationUpdate(ctx, tx, nextRow)
+	})
+	if err == nil && n > 0 {
+		r.agg, r.row = next, nextRow
 	}
-	rev := r.Revision + 1
-	u := persistence.InstanceUpdateParams{ID: r.ID, ExpectRevision: r.Revision, Version: toVersion, State: o.To,
-		Context: after, Revision: rev, Final: mp.To.Final(o.To), UpdatedAt: now, EnteredAt: r.EnteredAt}
-	a := audit.Row{InstanceID: r.ID, Seq: rev, Event: Event, From: r.State, To: o.To, Guards: []byte("[]"),
-		Payload: []byte("{}"), ContextBefore: r.Context, ContextAfter: after, Source: audit.SourceMigration,
-		RequestID: id, DefinitionVersion: toVersion, FromVersion: r.Version, At: now}
-	return audit.AppendWithUpdate(ctx, tx, u, a)
+	return n, err
+}
+
+// inSQL moves a group whose instances all go to one state with a context SQL rewrites, batch by
+// batch, none of them read into Go.
+func (r *run) inSQL(ctx context.Context, g group) error {
+	rw := g.mp.Rewrite()
+	mv := persistence.Move{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: Event}
+	sel := persistence.MoveState{Definition: r.row.Definition, FromState: g.state, Limit: r.m.batch(), ToState: g.to,
+		Final: g.mp.To.Final(g.to), Defaults: rw.Defaults, Drop: rw.Drop}
+	for {
+		var last string
+		n, err := r.commit(ctx, func(tx *persistence.Tx, next *tally) (int, error) {
+			mv.At = r.m.Now()
+			n, l, err := audit.AppendMovesInSQL(ctx, tx, mv, sel)
+			next.addMoves(g, g.to, int64(n))
+			last = l
+			return n, err
+		})
+		if err != nil || n < sel.Limit {
+			return err
+		}
+		sel.After = last
+	}
+}
+
+// evaluate moves a group whose instances' data decides, batch by batch: each instance's move is
+// decided in Go, and the batch's moves written together.
+func (r *run) evaluate(ctx context.Context, g group) error {
+	mv := persistence.Move{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: Event}
+	p := persistence.RunningBatchParams{Definition: r.row.Definition, Version: g.version, State: g.state,
+		Limit: r.m.batch(), Lock: true}
+	for {
+		var last string
+		n, err := r.commit(ctx, func(tx *persistence.Tx, next *tally) (int, error) {
+			rows, err := persistence.InstanceRunningBatch(ctx, tx, p)
+			if err != nil || len(rows) == 0 {
+				return 0, err
+			}
+			last = rows[len(rows)-1].ID
+			mv.At = r.m.Now()
+			moved := make([]persistence.MovedInstance, 0, len(rows))
+			for _, row := range rows {
+				o := move(g.mp, row, mv.At)
+				next.add(row, o)
+				if o.Stranded() {
+					continue
+				}
+				after, err := json.Marshal(schema.Encode(o.Context))
+				if err != nil {
+					return 0, err
+				}
+				moved = append(moved, persistence.MovedInstance{ID: row.ID, Revision: row.Revision, FromState: row.State,
+					ToState: o.To, Before: row.Context, After: after, Final: g.mp.To.Final(o.To), EnteredAt: row.EnteredAt})
+			}
+			return len(rows), audit.AppendMoves(ctx, tx, mv, moved)
+		})
+		if err != nil || n < p.Limit {
+			return err
+		}
+		p.After = last
+	}
 }
 
 // Event is the event name of a migration's audit row (its source says migration).
@@ -428,15 +332,4 @@ func (m *Migrator) finish(ctx context.Context, row persistence.MigrationRow, p *
 			slog.Int("to_version", row.ToVersion), slog.Int64("migrated", row.Migrated), slog.Int64("stranded", row.Stranded))
 	}
 	return runErr
-}
-
-// clone copies the tally, so that a batch can be counted on the copy.
-func (t *tally) clone() *tally {
-	c := &tally{p: t.p, moves: maps.Clone(t.moves), stranded: make(map[strandedKey]*Stranded, len(t.stranded))}
-	for k, v := range t.stranded {
-		s := *v
-		s.Sample = slices.Clone(v.Sample)
-		c.stranded[k] = &s
-	}
-	return c
 }

@@ -77,6 +77,17 @@ func MigrationGet(ctx context.Context, ex Executor, id string) (MigrationRow, er
 	return r.row(), nil
 }
 
+// MigrationGetRunning returns the migration of a definition that is running. ErrNotFound when
+// none is.
+func MigrationGetRunning(ctx context.Context, ex Executor, definition string) (MigrationRow, error) {
+	var r migrationRow
+	err := getContext(ctx, ex, &r, `SELECT `+migrationColumns+` FROM migrations WHERE definition = ? AND status = 'running'`, definition)
+	if err != nil {
+		return MigrationRow{}, notFound(err, "running migration of %q", definition)
+	}
+	return r.row(), nil
+}
+
 // MigrationListRunning returns the migrations still running (interrupted, after a crash), oldest
 // first.
 func MigrationListRunning(ctx context.Context, ex Executor) ([]MigrationRow, error) {
@@ -104,13 +115,19 @@ type RunningBatchParams struct {
 // InstanceRunningBatch returns running instances of one version of a definition, in id order.
 func InstanceRunningBatch(ctx context.Context, ex Executor, p RunningBatchParams) ([]InstanceRow, error) {
 	query := `SELECT ` + instanceColumns + ` FROM instances
-		WHERE definition = ? AND version = ? AND NOT final AND id > ? AND (? = '' OR state = ?)
-		ORDER BY id LIMIT ?`
+		WHERE definition = ? AND version = ? AND NOT final AND id > ?`
+	args := []any{p.Definition, p.Version, p.After}
+	if p.State != "" { // its own condition, so that PostgreSQL can use the (definition, state, id) index
+		query += ` AND state = ?`
+		args = append(args, p.State)
+	}
+	query += ` ORDER BY id LIMIT ?`
+	args = append(args, p.Limit)
 	if p.Lock && ex.dialect() == Postgres {
 		query += ` FOR UPDATE`
 	}
 	var rows []instanceRow
-	if err := selectContext(ctx, ex, &rows, query, p.Definition, p.Version, p.After, p.State, p.State, p.Limit); err != nil {
+	if err := selectContext(ctx, ex, &rows, query, args...); err != nil {
 		return nil, translate(fmt.Errorf("persistence: running instances of %s version %d: %w", p.Definition, p.Version, err))
 	}
 	out := make([]InstanceRow, len(rows))

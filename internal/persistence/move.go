@@ -1,0 +1,199 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// The set-based writes of a migration (package migration): many instances moved to another version
+// of their definition, each with its audit row, in a few statements instead of two per instance.
+
+// Move is what a migration writes for its instances: where they go, and the audit row's fields
+// they share.
+type Move struct {
+	FromVersion, ToVersion int
+	MigrationID            string // the audit rows' request_id
+	Event                  string // the audit rows' event
+	At                     time.Time
+}
+
+// MovedInstance is one instance a migration moves, decided in Go: its state and context before
+// (as read, locked, in the caller's transaction) and after.
+type MovedInstance struct {
+	ID            string
+	Revision      int64 // as read; the instance is written at Revision+1, its audit row with seq Revision+1
+	FromState     string
+	ToState       string
+	Before, After []byte // JSON objects
+	Final         bool   // ToState is final
+	EnteredAt     time.Time
+}
+
+// moveRowsQuery moves the instances of its arrays and appends their audit rows, on PostgreSQL: one
+// statement for a whole batch. An instance no longer at the revision read is not moved, and then
+// has no row either (the count tells).
+const moveRowsQuery = `
+	WITH d AS (
+		SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::jsonb[], ?::jsonb[], ?::boolean[])
+			AS d(id, revision, from_state, to_state, before, after, final)
+	), moved AS (
+		UPDATE instances i
+		SET version = ?::integer, state = d.to_state, context = d.after, revision = d.revision + 1, final = d.final, updated_at = ?::timestamptz
+		FROM d WHERE i.id = d.id AND i.revision = d.revision
+		RETURNING i.id
+	)
+	INSERT INTO transitions (` + transitionColumns + `)
+	SELECT d.id, d.revision + 1, ?::text, d.from_state, d.to_state, 0, '[]', '{}', d.before, d.after,
+		'migration', ?::text, NULL, '', ?::integer, ?::integer, ?::timestamptz
+	FROM d JOIN moved ON moved.id = d.id`
+
+// InstanceMoveRows moves instances as decided, each with its audit row (source migration), in the
+// caller's transaction, which must hold their locks. ErrConflict when one of them is no longer at
+// the revision read: then the transaction must be rolled back, as some may have moved.
+func InstanceMoveRows(ctx context.Context, tx *Tx, m Move, rows []MovedInstance) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if tx.Dialect != Postgres {
+		return moveRowsOneByOne(ctx, tx, m, rows)
+	}
+	n := len(rows)
+	ids, from, to, before, after := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	revs, finals := make([]int64, n), make([]bool, n)
+	for i, r := range rows {
+		ids[i], revs[i], from[i], to[i], finals[i] = r.ID, r.Revision, r.FromState, r.ToState, r.Final
+		before[i], after[i] = jsonArg(r.Before, "{}").(string), jsonArg(r.After, "{}").(string)
+	}
+	at := timeArg(Postgres, m.At)
+	res, err := execContext(ctx, tx, moveRowsQuery,
+		pq.Array(ids), pq.Array(revs), pq.Array(from), pq.Array(to), pq.Array(before), pq.Array(after), pq.Array(finals),
+		m.ToVersion, at, m.Event, m.MigrationID, m.ToVersion, m.FromVersion, at)
+	if err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: move %d instances to version %d: %w", len(rows), m.ToVersion, err)))
+	}
+	moved, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("persistence: rows affected: %w", err)
+	}
+	if moved != int64(n) {
+		return fmt.Errorf("persistence: move %d instances to version %d: %d were no longer at the revision read: %w",
+			n, m.ToVersion, int64(n)-moved, ErrConflict)
+	}
+	return nil
+}
+
+// moveRowsOneByOne is InstanceMoveRows on SQLite, where an UPDATE cannot feed an INSERT: two
+// statements per instance, in the caller's transaction (embedded, so no round trips to save).
+func moveRowsOneByOne(ctx context.Context, tx *Tx, m Move, rows []MovedInstance) error {
+	for _, r := range rows {
+		rev := r.Revision + 1
+		u := InstanceUpdateParams{ID: r.ID, ExpectRevision: r.Revision, Version: m.ToVersion, State: r.ToState,
+			Context: r.After, Revision: rev, Final: r.Final, UpdatedAt: m.At, EnteredAt: r.EnteredAt}
+		t := TransitionRow{InstanceID: r.ID, Seq: rev, Event: m.Event, From: r.FromState, To: r.ToState, Guards: []byte("[]"),
+			Payload: []byte("{}"), ContextBefore: r.Before, ContextAfter: r.After, Source: "migration",
+			RequestID: m.MigrationID, DefinitionVersion: m.ToVersion, FromVersion: m.FromVersion, At: m.At}
+		if err := InstanceUpdate(ctx, tx, u); err != nil {
+			return err
+		}
+		if err := TransitionInsert(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MoveState selects the running instances of one (version, state) of a definition for
+// InstanceMoveState, and says where they go: all to one state, their contexts rewritten by SQL.
+type MoveState struct {
+	Definition string
+	FromState  string
+	After      string // the last id of the previous batch
+	Limit      int
+	ToState    string
+	Final      bool   // ToState is final
+	Defaults   []byte // a JSON object: the new version's fields with their initial values; the old context's values win
+	Drop       []string
+}
+
+// moveStateQuery moves a batch of the running instances of one (version, state), in id order, with
+// their audit rows, on PostgreSQL: one statement, no row through the client. The batch is locked
+// first (FOR UPDATE), so that events sent to its instances meanwhile wait and then see the new
+// version. The new context is Defaults with the old context's fields over it, less Drop.
+const moveStateQuery = `
+	WITH batch AS (
+		SELECT id, context, revision FROM instances
+		WHERE definition = ? AND state = ? AND version = ? AND NOT final AND id > ?
+		ORDER BY id LIMIT ?
+		FOR UPDATE
+	), moved AS (
+		UPDATE instances i
+		SET version = ?, state = ?, context = ?::jsonb || (i.context - ?::text[]), revision = i.revision + 1,
+			final = ?, updated_at = ?
+		FROM batch b WHERE i.id = b.id
+		RETURNING i.id, i.revision, b.context AS before, i.context AS after
+	), audited AS (
+		INSERT INTO transitions (` + transitionColumns + `)
+		SELECT id, revision, ?::text, ?::text, ?::text, 0, '[]', '{}', before, after, 'migration', ?::text, NULL, '',
+			?::integer, ?::integer, ?::timestamptz
+		FROM moved
+		RETURNING instance_id
+	)
+	SELECT count(*) AS n, coalesce(max(instance_id), '') AS last FROM audited`
+
+// InstanceMoveState moves the next batch of s's instances (PostgreSQL only), each with its audit
+// row, in the caller's transaction. It returns how many moved and the last id: fewer than s.Limit
+// when the batch was the last one.
+func InstanceMoveState(ctx context.Context, tx *Tx, m Move, s MoveState) (int, string, error) {
+	if tx.Dialect != Postgres {
+		return 0, "", errors.New("persistence: moving instances in SQL needs PostgreSQL")
+	}
+	at := timeArg(Postgres, m.At)
+	var out struct {
+		N    int    `db:"n"`
+		Last string `db:"last"`
+	}
+	err := getContext(ctx, tx, &out, moveStateQuery,
+		s.Definition, s.FromState, m.FromVersion, s.After, s.Limit,
+		m.ToVersion, s.ToState, jsonArg(s.Defaults, "{}"), pq.Array(s.Drop), s.Final, at,
+		m.Event, s.FromState, s.ToState, m.MigrationID, m.ToVersion, m.FromVersion, at)
+	if err != nil {
+		return 0, "", translate(canceled(ctx, fmt.Errorf("persistence: move instances of %s version %d in state %q to version %d: %w",
+			s.Definition, m.FromVersion, s.FromState, m.ToVersion, err)))
+	}
+	return out.N, out.Last, nil
+}
+
+// StateCount is how many running instances a (version, state) of a definition has.
+type StateCount struct {
+	Version int    `db:"version"`
+	State   string `db:"state"`
+	N       int64  `db:"n"`
+}
+
+// InstanceCountRunningByState returns the running instances of a definition per version and state,
+// in that order.
+func InstanceCountRunningByState(ctx context.Context, ex Executor, definition string) ([]StateCount, error) {
+	var rows []StateCount
+	err := selectContext(ctx, ex, &rows, `SELECT version, state, COUNT(*) AS n FROM instances
+		WHERE definition = ? AND NOT final GROUP BY version, state ORDER BY version, state`, definition)
+	if err != nil {
+		return nil, translate(fmt.Errorf("persistence: count running instances of %s: %w", definition, err))
+	}
+	return rows, nil
+}
+
+// InstanceRunningSample returns the first ids (in id order) of the running instances of one
+// (version, state) of a definition, at most limit.
+func InstanceRunningSample(ctx context.Context, ex Executor, definition string, version int, state string, limit int) ([]string, error) {
+	ids := []string{}
+	err := selectContext(ctx, ex, &ids, `SELECT id FROM instances
+		WHERE definition = ? AND state = ? AND version = ? AND NOT final ORDER BY id LIMIT ?`, definition, state, version, limit)
+	if err != nil {
+		return nil, translate(fmt.Errorf("persistence: running instances of %s version %d in state %q: %w", definition, version, state, err))
+	}
+	return ids, nil
+}
