@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/service"
 	"github.com/fsmd-io/fsmd/internal/source"
 )
@@ -46,6 +47,7 @@ var problemKinds = map[string]problemKind{
 	machine.CodeInstanceFinal:       {http.StatusConflict, "Instance is final"},
 	service.CodeInstanceExists:      {http.StatusConflict, "Instance exists"},
 	machine.CodeVersionConflict:     {http.StatusPreconditionFailed, "Version conflict"},
+	migration.CodeRunning:           {http.StatusConflict, "Migration running"},
 	machine.CodeUnknownEvent:        {http.StatusUnprocessableEntity, "Unknown event"},
 	machine.CodeInvalidPayload:      {http.StatusUnprocessableEntity, "Invalid payload"},
 	machine.CodeInvalidContext:      {http.StatusUnprocessableEntity, "Invalid context"},
@@ -77,7 +79,7 @@ type Problem struct {
 	Title     string              `json:"title" validate:"required" example:"Guard rejected"`
 	Status    int                 `json:"status" validate:"required" example:"409"`
 	Detail    string              `json:"detail" validate:"required" example:"event pay in state created: no guard holds: payment must cover the order amount"`
-	Code      string              `json:"code" validate:"required" example:"guard_rejected" enums:"not_found,invalid_transition,guard_rejected,instance_final,instance_exists,version_conflict,unknown_event,invalid_payload,invalid_context,invalid_definition,idempotency_mismatch,expression_failed,invalid_request,body_too_large,unsupported_media_type,method_not_allowed,unavailable,internal_error"`
+	Code      string              `json:"code" validate:"required" example:"guard_rejected" enums:"not_found,invalid_transition,guard_rejected,instance_final,instance_exists,version_conflict,unknown_event,invalid_payload,invalid_context,invalid_definition,idempotency_mismatch,expression_failed,migration_running,invalid_request,body_too_large,unsupported_media_type,method_not_allowed,unavailable,internal_error"`
 	Instance  *service.Instance   `json:"instance,omitempty"`   // the instance as it is now: version_conflict, instance_exists and refused events
 	Blockers  []machine.Blocker   `json:"blockers,omitempty"`   // guard_rejected: one entry per branch, in order
 	Errors    []source.Diagnostic `json:"errors,omitempty"`     // invalid_definition: every problem found

@@ -57,8 +57,19 @@ func (s *Service) GetMigration(ctx context.Context, id string) (migration.Status
 func (s *Service) runInBackground(id, name string) {
 	s.mig.wg.Go(func() {
 		log := s.log.With(slog.String("migration", id), slog.String("definition", name))
-		if _, err := s.mig.m.Run(s.mig.ctx, id); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("migration failed", slog.Any("error", err))
+		st, err := s.mig.m.Run(s.mig.ctx, id)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				log.Error("migration failed", slog.Any("error", err))
+			}
+			return
+		}
+		// A version registered while this one ran could not start its migration (one runs at a
+		// time): start it now.
+		if _, row, err := s.reg.get(name, 0); err == nil && row.Version > st.ToVersion {
+			if err := s.autoMigrate(s.mig.ctx, name); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("starting the migration to the latest version", slog.Any("error", err))
+			}
 		}
 	})
 }
@@ -105,6 +116,12 @@ func (s *Service) autoMigrate(ctx context.Context, name string) error {
 	for _, c := range counts {
 		if c.Version < row.Version {
 			_, err := s.StartMigration(ctx, name, migration.Request{ToVersion: row.Version})
+			if running := (*migration.RunningError)(nil); errors.As(err, &running) {
+				// It starts when the running one is done (runInBackground).
+				s.log.Info("a migration is running: the instances move to the new version after it",
+					slog.String("definition", name), slog.String("migration", running.ID), slog.Int("version", row.Version))
+				return nil
+			}
 			return err
 		}
 	}
