@@ -15,13 +15,14 @@ import (
 // migration stopped that way stays running in the database and is resumed by the next start.
 type migrations struct {
 	m      *migration.Migrator
+	batch  int // instances per transaction (Options.MigrationBatch)
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 func (s *Service) migrator() *migration.Migrator {
-	return &migration.Migrator{DB: s.db, Now: s.now, Log: s.log,
+	return &migration.Migrator{DB: s.db, Now: s.now, Log: s.log, Batch: s.mig.batch,
 		Defs: func(name string, version int) (*machine.Definition, int, error) {
 			def, row, err := s.reg.get(name, version)
 			if err != nil {
