@@ -42,6 +42,10 @@ bench: ## Run the benchmarks (Fire against the looplab/fsm baseline, loading 1,0
 bench-load: ## Load fsmd on PostgreSQL over HTTP and compare with pgbench -N (CLIENTS=8 DURATION=20s)
 	$(GO) run ./bench/load -clients $(or $(CLIENTS),8) -duration $(or $(DURATION),20s)
 
+.PHONY: bench-migrate
+bench-migrate: ## Migrate running instances on PostgreSQL: plan and run, timed (INSTANCES=1000000)
+	$(GO) run ./bench/migrate -instances $(or $(INSTANCES),1000000)
+
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

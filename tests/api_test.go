@@ -14,8 +14,8 @@ import (
 )
 
 // The HTTP API end to end, on PostgreSQL and on SQLite: every endpoint of ../shared/spec/api.md but
-// migrations and reload, each error code of definitions.md §4 with its status. The fixtures are
-// testdata/api (see helpers_api_test.go).
+// migrations (migrations_api_test.go) and reload, each error code of definitions.md §4 with its
+// status. The fixtures are testdata/api (see helpers_api_test.go).
 
 // apiSame fails unless got and want are the same JSON value.
 func apiSame(t testing.TB, what string, got, want any) {
@@ -767,13 +767,25 @@ func TestAPIDefinitions(t *testing.T) {
 			!reflect.DeepEqual(door.States, wantStates) || !slices.Equal(door.Events, []string{"open", "lock", "knock", "label", "smash", "close", "unlock"}) {
 			t.Errorf("door: %+v", door)
 		}
-		versions := apiWant[apiPage[version]](t, env.do(t, "GET", "/v1/definitions/door/versions", nil), http.StatusOK)
+		// The running instances per version (the final c is not one), [] when none runs; only the
+		// answer about the definition has them, not those about its stored versions.
+		apiSame(t, "door's running_by_version", apiRaw(t, r)["running_by_version"], []any{map[string]any{"version": 1, "count": 2}})
+		apiSame(t, "ticket's running_by_version", apiRaw(t, env.do(t, "GET", "/v1/definitions/ticket", nil))["running_by_version"], []any{})
+		r = env.do(t, "GET", "/v1/definitions/door/versions", nil)
+		versions := apiWant[apiPage[version]](t, r, http.StatusOK)
 		if len(versions.Items) != 1 || !reflect.DeepEqual(versions.Items[0], door) {
 			t.Errorf("versions: %+v", versions)
 		}
-		v1 := apiWant[version](t, env.do(t, "GET", "/v1/definitions/door/versions/1", nil), http.StatusOK)
+		if _, ok := apiRaw(t, r)["items"].([]any)[0].(map[string]any)["running_by_version"]; ok {
+			t.Errorf("%s: running_by_version in a stored version", r)
+		}
+		r = env.do(t, "GET", "/v1/definitions/door/versions/1", nil)
+		v1 := apiWant[version](t, r, http.StatusOK)
 		if !reflect.DeepEqual(v1, door) {
 			t.Errorf("version 1: %+v", v1)
+		}
+		if _, ok := apiRaw(t, r)["running_by_version"]; ok {
+			t.Errorf("%s: running_by_version in a stored version", r)
 		}
 
 		for _, path := range []string{"/v1/definitions/door/diagram", "/v1/definitions/door/diagram?version=1"} {

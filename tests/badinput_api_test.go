@@ -405,6 +405,7 @@ func TestAPIDatabaseAway(t *testing.T) {
 		{"POST", "/v1/instances/away-1/explain", map[string]any{"event": "open"}, nil},
 		{"POST", "/v1/instances", map[string]any{"definition": "door", "id": "away-2", "context": map[string]any{"code": "1"}}, nil},
 		{"GET", "/v1/definitions", nil, nil},
+		{"GET", "/v1/definitions/door", nil, nil}, // it counts the running instances
 		{"PUT", "/v1/definitions/door", apiReadFile(t, apiPutDir+"/door_v2.yaml"), []string{"Content-Type", "application/yaml"}},
 	} {
 		p := apiProblemOf(t, env.do(t, c.method, c.path, c.body, c.header...), http.StatusServiceUnavailable, "unavailable")
@@ -414,7 +415,7 @@ func TestAPIDatabaseAway(t *testing.T) {
 	}
 	// What lives in memory still answers.
 	apiWant[map[string]any](t, env.do(t, "GET", "/healthz", nil), http.StatusOK)
-	apiWant[map[string]any](t, env.do(t, "GET", "/v1/definitions/door", nil), http.StatusOK)
+	apiWant[map[string]any](t, env.do(t, "GET", "/v1/definitions/door/versions/1", nil), http.StatusOK)
 
 	p.Restore()
 	apiAwaitReady(t, env)

@@ -348,12 +348,13 @@ type fsmdChild struct {
 }
 
 // startFsmd starts the fsmd binary (built by TestMain) serving the definitions in defs on the
-// database at dbURL, on a port of its own choosing, waits until /readyz answers 200 and returns it.
-// The process is killed when the test ends.
-func startFsmd(t *testing.T, dbURL, defs string) *fsmdChild {
+// database at dbURL, on a port of its own choosing, with the flags in extra, waits until /readyz
+// answers 200 and returns it. The process is killed when the test ends.
+func startFsmd(t *testing.T, dbURL, defs string, extra ...string) *fsmdChild {
 	t.Helper()
 	log := &childLog{addr: make(chan string, 1)}
-	cmd := exec.Command(fsmdBin, "serve", "--addr", "127.0.0.1:0", "--database-url", dbURL, "--definitions", defs)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--database-url", dbURL, "--definitions", defs}, extra...)
+	cmd := exec.Command(fsmdBin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = os.Environ()
 	if err := cmd.Start(); err != nil {

@@ -1,10 +1,10 @@
 package tests
 
-// The API tests (api_test.go, badinput_api_test.go) start the real server in-process: server.New over
-// service.New over a real database, PostgreSQL and SQLite alike, serving the definitions of
-// testdata/api/defs through httptest. They speak HTTP to it and check what ../shared/spec/api.md
-// promises. Every identifier here begins with api, so that the package's other tests keep their
-// names.
+// The API tests (api_test.go, badinput_api_test.go, migrations_api_test.go) start the real server
+// in-process: server.New over service.New over a real database, PostgreSQL and SQLite alike, serving
+// the definitions of testdata/api/defs through httptest. They speak HTTP to it and check what
+// ../shared/spec/api.md promises. Every identifier here begins with api, so that the package's other
+// tests keep their names.
 
 import (
 	"bytes"
@@ -116,6 +116,7 @@ func apiServe(t *testing.T, db *persistence.DB) *apiEnv {
 	srv := httptest.NewServer(server.New(svc, server.Options{Logger: log, Version: "test"}))
 	t.Cleanup(func() {
 		srv.Close()
+		svc.Close() // stops the background migrations before the database closes
 		if t.Failed() && logs.Len() > 0 {
 			t.Logf("server log:\n%s", logs)
 		}

@@ -141,7 +141,7 @@ const docTemplate = `{
         },
         "/v1/definitions/{name}": {
             "get": {
-                "description": "The latest version: name, version, source (the YAML), states, events.",
+                "description": "The latest version: name, version, source (the YAML), states, events; and ` + "`" + `running_by_version` + "`" + `, the running instances (not in a final state) per version they run on, ` + "`" + `[{\"version\": 1, \"count\": 3}, {\"version\": 2, \"count\": 10}]` + "`" + `, in version order, versions without any left out. Instances on a version older than ` + "`" + `version` + "`" + ` are the ones not migrated: stranded by a migration, or waiting for one (policy manual). Only this answer counts them: the answers about one stored version leave the field out.",
                 "produces": [
                     "application/json",
                     "application/problem+json"
@@ -443,6 +443,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "not_found: no such definition or version",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "409": {
+                        "description": "migration_running: a migration of the definition is running",
                         "schema": {
                             "$ref": "#/definitions/server.Problem"
                         }
@@ -1292,6 +1298,74 @@ const docTemplate = `{
                     }
                 }
             }
+        },
+        "/v1/reload": {
+            "post": {
+                "description": "Re-reads the definitions folder, as SIGHUP does (and ` + "`" + `fsmd serve --watch` + "`" + ` when a file changes). When any file is invalid nothing is registered: 422 invalid_definition with every problem of the folder in ` + "`" + `errors` + "`" + `, and the registered versions go on serving. Otherwise each definition whose content is new becomes its next version (` + "`" + `created` + "`" + `), content registered already is a no-op, and a new version with migrate policy auto (the default) starts migrating the running instances of older versions (policy manual only plans). The answer lists every definition of the folder, and ` + "`" + `warnings` + "`" + `: the validation's and migrate rules for states that no older version has. A definition whose file left the folder stays registered: versions are never deleted. No body, or an empty JSON object.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "definitions"
+                ],
+                "summary": "Reload the definitions folder",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "request id",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.ReloadResult"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a body that is not an empty JSON object",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: the server has no definitions folder",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "422": {
+                        "description": "invalid_definition (with errors): nothing was registered",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    }
+                }
+            }
         }
     },
     "definitions": {
@@ -1379,6 +1453,7 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "finished_at": {
+                    "description": "null while running",
                     "type": "string"
                 },
                 "id": {
@@ -1471,6 +1546,7 @@ const docTemplate = `{
                         "invalid_definition",
                         "idempotency_mismatch",
                         "expression_failed",
+                        "migration_running",
                         "invalid_request",
                         "body_too_large",
                         "unsupported_media_type",
@@ -1606,6 +1682,13 @@ const docTemplate = `{
                 },
                 "name": {
                     "type": "string"
+                },
+                "running_by_version": {
+                    "description": "RunningByVersion counts the definition's running instances (not in a final state) per version\nthey run on, in version order, leaving out versions with none. Only GET /v1/definitions/{name}\nhas it (as [] when nothing runs); the answers about one stored version leave it out. Entries\nof versions older than Version are the instances not migrated: stranded, or waiting for a\nmigration (policy manual, or one still running).",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.RunningCount"
+                    }
                 },
                 "source": {
                     "type": "string"
@@ -1857,6 +1940,57 @@ const docTemplate = `{
                 },
                 "definition": {
                     "$ref": "#/definitions/service.DefinitionVersion"
+                },
+                "warnings": {
+                    "description": "Warnings never refuse a version: the validation's (the graph), and migrate rules for states\nthat no older version has. The same content always gets the same warnings; an empty list when none.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/source.Diagnostic"
+                    }
+                }
+            }
+        },
+        "service.ReloadResult": {
+            "type": "object",
+            "properties": {
+                "definitions": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.Reloaded"
+                    }
+                },
+                "warnings": {
+                    "description": "every file's, as in PutResult; an empty list when none",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/source.Diagnostic"
+                    }
+                }
+            }
+        },
+        "service.Reloaded": {
+            "type": "object",
+            "properties": {
+                "created": {
+                    "description": "false when the content was already registered",
+                    "type": "boolean"
+                },
+                "name": {
+                    "type": "string"
+                },
+                "version": {
+                    "type": "integer"
+                }
+            }
+        },
+        "service.RunningCount": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer"
+                },
+                "version": {
+                    "type": "integer"
                 }
             }
         },

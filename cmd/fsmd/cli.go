@@ -29,7 +29,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "[--addr ADDR] [--database-url URL] [--definitions DIR]", "run the service: the REST API and Swagger UI", runServe},
+		{"serve", serveArgs, "run the service: the REST API and Swagger UI", runServe},
 		{"migrate", migrateArgs, "plan (dry run) or run the migration of a definition's running instances to a newer version", runMigrate},
 		{"validate", "[--format text|json] [PATH...]", "check definition files and report every problem", runValidate},
 		{"test", "[-run REGEX] [-v] [--coverage] [PATH...]", "run the transition tables (*.test.yaml)", runTest},

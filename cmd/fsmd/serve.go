@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +23,9 @@ import (
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
+// serveArgs is the synopsis of fsmd serve.
+const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch]"
+
 // serveConfig is the configuration of `fsmd serve`. Each flag has an environment variable; a flag
 // given on the command line wins over its variable.
 type serveConfig struct {
@@ -27,6 +33,8 @@ type serveConfig struct {
 	DatabaseURL string        // FSMD_DATABASE_URL: postgres://... or a SQLite file
 	Definitions string        // FSMD_DEFINITIONS: the folder of definition files
 	Shutdown    time.Duration // FSMD_SHUTDOWN_TIMEOUT: how long in-flight requests may take to finish
+	Watch       bool          // FSMD_WATCH: reload the definitions when a file of the folder changes
+	WatchEvery  time.Duration // how often --watch looks at the folder; defaultWatchEvery when 0
 }
 
 func (c serveConfig) Validate() error {
@@ -49,19 +57,45 @@ func env(name, def string) string {
 	return def
 }
 
+// envBool reads a boolean environment variable (1, true, 0, false, ...); unset or empty is false.
+func envBool(name string) (bool, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q is not a boolean (true or false)", name, v)
+	}
+	return b, nil
+}
+
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func runServe(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("serve", "[--addr ADDR] [--database-url URL] [--definitions DIR]", stdout, stderr)
+	fs := newFlags("serve", serveArgs, stdout, stderr)
 	var c serveConfig
 	fs.StringVar(&c.Addr, "addr", env("FSMD_ADDR", ":8080"), "where to listen (FSMD_ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", env("FSMD_DATABASE_URL", "fsmd.db"),
 		"postgres://user@host/db?sslmode=disable, or a SQLite file (FSMD_DATABASE_URL)")
 	fs.StringVar(&c.Definitions, "definitions", env("FSMD_DEFINITIONS", "./definitions"), "the folder of definition files (FSMD_DEFINITIONS)")
+	watch, watchErr := envBool("FSMD_WATCH") // wrong only when --watch does not decide
+	fs.BoolVar(&c.Watch, "watch", watch, "reload the definitions when a file of the folder changes, as SIGHUP and POST /v1/reload do (FSMD_WATCH)")
 	shutdown := env("FSMD_SHUTDOWN_TIMEOUT", "30s")
 	fs.StringVar(&shutdown, "shutdown-timeout", shutdown, "how long in-flight requests may take to finish on SIGTERM (FSMD_SHUTDOWN_TIMEOUT)")
 	if rest, code, ok := parse(fs, args); !ok {
 		return code
 	} else if len(rest) > 0 {
 		fmt.Fprintf(stderr, "fsmd serve: unexpected argument %q\n", rest[0])
+		return exitUsage
+	}
+	if watchErr != nil && !isSet(fs, "watch") {
+		fmt.Fprintf(stderr, "fsmd serve: %v\n", watchErr)
 		return exitUsage
 	}
 	var err error
@@ -84,8 +118,18 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 }
 
 // serve loads and registers the definitions, then serves until ctx ends, and lets in-flight requests
-// finish before it returns.
+// finish before it returns. SIGHUP (and with --watch, a change in the folder) reloads the definitions
+// while it serves.
 func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Writer) error {
+	// From the start: SIGHUP would otherwise end the process. One received while starting reloads
+	// once the service runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var folder folderState // what --watch compares with: the folder as it is before it is loaded
+	if c.Watch {
+		folder = readFolderState(c.Definitions)
+	}
 	set, diags, err := machine.Load(c.Definitions)
 	switch {
 	case err != nil:
@@ -113,8 +157,35 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 		return fmt.Errorf("starting migrations: %w", err)
 	}
 
+	// The reloads run in the background until serve returns; a reload in progress when ctx ends is
+	// cancelled (what it registered stays; the next start registers the rest).
+	bgctx, stopReloads := context.WithCancel(ctx)
+	var reloads sync.WaitGroup
+	defer func() { stopReloads(); reloads.Wait() }()
+	reload := func(trigger string) {
+		res, err := svc.Reload(bgctx, c.Definitions)
+		logReload(bgctx, log, trigger, c.Definitions, res, err)
+	}
+	reloads.Go(func() {
+		for {
+			select {
+			case <-bgctx.Done():
+				return
+			case <-hup:
+				reload("SIGHUP")
+			}
+		}
+	})
+	if c.Watch {
+		every := c.WatchEvery
+		if every <= 0 {
+			every = defaultWatchEvery
+		}
+		reloads.Go(func() { watch(bgctx, c.Definitions, every, folder, func() { reload("watch") }) })
+	}
+
 	// Timeouts so that a slow or stuck client cannot hold a connection forever.
-	srv := &http.Server{Addr: c.Addr, Handler: server.New(svc, server.Options{Logger: log, Version: version}),
+	srv := &http.Server{Addr: c.Addr, Handler: server.New(svc, server.Options{Logger: log, Version: version, Definitions: c.Definitions}),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		IdleTimeout: 120 * time.Second}
 	ln, err := net.Listen("tcp", c.Addr)
@@ -122,7 +193,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 		return err
 	}
 	log.Info("fsmd serving", "addr", ln.Addr().String(), "database", redact(c.DatabaseURL),
-		"definitions", len(set.ByName), "version", version)
+		"definitions", len(set.ByName), "watch", c.Watch, "version", version)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -137,6 +208,30 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// logReload logs what a reload of the definitions folder did: its new versions and warnings, or why
+// it failed (the registered versions go on serving).
+func logReload(ctx context.Context, log *slog.Logger, trigger, dir string, res service.ReloadResult, err error) {
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("reloading the definitions: interrupted by the shutdown", "trigger", trigger)
+			return
+		}
+		log.Error("reloading the definitions failed: the registered versions go on serving", "trigger", trigger,
+			"definitions", dir, "error", err.Error())
+		return
+	}
+	created := []string{}
+	for _, d := range res.Definitions {
+		if d.Created {
+			created = append(created, fmt.Sprintf("%s@%d", d.Name, d.Version))
+		}
+	}
+	log.Info("definitions reloaded", "trigger", trigger, "definitions", len(res.Definitions), "new_versions", created)
+	for _, w := range res.Warnings {
+		log.Warn("definition warning", "warning", w.String())
+	}
 }
 
 // redact hides a password in a database URL for logs.

@@ -56,7 +56,24 @@ func (m *Migrator) target(name string, req Request) (*machine.Definition, int, e
 	if req.FromVersion >= version {
 		return nil, 0, &BadRequestError{fmt.Sprintf("from_version %d is not older than to_version %d", req.FromVersion, version)}
 	}
+	if req.FromState != "" && !m.hasState(name, req, version) {
+		return nil, 0, &BadRequestError{fmt.Sprintf("filter.state %q: no version of %q the migration takes (older than %d) has that state",
+			req.FromState, name, version)}
+	}
 	return def, version, nil
+}
+
+// hasState reports whether an older version the request takes has its state.
+func (m *Migrator) hasState(name string, req Request, toVersion int) bool {
+	for v := 1; v < toVersion; v++ {
+		if !req.selects(v, toVersion) {
+			continue
+		}
+		if def, _, err := m.Defs(name, v); err == nil && def.States[req.FromState] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // selects reports whether the request takes the running instances of version, given the target.
@@ -84,7 +101,7 @@ type Status struct {
 	Error      string     `json:"error,omitempty"`
 	Result     *Plan      `json:"result,omitempty"` // once done: what moved and what stayed, as a plan shows it
 	StartedAt  time.Time  `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at"` // null while running
 }
 
 func status(r persistence.MigrationRow) Status {

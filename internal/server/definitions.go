@@ -37,7 +37,7 @@ func (s *server) listDefinitions(c echo.Context) error {
 // getDefinition godoc
 //
 //	@Summary		Get a definition
-//	@Description	The latest version: name, version, source (the YAML), states, events.
+//	@Description	The latest version: name, version, source (the YAML), states, events; and `running_by_version`, the running instances (not in a final state) per version they run on, `[{"version": 1, "count": 3}, {"version": 2, "count": 10}]`, in version order, versions without any left out. Instances on a version older than `version` are the ones not migrated: stranded by a migration, or waiting for one (policy manual). Only this answer counts them: the answers about one stored version leave the field out.
 //	@Tags			definitions
 //	@Produce		json,application/problem+json
 //	@Param			name			path		string	true	"definition name"

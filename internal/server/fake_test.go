@@ -38,6 +38,7 @@ type fakeService struct {
 	yaml    []byte
 
 	migration migration.Request
+	reload    service.ReloadResult
 }
 
 func (f *fakeService) record(fn func()) error {
@@ -121,6 +122,11 @@ func (f *fakeService) StartMigration(_ context.Context, name string, req migrati
 func (f *fakeService) GetMigration(_ context.Context, id string) (migration.Status, error) {
 	err := f.record(func() { f.id = id })
 	return migration.Status{ID: id, Status: "done"}, err
+}
+
+func (f *fakeService) Reload(_ context.Context, dir string) (service.ReloadResult, error) {
+	err := f.record(func() { f.id = dir })
+	return f.reload, err
 }
 
 // bundle is a server under test, its fake service and its log.

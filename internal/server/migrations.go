@@ -1,6 +1,9 @@
 package server
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"net/http"
 	"net/url"
 
@@ -17,10 +20,23 @@ func migrationRequest(c echo.Context) (string, migration.Request, error) {
 	if err != nil {
 		return "", migration.Request{}, err
 	}
+	if _, err := parseQuery(c); err != nil {
+		return "", migration.Request{}, err
+	}
 	var body service.MigrationRequest
 	if c.Request().ContentLength != 0 {
-		if err := decodeJSON(c, &body); err != nil {
-			return "", migration.Request{}, err
+		// Read first: an empty body (chunked, or white space) means the defaults, as no body does.
+		raw, err := io.ReadAll(c.Request().Body)
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			return "", migration.Request{}, tooLarge
+		} else if err != nil {
+			return "", migration.Request{}, invalid("reading the request body: %v", err)
+		}
+		if len(bytes.TrimSpace(raw)) > 0 {
+			c.Request().Body = io.NopCloser(bytes.NewReader(raw))
+			if err := decodeJSON(c, &body); err != nil {
+				return "", migration.Request{}, err
+			}
 		}
 	}
 	req := migration.Request{ToVersion: body.ToVersion}
@@ -75,6 +91,7 @@ func (s *server) planMigration(c echo.Context) error {
 //	@Header			202				{string}	Location	"/v1/migrations/{id}"
 //	@Failure		400				{object}	Problem		"invalid_request"
 //	@Failure		404				{object}	Problem		"not_found: no such definition or version"
+//	@Failure		409				{object}	Problem		"migration_running: a migration of the definition is running"
 //	@Failure		500				{object}	Problem		"internal_error"
 //	@Failure		503				{object}	Problem		"unavailable"
 //	@Router			/v1/definitions/{name}/migrations [post]

@@ -141,7 +141,7 @@ func TestProblemTable(t *testing.T) {
 		"not_found": 404, "invalid_transition": 409, "guard_rejected": 409, "instance_final": 409,
 		"instance_exists": 409, "version_conflict": 412, "unknown_event": 422, "invalid_payload": 422,
 		"invalid_context": 422, "invalid_definition": 422, "idempotency_mismatch": 422,
-		"expression_failed": 422, "invalid_request": 400, "body_too_large": 413,
+		"expression_failed": 422, "migration_running": 409, "invalid_request": 400, "body_too_large": 413,
 		"unsupported_media_type": 415, "method_not_allowed": 405, "unavailable": 503, "internal_error": 500,
 	}
 	if len(problemKinds) != len(want) {

@@ -40,6 +40,8 @@ type Service interface {
 	PlanMigration(ctx context.Context, name string, req migration.Request) (migration.Plan, error)
 	StartMigration(ctx context.Context, name string, req migration.Request) (migration.Status, error)
 	GetMigration(ctx context.Context, id string) (migration.Status, error)
+	// Reload re-reads the definitions folder dir: all or nothing when a file is invalid.
+	Reload(ctx context.Context, dir string) (service.ReloadResult, error)
 }
 
 // DefaultBodyLimit is the largest request body accepted when Options.BodyLimit is 0.
@@ -50,6 +52,8 @@ type Options struct {
 	Logger    *slog.Logger // access log and errors; slog.Default() when nil
 	BodyLimit int64        // bytes; DefaultBodyLimit when 0
 	Version   string       // the build's version, shown by /healthz
+	// Definitions is the folder POST /v1/reload re-reads; "" for none (reload answers not_found).
+	Definitions string
 }
 
 // server holds what the handlers share.
@@ -59,6 +63,7 @@ type server struct {
 	bodyLimit int64
 	version   string
 	metrics   *metrics
+	defsDir   string // Options.Definitions
 }
 
 // New returns the HTTP handler of the API. The caller runs it (http.Server{Handler: e}) and shuts
@@ -70,7 +75,8 @@ func New(svc Service, o Options) *echo.Echo {
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = DefaultBodyLimit
 	}
-	s := &server{svc: svc, log: o.Logger, bodyLimit: o.BodyLimit, version: o.Version, metrics: newMetrics()}
+	s := &server{svc: svc, log: o.Logger, bodyLimit: o.BodyLimit, version: o.Version, metrics: newMetrics(),
+		defsDir: o.Definitions}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -105,6 +111,7 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.POST("/definitions/:name/migrations/plan", s.planMigration)
 	v1.POST("/definitions/:name/migrations", s.startMigration)
 	v1.GET("/migrations/:id", s.getMigration)
+	v1.POST("/reload", s.reload)
 	return e
 }
 

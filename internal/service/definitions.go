@@ -26,9 +26,22 @@ func (s *Service) ListDefinitions(ctx context.Context) ([]DefinitionSummary, err
 	return out, nil
 }
 
-// GetDefinition returns the latest version of a definition.
+// GetDefinition returns the latest version of a definition, with its running instances counted per
+// version (RunningByVersion): one grouped count over the index of running instances.
 func (s *Service) GetDefinition(ctx context.Context, name string) (DefinitionVersion, error) {
-	return s.DefinitionVersion(ctx, name, 0)
+	v, err := s.DefinitionVersion(ctx, name, 0)
+	if err != nil {
+		return DefinitionVersion{}, err
+	}
+	counts, err := persistence.InstanceCountRunningByVersion(ctx, s.db, name)
+	if err != nil {
+		return DefinitionVersion{}, s.dbError(err)
+	}
+	v.RunningByVersion = make([]RunningCount, len(counts))
+	for i, c := range counts {
+		v.RunningByVersion[i] = RunningCount{Version: c.Version, Count: c.N}
+	}
+	return v, nil
 }
 
 // DefinitionVersion returns one version of a definition (0: the latest).
@@ -75,6 +88,9 @@ func (s *Service) PutDefinition(ctx context.Context, name string, yaml []byte) (
 		diags = append(diags, source.Diagnostic{File: file, Line: def.NamePos.Line, Col: def.NamePos.Col, Severity: source.SevError,
 			Message: fmt.Sprintf("the definition is named %q, but it is put at %q", def.Name, name)})
 	}
+	if diags.Errors() == 0 {
+		diags = append(diags, s.migrateErrors(def)...)
+	}
 	if diags.Errors() > 0 {
 		return PutResult{}, &machine.InvalidDefinitionError{Diagnostics: diags}
 	}
@@ -91,7 +107,19 @@ func (s *Service) PutDefinition(ctx context.Context, name string, yaml []byte) (
 	if err != nil {
 		return PutResult{}, err
 	}
-	return PutResult{Definition: toDefinition(stored, row), Created: created}, nil
+	warnings := append(warningsOf(diags), s.migrateWarnings(def, row.Version)...)
+	return PutResult{Definition: toDefinition(stored, row), Created: created, Warnings: warnings}, nil
+}
+
+// warningsOf returns the warnings of diags, never nil: the API shows an empty list.
+func warningsOf(diags source.Diagnostics) []source.Diagnostic {
+	out := []source.Diagnostic{}
+	for _, d := range diags {
+		if d.Severity == source.SevWarning {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func toDefinition(def *machine.Definition, row persistence.DefinitionRow) DefinitionVersion {

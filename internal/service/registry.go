@@ -10,7 +10,9 @@ import (
 	"sync"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
+	"github.com/fsmd-io/fsmd/internal/source"
 )
 
 // registry holds every stored version of every definition, compiled: instances run on the version
@@ -88,6 +90,51 @@ func (r *registry) all(name string) []persistence.DefinitionRow {
 	return rows
 }
 
+// olderThan returns the loaded versions of a definition before version, oldest first.
+func (r *registry) olderThan(name string, version int) []*machine.Definition {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v := r.byName[name]
+	if v == nil {
+		return nil
+	}
+	var out []*machine.Definition
+	for n := 1; n < version; n++ {
+		if def := v.defs[n]; def != nil {
+			out = append(out, def)
+		}
+	}
+	return out
+}
+
+// older returns the loaded versions of name before version, by number.
+func (r *registry) older(name string, version int) map[int]*machine.Definition {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := map[int]*machine.Definition{}
+	if v := r.byName[name]; v != nil {
+		for n := 1; n < version; n++ {
+			if def := v.defs[n]; def != nil {
+				out[n] = def
+			}
+		}
+	}
+	return out
+}
+
+// versionFor is the version content with hash has (registered already) or would get (the next).
+func (r *registry) versionFor(name, hash string) int {
+	rows := r.all(name)
+	latest := 0
+	for _, row := range rows {
+		if row.Hash == hash {
+			return row.Version
+		}
+		latest = max(latest, row.Version)
+	}
+	return latest + 1
+}
+
 func hashOf(source []byte) string {
 	sum := sha256.Sum256(source)
 	return hex.EncodeToString(sum[:])
@@ -105,7 +152,11 @@ func (s *Service) register(ctx context.Context, def *machine.Definition) (persis
 			if err != nil {
 				return row, false, s.dbError(err)
 			}
-			s.reg.add(row, def)
+			// Content registered already keeps the definition loaded for it (perhaps prepared): a
+			// reload of an unchanged folder replaces nothing.
+			if _, _, err := s.reg.get(row.Name, row.Version); created || err != nil {
+				s.reg.add(row, def)
+			}
 			return row, created, nil
 		}
 	}
@@ -138,14 +189,53 @@ func (s *Service) registerOnce(ctx context.Context, def *machine.Definition) (pe
 }
 
 // Register stores every definition of set whose content is new as the next version of its name, then
-// loads every stored version, so that instances of older versions keep running.
+// loads every stored version, so that instances of older versions keep running. It logs the warnings
+// of migrate rules for states that no older version has (MigrateSourceWarnings).
 func (s *Service) Register(ctx context.Context, set *machine.Set) error {
+	versions := make(map[string]int, len(set.ByName))
 	for _, name := range set.Names() {
-		if _, _, err := s.register(ctx, set.ByName[name]); err != nil {
+		row, _, err := s.register(ctx, set.ByName[name])
+		if err != nil {
 			return fmt.Errorf("registering %s: %w", name, err)
 		}
+		versions[name] = row.Version
 	}
-	return s.loadStored(ctx)
+	if err := s.loadStored(ctx); err != nil {
+		return err
+	}
+	for _, name := range set.Names() {
+		for _, d := range s.migrateWarnings(set.ByName[name], versions[name]) {
+			if d.Severity == source.SevError {
+				s.log.Error("definition error: migrate rules that can move no instance", "definition", name,
+					"version", versions[name], "error", d.String())
+				continue
+			}
+			s.log.Warn("definition warning", "definition", name, "version", versions[name], "warning", d.String())
+		}
+	}
+	return nil
+}
+
+// migrateWarnings warns of def's migrate rules for states that no version before version has (the
+// version def is registered as), and of rules that do not compile against some of those versions
+// (migration.Check): every loaded version counts, so the answer is the same whenever the content is
+// put or read again. At start, where the versions stored before are loaded only after registering,
+// Check's errors come here too (PUT and reload refuse them first: migrateErrors).
+func (s *Service) migrateWarnings(def *machine.Definition, version int) source.Diagnostics {
+	diags := machine.MigrateSourceWarnings(def, s.reg.olderThan(def.Name, version))
+	return append(diags, migration.Check(def, s.reg.older(def.Name, version))...)
+}
+
+// migrateErrors are the errors of def's migrate rules against the loaded versions before the one def
+// would be registered as: an expression that compiles against none of them can move no instance.
+func (s *Service) migrateErrors(def *machine.Definition) source.Diagnostics {
+	var errs source.Diagnostics
+	for _, d := range migration.Check(def, s.reg.older(def.Name, s.reg.versionFor(def.Name, hashOf(def.Source)))) {
+		if d.Severity == source.SevError {
+			errs = append(errs, d)
+		}
+	}
+	return errs
 }
 
 // loadStored compiles every stored version not loaded yet. A stored version that no longer validates

@@ -20,6 +20,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,8 @@ type Service struct {
 	now   func() time.Time
 	log   *slog.Logger
 	ready atomic.Bool
+
+	reloading sync.Mutex // one Reload at a time
 }
 
 // Options configure a Service.
@@ -44,6 +47,8 @@ type Options struct {
 	// CacheBytes bounds the instance cache of the PostgreSQL event path: 0 is DefaultCacheBytes, a
 	// negative value turns it off.
 	CacheBytes int
+	// MigrationBatch is how many instances a migration moves per transaction: 1000 when 0.
+	MigrationBatch int
 }
 
 // New makes a service over db. Register loads the definitions before it serves.
@@ -64,12 +69,13 @@ func New(db *persistence.DB, o Options) *Service {
 		}
 	}
 	s.cache = newCache(cacheBytes)
-	s.mig.m = s.migrator()
-	s.mig.ctx, s.mig.cancel = context.WithCancel(context.Background())
 	clock := s.now
 	// One `now` per transaction, in UTC and to the microsecond that PostgreSQL keeps, so that what is
 	// returned is what is stored.
 	s.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
+	s.mig.batch = o.MigrationBatch
+	s.mig.m = s.migrator() // after s.now: the migrator takes it
+	s.mig.ctx, s.mig.cancel = context.WithCancel(context.Background())
 	return s
 }
 

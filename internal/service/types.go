@@ -138,6 +138,18 @@ type DefinitionVersion struct {
 	States      []State   `json:"states"`
 	Events      []string  `json:"events"`
 	CreatedAt   time.Time `json:"created_at"`
+	// RunningByVersion counts the definition's running instances (not in a final state) per version
+	// they run on, in version order, leaving out versions with none. Only GET /v1/definitions/{name}
+	// has it (as [] when nothing runs); the answers about one stored version leave it out. Entries
+	// of versions older than Version are the instances not migrated: stranded, or waiting for a
+	// migration (policy manual, or one still running).
+	RunningByVersion []RunningCount `json:"running_by_version,omitzero"`
+}
+
+// RunningCount is how many running instances of a definition run on one of its versions.
+type RunningCount struct {
+	Version int   `json:"version"`
+	Count   int64 `json:"count"`
 }
 
 // State is a state of a definition version.
@@ -152,6 +164,22 @@ type State struct {
 type PutResult struct {
 	Definition DefinitionVersion `json:"definition"`
 	Created    bool              `json:"created"` // false when the content was already registered
+	// Warnings never refuse a version: the validation's (the graph), and migrate rules for states
+	// that no older version has. The same content always gets the same warnings; an empty list when none.
+	Warnings []source.Diagnostic `json:"warnings"`
+}
+
+// ReloadResult is the answer to POST /v1/reload: every definition of the folder, by name.
+type ReloadResult struct {
+	Definitions []Reloaded          `json:"definitions"`
+	Warnings    []source.Diagnostic `json:"warnings"` // every file's, as in PutResult; an empty list when none
+}
+
+// Reloaded is one definition of a reload: the version its file's content is registered as.
+type Reloaded struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	Created bool   `json:"created"` // false when the content was already registered
 }
 
 // InvalidDefinition carries the diagnostics of a definition that fails validation.
