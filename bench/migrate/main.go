@@ -12,6 +12,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -46,6 +47,7 @@ func main() {
 		instances = flag.Int("instances", 1_000_000, "running instances to migrate")
 		dbURL     = flag.String("database-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "the PostgreSQL server (its database part is replaced)")
 		dir       = flag.String("definitions", "bench/migrate/testdata", "the folder of claim.v1.yaml and claim.yaml")
+		rule      = flag.Bool("context-rule", false, "add a migrate.context rule to version 2, so that every instance is decided in Go")
 	)
 	flag.Parse()
 	if *instances < 10 || *instances > maxInstances {
@@ -54,13 +56,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *instances, *dbURL, *dir, os.Stdout); err != nil {
+	if err := run(ctx, *instances, *dbURL, *dir, *rule, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "migrate: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, n int, serverURL, dir string, out io.Writer) error {
+func run(ctx context.Context, n int, serverURL, dir string, contextRule bool, out io.Writer) error {
 	v1, err := os.ReadFile(filepath.Join(dir, "claim.v1.yaml"))
 	if err != nil {
 		return err
@@ -68,6 +70,9 @@ func run(ctx context.Context, n int, serverURL, dir string, out io.Writer) error
 	v2, err := os.ReadFile(filepath.Join(dir, "claim.yaml"))
 	if err != nil {
 		return err
+	}
+	if contextRule { // the worst case: no group moves in SQL
+		v2 = bytes.Replace(v2, []byte("  policy: manual\n"), []byte("  policy: manual\n  context:\n    priority: 'ctx.amount > 1000 ? 1 : 3'\n"), 1)
 	}
 	dbURL, drop, err := createDatabase(ctx, serverURL)
 	if err != nil {
@@ -133,7 +138,7 @@ func run(ctx context.Context, n int, serverURL, dir string, out io.Writer) error
 		return err
 	}
 	fmt.Fprintf(out, "checked: every instance on version 2 with one migration row\n")
-	fmt.Fprintf(out, "RESULT instances=%d plan_s=%.2f run_s=%.2f cpus=%d\n", n, planTime.Seconds(), runTime.Seconds(), runtime.NumCPU())
+	fmt.Fprintf(out, "RESULT instances=%d context_rule=%v plan_s=%.2f run_s=%.2f cpus=%d\n", n, contextRule, planTime.Seconds(), runTime.Seconds(), runtime.NumCPU())
 	return nil
 }
 

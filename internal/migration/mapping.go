@@ -43,7 +43,17 @@ type Mapping struct {
 type Rewrite struct {
 	Defaults []byte // a JSON object
 	Drop     []string
+	// The shape SQL checks a stored context against before it moves it: From's top-level fields
+	// (Fields) and the JSON type each is stored as (Kinds: a jsonb_typeof name, "integer", or "any").
+	// A context of another shape (an unknown field, a value of the wrong JSON type: written outside
+	// fsmd) is decided in Go like the guarded ones, and stranded as context_invalid if it does not fit.
+	Fields, Kinds []string
 }
+
+// jsonKinds is the JSON type a value of each kind is stored as.
+var jsonKinds = map[schema.Kind]string{schema.Any: "any", schema.String: "string", schema.Int: "integer",
+	schema.Float: "number", schema.Bool: "boolean", schema.Time: "string", schema.Duration: "string",
+	schema.List: "array", schema.Object: "object"}
 
 type branch struct {
 	to     string
@@ -118,11 +128,16 @@ func rewriteOf(from, to *machine.Definition) *Rewrite {
 	if err != nil {
 		return nil
 	}
-	r := &Rewrite{Defaults: b, Drop: []string{}}
+	r := &Rewrite{Defaults: b, Drop: []string{}, Fields: []string{}, Kinds: []string{}}
 	for _, f := range from.Context.Fields {
 		if to.Context.Field(f.Name) == nil {
 			r.Drop = append(r.Drop, f.Name)
 		}
+		kind, ok := jsonKinds[f.Type.Kind]
+		if !ok {
+			return nil // a kind SQL cannot check: each instance's context is checked in Go
+		}
+		r.Fields, r.Kinds = append(r.Fields, f.Name), append(r.Kinds, kind)
 	}
 	return r
 }

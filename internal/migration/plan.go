@@ -127,13 +127,26 @@ func (m *Migrator) Plan(ctx context.Context, name string, req Request) (Plan, er
 	for _, g := range groups {
 		switch g.how {
 		case inSQL:
-			agg.addMoves(g, g.to, g.n)
+			// What SQL would move is counted; the contexts it would leave (of another shape: written
+			// outside fsmd) are decided here in Go, as the run will.
+			shape := g.mp.Rewrite().shape()
+			var misshapen int64
+			err := m.batches(ctx, name, g, &shape, func(rows []persistence.InstanceRow) {
+				misshapen += int64(len(rows))
+				for _, r := range rows {
+					agg.add(r, move(g.mp, r, now))
+				}
+			})
+			if err != nil {
+				return Plan{}, err
+			}
+			agg.addMoves(g, g.to, g.n-misshapen)
 		case stranded:
 			if err := agg.addStranded(ctx, m.DB, name, g); err != nil {
 				return Plan{}, err
 			}
 		case evaluate:
-			err := m.batches(ctx, name, g, func(rows []persistence.InstanceRow) {
+			err := m.batches(ctx, name, g, nil, func(rows []persistence.InstanceRow) {
 				for _, r := range rows {
 					agg.add(r, move(g.mp, r, now))
 				}
@@ -146,9 +159,11 @@ func (m *Migrator) Plan(ctx context.Context, name string, req Request) (Plan, er
 	return agg.plan(), nil
 }
 
-// batches calls fn with the running instances of g, a batch at a time in id order, read plainly.
-func (m *Migrator) batches(ctx context.Context, name string, g group, fn func(rows []persistence.InstanceRow)) error {
-	p := persistence.RunningBatchParams{Definition: name, Version: g.version, State: g.state, Limit: m.batch()}
+// batches calls fn with the running instances of g, a batch at a time in id order, read plainly:
+// all of them, or with misshapen only those whose context does not have that shape.
+func (m *Migrator) batches(ctx context.Context, name string, g group, misshapen *persistence.ContextShape,
+	fn func(rows []persistence.InstanceRow)) error {
+	p := persistence.RunningBatchParams{Definition: name, Version: g.version, State: g.state, Limit: m.batch(), Misshapen: misshapen}
 	for {
 		rows, err := persistence.InstanceRunningBatch(ctx, m.DB, p)
 		if err != nil {
@@ -163,6 +178,11 @@ func (m *Migrator) batches(ctx context.Context, name string, g group, fn func(ro
 }
 
 func (m *Migrator) batch() int { return cmp.Or(m.Batch, 1000) }
+
+// shape is the context shape SQL checks before it moves an instance.
+func (r *Rewrite) shape() persistence.ContextShape {
+	return persistence.ContextShape{Fields: r.Fields, Kinds: r.Kinds}
+}
 
 // move computes an instance's outcome from its stored row.
 func move(mp *Mapping, r persistence.InstanceRow, now time.Time) Outcome {

@@ -265,12 +265,12 @@ func (r *run) commit(ctx context.Context, write func(tx *persistence.Tx, next *t
 }
 
 // inSQL moves a group whose instances all go to one state with a context SQL rewrites, batch by
-// batch, none of them read into Go.
+// batch, none of them read into Go; then the few SQL leaves, in Go.
 func (r *run) inSQL(ctx context.Context, g group) error {
 	rw := g.mp.Rewrite()
 	mv := persistence.Move{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: Event}
 	sel := persistence.MoveState{Definition: r.row.Definition, FromState: g.state, Limit: r.m.batch(), ToState: g.to,
-		Final: g.mp.To.Final(g.to), Defaults: rw.Defaults, Drop: rw.Drop}
+		Final: g.mp.To.Final(g.to), Defaults: rw.Defaults, Drop: rw.Drop, Shape: rw.shape()}
 	for {
 		var last string
 		n, err := r.commit(ctx, func(tx *persistence.Tx, next *tally) (int, error) {
@@ -280,8 +280,12 @@ func (r *run) inSQL(ctx context.Context, g group) error {
 			last = l
 			return n, err
 		})
-		if err != nil || n < sel.Limit {
+		if err != nil {
 			return err
+		}
+		if n < sel.Limit {
+			// What SQL left (contexts of another shape, written outside fsmd) is decided in Go.
+			return r.evaluate(ctx, g)
 		}
 		sel.After = last
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // MigrationRow is one migration of running instances to a newer version (the migrations table).
@@ -110,6 +112,9 @@ type RunningBatchParams struct {
 	After      string // the last id of the previous batch
 	Limit      int
 	Lock       bool // FOR UPDATE on PostgreSQL (SQLite's transaction holds the write lock)
+	// Misshapen, when set (PostgreSQL), selects only the instances whose context does not have that
+	// shape: those InstanceMoveState leaves.
+	Misshapen *ContextShape
 }
 
 // InstanceRunningBatch returns running instances of one version of a definition, in id order.
@@ -120,6 +125,10 @@ func InstanceRunningBatch(ctx context.Context, ex Executor, p RunningBatchParams
 	if p.State != "" { // its own condition, so that PostgreSQL can use the (definition, state, id) index
 		query += ` AND state = ?`
 		args = append(args, p.State)
+	}
+	if p.Misshapen != nil && ex.dialect() == Postgres {
+		query += ` AND ` + shapeFails
+		args = append(args, pq.Array(p.Misshapen.Fields), pq.Array(p.Misshapen.Kinds))
 	}
 	query += ` ORDER BY id LIMIT ?`
 	args = append(args, p.Limit)

@@ -117,16 +117,35 @@ type MoveState struct {
 	Final      bool   // ToState is final
 	Defaults   []byte // a JSON object: the new version's fields with their initial values; the old context's values win
 	Drop       []string
+	Shape      ContextShape // only contexts of this shape move; the others stay for the caller to decide
 }
+
+// ContextShape is the top-level shape of a stored context that SQL can check: its fields (no other)
+// and the JSON type of each (Kinds: a jsonb_typeof name, "integer" for a number without a fraction,
+// or "any").
+type ContextShape struct {
+	Fields, Kinds []string
+}
+
+// shapeFails is an SQL condition on the column context (two arguments, Fields and Kinds): true
+// when the context has a field the shape lacks, or a value of another JSON type. (No question mark
+// in it, a regular expression's included: the queries are written with ? for their arguments.)
+const shapeFails = `EXISTS (
+	SELECT 1 FROM jsonb_each(context) AS e(k, v)
+	LEFT JOIN unnest(?::text[], ?::text[]) AS f(name, kind) ON f.name = e.k
+	WHERE f.name IS NULL
+		OR (f.kind <> 'any' AND jsonb_typeof(e.v) <> (CASE WHEN f.kind = 'integer' THEN 'number' ELSE f.kind END))
+		OR (f.kind = 'integer' AND jsonb_typeof(e.v) = 'number' AND e.v::text ~ '[.eE]'))`
 
 // moveStateQuery moves a batch of the running instances of one (version, state), in id order, with
 // their audit rows, on PostgreSQL: one statement, no row through the client. The batch is locked
 // first (FOR UPDATE), so that events sent to its instances meanwhile wait and then see the new
-// version. The new context is Defaults with the old context's fields over it, less Drop.
+// version. The new context is Defaults with the old context's fields over it, less Drop. A context
+// not of the shape is skipped.
 const moveStateQuery = `
 	WITH batch AS (
 		SELECT id, context, revision FROM instances
-		WHERE definition = ? AND state = ? AND version = ? AND NOT final AND id > ?
+		WHERE definition = ? AND state = ? AND version = ? AND NOT final AND id > ? AND NOT ` + shapeFails + `
 		ORDER BY id LIMIT ?
 		FOR UPDATE
 	), moved AS (
@@ -144,9 +163,9 @@ const moveStateQuery = `
 	)
 	SELECT count(*) AS n, coalesce(max(instance_id), '') AS last FROM audited`
 
-// InstanceMoveState moves the next batch of s's instances (PostgreSQL only), each with its audit
-// row, in the caller's transaction. It returns how many moved and the last id: fewer than s.Limit
-// when the batch was the last one.
+// InstanceMoveState moves the next batch of s's instances whose context has s.Shape (PostgreSQL
+// only), each with its audit row, in the caller's transaction. It returns how many moved and the last
+// id: fewer than s.Limit when the batch was the last one. Those of another shape stay.
 func InstanceMoveState(ctx context.Context, tx *Tx, m Move, s MoveState) (int, string, error) {
 	if tx.Dialect != Postgres {
 		return 0, "", errors.New("persistence: moving instances in SQL needs PostgreSQL")
@@ -157,7 +176,7 @@ func InstanceMoveState(ctx context.Context, tx *Tx, m Move, s MoveState) (int, s
 		Last string `db:"last"`
 	}
 	err := getContext(ctx, tx, &out, moveStateQuery,
-		s.Definition, s.FromState, m.FromVersion, s.After, s.Limit,
+		s.Definition, s.FromState, m.FromVersion, s.After, pq.Array(s.Shape.Fields), pq.Array(s.Shape.Kinds), s.Limit,
 		m.ToVersion, s.ToState, jsonArg(s.Defaults, "{}"), pq.Array(s.Drop), s.Final, at,
 		m.Event, s.FromState, s.ToState, m.MigrationID, m.ToVersion, m.FromVersion, at)
 	if err != nil {
