@@ -160,20 +160,39 @@ func (m *Migrator) Plan(ctx context.Context, name string, req Request) (Plan, er
 }
 
 // batches calls fn with the running instances of g, a batch at a time in id order, read plainly:
-// all of them, or with misshapen only those whose context does not have that shape.
+// all of them, or with misshapen only those whose context does not have that shape. The next batch
+// is read while fn works on one: the database and the decisions in Go overlap.
 func (m *Migrator) batches(ctx context.Context, name string, g group, misshapen *persistence.ContextShape,
 	fn func(rows []persistence.InstanceRow)) error {
 	p := persistence.RunningBatchParams{Definition: name, Version: g.version, State: g.state, Limit: m.batch(), Misshapen: misshapen}
+	type batch struct {
+		rows []persistence.InstanceRow
+		err  error
+	}
+	read := func(after string) <-chan batch {
+		c := make(chan batch, 1)
+		go func() {
+			q := p
+			q.After = after
+			rows, err := persistence.InstanceRunningBatch(ctx, m.DB, q)
+			c <- batch{rows, err}
+		}()
+		return c
+	}
+	next := read("")
 	for {
-		rows, err := persistence.InstanceRunningBatch(ctx, m.DB, p)
-		if err != nil {
-			return err
+		b := <-next
+		if b.err != nil {
+			return b.err
 		}
-		fn(rows)
-		if len(rows) < p.Limit {
+		full := len(b.rows) == p.Limit
+		if full {
+			next = read(b.rows[len(b.rows)-1].ID)
+		}
+		fn(b.rows)
+		if !full {
 			return nil
 		}
-		p.After = rows[len(rows)-1].ID
 	}
 }
 
