@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,11 +10,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/dbtest"
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
+	"github.com/fsmd-io/fsmd/internal/service"
 )
 
 // The claim definition of the migration benchmark: version 1 with ten states an instance waits in,
@@ -181,5 +186,64 @@ func childDo(t *testing.T, child *fsmdChild, method, path string, body []byte, w
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("%s %s: %v in %s", method, path, err, b)
 		}
+	}
+}
+
+// TestMigrateCLIResumes: `fsmd migrate run NAME` after a migration of NAME was interrupted (recorded
+// as running, run by nobody) finishes that one, as fsmd serve would at start, instead of failing
+// with migration_running.
+func TestMigrateCLIResumes(t *testing.T) {
+	t.Parallel()
+	for name, dbURL := range map[string]func(testing.TB) string{"postgres": dbtest.PostgresDatabaseURL, "sqlite": dbtest.SQLiteURL} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testMigrateCLIResumes(t, dbURL(t))
+		})
+	}
+}
+
+func testMigrateCLIResumes(t *testing.T, url string) {
+	ctx := context.Background()
+	db, err := persistence.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	defs := t.TempDir()
+	v1, v2 := apiReadFile(t, claimV1File), apiReadFile(t, claimV2File)
+	if err := os.WriteFile(filepath.Join(defs, "claim.yaml"), v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(db, service.Options{})
+	if _, err := svc.PutDefinition(ctx, "claim", v1); err != nil {
+		t.Fatal(err)
+	}
+	seedClaims(t, db, 50)
+	if _, err := svc.PutDefinition(ctx, "claim", v2); err != nil {
+		t.Fatal(err)
+	}
+	svc.Close()
+	defsByVersion := map[int][]byte{1: v1, 2: v2}
+	m := &migration.Migrator{DB: db, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		Defs: func(name string, version int) (*machine.Definition, int, error) {
+			version = cmp.Or(version, 2)
+			def, diags := machine.Parse("claim.yaml", defsByVersion[version])
+			if diags.Errors() > 0 {
+				return nil, 0, fmt.Errorf("%v", diags)
+			}
+			return def, version, nil
+		}}
+	if _, err := m.Start(ctx, "interrupted", "claim", migration.Request{}); err != nil {
+		t.Fatal(err)
+	}
+
+	res := fsmd(t, "migrate", "run", "claim", "--database-url", url, "--definitions", defs)
+	var st migration.Status
+	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil || res.code != 0 ||
+		!strings.Contains(res.stderr, "migration interrupted of claim to version 2 is running: resuming it") {
+		t.Fatalf("fsmd migrate run: %v\n%s", err, res)
+	}
+	if st.ID != "interrupted" || st.Status != "done" || st.Migrated != 50 {
+		t.Fatalf("status: %+v, want the interrupted migration done with 50 migrated", st)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,6 +84,13 @@ func migrate(ctx context.Context, verb, name string, req migration.Request, dbUR
 		return p, nil
 	}
 	st, err := svc.StartMigration(ctx, name, req)
+	if running := (*migration.RunningError)(nil); errors.As(err, &running) {
+		// One was interrupted (or runs in another process): finish it first, as fsmd serve would at
+		// start; then run this command again for what it asked, if anything is left.
+		fmt.Fprintf(stderr, "migration %s of %s to version %d is running: resuming it (a request of its own needs another run once it is done)\n",
+			running.ID, name, running.ToVersion)
+		st, err = svc.ResumeMigration(ctx, name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +98,7 @@ func migrate(ctx context.Context, verb, name string, req migration.Request, dbUR
 	for st.Status == "running" {
 		select {
 		case <-ctx.Done():
-			return st, fmt.Errorf("interrupted; the migration resumes when fsmd serve starts, or with fsmd migrate run: %w", ctx.Err())
+			return st, fmt.Errorf("interrupted; the migration resumes when fsmd serve starts, or with fsmd migrate run %s: %w", name, ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}
 		if st, err = svc.GetMigration(ctx, st.ID); err != nil {

@@ -186,9 +186,22 @@ const CodeRunning = "migration_running"
 // again, so running it again after a crash finishes the rest and moves none twice. Stranded
 // instances stay on their version and are counted again by every run.
 func (m *Migrator) Run(ctx context.Context, id string) (Status, error) {
+	// One runner per migration: processes resuming the running migrations at start, and fsmd
+	// migrate run resuming one, may try at once. The lock goes with its holder, however it dies.
+	release, ok, err := m.DB.TryLock(ctx, "migration "+id)
+	if err != nil {
+		return Status{}, err
+	}
+	if !ok {
+		return Status{}, ErrRunElsewhere
+	}
+	defer release()
 	row, err := persistence.MigrationGet(ctx, m.DB, id)
 	if err != nil {
 		return Status{}, err
+	}
+	if row.Status != "running" {
+		return status(row), nil // finished by another runner meanwhile
 	}
 	to, _, err := m.Defs(row.Definition, row.ToVersion)
 	if err != nil {
@@ -229,6 +242,9 @@ func (m *Migrator) Run(ctx context.Context, id string) (Status, error) {
 	}
 	return m.Get(ctx, id)
 }
+
+// ErrRunElsewhere: another process is running the migration (Run returns it at once).
+var ErrRunElsewhere = errors.New("the migration is being run by another process")
 
 // run is one execution of a migration: its counts and progress row as of the last commit.
 type run struct {
@@ -345,7 +361,9 @@ func (m *Migrator) finish(ctx context.Context, row persistence.MigrationRow, p *
 	// The run's context may be the one that ended it: the outcome is written regardless.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := persistence.MigrationUpdate(wctx, m.DB, row); err != nil {
+	// In a transaction: on SQLite that queues it with the process's other writers (events keep
+	// coming) instead of racing them for the lock.
+	if err := m.DB.WithTx(wctx, func(tx *persistence.Tx) error { return persistence.MigrationUpdate(wctx, tx, row) }); err != nil {
 		return errors.Join(runErr, err)
 	}
 	if runErr == nil && m.Log != nil {

@@ -387,3 +387,32 @@ func TestStartTotal(t *testing.T) {
 		}
 	})
 }
+
+// TestRunElsewhere: a migration has one runner. While another process holds it (here: its lock),
+// Run returns ErrRunElsewhere at once and moves nothing; once released, Run finishes it.
+func TestRunElsewhere(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Postgres(t)
+	c := newClaims(t, db, "f")
+	c.seed(t, 12)
+	m := c.migrator(0)
+	ctx := context.Background()
+	if _, err := m.Start(ctx, "m", "f", migration.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	release, ok, err := db.TryLock(ctx, "migration m")
+	if err != nil || !ok {
+		t.Fatalf("TryLock: %v %v", ok, err)
+	}
+	if _, err := m.Run(ctx, "m"); !errors.Is(err, migration.ErrRunElsewhere) {
+		t.Fatalf("Run while the lock is held: %v, want ErrRunElsewhere", err)
+	}
+	if st, _ := m.Get(ctx, "m"); st.Status != "running" || st.Migrated != 0 {
+		t.Fatalf("after the refused run: %+v", st)
+	}
+	release()
+	st, err := m.Run(ctx, "m")
+	if err != nil || st.Status != "done" || st.Migrated != 8 {
+		t.Fatalf("after the release: %+v, %v", st, err)
+	}
+}

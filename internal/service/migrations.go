@@ -49,6 +49,18 @@ func (s *Service) StartMigration(ctx context.Context, name string, req migration
 	return st, nil
 }
 
+// ResumeMigration runs the migration of a definition that is running (interrupted, or being run by
+// another process: then that one finishes it) in the background, and returns its status.
+func (s *Service) ResumeMigration(ctx context.Context, name string) (migration.Status, error) {
+	row, err := persistence.MigrationGetRunning(ctx, s.db, name)
+	if err != nil {
+		return migration.Status{}, s.dbError(err)
+	}
+	s.runInBackground(row.ID, name)
+	st, err := s.mig.m.Get(ctx, row.ID)
+	return st, s.dbError(err)
+}
+
 // GetMigration returns a migration's progress and result.
 func (s *Service) GetMigration(ctx context.Context, id string) (migration.Status, error) {
 	st, err := s.mig.m.Get(ctx, id)
@@ -59,7 +71,11 @@ func (s *Service) runInBackground(id, name string) {
 	s.mig.wg.Go(func() {
 		log := s.log.With(slog.String("migration", id), slog.String("definition", name))
 		st, err := s.mig.m.Run(s.mig.ctx, id)
-		if err != nil {
+		switch {
+		case errors.Is(err, migration.ErrRunElsewhere):
+			log.Info("migration run by another process")
+			return
+		case err != nil:
 			if !errors.Is(err, context.Canceled) {
 				log.Error("migration failed", slog.Any("error", err))
 			}
