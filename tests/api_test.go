@@ -226,7 +226,11 @@ func apiTestGet(t *testing.T, env *apiEnv) {
 		}
 		r := env.do(t, "GET", "/v1/instances/get-1", nil)
 		inst := apiWant[apiInstance](t, r, http.StatusOK)
-		apiCheckFields(t, r.String(), apiRaw(t, r), apiInstanceFields)
+		// GET of one instance adds its pending timers (door has none).
+		apiCheckFields(t, r.String(), apiRaw(t, r), append(slices.Clone(apiInstanceFields), "timers"))
+		if timers, ok := apiRaw(t, r)["timers"].([]any); !ok || len(timers) != 0 {
+			t.Errorf("timers %v, want []", apiRaw(t, r)["timers"])
+		}
 		if etag := r.header.Get("ETag"); etag != fmt.Sprintf(`"%d"`, rev) || inst.Revision != int64(rev) {
 			t.Errorf("revision %d: ETag %s, revision %d", rev, etag, inst.Revision)
 		}

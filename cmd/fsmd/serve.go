@@ -24,7 +24,7 @@ import (
 )
 
 // serveArgs is the synopsis of fsmd serve.
-const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch]"
+const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION]"
 
 // serveConfig is the configuration of `fsmd serve`. Each flag has an environment variable; a flag
 // given on the command line wins over its variable.
@@ -35,6 +35,7 @@ type serveConfig struct {
 	Shutdown    time.Duration // FSMD_SHUTDOWN_TIMEOUT: how long in-flight requests may take to finish
 	Watch       bool          // FSMD_WATCH: reload the definitions when a file of the folder changes
 	WatchEvery  time.Duration // how often --watch looks at the folder; defaultWatchEvery when 0
+	TimerPoll   time.Duration // FSMD_TIMER_POLL: how often the scheduler looks for due timers when idle
 }
 
 func (c serveConfig) Validate() error {
@@ -46,6 +47,9 @@ func (c serveConfig) Validate() error {
 	}
 	if c.Shutdown <= 0 {
 		return fmt.Errorf("--shutdown-timeout must be positive, not %v", c.Shutdown)
+	}
+	if c.TimerPoll < time.Millisecond || c.TimerPoll > time.Minute {
+		return fmt.Errorf("--timer-poll must be from 1ms to 1m, not %v", c.TimerPoll)
 	}
 	return nil
 }
@@ -88,6 +92,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.Watch, "watch", watch, "reload the definitions when a file of the folder changes, as SIGHUP and POST /v1/reload do (FSMD_WATCH)")
 	shutdown := env("FSMD_SHUTDOWN_TIMEOUT", "30s")
 	fs.StringVar(&shutdown, "shutdown-timeout", shutdown, "how long in-flight requests may take to finish on SIGTERM (FSMD_SHUTDOWN_TIMEOUT)")
+	timerPoll := env("FSMD_TIMER_POLL", "200ms")
+	fs.StringVar(&timerPoll, "timer-poll", timerPoll, "how often to look for due timers when none were due: the most a timer waits past its deadline, besides the work (FSMD_TIMER_POLL)")
 	if rest, code, ok := parse(fs, args); !ok {
 		return code
 	} else if len(rest) > 0 {
@@ -101,6 +107,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var err error
 	if c.Shutdown, err = time.ParseDuration(shutdown); err != nil {
 		fmt.Fprintf(stderr, "fsmd serve: --shutdown-timeout: %v\n", err)
+		return exitUsage
+	}
+	if c.TimerPoll, err = time.ParseDuration(timerPoll); err != nil {
+		fmt.Fprintf(stderr, "fsmd serve: --timer-poll: %v\n", err)
 		return exitUsage
 	}
 	if err := c.Validate(); err != nil {
@@ -176,6 +186,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 			}
 		}
 	})
+	// The timer scheduler: every process runs one; they share the due timers (definitions.md,
+	// "Timers"). It stops with the reloads, before the service and the database close.
+	reloads.Go(func() { svc.RunTimers(bgctx, service.TimerOptions{Poll: c.TimerPoll}) })
 	if c.Watch {
 		every := c.WatchEvery
 		if every <= 0 {

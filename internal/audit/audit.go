@@ -42,6 +42,7 @@ type Row struct {
 	DefinitionVersion int
 	FromVersion       int // SourceMigration: the version the instance came from; 0 otherwise
 	At                time.Time
+	Dropped           string // SourceTimer: the timer's event was refused, and why; nothing else changed
 }
 
 // Append writes r with the caller's transaction. persistence.ErrConflict when the instance has a

@@ -28,7 +28,8 @@ const (
 // Mapping is how instances of one version (From) move to another (To): the rules of To.Migrate
 // compiled against From's context. It is immutable and safe for concurrent use.
 type Mapping struct {
-	From, To *machine.Definition
+	From, To  *machine.Definition
+	ToVersion int // To's number, for instance.version in its timers' expressions (0 when unknown)
 	states   map[string][]branch // From's state -> the ordered branches of its rule
 	context  []assignment
 	rewrite  *Rewrite // nil when the new context needs an evaluation per instance
@@ -152,6 +153,7 @@ func (m *Mapping) Err() error { return m.err }
 type Outcome struct {
 	To      string         // the new state; "" when stranded
 	Context map[string]any // the new context, typed by To's schema
+	Timers  []machine.Due  // the timers of the new state, from when the instance entered its state
 	Reason  string         // "" when it moves; StateUnmapped, RuleFailed or ContextInvalid
 	Detail  string         // what failed, for people
 }
@@ -175,7 +177,30 @@ func (m *Mapping) Move(snap machine.Snapshot, now time.Time) Outcome {
 	if out.Stranded() {
 		return out
 	}
-	return Outcome{To: to, Context: ctx}
+	// The new state's timers replace the old one's, counted from when the instance entered its
+	// state: a migration does not re-enter it.
+	due, err := m.To.Timers(machine.Snapshot{ID: snap.ID, Version: m.ToVersion, State: to, Context: ctx,
+		CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt})
+	if err != nil {
+		return Outcome{Reason: RuleFailed, Detail: fmt.Sprintf("a timer of state %q: %v", to, err)}
+	}
+	return Outcome{To: to, Context: ctx, Timers: due}
+}
+
+// afterTimers are the timers of state when each fires a duration after the state was entered,
+// which SQL can count from entered_at; ok is false when one is computed by an expression.
+func (m *Mapping) afterTimers(state string) (idx []string, after []time.Duration, ok bool) {
+	st := m.To.States[state]
+	if st == nil {
+		return nil, nil, false
+	}
+	for _, t := range st.Timers {
+		if t.At != nil {
+			return nil, nil, false
+		}
+		idx, after = append(idx, t.Event), append(after, t.After)
+	}
+	return idx, after, true
 }
 
 // Target is the state an instance in state goes to when no rule of it has a guard: ok false when

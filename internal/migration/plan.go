@@ -87,6 +87,7 @@ func (m *Migrator) groups(ctx context.Context, name string, to *machine.Definiti
 				return nil, err
 			}
 			mp = Compile(from, to)
+			mp.ToVersion = toVersion
 			mappings[c.Version] = mp
 		}
 		out = append(out, m.classify(group{version: c.Version, state: c.State, n: c.N, mp: mp}))
@@ -102,7 +103,7 @@ func (m *Migrator) classify(g group) group {
 	}
 	to, ok := g.mp.Target(g.state)
 	switch {
-	case ok && g.mp.Rewrite() != nil && m.DB.Dialect == persistence.Postgres && !m.perInstance:
+	case ok && g.mp.Rewrite() != nil && m.DB.Dialect == persistence.Postgres && !m.perInstance && g.mp.timersInSQL(to):
 		g.how, g.to = inSQL, to
 	case !ok && g.mp.unmapped(g.state):
 		g.how, g.reason, g.detail = stranded, StateUnmapped, unmappedDetail(g.state)
@@ -197,6 +198,22 @@ func (m *Migrator) batches(ctx context.Context, name string, g group, misshapen 
 }
 
 func (m *Migrator) batch() int { return cmp.Or(m.Batch, 1000) }
+
+// timersInSQL reports whether SQL can arm the timers of state (none is computed by an expression).
+func (m *Mapping) timersInSQL(state string) bool {
+	_, _, ok := m.afterTimers(state)
+	return ok
+}
+
+// sqlTimers are the timers of state as SQL arms them.
+func (m *Mapping) sqlTimers(state string) []persistence.After {
+	events, after, _ := m.afterTimers(state)
+	out := make([]persistence.After, len(events))
+	for i := range events {
+		out[i] = persistence.After{Event: events[i], After: after[i]}
+	}
+	return out
+}
 
 // shape is the context shape SQL checks before it moves an instance.
 func (r *Rewrite) shape() persistence.ContextShape {

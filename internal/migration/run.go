@@ -286,7 +286,7 @@ func (r *run) inSQL(ctx context.Context, g group) error {
 	rw := g.mp.Rewrite()
 	mv := persistence.Move{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: Event}
 	sel := persistence.MoveState{Definition: r.row.Definition, FromState: g.state, Limit: r.m.batch(), ToState: g.to,
-		Final: g.mp.To.Final(g.to), Defaults: rw.Defaults, Drop: rw.Drop, Shape: rw.shape()}
+		Final: g.mp.To.Final(g.to), Defaults: rw.Defaults, Drop: rw.Drop, Shape: rw.shape(), Timers: g.mp.sqlTimers(g.to)}
 	for {
 		var last string
 		n, err := r.commit(ctx, func(tx *persistence.Tx, next *tally) (int, error) {
@@ -333,8 +333,13 @@ func (r *run) evaluate(ctx context.Context, g group) error {
 				if err != nil {
 					return 0, err
 				}
+				timers := make([]persistence.Arm, len(o.Timers))
+				for i, d := range o.Timers {
+					timers[i] = persistence.Arm{Event: d.Event, DueAt: d.At}
+				}
 				moved = append(moved, persistence.MovedInstance{ID: row.ID, Revision: row.Revision, FromState: row.State,
-					ToState: o.To, Before: row.Context, After: after, Final: g.mp.To.Final(o.To), EnteredAt: row.EnteredAt})
+					ToState: o.To, Before: row.Context, After: after, Final: g.mp.To.Final(o.To), EnteredAt: row.EnteredAt,
+					Timers: timers})
 			}
 			return len(rows), audit.AppendMoves(ctx, tx, mv, moved)
 		})

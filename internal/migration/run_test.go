@@ -29,7 +29,9 @@ context:
   tags: [string]
 states:
   received: {on: {triage: triage}}
-  triage: {on: {assess: review, hold: on_hold}}
+  triage:
+    on: {assess: review, hold: on_hold, nudge: triage}
+    timers: [{after: 1h, event: nudge}]
   review: {on: {approve: approved}}
   on_hold: {on: {release: triage}}
   approved: {on: {pay: paid}}
@@ -50,8 +52,12 @@ migrate:
         guard: ctx.amount > 1000
       - to: review
 states:
-  received: {on: {screen: screening}}
-  screening: {on: {assess: review}}
+  received:
+    on: {screen: screening}
+    timers: [{at: 'instance.created_at + duration("72h")', event: screen}]
+  screening:
+    on: {assess: review, stale: received}
+    timers: [{after: 48h, event: stale}]
   review: {on: {approve: approved}}
   senior_review: {on: {approve: approved}}
   approved: {on: {pay: paid}}
@@ -115,6 +121,12 @@ func (c *claims) seed(t *testing.T, n int) {
 			if err != nil {
 				return err
 			}
+			if st == "triage" { // its v1 timer, which the migration replaces
+				if err := persistence.TimersReplace(context.Background(), tx, fmt.Sprintf("%s-%05d", c.name, i), false,
+					int64(i%3), []persistence.Arm{{Event: "nudge", DueAt: c.now.Add(time.Hour)}}); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
@@ -145,6 +157,7 @@ type instance struct {
 	Revision int64
 	Final    bool
 	History  []string
+	Timers   []string
 }
 
 func (c *claims) instances(t *testing.T) map[string]instance {
@@ -157,6 +170,13 @@ func (c *claims) instances(t *testing.T) map[string]instance {
 	out := map[string]instance{}
 	for _, r := range rows {
 		in := instance{Version: r.Version, State: r.State, Context: decode(t, r.Context), Revision: r.Revision, Final: r.Final}
+		timers, err := persistence.TimersOf(ctx, c.db, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tm := range timers {
+			in.Timers = append(in.Timers, fmt.Sprintf("%s@%s r%d", tm.Event, tm.DueAt.Sub(c.now), tm.Revision))
+		}
 		h, err := persistence.TransitionList(ctx, c.db, persistence.TransitionListParams{InstanceID: r.ID})
 		if err != nil {
 			t.Fatal(err)
@@ -254,6 +274,14 @@ func TestRunInSQLMatchesPerInstance(t *testing.T) {
 		in := a[id]
 		if got := fmt.Sprint(in.Version, " ", in.State, " ", in.Revision, " ", in.Context); got != want {
 			t.Errorf("%s: %s, want %s", id, got, want)
+		}
+		if got, want := fmt.Sprint(in.Timers), map[string]string{
+			"-00000": "[screen@72h0m0s r1]", // an expression's timer, armed in Go
+			"-00001": "[stale@48h0m0s r2]",  // the v1 timer replaced, in SQL
+			"-00007": "[nudge@1h0m0s r1]",   // stranded: its v1 timer stays
+			"-00014": "[]", "-00008": "[]",  // review states have none
+		}[id]; want != "" && got != want {
+			t.Errorf("%s: timers %s, want %s", id, got, want)
 		}
 		if moved := in.Version == 2; moved != (len(in.History) == 1) {
 			t.Errorf("%s: history %q", id, in.History)

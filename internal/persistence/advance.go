@@ -16,9 +16,9 @@ const advanceQuery = `
 		WHERE id = ? AND revision = ?
 		RETURNING id
 	)
-	INSERT INTO transitions (` + transitionColumns + `)
+	INSERT INTO transitions (` + transitionReadColumns + `)
 	SELECT id, ?::bigint, ?::text, ?::text, ?::text, ?::integer, ?::jsonb, ?::jsonb, ?::jsonb, ?::jsonb,
-		?::text, ?::text, ?::text, ?::text, ?::integer, ?::integer, ?::timestamptz
+		?::text, ?::text, ?::text, ?::text, ?::integer, ?::integer, ?::timestamptz, ?::text
 	FROM updated`
 
 // InstanceAdvance writes an accepted transition: u, the instance's new state, provided it is still
@@ -51,7 +51,7 @@ func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
 		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
 		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		nullInt(r.FromVersion), timeArg(Postgres, r.At))
+		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped))
 	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))
 	}

@@ -36,3 +36,29 @@ func (db *DB) TryLock(ctx context.Context, name string) (release func(), ok bool
 		conn.Close()
 	}, true, nil
 }
+
+// Savepoint marks a point in tx that RollbackToSavepoint returns to: a part of a transaction that
+// can fail alone (one timer of a batch) without failing the rest.
+func Savepoint(ctx context.Context, tx *Tx, name string) error {
+	return savepoint(ctx, tx, "SAVEPOINT "+name)
+}
+
+// ReleaseSavepoint forgets a savepoint, keeping what was done since.
+func ReleaseSavepoint(ctx context.Context, tx *Tx, name string) error {
+	return savepoint(ctx, tx, "RELEASE SAVEPOINT "+name)
+}
+
+// RollbackToSavepoint undoes what was done since the savepoint, and forgets it.
+func RollbackToSavepoint(ctx context.Context, tx *Tx, name string) error {
+	if err := savepoint(ctx, tx, "ROLLBACK TO SAVEPOINT "+name); err != nil {
+		return err
+	}
+	return ReleaseSavepoint(ctx, tx, name)
+}
+
+func savepoint(ctx context.Context, tx *Tx, stmt string) error {
+	if _, err := tx.X.ExecContext(ctx, stmt); err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: %s: %w", stmt, err)))
+	}
+	return nil
+}

@@ -31,6 +31,7 @@ type MovedInstance struct {
 	Before, After []byte // JSON objects
 	Final         bool   // ToState is final
 	EnteredAt     time.Time
+	Timers        []Arm // the timers of ToState, from EnteredAt: they replace the instance's
 }
 
 // moveRowsQuery moves the instances of its arrays and appends their audit rows, on PostgreSQL: one
@@ -83,6 +84,41 @@ func InstanceMoveRows(ctx context.Context, tx *Tx, m Move, rows []MovedInstance)
 		return fmt.Errorf("persistence: move %d instances to version %d: %d were no longer at the revision read: %w",
 			n, m.ToVersion, int64(n)-moved, ErrConflict)
 	}
+	return rearm(ctx, tx, rows)
+}
+
+// rearm replaces the timers of moved instances by those of their new state, on PostgreSQL in two
+// statements for the batch.
+func rearm(ctx context.Context, tx *Tx, rows []MovedInstance) error {
+	ids := make([]string, len(rows))
+	var tIDs, events []string
+	var revs []int64
+	var idxs []int64
+	var dues []time.Time
+	for i, r := range rows {
+		ids[i] = r.ID
+		for j, a := range r.Timers {
+			tIDs, revs, idxs = append(tIDs, r.ID), append(revs, r.Revision+1), append(idxs, int64(j))
+			events, dues = append(events, a.Event), append(dues, a.DueAt.UTC().Truncate(time.Microsecond))
+		}
+	}
+	if _, err := execContext(ctx, tx, `DELETE FROM timers WHERE instance_id = ANY(?::text[])`, pq.Array(ids)); err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: cancel the timers of %d moved instances: %w", len(ids), err)))
+	}
+	if len(tIDs) == 0 {
+		return nil
+	}
+	dueText := make([]string, len(dues))
+	for i, d := range dues {
+		dueText[i] = d.Format(time.RFC3339Nano)
+	}
+	_, err := execContext(ctx, tx, `INSERT INTO timers (`+timerColumns+`)
+		SELECT id, rev, idx, event, due, due, 0, '' FROM unnest(?::text[], ?::bigint[], ?::integer[], ?::text[], ?::timestamptz[])
+			AS a(id, rev, idx, event, due)`,
+		pq.Array(tIDs), pq.Array(revs), pq.Array(idxs), pq.Array(events), pq.Array(dueText))
+	if err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: arm the timers of %d moved instances: %w", len(ids), err)))
+	}
 	return nil
 }
 
@@ -102,6 +138,9 @@ func moveRowsOneByOne(ctx context.Context, tx *Tx, m Move, rows []MovedInstance)
 		if err := TransitionInsert(ctx, tx, t); err != nil {
 			return err
 		}
+		if err := TimersReplace(ctx, tx, r.ID, true, rev, r.Timers); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -118,6 +157,13 @@ type MoveState struct {
 	Defaults   []byte // a JSON object: the new version's fields with their initial values; the old context's values win
 	Drop       []string
 	Shape      ContextShape // only contexts of this shape move; the others stay for the caller to decide
+	Timers     []After      // the timers of ToState, counted from each instance's entered_at
+}
+
+// After is a timer that fires a time after its state was entered.
+type After struct {
+	Event string
+	After time.Duration
 }
 
 // ContextShape is the top-level shape of a stored context that SQL can check: its fields (no other)
@@ -141,7 +187,8 @@ const shapeFails = `EXISTS (
 // their audit rows, on PostgreSQL: one statement, no row through the client. The batch is locked
 // first (FOR UPDATE), so that events sent to its instances meanwhile wait and then see the new
 // version. The new context is Defaults with the old context's fields over it, less Drop. A context
-// not of the shape is skipped.
+// not of the shape is skipped. The instances' timers are replaced by those of ToState, counted
+// from when each entered its state (a migration does not re-enter it).
 const moveStateQuery = `
 	WITH batch AS (
 		SELECT id, context, revision FROM instances
@@ -153,7 +200,13 @@ const moveStateQuery = `
 		SET version = ?, state = ?, context = ?::jsonb || (i.context - ?::text[]), revision = i.revision + 1,
 			final = ?, updated_at = ?
 		FROM batch b WHERE i.id = b.id
-		RETURNING i.id, i.revision, b.context AS before, i.context AS after
+		RETURNING i.id, i.revision, i.entered_at, b.context AS before, i.context AS after
+	), untimed AS (
+		DELETE FROM timers t USING moved WHERE t.instance_id = moved.id
+	), armed AS (
+		INSERT INTO timers (` + timerColumns + `)
+		SELECT moved.id, moved.revision, a.idx, a.event, moved.entered_at + a.after, moved.entered_at + a.after, 0, ''
+		FROM moved CROSS JOIN unnest(?::integer[], ?::text[], ?::interval[]) AS a(idx, event, after)
 	), audited AS (
 		INSERT INTO transitions (` + transitionColumns + `)
 		SELECT id, revision, ?::text, ?::text, ?::text, 0, '[]', '{}', before, after, 'migration', ?::text, NULL, '',
@@ -171,6 +224,10 @@ func InstanceMoveState(ctx context.Context, tx *Tx, m Move, s MoveState) (int, s
 		return 0, "", errors.New("persistence: moving instances in SQL needs PostgreSQL")
 	}
 	at := timeArg(Postgres, m.At)
+	tIdx, tEvents, tAfter := make([]int64, len(s.Timers)), make([]string, len(s.Timers)), make([]string, len(s.Timers))
+	for i, t := range s.Timers {
+		tIdx[i], tEvents[i], tAfter[i] = int64(i), t.Event, fmt.Sprintf("%d microseconds", t.After.Microseconds())
+	}
 	var out struct {
 		N    int    `db:"n"`
 		Last string `db:"last"`
@@ -178,6 +235,7 @@ func InstanceMoveState(ctx context.Context, tx *Tx, m Move, s MoveState) (int, s
 	err := getContext(ctx, tx, &out, moveStateQuery,
 		s.Definition, s.FromState, m.FromVersion, s.After, pq.Array(s.Shape.Fields), pq.Array(s.Shape.Kinds), s.Limit,
 		m.ToVersion, s.ToState, jsonArg(s.Defaults, "{}"), pq.Array(s.Drop), s.Final, at,
+		pq.Array(tIdx), pq.Array(tEvents), pq.Array(tAfter),
 		m.Event, s.FromState, s.ToState, m.MigrationID, m.ToVersion, m.FromVersion, at)
 	if err != nil {
 		return 0, "", translate(canceled(ctx, fmt.Errorf("persistence: move instances of %s version %d in state %q to version %d: %w",

@@ -26,6 +26,7 @@ type TransitionRow struct {
 	DefinitionVersion int
 	FromVersion       int // a migration's: the version the instance came from; 0 (NULL) otherwise
 	At                time.Time
+	Dropped           string // a timer's event the state refused: why ("" is stored as NULL)
 }
 
 // TransitionListParams selects a page of an instance's transitions, in seq order.
@@ -54,6 +55,7 @@ type transitionRow struct {
 	DefinitionVersion int            `db:"definition_version"`
 	FromVersion       sql.NullInt64  `db:"from_version"`
 	At                dbTime         `db:"at"`
+	Dropped           sql.NullString `db:"dropped"`
 }
 
 func (r transitionRow) row() TransitionRow {
@@ -63,20 +65,26 @@ func (r transitionRow) row() TransitionRow {
 		ContextBefore: r.ContextBefore, ContextAfter: r.ContextAfter, Source: r.Source,
 		RequestID: r.RequestID, IdempotencyKey: r.IdempotencyKey.String, RequestHash: r.RequestHash,
 		DefinitionVersion: r.DefinitionVersion, FromVersion: int(r.FromVersion.Int64), At: r.At.Time(),
+		Dropped: r.Dropped.String,
 	}
 }
 
-const transitionColumns = `instance_id, seq, event, from_state, to_state, branch, guards, payload, ` +
-	`context_before, context_after, source, request_id, idempotency_key, request_hash, definition_version, from_version, at`
+// transitionColumns are the columns every insert sets; dropped is set only by TransitionInsert (the
+// other inserts leave it NULL), and read with the rest (transitionReadColumns).
+const (
+	transitionColumns = `instance_id, seq, event, from_state, to_state, branch, guards, payload, ` +
+		`context_before, context_after, source, request_id, idempotency_key, request_hash, definition_version, from_version, at`
+	transitionReadColumns = transitionColumns + `, dropped`
+)
 
 // The queries of the transition functions that are prepared on PostgreSQL (see preparedQueries).
 const (
 	transitionInsertQuery = `
-		INSERT INTO transitions (` + transitionColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO transitions (` + transitionReadColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
 	transitionByKeyQuery = `
-		SELECT ` + transitionColumns + ` FROM transitions
+		SELECT ` + transitionReadColumns + ` FROM transitions
 		WHERE instance_id = ? AND idempotency_key = ?`
 )
 
@@ -90,7 +98,7 @@ func TransitionInsert(ctx context.Context, tx *Tx, r TransitionRow) error {
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
 		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
 		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		nullInt(r.FromVersion), timeArg(d, r.At))
+		nullInt(r.FromVersion), timeArg(d, r.At), nullString(r.Dropped))
 	if err != nil {
 		return translate(fmt.Errorf("persistence: insert transition %d of instance %q: %w", r.Seq, r.InstanceID, err))
 	}
@@ -116,7 +124,7 @@ func TransitionGetByIdempotencyKey(ctx context.Context, ex Executor, instanceID,
 // the last seq of a page as AfterSeq for the next).
 func TransitionList(ctx context.Context, ex Executor, p TransitionListParams) ([]TransitionRow, error) {
 	var b strings.Builder
-	b.WriteString(`SELECT ` + transitionColumns + ` FROM transitions WHERE instance_id = ? AND seq > ? ORDER BY seq`)
+	b.WriteString(`SELECT ` + transitionReadColumns + ` FROM transitions WHERE instance_id = ? AND seq > ? ORDER BY seq`)
 	args := []any{p.InstanceID, p.AfterSeq}
 	if p.Limit > 0 {
 		b.WriteString(` LIMIT ?`)

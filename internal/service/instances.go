@@ -1,8 +1,10 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -55,7 +57,7 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 	} else if err := CheckID(id); err != nil {
 		return Instance{}, false, err
 	}
-	snap, _, err := machine.Start(def, id, row.Version, req.Context, now)
+	snap, due, err := machine.Start(def, id, row.Version, req.Context, now)
 	if err != nil {
 		return Instance{}, false, err
 	}
@@ -67,7 +69,10 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 	inst := persistence.InstanceRow{ID: id, Definition: def.Name, Version: row.Version, State: snap.State, Context: ctxJSON,
 		Final: def.Final(snap.State), CreateHash: createHash, CreatedAt: now, UpdatedAt: now, EnteredAt: now}
 	err = s.db.WithTx(ctx, func(tx *persistence.Tx) error {
-		return persistence.InstanceInsert(ctx, tx, inst)
+		if err := persistence.InstanceInsert(ctx, tx, inst); err != nil {
+			return err
+		}
+		return persistence.TimersReplace(ctx, tx, id, false, 0, arms(due))
 	})
 	if errors.Is(err, persistence.ErrConflict) {
 		existing, err := s.instance(ctx, s.db, id)
@@ -123,7 +128,22 @@ func (s *Service) GetInstance(ctx context.Context, id string) (Instance, error) 
 		return Instance{}, err
 	}
 	s.cache.put(l.row)
-	return toInstance(l.def, l.row)
+	inst, err := toInstance(l.def, l.row)
+	if err != nil {
+		return Instance{}, err
+	}
+	timers, err := persistence.TimersOf(ctx, s.db, id)
+	if err != nil {
+		return Instance{}, s.dbError(err)
+	}
+	inst.Timers = make([]PendingTimer, len(timers))
+	for i, t := range timers {
+		inst.Timers[i] = PendingTimer{Event: t.Event, DueAt: t.DueAt, Attempts: t.Attempts, LastError: t.LastError}
+		if t.Attempts > 0 {
+			inst.Timers[i].NextTryAt = t.NextTryAt
+		}
+	}
+	return inst, nil
 }
 
 // ListInstances returns a page of instances in id order.
@@ -214,6 +234,19 @@ func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (Ev
 	}
 	s.remember(req.InstanceID, row)
 	return res, replayed, err
+}
+
+// errNeedsTx: the transition changes the instance's timers, which the quick path's one statement
+// does not write; it is an ErrConflict, so that the event goes on to the locked path.
+var errNeedsTx = fmt.Errorf("the transition changes timers: %w", persistence.ErrConflict)
+
+// arms are the timers to arm for the engine's deadlines.
+func arms(due []machine.Due) []persistence.Arm {
+	out := make([]persistence.Arm, len(due))
+	for i, d := range due {
+		out[i] = persistence.Arm{Event: d.Event, DueAt: d.At}
+	}
+	return out
 }
 
 // errStale: an event decided on the cache is to be decided again on a read.
@@ -322,7 +355,14 @@ func (s *Service) apply(ctx context.Context, ex persistence.Executor, l loaded, 
 	if err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
-	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = audit.SourceAPI, req.RequestID, req.IdempotencyKey, hash, now
+	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = cmp.Or(req.source, audit.SourceAPI), req.RequestID, req.IdempotencyKey, hash, now
+	// The timers change with the transition, in its transaction: the one-statement write of
+	// PostgreSQL's quick path cannot, so such a transition takes the locked path.
+	tx, inTx := ex.(*persistence.Tx)
+	timers := len(t.Cancel) > 0 || len(t.Arm) > 0
+	if timers && !inTx {
+		return EventResult{}, persistence.InstanceRow{}, errNeedsTx
+	}
 	next := l.row
 	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt, next.EnteredAt = t.To, row.ContextAfter, rev, t.Final, now, now
 	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
@@ -330,6 +370,11 @@ func (s *Service) apply(ctx context.Context, ex persistence.Executor, l loaded, 
 		UpdatedAt: now, EnteredAt: now}
 	if err := audit.AppendWithUpdate(ctx, ex, update, row); err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
+	}
+	if timers {
+		if err := persistence.TimersReplace(ctx, tx, next.ID, len(t.Cancel) > 0, rev, arms(t.Arm)); err != nil {
+			return EventResult{}, persistence.InstanceRow{}, err
+		}
 	}
 	// The answer is built from the values in hand rather than by decoding what was just encoded, in
 	// the canonical form a replay reads back (decodeJSON), so both are the same bytes.

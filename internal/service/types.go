@@ -23,6 +23,18 @@ type Instance struct {
 	UpdatedAt  time.Time      `json:"updated_at"`
 	EnteredAt  time.Time      `json:"entered_at"`
 	Events     []string       `json:"events"` // the events the current state handles
+	// Timers are the pending timers of the current state, by due time: GET /v1/instances/{id} only
+	// (absent from the other answers).
+	Timers []PendingTimer `json:"timers,omitzero"`
+}
+
+// PendingTimer is an armed timer of an instance: its event fires at due_at.
+type PendingTimer struct {
+	Event     string    `json:"event"`
+	DueAt     time.Time `json:"due_at"`
+	Attempts  int       `json:"attempts,omitempty"`   // failed attempts to fire it so far
+	LastError string    `json:"last_error,omitempty"` // the last failure
+	NextTryAt time.Time `json:"next_try_at,omitzero"` // when it is tried again, after a failure
 }
 
 // Transition is an accepted event as the API shows it.
@@ -60,6 +72,8 @@ type SendEvent struct {
 	IdempotencyKey string         `json:"-"` // Idempotency-Key; "" for none
 	IfMatch        *int64         `json:"-"` // If-Match: the revision the client saw; nil for none
 	RequestID      string         `json:"-"`
+
+	source string // audit.SourceAPI ("") or audit.SourceTimer
 }
 
 // Explanation is what an event would do now, with no side effect.
@@ -101,7 +115,10 @@ type HistoryEntry struct {
 	IdempotencyKey    string         `json:"idempotency_key"`
 	DefinitionVersion int            `json:"definition_version"`
 	FromVersion       int            `json:"from_version,omitempty"` // source migration: the version it came from
-	At                time.Time      `json:"at"`
+	// Dropped (source timer only): the timer's event was refused, and why ("guard_rejected: ...");
+	// nothing but the revision changed.
+	Dropped string    `json:"dropped,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // Page is a page of a list, in key order; Next is the key to pass as `after` for the next page, ""

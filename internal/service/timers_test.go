@@ -1,0 +1,153 @@
+package service_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/dbtest"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+	"github.com/fsmd-io/fsmd/internal/service"
+)
+
+// alarmDef arms timers: open reminds after 1h; reminded escalates after 1h when ctx.escalate, or
+// the escalation is refused (a dropped timer); twice has two timers of which the earlier wins.
+const alarmDef = `name: alarm
+initial: open
+context:
+  escalate: bool
+  n: int
+states:
+  open:
+    on:
+      answer: answered
+      remind: reminded
+      split: twice
+    timers:
+      - {after: 1h, event: remind}
+  reminded:
+    on:
+      answer: answered
+      escalate_now:
+        - to: escalated
+          guard: ctx.escalate
+    timers:
+      - {after: 1h, event: escalate_now}
+  twice:
+    on:
+      first: {to: twice, set: {n: ctx.n + 1}}
+      second: {to: twice, set: {n: ctx.n + 100}}
+    timers:
+      - {after: 2h, event: second}
+      - {after: 1h, event: first}
+  escalated: {on: {answer: answered}}
+  answered: {final: true}
+`
+
+// clock is a settable clock for a service.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// TestTimers: timers are armed on entering a state and listed on the instance, never fire early,
+// fire through the event path (audit source timer) and re-arm the next state's, are cancelled by
+// leaving the state, fire an instance's earliest first after downtime, and a refused timer event is
+// dropped with its reason, once.
+func TestTimers(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
+		ctx := context.Background()
+		c := &clock{t: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}
+		t0 := c.now()
+		svc := service.New(db, service.Options{Now: c.now})
+		t.Cleanup(svc.Close)
+		if err := svc.Register(ctx, set(t, alarmDef)); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"a", "b", "d"} {
+			create(t, svc, "alarm", id)
+		}
+		if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "alarm", ID: "e", Context: map[string]any{"escalate": true}}); err != nil {
+			t.Fatal(err)
+		}
+		timersOf := func(id string) string {
+			t.Helper()
+			inst, err := svc.GetInstance(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var parts []string
+			for _, tm := range inst.Timers {
+				parts = append(parts, tm.Event+"@"+tm.DueAt.Sub(t0).String())
+			}
+			return inst.State + " [" + strings.Join(parts, " ") + "]"
+		}
+		fire := func(want int) {
+			t.Helper()
+			n, err := svc.FireDue(ctx, service.TimerOptions{})
+			if err != nil || n != want {
+				t.Fatalf("FireDue: %d instances, %v; want %d", n, err, want)
+			}
+		}
+		if got := timersOf("a"); got != "open [remind@1h0m0s]" {
+			t.Fatalf("a after creation: %s", got)
+		}
+		send(t, svc, "b", "answer") // leaves open: its timer is cancelled
+		send(t, svc, "d", "split")
+		if got := timersOf("d"); got != "twice [first@1h0m0s second@2h0m0s]" {
+			t.Fatalf("d in twice: %s", got)
+		}
+
+		c.advance(59 * time.Minute)
+		fire(0) // none early
+
+		c.advance(4 * time.Hour) // downtime: everything is overdue
+		fire(3)                  // a, e: remind; d: first (the earlier), which re-enters twice
+		for id, want := range map[string]string{
+			"a": "reminded [escalate_now@5h59m0s]", // armed from when it fired, 4h59m after t0
+			"e": "reminded [escalate_now@5h59m0s]",
+			"b": "answered []",
+			"d": "twice [first@5h59m0s second@6h59m0s]",
+		} {
+			if got := timersOf(id); got != want {
+				t.Errorf("%s: %s, want %s", id, got, want)
+			}
+		}
+		h, err := svc.History(ctx, "d", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := h.Items[len(h.Items)-1]; last.Event != "first" || last.Source != "timer" || last.Dropped != "" {
+			t.Errorf("d's last row: %+v, want first from a timer", last)
+		}
+
+		c.advance(time.Hour)
+		fire(3) // a's escalation is refused (no escalate): dropped; e escalates; d: first again
+		if got := timersOf("a"); got != "reminded []" {
+			t.Errorf("a after the refused escalation: %s", got)
+		}
+		if got := timersOf("e"); got != "escalated []" {
+			t.Errorf("e: %s", got)
+		}
+		h, err = svc.History(ctx, "a", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := h.Items[len(h.Items)-1]
+		if last.Event != "escalate_now" || last.Source != "timer" || last.From != "reminded" || last.To != "reminded" ||
+			!strings.HasPrefix(last.Dropped, "guard_rejected: ") || len(h.Items) != 2 {
+			t.Errorf("a's history: %+v, want the remind row, then escalate_now dropped (guard_rejected)", h.Items)
+		}
+		fire(0) // the dropped timer is gone: no loop
+	})
+}
