@@ -29,11 +29,11 @@ const (
 // compiled against From's context. It is immutable and safe for concurrent use.
 type Mapping struct {
 	From, To  *machine.Definition
-	ToVersion int // To's number, for instance.version in its timers' expressions (0 when unknown)
-	states   map[string][]branch // From's state -> the ordered branches of its rule
-	context  []assignment
-	rewrite  *Rewrite // nil when the new context needs an evaluation per instance
-	err      error    // a rule or expression that does not compile against From: nothing can move
+	ToVersion int                 // To's number, for instance.version in its timers' expressions (0 when unknown)
+	states    map[string][]branch // From's state -> the ordered branches of its rule
+	context   []assignment
+	rewrite   *Rewrite // nil when the new context needs an evaluation per instance
+	err       error    // a rule or expression that does not compile against From: nothing can move
 }
 
 // Rewrite is how the new context follows from the old one when that needs no evaluation per
