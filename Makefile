@@ -46,6 +46,10 @@ bench-load: ## Load fsmd on PostgreSQL over HTTP and compare with pgbench -N (CL
 bench-migrate: ## Migrate running instances on PostgreSQL: plan and run, timed (INSTANCES=1000000)
 	$(GO) run ./bench/migrate -instances $(or $(INSTANCES),1000000)
 
+.PHONY: bench-timers
+bench-timers: ## Fire 10,000 durable timers due over one minute on PostgreSQL and report their lag
+	$(GO) run ./bench/timers -timers $(or $(TIMERS),10000) -over $(or $(OVER),1m)
+
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -14,14 +14,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -31,6 +27,7 @@ import (
 
 	"github.com/lib/pq"
 
+	"github.com/fsmd-io/fsmd/bench/internal/benchdb"
 	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
@@ -74,7 +71,7 @@ func run(ctx context.Context, n int, serverURL, dir string, contextRule bool, ou
 	if contextRule { // the worst case: no group moves in SQL
 		v2 = bytes.Replace(v2, []byte("  policy: manual\n"), []byte("  policy: manual\n  context:\n    priority: 'ctx.amount > 1000 ? 1 : 3'\n"), 1)
 	}
-	dbURL, drop, err := createDatabase(ctx, serverURL)
+	dbURL, drop, err := benchdb.Create(ctx, serverURL, "fsmd_bench_migrate_")
 	if err != nil {
 		return err
 	}
@@ -195,35 +192,4 @@ func check(ctx context.Context, db *persistence.DB, n int, plan migration.Plan, 
 			onV2, rows, instancesWithRows, st.Migrated, plan.Total, n)
 	}
 	return nil
-}
-
-// createDatabase creates a database named fsmd_bench_migrate_<random> on the server and returns its
-// URL and a function that drops it.
-func createDatabase(ctx context.Context, serverURL string) (string, func(), error) {
-	server, err := sql.Open("postgres", serverURL)
-	if err != nil {
-		return "", nil, err
-	}
-	var r [6]byte
-	_, _ = rand.Read(r[:])
-	name := "fsmd_bench_migrate_" + hex.EncodeToString(r[:])
-	if _, err := server.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		server.Close()
-		return "", nil, fmt.Errorf("create database %s: %w", name, err)
-	}
-	drop := func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := server.ExecContext(dctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			fmt.Fprintf(os.Stderr, "migrate: drop database %s: %v\n", name, err)
-		}
-		server.Close()
-	}
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		drop()
-		return "", nil, err
-	}
-	u.Path, u.RawPath = "/"+name, ""
-	return u.String(), drop, nil
 }
