@@ -149,5 +149,70 @@ func TestTimers(t *testing.T) {
 			t.Errorf("a's history: %+v, want the remind row, then escalate_now dropped (guard_rejected)", h.Items)
 		}
 		fire(0) // the dropped timer is gone: no loop
+
+		// A timer whose event the state does not handle (as one left over from an older version
+		// would be): dropped with the reason, not retried.
+		err = db.WithTx(ctx, func(tx *persistence.Tx) error {
+			return persistence.TimersReplace(ctx, tx, "e", false, 99, []persistence.Arm{{Event: "remind", DueAt: c.now()}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fire(1)
+		h, err = svc.History(ctx, "e", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := h.Items[len(h.Items)-1]; last.Event != "remind" || !strings.HasPrefix(last.Dropped, "invalid_transition: ") {
+			t.Errorf("e's last row: %+v, want remind dropped (invalid_transition)", last)
+		}
+		fire(0)
+		if got := timersOf("e"); got != "escalated []" {
+			t.Errorf("e after the unhandled timer: %s", got)
+		}
+	})
+}
+
+// TestTimerRetry: a timer that fails to fire for a reason of its own (here the process does not
+// have its definition loaded) is put off with backoff, keeps its attempts and error, and fires once
+// the reason is gone.
+func TestTimerRetry(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
+		ctx := context.Background()
+		c := &clock{t: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}
+		svc := service.New(db, service.Options{Now: c.now})
+		t.Cleanup(svc.Close)
+		if err := svc.Register(ctx, set(t, alarmDef)); err != nil {
+			t.Fatal(err)
+		}
+		create(t, svc, "alarm", "r")
+		blind := service.New(db, service.Options{Now: c.now}) // knows no definition
+		t.Cleanup(blind.Close)
+		c.advance(time.Hour)
+		if n, err := blind.FireDue(ctx, service.TimerOptions{Backoff: time.Minute, MaxWait: time.Hour}); err != nil || n != 1 {
+			t.Fatalf("FireDue without the definition: %d, %v", n, err)
+		}
+		inst, err := svc.GetInstance(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(inst.Timers) != 1 || inst.Timers[0].Attempts != 1 || !strings.Contains(inst.Timers[0].LastError, "alarm") ||
+			inst.Timers[0].NextTryAt.Before(c.now().Add(30*time.Second)) || inst.State != "open" {
+			t.Fatalf("after the failure: %s %+v, want open with the timer put off 30 s to 1 min", inst.State, inst.Timers)
+		}
+		if n, err := svc.FireDue(ctx, service.TimerOptions{}); err != nil || n != 0 {
+			t.Fatalf("FireDue before its next try: %d instances, %v; want none", n, err)
+		}
+		if inst, _ := svc.GetInstance(ctx, "r"); inst.State != "open" {
+			t.Fatalf("fired before its next try: %s", inst.State)
+		}
+		c.advance(time.Minute)
+		if n, err := svc.FireDue(ctx, service.TimerOptions{}); err != nil || n != 1 {
+			t.Fatalf("FireDue: %d, %v", n, err)
+		}
+		if inst, _ := svc.GetInstance(ctx, "r"); inst.State != "reminded" {
+			t.Fatalf("after the next try: %s, want reminded", inst.State)
+		}
 	})
 }
