@@ -3,6 +3,9 @@ package persistence
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/lib/pq"
 )
 
 // advanceQuery writes an accepted transition on PostgreSQL in one statement: the instance's update,
@@ -15,7 +18,27 @@ const advanceQuery = `
 		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?
 		WHERE id = ? AND revision = ?
 		RETURNING id
-	)
+	)` + advanceInsert
+
+// advanceTimersQuery is advanceQuery that also changes the instance's timers: those of the state
+// left are deleted when the flag says so, those of the state entered armed (arrays of index, event
+// and due time) at the new revision. The deleted rows have an older revision than the armed ones,
+// so the two never meet in the key.
+const advanceTimersQuery = `
+	WITH updated AS (
+		UPDATE instances
+		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?
+		WHERE id = ? AND revision = ?
+		RETURNING id, revision
+	), untimed AS (
+		DELETE FROM timers WHERE ?::boolean AND instance_id IN (SELECT id FROM updated)
+	), armed AS (
+		INSERT INTO timers (` + timerColumns + `)
+		SELECT updated.id, updated.revision, a.idx, a.event, a.due, a.due, 0, ''
+		FROM updated CROSS JOIN unnest(?::integer[], ?::text[], ?::timestamptz[]) AS a(idx, event, due)
+	)` + advanceInsert
+
+const advanceInsert = `
 	INSERT INTO transitions (` + transitionReadColumns + `)
 	SELECT id, ?::bigint, ?::text, ?::text, ?::text, ?::integer, ?::jsonb, ?::jsonb, ?::jsonb, ?::jsonb,
 		?::text, ?::text, ?::text, ?::text, ?::integer, ?::integer, ?::timestamptz, ?::text
@@ -28,7 +51,8 @@ const advanceQuery = `
 // On PostgreSQL it is one statement, so ex may be the database itself: the statement is then its
 // own transaction, and an event costs two round trips (read, write) instead of five (BEGIN, SELECT
 // ... FOR UPDATE, UPDATE, INSERT, COMMIT). SQLite cannot update in a WITH clause: there ex must be
-// a transaction, and the update and the insert are two statements in it.
+// a transaction, and the update and the insert are two statements in it. u.Timers, when set, changes
+// the instance's timers in the same statement (or transaction).
 func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r TransitionRow) error {
 	if u.ID != r.InstanceID || u.Revision != r.Seq {
 		return fmt.Errorf("persistence: advance instance %q to revision %d with transition %d of instance %q",
@@ -42,16 +66,32 @@ func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r
 		if err := InstanceUpdate(ctx, tx, u); err != nil {
 			return err
 		}
-		return TransitionInsert(ctx, tx, r)
+		if err := TransitionInsert(ctx, tx, r); err != nil {
+			return err
+		}
+		if u.Timers == nil {
+			return nil
+		}
+		return TimersReplace(ctx, tx, u.ID, u.Timers.Cancel, u.Revision, u.Timers.Arms)
 	}
-	res, err := execContext(ctx, ex, advanceQuery,
-		u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
-		timeArg(Postgres, u.UpdatedAt), timeArg(Postgres, u.EnteredAt), u.ID, u.ExpectRevision,
+	query := advanceQuery
+	args := []any{u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
+		timeArg(Postgres, u.UpdatedAt), timeArg(Postgres, u.EnteredAt), u.ID, u.ExpectRevision}
+	if u.Timers != nil {
+		query = advanceTimersQuery
+		n := len(u.Timers.Arms)
+		idx, events, dues := make([]int64, n), make([]string, n), make([]string, n)
+		for i, a := range u.Timers.Arms {
+			idx[i], events[i], dues[i] = int64(i), a.Event, a.DueAt.UTC().Format(time.RFC3339Nano)
+		}
+		args = append(args, u.Timers.Cancel, pq.Array(idx), pq.Array(events), pq.Array(dues))
+	}
+	res, err := execContext(ctx, ex, query, append(args,
 		r.Seq, r.Event, r.From, r.To, r.Branch,
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
 		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
 		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped))
+		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped))...)
 	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))
 	}

@@ -11,14 +11,15 @@ import (
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
-// TestInstanceAdvance: the instance's update and its audit row are written together or not at all,
-// and only while the instance is at the revision expected; on PostgreSQL also outside a
+// TestInstanceAdvance: the instance's update, its audit row and its timers are written together or
+// not at all, and only while the instance is at the revision expected; on PostgreSQL also outside a
 // transaction, where the one statement is its own.
 func TestInstanceAdvance(t *testing.T) {
 	t.Parallel()
 	advance := func(rev int64, key string) (persistence.InstanceUpdateParams, persistence.TransitionRow) {
 		return persistence.InstanceUpdateParams{ID: "a", ExpectRevision: rev - 1, Version: 1, State: "on",
-				Context: fmt.Appendf(nil, `{"n":%d}`, rev), Revision: rev, UpdatedAt: now(), EnteredAt: now()},
+				Context: fmt.Appendf(nil, `{"n":%d}`, rev), Revision: rev, UpdatedAt: now(), EnteredAt: now(),
+				Timers: &persistence.TimerChange{Cancel: true, Arms: []persistence.Arm{{Event: fmt.Sprint("tick", rev), DueAt: now()}}}},
 			persistence.TransitionRow{InstanceID: "a", Seq: rev, Event: "inc", From: "on", To: "on", Source: "api",
 				RequestID: "r", IdempotencyKey: key, DefinitionVersion: 1, At: now()}
 	}
@@ -49,6 +50,7 @@ func TestInstanceAdvance(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				// A fresh instance at revision 1, its transition 1 recorded with key k1.
 				db.X.MustExec(`DELETE FROM transitions WHERE instance_id = 'a'`)
+				db.X.MustExec(`DELETE FROM timers WHERE instance_id = 'a'`)
 				db.X.MustExec(`DELETE FROM instances WHERE id = 'a'`)
 				seed(t, db, nil, []persistence.InstanceRow{instance("a", "counter", 1, "on")})
 				u1, r1 := advance(1, "k1")
@@ -70,20 +72,25 @@ func TestInstanceAdvance(t *testing.T) {
 					err := write()
 					got, gerr := persistence.InstanceGet(ctx, db, "a")
 					rows, lerr := persistence.TransitionList(ctx, db, persistence.TransitionListParams{InstanceID: "a"})
-					if gerr != nil || lerr != nil {
-						t.Fatalf("%s: read back: %v, %v", way, gerr, lerr)
+					timers, terr := persistence.TimersOf(ctx, db, "a")
+					if gerr != nil || lerr != nil || terr != nil {
+						t.Fatalf("%s: read back: %v, %v, %v", way, gerr, lerr, terr)
+					}
+					timer := "none"
+					if len(timers) == 1 {
+						timer = fmt.Sprint(timers[0].Event, " r", timers[0].Revision)
 					}
 					switch {
 					case tt.want == nil && tt.wantMsg == "":
-						if err != nil || got.Revision != 2 || len(rows) != 2 || rows[1].IdempotencyKey != tt.key {
-							t.Fatalf("%s: %v; revision %d, %d rows; want both written", way, err, got.Revision, len(rows))
+						if err != nil || got.Revision != 2 || len(rows) != 2 || rows[1].IdempotencyKey != tt.key || timer != "tick2 r2" {
+							t.Fatalf("%s: %v; revision %d, %d rows, timers %s; want all written", way, err, got.Revision, len(rows), timer)
 						}
 						return // written once: the other way would find it moved on
 					case tt.want != nil && !errors.Is(err, tt.want), tt.wantMsg != "" && (err == nil || !strings.Contains(err.Error(), tt.wantMsg)):
 						t.Errorf("%s: %v, want %v%s", way, err, tt.want, tt.wantMsg)
 					}
-					if got.Revision != 1 || len(rows) != 1 || !jsonEqual(t, got.Context, []byte(`{"n":1}`)) {
-						t.Errorf("%s: revision %d, context %s, %d rows; want nothing written", way, got.Revision, got.Context, len(rows))
+					if got.Revision != 1 || len(rows) != 1 || !jsonEqual(t, got.Context, []byte(`{"n":1}`)) || timer != "tick1 r1" {
+						t.Errorf("%s: revision %d, context %s, %d rows, timers %s; want nothing written", way, got.Revision, got.Context, len(rows), timer)
 					}
 				}
 			})

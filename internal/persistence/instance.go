@@ -34,6 +34,15 @@ type InstanceUpdateParams struct {
 	Final          bool
 	UpdatedAt      time.Time
 	EnteredAt      time.Time
+	// Timers, when set, changes the instance's timers with the update (InstanceAdvance only): the
+	// state's are cancelled, the entered state's armed at Revision.
+	Timers *TimerChange
+}
+
+// TimerChange is what a transition does to its instance's timers.
+type TimerChange struct {
+	Cancel bool  // every timer of the instance is deleted: its state was left or re-entered
+	Arms   []Arm // armed at the new revision
 }
 
 // InstanceListParams selects a page of instances, in id order.

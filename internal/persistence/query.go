@@ -22,6 +22,7 @@ var preparedQueries = []string{
 	transitionInsertQuery,
 	transitionByKeyQuery,
 	advanceQuery,
+	advanceTimersQuery,
 }
 
 // prepare prepares preparedQueries on PostgreSQL (a no-op on SQLite).

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -236,10 +235,6 @@ func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (Ev
 	return res, replayed, err
 }
 
-// errNeedsTx: the transition changes the instance's timers, which the quick path's one statement
-// does not write; it is an ErrConflict, so that the event goes on to the locked path.
-var errNeedsTx = fmt.Errorf("the transition changes timers: %w", persistence.ErrConflict)
-
 // arms are the timers to arm for the engine's deadlines.
 func arms(due []machine.Due) []persistence.Arm {
 	out := make([]persistence.Arm, len(due))
@@ -356,25 +351,17 @@ func (s *Service) apply(ctx context.Context, ex persistence.Executor, l loaded, 
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
 	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = cmp.Or(req.source, audit.SourceAPI), req.RequestID, req.IdempotencyKey, hash, now
-	// The timers change with the transition, in its transaction: the one-statement write of
-	// PostgreSQL's quick path cannot, so such a transition takes the locked path.
-	tx, inTx := ex.(*persistence.Tx)
-	timers := len(t.Cancel) > 0 || len(t.Arm) > 0
-	if timers && !inTx {
-		return EventResult{}, persistence.InstanceRow{}, errNeedsTx
-	}
+
 	next := l.row
 	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt, next.EnteredAt = t.To, row.ContextAfter, rev, t.Final, now, now
 	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
 		Version: next.Version, State: next.State, Context: next.Context, Revision: rev, Final: next.Final,
 		UpdatedAt: now, EnteredAt: now}
+	if len(t.Cancel) > 0 || len(t.Arm) > 0 { // the timers change with the transition, in its statement
+		update.Timers = &persistence.TimerChange{Cancel: len(t.Cancel) > 0, Arms: arms(t.Arm)}
+	}
 	if err := audit.AppendWithUpdate(ctx, ex, update, row); err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
-	}
-	if timers {
-		if err := persistence.TimersReplace(ctx, tx, next.ID, len(t.Cancel) > 0, rev, arms(t.Arm)); err != nil {
-			return EventResult{}, persistence.InstanceRow{}, err
-		}
 	}
 	// The answer is built from the values in hand rather than by decoding what was just encoded, in
 	// the canonical form a replay reads back (decodeJSON), so both are the same bytes.
