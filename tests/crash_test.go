@@ -352,11 +352,17 @@ type fsmdChild struct {
 // answers 200 and returns it. The process is killed when the test ends.
 func startFsmd(t *testing.T, dbURL, defs string, extra ...string) *fsmdChild {
 	t.Helper()
+	return startFsmdEnv(t, nil, dbURL, defs, extra...)
+}
+
+// startFsmdEnv is startFsmd with environment variables (NAME=value) added to the test's.
+func startFsmdEnv(t *testing.T, env []string, dbURL, defs string, extra ...string) *fsmdChild {
+	t.Helper()
 	log := &childLog{addr: make(chan string, 1)}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--database-url", dbURL, "--definitions", defs}, extra...)
 	cmd := exec.Command(fsmdBin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting fsmd: %v", err)
 	}

@@ -1299,6 +1299,217 @@ const docTemplate = `{
                 }
             }
         },
+        "/v1/outbox/dead": {
+            "get": {
+                "description": "The webhook deliveries given up on (after the configured number of attempts, or at once for a refused destination), oldest first, each with the body every attempt sent and the last error. Pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "outbox"
+                ],
+                "summary": "Dead letters of the outbox",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "only those of this definition",
+                        "name": "definition",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only those of this webhook (its name in notify)",
+                        "name": "webhook",
+                        "in": "query"
+                    },
+                    {
+                        "maximum": 1000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 100,
+                        "description": "page size",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the last id of the previous page",
+                        "name": "after",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Page-service_DeadLetter"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a bad query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/outbox/dead/redrive": {
+            "post": {
+                "description": "Re-drives every dead letter, or those of one definition and/or webhook, as POST /v1/outbox/dead/{id}/redrive does each: of one instance and webhook, they go in seq order.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "outbox"
+                ],
+                "summary": "Re-drive dead letters",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "only those of this definition",
+                        "name": "definition",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "only those of this webhook (its name in notify)",
+                        "name": "webhook",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.RedriveResult"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a bad query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/outbox/dead/{id}/redrive": {
+            "post": {
+                "description": "Gives the dead letter another round of attempts (its attempts count from 0 again), due now: it goes once the deliveries of its instance and webhook before it are done. It keeps its id, so the receiver can still tell a repeat.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "outbox"
+                ],
+                "summary": "Re-drive a dead letter",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "the dead letter's id (its Fsmd-Delivery-Id)",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.RedriveResult"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no dead letter has that id",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    }
+                }
+            }
+        },
         "/v1/reload": {
             "post": {
                 "description": "Re-reads the definitions folder, as SIGHUP does (and ` + "`" + `fsmd serve --watch` + "`" + ` when a file changes). When any file is invalid nothing is registered: 422 invalid_definition with every problem of the folder in ` + "`" + `errors` + "`" + `, and the registered versions go on serving. Otherwise each definition whose content is new becomes its next version (` + "`" + `created` + "`" + `), content registered already is a no-op, and a new version with migrate policy auto (the default) starts migrating the running instances of older versions (policy manual only plans). The answer lists every definition of the folder, and ` + "`" + `warnings` + "`" + `: the validation's and migrate rules for states that no older version has. A definition whose file left the folder stays registered: versions are never deleted. No body, or an empty JSON object.",
@@ -1642,6 +1853,62 @@ const docTemplate = `{
                 }
             }
         },
+        "service.DeadLetter": {
+            "type": "object",
+            "properties": {
+                "attempts": {
+                    "type": "integer",
+                    "example": 16
+                },
+                "body": {
+                    "description": "Body is the request body every attempt sent (docs/api.md, \"Outbox\").",
+                    "type": "object"
+                },
+                "created_at": {
+                    "description": "when the transition was accepted",
+                    "type": "string"
+                },
+                "definition": {
+                    "type": "string",
+                    "example": "order"
+                },
+                "id": {
+                    "description": "the delivery id, sent as Fsmd-Delivery-Id",
+                    "type": "string",
+                    "example": "06gztt7dq6c6js8q438gca5qj0"
+                },
+                "instance": {
+                    "type": "string",
+                    "example": "order-1001"
+                },
+                "last_error": {
+                    "type": "string",
+                    "example": "HTTP 503: upstream unavailable (attempt 16 of 16: dead)"
+                },
+                "last_try_at": {
+                    "description": "the last attempt",
+                    "type": "string"
+                },
+                "seq": {
+                    "description": "of the transition announced, in the instance's history",
+                    "type": "integer",
+                    "example": 3
+                },
+                "url": {
+                    "type": "string",
+                    "example": "https://billing.example.com/hooks/fsmd"
+                },
+                "version": {
+                    "type": "integer",
+                    "example": 1
+                },
+                "webhook": {
+                    "description": "its name in the definition's notify section",
+                    "type": "string",
+                    "example": "billing"
+                }
+            }
+        },
         "service.DefinitionSummary": {
             "type": "object",
             "properties": {
@@ -1777,6 +2044,10 @@ const docTemplate = `{
                 "definition_version": {
                     "type": "integer"
                 },
+                "dropped": {
+                    "description": "Dropped (source timer only): the timer's event was refused, and why (\"guard_rejected: ...\");\nnothing but the revision changed.",
+                    "type": "string"
+                },
                 "event": {
                     "type": "string"
                 },
@@ -1844,6 +2115,13 @@ const docTemplate = `{
                 "state": {
                     "type": "string"
                 },
+                "timers": {
+                    "description": "Timers are the pending timers of the current state, by due time: GET /v1/instances/{id} only\n(absent from the other answers).",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.PendingTimer"
+                    }
+                },
                 "updated_at": {
                     "type": "string"
                 },
@@ -1872,6 +2150,20 @@ const docTemplate = `{
                 "to_version": {
                     "description": "0 or absent: the latest version",
                     "type": "integer"
+                }
+            }
+        },
+        "service.Page-service_DeadLetter": {
+            "type": "object",
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.DeadLetter"
+                    }
+                },
+                "next": {
+                    "type": "string"
                 }
             }
         },
@@ -1931,6 +2223,29 @@ const docTemplate = `{
                 }
             }
         },
+        "service.PendingTimer": {
+            "type": "object",
+            "properties": {
+                "attempts": {
+                    "description": "failed attempts to fire it so far",
+                    "type": "integer"
+                },
+                "due_at": {
+                    "type": "string"
+                },
+                "event": {
+                    "type": "string"
+                },
+                "last_error": {
+                    "description": "the last failure",
+                    "type": "string"
+                },
+                "next_try_at": {
+                    "description": "when it is tried again, after a failure",
+                    "type": "string"
+                }
+            }
+        },
         "service.PutResult": {
             "type": "object",
             "properties": {
@@ -1947,6 +2262,16 @@ const docTemplate = `{
                     "items": {
                         "$ref": "#/definitions/source.Diagnostic"
                     }
+                }
+            }
+        },
+        "service.RedriveResult": {
+            "type": "object",
+            "properties": {
+                "redriven": {
+                    "description": "how many dead letters are pending (or waiting) again",
+                    "type": "integer",
+                    "example": 1
                 }
             }
         },

@@ -17,7 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/outbox"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/server"
 	"github.com/fsmd-io/fsmd/internal/service"
@@ -36,6 +39,10 @@ type serveConfig struct {
 	Watch       bool          // FSMD_WATCH: reload the definitions when a file of the folder changes
 	WatchEvery  time.Duration // how often --watch looks at the folder; defaultWatchEvery when 0
 	TimerPoll   time.Duration // FSMD_TIMER_POLL: how often the scheduler looks for due timers when idle
+	// WebhookSecret (FSMD_WEBHOOK_SECRET, an environment variable only: a flag would show in ps)
+	// keys the signatures of the outbox's deliveries. Without it no dispatcher runs: the deliveries
+	// wait in the outbox.
+	WebhookSecret string
 }
 
 func (c serveConfig) Validate() error {
@@ -104,6 +111,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fsmd serve: %v\n", watchErr)
 		return exitUsage
 	}
+	c.WebhookSecret = os.Getenv("FSMD_WEBHOOK_SECRET")
 	var err error
 	if c.Shutdown, err = time.ParseDuration(shutdown); err != nil {
 		fmt.Fprintf(stderr, "fsmd serve: --shutdown-timeout: %v\n", err)
@@ -189,6 +197,20 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	// The timer scheduler: every process runs one; they share the due timers (definitions.md,
 	// "Timers"). It stops with the reloads, before the service and the database close.
 	reloads.Go(func() { svc.RunTimers(bgctx, service.TimerOptions{Poll: c.TimerPoll}) })
+	// The outbox dispatcher, in every process too; they share the deliveries.
+	registry := prometheus.NewRegistry()
+	if c.WebhookSecret == "" {
+		if notifies(set) {
+			log.Warn("FSMD_WEBHOOK_SECRET is not set: webhook deliveries wait in the outbox until a process with the secret delivers them")
+		}
+	} else {
+		d, err := outbox.New(db, outbox.Config{Secret: []byte(c.WebhookSecret), Logger: log, Metrics: registry})
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		svc.SetOutboxWake(d.Wake)
+		reloads.Go(func() { _ = d.Run(bgctx) })
+	}
 	if c.Watch {
 		every := c.WatchEvery
 		if every <= 0 {
@@ -198,7 +220,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	}
 
 	// Timeouts so that a slow or stuck client cannot hold a connection forever.
-	srv := &http.Server{Addr: c.Addr, Handler: server.New(svc, server.Options{Logger: log, Version: version, Definitions: c.Definitions}),
+	srv := &http.Server{Addr: c.Addr, Handler: server.New(svc, server.Options{Logger: log, Version: version, Definitions: c.Definitions, Metrics: registry}),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		IdleTimeout: 120 * time.Second}
 	ln, err := net.Listen("tcp", c.Addr)
@@ -245,6 +267,16 @@ func logReload(ctx context.Context, log *slog.Logger, trigger, dir string, res s
 	for _, w := range res.Warnings {
 		log.Warn("definition warning", "warning", w.String())
 	}
+}
+
+// notifies reports whether a definition of set has webhooks.
+func notifies(set *machine.Set) bool {
+	for _, def := range set.ByName {
+		if len(def.Notify) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // redact hides a password in a database URL for logs.

@@ -25,8 +25,9 @@ type Definition struct {
 	Context     *schema.Type
 	Events      map[string]*EventSpec // declared payload schemas
 	States      map[string]*State
-	StateOrder  []string // states in file order
-	Migrate     *Migrate // nil when the file has no migrate section
+	StateOrder  []string   // states in file order
+	Migrate     *Migrate   // nil when the file has no migrate section
+	Notify      []*Webhook // the `notify` section, in file order (notify.go)
 	NamePos     Pos
 	InitialPos  Pos
 

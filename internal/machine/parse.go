@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	definitionKeys = []string{"name", "description", "initial", "context", "events", "states", "migrate"}
+	definitionKeys = []string{"name", "description", "initial", "context", "events", "states", "migrate", "notify"}
 	stateKeys      = []string{"description", "final", "on", "timers"}
 	branchKeys     = []string{"to", "guard", "guard_message", "set"}
 	timerKeys      = []string{"after", "at", "event"}
@@ -90,6 +90,9 @@ func (d *parser) definition(root *yaml.Node) *Definition {
 	}
 	if e, ok := top.Get("migrate"); ok {
 		def.Migrate = d.migrate(def, e)
+	}
+	if e, ok := top.Get("notify"); ok {
+		def.Notify = d.notify(e.Val)
 	}
 	return def
 }

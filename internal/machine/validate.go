@@ -44,10 +44,12 @@ func validate(def *Definition, r *source.Reporter) {
 			}
 		}
 	}
+	validateNotify(def, r)
 	if r.Diags.Errors() > 0 {
 		return
 	}
 	warnGraph(def, r, finals)
+	warnNotify(def, r)
 }
 
 // warnGraph reports what is legal but likely a mistake.

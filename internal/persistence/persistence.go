@@ -49,7 +49,12 @@ type Tx struct {
 	X       *sqlx.Tx
 	Dialect Dialect
 	db      *DB
+	after   []func() // AfterCommit's
 }
+
+// AfterCommit has f called once the transaction has committed (not when it rolls back, nor for an
+// attempt WithTx retries): to tell others of what it wrote.
+func (tx *Tx) AfterCommit(f func()) { tx.after = append(tx.after, f) }
 
 // Executor runs the queries of the store functions that only read: a *DB (each query on its own)
 // or a *Tx (inside the caller's transaction). The interface is sealed: only this package's types
@@ -215,7 +220,8 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 			_ = x.Rollback()
 		}
 	}()
-	if err := fn(&Tx{X: x, Dialect: db.Dialect, db: db}); err != nil {
+	tx := &Tx{X: x, Dialect: db.Dialect, db: db}
+	if err := fn(tx); err != nil {
 		return err
 	}
 	if !stop() { // ctx was canceled while fn ran: the transaction is being rolled back
@@ -224,6 +230,9 @@ func (db *DB) runTx(ctx context.Context, fn func(tx *Tx) error) error {
 	done = true
 	if err := x.Commit(); err != nil {
 		return fmt.Errorf("persistence: commit: %w", err)
+	}
+	for _, f := range tx.after {
+		f()
 	}
 	return nil
 }

@@ -39,6 +39,9 @@ type fakeService struct {
 
 	migration migration.Request
 	reload    service.ReloadResult
+
+	dead       service.DeadLetterFilter // outbox_test.go
+	deadLetter service.DeadLetter
 }
 
 func (f *fakeService) record(fn func()) error {

@@ -22,9 +22,14 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 }
 
-func newMetrics() *metrics {
+// newMetrics registers the server's metrics with registry (a new one when nil): the process's
+// other parts (the outbox dispatcher) may register theirs there too, and /metrics shows them all.
+func newMetrics(registry *prometheus.Registry) *metrics {
+	if registry == nil {
+		registry = prometheus.NewRegistry()
+	}
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
+		registry: registry,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fsmd_events_total",
 			Help: "Events sent to instances, by definition, event and outcome (accepted, replayed, or the error code).",

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	echoSwagger "github.com/swaggo/echo-swagger"
 	swaggerFiles "github.com/swaggo/files/v2"
 	"github.com/swaggo/swag"
@@ -42,6 +43,10 @@ type Service interface {
 	GetMigration(ctx context.Context, id string) (migration.Status, error)
 	// Reload re-reads the definitions folder dir: all or nothing when a file is invalid.
 	Reload(ctx context.Context, dir string) (service.ReloadResult, error)
+	// The dead letters of the outbox (outbox.go).
+	ListDeadLetters(ctx context.Context, f service.DeadLetterFilter) (service.Page[service.DeadLetter], error)
+	RedriveDeadLetter(ctx context.Context, id string) (service.RedriveResult, error)
+	RedriveDeadLetters(ctx context.Context, f service.DeadLetterFilter) (service.RedriveResult, error)
 }
 
 // DefaultBodyLimit is the largest request body accepted when Options.BodyLimit is 0.
@@ -54,6 +59,8 @@ type Options struct {
 	Version   string       // the build's version, shown by /healthz
 	// Definitions is the folder POST /v1/reload re-reads; "" for none (reload answers not_found).
 	Definitions string
+	// Metrics is the registry /metrics serves, the server's metrics added to it; a new one when nil.
+	Metrics *prometheus.Registry
 }
 
 // server holds what the handlers share.
@@ -75,7 +82,7 @@ func New(svc Service, o Options) *echo.Echo {
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = DefaultBodyLimit
 	}
-	s := &server{svc: svc, log: o.Logger, bodyLimit: o.BodyLimit, version: o.Version, metrics: newMetrics(),
+	s := &server{svc: svc, log: o.Logger, bodyLimit: o.BodyLimit, version: o.Version, metrics: newMetrics(o.Metrics),
 		defsDir: o.Definitions}
 
 	e := echo.New()
@@ -112,6 +119,10 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.POST("/definitions/:name/migrations", s.startMigration)
 	v1.GET("/migrations/:id", s.getMigration)
 	v1.POST("/reload", s.reload)
+
+	v1.GET("/outbox/dead", s.listDeadLetters)
+	v1.POST("/outbox/dead/redrive", s.redriveDeadLetters)
+	v1.POST("/outbox/dead/:id/redrive", s.redriveDeadLetter)
 	return e
 }
 

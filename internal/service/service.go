@@ -38,6 +38,18 @@ type Service struct {
 	ready atomic.Bool
 
 	reloading sync.Mutex // one Reload at a time
+
+	outboxWake atomic.Pointer[func()] // SetOutboxWake's
+}
+
+// SetOutboxWake has f called after each commit that wrote outbox rows (the local dispatcher's Wake,
+// so that it delivers them without waiting for its poll).
+func (s *Service) SetOutboxWake(f func()) { s.outboxWake.Store(&f) }
+
+func (s *Service) wakeOutbox() {
+	if f := s.outboxWake.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // Options configure a Service.

@@ -77,6 +77,10 @@ type Then struct {
 	Ctx   map[string]any // a subset of the context
 	Error *string
 	Final *bool
+	// Notified lists the webhooks (`notify` names) the case's transitions notify, in order: every
+	// transition its steps took, timers included, each transition's webhooks in the order of the
+	// definition's `notify`. nil: not compared; empty: none.
+	Notified *[]string
 	// Of a migration only.
 	Stranded *bool   // whether the instance stays on its version; nil: expected to move
 	Reason   *string // why it stays: migration.StateUnmapped, RuleFailed or ContextInvalid
@@ -87,7 +91,7 @@ var (
 	caseKeys  = []string{"name", "given", "when", "then"}
 	givenKeys = []string{"state", "ctx", "now"}
 	stepKeys  = []string{"event", "payload", "advance"}
-	thenKeys  = []string{"state", "ctx", "error", "final"}
+	thenKeys  = []string{"state", "ctx", "error", "final", "notified"}
 	codes     = []string{machine.CodeUnknownEvent, machine.CodeInvalidTransition, machine.CodeGuardRejected,
 		machine.CodeInstanceFinal, machine.CodeInvalidPayload, machine.CodeExpressionFailed}
 	migrationKeys     = []string{"name", "from", "given", "then"}
@@ -328,6 +332,15 @@ func (p *parser) then(t *Then, n *yaml.Node) {
 	if e, ok := spec.Get("final"); ok {
 		b := p.Boolean(e.Val, "then.final")
 		t.Final = &b
+	}
+	if e, ok := spec.Get("notified"); ok {
+		names := []string{}
+		for _, item := range p.Sequence(e.Val, "then.notified") {
+			if s, ok := p.Scalar(item, "a then.notified entry"); ok {
+				names = append(names, s)
+			}
+		}
+		t.Notified = &names
 	}
 }
 

@@ -3,7 +3,9 @@ package table
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
@@ -30,6 +32,8 @@ type instance struct {
 	pending []machine.Due
 	cov     *Coverage
 	trace   []string
+	// notified lists the webhooks the transitions taken so far notified, in order.
+	notified []string
 }
 
 // Run runs one case of a table against def, recording what it exercises in cov (which may be nil).
@@ -100,7 +104,16 @@ func (in *instance) fire(event string, payload map[string]any, via string) error
 		in.tracef("%s%s in %s: %s: %v", via, event, in.snap.State, machine.CodeOf(err), err)
 		return err
 	}
-	in.tracef("%s%s: %s -> %s", via, event, t.From, t.To)
+	var hooks []string
+	for _, w := range in.def.Notified(t) {
+		hooks = append(hooks, w.Name)
+	}
+	in.notified = append(in.notified, hooks...)
+	if len(hooks) > 0 {
+		in.tracef("%s%s: %s -> %s (notifies %s)", via, event, t.From, t.To, strings.Join(hooks, ", "))
+	} else {
+		in.tracef("%s%s: %s -> %s", via, event, t.From, t.To)
+	}
 	in.snap.State, in.snap.Context, in.snap.EnteredAt = t.To, t.ContextAfter, in.clock
 	in.pending = t.Arm
 	return nil
@@ -159,8 +172,40 @@ func (in *instance) compare(then Then, stepErr error) []string {
 	if then.Ctx != nil {
 		fails = append(fails, subset(in.def.Context, then.Ctx, in.snap.Context, "ctx")...)
 	}
+	if then.Notified != nil {
+		fails = append(fails, in.compareNotified(*then.Notified)...)
+	}
 	return fails
 }
+
+// compareNotified checks the webhooks the case's transitions notified against want.
+func (in *instance) compareNotified(want []string) []string {
+	var fails []string
+	for _, name := range want {
+		if !slices.ContainsFunc(in.def.Notify, func(w *machine.Webhook) bool { return w.Name == name }) {
+			fails = append(fails, fmt.Sprintf("then.notified: %q is not a webhook of %s (its notify section names %s)",
+				name, in.def.Name, webhookNames(in.def)))
+		}
+	}
+	if fails == nil && !slices.Equal(want, in.notified) {
+		fails = append(fails, fmt.Sprintf("notified: expected %s, got %s", showNames(want), showNames(in.notified)))
+	}
+	return fails
+}
+
+func webhookNames(def *machine.Definition) string {
+	names := make([]string, len(def.Notify))
+	for i, w := range def.Notify {
+		names[i] = w.Name
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// showNames formats a list of webhook names as YAML would: [a, b].
+func showNames(names []string) string { return "[" + strings.Join(names, ", ") + "]" }
 
 // runMigration moves the case's instance of the older version to def by def's migrate rules, at
 // given.now, as a migration would, and compares where it goes (or why it stays) with then.

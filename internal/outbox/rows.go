@@ -1,0 +1,163 @@
+package outbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+	"github.com/fsmd-io/fsmd/internal/schema"
+)
+
+// RowsParams is what Rows needs to know of an accepted transition.
+type RowsParams struct {
+	Definition *machine.Definition // the version the transition was decided on
+	Version    int                 // its number
+	InstanceID string
+	Seq        int64               // the transition's seq: the instance's revision after it
+	Source     string              // api, timer or migration (audit.SourceAPI...)
+	Transition *machine.Transition // what machine.Fire returned
+	Now        time.Time           // the transaction's now: when the rows are created, and first due
+}
+
+// Body is the JSON body of a delivery: the request a webhook receives.
+type Body struct {
+	DeliveryID string         `json:"delivery_id"` // as the Fsmd-Delivery-Id header; signed with the body
+	Webhook    string         `json:"webhook"`     // the webhook's name in the definition's notify section
+	Definition string         `json:"definition"`
+	Version    int            `json:"version"` // of the definition the transition was decided on
+	Instance   BodyInstance   `json:"instance"`
+	Transition BodyTransition `json:"transition"`
+}
+
+// BodyInstance is the instance after the transition.
+type BodyInstance struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Final    bool   `json:"final"`
+	Revision int64  `json:"revision"` // equals transition.seq
+}
+
+// BodyTransition is the transition as the instance's history shows it.
+type BodyTransition struct {
+	Seq           int64          `json:"seq"`
+	Event         string         `json:"event"`
+	From          string         `json:"from"`
+	To            string         `json:"to"`
+	Payload       map[string]any `json:"payload"`
+	ContextBefore map[string]any `json:"context_before"`
+	ContextAfter  map[string]any `json:"context_after"`
+	Source        string         `json:"source"`
+	At            time.Time      `json:"at"`
+}
+
+// Rows returns the outbox rows of an accepted transition: one per webhook of the definition that
+// the transition notifies (machine.Definition.Notified), in the order of its notify section, each
+// pending and due at p.Now. None (nil) when the definition has no webhook for it. Insert them with
+// persistence.OutboxInsert in the transaction that records the transition.
+func Rows(p RowsParams) ([]persistence.OutboxRow, error) {
+	if p.Definition == nil || p.Transition == nil {
+		return nil, errors.New("outbox: Rows needs a definition and a transition")
+	}
+	hooks := p.Definition.Notified(p.Transition)
+	if len(hooks) == 0 {
+		return nil, nil
+	}
+	t := p.Transition
+	now := p.Now.UTC()
+	body := Body{Definition: p.Definition.Name, Version: p.Version,
+		Instance: BodyInstance{ID: p.InstanceID, State: t.To, Final: t.Final, Revision: p.Seq},
+		Transition: BodyTransition{Seq: p.Seq, Event: t.Event, From: t.From, To: t.To,
+			Payload: encodeMap(t.Payload), ContextBefore: encodeMap(t.ContextBefore), ContextAfter: encodeMap(t.ContextAfter),
+			Source: p.Source, At: t.At.UTC()}}
+	rows := make([]persistence.OutboxRow, 0, len(hooks))
+	for _, w := range hooks {
+		dest, err := Destination(w.URL)
+		if err != nil {
+			return nil, fmt.Errorf("outbox: webhook %q of %s: %w", w.Name, p.Definition.Name, err)
+		}
+		body.DeliveryID, body.Webhook = newID(now), w.Name
+		data, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("outbox: the body of webhook %q: %w", w.Name, err)
+		}
+		rows = append(rows, persistence.OutboxRow{ID: body.DeliveryID, InstanceID: p.InstanceID, Seq: p.Seq,
+			Definition: p.Definition.Name, Version: p.Version, Webhook: w.Name, URL: w.URL, Destination: dest,
+			Body: data, Status: persistence.OutboxPending, NextTryAt: now, CreatedAt: now})
+	}
+	return rows, nil
+}
+
+// Append builds the rows of an accepted transition (Rows) and inserts them with the caller's
+// transaction, the one that records the transition (persistence.OutboxInsert). It returns how many
+// it inserted: 0, without a query, when the definition has no webhook for the transition. After
+// the commit, Dispatcher.Wake makes the local dispatcher deliver them without waiting for its poll.
+func Append(ctx context.Context, tx *persistence.Tx, p RowsParams) (int, error) {
+	rows, err := Rows(p)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	if err := persistence.OutboxInsert(ctx, tx, rows); err != nil {
+		return 0, err
+	}
+	return len(rows), nil
+}
+
+func encodeMap(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return schema.Encode(m).(map[string]any)
+}
+
+// Destination is what a URL's circuit breaker is named by: scheme://host:port, the host in lower
+// case, the port explicit.
+func Destination(rawURL string) (string, error) {
+	if err := machine.CheckWebhookURL(rawURL); err != nil {
+		return "", err
+	}
+	u, _ := url.Parse(rawURL)
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
+}
+
+// newID makes a delivery id: 26 characters of Crockford base32, time-ordered (48 bits of
+// milliseconds) then random (80 bits), like the instance ids the service generates, so that dead
+// letters list in the order they were created and no two databases make the same id.
+func newID(now time.Time) string {
+	const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:])
+	out := make([]byte, 26)
+	var acc uint64
+	bits, j := 0, 0
+	for _, x := range b {
+		acc = acc<<8 | uint64(x)
+		bits += 8
+		for bits >= 5 {
+			bits -= 5
+			out[j] = alphabet[(acc>>uint(bits))&31]
+			j++
+		}
+	}
+	out[j] = alphabet[(acc<<uint(5-bits))&31]
+	return string(out)
+}

@@ -1,0 +1,105 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// The dead letters of the outbox: webhook deliveries given up on (package outbox delivers them).
+
+// DeadLetter is a webhook delivery given up on, as GET /v1/outbox/dead shows it.
+type DeadLetter struct {
+	ID         string     `json:"id" example:"06gztt7dq6c6js8q438gca5qj0"` // the delivery id, sent as Fsmd-Delivery-Id
+	Instance   string     `json:"instance" example:"order-1001"`
+	Seq        int64      `json:"seq" example:"3"` // of the transition announced, in the instance's history
+	Definition string     `json:"definition" example:"order"`
+	Version    int        `json:"version" example:"1"`
+	Webhook    string     `json:"webhook" example:"billing"` // its name in the definition's notify section
+	URL        string     `json:"url" example:"https://billing.example.com/hooks/fsmd"`
+	Attempts   int        `json:"attempts" example:"16"`
+	LastError  string     `json:"last_error" example:"HTTP 503: upstream unavailable (attempt 16 of 16: dead)"`
+	LastTryAt  *time.Time `json:"last_try_at,omitempty"` // the last attempt
+	CreatedAt  time.Time  `json:"created_at"`            // when the transition was accepted
+	// Body is the request body every attempt sent (docs/api.md, "Outbox").
+	Body json.RawMessage `json:"body" swaggertype:"object"`
+}
+
+// DeadLetterFilter selects dead letters: a page of them (After, Limit), or those to re-drive.
+type DeadLetterFilter struct {
+	Definition string // "" for any
+	Webhook    string // "" for any
+	After      string // the last id of the previous page
+	Limit      int
+}
+
+// RedriveResult is the answer of the re-drive endpoints.
+type RedriveResult struct {
+	Redriven int64 `json:"redriven" example:"1"` // how many dead letters are pending (or waiting) again
+}
+
+// ListDeadLetters returns a page of the dead letters, in id order (the order they were created).
+func (s *Service) ListDeadLetters(ctx context.Context, f DeadLetterFilter) (Page[DeadLetter], error) {
+	limit := clampLimit(f.Limit)
+	rows, err := persistence.OutboxListDead(ctx, s.db, persistence.OutboxListParams{Definition: f.Definition,
+		Webhook: f.Webhook, After: f.After, Limit: limit + 1})
+	if err != nil {
+		return Page[DeadLetter]{}, s.dbError(err)
+	}
+	page := Page[DeadLetter]{Items: []DeadLetter{}}
+	for i, r := range rows {
+		if i == limit {
+			page.Next = page.Items[limit-1].ID
+			break
+		}
+		page.Items = append(page.Items, toDeadLetter(r))
+	}
+	return page, nil
+}
+
+func toDeadLetter(r persistence.OutboxRow) DeadLetter {
+	d := DeadLetter{ID: r.ID, Instance: r.InstanceID, Seq: r.Seq, Definition: r.Definition, Version: r.Version,
+		Webhook: r.Webhook, URL: r.URL, Attempts: r.Attempts, LastError: r.LastError, CreatedAt: r.CreatedAt,
+		Body: json.RawMessage(r.Body)}
+	if !r.LastTryAt.IsZero() {
+		at := r.LastTryAt
+		d.LastTryAt = &at
+	}
+	if !json.Valid(d.Body) { // written by fsmd, so never; but an answer must stay JSON
+		d.Body, _ = json.Marshal(string(r.Body))
+	}
+	return d
+}
+
+// RedriveDeadLetter gives a dead letter another round of attempts, due now. NotFoundError when no
+// dead letter has that id (it was delivered, re-driven already, or never was).
+func (s *Service) RedriveDeadLetter(ctx context.Context, id string) (RedriveResult, error) {
+	err := s.db.WithTx(ctx, func(tx *persistence.Tx) error {
+		return persistence.OutboxRedrive(ctx, tx, id, s.now())
+	})
+	if errors.Is(err, persistence.ErrNotFound) {
+		return RedriveResult{}, &NotFoundError{What: "dead letter", Key: id}
+	}
+	if err != nil {
+		return RedriveResult{}, s.dbError(err)
+	}
+	return RedriveResult{Redriven: 1}, nil
+}
+
+// RedriveDeadLetters re-drives every dead letter of the filter's definition and webhook ("" for
+// any; After and Limit are not used).
+func (s *Service) RedriveDeadLetters(ctx context.Context, f DeadLetterFilter) (RedriveResult, error) {
+	var n int64
+	err := s.db.WithTx(ctx, func(tx *persistence.Tx) (err error) {
+		n, err = persistence.OutboxRedriveAll(ctx, tx, persistence.OutboxRedriveParams{Definition: f.Definition,
+			Webhook: f.Webhook, Now: s.now()})
+		return err
+	})
+	if err != nil {
+		return RedriveResult{}, s.dbError(err)
+	}
+	return RedriveResult{Redriven: n}, nil
+}
