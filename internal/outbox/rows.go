@@ -25,6 +25,9 @@ type RowsParams struct {
 	Source     string              // api, timer or migration (audit.SourceAPI...)
 	Transition *machine.Transition // what machine.Fire returned
 	Now        time.Time           // the transaction's now: when the rows are created, and first due
+	// The JSON of the transition's payload and contexts when the caller has it already (the audit
+	// row's): used as they are instead of encoding the maps again. Each nil is encoded.
+	PayloadJSON, ContextBeforeJSON, ContextAfterJSON []byte
 }
 
 // Body is the JSON body of a delivery: the request a webhook receives.
@@ -47,15 +50,15 @@ type BodyInstance struct {
 
 // BodyTransition is the transition as the instance's history shows it.
 type BodyTransition struct {
-	Seq           int64          `json:"seq"`
-	Event         string         `json:"event"`
-	From          string         `json:"from"`
-	To            string         `json:"to"`
-	Payload       map[string]any `json:"payload"`
-	ContextBefore map[string]any `json:"context_before"`
-	ContextAfter  map[string]any `json:"context_after"`
-	Source        string         `json:"source"`
-	At            time.Time      `json:"at"`
+	Seq           int64           `json:"seq"`
+	Event         string          `json:"event"`
+	From          string          `json:"from"`
+	To            string          `json:"to"`
+	Payload       json.RawMessage `json:"payload"`        // a JSON object
+	ContextBefore json.RawMessage `json:"context_before"` // a JSON object
+	ContextAfter  json.RawMessage `json:"context_after"`  // a JSON object
+	Source        string          `json:"source"`
+	At            time.Time       `json:"at"`
 }
 
 // Rows returns the outbox rows of an accepted transition: one per webhook of the definition that
@@ -74,9 +77,21 @@ func Rows(p RowsParams) ([]persistence.OutboxRow, error) {
 	now := p.Now.UTC()
 	body := Body{Definition: p.Definition.Name, Version: p.Version,
 		Instance: BodyInstance{ID: p.InstanceID, State: t.To, Final: t.Final, Revision: p.Seq},
-		Transition: BodyTransition{Seq: p.Seq, Event: t.Event, From: t.From, To: t.To,
-			Payload: encodeMap(t.Payload), ContextBefore: encodeMap(t.ContextBefore), ContextAfter: encodeMap(t.ContextAfter),
-			Source: p.Source, At: t.At.UTC()}}
+		Transition: BodyTransition{Seq: p.Seq, Event: t.Event, From: t.From, To: t.To, Source: p.Source, At: t.At.UTC()}}
+	for _, f := range []struct {
+		dst *json.RawMessage
+		raw []byte
+		m   map[string]any
+	}{{&body.Transition.Payload, p.PayloadJSON, t.Payload}, {&body.Transition.ContextBefore, p.ContextBeforeJSON, t.ContextBefore},
+		{&body.Transition.ContextAfter, p.ContextAfterJSON, t.ContextAfter}} {
+		if *f.dst = f.raw; f.raw == nil {
+			b, err := json.Marshal(encodeMap(f.m))
+			if err != nil {
+				return nil, fmt.Errorf("outbox: the body: %w", err)
+			}
+			*f.dst = b
+		}
+	}
 	rows := make([]persistence.OutboxRow, 0, len(hooks))
 	for _, w := range hooks {
 		dest, err := Destination(w.URL)

@@ -97,3 +97,46 @@ func TestInstanceAdvance(t *testing.T) {
 		}
 	})
 }
+
+// TestInstanceAdvanceOutbox: a transition's webhook deliveries are written with it, by the one
+// statement on PostgreSQL too: the first of an instance and webhook pending, the next waiting
+// behind it; none when the update does not apply.
+func TestInstanceAdvanceOutbox(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
+		ctx := context.Background()
+		seed(t, db, []persistence.DefinitionRow{definition("counter", 1)}, []persistence.InstanceRow{instance("a", "counter", 1, "on")})
+		advance := func(rev, expect int64) error {
+			u := persistence.InstanceUpdateParams{ID: "a", ExpectRevision: expect, Version: 1, State: "on",
+				Context: []byte(`{}`), Revision: rev, UpdatedAt: now(), EnteredAt: now(),
+				Outbox: []persistence.OutboxRow{{ID: fmt.Sprint("d", rev), InstanceID: "a", Seq: rev, Definition: "counter",
+					Version: 1, Webhook: "w", URL: "http://127.0.0.1:1/w", Destination: "http://127.0.0.1:1",
+					Body: []byte(`{}`), Status: persistence.OutboxPending, NextTryAt: now(), CreatedAt: now()}}}
+			r := persistence.TransitionRow{InstanceID: "a", Seq: rev, Event: "inc", From: "on", To: "on", Source: "api",
+				RequestID: "r", DefinitionVersion: 1, At: now()}
+			if db.Dialect == persistence.Postgres {
+				return persistence.InstanceAdvance(ctx, db, u, r) // the one statement
+			}
+			return db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.InstanceAdvance(ctx, tx, u, r) })
+		}
+		if err := advance(1, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := advance(2, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := advance(3, 1); !errors.Is(err, persistence.ErrConflict) {
+			t.Fatalf("an update that does not apply: %v, want ErrConflict", err)
+		}
+		var rows []struct {
+			Seq    int64  `db:"seq"`
+			Status string `db:"status"`
+		}
+		if err := db.X.Select(&rows, `SELECT seq, status FROM outbox ORDER BY seq`); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(rows); got != "[{1 pending} {2 waiting}]" {
+			t.Errorf("outbox: %s, want [{1 pending} {2 waiting}]", got)
+		}
+	})
+}

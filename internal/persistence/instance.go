@@ -37,6 +37,9 @@ type InstanceUpdateParams struct {
 	// Timers, when set, changes the instance's timers with the update (InstanceAdvance only): the
 	// state's are cancelled, the entered state's armed at Revision.
 	Timers *TimerChange
+	// Outbox are the webhook deliveries of the transition, inserted with it (InstanceAdvance only),
+	// as OutboxInsert does: their Seq is Revision.
+	Outbox []OutboxRow
 }
 
 // TimerChange is what a transition does to its instance's timers.

@@ -441,16 +441,43 @@ func TestOutboxClaimConcurrent(t *testing.T) {
 // nothing: every row is delivered, each instance's in seq order, without a repair.
 func TestOutboxInsertWhileDelivering(t *testing.T) {
 	t.Parallel()
+	// The rows are inserted as the locked event path does (OutboxInsert in a transaction), and as
+	// the quick path does (in the one statement of InstanceAdvance).
+	for _, way := range []string{"OutboxInsert", "InstanceAdvance"} {
+		t.Run(way, func(t *testing.T) {
+			t.Parallel()
+			testOutboxInsertWhileDelivering(t, way)
+		})
+	}
+}
+
+func testOutboxInsertWhileDelivering(t *testing.T, way string) {
 	db := dbtest.Postgres(t)
 	ctx := context.Background()
 	const instances, transitions, finishers = 8, 40, 3
+	write := func(i int, seq int64) error {
+		row := delivery(fmt.Sprintf("i-%d", i), "w", seq)
+		if way == "OutboxInsert" {
+			return db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.OutboxInsert(ctx, tx, []persistence.OutboxRow{row}) })
+		}
+		u := persistence.InstanceUpdateParams{ID: row.InstanceID, ExpectRevision: seq - 1, Version: 1, State: "on",
+			Context: []byte(`{}`), Revision: seq, UpdatedAt: now(), EnteredAt: now(), Outbox: []persistence.OutboxRow{row}}
+		r := persistence.TransitionRow{InstanceID: row.InstanceID, Seq: seq, Event: "inc", From: "on", To: "on", Source: "api",
+			RequestID: "r", DefinitionVersion: 1, At: now()}
+		return persistence.InstanceAdvance(ctx, db, u, r)
+	}
+	if way == "InstanceAdvance" {
+		var rows []persistence.InstanceRow
+		for i := range instances {
+			rows = append(rows, instance(fmt.Sprintf("i-%d", i), "counter", 1, "on"))
+		}
+		seed(t, db, []persistence.DefinitionRow{definition("counter", 1)}, rows)
+	}
 	var inserting sync.WaitGroup
 	for i := range instances {
 		inserting.Go(func() { // one goroutine per instance: the event path serializes an instance's events
 			for seq := int64(1); seq <= transitions; seq++ {
-				err := db.WithTx(ctx, func(tx *persistence.Tx) error {
-					return persistence.OutboxInsert(ctx, tx, []persistence.OutboxRow{delivery(fmt.Sprintf("i-%d", i), "w", seq)})
-				})
+				err := write(i, seq)
 				if err != nil {
 					t.Error(err)
 					return

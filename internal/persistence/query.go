@@ -21,8 +21,10 @@ var preparedQueries = []string{
 	instanceUpdateQuery,
 	transitionInsertQuery,
 	transitionByKeyQuery,
-	advanceQuery,
-	advanceTimersQuery,
+	advanceQueries[0][0],
+	advanceQueries[0][1],
+	advanceQueries[1][0],
+	advanceQueries[1][1],
 }
 
 // prepare prepares preparedQueries on PostgreSQL (a no-op on SQLite).

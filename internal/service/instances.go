@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -209,7 +208,7 @@ func (s *Service) SendEvent(ctx context.Context, req SendEvent) (EventResult, bo
 
 func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (EventResult, bool, error) {
 	if s.db.Dialect == persistence.Postgres {
-		if row, ok := s.cache.get(req.InstanceID); ok && !s.notifies(row) {
+		if row, ok := s.cache.get(req.InstanceID); ok {
 			res, err := s.sendCached(ctx, row, req, hash)
 			if !errors.Is(err, errStale) {
 				return res, false, err
@@ -237,10 +236,6 @@ func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (Ev
 	return res, replayed, err
 }
 
-// errNeedsTx: the transition's writes need a transaction (outbox rows); an ErrConflict, so that the
-// event goes on to the locked path.
-var errNeedsTx = fmt.Errorf("the transition notifies webhooks: %w", persistence.ErrConflict)
-
 // arms are the timers to arm for the engine's deadlines.
 func arms(due []machine.Due) []persistence.Arm {
 	out := make([]persistence.Arm, len(due))
@@ -248,13 +243,6 @@ func arms(due []machine.Due) []persistence.Arm {
 		out[i] = persistence.Arm{Event: d.Event, DueAt: d.At}
 	}
 	return out
-}
-
-// notifies reports whether the definition version of an instance row has webhooks: its events go
-// straight to the locked path.
-func (s *Service) notifies(row persistence.InstanceRow) bool {
-	def, _, err := s.reg.get(row.Definition, row.Version)
-	return err == nil && len(def.Notify) > 0
 }
 
 // errStale: an event decided on the cache is to be decided again on a read.
@@ -373,30 +361,25 @@ func (s *Service) apply(ctx context.Context, ex persistence.Executor, l loaded, 
 	if len(t.Cancel) > 0 || len(t.Arm) > 0 { // the timers change with the transition, in its statement
 		update.Timers = &persistence.TimerChange{Cancel: len(t.Cancel) > 0, Arms: arms(t.Arm)}
 	}
-	// The webhooks it notifies get their outbox rows in its transaction. The one statement of
-	// PostgreSQL's quick path does not write them (their order per instance takes a lock and a
-	// read): such a transition takes the locked path.
-	var notify []persistence.OutboxRow
+	// The webhooks it notifies get their outbox rows with it, in its statement (or transaction).
 	if len(l.def.Notify) > 0 {
 		var err error
-		notify, err = outbox.Rows(outbox.RowsParams{Definition: l.def, Version: l.row.Version, InstanceID: l.row.ID, Seq: rev,
-			Source: row.Source, Transition: t, Now: now})
+		update.Outbox, err = outbox.Rows(outbox.RowsParams{Definition: l.def, Version: l.row.Version, InstanceID: l.row.ID, Seq: rev,
+			Source: row.Source, Transition: t, Now: now,
+			PayloadJSON: row.Payload, ContextBeforeJSON: row.ContextBefore, ContextAfterJSON: row.ContextAfter})
 		if err != nil {
 			return EventResult{}, persistence.InstanceRow{}, err
 		}
 	}
-	tx, inTx := ex.(*persistence.Tx)
-	if len(notify) > 0 && !inTx {
-		return EventResult{}, persistence.InstanceRow{}, errNeedsTx
-	}
 	if err := audit.AppendWithUpdate(ctx, ex, update, row); err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
-	if len(notify) > 0 {
-		if err := persistence.OutboxInsert(ctx, tx, notify); err != nil {
-			return EventResult{}, persistence.InstanceRow{}, err
+	if len(update.Outbox) > 0 { // the local dispatcher delivers them without waiting for its poll
+		if tx, ok := ex.(*persistence.Tx); ok {
+			tx.AfterCommit(s.wakeOutbox)
+		} else {
+			s.wakeOutbox()
 		}
-		tx.AfterCommit(s.wakeOutbox)
 	}
 	// The answer is built from the values in hand rather than by decoding what was just encoded, in
 	// the canonical form a replay reads back (decodeJSON), so both are the same bytes.
