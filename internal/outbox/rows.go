@@ -76,7 +76,7 @@ func Rows(p RowsParams) ([]persistence.OutboxRow, error) {
 	t := p.Transition
 	now := p.Now.UTC()
 	body := Body{Definition: p.Definition.Name, Version: p.Version,
-		Instance: BodyInstance{ID: p.InstanceID, State: t.To, Final: t.Final, Revision: p.Seq},
+		Instance:   BodyInstance{ID: p.InstanceID, State: t.To, Final: t.Final, Revision: p.Seq},
 		Transition: BodyTransition{Seq: p.Seq, Event: t.Event, From: t.From, To: t.To, Source: p.Source, At: t.At.UTC()}}
 	for _, f := range []struct {
 		dst *json.RawMessage
