@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -27,7 +28,7 @@ import (
 )
 
 // serveArgs is the synopsis of fsmd serve.
-const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION]"
+const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION] [--webhook-allow NETS] [--webhook-deny NETS]"
 
 // serveConfig is the configuration of `fsmd serve`. Each flag has an environment variable; a flag
 // given on the command line wins over its variable.
@@ -43,6 +44,10 @@ type serveConfig struct {
 	// keys the signatures of the outbox's deliveries. Without it no dispatcher runs: the deliveries
 	// wait in the outbox.
 	WebhookSecret string
+	// WebhookAllow and WebhookDeny (FSMD_WEBHOOK_ALLOW, FSMD_WEBHOOK_DENY: comma-separated networks,
+	// "private" for loopback and the private networks) adjust where deliveries may go: link-local
+	// and cloud-metadata addresses are refused unless allowed.
+	WebhookAllow, WebhookDeny []netip.Prefix
 }
 
 func (c serveConfig) Validate() error {
@@ -99,6 +104,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.Watch, "watch", watch, "reload the definitions when a file of the folder changes, as SIGHUP and POST /v1/reload do (FSMD_WATCH)")
 	shutdown := env("FSMD_SHUTDOWN_TIMEOUT", "30s")
 	fs.StringVar(&shutdown, "shutdown-timeout", shutdown, "how long in-flight requests may take to finish on SIGTERM (FSMD_SHUTDOWN_TIMEOUT)")
+	allow, deny := env("FSMD_WEBHOOK_ALLOW", ""), env("FSMD_WEBHOOK_DENY", "")
+	fs.StringVar(&allow, "webhook-allow", allow, "networks webhooks may be delivered to although refused by default (link-local, cloud metadata), comma-separated (FSMD_WEBHOOK_ALLOW)")
+	fs.StringVar(&deny, "webhook-deny", deny, `networks webhooks may not be delivered to, comma-separated; "private" for loopback and private networks (FSMD_WEBHOOK_DENY)`)
 	timerPoll := env("FSMD_TIMER_POLL", "200ms")
 	fs.StringVar(&timerPoll, "timer-poll", timerPoll, "how often to look for due timers when none were due: the most a timer waits past its deadline, besides the work (FSMD_TIMER_POLL)")
 	if rest, code, ok := parse(fs, args); !ok {
@@ -115,6 +123,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var err error
 	if c.Shutdown, err = time.ParseDuration(shutdown); err != nil {
 		fmt.Fprintf(stderr, "fsmd serve: --shutdown-timeout: %v\n", err)
+		return exitUsage
+	}
+	if c.WebhookAllow, err = networks(allow); err != nil {
+		fmt.Fprintf(stderr, "fsmd serve: --webhook-allow: %v\n", err)
+		return exitUsage
+	}
+	if c.WebhookDeny, err = networks(deny); err != nil {
+		fmt.Fprintf(stderr, "fsmd serve: --webhook-deny: %v\n", err)
 		return exitUsage
 	}
 	if c.TimerPoll, err = time.ParseDuration(timerPoll); err != nil {
@@ -204,7 +220,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 			log.Warn("FSMD_WEBHOOK_SECRET is not set: webhook deliveries wait in the outbox until a process with the secret delivers them")
 		}
 	} else {
-		d, err := outbox.New(db, outbox.Config{Secret: []byte(c.WebhookSecret), Logger: log, Metrics: registry})
+		d, err := outbox.New(db, outbox.Config{Secret: []byte(c.WebhookSecret), Logger: log, Metrics: registry,
+			Allow: c.WebhookAllow, Deny: c.WebhookDeny})
 		if err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
@@ -267,6 +284,32 @@ func logReload(ctx context.Context, log *slog.Logger, trigger, dir string, res s
 	for _, w := range res.Warnings {
 		log.Warn("definition warning", "warning", w.String())
 	}
+}
+
+// networks parses a comma-separated list of networks (CIDR, or one address) and "private".
+func networks(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		switch {
+		case item == "":
+		case item == "private":
+			out = append(out, outbox.PrivateNetworks...)
+		case strings.Contains(item, "/"):
+			p, err := netip.ParsePrefix(item)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a network (like 10.0.0.0/8): %v", item, err)
+			}
+			out = append(out, p.Masked())
+		default:
+			a, err := netip.ParseAddr(item)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a network (like 10.0.0.0/8) or an address: %v", item, err)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out, nil
 }
 
 // notifies reports whether a definition of set has webhooks.

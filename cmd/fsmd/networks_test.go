@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestNetworks: --webhook-allow and --webhook-deny take networks, addresses and "private", and name
+// what they cannot read.
+func TestNetworks(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want string // the prefixes, or the error
+	}{
+		{"", "[]"},
+		{"169.254.169.254", "[169.254.169.254/32]"},
+		{" 10.1.2.3/8 , fd00::/8", "[10.0.0.0/8 fd00::/8]"},
+		{"private", "private"},
+		{"10.0.0.0/33", `error: "10.0.0.0/33" is not a network`},
+		{"metadata", `error: "metadata" is not a network`},
+	}
+	for _, tt := range tests {
+		got, err := networks(tt.in)
+		s := fmt.Sprint(got)
+		if got == nil {
+			s = "[]"
+		}
+		switch {
+		case err != nil:
+			s = "error: " + err.Error()
+		case tt.want == "private":
+			if len(got) < 3 {
+				t.Errorf("private: %v", got)
+			}
+			continue
+		}
+		if len(s) < len(tt.want) || s[:len(tt.want)] != tt.want {
+			t.Errorf("networks(%q) = %s, want %s", tt.in, s, tt.want)
+		}
+	}
+}
