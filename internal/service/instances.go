@@ -198,7 +198,12 @@ func clampLimit(n int) int {
 // write changes nothing and the event goes on to the locked path. A refusal (If-Match, a guard, an
 // unknown event) is never decided on the cache, only on a read.
 func (s *Service) SendEvent(ctx context.Context, req SendEvent) (EventResult, bool, error) {
-	hash := requestHash(map[string]any{"event": req.Event, "payload": orEmpty(req.Payload)})
+	// The hash tells a replay of an Idempotency-Key from another request under it: only keyed
+	// requests are ever compared, so only they pay for it (an encoding of the payload).
+	hash := ""
+	if req.IdempotencyKey != "" {
+		hash = requestHash(map[string]any{"event": req.Event, "payload": orEmpty(req.Payload)})
+	}
 	res, replayed, err := s.sendEvent(ctx, req, hash)
 	if err != nil {
 		return EventResult{}, false, s.dbError(err)
