@@ -88,6 +88,11 @@ const docTemplate = `{
         },
         "/v1/definitions": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Every definition: its name, latest version, description and the number of its instances not in a final state (every version). In ` + "`" + `items` + "`" + `, as every list of the API.",
                 "produces": [
                     "application/json",
@@ -141,6 +146,11 @@ const docTemplate = `{
         },
         "/v1/definitions/{name}": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "The latest version: name, version, source (the YAML), states, events; and ` + "`" + `running_by_version` + "`" + `, the running instances (not in a final state) per version they run on, ` + "`" + `[{\"version\": 1, \"count\": 3}, {\"version\": 2, \"count\": 10}]` + "`" + `, in version order, versions without any left out. Instances on a version older than ` + "`" + `version` + "`" + ` are the ones not migrated: stranded by a migration, or waiting for one (policy manual). Only this answer counts them: the answers about one stored version leave the field out.",
                 "produces": [
                     "application/json",
@@ -205,6 +215,11 @@ const docTemplate = `{
                 }
             },
             "put": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Registers the YAML as the definition's next version if its content is new (201), or returns the version that has this content (200). An invalid definition is 422 invalid_definition with every problem in ` + "`" + `errors` + "`" + `.",
                 "consumes": [
                     "application/yaml",
@@ -314,6 +329,11 @@ const docTemplate = `{
         },
         "/v1/definitions/{name}/diagram": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "A Mermaid stateDiagram-v2 of the version (the latest when no version is given).",
                 "produces": [
                     "text/plain",
@@ -387,6 +407,11 @@ const docTemplate = `{
         },
         "/v1/definitions/{name}/migrations": {
             "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Starts migrating the definition's running instances on older versions to ` + "`" + `to_version` + "`" + ` (default: the latest), in batches, in the background: 202 with the migration, whose progress is at ` + "`" + `Location` + "`" + `. Each instance moves with an audit row (source migration); stranded instances stay on their version.",
                 "consumes": [
                     "application/json"
@@ -470,6 +495,11 @@ const docTemplate = `{
         },
         "/v1/definitions/{name}/migrations/plan": {
             "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Evaluates the migration of the definition's running instances on older versions to ` + "`" + `to_version` + "`" + ` (default: the latest) against the live population and changes nothing: per (from version, from state) the target state and count, and the instances that would stay (stranded) per reason, with a sample of ids.",
                 "consumes": [
                     "application/json"
@@ -539,8 +569,91 @@ const docTemplate = `{
                 }
             }
         },
+        "/v1/definitions/{name}/stats": {
+            "get": {
+                "description": "What the audit log says of a definition (every version) over a window of whole hours (UTC): per state the instances in it now (` + "`" + `running` + "`" + `, not final), the transitions into it (` + "`" + `entries` + "`" + `) and out of it (` + "`" + `exits` + "`" + `) and the median and p95 (nearest rank) of the time spent in it by those exits, in milliseconds to 2 significant digits (` + "`" + `median_ms` + "`" + `, ` + "`" + `p95_ms` + "`" + `, absent without exits); per (from, to, event) the number of transitions; per event the refusals of the engine (not transitions), in all and by error code. The window is ` + "`" + `since` + "`" + ` rounded down to its hour to ` + "`" + `until` + "`" + ` rounded up; ` + "`" + `until` + "`" + ` defaults to now, ` + "`" + `since` + "`" + ` to 24 h before ` + "`" + `until` + "`" + `; at most 366 days.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "definitions"
+                ],
+                "summary": "A definition's process stats",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "definition name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "start of the window, RFC 3339 (default: 24 h before until)",
+                        "name": "since",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "end of the window, RFC 3339 (default: now)",
+                        "name": "until",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Stats"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a bad name, a time not in RFC 3339, since not before until, a window longer than 366 days",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such definition",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    }
+                }
+            }
+        },
         "/v1/definitions/{name}/versions": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Every stored version of the definition, oldest first, in ` + "`" + `items` + "`" + `.",
                 "produces": [
                     "application/json",
@@ -607,6 +720,11 @@ const docTemplate = `{
         },
         "/v1/definitions/{name}/versions/{version}": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "produces": [
                     "application/json",
                     "application/problem+json"
@@ -680,6 +798,11 @@ const docTemplate = `{
         },
         "/v1/instances": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "A page of instances in id order. Pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page; the last page has no ` + "`" + `next` + "`" + `.",
                 "produces": [
                     "application/json",
@@ -765,6 +888,11 @@ const docTemplate = `{
                 }
             },
             "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Creates an instance on the definition's latest version, in its initial state (arming that state's timers). A client-chosen id that exists already: 409 instance_exists with the existing instance, unless the body is identical to the one that created it (then 200 with that instance: creation is idempotent).",
                 "consumes": [
                     "application/json"
@@ -876,6 +1004,11 @@ const docTemplate = `{
         },
         "/v1/instances/{id}": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "The instance, with the events its current state handles. ETag is its revision.",
                 "produces": [
                     "application/json",
@@ -946,6 +1079,11 @@ const docTemplate = `{
         },
         "/v1/instances/{id}/events": {
             "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Fires the event at the instance. The instance changes and its history gains a row in one transaction, or nothing changes. A replay of an Idempotency-Key with the same body returns the first answer again with ` + "`" + `Idempotent-Replayed: true` + "`" + `; with another body it is idempotency_mismatch.",
                 "consumes": [
                     "application/json"
@@ -1070,6 +1208,11 @@ const docTemplate = `{
         },
         "/v1/instances/{id}/explain": {
             "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "What the event would do now: each branch, its guard's value, the chosen target, the resulting context. No side effect; 200 even when the event would be refused (` + "`" + `error` + "`" + ` says why).",
                 "consumes": [
                     "application/json"
@@ -1160,6 +1303,11 @@ const docTemplate = `{
         },
         "/v1/instances/{id}/history": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "The audit log of the instance, oldest first: one row per accepted event (from the API, a timer or a migration). ` + "`" + `seq` + "`" + ` is gap-free per instance; pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page.",
                 "produces": [
                     "application/json",
@@ -1242,6 +1390,11 @@ const docTemplate = `{
         },
         "/v1/migrations/{id}": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "produces": [
                     "application/json",
                     "application/problem+json"
@@ -1301,6 +1454,11 @@ const docTemplate = `{
         },
         "/v1/outbox/dead": {
             "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "The webhook deliveries given up on (after the configured number of attempts, or at once for a refused destination), oldest first, each with the body every attempt sent and the last error. Pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page.",
                 "produces": [
                     "application/json",
@@ -1381,6 +1539,11 @@ const docTemplate = `{
         },
         "/v1/outbox/dead/redrive": {
             "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Re-drives every dead letter, or those of one definition and/or webhook, as POST /v1/outbox/dead/{id}/redrive does each: of one instance and webhook, they go in seq order.",
                 "produces": [
                     "application/json",
@@ -1446,6 +1609,11 @@ const docTemplate = `{
         },
         "/v1/outbox/dead/{id}/redrive": {
             "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Gives the dead letter another round of attempts (its attempts count from 0 again), due now: it goes once the deliveries of its instance and webhook before it are done. It keeps its id, so the receiver can still tell a repeat.",
                 "produces": [
                     "application/json",
@@ -1512,6 +1680,11 @@ const docTemplate = `{
         },
         "/v1/reload": {
             "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
                 "description": "Re-reads the definitions folder, as SIGHUP does (and ` + "`" + `fsmd serve --watch` + "`" + ` when a file changes). When any file is invalid nothing is registered: 422 invalid_definition with every problem of the folder in ` + "`" + `errors` + "`" + `, and the registered versions go on serving. Otherwise each definition whose content is new becomes its next version (` + "`" + `created` + "`" + `), content registered already is a no-op, and a new version with migrate policy auto (the default) starts migrating the running instances of older versions (policy manual only plans). The answer lists every definition of the folder, and ` + "`" + `warnings` + "`" + `: the validation's and migrate rules for states that no older version has. A definition whose file left the folder stays registered: versions are never deleted. No body, or an empty JSON object.",
                 "consumes": [
                     "application/json"
@@ -1762,6 +1935,9 @@ const docTemplate = `{
                         "body_too_large",
                         "unsupported_media_type",
                         "method_not_allowed",
+                        "unauthorized",
+                        "forbidden",
+                        "too_many_requests",
                         "unavailable",
                         "internal_error"
                     ],
@@ -1982,6 +2158,24 @@ const docTemplate = `{
                 }
             }
         },
+        "service.EventRejections": {
+            "type": "object",
+            "properties": {
+                "by_code": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "integer",
+                        "format": "int64"
+                    }
+                },
+                "count": {
+                    "type": "integer"
+                },
+                "event": {
+                    "type": "string"
+                }
+            }
+        },
         "service.EventResult": {
             "type": "object",
             "properties": {
@@ -2030,6 +2224,10 @@ const docTemplate = `{
         "service.HistoryEntry": {
             "type": "object",
             "properties": {
+                "actor": {
+                    "description": "Actor is the name of the API key that sent the event (source api, when fsmd has keys).",
+                    "type": "string"
+                },
                 "at": {
                     "type": "string"
                 },
@@ -2351,6 +2549,68 @@ const docTemplate = `{
                 }
             }
         },
+        "service.StateStats": {
+            "type": "object",
+            "properties": {
+                "entries": {
+                    "description": "Entries: the transitions into the state in the window; Exits, those out of it.",
+                    "type": "integer"
+                },
+                "exits": {
+                    "type": "integer"
+                },
+                "median_ms": {
+                    "description": "MedianMS and P95MS are the median and 95th percentile (nearest rank) of the time spent in the\nstate by the exits, in milliseconds to 2 significant digits; absent without exits.",
+                    "type": "integer"
+                },
+                "p95_ms": {
+                    "type": "integer"
+                },
+                "running": {
+                    "description": "Running is how many instances are in the state now, not final (whatever the window).",
+                    "type": "integer"
+                },
+                "state": {
+                    "type": "string"
+                }
+            }
+        },
+        "service.Stats": {
+            "type": "object",
+            "properties": {
+                "definition": {
+                    "type": "string"
+                },
+                "rejections": {
+                    "description": "Rejections: the events the engine refused in the window, by event, with the count per code.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.EventRejections"
+                    }
+                },
+                "since": {
+                    "description": "Since and Until are the window counted, in whole hours (UTC): the window asked for, Since\nrounded down to its hour and Until up.",
+                    "type": "string"
+                },
+                "states": {
+                    "description": "States: every state of the latest version, in file order, then any other state the window\nsaw (of an older version), by name.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.StateStats"
+                    }
+                },
+                "transitions": {
+                    "description": "Transitions: every (from, to, event) taken in the window, with its count, in that order.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.TransitionStats"
+                    }
+                },
+                "until": {
+                    "type": "string"
+                }
+            }
+        },
         "service.Transition": {
             "type": "object",
             "properties": {
@@ -2392,6 +2652,23 @@ const docTemplate = `{
                 }
             }
         },
+        "service.TransitionStats": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer"
+                },
+                "event": {
+                    "type": "string"
+                },
+                "from": {
+                    "type": "string"
+                },
+                "to": {
+                    "type": "string"
+                }
+            }
+        },
         "source.Diagnostic": {
             "type": "object",
             "properties": {
@@ -2422,6 +2699,14 @@ const docTemplate = `{
                 "SevError",
                 "SevWarning"
             ]
+        }
+    },
+    "securityDefinitions": {
+        "BearerAuth": {
+            "description": "An API key, sent as \"Bearer \u003ckey\u003e\" (fsmd keys new makes one; the server's --api-keys file grants it a role: read for every GET, write for instances and events too, admin for everything). A server without keys takes every request and listens on loopback only.",
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header"
         }
     }
 }`

@@ -19,7 +19,23 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/fsmd-io/fsmd/internal/auth"
 )
+
+// withKey sends the API key (when there is one) with every request.
+type withKey struct {
+	key  string
+	next http.RoundTripper
+}
+
+func (w withKey) RoundTrip(req *http.Request) (*http.Response, error) {
+	if w.key != "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("Authorization", "Bearer "+w.key)
+	}
+	return w.next.RoundTrip(req)
+}
 
 // server is fsmd running as a child process.
 type server struct {
@@ -129,7 +145,19 @@ func (b *bench) start(ctx context.Context, bin, databaseURL string) (*server, er
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--database-url", databaseURL, "--definitions", defs)
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--database-url", databaseURL, "--definitions", defs}
+	if b.c.APIKey {
+		key, line, err := auth.New(auth.Write, "bench")
+		if err != nil {
+			return nil, err
+		}
+		file := filepath.Join(b.dir, "keys")
+		if err := os.WriteFile(file, []byte(line+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		args, b.key = append(args, "--api-keys", file), key
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "FSMD_SHUTDOWN_TIMEOUT=10s")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -243,8 +271,8 @@ func (b *bench) runFsmd(ctx context.Context, pg *pgServer) (fsmdResult, error) {
 	b.progress("fsmd ready in %v at %s (log: %s)", time.Since(t0).Round(time.Millisecond), srv.base, srv.logPath)
 
 	hc := &http.Client{
-		Transport: &http.Transport{MaxIdleConns: 2 * b.c.Clients, MaxIdleConnsPerHost: 2 * b.c.Clients,
-			DisableCompression: true, IdleConnTimeout: time.Minute},
+		Transport: withKey{key: b.key, next: &http.Transport{MaxIdleConns: 2 * b.c.Clients, MaxIdleConnsPerHost: 2 * b.c.Clients,
+			DisableCompression: true, IdleConnTimeout: time.Minute}},
 		Timeout: 30 * time.Second,
 	}
 	defer hc.CloseIdleConnections()

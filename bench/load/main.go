@@ -44,6 +44,7 @@ type config struct {
 	PgbenchScale   int           // pgbench -i -s
 	IdempotencyKey bool          // send an Idempotency-Key with every event
 	CPUProfile     string        // write a CPU profile of fsmd during the measured phase here
+	APIKey         bool          // run fsmd with an API keys file and send a key with every request
 }
 
 // Limits: the run stays small and local whatever the flags say.
@@ -108,6 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.PgbenchScale, "pgbench-scale", 10, "pgbench -i -s")
 	fs.BoolVar(&c.IdempotencyKey, "idempotency-key", false, "send an Idempotency-Key with every event (one more lookup per event)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of fsmd over the measured phase to this file")
+	fs.BoolVar(&c.APIKey, "api-key", false, "run fsmd with API keys and send a key (role write) with every request: what authentication costs")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -146,6 +148,7 @@ type bench struct {
 	out, log io.Writer
 	dir      string // scratch: the fsmd binary, its log, pgbench's logs
 	cleanups []func()
+	key      string // with -api-key: the key the clients send
 }
 
 func newBench(c config, stdout, stderr io.Writer) *bench {

@@ -31,6 +31,8 @@ func commands() []command {
 	return []command{
 		{"serve", serveArgs, "run the service: the REST API and Swagger UI", runServe},
 		{"migrate", migrateArgs, "plan (dry run) or run the migration of a definition's running instances to a newer version", runMigrate},
+		{"stats", statsArgs, "print a definition's process stats from the audit log, as JSON", runStats},
+		{"keys", keysArgs, "make a new API key and the line of the keys file that grants it a role", runKeys},
 		{"validate", "[--format text|json] [PATH...]", "check definition files and report every problem", runValidate},
 		{"test", "[-run REGEX] [-v] [--coverage] [PATH...]", "run the transition tables (*.test.yaml)", runTest},
 		{"version", "", "print the version", runVersion},

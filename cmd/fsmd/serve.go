@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fsmd-io/fsmd/internal/auth"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/outbox"
 	"github.com/fsmd-io/fsmd/internal/persistence"
@@ -28,7 +29,7 @@ import (
 )
 
 // serveArgs is the synopsis of fsmd serve.
-const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION] [--webhook-allow NETS] [--webhook-deny NETS]"
+const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION] [--metrics-refresh DURATION] [--webhook-allow NETS] [--webhook-deny NETS]"
 
 // serveConfig is the configuration of `fsmd serve`. Each flag has an environment variable; a flag
 // given on the command line wins over its variable.
@@ -40,6 +41,9 @@ type serveConfig struct {
 	Watch       bool          // FSMD_WATCH: reload the definitions when a file of the folder changes
 	WatchEvery  time.Duration // how often --watch looks at the folder; defaultWatchEvery when 0
 	TimerPoll   time.Duration // FSMD_TIMER_POLL: how often the scheduler looks for due timers when idle
+	// MetricsRefresh (FSMD_METRICS_REFRESH, default 10s) is how often the counts /metrics shows
+	// (instances by state, due timers, outbox rows, migrations) are read again: the most they lag.
+	MetricsRefresh time.Duration
 	// WebhookSecret (FSMD_WEBHOOK_SECRET, an environment variable only: a flag would show in ps)
 	// keys the signatures of the outbox's deliveries. Without it no dispatcher runs: the deliveries
 	// wait in the outbox.
@@ -48,6 +52,13 @@ type serveConfig struct {
 	// "private" for loopback and the private networks) adjust where deliveries may go: link-local
 	// and cloud-metadata addresses are refused unless allowed.
 	WebhookAllow, WebhookDeny []netip.Prefix
+	// Keys (--api-keys FILE, FSMD_API_KEYS_FILE) are the API keys; with none, fsmd listens on
+	// loopback only, unless Insecure (--insecure).
+	Keys           *auth.Keys
+	Insecure       bool
+	MetricsNeedKey bool   // --metrics-auth (FSMD_METRICS_AUTH): /metrics needs a key (read)
+	TLSCert        string // --tls-cert (FSMD_TLS_CERT): serve HTTPS with this certificate...
+	TLSKey         string // --tls-key (FSMD_TLS_KEY): ...and this private key
 }
 
 func (c serveConfig) Validate() error {
@@ -62,6 +73,9 @@ func (c serveConfig) Validate() error {
 	}
 	if c.TimerPoll < time.Millisecond || c.TimerPoll > time.Minute {
 		return fmt.Errorf("--timer-poll must be from 1ms to 1m, not %v", c.TimerPoll)
+	}
+	if c.MetricsRefresh < 100*time.Millisecond || c.MetricsRefresh > time.Hour {
+		return fmt.Errorf("--metrics-refresh must be from 100ms to 1h, not %v", c.MetricsRefresh)
 	}
 	return nil
 }
@@ -104,11 +118,20 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.Watch, "watch", watch, "reload the definitions when a file of the folder changes, as SIGHUP and POST /v1/reload do (FSMD_WATCH)")
 	shutdown := env("FSMD_SHUTDOWN_TIMEOUT", "30s")
 	fs.StringVar(&shutdown, "shutdown-timeout", shutdown, "how long in-flight requests may take to finish on SIGTERM (FSMD_SHUTDOWN_TIMEOUT)")
+	keysFile := env("FSMD_API_KEYS_FILE", "")
+	fs.StringVar(&keysFile, "api-keys", keysFile, "the API keys file: a line `ROLE SHA256-HEX-OF-KEY [NAME]` per key (fsmd keys new prints one); without keys fsmd listens on loopback only (FSMD_API_KEYS_FILE)")
+	fs.BoolVar(&c.Insecure, "insecure", false, "listen beyond loopback without API keys: anyone who reaches the port may do anything")
+	metricsAuth, metricsErr := envBool("FSMD_METRICS_AUTH")
+	fs.BoolVar(&c.MetricsNeedKey, "metrics-auth", metricsAuth, "/metrics needs a key (the read role) (FSMD_METRICS_AUTH)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("FSMD_TLS_CERT", ""), "serve HTTPS with this certificate (PEM), with --tls-key (FSMD_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("FSMD_TLS_KEY", ""), "the private key (PEM) of --tls-cert (FSMD_TLS_KEY)")
 	allow, deny := env("FSMD_WEBHOOK_ALLOW", ""), env("FSMD_WEBHOOK_DENY", "")
 	fs.StringVar(&allow, "webhook-allow", allow, "networks webhooks may be delivered to although refused by default (link-local, cloud metadata), comma-separated (FSMD_WEBHOOK_ALLOW)")
 	fs.StringVar(&deny, "webhook-deny", deny, `networks webhooks may not be delivered to, comma-separated; "private" for loopback and private networks (FSMD_WEBHOOK_DENY)`)
 	timerPoll := env("FSMD_TIMER_POLL", "200ms")
 	fs.StringVar(&timerPoll, "timer-poll", timerPoll, "how often to look for due timers when none were due: the most a timer waits past its deadline, besides the work (FSMD_TIMER_POLL)")
+	metricsRefresh := env("FSMD_METRICS_REFRESH", "10s")
+	fs.StringVar(&metricsRefresh, "metrics-refresh", metricsRefresh, "how often the counts /metrics shows (instances by state, due timers, outbox rows, migrations) are read from the database: the most they lag (FSMD_METRICS_REFRESH)")
 	if rest, code, ok := parse(fs, args); !ok {
 		return code
 	} else if len(rest) > 0 {
@@ -120,7 +143,26 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	c.WebhookSecret = os.Getenv("FSMD_WEBHOOK_SECRET")
+	if metricsErr != nil && !isSet(fs, "metrics-auth") {
+		fmt.Fprintf(stderr, "fsmd serve: %v\n", metricsErr)
+		return exitUsage
+	}
 	var err error
+	if keysFile != "" {
+		if c.Keys, err = auth.ParseFile(keysFile); err != nil {
+			fmt.Fprintf(stderr, "fsmd serve: --api-keys: %v\n", err)
+			return exitUsage
+		}
+	}
+	addrGiven := isSet(fs, "addr") || os.Getenv("FSMD_ADDR") != ""
+	if c.Addr, err = listenAddr(c.Addr, c.Keys, addrGiven, c.Insecure); err != nil {
+		fmt.Fprintf(stderr, "fsmd serve: %v\n", err)
+		return exitUsage
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		fmt.Fprintln(stderr, "fsmd serve: --tls-cert and --tls-key go together")
+		return exitUsage
+	}
 	if c.Shutdown, err = time.ParseDuration(shutdown); err != nil {
 		fmt.Fprintf(stderr, "fsmd serve: --shutdown-timeout: %v\n", err)
 		return exitUsage
@@ -135,6 +177,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if c.TimerPoll, err = time.ParseDuration(timerPoll); err != nil {
 		fmt.Fprintf(stderr, "fsmd serve: --timer-poll: %v\n", err)
+		return exitUsage
+	}
+	if c.MetricsRefresh, err = time.ParseDuration(metricsRefresh); err != nil {
+		fmt.Fprintf(stderr, "fsmd serve: --metrics-refresh: %v\n", err)
 		return exitUsage
 	}
 	if err := c.Validate(); err != nil {
@@ -210,11 +256,17 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 			}
 		}
 	})
+	// What /metrics serves: the service's (registered before the scheduler starts, which observes
+	// the timer lag), the server's and the dispatcher's; the counts read every --metrics-refresh.
+	registry := prometheus.NewRegistry()
+	if err := svc.RegisterMetrics(registry); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	reloads.Go(func() { svc.RunMetrics(bgctx, c.MetricsRefresh) })
 	// The timer scheduler: every process runs one; they share the due timers (definitions.md,
 	// "Timers"). It stops with the reloads, before the service and the database close.
 	reloads.Go(func() { svc.RunTimers(bgctx, service.TimerOptions{Poll: c.TimerPoll}) })
 	// The outbox dispatcher, in every process too; they share the deliveries.
-	registry := prometheus.NewRegistry()
 	if c.WebhookSecret == "" {
 		if notifies(set) {
 			log.Warn("FSMD_WEBHOOK_SECRET is not set: webhook deliveries wait in the outbox until a process with the secret delivers them")
@@ -237,7 +289,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	}
 
 	// Timeouts so that a slow or stuck client cannot hold a connection forever.
-	srv := &http.Server{Addr: c.Addr, Handler: server.New(svc, server.Options{Logger: log, Version: version, Definitions: c.Definitions, Metrics: registry}),
+	srv := &http.Server{Addr: c.Addr, Handler: server.New(svc, server.Options{Logger: log, Version: version, Definitions: c.Definitions, Metrics: registry,
+		Keys: c.Keys, MetricsNeedKey: c.MetricsNeedKey}),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		IdleTimeout: 120 * time.Second}
 	ln, err := net.Listen("tcp", c.Addr)
@@ -246,8 +299,17 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	}
 	log.Info("fsmd serving", "addr", ln.Addr().String(), "database", redact(c.DatabaseURL),
 		"definitions", len(set.ByName), "watch", c.Watch, "version", version)
+	if c.Keys == nil || c.Keys.Len() == 0 {
+		log.Warn("no API keys (--api-keys): every request is let in; listening on " + ln.Addr().String())
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if c.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, c.TLSCert, c.TLSKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -284,6 +346,28 @@ func logReload(ctx context.Context, log *slog.Logger, trigger, dir string, res s
 	for _, w := range res.Warnings {
 		log.Warn("definition warning", "warning", w.String())
 	}
+}
+
+// listenAddr is where serve listens. Without keys it is loopback only: a default address (":8080")
+// becomes 127.0.0.1's, an address given beyond loopback is refused unless insecure.
+func listenAddr(addr string, keys *auth.Keys, given, insecure bool) (string, error) {
+	if keys != nil && keys.Len() > 0 {
+		return addr, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--addr %q: %v", addr, err)
+	}
+	if ip, err := netip.ParseAddr(host); (err == nil && ip.IsLoopback()) || host == "localhost" {
+		return addr, nil
+	}
+	switch {
+	case insecure:
+		return addr, nil
+	case given:
+		return "", fmt.Errorf("--addr %s listens beyond loopback, but there are no API keys: give --api-keys FILE (fsmd keys new makes keys), listen on 127.0.0.1, or accept anyone on the network with --insecure", addr)
+	}
+	return net.JoinHostPort("127.0.0.1", port), nil
 }
 
 // networks parses a comma-separated list of networks (CIDR, or one address) and "private".

@@ -43,6 +43,7 @@ type Row struct {
 	FromVersion       int // SourceMigration: the version the instance came from; 0 otherwise
 	At                time.Time
 	Dropped           string // SourceTimer: the timer's event was refused, and why; nothing else changed
+	Actor             string // SourceAPI: the name of the API key that sent the event; "" without keys
 }
 
 // Append writes r with the caller's transaction. persistence.ErrConflict when the instance has a

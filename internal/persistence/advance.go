@@ -60,7 +60,7 @@ var advanceQueries = [2][2]string{
 const advanceInsert = `
 	INSERT INTO transitions (` + transitionReadColumns + `)
 	SELECT id, ?::bigint, ?::text, ?::text, ?::text, ?::integer, ?::jsonb, ?::jsonb, ?::jsonb, ?::jsonb,
-		?::text, ?::text, ?::text, ?::text, ?::integer, ?::integer, ?::timestamptz, ?::text
+		?::text, ?::text, ?::text, ?::text, ?::integer, ?::integer, ?::timestamptz, ?::text, ?::text
 	FROM updated`
 
 // InstanceAdvance writes an accepted transition: u, the instance's new state, provided it is still
@@ -127,7 +127,7 @@ func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
 		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
 		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped))...)
+		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped), nullString(r.Actor))...)
 	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))
 	}

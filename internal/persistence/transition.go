@@ -27,6 +27,7 @@ type TransitionRow struct {
 	FromVersion       int // a migration's: the version the instance came from; 0 (NULL) otherwise
 	At                time.Time
 	Dropped           string // a timer's event the state refused: why ("" is stored as NULL)
+	Actor             string // the name of the API key that sent the event ("" is stored as NULL)
 }
 
 // TransitionListParams selects a page of an instance's transitions, in seq order.
@@ -56,6 +57,7 @@ type transitionRow struct {
 	FromVersion       sql.NullInt64  `db:"from_version"`
 	At                dbTime         `db:"at"`
 	Dropped           sql.NullString `db:"dropped"`
+	Actor             sql.NullString `db:"actor"`
 }
 
 func (r transitionRow) row() TransitionRow {
@@ -65,23 +67,24 @@ func (r transitionRow) row() TransitionRow {
 		ContextBefore: r.ContextBefore, ContextAfter: r.ContextAfter, Source: r.Source,
 		RequestID: r.RequestID, IdempotencyKey: r.IdempotencyKey.String, RequestHash: r.RequestHash,
 		DefinitionVersion: r.DefinitionVersion, FromVersion: int(r.FromVersion.Int64), At: r.At.Time(),
-		Dropped: r.Dropped.String,
+		Dropped: r.Dropped.String, Actor: r.Actor.String,
 	}
 }
 
-// transitionColumns are the columns every insert sets; dropped is set only by TransitionInsert (the
-// other inserts leave it NULL), and read with the rest (transitionReadColumns).
+// transitionColumns are the columns every insert sets; dropped and actor only by TransitionInsert
+// and InstanceAdvance (the migrations' inserts leave them NULL), and read with the rest
+// (transitionReadColumns).
 const (
 	transitionColumns = `instance_id, seq, event, from_state, to_state, branch, guards, payload, ` +
 		`context_before, context_after, source, request_id, idempotency_key, request_hash, definition_version, from_version, at`
-	transitionReadColumns = transitionColumns + `, dropped`
+	transitionReadColumns = transitionColumns + `, dropped, actor`
 )
 
 // The queries of the transition functions that are prepared on PostgreSQL (see preparedQueries).
 const (
 	transitionInsertQuery = `
 		INSERT INTO transitions (` + transitionReadColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
 	transitionByKeyQuery = `
 		SELECT ` + transitionReadColumns + ` FROM transitions
@@ -98,7 +101,7 @@ func TransitionInsert(ctx context.Context, tx *Tx, r TransitionRow) error {
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
 		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
 		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		nullInt(r.FromVersion), timeArg(d, r.At), nullString(r.Dropped))
+		nullInt(r.FromVersion), timeArg(d, r.At), nullString(r.Dropped), nullString(r.Actor))
 	if err != nil {
 		return translate(fmt.Errorf("persistence: insert transition %d of instance %q: %w", r.Seq, r.InstanceID, err))
 	}

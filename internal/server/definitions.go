@@ -22,6 +22,7 @@ import (
 //	@Failure		400				{object}	Problem			"invalid_request: an unknown query parameter"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/definitions [get]
 func (s *server) listDefinitions(c echo.Context) error {
 	if _, err := parseQuery(c); err != nil {
@@ -48,6 +49,7 @@ func (s *server) listDefinitions(c echo.Context) error {
 //	@Failure		404				{object}	Problem			"not_found: no such definition"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/definitions/{name} [get]
 func (s *server) getDefinition(c echo.Context) error {
 	name, err := pathID(c, "name")
@@ -78,6 +80,7 @@ func (s *server) getDefinition(c echo.Context) error {
 //	@Failure		404				{object}	Problem			"not_found: no such definition"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/versions [get]
 func (s *server) definitionVersions(c echo.Context) error {
 	name, err := pathID(c, "name")
@@ -108,6 +111,7 @@ func (s *server) definitionVersions(c echo.Context) error {
 //	@Failure	404				{object}	Problem			"not_found: no such definition or version"
 //	@Failure	500				{object}	Problem			"internal_error"
 //	@Failure	503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router		/v1/definitions/{name}/versions/{version} [get]
 func (s *server) definitionVersion(c echo.Context) error {
 	name, err := pathID(c, "name")
@@ -143,6 +147,7 @@ func (s *server) definitionVersion(c echo.Context) error {
 //	@Failure		404				{object}	Problem			"not_found: no such definition or version"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/diagram [get]
 func (s *server) diagram(c echo.Context) error {
 	name, err := pathID(c, "name")
@@ -184,6 +189,7 @@ func (s *server) diagram(c echo.Context) error {
 //	@Failure		422				{object}	Problem				"invalid_definition (with errors)"
 //	@Failure		500				{object}	Problem				"internal_error"
 //	@Failure		503				{object}	Problem				"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/definitions/{name} [put]
 func (s *server) putDefinition(c echo.Context) error {
 	name, err := pathID(c, "name")

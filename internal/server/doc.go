@@ -23,3 +23,8 @@ package server
 // @description
 // @description  Every response carries X-Request-ID: the request's own when it sent a sane one (at most 200 printable ASCII characters), else a generated one.
 // @BasePath     /
+
+// @securityDefinitions.apikey  BearerAuth
+// @in                          header
+// @name                        Authorization
+// @description                 An API key, sent as "Bearer <key>" (fsmd keys new makes one; the server's --api-keys file grants it a role: read for every GET, write for instances and events too, admin for everything). A server without keys takes every request and listens on loopback only.

@@ -31,6 +31,7 @@ import (
 //	@Failure		422				{object}	Problem					"invalid_context: the context does not match the definition's schema"
 //	@Failure		500				{object}	Problem					"internal_error"
 //	@Failure		503				{object}	Problem					"unavailable: the database does not answer"
+//	@Security		BearerAuth
 //	@Router			/v1/instances [post]
 func (s *server) createInstance(c echo.Context) error {
 	var req service.CreateInstance
@@ -49,6 +50,7 @@ func (s *server) createInstance(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	noteInstance(c, inst)
 	if !created {
 		return c.JSON(http.StatusOK, inst)
 	}
@@ -71,6 +73,7 @@ func (s *server) createInstance(c echo.Context) error {
 //	@Failure		404				{object}	Problem			"not_found: no such instance"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/instances/{id} [get]
 func (s *server) getInstance(c echo.Context) error {
 	id, err := pathID(c, "id")
@@ -85,6 +88,7 @@ func (s *server) getInstance(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("ETag", etag(inst.Revision))
+	noteInstance(c, inst)
 	return c.JSON(http.StatusOK, inst)
 }
 
@@ -105,6 +109,7 @@ func (s *server) getInstance(c echo.Context) error {
 //	@Failure		400				{object}	Problem			"invalid_request: a bad or unknown query parameter"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/instances [get]
 func (s *server) listInstances(c echo.Context) error {
 	q, err := parseQuery(c, "definition", "state", "version", "limit", "after")
@@ -158,6 +163,7 @@ func (s *server) listInstances(c echo.Context) error {
 //	@Failure		422				{object}	Problem				"unknown_event, invalid_payload, idempotency_mismatch, expression_failed"
 //	@Failure		500				{object}	Problem				"internal_error"
 //	@Failure		503				{object}	Problem				"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/instances/{id}/events [post]
 func (s *server) sendEvent(c echo.Context) error {
 	id, err := pathID(c, "id")
@@ -183,7 +189,7 @@ func (s *server) sendEvent(c echo.Context) error {
 		return err
 	}
 	req.InstanceID, req.IdempotencyKey, req.IfMatch = id, key, rev
-	req.RequestID = RequestID(c.Request().Context())
+	req.RequestID, req.Actor = RequestID(c.Request().Context()), actor(c)
 	start := time.Now()
 	res, replayed, err := s.svc.SendEvent(c.Request().Context(), req)
 	s.metrics.observe(req.Event, res, replayed, err, time.Since(start))
@@ -193,6 +199,7 @@ func (s *server) sendEvent(c echo.Context) error {
 	if replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
+	noteInstance(c, res.Instance)
 	return c.JSON(http.StatusOK, res)
 }
 
@@ -214,6 +221,7 @@ func (s *server) sendEvent(c echo.Context) error {
 //	@Failure		415				{object}	Problem			"unsupported_media_type"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/instances/{id}/explain [post]
 func (s *server) explain(c echo.Context) error {
 	id, err := pathID(c, "id")
@@ -253,6 +261,7 @@ func (s *server) explain(c echo.Context) error {
 //	@Failure		404				{object}	Problem			"not_found: no such instance"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/instances/{id}/history [get]
 func (s *server) history(c echo.Context) error {
 	id, err := pathID(c, "id")

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/fsmd-io/fsmd/internal/service"
 )
 
 // HeaderRequestID carries the request id, both ways.
@@ -96,7 +99,7 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 				c.Error(err)
 			}
 			req := c.Request()
-			log.LogAttrs(req.Context(), slog.LevelInfo, "request",
+			attrs := []slog.Attr{
 				slog.String("request_id", RequestID(req.Context())),
 				slog.String("method", req.Method),
 				slog.String("path", req.URL.Path),
@@ -104,10 +107,49 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 				slog.Int("status", c.Response().Status),
 				slog.Int64("bytes", c.Response().Size),
 				slog.Duration("duration", time.Since(start)),
-			)
+			}
+			log.LogAttrs(req.Context(), slog.LevelInfo, "request", append(attrs, subject(c)...)...)
 			return nil
 		}
 	}
+}
+
+// The echo context keys of what a request was about, for its log line.
+const (
+	instanceKey   = "fsmd.instance"
+	definitionKey = "fsmd.definition"
+)
+
+// noteInstance records the instance a request was about (and its definition) for the access log.
+func noteInstance(c echo.Context, inst service.Instance) {
+	c.Set(instanceKey, inst.ID)
+	c.Set(definitionKey, inst.Definition)
+}
+
+// subject is what a request was about, where known: the instance (its id in the path, or the one
+// a handler noted) and the definition (its name in the path, or the noted instance's), and the key
+// that sent it.
+func subject(c echo.Context) []slog.Attr {
+	var out []slog.Attr
+	instance, _ := c.Get(instanceKey).(string)
+	definition, _ := c.Get(definitionKey).(string)
+	route := c.Path()
+	if instance == "" && strings.HasPrefix(route, "/v1/instances/:id") {
+		instance = c.Param("id")
+	}
+	if definition == "" && strings.HasPrefix(route, "/v1/definitions/:name") {
+		definition = c.Param("name")
+	}
+	if instance != "" {
+		out = append(out, slog.String("instance", instance))
+	}
+	if definition != "" {
+		out = append(out, slog.String("definition", definition))
+	}
+	if a := actor(c); a != "" {
+		out = append(out, slog.String("actor", a))
+	}
+	return out
 }
 
 // recoverPanics turns a handler's panic into an error (a 500 problem) with the stack in the log, so

@@ -38,7 +38,7 @@ func TestRequestID(t *testing.T) {
 			}
 			l := lines[0]
 			if l["msg"] != "request" || l["request_id"] != got || l["method"] != "POST" || l["path"] != "/v1/instances/i-1/events" ||
-				l["status"] != 200.0 || l["route"] != "/v1/instances/:id/events" {
+				l["status"] != 200.0 || l["route"] != "/v1/instances/:id/events" || l["instance"] != "i-1" {
 				t.Errorf("log line %v", l)
 			}
 			if _, ok := l["duration"]; !ok {
@@ -62,6 +62,14 @@ func TestRequestID(t *testing.T) {
 		problem(t, rec, 404, "not_found")
 		lines := b.log.lines(t)
 		if len(lines) != 1 || lines[0]["status"] != 404.0 || lines[0]["request_id"] != "r-1" {
+			t.Errorf("log: %s", b.log)
+		}
+	})
+	t.Run("a definition's name in the path", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Options{})
+		b.do(t, req{method: "GET", path: "/v1/definitions/door/versions"})
+		if lines := b.log.lines(t); len(lines) != 1 || lines[0]["definition"] != "door" || lines[0]["instance"] != nil {
 			t.Errorf("log: %s", b.log)
 		}
 	})

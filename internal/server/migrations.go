@@ -64,6 +64,7 @@ func migrationRequest(c echo.Context) (string, migration.Request, error) {
 //	@Failure		404				{object}	Problem	"not_found: no such definition or version"
 //	@Failure		500				{object}	Problem	"internal_error"
 //	@Failure		503				{object}	Problem	"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/migrations/plan [post]
 func (s *server) planMigration(c echo.Context) error {
 	name, req, err := migrationRequest(c)
@@ -94,6 +95,7 @@ func (s *server) planMigration(c echo.Context) error {
 //	@Failure		409				{object}	Problem		"migration_running: a migration of the definition is running"
 //	@Failure		500				{object}	Problem		"internal_error"
 //	@Failure		503				{object}	Problem		"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/migrations [post]
 func (s *server) startMigration(c echo.Context) error {
 	name, req, err := migrationRequest(c)
@@ -120,6 +122,7 @@ func (s *server) startMigration(c echo.Context) error {
 //	@Failure		404				{object}	Problem	"not_found"
 //	@Failure		500				{object}	Problem	"internal_error"
 //	@Failure		503				{object}	Problem	"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/migrations/{id} [get]
 func (s *server) getMigration(c echo.Context) error {
 	id, err := pathID(c, "id")

@@ -35,6 +35,7 @@ func deadLetterFilter(q query) (service.DeadLetterFilter, error) {
 //	@Failure		400				{object}	Problem			"invalid_request: a bad query parameter"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/outbox/dead [get]
 func (s *server) listDeadLetters(c echo.Context) error {
 	q, err := parseQuery(c, "definition", "webhook", "limit", "after")
@@ -72,6 +73,7 @@ func (s *server) listDeadLetters(c echo.Context) error {
 //	@Failure		404				{object}	Problem			"not_found: no dead letter has that id"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/outbox/dead/{id}/redrive [post]
 func (s *server) redriveDeadLetter(c echo.Context) error {
 	id, err := pathID(c, "id")
@@ -102,6 +104,7 @@ func (s *server) redriveDeadLetter(c echo.Context) error {
 //	@Failure		400				{object}	Problem			"invalid_request: a bad query parameter"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/outbox/dead/redrive [post]
 func (s *server) redriveDeadLetters(c echo.Context) error {
 	q, err := parseQuery(c, "definition", "webhook")

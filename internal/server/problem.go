@@ -59,6 +59,9 @@ var problemKinds = map[string]problemKind{
 	CodeUnsupportedMediaType:        {http.StatusUnsupportedMediaType, "Unsupported media type"},
 	CodeMethodNotAllowed:            {http.StatusMethodNotAllowed, "Method not allowed"},
 	CodeUnavailable:                 {http.StatusServiceUnavailable, "Service unavailable"},
+	CodeUnauthorized:                {http.StatusUnauthorized, "Unauthorized"},
+	CodeForbidden:                   {http.StatusForbidden, "Forbidden"},
+	CodeTooManyRequests:             {http.StatusTooManyRequests, "Too many requests"},
 	CodeInternal:                    {http.StatusInternalServerError, "Internal server error"},
 }
 
@@ -79,7 +82,7 @@ type Problem struct {
 	Title     string              `json:"title" validate:"required" example:"Guard rejected"`
 	Status    int                 `json:"status" validate:"required" example:"409"`
 	Detail    string              `json:"detail" validate:"required" example:"event pay in state created: no guard holds: payment must cover the order amount"`
-	Code      string              `json:"code" validate:"required" example:"guard_rejected" enums:"not_found,invalid_transition,guard_rejected,instance_final,instance_exists,version_conflict,unknown_event,invalid_payload,invalid_context,invalid_definition,idempotency_mismatch,expression_failed,migration_running,invalid_request,body_too_large,unsupported_media_type,method_not_allowed,unavailable,internal_error"`
+	Code      string              `json:"code" validate:"required" example:"guard_rejected" enums:"not_found,invalid_transition,guard_rejected,instance_final,instance_exists,version_conflict,unknown_event,invalid_payload,invalid_context,invalid_definition,idempotency_mismatch,expression_failed,migration_running,invalid_request,body_too_large,unsupported_media_type,method_not_allowed,unauthorized,forbidden,too_many_requests,unavailable,internal_error"`
 	Instance  *service.Instance   `json:"instance,omitempty"`   // the instance as it is now: version_conflict, instance_exists and refused events
 	Blockers  []machine.Blocker   `json:"blockers,omitempty"`   // guard_rejected: one entry per branch, in order
 	Errors    []source.Diagnostic `json:"errors,omitempty"`     // invalid_definition: every problem found

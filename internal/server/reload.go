@@ -23,6 +23,7 @@ import (
 //	@Failure		422				{object}	Problem			"invalid_definition (with errors): nothing was registered"
 //	@Failure		500				{object}	Problem			"internal_error"
 //	@Failure		503				{object}	Problem			"unavailable"
+//	@Security		BearerAuth
 //	@Router			/v1/reload [post]
 func (s *server) reload(c echo.Context) error {
 	if _, err := parseQuery(c); err != nil {

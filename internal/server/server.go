@@ -14,6 +14,7 @@ import (
 	"github.com/swaggo/swag"
 
 	"github.com/fsmd-io/fsmd/api/openapi"
+	"github.com/fsmd-io/fsmd/internal/auth"
 	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
@@ -61,6 +62,11 @@ type Options struct {
 	Definitions string
 	// Metrics is the registry /metrics serves, the server's metrics added to it; a new one when nil.
 	Metrics *prometheus.Registry
+	// Keys are the API keys the server accepts (Authorization: Bearer); none (nil or empty) lets
+	// every request in, which serve allows on loopback only.
+	Keys *auth.Keys
+	// MetricsNeedKey puts /metrics behind a key (the read role).
+	MetricsNeedKey bool
 }
 
 // server holds what the handlers share.
@@ -71,6 +77,10 @@ type server struct {
 	version   string
 	metrics   *metrics
 	defsDir   string // Options.Definitions
+
+	keys           *auth.Keys // Options.Keys
+	metricsNeedKey bool
+	failures       failures // failed authentications per client
 }
 
 // New returns the HTTP handler of the API. The caller runs it (http.Server{Handler: e}) and shuts
@@ -83,7 +93,7 @@ func New(svc Service, o Options) *echo.Echo {
 		o.BodyLimit = DefaultBodyLimit
 	}
 	s := &server{svc: svc, log: o.Logger, bodyLimit: o.BodyLimit, version: o.Version, metrics: newMetrics(o.Metrics),
-		defsDir: o.Definitions}
+		defsDir: o.Definitions, keys: o.Keys, metricsNeedKey: o.MetricsNeedKey}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -93,7 +103,9 @@ func New(svc Service, o Options) *echo.Echo {
 	e.IPExtractor = echo.ExtractIPDirect()
 	// Outermost first: the request id is there for every log line; the access log sees the status
 	// of every answer, panics included; the body limit is checked before a handler reads.
-	e.Use(requestID, accessLog(s.log), recoverPanics(s.log), bodyLimit(o.BodyLimit))
+	// Authentication comes after routing (it needs the route) and after the access log (which sees
+	// its refusals).
+	e.Use(requestID, accessLog(s.log), recoverPanics(s.log), bodyLimit(o.BodyLimit), s.authenticate)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -115,6 +127,7 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.GET("/definitions/:name/versions", s.definitionVersions)
 	v1.GET("/definitions/:name/versions/:version", s.definitionVersion)
 	v1.GET("/definitions/:name/diagram", s.diagram)
+	v1.GET("/definitions/:name/stats", s.definitionStats) // stats.go
 	v1.POST("/definitions/:name/migrations/plan", s.planMigration)
 	v1.POST("/definitions/:name/migrations", s.startMigration)
 	v1.GET("/migrations/:id", s.getMigration)

@@ -206,6 +206,7 @@ func (s *Service) SendEvent(ctx context.Context, req SendEvent) (EventResult, bo
 	}
 	res, replayed, err := s.sendEvent(ctx, req, hash)
 	if err != nil {
+		s.countRejection(req, err) // stats: an engine refusal counts in its hour (stats.go)
 		return EventResult{}, false, s.dbError(err)
 	}
 	return res, replayed, nil
@@ -357,6 +358,7 @@ func (s *Service) apply(ctx context.Context, ex persistence.Executor, l loaded, 
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
 	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = cmp.Or(req.source, audit.SourceAPI), req.RequestID, req.IdempotencyKey, hash, now
+	row.Actor = req.Actor
 
 	next := l.row
 	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt, next.EnteredAt = t.To, row.ContextAfter, rev, t.Final, now, now
@@ -378,6 +380,13 @@ func (s *Service) apply(ctx context.Context, ex persistence.Executor, l loaded, 
 	}
 	if err := audit.AppendWithUpdate(ctx, ex, update, row); err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
+	}
+	// stats: the transition counts once committed, with its time in the state left (stats.go)
+	countIt := func() { s.countTransition(l.row.Definition, t.From, t.To, t.Event, l.row.EnteredAt, now) }
+	if tx, ok := ex.(*persistence.Tx); ok {
+		tx.AfterCommit(countIt)
+	} else {
+		countIt()
 	}
 	if len(update.Outbox) > 0 { // the local dispatcher delivers them without waiting for its poll
 		if tx, ok := ex.(*persistence.Tx); ok {

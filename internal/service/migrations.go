@@ -145,8 +145,10 @@ func (s *Service) autoMigrate(ctx context.Context, name string) error {
 	return nil
 }
 
-// Close stops the background migrations and waits for them; they resume at the next start.
+// Close stops the background migrations and waits for them; they resume at the next start. It adds
+// the stats counted in memory to the database (trying for at most 5 s).
 func (s *Service) Close() {
 	s.mig.cancel()
 	s.mig.wg.Wait()
+	s.closeStats() // adds the counts held (stats.go)
 }

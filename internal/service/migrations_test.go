@@ -155,7 +155,7 @@ func TestMigrationAuto(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		ctx := context.Background()
 		svc := docsThenV2(t, db, "auto")
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second) // generous: CI runs the race detector on a loaded machine
 		for {
 			inst, err := svc.GetInstance(ctx, "r1")
 			if err != nil {
@@ -201,7 +201,7 @@ func TestMigrationBadRequests(t *testing.T) {
 
 func waitMigration(t *testing.T, svc *service.Service, id string) migration.Status {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // generous: CI runs the race detector on a loaded machine
 	for {
 		st, err := svc.GetMigration(context.Background(), id)
 		if err != nil {

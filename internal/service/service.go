@@ -39,7 +39,10 @@ type Service struct {
 
 	reloading sync.Mutex // one Reload at a time
 
-	outboxWake atomic.Pointer[func()] // SetOutboxWake's
+	outboxWake atomic.Pointer[func()]         // SetOutboxWake's
+	metrics    atomic.Pointer[serviceMetrics] // RegisterMetrics's; nil before
+
+	stats statsBuffer // transitions and refusals counted, not yet in the database (stats.go)
 }
 
 // SetOutboxWake has f called after each commit that wrote outbox rows (the local dispatcher's Wake,

@@ -107,6 +107,7 @@ func (s *Service) fireFirst(ctx context.Context, tx *persistence.Tx, row persist
 	}
 	ferr := s.fire(ctx, tx, row, t, now)
 	if ferr == nil {
+		s.timerFired(tx, row.Definition, t.DueAt, now)
 		return persistence.ReleaseSavepoint(ctx, tx, "timer")
 	}
 	if errors.Is(ferr, persistence.ErrUnavailable) || ctx.Err() != nil {

@@ -72,6 +72,7 @@ type SendEvent struct {
 	IdempotencyKey string         `json:"-"` // Idempotency-Key; "" for none
 	IfMatch        *int64         `json:"-"` // If-Match: the revision the client saw; nil for none
 	RequestID      string         `json:"-"`
+	Actor          string         `json:"-"` // the name of the API key that sent it; "" without keys
 
 	source string // audit.SourceAPI ("") or audit.SourceTimer
 }
@@ -117,8 +118,10 @@ type HistoryEntry struct {
 	FromVersion       int            `json:"from_version,omitempty"` // source migration: the version it came from
 	// Dropped (source timer only): the timer's event was refused, and why ("guard_rejected: ...");
 	// nothing but the revision changed.
-	Dropped string    `json:"dropped,omitempty"`
-	At      time.Time `json:"at"`
+	Dropped string `json:"dropped,omitempty"`
+	// Actor is the name of the API key that sent the event (source api, when fsmd has keys).
+	Actor string    `json:"actor,omitempty"`
+	At    time.Time `json:"at"`
 }
 
 // Page is a page of a list, in key order; Next is the key to pass as `after` for the next page, ""

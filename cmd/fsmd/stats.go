@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+	"github.com/fsmd-io/fsmd/internal/service"
+)
+
+const statsArgs = "NAME [--since RFC3339] [--until RFC3339] [--database-url URL]"
+
+// runStats is `fsmd stats NAME`: the answer of GET /v1/definitions/{name}/stats, read from the
+// database serve uses (its stored definitions: nothing is registered), printed as JSON.
+func runStats(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("stats", statsArgs, stdout, stderr)
+	dbURL := fs.String("database-url", env("FSMD_DATABASE_URL", "fsmd.db"), "the database (FSMD_DATABASE_URL)")
+	since := fs.String("since", "", "start of the window, RFC 3339 (default: 24 h before until)")
+	until := fs.String("until", "", "end of the window, RFC 3339 (default: now); at most 366 days after since")
+	rest, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if len(rest) != 1 {
+		fmt.Fprintf(stderr, "usage: fsmd stats %s\n", statsArgs)
+		return exitUsage
+	}
+	req := service.StatsRequest{Definition: rest[0]}
+	for _, f := range []struct {
+		name, v string
+		t       *time.Time
+	}{{"since", *since, &req.Since}, {"until", *until, &req.Until}} {
+		if f.v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, f.v)
+		if err != nil {
+			fmt.Fprintf(stderr, "fsmd stats: --%s must be a time in RFC 3339 (2026-01-02T15:04:05Z), got %q\n", f.name, f.v)
+			return exitUsage
+		}
+		*f.t = t
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	st, err := stats(ctx, req, *dbURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "fsmd stats %s: %v\n", req.Definition, err)
+		if _, bad := err.(*service.BadRequestError); bad {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(st)
+	return exitOK
+}
+
+func stats(ctx context.Context, req service.StatsRequest, dbURL string) (service.Stats, error) {
+	db, err := persistence.Open(ctx, dbURL)
+	if err != nil {
+		return service.Stats{}, fmt.Errorf("database %s: %w", redact(dbURL), err)
+	}
+	defer db.Close()
+	svc := service.New(db, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer svc.Close()
+	// An empty set registers nothing: the stored versions are loaded.
+	if err := svc.Register(ctx, &machine.Set{ByName: map[string]*machine.Definition{}}); err != nil {
+		return service.Stats{}, err
+	}
+	return svc.DefinitionStats(ctx, req)
+}

@@ -1,0 +1,144 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fsmd-io/fsmd/internal/auth"
+)
+
+// The codes of authentication's refusals.
+const (
+	CodeUnauthorized    = "unauthorized"      // no key, or not a key of this server
+	CodeForbidden       = "forbidden"         // the key's role may not do this
+	CodeTooManyRequests = "too_many_requests" // too many failed authentications from the client
+)
+
+// actorKey is where the authenticated key's name is kept in the echo context.
+const actorKey = "fsmd.actor"
+
+// actor is the name of the key that authenticated the request ("" when the server has no keys).
+func actor(c echo.Context) string {
+	name, _ := c.Get(actorKey).(string)
+	return name
+}
+
+// requiredRole is the role a route needs: every GET is read's; creating instances, sending events
+// and explaining are write's; the rest (definitions, migrations, reload, the outbox) admin's.
+func requiredRole(method, route string) auth.Role {
+	switch {
+	case method == http.MethodGet || method == http.MethodHead:
+		return auth.Read
+	case method == http.MethodPost && (route == "/v1/instances" || route == "/v1/instances/:id/events" || route == "/v1/instances/:id/explain"):
+		return auth.Write
+	}
+	return auth.Admin
+}
+
+// open reports whether a route takes no key: the probes, Swagger UI (its requests carry the key the
+// user enters), and /metrics unless Options.MetricsNeedKey.
+func (s *server) open(route string) bool {
+	switch {
+	case route == "/healthz" || route == "/readyz" || route == "/swagger" || strings.HasPrefix(route, "/swagger/"):
+		return true
+	case route == "/metrics":
+		return !s.metricsNeedKey
+	}
+	return false
+}
+
+// authenticate checks the request's key (Authorization: Bearer KEY) against the keys and the
+// route's role. With no keys every request passes: serve then listens on loopback only.
+func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.keys == nil || s.keys.Len() == 0 || s.open(c.Path()) {
+			return next(c)
+		}
+		client := c.RealIP()
+		if wait, blocked := s.failures.blocked(client, time.Now()); blocked {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			return &requestError{code: CodeTooManyRequests, detail: "too many failed authentications from this client: try again later"}
+		}
+		scheme, token, found := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+		if !found || !strings.EqualFold(scheme, "Bearer") {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="fsmd"`)
+			return &requestError{code: CodeUnauthorized, detail: "send the API key as Authorization: Bearer <key>"}
+		}
+		key, ok := s.keys.Check(token)
+		if !ok {
+			s.failures.fail(client, time.Now())
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="fsmd", error="invalid_token"`)
+			return &requestError{code: CodeUnauthorized, detail: "the API key is not valid"}
+		}
+		if need := requiredRole(c.Request().Method, c.Path()); key.Role < need {
+			return &requestError{code: CodeForbidden, detail: "the key " + key.Name + " has the role " + key.Role.String() +
+				"; " + c.Request().Method + " " + c.Path() + " needs " + need.String()}
+		}
+		c.Set(actorKey, key.Name)
+		return next(c)
+	}
+}
+
+// failures counts failed authentications per client, to slow down guessing: a client with more
+// than failureLimit in failureWindow is refused (429) until the window ends.
+type failures struct {
+	mu      sync.Mutex
+	clients map[string]*failureCount
+}
+
+type failureCount struct {
+	n     int
+	since time.Time
+}
+
+const (
+	failureLimit  = 20
+	failureWindow = time.Minute
+	maxClients    = 100_000 // bounds the memory an attack from many addresses takes
+)
+
+func (f *failures) fail(client string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.clients == nil || len(f.clients) >= maxClients {
+		f.sweep(now)
+	}
+	fc := f.clients[client]
+	if fc == nil || now.Sub(fc.since) > failureWindow {
+		fc = &failureCount{since: now}
+		f.clients[client] = fc
+	}
+	fc.n++
+}
+
+func (f *failures) blocked(client string, now time.Time) (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fc := f.clients[client]
+	if fc == nil || fc.n < failureLimit {
+		return 0, false
+	}
+	left := failureWindow - now.Sub(fc.since)
+	return left, left > 0
+}
+
+// sweep forgets the windows that have ended (and all of them if that is not enough).
+func (f *failures) sweep(now time.Time) {
+	if f.clients == nil {
+		f.clients = map[string]*failureCount{}
+		return
+	}
+	for c, fc := range f.clients {
+		if now.Sub(fc.since) > failureWindow {
+			delete(f.clients, c)
+		}
+	}
+	if len(f.clients) >= maxClients {
+		f.clients = map[string]*failureCount{}
+	}
+}

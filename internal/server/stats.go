@@ -1,0 +1,74 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fsmd-io/fsmd/internal/service"
+)
+
+// StatsService is what the stats handler needs of the service; *service.Service satisfies it. A
+// Service without it answers the route 404.
+type StatsService interface {
+	DefinitionStats(ctx context.Context, req service.StatsRequest) (service.Stats, error)
+}
+
+// definitionStats godoc
+//
+//	@Summary		A definition's process stats
+//	@Description	What the audit log says of a definition (every version) over a window of whole hours (UTC): per state the instances in it now (`running`, not final), the transitions into it (`entries`) and out of it (`exits`) and the median and p95 (nearest rank) of the time spent in it by those exits, in milliseconds to 2 significant digits (`median_ms`, `p95_ms`, absent without exits); per (from, to, event) the number of transitions; per event the refusals of the engine (not transitions), in all and by error code. The window is `since` rounded down to its hour to `until` rounded up; `until` defaults to now, `since` to 24 h before `until`; at most 366 days.
+//	@Tags			definitions
+//	@Produce		json,application/problem+json
+//	@Param			name			path		string	true	"definition name"
+//	@Param			since			query		string	false	"start of the window, RFC 3339 (default: 24 h before until)"
+//	@Param			until			query		string	false	"end of the window, RFC 3339 (default: now)"
+//	@Param			X-Request-ID	header		string	false	"request id"
+//	@Success		200				{object}	service.Stats
+//	@Header			all				{string}	X-Request-ID	"the request id"
+//	@Failure		400				{object}	Problem			"invalid_request: a bad name, a time not in RFC 3339, since not before until, a window longer than 366 days"
+//	@Failure		404				{object}	Problem			"not_found: no such definition"
+//	@Failure		500				{object}	Problem			"internal_error"
+//	@Failure		503				{object}	Problem			"unavailable"
+//	@Router			/v1/definitions/{name}/stats [get]
+func (s *server) definitionStats(c echo.Context) error {
+	svc, ok := s.svc.(StatsService)
+	if !ok {
+		return echo.ErrNotFound
+	}
+	name, err := pathID(c, "name")
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(c, "since", "until")
+	if err != nil {
+		return err
+	}
+	req := service.StatsRequest{Definition: name}
+	if req.Since, err = q.time("since"); err != nil {
+		return err
+	}
+	if req.Until, err = q.time("until"); err != nil {
+		return err
+	}
+	stats, err := svc.DefinitionStats(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, stats)
+}
+
+// time returns a time parameter in RFC 3339, the zero time when absent.
+func (q query) time(name string) (time.Time, error) {
+	v := q.get(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, invalid("query parameter %s must be a time in RFC 3339 (2026-01-02T15:04:05Z), got %q", name, v)
+	}
+	return t, nil
+}
