@@ -27,21 +27,16 @@ const (
 	Admin             // definitions, migrations, reload, outbox re-drive
 )
 
-var roleNames = map[string]Role{"read": Read, "write": Write, "admin": Admin}
+var roleNames = [...]string{None: "none", Read: "read", Write: "write", Admin: "admin"}
 
-func (r Role) String() string {
-	for name, role := range roleNames {
-		if role == r {
-			return name
-		}
-	}
-	return "none"
-}
+func (r Role) String() string { return roleNames[r] }
 
 // ParseRole reads a role's name.
 func ParseRole(s string) (Role, error) {
-	if r, ok := roleNames[s]; ok {
-		return r, nil
+	for r := Read; r <= Admin; r++ {
+		if roleNames[r] == s {
+			return r, nil
+		}
 	}
 	return None, fmt.Errorf("unknown role %q: the roles are read, write and admin", s)
 }

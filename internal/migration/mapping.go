@@ -189,7 +189,7 @@ func (m *Mapping) Move(snap machine.Snapshot, now time.Time) Outcome {
 
 // afterTimers are the timers of state when each fires a duration after the state was entered,
 // which SQL can count from entered_at; ok is false when one is computed by an expression.
-func (m *Mapping) afterTimers(state string) (idx []string, after []time.Duration, ok bool) {
+func (m *Mapping) afterTimers(state string) (events []string, after []time.Duration, ok bool) {
 	st := m.To.States[state]
 	if st == nil {
 		return nil, nil, false
@@ -198,9 +198,9 @@ func (m *Mapping) afterTimers(state string) (idx []string, after []time.Duration
 		if t.At != nil {
 			return nil, nil, false
 		}
-		idx, after = append(idx, t.Event), append(after, t.After)
+		events, after = append(events, t.Event), append(after, t.After)
 	}
-	return idx, after, true
+	return events, after, true
 }
 
 // Target is the state an instance in state goes to when no rule of it has a guard: ok false when

@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/ident"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/schema"
@@ -98,7 +98,7 @@ func Rows(p RowsParams) ([]persistence.OutboxRow, error) {
 		if err != nil {
 			return nil, fmt.Errorf("outbox: webhook %q of %s: %w", w.Name, p.Definition.Name, err)
 		}
-		body.DeliveryID, body.Webhook = newID(now), w.Name
+		body.DeliveryID, body.Webhook = ident.New(now), w.Name
 		data, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("outbox: the body of webhook %q: %w", w.Name, err)
@@ -147,32 +147,4 @@ func Destination(rawURL string) (string, error) {
 		}
 	}
 	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
-}
-
-// newID makes a delivery id: 26 characters of Crockford base32, time-ordered (48 bits of
-// milliseconds) then random (80 bits), like the instance ids the service generates, so that dead
-// letters list in the order they were created and no two databases make the same id.
-func newID(now time.Time) string {
-	const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
-	var b [16]byte
-	ms := uint64(now.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	_, _ = rand.Read(b[6:])
-	out := make([]byte, 26)
-	var acc uint64
-	bits, j := 0, 0
-	for _, x := range b {
-		acc = acc<<8 | uint64(x)
-		bits += 8
-		for bits >= 5 {
-			bits -= 5
-			out[j] = alphabet[(acc>>uint(bits))&31]
-			j++
-		}
-	}
-	out[j] = alphabet[(acc<<uint(5-bits))&31]
-	return string(out)
 }

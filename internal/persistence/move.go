@@ -91,15 +91,13 @@ func InstanceMoveRows(ctx context.Context, tx *Tx, m Move, rows []MovedInstance)
 // statements for the batch.
 func rearm(ctx context.Context, tx *Tx, rows []MovedInstance) error {
 	ids := make([]string, len(rows))
-	var tIDs, events []string
-	var revs []int64
-	var idxs []int64
-	var dues []time.Time
+	var tIDs, events, dues []string
+	var revs, idxs []int64
 	for i, r := range rows {
 		ids[i] = r.ID
 		for j, a := range r.Timers {
 			tIDs, revs, idxs = append(tIDs, r.ID), append(revs, r.Revision+1), append(idxs, int64(j))
-			events, dues = append(events, a.Event), append(dues, a.DueAt.UTC().Truncate(time.Microsecond))
+			events, dues = append(events, a.Event), append(dues, a.DueAt.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano))
 		}
 	}
 	if _, err := execContext(ctx, tx, `DELETE FROM timers WHERE instance_id = ANY(?::text[])`, pq.Array(ids)); err != nil {
@@ -108,14 +106,10 @@ func rearm(ctx context.Context, tx *Tx, rows []MovedInstance) error {
 	if len(tIDs) == 0 {
 		return nil
 	}
-	dueText := make([]string, len(dues))
-	for i, d := range dues {
-		dueText[i] = d.Format(time.RFC3339Nano)
-	}
 	_, err := execContext(ctx, tx, `INSERT INTO timers (`+timerColumns+`)
 		SELECT id, rev, idx, event, due, due, 0, '' FROM unnest(?::text[], ?::bigint[], ?::integer[], ?::text[], ?::timestamptz[])
 			AS a(id, rev, idx, event, due)`,
-		pq.Array(tIDs), pq.Array(revs), pq.Array(idxs), pq.Array(events), pq.Array(dueText))
+		pq.Array(tIDs), pq.Array(revs), pq.Array(idxs), pq.Array(events), pq.Array(dues))
 	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: arm the timers of %d moved instances: %w", len(ids), err)))
 	}

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
+	"github.com/fsmd-io/fsmd/internal/ident"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/outbox"
 	"github.com/fsmd-io/fsmd/internal/persistence"
@@ -53,7 +54,7 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 	now := s.now()
 	id := req.ID
 	if id == "" {
-		id = newID(now)
+		id = ident.New(now)
 	} else if err := CheckID(id); err != nil {
 		return Instance{}, false, err
 	}

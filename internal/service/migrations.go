@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/fsmd-io/fsmd/internal/ident"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
@@ -41,7 +42,7 @@ func (s *Service) PlanMigration(ctx context.Context, name string, req migration.
 // StartMigration records a migration and runs it in the background; its status is at
 // GetMigration.
 func (s *Service) StartMigration(ctx context.Context, name string, req migration.Request) (migration.Status, error) {
-	st, err := s.mig.m.Start(ctx, newID(s.now()), name, req)
+	st, err := s.mig.m.Start(ctx, ident.New(s.now()), name, req)
 	if err != nil {
 		return migration.Status{}, s.dbError(err)
 	}

@@ -17,7 +17,6 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"log/slog"
 	"sync"
@@ -130,31 +129,4 @@ func (s *Service) dbError(err error) error {
 		return &UnavailableError{Err: err}
 	}
 	return err // unexpected: the server logs it and answers 500
-}
-
-// newID makes an instance id: 26 characters of Crockford base32, time-ordered (48 bits of
-// milliseconds) and then random (80 bits), so that generated ids list in creation order.
-func newID(now time.Time) string {
-	const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
-	var b [16]byte
-	ms := uint64(now.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	_, _ = rand.Read(b[6:])
-	out := make([]byte, 26)
-	var acc uint64
-	bits, j := 0, 0
-	for _, x := range b {
-		acc = acc<<8 | uint64(x)
-		bits += 8
-		for bits >= 5 {
-			bits -= 5
-			out[j] = alphabet[(acc>>uint(bits))&31]
-			j++
-		}
-	}
-	out[j] = alphabet[(acc<<uint(5-bits))&31]
-	return string(out)
 }

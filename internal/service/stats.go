@@ -232,12 +232,20 @@ type rejectionKey struct {
 func (s *Service) countTransition(def, from, to, event string, entered, now time.Time) {
 	k := transitionKey{def: def, from: from, to: to, event: event, hour: now.UTC().Truncate(time.Hour),
 		ms: persistence.DurationBucket(now.Sub(entered).Milliseconds())}
+	s.countStat(func(b *statsBuffer) {
+		if b.trs == nil {
+			b.trs = map[transitionKey]int64{}
+		}
+		b.trs[k]++
+	})
+}
+
+// countStat adds to the buffered counts with add (under the buffer's lock), and starts a flush when
+// one is due.
+func (s *Service) countStat(add func(b *statsBuffer)) {
 	b := &s.stats
 	b.mu.Lock()
-	if b.trs == nil {
-		b.trs = map[transitionKey]int64{}
-	}
-	b.trs[k]++
+	add(b)
 	due := b.due()
 	b.mu.Unlock()
 	if due {
@@ -323,15 +331,10 @@ func (s *Service) countRejection(req SendEvent, err error) {
 	}
 	k := rejectionKey{def: ee.Instance.Definition, state: ee.Instance.State, event: req.Event, code: code,
 		hour: s.now().UTC().Truncate(time.Hour)}
-	b := &s.stats
-	b.mu.Lock()
-	if b.rejs == nil {
-		b.rejs = map[rejectionKey]int64{}
-	}
-	b.rejs[k]++
-	due := b.due()
-	b.mu.Unlock()
-	if due {
-		go s.flushStats(context.Background())
-	}
+	s.countStat(func(b *statsBuffer) {
+		if b.rejs == nil {
+			b.rejs = map[rejectionKey]int64{}
+		}
+		b.rejs[k]++
+	})
 }
