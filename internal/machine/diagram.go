@@ -7,7 +7,9 @@ import (
 
 // Mermaid draws the definition as a Mermaid stateDiagram-v2: every transition, labelled with its
 // event (and its branch number where a handler has several), the initial state and the final ones.
-// Guards are left out: they are long, and the diagram shows where an instance can go.
+// Guards are left out: they are long, and the diagram shows where an instance can go. A state with
+// a description is declared with its name as its label first: Mermaid 11 and later show a lone
+// description in place of the name.
 func Mermaid(def *Definition) string {
 	var b strings.Builder
 	b.WriteString("stateDiagram-v2\n")
@@ -15,6 +17,7 @@ func Mermaid(def *Definition) string {
 	for _, name := range def.StateOrder {
 		s := def.States[name]
 		if s.Description != "" {
+			fmt.Fprintf(&b, "    state \"%s\" as %s\n", name, name)
 			fmt.Fprintf(&b, "    %s : %s\n", name, label(s.Description))
 		}
 		for _, ev := range s.OnOrder {
