@@ -134,11 +134,13 @@ func subject(c echo.Context) []slog.Attr {
 	instance, _ := c.Get(instanceKey).(string)
 	definition, _ := c.Get(definitionKey).(string)
 	route := c.Path()
+	// pathID decodes the parameter as the handler did (an id holding a slash arrives escaped); one
+	// it refuses is left out of the line, whose path shows it anyway.
 	if instance == "" && strings.HasPrefix(route, "/v1/instances/:id") {
-		instance = c.Param("id")
+		instance, _ = pathID(c, "id")
 	}
 	if definition == "" && strings.HasPrefix(route, "/v1/definitions/:name") {
-		definition = c.Param("name")
+		definition, _ = pathID(c, "name")
 	}
 	if instance != "" {
 		out = append(out, slog.String("instance", instance))

@@ -73,4 +73,12 @@ func TestRequestID(t *testing.T) {
 			t.Errorf("log: %s", b.log)
 		}
 	})
+	t.Run("an escaped id in the path is logged as the handler reads it", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Options{})
+		b.do(t, req{method: "GET", path: "/v1/instances/a%2Fb%3C/history"})
+		if lines := b.log.lines(t); len(lines) != 1 || lines[0]["instance"] != "a/b<" {
+			t.Errorf("log: %s", b.log)
+		}
+	})
 }
