@@ -6,6 +6,8 @@ PKGS      := ./...
 # -fuzztime duration runs out (go.dev/issue/75804, fixed in Go 1.27); a count sets no deadline.
 FUZZ_PARSE   ?= 70000x
 FUZZ_COMPILE ?= 280000x
+# The Mermaid release whose built file the console embeds (make assets).
+MERMAID_VERSION ?= 12.3.0
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Files written by `make generate`; verify fails when they differ from what is committed.
@@ -22,12 +24,24 @@ build: ## Build bin/fsmd
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/fsmd ./cmd/fsmd
 
 .PHONY: test
-test: ## Run everything: vet, every test under the race detector, the example tables, brief fuzzing
+test: ui-deps ## Run everything: vet, every test under the race detector (the console's in Chromium too), the example tables, brief fuzzing
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 $(PKGS)
 	$(GO) run ./cmd/fsmd validate definitions/
 	$(GO) run ./cmd/fsmd test --coverage definitions/
 	$(MAKE) --no-print-directory fuzz
+
+.PHONY: ui-deps
+ui-deps: ## Install what the console test needs, if missing: Debian's chromium, playwright-core (tests/ui)
+	@tests/ui/install.sh
+
+.PHONY: assets
+assets: ## Refresh the console's third-party files from npm: Mermaid (MERMAID_VERSION)
+	rm -rf .assets && mkdir .assets
+	cd .assets && npm pack --silent mermaid@$(MERMAID_VERSION) >/dev/null && tar xzf mermaid-$(MERMAID_VERSION).tgz
+	cp .assets/package/dist/mermaid.min.js internal/console/assets/mermaid.min.js
+	cp .assets/package/LICENSE internal/console/assets/mermaid.LICENSE
+	rm -rf .assets
 
 .PHONY: test-race
 test-race: ## Run the Go tests under the race detector

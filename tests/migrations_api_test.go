@@ -339,6 +339,11 @@ func TestAPIMigration(t *testing.T) {
 			t.Fatalf("the migration: %+v (started %+v)", done, started)
 		}
 		apiSamePlan(t, "the migration's result", *done.Result, apiClaimPlan)
+		// The definition's list of migrations holds it, as GET /v1/migrations/{id} shows it.
+		list := apiWant[struct{ Items []apiMigration }](t, env.do(t, "GET", "/v1/definitions/claim/migrations", nil), http.StatusOK)
+		if len(list.Items) != 1 || !reflect.DeepEqual(list.Items[0], done) {
+			t.Errorf("GET /v1/definitions/claim/migrations: %+v, want only %+v", list.Items, done)
+		}
 		strandedAs := map[string]string{} // id -> reason, from the result's samples
 		for _, s := range done.Result.Stranded {
 			for _, id := range s.Sample {
@@ -482,6 +487,11 @@ func TestAPIMigrationAuto(t *testing.T) {
 			t.Fatalf("the migration: %+v", done)
 		}
 		apiSamePlan(t, "the migration's result", *done.Result, apiClaimPlan)
+		// The definition's list of migrations holds it, as GET /v1/migrations/{id} shows it.
+		list := apiWant[struct{ Items []apiMigration }](t, env.do(t, "GET", "/v1/definitions/claim/migrations", nil), http.StatusOK)
+		if len(list.Items) != 1 || !reflect.DeepEqual(list.Items[0], done) {
+			t.Errorf("GET /v1/definitions/claim/migrations: %+v, want only %+v", list.Items, done)
+		}
 		for _, c := range apiClaims {
 			inst := env.instance(t, c.id)
 			if c.version == 1 {
@@ -531,7 +541,11 @@ func TestAPIMigrationBadRequests(t *testing.T) {
 		{"run: not JSON", "POST", "/v1/definitions/claim/migrations", `{}`, []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
 		{"run: no Content-Type", "POST", "/v1/definitions/claim/migrations", `{}`, []string{"Content-Type", ""}, 415, "unsupported_media_type"},
 		{"plan: a name too long", "POST", "/v1/definitions/" + long + "/migrations/plan", nil, nil, 400, "invalid_request"},
-		{"run: GET", "GET", "/v1/definitions/claim/migrations", nil, nil, 405, "method_not_allowed"},
+		{"list: DELETE", "DELETE", "/v1/definitions/claim/migrations", nil, nil, 405, "method_not_allowed"},
+		{"list: no such definition", "GET", "/v1/definitions/nope/migrations", nil, nil, 404, "not_found"},
+		{"list: limit 0", "GET", "/v1/definitions/claim/migrations?limit=0", nil, nil, 400, "invalid_request"},
+		{"list: a limit not a number", "GET", "/v1/definitions/claim/migrations?limit=ten", nil, nil, 400, "invalid_request"},
+		{"list: an unknown query parameter", "GET", "/v1/definitions/claim/migrations?status=done", nil, nil, 400, "invalid_request"},
 		{"plan: GET", "GET", "/v1/definitions/claim/migrations/plan", nil, nil, 405, "method_not_allowed"},
 		{"status: no such migration", "GET", "/v1/migrations/nope", nil, nil, 404, "not_found"},
 		{"status: an id too long", "GET", "/v1/migrations/" + long, nil, nil, 400, "invalid_request"},

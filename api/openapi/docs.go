@@ -406,6 +406,75 @@ const docTemplate = `{
             }
         },
         "/v1/definitions/{name}/migrations": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The definition's newest migrations, newest first, in ` + "`" + `items` + "`" + `: each as GET /v1/migrations/{id} shows it, with the instances it stranded once done. ` + "`" + `limit` + "`" + ` defaults to 20.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "migrations"
+                ],
+                "summary": "List a definition's migrations",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "definition name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "integer",
+                        "description": "at most this many (1 to 1000)",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Page-migration_Status"
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such definition",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        }
+                    }
+                }
+            },
             "post": {
                 "security": [
                     {
@@ -2348,6 +2417,20 @@ const docTemplate = `{
                 "to_version": {
                     "description": "0 or absent: the latest version",
                     "type": "integer"
+                }
+            }
+        },
+        "service.Page-migration_Status": {
+            "type": "object",
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/migration.Status"
+                    }
+                },
+                "next": {
+                    "type": "string"
                 }
             }
         },

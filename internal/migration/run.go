@@ -132,6 +132,19 @@ func (m *Migrator) Get(ctx context.Context, id string) (Status, error) {
 	return status(r), nil
 }
 
+// List returns the newest migrations of a definition, newest first, at most limit.
+func (m *Migrator) List(ctx context.Context, name string, limit int) ([]Status, error) {
+	rows, err := persistence.MigrationList(ctx, m.DB, name, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Status, len(rows))
+	for i, r := range rows {
+		out[i] = status(r)
+	}
+	return out, nil
+}
+
 // Start records a migration as running and returns it; Run executes it. A definition has one
 // migration running at a time: a second is refused with a RunningError naming the first.
 func (m *Migrator) Start(ctx context.Context, id, name string, req Request) (Status, error) {

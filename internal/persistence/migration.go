@@ -90,6 +90,20 @@ func MigrationGetRunning(ctx context.Context, ex Executor, definition string) (M
 	return r.row(), nil
 }
 
+// MigrationList returns the newest migrations of a definition, newest first, at most limit.
+func MigrationList(ctx context.Context, ex Executor, definition string, limit int) ([]MigrationRow, error) {
+	var rows []migrationRow
+	err := selectContext(ctx, ex, &rows, `SELECT `+migrationColumns+` FROM migrations WHERE definition = ? ORDER BY started_at DESC, id DESC LIMIT ?`, definition, limit)
+	if err != nil {
+		return nil, translate(fmt.Errorf("persistence: list the migrations of %q: %w", definition, err))
+	}
+	out := make([]MigrationRow, len(rows))
+	for i, r := range rows {
+		out[i] = r.row()
+	}
+	return out, nil
+}
+
 // MigrationListRunning returns the migrations still running (interrupted, after a crash), oldest
 // first.
 func MigrationListRunning(ctx context.Context, ex Executor) ([]MigrationRow, error) {

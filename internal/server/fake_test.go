@@ -127,6 +127,11 @@ func (f *fakeService) GetMigration(_ context.Context, id string) (migration.Stat
 	return migration.Status{ID: id, Status: "done"}, err
 }
 
+func (f *fakeService) ListMigrations(_ context.Context, name string, limit int) ([]migration.Status, error) {
+	err := f.record(func() { f.id, f.limit = name, limit })
+	return nil, err
+}
+
 func (f *fakeService) Reload(_ context.Context, dir string) (service.ReloadResult, error) {
 	err := f.record(func() { f.id = dir })
 	return f.reload, err

@@ -138,3 +138,39 @@ func (s *server) getMigration(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, st)
 }
+
+// listMigrations godoc
+//
+//	@Summary		List a definition's migrations
+//	@Description	The definition's newest migrations, newest first, in `items`: each as GET /v1/migrations/{id} shows it, with the instances it stranded once done. `limit` defaults to 20.
+//	@Tags			migrations
+//	@Produce		json,application/problem+json
+//	@Param			name			path		string	true	"definition name"
+//	@Param			limit			query		int		false	"at most this many (1 to 1000)"
+//	@Param			X-Request-ID	header		string	false	"request id"
+//	@Success		200				{object}	service.Page[migration.Status]
+//	@Failure		400				{object}	Problem	"invalid_request"
+//	@Failure		404				{object}	Problem	"not_found: no such definition"
+//	@Failure		500				{object}	Problem	"internal_error"
+//	@Failure		503				{object}	Problem	"unavailable"
+//	@Security		BearerAuth
+//	@Router			/v1/definitions/{name}/migrations [get]
+func (s *server) listMigrations(c echo.Context) error {
+	name, err := pathID(c, "name")
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(c, "limit")
+	if err != nil {
+		return err
+	}
+	limit, err := q.int("limit", 1, maxLimit, 20)
+	if err != nil {
+		return err
+	}
+	list, err := s.svc.ListMigrations(c.Request().Context(), name, int(limit))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, nonNilPage(service.Page[migration.Status]{Items: list}))
+}

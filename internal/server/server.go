@@ -15,6 +15,7 @@ import (
 
 	"github.com/fsmd-io/fsmd/api/openapi"
 	"github.com/fsmd-io/fsmd/internal/auth"
+	"github.com/fsmd-io/fsmd/internal/console"
 	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
@@ -42,6 +43,7 @@ type Service interface {
 	PlanMigration(ctx context.Context, name string, req migration.Request) (migration.Plan, error)
 	StartMigration(ctx context.Context, name string, req migration.Request) (migration.Status, error)
 	GetMigration(ctx context.Context, id string) (migration.Status, error)
+	ListMigrations(ctx context.Context, name string, limit int) ([]migration.Status, error) // newest first
 	// Reload re-reads the definitions folder dir: all or nothing when a file is invalid.
 	Reload(ctx context.Context, dir string) (service.ReloadResult, error)
 	// The dead letters of the outbox (outbox.go).
@@ -112,6 +114,7 @@ func New(svc Service, o Options) *echo.Echo {
 	e.GET("/metrics", s.serveMetrics)
 	e.GET("/swagger", swaggerIndex)
 	e.GET("/swagger/*", swaggerUI())
+	console.Register(e) // /ui: the web console, a page over this API
 
 	v1 := e.Group("/v1")
 	v1.POST("/instances", s.createInstance)
@@ -130,6 +133,7 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.GET("/definitions/:name/stats", s.definitionStats) // stats.go
 	v1.POST("/definitions/:name/migrations/plan", s.planMigration)
 	v1.POST("/definitions/:name/migrations", s.startMigration)
+	v1.GET("/definitions/:name/migrations", s.listMigrations)
 	v1.GET("/migrations/:id", s.getMigration)
 	v1.POST("/reload", s.reload)
 

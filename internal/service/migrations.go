@@ -68,6 +68,15 @@ func (s *Service) GetMigration(ctx context.Context, id string) (migration.Status
 	return st, s.dbError(err)
 }
 
+// ListMigrations returns the newest migrations of a definition, newest first, at most limit.
+func (s *Service) ListMigrations(ctx context.Context, name string, limit int) ([]migration.Status, error) {
+	if len(s.reg.all(name)) == 0 {
+		return nil, &NotFoundError{What: "definition", Key: name}
+	}
+	st, err := s.mig.m.List(ctx, name, limit)
+	return st, s.dbError(err)
+}
+
 func (s *Service) runInBackground(id, name string) {
 	s.mig.wg.Go(func() {
 		log := s.log.With(slog.String("migration", id), slog.String("definition", name))

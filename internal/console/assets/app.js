@@ -1,0 +1,541 @@
+// fsmd console: one page that routes itself by its URL (/ui/..., the server answers every such path
+// with this page) and reads the /v1 API with the key the user enters once per browser tab.
+//
+// Every value from the API or the URL reaches the page as text (h() makes text nodes, never HTML):
+// ids, contexts and payloads are data, and a script in an instance id stays a string. The one HTML
+// the page inserts is Mermaid's SVG, drawn from the server's diagram (whose names are identifiers)
+// with securityLevel "strict".
+"use strict";
+
+const KEY = "fsmd.key";
+const LIVE_MS = 5000; // how often the definition page refreshes its counts
+const WINDOWS = [["24 h", 1], ["7 days", 7], ["30 days", 30], ["1 year", 365]];
+const HEAT = 5; // heat classes heat0..heat4
+
+const main = document.getElementById("main");
+let generation = 0; // bumped at every navigation: work of an older page stops touching the DOM
+
+// h builds an element. attrs: properties and attributes ("on*" are listeners); kids: nodes, strings
+// (as text), arrays, or null/false (skipped).
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  const add = (k) => {
+    if (k == null || k === false) return;
+    if (Array.isArray(k)) k.forEach(add);
+    else el.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  };
+  kids.forEach(add);
+  return el;
+}
+
+// current marks the link to the page shown.
+function current(a, yes) {
+  if (yes) a.className = "current";
+  return a;
+}
+
+// link is an in-page link: the router handles it without reloading.
+function link(href, ...kids) {
+  return h("a", { href, "data-nav": true }, ...kids);
+}
+
+const ui = {
+  definition: (name, q) => "/ui/definitions/" + encodeURIComponent(name) + (q ? "?" + new URLSearchParams(q) : ""),
+  instance: (id) => "/ui/instances/" + encodeURIComponent(id),
+  instances: (q) => "/ui/instances?" + new URLSearchParams(q),
+  migration: (id) => "/ui/migrations/" + encodeURIComponent(id),
+};
+
+// ---- the API --------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super((problem && (problem.detail || problem.title)) || "HTTP " + status);
+    this.status = status;
+    this.code = problem && problem.code;
+  }
+}
+
+async function api(path) {
+  const headers = { Accept: "application/json, text/plain" };
+  const key = sessionStorage.getItem(KEY);
+  if (key) headers.Authorization = "Bearer " + key;
+  let resp;
+  try {
+    resp = await fetch(path, { headers, cache: "no-store" });
+  } catch (e) {
+    throw new ApiError(0, { detail: "fsmd does not answer: " + e.message, code: "unreachable" });
+  }
+  const type = resp.headers.get("Content-Type") || "";
+  const body = type.includes("json") ? await resp.json().catch(() => null) : await resp.text();
+  if (resp.status === 401) askKey(key ? "The key was refused: " + ((body && body.detail) || "") : "This server needs an API key.");
+  if (!resp.ok) throw new ApiError(resp.status, typeof body === "object" ? body : { detail: body });
+  return body;
+}
+
+// everything fetches every page of a list endpoint that pages with `after`/`next`, up to max items.
+async function pages(path, max) {
+  let items = [], after = "";
+  for (;;) {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api(path + (after ? sep + "after=" + encodeURIComponent(after) : ""));
+    items = items.concat(page.items || []);
+    if (!page.next || items.length >= max) return items;
+    after = page.next;
+  }
+}
+
+// ---- the key --------------------------------------------------------------------------------
+
+function askKey(why) {
+  document.getElementById("key-why").textContent = why;
+  document.getElementById("key").hidden = false;
+  document.getElementById("key-input").focus();
+}
+
+function showKeyState() {
+  const el = document.getElementById("keystate");
+  el.replaceChildren();
+  if (sessionStorage.getItem(KEY)) {
+    el.append("key set", h("button", { class: "plain", type: "button", onclick: () => {
+      sessionStorage.removeItem(KEY);
+      showKeyState();
+      render();
+    } }, "Forget key"));
+  }
+}
+
+document.getElementById("key-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const input = document.getElementById("key-input");
+  const key = input.value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY, key);
+  input.value = "";
+  document.getElementById("key").hidden = true;
+  showKeyState();
+  render();
+});
+
+document.getElementById("find").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const id = document.getElementById("find-id").value.trim();
+  if (id) navigate(ui.instance(id));
+});
+
+// ---- routing --------------------------------------------------------------------------------
+
+function navigate(href) {
+  history.pushState(null, "", href);
+  render();
+}
+
+document.addEventListener("click", (ev) => {
+  const a = ev.target.closest && ev.target.closest("a[data-nav]");
+  if (!a || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  ev.preventDefault();
+  navigate(a.getAttribute("href"));
+});
+window.addEventListener("popstate", render);
+
+const routes = [
+  [/^\/ui\/?$/, definitionsPage],
+  [/^\/ui\/definitions\/([^/]+)$/, definitionPage],
+  [/^\/ui\/instances$/, instancesPage],
+  [/^\/ui\/instances\/(.+)$/, instancePage],
+  [/^\/ui\/migrations\/([^/]+)$/, migrationPage],
+];
+
+async function render() {
+  const gen = ++generation;
+  const path = location.pathname;
+  const q = new URLSearchParams(location.search);
+  main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  for (const [re, page] of routes) {
+    const m = re.exec(path);
+    if (!m) continue;
+    let arg;
+    try {
+      arg = m[1] === undefined ? undefined : decodeURIComponent(m[1]);
+    } catch {
+      return show(gen, problem(new ApiError(400, { detail: "the address is not properly escaped: " + path })));
+    }
+    try {
+      const nodes = await page(arg, q, gen); // pages that draw in steps show themselves and return nothing
+      if (nodes) show(gen, nodes);
+    } catch (e) {
+      show(gen, problem(e));
+    }
+    return;
+  }
+  show(gen, [h("h1", {}, "Not found"), h("p", {}, "The console has no page at ", h("code", {}, path), ".")]);
+}
+
+// show replaces the page, unless the user has gone elsewhere since it started loading.
+function show(gen, nodes) {
+  if (gen !== generation) return false;
+  main.replaceChildren(...[].concat(nodes));
+  return true;
+}
+
+function problem(e) {
+  const what = e.status === 404 ? "Not found" : e.status === 403 ? "Not allowed" : e.status === 401 ? "Key needed" : "Error";
+  return h("div", { class: "error", role: "alert" }, h("strong", {}, what + ": "), e.message,
+    e.code ? h("span", { class: "code" }, "(" + e.code + ")") : null);
+}
+
+// ---- formatting -----------------------------------------------------------------------------
+
+const num = (n) => (n == null ? "–" : Number(n).toLocaleString("en"));
+
+function when(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function duration(ms) {
+  if (ms == null) return "–";
+  const s = Math.abs(ms) / 1000;
+  if (s < 1) return Math.round(Math.abs(ms)) + " ms";
+  if (s < 90) return s.toFixed(s < 10 ? 1 : 0) + " s";
+  if (s < 5400) return Math.round(s / 60) + " min";
+  if (s < 172800) return (s / 3600).toFixed(1) + " h";
+  return (s / 86400).toFixed(1) + " days";
+}
+
+function relative(iso) {
+  const ms = new Date(iso) - Date.now();
+  return ms >= 0 ? "in " + duration(ms) : duration(ms) + " ago";
+}
+
+const json = (v) => h("pre", { class: "json" }, JSON.stringify(v, null, 2));
+
+function facts(pairs) {
+  return h("dl", { class: "facts" }, pairs.filter(Boolean).map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v))));
+}
+
+function table(head, rows, empty) {
+  if (!rows.length) return h("p", { class: "muted" }, empty || "None.");
+  return h("table", {}, h("thead", {}, h("tr", {}, head.map((c) => (c.startsWith("#") ? h("th", { class: "num" }, c.slice(1)) : h("th", {}, c))))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => (head[i].startsWith("#") ? h("td", { class: "num" }, c) : h("td", {}, c)))))));
+}
+
+// heat maps n in [0, max] to one of HEAT classes: 0 only for none.
+function heat(n, max) {
+  if (!n || !max) return 0;
+  return Math.min(HEAT - 1, 1 + Math.floor(((HEAT - 1) * Math.log1p(n)) / Math.log1p(max + 1)));
+}
+
+// ---- diagrams -------------------------------------------------------------------------------
+
+let diagramSeq = 0;
+// Light enough at every step for the dark text of the state's name to stay readable.
+const HEAT_FILL = ["#f2f4f7", "#d1e9ff", "#b2ddff", "#84caff", "#53b1fd"];
+
+// overlay adds to a Mermaid stateDiagram-v2 (as GET /v1/definitions/{name}/diagram gives it): a
+// line per state with its label (counts), a class per state (heat, or current), and a count on
+// each transition's label. labels: state -> text; classes: state -> class name; edges:
+// "from>to>event" -> text appended to the edge's label.
+function overlay(text, { labels = {}, classes = {}, edges = {} }) {
+  const out = [];
+  for (const line of text.split("\n")) {
+    const m = /^(\s*)(\w+) --> (\w+) : (\w+)( \(\d+\))?$/.exec(line);
+    const extra = m && edges[m[2] + ">" + m[3] + ">" + m[4]];
+    out.push(extra ? line + " · " + extra : line);
+    // A label is a description line, which Mermaid shows in place of the name unless the state
+    // was declared with its name first (the server does so for states with a description).
+    if (out.length === 1) {
+      for (const state of Object.keys(labels)) {
+        if (!text.includes(`state "${state}" as ${state}\n`)) out.push(`    state "${state}" as ${state}`);
+      }
+    }
+  }
+  for (const [state, label] of Object.entries(labels)) out.push(`    ${state} : ${label}`);
+  HEAT_FILL.forEach((fill, i) => out.push(`    classDef heat${i} fill:${fill},stroke:#475467,color:#1d2330`));
+  out.push("    classDef current fill:#fdb022,stroke:#b54708,stroke-width:3px,color:#1d2330,font-weight:bold");
+  out.push("    classDef visited fill:#fef0c7,stroke:#b54708,color:#1d2330");
+  for (const [state, cls] of Object.entries(classes)) out.push(`    class ${state} ${cls}`);
+  return out.join("\n");
+}
+
+// drawDiagram renders Mermaid text into a container; onState(name), when given, makes the states
+// clickable. A diagram that fails to draw leaves its text, so nothing is hidden.
+async function drawDiagram(container, text, gen, onState) {
+  if (!window.mermaid) {
+    container.replaceChildren(h("pre", { class: "json" }, text));
+    return;
+  }
+  try {
+    const { svg } = await window.mermaid.render("fsmd-diagram-" + ++diagramSeq, text);
+    if (gen !== generation) return;
+    container.innerHTML = svg; // Mermaid's output, sanitized by it (securityLevel strict)
+    container.querySelectorAll("g.node").forEach((g) => {
+      const m = /^fsmd-diagram-\d+-state-(\w+)-\d+$/.exec(g.id);
+      if (!m || m[1] === "root_start" || m[1] === "root_end") return;
+      g.dataset.state = m[1];
+      if (onState) {
+        g.classList.add("fsmd-link");
+        g.addEventListener("click", () => onState(m[1]));
+      }
+    });
+  } catch (e) {
+    container.replaceChildren(h("p", { class: "error" }, "The diagram could not be drawn: " + e.message), h("pre", { class: "json" }, text));
+  }
+}
+
+if (window.mermaid) window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral", flowchart: { htmlLabels: false } });
+
+// ---- pages ----------------------------------------------------------------------------------
+
+async function definitionsPage() {
+  document.title = "Definitions · fsmd";
+  const page = await api("/v1/definitions");
+  const defs = page.items || [];
+  const max = Math.max(0, ...defs.map((d) => d.running));
+  return [
+    h("h1", {}, "Definitions"),
+    h("div", { class: "panel" }, table(["Name", "Description", "#Version", "#Running", ""],
+      defs.map((d) => [link(ui.definition(d.name), d.name), d.description || "", num(d.version), num(d.running),
+        h("div", { class: "bar h" + heat(d.running, max), style: `width:${max ? Math.max(2, (100 * d.running) / max) : 0}px` })]),
+      "No definitions are registered: put YAML files in the definitions folder, or PUT /v1/definitions/{name}.")),
+  ];
+}
+
+async function definitionPage(name, q, gen) {
+  document.title = name + " · fsmd";
+  const days = Number(q.get("days")) || 7;
+  const [def, versions, migrations] = await Promise.all([
+    api("/v1/definitions/" + encodeURIComponent(name)),
+    api("/v1/definitions/" + encodeURIComponent(name) + "/versions"),
+    api("/v1/definitions/" + encodeURIComponent(name) + "/migrations?limit=10"),
+  ]);
+  const version = Number(q.get("version")) || def.version;
+  const vs = versions.items || [];
+  const shown = vs.find((v) => v.version === version) || def;
+  const diagramText = await api(`/v1/definitions/${encodeURIComponent(name)}/diagram?version=${version}`);
+
+  const diagram = h("div", { class: "diagram", id: "diagram" });
+  const stats = h("div", { id: "stats" });
+  const liveNote = h("span", { class: "live" }, "live");
+  const params = (extra) => Object.assign({}, version !== def.version ? { version } : {}, days !== 7 ? { days } : {}, extra);
+
+  const nodes = [
+    h("h1", {}, name),
+    h("p", { class: "muted" }, def.description || ""),
+    facts([["latest version", String(def.version)], ["running", num((def.running_by_version || []).reduce((a, r) => a + r.count, 0))],
+      ["states", String(shown.states.length)], ["hash", h("span", { class: "mono", title: shown.hash }, shown.hash.slice(0, 12))]]),
+    h("div", { class: "toolbar" },
+      h("span", { class: "versions" }, "Version: ", vs.map((v) =>
+        current(link(ui.definition(name, params({ version: v.version })), "v" + v.version), v.version === version))),
+      h("span", { class: "windows" }, "Window: ", WINDOWS.map(([label, d]) =>
+        current(link(ui.definition(name, params({ days: d })), label), d === days))),
+      liveNote),
+    h("div", { class: "grid" },
+      h("section", { class: "panel" }, h("h2", {}, `State diagram, version ${version}`), diagram,
+        h("div", { class: "legend" }, "Running instances per state:", HEAT_FILL.map((f, i) => h("span", {},
+          h("span", { class: "swatch", style: "background:" + f }), ["none", "few", "", "", "most"][i] || "")),
+          "· transition labels: event · count in the window · click a state to list its instances")),
+      h("section", { class: "panel" }, stats)),
+    versionsPanel(name, def, vs),
+    migrationsPanel(migrations.items || []),
+  ];
+  show(gen, nodes);
+
+  // The live part: stats (counts per state and transition) over the window, redrawn every LIVE_MS
+  // while this page is shown.
+  const onState = (state) => navigate(ui.instances({ definition: name, state }));
+  let lastText = "";
+  const refresh = async () => {
+    if (gen !== generation) return false;
+    const until = new Date();
+    const since = new Date(until - days * 86400000);
+    let st;
+    try {
+      st = await api(`/v1/definitions/${encodeURIComponent(name)}/stats?since=${since.toISOString()}&until=${until.toISOString()}`);
+    } catch (e) {
+      if (gen === generation) stats.replaceChildren(problem(e));
+      return gen === generation;
+    }
+    if (gen !== generation) return false;
+    const text = overlay(diagramText, heatOverlay(shown, st));
+    if (text !== lastText) {
+      lastText = text;
+      await drawDiagram(diagram, text, gen, onState);
+    }
+    stats.replaceChildren(...statsTables(name, st, days));
+    liveNote.textContent = "live · updated " + when(new Date().toISOString()).slice(11);
+    return true;
+  };
+  if (await refresh()) {
+    const timer = setInterval(async () => {
+      if (document.hidden) return;
+      if (!(await refresh())) clearInterval(timer);
+    }, LIVE_MS);
+  }
+}
+
+// heatOverlay colours each state of the shown version by its running instances and puts the
+// count of each transition on its label.
+function heatOverlay(shown, st) {
+  const running = Object.fromEntries((st.states || []).map((s) => [s.state, s.running]));
+  const max = Math.max(0, ...Object.values(running));
+  const labels = {}, classes = {}, edges = {};
+  for (const s of shown.states) {
+    const n = running[s.name] || 0;
+    if (!s.final) labels[s.name] = n + " running";
+    classes[s.name] = "heat" + heat(n, max);
+  }
+  for (const t of st.transitions || []) edges[t.from + ">" + t.to + ">" + t.event] = num(t.count);
+  return { labels, classes, edges };
+}
+
+function statsTables(name, st, days) {
+  const states = st.states || [], transitions = st.transitions || [], rejections = st.rejections || [];
+  const maxT = Math.max(0, ...transitions.map((t) => t.count));
+  const window = days === 1 ? "the last 24 h" : `the last ${days} days`;
+  return [
+    h("h2", {}, "States"),
+    table(["State", "#Running", "#Entries", "#Median", "#p95"], states.map((s) => [
+      s.state, s.running ? link(ui.instances({ definition: name, state: s.state }), num(s.running)) : "0",
+      num(s.entries), duration(s.median_ms), duration(s.p95_ms)])),
+    h("p", { class: "muted" }, `Entries and time in state over ${window}; running is now.`),
+    h("h2", {}, "Transitions"),
+    table(["From", "To", "Event", "#Count", "Heat"], transitions.map((t) => [t.from, t.to, t.event, num(t.count),
+      h("div", { class: "bar h" + heat(t.count, maxT), style: `width:${maxT ? Math.max(2, (80 * t.count) / maxT) : 0}px` })]),
+    `No transitions in ${window}.`),
+    h("h2", {}, "Refused events"),
+    table(["Event", "#Count", "By code"], rejections.map((r) => [r.event, num(r.count),
+      Object.entries(r.by_code || {}).map(([c, n]) => h("span", { class: "badge bad" }, c + " " + num(n)))]),
+    `No refused events in ${window}.`),
+  ];
+}
+
+function versionsPanel(name, def, vs) {
+  const running = Object.fromEntries((def.running_by_version || []).map((r) => [r.version, r.count]));
+  return h("section", { class: "panel" }, h("h2", {}, "Versions"),
+    table(["Version", "Registered", "Hash", "#Running", ""], vs.slice().reverse().map((v) => [
+      link(ui.definition(name, { version: v.version }), "v" + v.version), when(v.created_at),
+      h("span", { class: "mono" }, v.hash.slice(0, 12)),
+      running[v.version] ? link(ui.instances({ definition: name, version: v.version }), num(running[v.version])) : "0",
+      v.version < def.version && running[v.version] ? h("span", { class: "badge warn" }, "not migrated") : ""])));
+}
+
+function migrationsPanel(list) {
+  return h("section", { class: "panel", id: "migrations" }, h("h2", {}, "Migrations"),
+    table(["Migration", "To", "Status", "#Migrated", "#Stranded", "#Total", "Started", "Finished"], list.map((m) => [
+      link(ui.migration(m.id), h("span", { class: "mono" }, m.id)), "v" + m.to_version, statusBadge(m.status),
+      num(m.migrated), m.stranded ? h("span", { class: "badge warn" }, num(m.stranded)) : "0", num(m.total), when(m.started_at), when(m.finished_at)]),
+    "No migrations yet."),
+    list.filter((m) => m.result && (m.result.stranded || []).length).slice(0, 1).map((m) => [
+      h("h2", { style: "margin-top:12px" }, "Stranded by the latest migration that stranded any"), strandedTable(m.result.stranded)]));
+}
+
+function strandedTable(stranded) {
+  return table(["From version", "From state", "Reason", "#Count", "Detail", "Sample"], stranded.map((s) => [
+    "v" + s.from_version, s.from_state, h("span", { class: "badge warn" }, s.reason), num(s.count), s.detail || "",
+    (s.sample || []).map((id, i) => [i ? ", " : "", link(ui.instance(id), id)])]));
+}
+
+function statusBadge(status) {
+  return h("span", { class: "badge " + (status === "done" ? "final" : status === "failed" ? "bad" : "") }, status);
+}
+
+async function migrationPage(id) {
+  document.title = "Migration " + id + " · fsmd";
+  const m = await api("/v1/migrations/" + encodeURIComponent(id));
+  const r = m.result || { moves: [], stranded: [] };
+  return [
+    h("h1", {}, "Migration ", h("span", { class: "mono" }, m.id)),
+    facts([["definition", link(ui.definition(m.definition), m.definition)], ["to version", "v" + m.to_version], ["status", statusBadge(m.status)],
+      ["migrated", num(m.migrated)], ["stranded", num(m.stranded)], ["total", num(m.total)], ["started", when(m.started_at)],
+      ["finished", when(m.finished_at)]]),
+    m.error ? h("div", { class: "error" }, m.error) : null,
+    h("section", { class: "panel" }, h("h2", {}, "Moved"), table(["From version", "From state", "To state", "#Count"],
+      (r.moves || []).map((mv) => ["v" + mv.from_version, mv.from_state, mv.to_state, num(mv.count)]), m.status === "running" ? "Running…" : "Nothing moved.")),
+    h("section", { class: "panel" }, h("h2", {}, "Stranded"), strandedTable(r.stranded || [])),
+  ];
+}
+
+async function instancesPage(_, q) {
+  const filter = {};
+  for (const k of ["definition", "state", "version", "after"]) if (q.get(k)) filter[k] = q.get(k);
+  document.title = "Instances · fsmd";
+  const page = await api("/v1/instances?" + new URLSearchParams(Object.assign({ limit: 50 }, filter)));
+  const items = page.items || [];
+  const title = ["Instances", filter.definition && "of " + filter.definition, filter.version && "on v" + filter.version,
+    filter.state && "in " + filter.state].filter(Boolean).join(" ");
+  return [
+    h("h1", {}, title),
+    filter.definition ? h("p", {}, link(ui.definition(filter.definition), "← " + filter.definition)) : null,
+    h("div", { class: "panel" }, table(["Id", "Definition", "#Version", "State", "Updated"], items.map((i) => [
+      link(ui.instance(i.id), h("span", { class: "mono" }, i.id)), i.definition, "v" + i.version,
+      h("span", { class: "badge" + (i.final ? " final" : "") }, i.state), when(i.updated_at)]), "No instances match."),
+    page.next ? h("p", {}, link(ui.instances(Object.assign({}, filter, { after: page.next })), "Next page →")) : null),
+  ];
+}
+
+async function instancePage(id, _, gen) {
+  document.title = id + " · fsmd";
+  const inst = await api("/v1/instances/" + encodeURIComponent(id));
+  const [diagramText, history] = await Promise.all([
+    api(`/v1/definitions/${encodeURIComponent(inst.definition)}/diagram?version=${inst.version}`),
+    pages("/v1/instances/" + encodeURIComponent(id) + "/history?limit=500", 2000),
+  ]);
+  const visited = new Set(history.flatMap((e) => [e.from, e.to]));
+  const classes = {};
+  for (const s of visited) if (s && /^\w+$/.test(s) && diagramText.includes(" " + s + " ")) classes[s] = "visited";
+  classes[inst.state] = "current";
+  const taken = {};
+  for (const e of history) if (e.from && e.to && e.source !== "migration" && !e.dropped) {
+    const k = e.from + ">" + e.to + ">" + e.event;
+    taken[k] = (taken[k] || 0) + 1;
+  }
+  const edges = Object.fromEntries(Object.entries(taken).map(([k, n]) => [k, n + "×"]));
+  const diagram = h("div", { class: "diagram", id: "diagram" });
+
+  const nodes = [
+    h("h1", {}, h("span", { class: "mono", id: "instance-id" }, inst.id)),
+    facts([["definition", link(ui.definition(inst.definition, { version: inst.version }), inst.definition + " v" + inst.version)],
+      ["state", h("span", { class: "badge" + (inst.final ? " final" : ""), id: "instance-state" }, inst.state)],
+      ["revision", String(inst.revision)], ["in state since", when(inst.entered_at) + " (" + relative(inst.entered_at) + ")"],
+      ["created", when(inst.created_at)], ["updated", when(inst.updated_at)]]),
+    h("div", { class: "grid" },
+      h("section", { class: "panel" }, h("h2", {}, "Where it is"), diagram,
+        h("div", { class: "legend" }, h("span", {}, h("span", { class: "swatch", style: "background:#fdb022" }), "current state"),
+          h("span", {}, h("span", { class: "swatch", style: "background:#fef0c7" }), "visited"), "· labels: event · times taken")),
+      h("div", {},
+        h("section", { class: "panel" }, h("h2", {}, "Context"), json(inst.context || {})),
+        h("section", { class: "panel" }, h("h2", {}, "Events it takes now"),
+          (inst.events || []).length ? (inst.events || []).map((e) => h("span", { class: "badge", style: "margin-right:6px" }, e))
+            : h("p", { class: "muted" }, inst.final ? "None: the state is final." : "None.")),
+        h("section", { class: "panel", id: "timers" }, h("h2", {}, "Pending timers"),
+          table(["Event", "Due", "", "#Attempts", "Last error"], (inst.timers || []).map((t) => [t.event, when(t.due_at), relative(t.due_at),
+            t.attempts ? num(t.attempts) : "", t.last_error || ""]), "No timers pending.")))),
+    h("section", { class: "panel", id: "history" }, h("h2", {}, `History (${history.length} transitions)`), timeline(history, inst)),
+  ];
+  if (show(gen, nodes)) await drawDiagram(diagram, overlay(diagramText, { classes, edges }), gen);
+}
+
+function timeline(history, inst) {
+  const created = h("li", { class: "created" }, h("div", { class: "when" }, when(inst.created_at)), h("div", { class: "what" }, "created"));
+  return h("ol", { class: "timeline" }, history.slice().reverse().map((e) => h("li", { class: e.dropped ? "dropped" : e.source === "migration" ? "migration" : null },
+    h("div", { class: "when" }, "#" + e.seq + " · " + when(e.at) + " · " + e.source + (e.actor ? " by " + e.actor : "") + " · v" + e.definition_version),
+    h("div", { class: "what" }, e.event, " ", h("span", { class: "muted" }, e.from + " → " + e.to)),
+    e.dropped ? h("div", {}, h("span", { class: "badge warn" }, "dropped"), " ", e.dropped) : null,
+    e.source === "migration" && e.from_version ? h("div", { class: "muted" }, "migrated from v" + e.from_version) : null,
+    h("details", {}, h("summary", {}, "payload and context"),
+      h("div", { class: "muted" }, "payload"), json(e.payload || {}),
+      h("div", { class: "muted" }, "context after"), json(e.context_after || {}),
+      e.request_id ? h("div", { class: "muted" }, "request " + e.request_id) : null))), created);
+}
+
+showKeyState();
+render();

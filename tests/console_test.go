@@ -1,0 +1,170 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/auth"
+	"github.com/fsmd-io/fsmd/internal/dbtest"
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/server"
+	"github.com/fsmd-io/fsmd/internal/service"
+)
+
+// The web console (/ui) driven in headless Chromium by tests/ui/console.mjs (playwright-core,
+// Debian's chromium), against the real server on PostgreSQL with API keys: the key prompt, the
+// definitions page, a definition's diagram with its live counts and heat, an instance with its
+// state highlighted, timers and history, finding an instance by id, a script in an instance id
+// shown as text, and the instances a migration stranded. The script writes a screenshot of each
+// page to tests/ui/screenshots (or $FSMD_SCREENSHOTS). `make ui-deps` installs what it needs.
+
+// consoleXSS is an instance id that would run script if the console wrote ids as HTML.
+const consoleXSS = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>`
+
+// consoleFixture is what the seeding made, for the script to look for.
+type consoleFixture struct {
+	URL         string `json:"url"`
+	Key         string `json:"key"` // a read key: the console needs no more
+	Order       string `json:"order"`
+	OrderState  string `json:"order_state"`
+	OrderEvents int    `json:"order_events"` // its history rows
+	Pending     string `json:"pending"`      // an order with a pending timer
+	XSS         string `json:"xss"`
+	Stranded    string `json:"stranded"` // a claim the migration to v2 left on v1 (state_unmapped)
+	Screenshots string `json:"screenshots"`
+}
+
+func TestConsole(t *testing.T) {
+	t.Parallel()
+	node, script := consoleTools(t)
+
+	db := dbtest.Postgres(t)
+	ctx := context.Background()
+	set, diags, err := machine.Load("../definitions")
+	if err != nil || diags.Errors() > 0 {
+		t.Fatalf("loading ../definitions: %v %v", err, diags)
+	}
+	svc := service.New(db, service.Options{})
+	t.Cleanup(svc.Close)
+	if err := svc.Register(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	keys, parsed := authKeys(t)
+	srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed}))
+	t.Cleanup(srv.Close)
+	admin := &apiEnv{srv: srv}
+	as := func(method, path string, body any, header ...string) apiResponse {
+		t.Helper()
+		return admin.do(t, method, path, body, append([]string{"Authorization", "Bearer " + keys[auth.Admin]}, header...)...)
+	}
+	want := func(r apiResponse, status int) {
+		t.Helper()
+		if r.status != status {
+			t.Fatalf("%s: want %d", r, status)
+		}
+	}
+
+	// Orders in several states, a refused event or two, and one whose id is markup.
+	customer := map[string]any{"id": "c-1", "email": "ana@example.com", "tier": "gold"}
+	for i, id := range []string{"order-1", "order-2", "order-3", "order-4", "order-5", consoleXSS} {
+		want(as("POST", "/v1/instances", map[string]any{"definition": "order", "id": id,
+			"context": map[string]any{"amount": 40.0 + float64(i), "customer": customer}}), 201)
+	}
+	send := func(id, event string, payload map[string]any, status int) {
+		t.Helper()
+		want(as("POST", apiPath("/v1/instances/%s/events", id), map[string]any{"event": event, "payload": payload}), status)
+	}
+	pay := map[string]any{"amount": 100.0, "method": "card"}
+	for _, id := range []string{"order-1", "order-2", "order-3"} {
+		send(id, "pay", pay, 200)
+	}
+	send("order-1", "ship", map[string]any{"carrier": "dhl", "tracking_number": "JD0001"}, 200)
+	send("order-1", "deliver", nil, 200)
+	send("order-2", "ship", map[string]any{"carrier": "ups", "tracking_number": "1Z999"}, 200)
+	send("order-4", "pay", map[string]any{"amount": 10.0, "method": "card"}, 200) // short: payment_failed
+	send("order-5", "pay", map[string]any{"amount": 100.0, "method": "cash"}, 409)
+	send("order-5", "ship", map[string]any{"carrier": "dhl", "tracking_number": "x"}, 409)
+	send(consoleXSS, "cancel", map[string]any{"reason": `</pre><b onmouseover="window.__xss=3">bold</b>`}, 200)
+
+	// A claim that the migration to version 2 strands (its state is gone), and one that moves.
+	claimV1, err := os.ReadFile(apiPutDir + "/claim_v1.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(as("PUT", "/v1/definitions/claim", claimV1, "Content-Type", "application/yaml"), 201)
+	for _, id := range []string{"claim-f1", "claim-h1"} {
+		want(as("POST", "/v1/instances", map[string]any{"definition": "claim", "id": id,
+			"context": map[string]any{"amount": 50, "due": apiClaimDue}}), 201)
+	}
+	send("claim-h1", "assess", nil, 200)
+	send("claim-h1", "hold", map[string]any{"reason": "waiting for the police report"}, 200)
+	claimV2, err := os.ReadFile(apiPutDir + "/claim_v2.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(as("PUT", "/v1/definitions/claim", claimV2, "Content-Type", "application/yaml"), 201)
+	r := as("POST", "/v1/definitions/claim/migrations", nil)
+	want(r, 202)
+	m := apiWant[apiMigration](t, r, 202)
+	for deadline := time.Now().Add(20 * time.Second); m.Status != "done"; time.Sleep(50 * time.Millisecond) {
+		m = apiWant[apiMigration](t, as("GET", apiPath("/v1/migrations/%s", m.ID), nil), 200)
+		if time.Now().After(deadline) {
+			t.Fatalf("the claim migration: %+v after 20s", m)
+		}
+	}
+	// Refusals are counted in memory and written about once a second: wait until the stats have them.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		body := string(as("GET", "/v1/definitions/order/stats", nil).body)
+		if strings.Contains(body, `"guard_rejected":1`) && strings.Contains(body, `"invalid_transition":1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the order's stats have not counted the refusals after 20s: %s", body)
+		}
+	}
+
+	shots := os.Getenv("FSMD_SCREENSHOTS")
+	if shots == "" {
+		shots, _ = filepath.Abs("ui/screenshots")
+	}
+	fixture, _ := json.Marshal(consoleFixture{URL: srv.URL, Key: keys[auth.Read], Order: "order-1", OrderState: "delivered",
+		OrderEvents: 3, Pending: "order-5", XSS: consoleXSS, Stranded: "claim-h1", Screenshots: shots})
+
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, script)
+	cmd.Dir = "ui"
+	cmd.Env = append(os.Environ(), "FSMD_CONSOLE_FIXTURE="+string(fixture))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	t.Logf("console.mjs:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("console.mjs: %v", err)
+	}
+}
+
+// consoleTools finds node and the driver script, and checks that Chromium and playwright-core are
+// installed; a machine without them fails the test, naming what to install (`make ui-deps`).
+func consoleTools(t *testing.T) (node, script string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is not installed: the console test drives Chromium with playwright-core (run make ui-deps)")
+	}
+	for _, need := range []string{"/usr/bin/chromium", "ui/node_modules/playwright-core/package.json"} {
+		if _, err := os.Stat(need); errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s is missing: run make ui-deps (Debian's chromium, and npm ci in tests/ui)", need)
+		}
+	}
+	return node, "console.mjs"
+}

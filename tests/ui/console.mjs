@@ -1,0 +1,171 @@
+// Drives fsmd's web console in headless Chromium (Debian's /usr/bin/chromium) with playwright-core.
+// Run by tests/console_test.go, which starts the server, seeds it and passes what it made in
+// FSMD_CONSOLE_FIXTURE (JSON). Each step checks what the page shows, and writes a screenshot to
+// fixture.screenshots. Any page error, console error or dialog (alert) fails the run.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import assert from "node:assert/strict";
+
+const fx = JSON.parse(process.env.FSMD_CONSOLE_FIXTURE || "{}");
+assert.ok(fx.url, "FSMD_CONSOLE_FIXTURE is not set: run this through go test ./tests -run TestConsole");
+mkdirSync(fx.screenshots, { recursive: true });
+
+// The flags this machine's Chromium needs (see the env notes): no sandbox as root, and no
+// background connections, which the closed network refuses.
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+
+const problems = [];
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => problems.push("page error: " + e.message));
+  page.on("console", (m) => {
+    // A 401 is the console asking for a key, and a 404 a test that looks for what is not there.
+    if (m.type() === "error" && !/status of 40[14]/.test(m.text())) problems.push("console error: " + m.text());
+  });
+  page.on("dialog", async (d) => {
+    problems.push("a dialog opened: " + d.message());
+    await d.dismiss();
+  });
+  page.setDefaultTimeout(15000);
+  return page;
+}
+
+let shot = 0;
+async function screenshot(page, name) {
+  const file = `${fx.screenshots}/${String(++shot).padStart(2, "0")}-${name}.png`;
+  await page.screenshot({ path: file, fullPage: true });
+  console.log("screenshot", file);
+}
+
+async function step(name, fn) {
+  const before = problems.length;
+  try {
+    await fn();
+  } catch (e) {
+    problems.push(`${name}: ${e.message}`);
+  }
+  console.log(problems.length === before ? "ok  " : "FAIL", name);
+}
+
+const page = await newPage();
+const text = (sel) => page.locator(sel).innerText();
+
+await step("the key is asked for, entered once, and the definitions are listed", async () => {
+  await page.goto(fx.url + "/ui/");
+  await page.locator("#key").waitFor({ state: "visible" });
+  assert.match(await text("#key-why"), /needs an API key/);
+  await page.fill("#key-input", fx.key);
+  await page.click("#key-form button");
+  await page.locator("main table").waitFor();
+  const body = await text("main");
+  for (const name of ["order", "approval", "loan", "claim"]) assert.ok(body.includes(name), `no ${name} in:\n${body}`);
+  assert.equal(await page.locator("#key").isHidden(), true);
+  assert.match(await text("#keystate"), /key set/);
+  await screenshot(page, "definitions");
+});
+
+await step("a definition: its diagram with live counts, the transitions heatmap, versions", async () => {
+  await page.click("main a:text-is('order')");
+  await page.waitForURL(/\/ui\/definitions\/order$/);
+  await page.locator("#diagram svg").waitFor();
+  // Running instances per state on the diagram: order-2 shipped, order-3 paid, order-4
+  // payment_failed, order-5 awaiting_payment.
+  const svg = await text("#diagram");
+  for (const label of ["1 running"]) assert.ok(svg.includes(label), `no "${label}" in the diagram:\n${svg}`);
+  const heated = await page.locator("#diagram g.node.heat1, #diagram g.node.heat2, #diagram g.node.heat3, #diagram g.node.heat4").count();
+  assert.ok(heated >= 4, `${heated} states coloured by their running instances, want 4 or more`);
+  assert.ok(/pay \(1\) · 3/.test(svg), `no count on the first pay transition (pay (1) · 3) in:\n${svg}`);
+  assert.ok(/ship · 2/.test(svg), `no count on the ship transition (ship · 2) in:\n${svg}`);
+  const stats = await text("#stats");
+  assert.match(stats, /awaiting_payment\s+1/);
+  assert.match(stats, /guard_rejected 1/);
+  assert.match(stats, /invalid_transition 1/);
+  assert.match(await text(".versions"), /v1/);
+  await page.locator(".live").filter({ hasText: "updated" }).waitFor();
+  await screenshot(page, "definition");
+});
+
+await step("a state in the diagram lists its instances", async () => {
+  await page.click("#diagram g.node[data-state='payment_failed']");
+  await page.waitForURL(/\/ui\/instances\?definition=order&state=payment_failed/);
+  await page.locator("main table").waitFor();
+  assert.match(await text("main table"), /order-4/);
+});
+
+await step("find an instance by id: state highlighted, context, history", async () => {
+  await page.fill("#find-id", fx.order);
+  await page.click("#find button");
+  await page.waitForURL(new RegExp("/ui/instances/" + fx.order + "$"));
+  await page.locator("#diagram svg").waitFor();
+  assert.equal(await text("#instance-id"), fx.order);
+  assert.equal(await text("#instance-state"), fx.order_state);
+  const current = page.locator("#diagram g.node.current");
+  assert.equal(await current.count(), 1, "one state is the current one");
+  assert.equal(await current.getAttribute("data-state"), fx.order_state);
+  assert.equal(await page.locator("#history ol.timeline > li:not(.created)").count(), fx.order_events);
+  assert.match(await text("#history ol.timeline > li:last-child"), /created/);
+  assert.match(await text("#history"), /deliver\s+shipped → delivered/);
+  assert.match(await text("main"), /JD0001/); // the context
+  await screenshot(page, "instance");
+});
+
+await step("an instance's pending timers; the key is kept across a reload", async () => {
+  await page.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.pending));
+  await page.locator("#timers table").waitFor();
+  assert.match(await text("#timers"), /payment_overdue\s+\S+ \S+\s+in /);
+  assert.equal(await page.locator("#key").isHidden(), true, "the key was asked for again");
+  await screenshot(page, "timers");
+});
+
+await step("script in an instance id and in a payload stays text", async () => {
+  await page.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.xss));
+  await page.locator("#diagram svg").waitFor();
+  assert.equal(await text("#instance-id"), fx.xss);
+  await page.locator("#history details").first().evaluate((d) => (d.open = true));
+  await page.locator("#history").hover();
+  assert.match(await text("#history"), /<\/pre><b onmouseover=/);
+  assert.equal(await page.evaluate(() => window.__xss), undefined, "script from the page's data ran");
+  assert.equal(await page.locator("main img, main script, main b").count(), 0, "markup from the data became elements");
+  await screenshot(page, "escaped");
+  // An id that is not there: the answer (404) names it, as text.
+  await page.goto(fx.url + "/ui/instances/" + encodeURIComponent("<script>window.__xss=4</script>nope"));
+  await page.locator(".error").waitFor();
+  assert.match(await text(".error"), /Not found/);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+});
+
+await step("the instances a migration stranded, and one of them", async () => {
+  await page.goto(fx.url + "/ui/definitions/claim");
+  await page.locator("#migrations table").first().waitFor();
+  const migrations = await text("#migrations");
+  assert.match(migrations, /done/);
+  assert.match(migrations, /state_unmapped/);
+  assert.match(await text("main"), /not migrated/);
+  await screenshot(page, "stranded");
+  await page.click(`#migrations a:text-is('${fx.stranded}')`);
+  await page.waitForURL(new RegExp("/ui/instances/" + fx.stranded + "$"));
+  await page.locator("#diagram svg").waitFor();
+  assert.equal(await text("#instance-state"), "on_hold");
+  assert.match(await text("main"), /claim v1/);
+});
+
+await step("a wrong key is refused, and the console asks again", async () => {
+  const other = await newPage();
+  await other.goto(fx.url + "/ui/");
+  await other.fill("#key-input", "fsmd_" + "x".repeat(43));
+  await other.click("#key-form button");
+  await other.locator("#key-why").filter({ hasText: "refused" }).waitFor();
+  await screenshot(other, "wrong-key");
+  await other.context().close();
+});
+
+await browser.close();
+if (problems.length) {
+  console.error("\n" + problems.join("\n"));
+  process.exit(1);
+}
