@@ -11,6 +11,7 @@ const KEY = "fsmd.key";
 const LIVE_MS = 5000; // how often the definition page refreshes its counts
 const WINDOWS = [["24 h", 1], ["7 days", 7], ["30 days", 30], ["1 year", 365]];
 const HEAT = 5; // heat classes heat0..heat4
+const HISTORY_MAX = 2000; // transitions an instance page reads
 
 const main = document.getElementById("main");
 let generation = 0; // bumped at every navigation: work of an older page stops touching the DOM
@@ -487,7 +488,7 @@ async function instancePage(id, _, gen) {
   const inst = await api("/v1/instances/" + encodeURIComponent(id));
   const [diagramText, history] = await Promise.all([
     api(`/v1/definitions/${encodeURIComponent(inst.definition)}/diagram?version=${inst.version}`),
-    pages("/v1/instances/" + encodeURIComponent(id) + "/history?limit=500", 2000),
+    pages("/v1/instances/" + encodeURIComponent(id) + "/history?limit=500", HISTORY_MAX),
   ]);
   const visited = new Set(history.flatMap((e) => [e.from, e.to]));
   const classes = {};
@@ -519,7 +520,7 @@ async function instancePage(id, _, gen) {
         h("section", { class: "panel", id: "timers" }, h("h2", {}, "Pending timers"),
           table(["Event", "Due", "", "#Attempts", "Last error"], (inst.timers || []).map((t) => [t.event, when(t.due_at), relative(t.due_at),
             t.attempts ? num(t.attempts) : "", t.last_error || ""]), "No timers pending.")))),
-    h("section", { class: "panel", id: "history" }, h("h2", {}, `History (${history.length} transitions)`), timeline(history, inst)),
+    h("section", { class: "panel", id: "history" }, h("h2", {}, `History (${history.length >= HISTORY_MAX ? "the first " + history.length : history.length} transitions)`), timeline(history, inst)),
   ];
   if (show(gen, nodes)) await drawDiagram(diagram, overlay(diagramText, { classes, edges }), gen);
 }
