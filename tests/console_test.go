@@ -33,6 +33,7 @@ const consoleXSS = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</
 // consoleFixture is what the seeding made, for the script to look for.
 type consoleFixture struct {
 	URL         string `json:"url"`
+	OpenURL     string `json:"open_url"` // the same service, served without keys
 	Key         string `json:"key"` // a read key: the console needs no more
 	Order       string `json:"order"`
 	OrderState  string `json:"order_state"`
@@ -61,6 +62,8 @@ func TestConsole(t *testing.T) {
 	keys, parsed := authKeys(t)
 	srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed}))
 	t.Cleanup(srv.Close)
+	noKeys := httptest.NewServer(server.New(svc, server.Options{})) // no keys: nothing to ask for
+	t.Cleanup(noKeys.Close)
 	admin := &apiEnv{srv: srv}
 	as := func(method, path string, body any, header ...string) apiResponse {
 		t.Helper()
@@ -136,7 +139,7 @@ func TestConsole(t *testing.T) {
 	if shots == "" {
 		shots, _ = filepath.Abs("ui/screenshots")
 	}
-	fixture, _ := json.Marshal(consoleFixture{URL: srv.URL, Key: keys[auth.Read], Order: "order-1", OrderState: "delivered",
+	fixture, _ := json.Marshal(consoleFixture{URL: srv.URL, OpenURL: noKeys.URL, Key: keys[auth.Read], Order: "order-1", OrderState: "delivered",
 		OrderEvents: 3, Pending: "order-5", XSS: consoleXSS, Stranded: "claim-h1", Screenshots: shots})
 
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)

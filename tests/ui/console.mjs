@@ -160,7 +160,18 @@ await step("a wrong key is refused, and the console asks again", async () => {
   await other.fill("#key-input", "fsmd_" + "x".repeat(43));
   await other.click("#key-form button");
   await other.locator("#key-why").filter({ hasText: "refused" }).waitFor();
+  assert.equal(await other.evaluate(() => sessionStorage.getItem("fsmd.key")), null, "the refused key was kept");
+  assert.doesNotMatch(await other.locator("#keystate").innerText(), /key set/);
   await screenshot(other, "wrong-key");
+  await other.context().close();
+});
+
+await step("a server without keys asks for none", async () => {
+  const other = await newPage();
+  await other.goto(fx.open_url + "/ui/");
+  await other.locator("main table").waitFor();
+  assert.match(await other.locator("main").innerText(), /order/);
+  assert.equal(await other.locator("#key").isHidden(), true, "a key was asked for");
   await other.context().close();
 });
 

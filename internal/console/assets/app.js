@@ -75,7 +75,11 @@ async function api(path) {
   }
   const type = resp.headers.get("Content-Type") || "";
   const body = type.includes("json") ? await resp.json().catch(() => null) : await resp.text();
-  if (resp.status === 401) askKey(key ? "The key was refused: " + ((body && body.detail) || "") : "This server needs an API key.");
+  if (resp.status === 401) {
+    if (key) sessionStorage.removeItem(KEY); // a refused key is not kept: the prompt asks for another
+    showKeyState();
+    askKey(key ? "The key was refused: " + ((body && body.detail) || "") : "This server needs an API key.");
+  }
   if (!resp.ok) throw new ApiError(resp.status, typeof body === "object" ? body : { detail: body });
   return body;
 }
@@ -407,7 +411,7 @@ function statsTables(name, st, days) {
     table(["State", "#Running", "#Entries", "#Median", "#p95"], states.map((s) => [
       s.state, s.running ? link(ui.instances({ definition: name, state: s.state }), num(s.running)) : "0",
       num(s.entries), duration(s.median_ms), duration(s.p95_ms)])),
-    h("p", { class: "muted" }, `Entries and time in state over ${window}; running is now.`),
+    h("p", { class: "muted" }, `Entries (transitions into the state; creations are not counted) and time in state over ${window}; running is now.`),
     h("h2", {}, "Transitions"),
     table(["From", "To", "Event", "#Count", "Heat"], transitions.map((t) => [t.from, t.to, t.event, num(t.count),
       h("div", { class: "bar h" + heat(t.count, maxT), style: `width:${maxT ? Math.max(2, (80 * t.count) / maxT) : 0}px` })]),
