@@ -34,7 +34,7 @@ const consoleXSS = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</
 type consoleFixture struct {
 	URL         string `json:"url"`
 	OpenURL     string `json:"open_url"` // the same service, served without keys
-	Key         string `json:"key"` // a read key: the console needs no more
+	Key         string `json:"key"`      // a read key: the console needs no more
 	Order       string `json:"order"`
 	OrderState  string `json:"order_state"`
 	OrderEvents int    `json:"order_events"` // its history rows
