@@ -16,6 +16,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -113,8 +114,9 @@ func acceptsGzip(header string) bool {
 	for part := range strings.SplitSeq(header, ",") {
 		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-			q := strings.ReplaceAll(params, " ", "")
-			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+			q, weighted := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q=")
+			v, err := strconv.ParseFloat(q, 64)
+			return !weighted || err != nil || v > 0
 		}
 	}
 	return false

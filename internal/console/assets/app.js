@@ -84,7 +84,7 @@ async function api(path) {
   return body;
 }
 
-// everything fetches every page of a list endpoint that pages with `after`/`next`, up to max items.
+// pages fetches every page of a list endpoint that pages with `after`/`next`, up to max items.
 async function pages(path, max) {
   let items = [], after = "";
   for (;;) {
