@@ -74,7 +74,8 @@ const KeyLength = len(Prefix) + 43
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 
 // ParseFile reads a keys file: one `ROLE SHA256-HEX-OF-KEY [NAME]` per line; blank lines and lines
-// starting with # are skipped. A bad line is an error naming the file and the line.
+// starting with # are skipped. A bad line is an error naming the file and the line; a file without
+// a key is an error naming the file.
 func ParseFile(path string) (*Keys, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -133,6 +134,11 @@ func Parse(name string, r io.Reader) (*Keys, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s:%d: %v", name, line+1, err)
+	}
+	// A file given but empty is a mistake (keys commented out, a file not written yet), not a wish to
+	// serve without keys: that is done by giving no file, and then serve listens on loopback only.
+	if len(keys.keys) == 0 {
+		return nil, fmt.Errorf("%s: no keys (only blank lines and comments): add a key's line (fsmd keys new prints one), or give no keys file to serve on loopback only", name)
 	}
 	return keys, nil
 }

@@ -16,7 +16,8 @@ func TestParse(t *testing.T) {
 		name, file string
 		want       string // the keys' names, or the error
 	}{
-		{"empty", "", ""},
+		{"empty", "", "keys: no keys (only blank lines and comments)"},
+		{"only comments", "# read " + hash + " ops\n\n# none yet\n", "keys: no keys (only blank lines and comments)"},
 		{"comments and blank lines", "# keys\n\n  \nread " + hash + " ops\n", "ops"},
 		{"no name: one from the hash", "admin " + hash, "key-4f0c9a2b"},
 		{"upper-case hex", "write " + strings.ToUpper(hash) + " ci", "ci"},
