@@ -68,7 +68,7 @@ func migrate(ctx context.Context, verb, name string, req migration.Request, dbUR
 	}
 	db, err := persistence.Open(ctx, dbURL)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", redact(dbURL), err)
+		return nil, fmt.Errorf("database %s: %w", persistence.Redact(dbURL), err)
 	}
 	defer db.Close()
 	svc := service.New(db, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -112,7 +112,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var c serveConfig
 	fs.StringVar(&c.Addr, "addr", env("FSMD_ADDR", ":8080"), "where to listen (FSMD_ADDR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", env("FSMD_DATABASE_URL", "fsmd.db"),
-		"postgres://user@host/db?sslmode=disable, or a SQLite file (FSMD_DATABASE_URL)")
+		"postgres://user@host/db?sslmode=disable, a key=value connection string (host=... dbname=...), or a SQLite file (FSMD_DATABASE_URL)")
 	fs.StringVar(&c.Definitions, "definitions", env("FSMD_DEFINITIONS", "./definitions"), "the folder of definition files (FSMD_DEFINITIONS)")
 	watch, watchErr := envBool("FSMD_WATCH") // wrong only when --watch does not decide
 	fs.BoolVar(&c.Watch, "watch", watch, "reload the definitions when a file of the folder changes, as SIGHUP and POST /v1/reload do (FSMD_WATCH)")
@@ -224,7 +224,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	}
 	db, err := persistence.Open(ctx, c.DatabaseURL)
 	if err != nil {
-		return fmt.Errorf("database %s: %w", redact(c.DatabaseURL), err)
+		return fmt.Errorf("database %s: %w", persistence.Redact(c.DatabaseURL), err)
 	}
 	defer db.Close()
 	svc := service.New(db, service.Options{Logger: log})
@@ -297,7 +297,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	if err != nil {
 		return err
 	}
-	log.Info("fsmd serving", "addr", ln.Addr().String(), "database", redact(c.DatabaseURL),
+	log.Info("fsmd serving", "addr", ln.Addr().String(), "database", persistence.Redact(c.DatabaseURL),
 		"definitions", len(set.ByName), "watch", c.Watch, "version", version)
 	if c.Keys == nil || c.Keys.Len() == 0 {
 		log.Warn("no API keys (--api-keys): every request is let in; listening on " + ln.Addr().String())
@@ -404,18 +404,4 @@ func notifies(set *machine.Set) bool {
 		}
 	}
 	return false
-}
-
-// redact hides a password in a database URL for logs.
-func redact(url string) string {
-	at := strings.LastIndex(url, "@")
-	scheme := strings.Index(url, "://")
-	if at < 0 || scheme < 0 {
-		return url
-	}
-	userinfo := url[scheme+3 : at]
-	if i := strings.Index(userinfo, ":"); i >= 0 {
-		return url[:scheme+3] + userinfo[:i] + ":***" + url[at:]
-	}
-	return url
 }

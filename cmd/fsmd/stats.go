@@ -66,7 +66,7 @@ func runStats(args []string, stdout, stderr io.Writer) int {
 func stats(ctx context.Context, req service.StatsRequest, dbURL string) (service.Stats, error) {
 	db, err := persistence.Open(ctx, dbURL)
 	if err != nil {
-		return service.Stats{}, fmt.Errorf("database %s: %w", redact(dbURL), err)
+		return service.Stats{}, fmt.Errorf("database %s: %w", persistence.Redact(dbURL), err)
 	}
 	defer db.Close()
 	svc := service.New(db, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
