@@ -236,7 +236,7 @@ func (def *Definition) build() {
 }
 
 // Timers computes the deadlines of the timers of snap's state, which it entered at snap.EnteredAt,
-// sorted by deadline.
+// sorted by deadline: none earlier than MinTimerDelay after entering.
 func (def *Definition) Timers(snap Snapshot) ([]Due, error) {
 	st := def.States[snap.State]
 	if st == nil || len(st.Timers) == 0 {
@@ -256,6 +256,9 @@ func (def *Definition) Timers(snap Snapshot) ([]Due, error) {
 		at, err := t.At.Time(scope)
 		if err != nil {
 			return nil, err
+		}
+		if earliest := snap.EnteredAt.Add(MinTimerDelay); at.Before(earliest) {
+			at = earliest // a deadline already past, or imminent, fires a second after entering
 		}
 		due = append(due, Due{Event: t.Event, At: at})
 	}

@@ -511,12 +511,21 @@ func TestFireTimers(t *testing.T) {
 	if !reflect.DeepEqual(tr.Arm, createdTimers(at)) {
 		t.Errorf("Arm = %v", tr.Arm)
 	}
-	// An `at` deadline is computed from the context, even when it is already past.
+	// An `at` deadline earlier than a second after entering fires a second after entering: a timer
+	// that re-enters its state cannot loop faster than that.
+	for _, deadline := range []time.Time{at.Add(-time.Hour), at, at.Add(time.Second - time.Nanosecond), {}} {
+		s := snap("created")
+		s.Context["deadline"] = deadline
+		tr = fire(t, s, "touch", nil)
+		if want := at.Add(machine.MinTimerDelay); len(tr.Arm) != 3 || tr.Arm[0].Event != "remind" || !tr.Arm[0].At.Equal(want) {
+			t.Errorf("deadline %v: Arm = %v, want remind at %v first", deadline, tr.Arm, want)
+		}
+	}
+	// From a second on, the deadline is the expression's.
 	s := snap("created")
-	s.Context["deadline"] = at.Add(-time.Hour) // armed anyway: the caller fires it at once
-	tr = fire(t, s, "touch", nil)
-	if want := at.Add(-time.Hour); len(tr.Arm) != 3 || tr.Arm[0].Event != "remind" || !tr.Arm[0].At.Equal(want) {
-		t.Errorf("Arm = %v, want the past deadline first", tr.Arm)
+	s.Context["deadline"] = at.Add(time.Second)
+	if tr = fire(t, s, "touch", nil); len(tr.Arm) != 3 || !tr.Arm[0].At.Equal(at.Add(time.Second)) {
+		t.Errorf("Arm = %v, want remind at %v first", tr.Arm, at.Add(time.Second))
 	}
 }
 
@@ -571,7 +580,7 @@ func TestStart(t *testing.T) {
 		t.Errorf("Start =\n %+v\nwant\n %+v", s, want)
 	}
 	wantDue := []machine.Due{
-		{Event: "remind", At: time.Time{}},
+		{Event: "remind", At: at.Add(machine.MinTimerDelay)}, // the zero deadline, put off to a second after
 		{Event: "remind", At: at.Add(time.Hour)},
 		{Event: "expire", At: at.Add(72 * time.Hour)},
 	}

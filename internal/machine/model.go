@@ -83,7 +83,14 @@ type Assignment struct {
 	Pos   Pos
 }
 
-// Timer fires Event when its deadline passes: After from entering the state, or the time At computes.
+// MinTimerDelay is the shortest delay of a timer: `after` shorter is a load error, and an `at`
+// deadline earlier than this after entering the state is put off until then. A timer that re-enters
+// its own state with a tiny delay would otherwise write audit rows as fast as the database takes
+// them, forever.
+const MinTimerDelay = time.Second
+
+// Timer fires Event when its deadline passes: After from entering the state, or the time At computes
+// (at least MinTimerDelay after entering).
 type Timer struct {
 	Event string
 	After time.Duration   // when At is nil

@@ -289,6 +289,8 @@ func (d *parser) timer(def *Definition, s *State, n *yaml.Node) *Timer {
 				d.Errorf(source.At(after.Val), "after: %q is not a duration (write e.g. 90m, 72h or 3d)", src)
 			case dur <= 0:
 				d.Errorf(source.At(after.Val), "after: %q must be positive", src)
+			case dur < MinTimerDelay:
+				d.Errorf(source.At(after.Val), "after: %q is shorter than %v: a timer's delay is at least %[2]v", src, MinTimerDelay)
 			}
 			t.After = dur
 		}

@@ -512,6 +512,31 @@ states:
 			`t.yaml:16:16: error: after: "NaNd" is not a duration (write e.g. 90m, 72h or 3d)`,
 		}},
 
+		{"timers shorter than a second", `name: t
+initial: a
+states:
+  a:
+    on:
+      go: a
+      stop: b
+    timers:
+      - after: 1ns
+        event: go
+      - {after: 999ms, event: go}
+      - after: 0.5s
+        event: go
+      - after: 1s
+        event: stop
+      - after: 0d1ms
+        event: go
+  b: {final: true}
+`, []string{
+			`t.yaml:9:16: error: after: "1ns" is shorter than 1s: a timer's delay is at least 1s`,
+			`t.yaml:11:17: error: after: "999ms" is shorter than 1s: a timer's delay is at least 1s`,
+			`t.yaml:12:16: error: after: "0.5s" is shorter than 1s: a timer's delay is at least 1s`,
+			`t.yaml:16:16: error: after: "0d1ms" is shorter than 1s: a timer's delay is at least 1s`,
+		}},
+
 		{"timers with both, neither, or a bad at", `name: t
 initial: a
 context:

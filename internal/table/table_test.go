@@ -83,11 +83,17 @@ func TestTableSemantics(t *testing.T) {
     when: {advance: 72h}
     then: {state: closed, ctx: {log: [remind, close]}}
 `, 1, ""},
-		{"a timer already due fires before the next event", `
+		{"a deadline already past fires a second after entering", `
   - name: overdue
     given: {state: reminded, now: 2026-01-02T00:00:00Z, ctx: {due: 2026-01-01T00:00:00Z}}
-    when: {event: close}
+    when: [{advance: 1s}, {event: close}]
     then: {error: instance_final, state: closed, ctx: {log: [close]}}
+`, 1, ""},
+		{"an overdue deadline does not fire before that second", `
+  - name: overdue
+    given: {state: reminded, now: 2026-01-02T00:00:00Z, ctx: {due: 2026-01-01T00:00:00Z}}
+    when: [{advance: 999ms}, {event: close}]
+    then: {state: closed, ctx: {log: [close]}}
 `, 1, ""},
 		{"a self-transition restarts the state's timers", `
   - name: ping
