@@ -107,9 +107,10 @@ func ByIdempotencyKey(ctx context.Context, ex persistence.Executor, instanceID, 
 // History returns the rows of an instance whose seq is greater than afterSeq, oldest first, at
 // most limit of them (no limit when limit is 0 or less): keyset pagination, the last seq of a page
 // is the afterSeq of the next. An instance without rows (or no such instance) has an empty history.
-func History(ctx context.Context, ex persistence.Executor, instanceID string, afterSeq int64, limit int) ([]Row, error) {
+// With maxBytes over 0 it stops after the row that takes their persistence.TransitionRow.Bytes past it.
+func History(ctx context.Context, ex persistence.Executor, instanceID string, afterSeq int64, limit, maxBytes int) ([]Row, error) {
 	rows, err := persistence.TransitionList(ctx, ex, persistence.TransitionListParams{
-		InstanceID: instanceID, AfterSeq: afterSeq, Limit: limit,
+		InstanceID: instanceID, AfterSeq: afterSeq, Limit: limit, MaxBytes: maxBytes,
 	})
 	if err != nil {
 		return nil, err

@@ -110,7 +110,7 @@ func TestAppendAndRead(t *testing.T) {
 		r3.Source = audit.SourceMigration
 		appendRows(t, db, r1, r2, r3)
 
-		got, err := audit.History(ctx, db, "i-1", 0, 0)
+		got, err := audit.History(ctx, db, "i-1", 0, 0, 0)
 		if err != nil {
 			t.Fatalf("History: %v", err)
 		}
@@ -136,7 +136,7 @@ func TestAppendAndRead(t *testing.T) {
 				t.Errorf("ByIdempotencyKey(%q, %q): %v, want ErrNotFound", tc.instance, tc.key, err)
 			}
 		}
-		if h, err := audit.History(ctx, db, "nope", 0, 10); err != nil || len(h) != 0 {
+		if h, err := audit.History(ctx, db, "nope", 0, 10, 0); err != nil || len(h) != 0 {
 			t.Errorf("History of no instance: %v, %v; want none", h, err)
 		}
 	})
@@ -173,7 +173,7 @@ func TestAppendConflicts(t *testing.T) {
 				t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 			}
 		}
-		h, err := audit.History(ctx, db, "i-1", 0, 0)
+		h, err := audit.History(ctx, db, "i-1", 0, 0, 0)
 		if err != nil || len(h) != 3 {
 			t.Errorf("History after the conflicts: %d rows, %v; want 3", len(h), err)
 		}
@@ -203,7 +203,7 @@ func TestAppendRefuses(t *testing.T) {
 				t.Errorf("%s: stored", tc.name)
 			}
 		}
-		if h, _ := audit.History(ctx, db, "i-1", 0, 0); len(h) != 0 {
+		if h, _ := audit.History(ctx, db, "i-1", 0, 0, 0); len(h) != 0 {
 			t.Errorf("%d rows stored", len(h))
 		}
 	})
@@ -221,7 +221,7 @@ func TestAppendRollsBackWithItsTransaction(t *testing.T) {
 				return err
 			}
 			// Visible inside the transaction...
-			if h, err := audit.History(ctx, tx, "i-1", 0, 0); err != nil || len(h) != 1 {
+			if h, err := audit.History(ctx, tx, "i-1", 0, 0, 0); err != nil || len(h) != 1 {
 				t.Errorf("History inside the transaction: %d rows, %v", len(h), err)
 			}
 			return errLater
@@ -230,7 +230,7 @@ func TestAppendRollsBackWithItsTransaction(t *testing.T) {
 			t.Fatalf("WithTx: %v", err)
 		}
 		// ...and gone with it.
-		if h, err := audit.History(ctx, db, "i-1", 0, 0); err != nil || len(h) != 0 {
+		if h, err := audit.History(ctx, db, "i-1", 0, 0, 0); err != nil || len(h) != 0 {
 			t.Errorf("History after the rollback: %d rows, %v; want none", len(h), err)
 		}
 	})
@@ -260,7 +260,7 @@ func TestHistoryPagination(t *testing.T) {
 			{"past the end", 12, 5, nil},
 			{"no limit", 9, 0, []int64{10, 11, 12}},
 		} {
-			got, err := audit.History(ctx, db, "i-1", tc.after, tc.limit)
+			got, err := audit.History(ctx, db, "i-1", tc.after, tc.limit, 0)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
@@ -281,7 +281,7 @@ func TestHistoryPagination(t *testing.T) {
 			var seqs []int64
 			var after int64
 			for {
-				page, err := audit.History(ctx, db, "i-2", after, size)
+				page, err := audit.History(ctx, db, "i-2", after, size, 0)
 				if err != nil {
 					t.Fatal(err)
 				}

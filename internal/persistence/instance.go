@@ -55,6 +55,12 @@ type InstanceListParams struct {
 	Version    int    // 0 for every version
 	After      string // the instances whose id is greater ("" for the first page)
 	Limit      int    // at most this many; 0 or less for no limit
+	MaxBytes   int    // stop after the row that takes their Bytes past it; 0 for no bound
+}
+
+// Bytes is about the size of the row as JSON (TransitionRow.Bytes).
+func (r InstanceRow) Bytes() int {
+	return len(r.Context) + len(r.ID) + len(r.Definition) + len(r.State) + rowOverhead
 }
 
 // instanceRow is InstanceRow as scanned.
@@ -176,13 +182,9 @@ func InstanceList(ctx context.Context, ex Executor, p InstanceListParams) ([]Ins
 		b.WriteString(` LIMIT ?`)
 		args = append(args, p.Limit)
 	}
-	var rows []instanceRow
-	if err := selectContext(ctx, ex, &rows, b.String(), args...); err != nil {
-		return nil, translate(fmt.Errorf("persistence: list instances: %w", err))
-	}
-	out := make([]InstanceRow, len(rows))
-	for i, r := range rows {
-		out[i] = r.row()
+	out, err := selectBounded(ctx, ex, p.MaxBytes, instanceRow.row, b.String(), args...)
+	if err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: list instances: %w", err)))
 	}
 	return out, nil
 }

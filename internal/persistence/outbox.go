@@ -432,6 +432,12 @@ type OutboxListParams struct {
 	Webhook    string // "" for any
 	After      string // the last id of the previous page; "" for the first
 	Limit      int    // at most this many; 0 or less for no limit
+	MaxBytes   int    // stop after the row that takes their Bytes past it; 0 for no bound
+}
+
+// Bytes is about the size of the row as JSON (TransitionRow.Bytes).
+func (r OutboxRow) Bytes() int {
+	return len(r.Body) + len(r.URL) + len(r.LastError) + len(r.ID) + len(r.InstanceID) + len(r.Webhook) + rowOverhead
 }
 
 // OutboxListDead returns a page of the dead letters, in id order (the order they were created).
@@ -443,11 +449,11 @@ func OutboxListDead(ctx context.Context, ex Executor, p OutboxListParams) ([]Out
 		query += ` LIMIT ?`
 		args = append(args, p.Limit)
 	}
-	var rows []outboxRow
-	if err := selectContext(ctx, ex, &rows, query, args...); err != nil {
+	out, err := selectBounded(ctx, ex, p.MaxBytes, outboxRow.row, query, args...)
+	if err != nil {
 		return nil, translate(canceled(ctx, fmt.Errorf("persistence: list dead outbox rows: %w", err)))
 	}
-	return outboxRows(rows), nil
+	return out, nil
 }
 
 func outboxFilter(definition, webhook string) (string, []any) {

@@ -99,3 +99,31 @@ func conflictUnlessOne(res sql.Result, format string, args ...any) error {
 	}
 	return nil
 }
+
+// selectBounded scans the rows of query (written with ?) as S and returns them converted by row,
+// stopping after the row that takes the sum of their Bytes past maxBytes (0 for no bound): a list
+// of large rows never holds much more than a page's worth in memory, however many its LIMIT
+// allows. The rows not scanned are never converted; on PostgreSQL the driver still reads and
+// discards them off the connection, which is why callers ask for few rows at a time.
+func selectBounded[S any, R interface{ Bytes() int }](ctx context.Context, ex Executor, maxBytes int, row func(S) R,
+	query string, args ...any) ([]R, error) {
+	rows, err := ex.ext().QueryxContext(ctx, q(ex.dialect(), query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []R
+	total := 0
+	for rows.Next() {
+		var s S
+		if err := rows.StructScan(&s); err != nil {
+			return nil, err
+		}
+		r := row(s)
+		out = append(out, r)
+		if total += r.Bytes(); maxBytes > 0 && total > maxBytes {
+			break
+		}
+	}
+	return out, rows.Err()
+}

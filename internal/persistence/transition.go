@@ -35,7 +35,17 @@ type TransitionListParams struct {
 	InstanceID string
 	AfterSeq   int64 // the transitions whose seq is greater (0 for the first page)
 	Limit      int   // at most this many; 0 or less for no limit
+	MaxBytes   int   // stop after the row that takes their Bytes past it; 0 for no bound
 }
+
+// Bytes is about the size of the row as JSON: its stored JSON and text, and a little for the rest.
+func (r TransitionRow) Bytes() int {
+	return len(r.Guards) + len(r.Payload) + len(r.ContextBefore) + len(r.ContextAfter) + len(r.Event) + len(r.From) +
+		len(r.To) + len(r.RequestID) + len(r.IdempotencyKey) + len(r.Dropped) + len(r.Actor) + rowOverhead
+}
+
+// rowOverhead is what a row's JSON adds to its stored values (names, numbers, times), in Bytes.
+const rowOverhead = 256
 
 // transitionRow is TransitionRow as scanned.
 type transitionRow struct {
@@ -133,13 +143,9 @@ func TransitionList(ctx context.Context, ex Executor, p TransitionListParams) ([
 		b.WriteString(` LIMIT ?`)
 		args = append(args, p.Limit)
 	}
-	var rows []transitionRow
-	if err := selectContext(ctx, ex, &rows, b.String(), args...); err != nil {
-		return nil, translate(fmt.Errorf("persistence: list transitions of instance %q: %w", p.InstanceID, err))
-	}
-	out := make([]TransitionRow, len(rows))
-	for i, r := range rows {
-		out[i] = r.row()
+	out, err := selectBounded(ctx, ex, p.MaxBytes, transitionRow.row, b.String(), args...)
+	if err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: list transitions of instance %q: %w", p.InstanceID, err)))
 	}
 	return out, nil
 }
