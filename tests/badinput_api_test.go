@@ -31,6 +31,11 @@ func apiBigCreate(id string, n int) string {
 	return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
 }
 
+// apiNested is head, then a value of n nested lists, then tail.
+func apiNested(head string, n int, tail string) string {
+	return head + strings.Repeat("[", n) + strings.Repeat("]", n) + tail
+}
+
 // apiBadCase is a bad request and the problem it gets.
 type apiBadCase struct {
 	name   string
@@ -67,6 +72,17 @@ func TestAPIBadRequests(t *testing.T) {
 		{"an unknown field of an explanation", "POST", explain, `{"event":"open","dry":true}`, nil, 400, "invalid_request"},
 		{"a field in another case", "POST", create, `{"Definition":"door","context":{"code":"1"}}`, nil, 400, "invalid_request"},
 		{"a field twice", "POST", create, `{"definition":"door","definition":"ticket"}`, nil, 400, "invalid_request"},
+		// A key twice at any depth: encoding/json would keep the last one silently.
+		{"a context's field twice", "POST", create, `{"definition":"door","context":{"code":"1","code":"2"}}`, nil, 400, "invalid_request"},
+		{"a key twice in a context's any value", "POST", create, `{"definition":"door","context":{"code":"1","meta":{"a":[{"b":1,"b":1}]}}}`, nil, 400, "invalid_request"},
+		{"a payload's field twice", "POST", event, `{"event":"knock","payload":{"note":"a","note":"b"}}`, nil, 400, "invalid_request"},
+		{"a key twice in a payload's any value", "POST", event, `{"event":"label","payload":{"meta":{"x":{"k":1,"\u006b":2}}}}`, nil, 400, "invalid_request"},
+		{"a key twice in an explanation's payload", "POST", explain, `{"event":"knock","payload":{"note":"a","note":"a"}}`, nil, 400, "invalid_request"},
+		{"a key twice in a migration's filter", "POST", "/v1/definitions/door/migrations/plan", `{"filter":{"state":"closed","state":"opened"}}`, nil, 400, "invalid_request"},
+		// Nesting: SQLite's JSON functions stop at 1,000 levels; fsmd at 100, alike on both.
+		{"a body nested 101 levels", "POST", create, apiNested(`{"definition":"door","id":"deep-101","context":{"code":"1","meta":`, 101-2, `}}`), nil, 400, "invalid_request"},
+		{"a body nested 1,000 levels", "POST", create, apiNested(`{"definition":"door","id":"deep-1000","context":{"code":"1","meta":`, 1000-2, `}}`), nil, 400, "invalid_request"},
+		{"a payload nested 100,000 levels", "POST", event, apiNested(`{"event":"label","payload":{"meta":`, 100000-2, `}}`), nil, 400, "invalid_request"},
 		{"no definition", "POST", create, `{"context":{"code":"1"}}`, nil, 400, "invalid_request"},
 		{"no event", "POST", event, `{"payload":{}}`, nil, 400, "invalid_request"},
 		{"an empty event", "POST", event, `{"event":""}`, nil, 400, "invalid_request"},
@@ -134,9 +150,14 @@ func TestAPIBadRequests(t *testing.T) {
 		}
 		r = env.do(t, "POST", "/v1/instances", `{"definition":"ticket","id":"charset-ok"}`, "Content-Type", "application/json; charset=UTF-8")
 		apiWant[apiInstance](t, r, http.StatusCreated)
+		// A body of 100 levels, the same key in two objects.
+		r = env.do(t, "POST", "/v1/instances", apiNested(`{"definition":"door","id":"deep-100","context":{"code":"1","meta":`, 100-2, `}}`))
+		apiWant[apiInstance](t, r, http.StatusCreated)
+		r = env.do(t, "POST", "/v1/instances", `{"definition":"door","id":"keys-ok","context":{"code":"1","meta":{"a":{"a":1},"b":[{"a":1},{"a":2}]}}}`)
+		apiWant[apiInstance](t, r, http.StatusCreated)
 
 		// Nothing but what was accepted exists, and bad-door is untouched.
-		want := append([]string{"bad-door", "big-ok", "charset-ok"}, atLimit...)
+		want := append([]string{"bad-door", "big-ok", "charset-ok", "deep-100", "keys-ok"}, atLimit...)
 		slices.Sort(want)
 		if ids := apiIDs(env.list(t, nil, 0)); !slices.Equal(ids, want) {
 			t.Errorf("instances after the bad requests: %q", ids)

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/fsmd-io/fsmd/internal/schema"
 )
 
 // jsonTypes are the content types of a JSON body.
@@ -66,8 +68,8 @@ func readBody(c echo.Context) ([]byte, error) {
 
 // decodeJSON reads the body into v (a pointer to a struct) strictly: application/json, one JSON
 // object, no field that v does not have (matched exactly, where encoding/json would ignore case), no
-// field twice, nothing after the object. Numbers are json.Number, so that large integers keep
-// every digit; the schema package takes them as they are.
+// key twice in any object at any depth, nothing after the object (checkBody). Numbers are
+// json.Number, so that large integers keep every digit; the schema package takes them as they are.
 func decodeJSON(c echo.Context, v any) error {
 	if err := checkContentType(c, jsonTypes); err != nil {
 		return err
@@ -76,7 +78,7 @@ func decodeJSON(c echo.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := checkFields(body, jsonFields(v)); err != nil {
+	if err := checkBody(body, jsonFields(v)); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -88,9 +90,22 @@ func decodeJSON(c echo.Context, v any) error {
 	return nil
 }
 
-// checkFields walks the top level of body: an object whose keys are all in fields, each once,
-// followed by nothing but white space.
-func checkFields(body []byte, fields []string) error {
+// maxDepth is how deep a body may nest: the top-level object is level 1.
+const maxDepth = schema.MaxDepth
+
+// frame is an object or a list that checkBody is inside.
+type frame struct {
+	keys   map[string]bool // an object's keys so far; nil for a list
+	key    string          // an object's current key
+	index  int             // a list's current index
+	getKey bool            // an object expects a key (or its end) next
+}
+
+// checkBody walks every token of body once, without recursion: an object whose top-level keys are
+// all in fields, no object (a payload's, a context's, one nested in an `any` value) with a key twice,
+// nothing nested deeper than maxDepth, nothing after the object. encoding/json would keep the last of
+// two equal keys silently, and each level of nesting costs the walks after it a stack frame.
+func checkBody(body []byte, fields []string) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -100,32 +115,84 @@ func checkFields(body []byte, fields []string) error {
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return invalid("the request body must be a JSON object")
 	}
-	seen := make(map[string]bool, len(fields))
-	for dec.More() {
+	stack := []frame{{keys: make(map[string]bool, len(fields)), getKey: true}}
+	for len(stack) > 0 {
 		tok, err := dec.Token()
 		if err != nil {
 			return jsonError(err)
 		}
-		key, _ := tok.(string) // inside an object, the decoder gives only string keys
-		if !slices.Contains(fields, key) {
-			return invalid("unknown field %q (the fields are: %s)", key, strings.Join(fields, ", "))
+		top := &stack[len(stack)-1]
+		if top.getKey {
+			if tok == json.Delim('}') {
+				stack = stack[:len(stack)-1]
+				valueDone(stack)
+				continue
+			}
+			key, _ := tok.(string) // where a key is due, the decoder gives only string keys
+			if len(stack) == 1 && !slices.Contains(fields, key) {
+				return invalid("unknown field %q (the fields are: %s)", key, strings.Join(fields, ", "))
+			}
+			if top.keys[key] {
+				if len(stack) == 1 {
+					return invalid("field %q is given twice", key)
+				}
+				return invalid("key %q is given twice in %s", key, bodyPath(stack[:len(stack)-1]))
+			}
+			top.keys[key], top.key, top.getKey = true, key, false
+			continue
 		}
-		if seen[key] {
-			return invalid("field %q is given twice", key)
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) == maxDepth {
+				return invalid("the body nests deeper than %d levels, at %s", maxDepth, bodyPath(stack))
+			}
+			f := frame{}
+			if tok == json.Delim('{') {
+				f.keys, f.getKey = map[string]bool{}, true
+			}
+			stack = append(stack, f)
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone(stack)
+		default:
+			valueDone(stack)
 		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return jsonError(err)
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return invalid("unexpected data after the JSON object")
 	}
 	return nil
+}
+
+// valueDone moves the innermost open object or list past the value that just ended.
+func valueDone(stack []frame) {
+	if len(stack) == 0 {
+		return
+	}
+	top := &stack[len(stack)-1]
+	if top.keys != nil {
+		top.getKey = true
+	} else {
+		top.index++
+	}
+}
+
+// bodyPath names where in the body the innermost value of stack is, as the schema package names
+// paths: payload.meta.tags[2].
+func bodyPath(stack []frame) string {
+	var b strings.Builder
+	for i, f := range stack {
+		switch {
+		case f.keys != nil:
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(f.key)
+		default:
+			fmt.Fprintf(&b, "[%d]", f.index)
+		}
+	}
+	return b.String()
 }
 
 // jsonFields lists the JSON names of the fields of the struct v points to.

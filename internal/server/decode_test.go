@@ -19,6 +19,12 @@ func TestDecodeJSON(t *testing.T) {
 		{"unknown field", `{"event":"pay","amount":3}`, "application/json", 400, "invalid_request", `unknown field "amount"`},
 		{"field in another case", `{"Event":"pay"}`, "application/json", 400, "invalid_request", `unknown field "Event"`},
 		{"field twice", `{"event":"pay","event":"ship"}`, "application/json", 400, "invalid_request", `field "event" is given twice`},
+		{"a payload's key twice", `{"event":"pay","payload":{"a":1,"b":2,"a":3}}`, "application/json", 400, "invalid_request", `key "a" is given twice in payload`},
+		{"a key twice deep in a value", `{"event":"pay","payload":{"meta":[{"k":1},{"x":{"k":1,"k":1}}]}}`, "application/json", 400, "invalid_request", `key "k" is given twice in payload.meta[1].x`},
+		{"a key twice, once escaped", `{"event":"pay","payload":{"a":1,"\u0061":2}}`, "application/json", 400, "invalid_request", `key "a" is given twice in payload`},
+		{"a key twice after the payload", `{"payload":{"a":{}},"event":"pay","x":1}`, "application/json", 400, "invalid_request", `unknown field "x"`},
+		{"nested too deep", `{"event":"pay","payload":{"a":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `}}`, "application/json", 400, "invalid_request", "deeper than 100 levels, at payload.a[0]"},
+		{"nested very deep", `{"event":"pay","payload":{"a":` + strings.Repeat(`{"b":`, 1<<17), "application/json", 400, "invalid_request", "deeper than 100 levels"},
 		{"trailing data", `{"event":"pay"} {}`, "application/json", 400, "invalid_request", "after the JSON object"},
 		{"trailing garbage", `{"event":"pay"}x`, "application/json", 400, "invalid_request", "after the JSON object"},
 		{"not an object", `["pay"]`, "application/json", 400, "invalid_request", "must be a JSON object"},
@@ -52,7 +58,10 @@ func TestDecodeJSON(t *testing.T) {
 func TestDecodeJSONAccepts(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Options{})
-	body := `{"payload":{"amount":12345678901234567890,"note":"'; DROP TABLE instances; --","nested":{"a":[1,2.5]}},"event":"pay"}` + "\n"
+	// The same key in two objects, and nesting of exactly the most levels, are fine.
+	deep := strings.Repeat("[", maxDepth-2) + strings.Repeat("]", maxDepth-2) // levels 3 to 100
+	body := `{"payload":{"amount":12345678901234567890,"note":"'; DROP TABLE instances; --","nested":{"a":[1,2.5],"amount":{"a":1}},"deep":` +
+		deep + `},"event":"pay"}` + "\n"
 	rec := b.do(t, req{method: "POST", path: "/v1/instances/i-1/events", body: body, header: map[string]string{"Content-Type": "application/json; charset=UTF-8"}})
 	if rec.Code != 200 {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
