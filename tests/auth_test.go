@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,8 +156,41 @@ func TestAuthMatrix(t *testing.T) {
 	})
 }
 
-// TestAuthBruteForce: a client that fails to authenticate too often is refused for a while, with
-// 429 and Retry-After, whatever key it sends then; another client is not.
+// authFrom is an HTTP client whose connections come from the loopback address local (the whole of
+// 127.0.0.0/8 is loopback on Linux): a client at an address of its own.
+func authFrom(t *testing.T, local string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// authGet sends GET /v1/definitions with key, from hc, with X-Forwarded-For xff unless "", and
+// returns the status and Retry-After.
+func authGet(t *testing.T, hc *http.Client, base, key, xff string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/v1/definitions", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Retry-After")
+}
+
+// authWrongKey is the i-th of many keys the server does not have.
+func authWrongKey(i int) string { return fmt.Sprintf("%s%043d", auth.Prefix, i) }
+
+// TestAuthBruteForce: a client that fails to authenticate too often has its further failures
+// refused for a while (429 and Retry-After), but a valid key from it always passes: the users
+// behind one address (a NAT, a proxy) are not locked out by one of them guessing. Without trusted
+// proxies the client is the peer, whatever X-Forwarded-For says: a spoofed one neither escapes the
+// lockout nor locks out the address it names.
 func TestAuthBruteForce(t *testing.T) {
 	t.Parallel()
 	db := dbtest.SQLite(t)
@@ -163,23 +199,79 @@ func TestAuthBruteForce(t *testing.T) {
 	keys, parsed := authKeys(t)
 	srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed}))
 	t.Cleanup(srv.Close)
-	get := func(key string) *http.Response {
-		req, _ := http.NewRequest("GET", srv.URL+"/v1/definitions", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	guesser, neighbour := authFrom(t, "127.0.0.1"), authFrom(t, "127.0.0.2")
+
 	for i := range 20 {
-		if resp := get(auth.Prefix + strings.Repeat("y", 42) + string(rune('a'+i))); resp.StatusCode != 401 {
-			t.Fatalf("wrong key %d: %d, want 401", i, resp.StatusCode)
+		if st, _ := authGet(t, guesser, srv.URL, authWrongKey(i), "127.0.0.2"); st != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d: %d, want 401", i, st)
 		}
 	}
-	resp := get(keys[auth.Read])
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("after 20 failures: %d (Retry-After %q), want 429", resp.StatusCode, resp.Header.Get("Retry-After"))
+	for i := range 3 {
+		if st, retry := authGet(t, guesser, srv.URL, authWrongKey(100+i), ""); st != http.StatusTooManyRequests || retry == "" {
+			t.Errorf("a wrong key after 20 failures: %d (Retry-After %q), want 429", st, retry)
+		}
+		for _, r := range []auth.Role{auth.Read, auth.Admin} {
+			if st, _ := authGet(t, guesser, srv.URL, keys[r], ""); st != http.StatusOK {
+				t.Errorf("the %s key from the locked-out address: %d, want 200", r, st)
+			}
+		}
+	}
+	if st, _ := authGet(t, guesser, srv.URL, authWrongKey(200), "198.51.100.7"); st != http.StatusTooManyRequests {
+		t.Errorf("a wrong key with a spoofed X-Forwarded-For: %d, want 429 (the peer is locked out)", st)
+	}
+	if st, _ := authGet(t, neighbour, srv.URL, authWrongKey(300), ""); st != http.StatusUnauthorized {
+		t.Errorf("a wrong key from the address the guesser named in X-Forwarded-For: %d, want 401", st)
+	}
+}
+
+// TestAuthBruteForceProxies: behind a trusted proxy (--trusted-proxies) the lockout counts each
+// forwarded client apart: the nearest X-Forwarded-For address that is not a trusted proxy, so that
+// what a client writes at the start of the header changes nothing. An untrusted peer's
+// X-Forwarded-For is not believed.
+func TestAuthBruteForceProxies(t *testing.T) {
+	t.Parallel()
+	db := dbtest.SQLite(t)
+	svc := service.New(db, service.Options{})
+	t.Cleanup(svc.Close)
+	keys, parsed := authKeys(t)
+	srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}))
+	t.Cleanup(srv.Close)
+	proxy, stranger := authFrom(t, "127.0.0.1"), authFrom(t, "127.0.0.2")
+
+	// 203.0.113.1 guesses, claiming to be 203.0.113.2 at the start of the header; the proxy appends
+	// the address it sees.
+	for i := range 20 {
+		if st, _ := authGet(t, proxy, srv.URL, authWrongKey(i), "203.0.113.2, 203.0.113.1"); st != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d: %d, want 401", i, st)
+		}
+	}
+	for _, tc := range []struct {
+		name, key, xff string
+		want           int
+	}{
+		{"the guesser, a wrong key", authWrongKey(100), "203.0.113.1", http.StatusTooManyRequests},
+		{"the guesser, a valid key", keys[auth.Read], "203.0.113.1", http.StatusOK},
+		{"the guesser through two trusted hops", authWrongKey(101), "203.0.113.1, 127.0.0.1", http.StatusTooManyRequests},
+		{"the client it named, a wrong key", authWrongKey(102), "203.0.113.2", http.StatusUnauthorized},
+		{"another client, a wrong key", authWrongKey(103), "203.0.113.3", http.StatusUnauthorized},
+		{"another client, a valid key", keys[auth.Write], "203.0.113.3", http.StatusOK},
+	} {
+		if st, _ := authGet(t, proxy, srv.URL, tc.key, tc.xff); st != tc.want {
+			t.Errorf("%s (X-Forwarded-For: %s): %d, want %d", tc.name, tc.xff, st, tc.want)
+		}
+	}
+
+	// A peer that is no trusted proxy is itself the client, whatever its header says.
+	for i := range 20 {
+		if st, _ := authGet(t, stranger, srv.URL, authWrongKey(200+i), "203.0.113.9"); st != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d from an untrusted peer: %d, want 401", i, st)
+		}
+	}
+	if st, _ := authGet(t, stranger, srv.URL, authWrongKey(300), "203.0.113.10"); st != http.StatusTooManyRequests {
+		t.Errorf("the untrusted peer, another X-Forwarded-For: %d, want 429", st)
+	}
+	if st, _ := authGet(t, proxy, srv.URL, authWrongKey(301), "203.0.113.9"); st != http.StatusUnauthorized {
+		t.Errorf("the address the untrusted peer named, through the proxy: %d, want 401", st)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -38,5 +39,25 @@ func TestNetworks(t *testing.T) {
 		if len(s) < len(tt.want) || s[:len(tt.want)] != tt.want {
 			t.Errorf("networks(%q) = %s, want %s", tt.in, s, tt.want)
 		}
+	}
+}
+
+// TestServeTrustedProxies: --trusted-proxies (or FSMD_TRUSTED_PROXIES) that is not a list of
+// networks refuses the start, naming the flag.
+func TestServeTrustedProxies(t *testing.T) {
+	var stderr strings.Builder
+	if code := run([]string{"serve", "--addr", "127.0.0.1:0", "--trusted-proxies", "10.0.0.0/8,proxy.example"}, &strings.Builder{}, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), `--trusted-proxies: "proxy.example" is not a network`) {
+		t.Errorf("--trusted-proxies proxy.example: exit %d, %s", code, stderr.String())
+	}
+	t.Setenv("FSMD_TRUSTED_PROXIES", "10.0.0.0/33")
+	stderr.Reset()
+	if code := run([]string{"serve", "--addr", "127.0.0.1:0"}, &strings.Builder{}, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), `--trusted-proxies: "10.0.0.0/33" is not a network`) {
+		t.Errorf("FSMD_TRUSTED_PROXIES=10.0.0.0/33: exit %d, %s", code, stderr.String())
+	}
+	var stdout strings.Builder
+	if code := run([]string{"serve", "-h"}, &stdout, &strings.Builder{}); code != exitOK || !strings.Contains(stdout.String(), "(FSMD_TRUSTED_PROXIES)") {
+		t.Errorf("fsmd serve -h: exit %d\n%s", code, stdout.String())
 	}
 }

@@ -59,6 +59,9 @@ type serveConfig struct {
 	MetricsNeedKey bool   // --metrics-auth (FSMD_METRICS_AUTH): /metrics needs a key (read)
 	TLSCert        string // --tls-cert (FSMD_TLS_CERT): serve HTTPS with this certificate...
 	TLSKey         string // --tls-key (FSMD_TLS_KEY): ...and this private key
+	// TrustedProxies (--trusted-proxies, FSMD_TRUSTED_PROXIES: comma-separated networks) are the
+	// reverse proxies whose X-Forwarded-For names the client; from any other peer it is ignored.
+	TrustedProxies []netip.Prefix
 }
 
 func (c serveConfig) Validate() error {
@@ -123,6 +126,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&c.Insecure, "insecure", false, "listen beyond loopback without API keys: anyone who reaches the port may do anything")
 	metricsAuth, metricsErr := envBool("FSMD_METRICS_AUTH")
 	fs.BoolVar(&c.MetricsNeedKey, "metrics-auth", metricsAuth, "/metrics needs a key (the read role) (FSMD_METRICS_AUTH)")
+	proxies := env("FSMD_TRUSTED_PROXIES", "")
+	fs.StringVar(&proxies, "trusted-proxies", proxies, "the networks of the reverse proxies in front of fsmd, comma-separated: X-Forwarded-For from them names the client whose failed authentications are counted; from others it is ignored (FSMD_TRUSTED_PROXIES)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("FSMD_TLS_CERT", ""), "serve HTTPS with this certificate (PEM), with --tls-key (FSMD_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("FSMD_TLS_KEY", ""), "the private key (PEM) of --tls-cert (FSMD_TLS_KEY)")
 	allow, deny := env("FSMD_WEBHOOK_ALLOW", ""), env("FSMD_WEBHOOK_DENY", "")
@@ -165,6 +170,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if c.Shutdown, err = time.ParseDuration(shutdown); err != nil {
 		fmt.Fprintf(stderr, "fsmd serve: --shutdown-timeout: %v\n", err)
+		return exitUsage
+	}
+	if c.TrustedProxies, err = networks(proxies); err != nil {
+		fmt.Fprintf(stderr, "fsmd serve: --trusted-proxies: %v\n", err)
 		return exitUsage
 	}
 	if c.WebhookAllow, err = networks(allow); err != nil {
@@ -290,7 +299,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 
 	// Timeouts so that a slow or stuck client cannot hold a connection forever.
 	srv := &http.Server{Addr: c.Addr, Handler: server.New(svc, server.Options{Logger: log, Version: version, Definitions: c.Definitions, Metrics: registry,
-		Keys: c.Keys, MetricsNeedKey: c.MetricsNeedKey}),
+		Keys: c.Keys, MetricsNeedKey: c.MetricsNeedKey, TrustedProxies: c.TrustedProxies}),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
 		IdleTimeout: 120 * time.Second}
 	ln, err := net.Listen("tcp", c.Addr)

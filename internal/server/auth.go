@@ -1,7 +1,9 @@
 package server
 
 import (
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,19 +64,21 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.keys == nil || s.keys.Len() == 0 || s.open(c.Path()) {
 			return next(c)
 		}
-		client := c.RealIP()
-		if wait, blocked := s.failures.blocked(client, time.Now()); blocked {
-			c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			return &requestError{code: CodeTooManyRequests, detail: "too many failed authentications from this client: try again later"}
-		}
 		scheme, token, found := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
 		if !found || !strings.EqualFold(scheme, "Bearer") {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="fsmd"`)
 			return &requestError{code: CodeUnauthorized, detail: "send the API key as Authorization: Bearer <key>"}
 		}
+		// The lockout refuses failed attempts only: a valid key always passes, so that the users
+		// behind one address (a NAT, a proxy) are not locked out by one of them guessing.
 		key, ok := s.keys.Check(token)
 		if !ok {
-			s.failures.fail(client, time.Now())
+			client, now := failureClient(c.RealIP()), time.Now()
+			if wait, blocked := s.failures.blocked(client, now); blocked {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+				return &requestError{code: CodeTooManyRequests, detail: "too many failed authentications from this client: try again later"}
+			}
+			s.failures.fail(client, now)
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="fsmd", error="invalid_token"`)
 			return &requestError{code: CodeUnauthorized, detail: "the API key is not valid"}
 		}
@@ -87,8 +91,39 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// clientIP is how the server finds a request's client address (echo's IPExtractor): the peer's,
+// or with trusted proxies the nearest address of X-Forwarded-For that is not one of theirs (a client
+// may write what it likes at the start of the header; each trusted proxy appends its peer).
+// X-Forwarded-For from a peer that is not a trusted proxy is never believed.
+func clientIP(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	// echo trusts loopback, link-local and private peers unless told not to: only the list counts.
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		_, n, err := net.ParseCIDR(p.Masked().String())
+		if err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// failureClient is who the lockout counts a failure against: the client's address, or for IPv6
+// its /64, which one host commonly has whole (and could otherwise walk through).
+func failureClient(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
 // failures counts failed authentications per client, to slow down guessing: a client with more
-// than failureLimit in failureWindow is refused (429) until the window ends.
+// than failureLimit in failureWindow has its further failed attempts refused (429) until the
+// window ends. A valid key is never refused.
 type failures struct {
 	mu      sync.Mutex
 	clients map[string]*failureCount

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 
 	"github.com/labstack/echo/v4"
@@ -69,6 +70,9 @@ type Options struct {
 	Keys *auth.Keys
 	// MetricsNeedKey puts /metrics behind a key (the read role).
 	MetricsNeedKey bool
+	// TrustedProxies are the networks of the reverse proxies in front of the server: from them, and
+	// only from them, X-Forwarded-For names the client (for the failed-authentication lockout).
+	TrustedProxies []netip.Prefix
 }
 
 // server holds what the handlers share.
@@ -100,9 +104,9 @@ func New(svc Service, o Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	// echo's default trusts X-Forwarded-For from anyone; nothing here uses the client's address yet,
-	// but nothing should believe a spoofed one either.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// echo's default trusts X-Forwarded-For from anyone: the lockout (auth.go) would then count a
+	// spoofed address's failures.
+	e.IPExtractor = clientIP(o.TrustedProxies)
 	// Outermost first: the request id is there for every log line; the access log sees the status
 	// of every answer, panics included; the body limit is checked before a handler reads.
 	// Authentication comes after routing (it needs the route) and after the access log (which sees
