@@ -47,14 +47,11 @@ func (t *Type) Decode(v any, prefix string, o Options) (any, error) {
 			return s, nil
 		}
 	case Int:
-		if n, ok := toInt(v); ok {
+		n, why, isNum := toInt(v)
+		if isNum && why == "" {
 			return n, nil
 		}
-		if f, isNum := toFloat(v); isNum {
-			why := "a number with a fraction"
-			if f == math.Trunc(f) {
-				why = "too large for an int" // beyond int64, or a float beyond 2^53
-			}
+		if isNum {
 			return nil, &DecodeError{prefix, fmt.Sprintf("expected int, got %s (%s)", describe(v), why)}
 		}
 	case Float:
@@ -177,31 +174,100 @@ func join(prefix, name string) string {
 	return prefix + "." + name
 }
 
-func toInt(v any) (int, bool) {
+// Why a number is not an int.
+const (
+	notWhole    = "a number with a fraction"
+	beyondInt64 = "beyond the range of an int, -9223372036854775808 to 9223372036854775807"
+)
+
+// toInt converts a number to an int exactly: why says what keeps a number from being one (a
+// fraction, a magnitude beyond int64); isNum is false for what is not a number at all.
+func toInt(v any) (n int, why string, isNum bool) {
 	switch x := v.(type) {
 	case int:
-		return x, true
+		return x, "", true
 	case int64:
-		return int(x), true
+		return int(x), "", true
 	case int32:
-		return int(x), true
+		return int(x), "", true
 	case uint64:
 		if x <= math.MaxInt64 {
-			return int(x), true
+			return int(x), "", true
 		}
+		return 0, beyondInt64, true
 	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			return int(x), true
+		switch {
+		case x != math.Trunc(x): // a fraction, or NaN
+			return 0, notWhole, true
+		case math.Abs(x) >= 1<<53: // beyond int64, or a float that may not be the integer meant
+			return 0, beyondInt64, true
 		}
+		return int(x), "", true
 	case json.Number:
-		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return int(n), true
+		return jsonInt(string(x))
+	}
+	return 0, "", false
+}
+
+// jsonInt reads the text of a JSON number as an int, exactly: a whole number in the range of int64,
+// whatever its form (3, 3.0, 0.3e1 and 300e-2 alike), and nothing else (1.0000000000000000000001 is
+// no int, nor is 5e-400, though a float64 would round either to one). It never computes a power of
+// ten, so that a long text or a large exponent costs no more than reading it.
+func jsonInt(s string) (n int, why string, isNum bool) {
+	digits, rest := strings.TrimPrefix(s, "-"), ""
+	if i := strings.IndexAny(digits, "eE"); i >= 0 {
+		digits, rest = digits[:i], digits[i+1:]
+	}
+	whole, frac, _ := strings.Cut(digits, ".")
+	if whole == "" || !decimal(whole) || !decimal(frac) || (rest != "" && !decimal(strings.TrimLeft(rest, "+-"))) {
+		return 0, "", false
+	}
+	// The value is 0.d1d2d3... × 10^point, with d1 the first digit that is not 0.
+	all := whole + frac
+	digits = strings.TrimLeft(all, "0")
+	point := len(whole) - (len(all) - len(digits))
+	digits = strings.TrimRight(digits, "0")
+	if digits == "" {
+		return 0, "", true // zero, whatever its exponent
+	}
+	if rest != "" {
+		exp, err := strconv.Atoi(rest)
+		switch {
+		case err != nil || exp > 1<<30:
+			if strings.HasPrefix(rest, "-") {
+				return 0, notWhole, true
+			}
+			return 0, beyondInt64, true
+		case exp < -(1 << 30):
+			return 0, notWhole, true
 		}
-		if f, err := x.Float64(); err == nil { // 3.0 and 1e3 have no fraction either
-			return toInt(f)
+		point += exp
+	}
+	switch {
+	case point < len(digits):
+		return 0, notWhole, true
+	case point > 19: // int64 has 19 digits
+		return 0, beyondInt64, true
+	}
+	text := digits + strings.Repeat("0", point-len(digits))
+	if strings.HasPrefix(s, "-") {
+		text = "-" + text
+	}
+	i, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		return 0, beyondInt64, true
+	}
+	return int(i), "", true
+}
+
+// decimal reports whether s is decimal digits only ("" is).
+func decimal(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
 		}
 	}
-	return 0, false
+	return true
 }
 
 func toFloat(v any) (float64, bool) {

@@ -57,6 +57,17 @@ func TestDecodeScalars(t *testing.T) {
 		{"int from json.Number", tInt, json.Number("42"), 42},
 		{"int from json.Number 3.0", tInt, json.Number("3.0"), 3},
 		{"int from json.Number 1e3", tInt, json.Number("1e3"), 1000},
+		// Exactly, whatever the form: int64's ends, fractions that cancel, a zero of any exponent.
+		{"int from json.Number int64's maximum", tInt, json.Number("9223372036854775807"), math.MaxInt64},
+		{"int from json.Number int64's minimum", tInt, json.Number("-9223372036854775808"), math.MinInt64},
+		{"int from json.Number int64's maximum with a fraction of zeros", tInt, json.Number("9223372036854775807.000"), math.MaxInt64},
+		{"int from json.Number int64's maximum with an exponent", tInt, json.Number("9.223372036854775807e18"), math.MaxInt64},
+		{"int from json.Number int64's minimum with an exponent", tInt, json.Number("-92233720368547758.08E2"), math.MinInt64},
+		{"int from json.Number 300e-2", tInt, json.Number("300e-2"), 3},
+		{"int from json.Number 0.03e+2", tInt, json.Number("0.03e+2"), 3},
+		{"int from json.Number -0", tInt, json.Number("-0"), 0},
+		{"int from json.Number 0e-999999999999999999999", tInt, json.Number("0e-999999999999999999999"), 0},
+		{"int from json.Number 0.000e999999999", tInt, json.Number("0.000e999999999"), 0},
 		{"float from float", tFloat, 2.5, 2.5},
 		{"float from int", tFloat, 3, 3.0},
 		{"float from int64", tFloat, int64(3), 3.0},
@@ -91,6 +102,9 @@ func TestDecodeScalars(t *testing.T) {
 	}
 }
 
+// beyondInt64 is why a whole number past int64 is no int.
+const beyondInt64 = "beyond the range of an int, -9223372036854775808 to 9223372036854775807"
+
 func TestDecodeErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -102,6 +116,20 @@ func TestDecodeErrors(t *testing.T) {
 		{"int refuses a fraction", tInt, 3.5, `f: expected int, got number (a number with a fraction)`},
 		{"int refuses a json.Number with a fraction", tInt, json.Number("3.5"), `f: expected int, got number (a number with a fraction)`},
 		{"int refuses a string", tInt, "3", `f: expected int, got string "3"`},
+		// A float64 would round each of these to an int; an int field takes none.
+		{"int refuses a fraction past float64's precision", tInt, json.Number("1.0000000000000000000001"), `f: expected int, got number (a number with a fraction)`},
+		{"int refuses a number that underflows float64", tInt, json.Number("5e-400"), `f: expected int, got number (a number with a fraction)`},
+		{"int refuses a tiny fraction of a huge exponent", tInt, json.Number("1e-999999999999999999999"), `f: expected int, got number (a number with a fraction)`},
+		{"int refuses a fraction after many digits", tInt, json.Number("12345678901234567.5"), `f: expected int, got number (a number with a fraction)`},
+		{"int refuses one past int64's maximum", tInt, json.Number("9223372036854775808"), `f: expected int, got number (` + beyondInt64 + `)`},
+		{"int refuses one past int64's minimum", tInt, json.Number("-9223372036854775809"), `f: expected int, got number (` + beyondInt64 + `)`},
+		{"int refuses 1e19", tInt, json.Number("1e19"), `f: expected int, got number (` + beyondInt64 + `)`},
+		{"int refuses 1e999999999", tInt, json.Number("1e999999999"), `f: expected int, got number (` + beyondInt64 + `)`},
+		{"int refuses an exponent past int", tInt, json.Number("1e999999999999999999999"), `f: expected int, got number (` + beyondInt64 + `)`},
+		{"int refuses 200,000 digits", tInt, json.Number("1" + strings.Repeat("0", 200000)), `f: expected int, got number (` + beyondInt64 + `)`},
+		{"int refuses a uint64 past int64", tInt, uint64(1) << 63, `f: expected int, got number (` + beyondInt64 + `)`},
+		{"int refuses a float64 past 2^53", tInt, float64(1 << 60), `f: expected int, got number (` + beyondInt64 + `)`},
+		{"int refuses a json.Number that is no number", tInt, json.Number("12a"), `f: expected int, got number`},
 		{"float refuses a string", tFloat, "1.5", `f: expected float, got string "1.5"`},
 		{"float refuses NaN", tFloat, math.NaN(), `f: expected a finite float, got NaN`},
 		{"float refuses infinity", tFloat, math.Inf(1), `f: expected a finite float, got +Inf`},

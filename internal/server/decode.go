@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -22,8 +23,8 @@ import (
 var jsonTypes = []string{"application/json"}
 
 // yamlTypes are the content types PUT /v1/definitions/{name} accepts: YAML has no registered type
-// and each of these is in use; text/plain is what curl --data-binary and Swagger UI can send.
-var yamlTypes = []string{"application/yaml", "application/x-yaml", "text/yaml", "text/plain"}
+// and each of these is in use. Not text/plain: any web page may send it to any site (crosssite.go).
+var yamlTypes = []string{"application/yaml", "application/x-yaml", "text/yaml"}
 
 // checkContentType refuses a body whose Content-Type is not one of want (415). A charset other than
 // UTF-8 is refused too: the body is read as UTF-8.
@@ -117,11 +118,26 @@ func checkBody(body []byte, fields []string) error {
 	}
 	stack := []frame{{keys: make(map[string]bool, len(fields)), getKey: true}}
 	for len(stack) > 0 {
+		start := dec.InputOffset()
 		tok, err := dec.Token()
 		if err != nil {
 			return jsonError(err)
 		}
 		top := &stack[len(stack)-1]
+		// encoding/json decodes a lone surrogate escape as U+FFFD: only such strings need a look at
+		// their text.
+		if s, ok := tok.(string); ok && strings.ContainsRune(s, utf8.RuneError) {
+			if esc := loneSurrogate(body[start:dec.InputOffset()]); esc != "" {
+				what, at := "the string at", bodyPath(stack)
+				if top.getKey {
+					what, at = "a key of", bodyPath(stack[:len(stack)-1])
+				}
+				if at == "" {
+					what, at = "a field name of", "the body"
+				}
+				return invalid("%s %s holds %s, half of a UTF-16 surrogate pair, alone: not a character", what, at, esc)
+			}
+		}
 		if top.getKey {
 			if tok == json.Delim('}') {
 				stack = stack[:len(stack)-1]
@@ -162,6 +178,38 @@ func checkBody(body []byte, fields []string) error {
 		return invalid("unexpected data after the JSON object")
 	}
 	return nil
+}
+
+// loneSurrogate returns the first escape in the JSON text of a string (with what precedes it since
+// the token before: white space, a comma or a colon, none of them a backslash) that is half of a
+// UTF-16 surrogate pair without its other half, "" when there is none. The text is valid JSON: an
+// escape \u has four hex digits.
+func loneSurrogate(text []byte) string {
+	for i := 0; i < len(text); i++ {
+		if text[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character: \\ and \" are skipped whole
+		if text[i] != 'u' {
+			continue
+		}
+		esc := string(text[i-1 : i+5])
+		r, _ := strconv.ParseUint(esc[2:], 16, 16)
+		i += 4
+		switch {
+		case r >= 0xdc00 && r <= 0xdfff: // a low half first
+			return esc
+		case r >= 0xd800 && r <= 0xdbff: // a high half: a low one must follow
+			if i+6 < len(text) && text[i+1] == '\\' && text[i+2] == 'u' {
+				if lo, _ := strconv.ParseUint(string(text[i+3:i+7]), 16, 16); lo >= 0xdc00 && lo <= 0xdfff {
+					i += 6
+					continue
+				}
+			}
+			return esc
+		}
+	}
+	return ""
 }
 
 // valueDone moves the innermost open object or list past the value that just ended.

@@ -23,6 +23,15 @@ func TestDecodeJSON(t *testing.T) {
 		{"a key twice deep in a value", `{"event":"pay","payload":{"meta":[{"k":1},{"x":{"k":1,"k":1}}]}}`, "application/json", 400, "invalid_request", `key "k" is given twice in payload.meta[1].x`},
 		{"a key twice, once escaped", `{"event":"pay","payload":{"a":1,"\u0061":2}}`, "application/json", 400, "invalid_request", `key "a" is given twice in payload`},
 		{"a key twice after the payload", `{"payload":{"a":{}},"event":"pay","x":1}`, "application/json", 400, "invalid_request", `unknown field "x"`},
+		// A lone surrogate escape: encoding/json would make it U+FFFD silently.
+		{"a lone high surrogate", `{"event":"pay","payload":{"note":"\ud800"}}`, "application/json", 400, "invalid_request", `the string at payload.note holds \ud800, half of a UTF-16 surrogate pair`},
+		{"a lone low surrogate", `{"event":"pay","payload":{"l":["ok","a\uDFFFb"]}}`, "application/json", 400, "invalid_request", `the string at payload.l[1] holds \uDFFF`},
+		{"a high surrogate before another escape", `{"event":"pay","payload":{"note":"\ud83d\u0041"}}`, "application/json", 400, "invalid_request", `holds \ud83d`},
+		{"a high surrogate at the end", `{"event":"pay","payload":{"note":"\ud83d\ude00\ud83d"}}`, "application/json", 400, "invalid_request", `holds \ud83d`},
+		{"two high surrogates", `{"event":"pay","payload":{"note":"\ud83d\ud83d\ude00"}}`, "application/json", 400, "invalid_request", `holds \ud83d`},
+		{"a lone surrogate in a key", `{"event":"pay","payload":{"m":{"\ud800":1}}}`, "application/json", 400, "invalid_request", `a key of payload.m holds \ud800`},
+		{"a lone surrogate in a field name", `{"\udc00":1}`, "application/json", 400, "invalid_request", `a field name of the body holds \udc00`},
+		{"a lone surrogate in the event", `{"event":"p\ud800"}`, "application/json", 400, "invalid_request", `the string at event holds`},
 		{"nested too deep", `{"event":"pay","payload":{"a":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `}}`, "application/json", 400, "invalid_request", "deeper than 100 levels, at payload.a[0]"},
 		{"nested very deep", `{"event":"pay","payload":{"a":` + strings.Repeat(`{"b":`, 1<<17), "application/json", 400, "invalid_request", "deeper than 100 levels"},
 		{"trailing data", `{"event":"pay"} {}`, "application/json", 400, "invalid_request", "after the JSON object"},
@@ -61,7 +70,7 @@ func TestDecodeJSONAccepts(t *testing.T) {
 	// The same key in two objects, and nesting of exactly the most levels, are fine.
 	deep := strings.Repeat("[", maxDepth-2) + strings.Repeat("]", maxDepth-2) // levels 3 to 100
 	body := `{"payload":{"amount":12345678901234567890,"note":"'; DROP TABLE instances; --","nested":{"a":[1,2.5],"amount":{"a":1}},"deep":` +
-		deep + `},"event":"pay"}` + "\n"
+		deep + `,"pair":"\ud83d\uDE00","replacement":"\ufffd�","backslash":"\\ud800\\\ud83d\ude00"},"event":"pay"}` + "\n"
 	rec := b.do(t, req{method: "POST", path: "/v1/instances/i-1/events", body: body, header: map[string]string{"Content-Type": "application/json; charset=UTF-8"}})
 	if rec.Code != 200 {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
@@ -70,6 +79,10 @@ func TestDecodeJSONAccepts(t *testing.T) {
 	// Numbers keep every digit (json.Number), strings are kept verbatim.
 	if ev.Event != "pay" || ev.Payload["amount"] != json.Number("12345678901234567890") || ev.Payload["note"] != "'; DROP TABLE instances; --" {
 		t.Errorf("event %+v", ev)
+	}
+	// Surrogate pairs, U+FFFD itself and a backslash before "ud800" are characters.
+	if ev.Payload["pair"] != "😀" || ev.Payload["replacement"] != "\ufffd\ufffd" || ev.Payload["backslash"] != `\ud800\😀` {
+		t.Errorf("strings %q %q %q", ev.Payload["pair"], ev.Payload["replacement"], ev.Payload["backslash"])
 	}
 }
 

@@ -1,0 +1,159 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Values at the edge, on PostgreSQL and on SQLite alike (docs/api.md, "Requests" and "Bounds"): an
+// int is taken exactly or refused, and text is characters. Each refusal writes nothing.
+
+// apiEdge is a definition with a field of each kind of number, an `any` field, and events whose
+// `set` moves those values to the edge.
+const apiEdge = `name: edge
+initial: open
+context:
+  n: int
+  f: float
+  m: any
+  note: string
+  motto: {type: string, default: "a default counts in the size of every context"}
+events:
+  count: {n: int}
+  scale: {f: float}
+  keep: {m: any}
+states:
+  open:
+    on:
+      count: {to: open, set: {n: event.n}}
+      scale: {to: open, set: {f: ctx.f * event.f}}
+      keep: {to: open, set: {m: event.m}}
+      square: {to: open, set: {m: ctx.f * ctx.f}}
+      cancel: {to: open, set: {m: ctx.f * ctx.f - ctx.f * ctx.f}}
+      wrap: {to: open, set: {m: "[ctx.m]"}}
+      double: {to: open, set: {note: ctx.note + ctx.note}}
+      close: closed
+  closed: {final: true}
+`
+
+// putEdge registers apiEdge.
+func (e *apiEnv) putEdge(t testing.TB) {
+	t.Helper()
+	apiWant[map[string]any](t, e.do(t, "PUT", "/v1/definitions/edge", apiEdge, "Content-Type", "application/yaml"), http.StatusCreated)
+}
+
+// apiExact decodes a JSON answer with every number as the text it was sent as.
+func apiExact(t testing.TB, r apiResponse) map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("%s: %v", r, err)
+	}
+	return m
+}
+
+// unchanged checks that a refused request left an instance as it was, its history too.
+func (e *apiEnv) unchanged(t testing.TB, id string, before apiInstance, rows int) {
+	t.Helper()
+	apiSame(t, "the instance after a refused request", e.instance(t, id), before)
+	if h := e.history(t, id, 0); len(h) != rows {
+		t.Errorf("%s: %d history rows after a refused request, want %d", id, len(h), rows)
+	}
+}
+
+// TestAPIEdgeInts: an int field takes a JSON number that is exactly a whole number in int64's range,
+// whatever its form (int64's ends included), and refuses with the field's name any other, though a
+// float64 would round it to an int (1.0000000000000000000001, 5e-400).
+func TestAPIEdgeInts(t *testing.T) {
+	t.Parallel()
+	refused := []string{"1.0000000000000000000001", "5e-400", "0.5", "9223372036854775808", "-9223372036854775809",
+		"1e19", "1e999999999", "1" + strings.Repeat("0", 200_000), "-0.000000000000000000001e20"}
+	accepted := map[string]string{ // as sent: as answered
+		"9223372036854775807": "9223372036854775807", "-9223372036854775808": "-9223372036854775808",
+		"9223372036854775807.000": "9223372036854775807", "9.223372036854775807e18": "9223372036854775807",
+		"-92233720368547758.08E2": "-9223372036854775808", "300e-2": "3", "-0": "0", "0e-999999999": "0",
+	}
+	apiEach(t, func(t *testing.T, env *apiEnv) {
+		env.putEdge(t)
+		for i, n := range refused {
+			id := "int-refused-" + string(rune('a'+i))
+			r := env.do(t, "POST", "/v1/instances", `{"definition":"edge","id":"`+id+`","context":{"n":`+n+`}}`)
+			if p := apiProblemOf(t, r, http.StatusUnprocessableEntity, "invalid_context"); !strings.Contains(p.Detail, "n: expected int") {
+				t.Errorf("%.40s: detail %q does not name the field", n, p.Detail)
+			}
+			apiProblemOf(t, env.do(t, "GET", "/v1/instances/"+id, nil), http.StatusNotFound, "not_found")
+		}
+		ints := env.create(t, "edge", "ints", nil)
+		for _, n := range refused {
+			r := env.do(t, "POST", "/v1/instances/ints/events", `{"event":"count","payload":{"n":`+n+`}}`)
+			if p := apiProblemOf(t, r, http.StatusUnprocessableEntity, "invalid_payload"); !strings.Contains(p.Detail, "n: expected int") {
+				t.Errorf("%.40s: detail %q does not name the field", n, p.Detail)
+			}
+		}
+		env.unchanged(t, "ints", ints, 0)
+
+		rows := 0
+		for sent, want := range accepted {
+			r := env.do(t, "POST", "/v1/instances", `{"definition":"edge","context":{"n":`+sent+`}}`)
+			apiWant[apiInstance](t, r, http.StatusCreated)
+			if got := apiExact(t, r)["context"].(map[string]any)["n"]; got != json.Number(want) {
+				t.Errorf("created with n %s: n is %v, want %s", sent, got, want)
+			}
+			r = env.do(t, "POST", "/v1/instances/ints/events", `{"event":"count","payload":{"n":`+sent+`}}`)
+			rows++
+			apiWant[apiEventResult](t, r, http.StatusOK)
+			res := apiExact(t, r)
+			if got := res["instance"].(map[string]any)["context"].(map[string]any)["n"]; got != json.Number(want) {
+				t.Errorf("count %s: n is %v, want %s", sent, got, want)
+			}
+			if got := apiExact(t, env.do(t, "GET", "/v1/instances/ints", nil))["context"].(map[string]any)["n"]; got != json.Number(want) {
+				t.Errorf("count %s: n is read back as %v, want %s", sent, got, want)
+			}
+		}
+		if h := env.history(t, "ints", 0); len(h) != rows {
+			t.Errorf("%d history rows, want %d", len(h), rows)
+		}
+	})
+}
+
+// TestAPIEdgeSurrogates: a \u escape of half a UTF-16 surrogate pair, alone, is no character:
+// anywhere in a body (a context, a payload, an `any` value, a key) it is 400, where encoding/json
+// would have stored U+FFFD in its place. A pair is a character, and so is U+FFFD itself.
+func TestAPIEdgeSurrogates(t *testing.T) {
+	t.Parallel()
+	apiEach(t, func(t *testing.T, env *apiEnv) {
+		env.putEdge(t)
+		for _, body := range []string{
+			`{"definition":"edge","id":"lone-1","context":{"note":"\ud800"}}`,
+			`{"definition":"edge","id":"lone-2","context":{"m":{"list":["ok","a\uDC00b"]}}}`,
+			`{"definition":"edge","id":"lone-3","context":{"m":{"\udbff":1}}}`,
+			`{"definition":"edge","id":"lone-4","context":{"note":"\ud83d\u0041"}}`,
+		} {
+			if p := apiProblemOf(t, env.do(t, "POST", "/v1/instances", body), http.StatusBadRequest, "invalid_request"); !strings.Contains(p.Detail, "surrogate") {
+				t.Errorf("%s: detail %q", body, p.Detail)
+			}
+		}
+		for _, id := range []string{"lone-1", "lone-2", "lone-3", "lone-4"} {
+			apiProblemOf(t, env.do(t, "GET", "/v1/instances/"+id, nil), http.StatusNotFound, "not_found")
+		}
+		inst := env.create(t, "edge", "text", nil)
+		for _, body := range []string{
+			`{"event":"keep","payload":{"m":"\ud800"}}`,
+			`{"event":"keep","payload":{"m":["\udfff"]}}`,
+			`{"event":"keep","payload":{"m":{"k\ud800":true}}}`,
+		} {
+			apiProblemOf(t, env.do(t, "POST", "/v1/instances/text/events", body), http.StatusBadRequest, "invalid_request")
+			apiProblemOf(t, env.do(t, "POST", "/v1/instances/text/explain", body), http.StatusBadRequest, "invalid_request")
+		}
+		env.unchanged(t, "text", inst, 0)
+
+		res := apiWant[apiEventResult](t, env.do(t, "POST", "/v1/instances/text/events",
+			`{"event":"keep","payload":{"m":["\ud83d\ude00","\ufffd","\\ud800"]}}`), http.StatusOK)
+		apiSame(t, "characters", res.Instance.Context["m"], []any{"😀", "\ufffd", `\ud800`})
+	})
+}
