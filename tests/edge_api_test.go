@@ -157,3 +157,85 @@ func TestAPIEdgeSurrogates(t *testing.T) {
 		apiSame(t, "characters", res.Instance.Context["m"], []any{"😀", "\ufffd", `\ud800`})
 	})
 }
+
+// TestAPIEdgeNumbers: a number that either database could not store (PostgreSQL's numeric refuses
+// 1e999999999 and a number of 200,000 digits, which SQLite would keep as text) is 422 on both,
+// never 500: invalid_context at creation, invalid_payload in a payload (an explanation says so too),
+// expression_failed when a `set` makes one (an infinity, NaN). A number either could store but not
+// alike (1e-20000, 20,000 digits of fraction) is stored as the float the API reads back.
+func TestAPIEdgeNumbers(t *testing.T) {
+	t.Parallel()
+	huge := []string{"1e999999999", "-1e400", strings.Repeat("9", 200_000), `{"a":[1,{"b":1e309}]}`}
+	apiEach(t, func(t *testing.T, env *apiEnv) {
+		env.putEdge(t)
+		for i, m := range huge {
+			id := "huge-" + string(rune('a'+i))
+			body := `{"definition":"edge","id":"` + id + `","context":{"m":` + m + `}}`
+			for range 2 { // a creation sent again is refused again
+				p := apiProblemOf(t, env.do(t, "POST", "/v1/instances", body), http.StatusUnprocessableEntity, "invalid_context")
+				if !strings.Contains(p.Detail, "beyond the range of a float") {
+					t.Errorf("%.40s: detail %q", m, p.Detail)
+				}
+			}
+			apiProblemOf(t, env.do(t, "GET", "/v1/instances/"+id, nil), http.StatusNotFound, "not_found")
+		}
+		p := apiProblemOf(t, env.do(t, "POST", "/v1/instances", `{"definition":"edge","id":"huge-f","context":{"f":1e999}}`),
+			http.StatusUnprocessableEntity, "invalid_context")
+		if !strings.Contains(p.Detail, "f: expected float, got 1e999 (beyond the range of a float") {
+			t.Errorf("a float field: detail %q", p.Detail)
+		}
+
+		inst := env.create(t, "edge", "numbers", nil)
+		for _, m := range huge {
+			body := `{"event":"keep","payload":{"m":` + m + `}}`
+			apiProblemOf(t, env.do(t, "POST", "/v1/instances/numbers/events", body), http.StatusUnprocessableEntity, "invalid_payload")
+			x := apiExact(t, env.do(t, "POST", "/v1/instances/numbers/explain", body))
+			if e, _ := x["error"].(map[string]any); e == nil || e["code"] != "invalid_payload" {
+				t.Errorf("%.40s: explained as %v", m, x["error"])
+			}
+		}
+		env.unchanged(t, "numbers", inst, 0)
+
+		// A set that makes an infinity or NaN of an any value, or of a float field.
+		sq := env.create(t, "edge", "square", map[string]any{"f": 1e200})
+		for _, ev := range []struct {
+			event   string
+			payload map[string]any
+		}{{"square", nil}, {"cancel", nil}, {"scale", map[string]any{"f": 1e200}}} {
+			p := apiProblemOf(t, env.fire(t, "square", ev.event, ev.payload), http.StatusUnprocessableEntity, "expression_failed")
+			if !strings.Contains(p.Detail, "finite") || p.Instance == nil || p.Instance.Revision != 0 {
+				t.Errorf("%s: %q, instance %+v", ev.event, p.Detail, p.Instance)
+			}
+			x := apiExact(t, env.do(t, "POST", "/v1/instances/square/explain", map[string]any{"event": ev.event, "payload": ev.payload}))
+			if e, _ := x["error"].(map[string]any); e == nil || e["code"] != "expression_failed" {
+				t.Errorf("%s: explained as %v", ev.event, x["error"])
+			}
+		}
+		env.unchanged(t, "square", sq, 0)
+
+		// Stored as they will be read, alike; a creation sent again is answered the same.
+		for _, c := range []struct{ id, m, want string }{
+			{"tiny", "1e-20000", "0"},
+			{"long", "1." + strings.Repeat("0", 20_000) + "1", "1"},
+			{"exact", "9223372036854775807", "9223372036854775807"},
+		} {
+			body := `{"definition":"edge","id":"` + c.id + `","context":{"m":` + c.m + `}}`
+			first := env.do(t, "POST", "/v1/instances", body)
+			apiWant[apiInstance](t, first, http.StatusCreated)
+			if got := apiExact(t, first)["context"].(map[string]any)["m"]; got != json.Number(c.want) {
+				t.Errorf("%s: m is %v, want %s", c.id, got, c.want)
+			}
+			again := env.do(t, "POST", "/v1/instances", body)
+			if apiWant[apiInstance](t, again, http.StatusOK); !bytes.Equal(again.body, first.body) {
+				t.Errorf("%s created again:\n got %s\nwant %s", c.id, again.body, first.body)
+			}
+			res := env.do(t, "POST", apiPath("/v1/instances/%s/events", c.id), `{"event":"keep","payload":{"m":[`+c.m+`]}}`)
+			apiWant[apiEventResult](t, res, http.StatusOK)
+			if h := env.history(t, c.id, 0); len(h) != 1 {
+				t.Fatalf("%s: %d history rows", c.id, len(h))
+			}
+			got := apiExact(t, env.do(t, "GET", apiPath("/v1/instances/%s/history", c.id), nil))["items"].([]any)[0].(map[string]any)
+			apiSame(t, c.id+": the payload in the history", got["payload"], map[string]any{"m": []any{json.Number(c.want)}})
+		}
+	})
+}

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -35,10 +36,7 @@ type Options struct {
 func (t *Type) Decode(v any, prefix string, o Options) (any, error) {
 	switch t.Kind {
 	case Any:
-		if err := checkNUL(v, prefix); err != nil {
-			return nil, err
-		}
-		return Clone(v), nil
+		return anyValue(v, prefix)
 	case String:
 		if s, ok := v.(string); ok {
 			if strings.IndexByte(s, 0) >= 0 { // PostgreSQL cannot store it; refuse it everywhere alike
@@ -55,6 +53,11 @@ func (t *Type) Decode(v any, prefix string, o Options) (any, error) {
 			return nil, &DecodeError{prefix, fmt.Sprintf("expected int, got %s (%s)", describe(v), why)}
 		}
 	case Float:
+		if n, ok := v.(json.Number); ok {
+			if _, err := strconv.ParseFloat(string(n), 64); errors.Is(err, strconv.ErrRange) {
+				return nil, &DecodeError{prefix, fmt.Sprintf("expected float, got %s (%s)", truncate(string(n)), beyondFloat)}
+			}
+		}
 		if f, ok := toFloat(v); ok {
 			if math.IsInf(f, 0) || math.IsNaN(f) {
 				return nil, &DecodeError{prefix, fmt.Sprintf("expected a finite float, got %v", f)}
@@ -107,31 +110,65 @@ func (t *Type) Decode(v any, prefix string, o Options) (any, error) {
 	return nil, &DecodeError{prefix, fmt.Sprintf("expected %s, got %s", t, describe(v))}
 }
 
-// checkNUL refuses a NUL character anywhere in an untyped value, in its keys too, as a string field
-// does: PostgreSQL cannot store it, and fsmd refuses it everywhere alike.
-func checkNUL(v any, prefix string) error {
+// beyondFloat is why a number is no float: PostgreSQL's numeric cannot hold 1e999999999.
+const beyondFloat = "beyond the range of a float, about ±1.8e308"
+
+// anyValue copies a value of an `any` field, refusing what the databases cannot store alike: a NUL
+// character in a text or a key (PostgreSQL cannot store one), a number beyond the range of a float
+// (PostgreSQL's numeric cannot hold 1e999999999, SQLite keeps its text), NaN and the infinities (JSON
+// has none; a `set` can make them). Every number takes the form the API reads back from either
+// database: an integer in int64's range stays exact, any other number is the float64 nearest it, so
+// that 1e-20000 or a number of 20,000 digits (PostgreSQL's numeric would refuse either) is stored as
+// it will be read.
+func anyValue(v any, prefix string) (any, error) {
 	switch x := v.(type) {
 	case string:
 		if strings.IndexByte(x, 0) >= 0 {
-			return &DecodeError{prefix, "text holds a NUL character"}
+			return nil, &DecodeError{prefix, "text holds a NUL character"}
 		}
+	case json.Number:
+		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return json.Number(strconv.FormatInt(n, 10)), nil
+		}
+		f, err := strconv.ParseFloat(string(x), 64)
+		switch {
+		case errors.Is(err, strconv.ErrRange) && math.IsInf(f, 0):
+			return nil, &DecodeError{prefix, fmt.Sprintf("the number %s is %s", truncate(string(x)), beyondFloat)}
+		case err != nil:
+			return nil, &DecodeError{prefix, fmt.Sprintf("%q is not a number", truncate(string(x)))}
+		}
+		return f, nil
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return nil, &DecodeError{prefix, fmt.Sprintf("expected a finite number, got %v", x)}
+		}
+	case float32:
+		return anyValue(float64(x), prefix)
 	case map[string]any:
+		m := make(map[string]any, len(x))
 		for k, e := range x {
 			if strings.IndexByte(k, 0) >= 0 {
-				return &DecodeError{prefix, "a key holds a NUL character"}
+				return nil, &DecodeError{prefix, "a key holds a NUL character"}
 			}
-			if err := checkNUL(e, join(prefix, k)); err != nil {
-				return err
+			c, err := anyValue(e, join(prefix, k))
+			if err != nil {
+				return nil, err
 			}
+			m[k] = c
 		}
+		return m, nil
 	case []any:
+		l := make([]any, len(x))
 		for i, e := range x {
-			if err := checkNUL(e, fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
-				return err
+			c, err := anyValue(e, fmt.Sprintf("%s[%d]", prefix, i))
+			if err != nil {
+				return nil, err
 			}
+			l[i] = c
 		}
+		return l, nil
 	}
-	return nil
+	return v, nil
 }
 
 func (t *Type) decodeObject(m map[string]any, prefix string, o Options) (map[string]any, error) {

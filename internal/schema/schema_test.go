@@ -84,6 +84,17 @@ func TestDecodeScalars(t *testing.T) {
 		{"any keeps a number", tAny, 1.5, 1.5},
 		{"any keeps null", tAny, nil, nil},
 		{"any keeps an object", tAny, map[string]any{"a": []any{1.0}}, map[string]any{"a": []any{1.0}}},
+		// An any value's numbers take the form either database gives back: an integer exact, any other
+		// number the float64 nearest it, however many digits or however small.
+		{"any keeps an integer exact", tAny, json.Number("9223372036854775807"), json.Number("9223372036854775807")},
+		{"any writes -0 as 0", tAny, json.Number("-0"), json.Number("0")},
+		{"any makes a fraction a float", tAny, json.Number("2.50"), 2.5},
+		{"any makes an integer past int64 a float", tAny, json.Number("12345678901234567890"), 12345678901234567890.0},
+		{"any makes 1e-20000 a float", tAny, json.Number("1e-20000"), 0.0},
+		{"any makes 20,000 digits a float", tAny, json.Number("1." + strings.Repeat("0", 20000) + "1"), 1.0},
+		{"any takes numbers deep inside", tAny, map[string]any{"a": []any{json.Number("1E3"), map[string]any{"b": json.Number("5e-400")}}},
+			map[string]any{"a": []any{1000.0, map[string]any{"b": 0.0}}}},
+		{"float from 20,000 digits", tFloat, json.Number("0." + strings.Repeat("0", 20000) + "1"), 0.0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,6 +142,19 @@ func TestDecodeErrors(t *testing.T) {
 		{"int refuses a float64 past 2^53", tInt, float64(1 << 60), `f: expected int, got number (` + beyondInt64 + `)`},
 		{"int refuses a json.Number that is no number", tInt, json.Number("12a"), `f: expected int, got number`},
 		{"float refuses a string", tFloat, "1.5", `f: expected float, got string "1.5"`},
+		{"float refuses a number past float64", tFloat, json.Number("-1e400"), `f: expected float, got -1e400 (beyond the range of a float, about ±1.8e308)`},
+		// No database stores these alike (PostgreSQL's numeric refuses them, SQLite keeps their text),
+		// nor has JSON NaN or the infinities, which a set can make.
+		{"any refuses 1e999999999", tAny, json.Number("1e999999999"), `f: the number 1e999999999 is beyond the range of a float, about ±1.8e308`},
+		{"any refuses 200,000 digits", tAny, json.Number(strings.Repeat("9", 200_000)),
+			`f: the number ` + strings.Repeat("9", 40) + `... is beyond the range of a float, about ±1.8e308`},
+		{"any refuses a number past float64 deep inside", tAny, map[string]any{"a": []any{1, map[string]any{"b": json.Number("-1e309")}}},
+			`f.a[1].b: the number -1e309 is beyond the range of a float, about ±1.8e308`},
+		{"any refuses infinity", tAny, []any{math.Inf(-1)}, `f[0]: expected a finite number, got -Inf`},
+		{"any refuses NaN", tAny, map[string]any{"x": math.NaN()}, `f.x: expected a finite number, got NaN`},
+		{"any refuses a json.Number that is no number", tAny, json.Number("x"), `f: "x" is not a number`},
+		{"any refuses NUL", tAny, []any{"a\x00"}, `f[0]: text holds a NUL character`},
+		{"any refuses NUL in a key", tAny, map[string]any{"a\x00": 1}, `f: a key holds a NUL character`},
 		{"float refuses NaN", tFloat, math.NaN(), `f: expected a finite float, got NaN`},
 		{"float refuses infinity", tFloat, math.Inf(1), `f: expected a finite float, got +Inf`},
 		{"string refuses a number", tString, 1.0, `f: expected string, got number`},
