@@ -856,7 +856,7 @@ func TestAPIPutDefinition(t *testing.T) {
 		if loc := r.header.Get("Location"); loc != "/v1/definitions/door/versions/2" {
 			t.Errorf("Location %q", loc)
 		}
-		for _, ct := range []string{"application/yaml", "application/x-yaml", "text/yaml", "text/plain; charset=utf-8"} {
+		for _, ct := range []string{"application/yaml", "application/x-yaml", "text/yaml", "text/yaml; charset=utf-8"} {
 			res = apiWant[putResult](t, put(t, env, "door", v2, "Content-Type", ct), http.StatusOK)
 			if res.Created || res.Definition.Version != 2 {
 				t.Errorf("putting version 2 again as %s: %+v", ct, res)

@@ -174,7 +174,7 @@ func (s *server) diagram(c echo.Context) error {
 //	@Summary		Register a definition
 //	@Description	Registers the YAML as the definition's next version if its content is new (201), or returns the version that has this content (200). An invalid definition is 422 invalid_definition with every problem in `errors`.
 //	@Tags			definitions
-//	@Accept			application/yaml,application/x-yaml,text/yaml,plain
+//	@Accept			application/yaml,application/x-yaml,text/yaml
 //	@Produce		json,application/problem+json
 //	@Param			name			path		string	true	"definition name"
 //	@Param			definition		body		string	true	"the definition, in YAML"

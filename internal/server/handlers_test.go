@@ -90,7 +90,7 @@ func TestDefinitions(t *testing.T) {
 	})
 	t.Run("put", func(t *testing.T) {
 		t.Parallel()
-		for _, ct := range []string{"application/yaml", "application/x-yaml", "text/yaml", "text/plain; charset=utf-8"} {
+		for _, ct := range []string{"application/yaml", "application/x-yaml", "text/yaml", "text/yaml; charset=utf-8"} {
 			b := setup(t, Options{})
 			b.svc.put = service.PutResult{Definition: service.DefinitionVersion{Name: "order", Version: 2}, Created: true}
 			rec := b.do(t, req{method: "PUT", path: "/v1/definitions/order", body: "name: order\n", header: map[string]string{"Content-Type": ct}})
@@ -104,6 +104,9 @@ func TestDefinitions(t *testing.T) {
 			t.Errorf("known content: %d %q", rec.Code, rec.Header().Get("Location"))
 		}
 		problem(t, b.do(t, req{method: "PUT", path: "/v1/definitions/order", body: `{"name":"order"}`}), 415, "unsupported_media_type")
+		for _, ct := range []string{"text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded"} { // a web page may send these anywhere
+			problem(t, b.do(t, req{method: "PUT", path: "/v1/definitions/order", body: "name: order\n", header: map[string]string{"Content-Type": ct}}), 415, "unsupported_media_type")
+		}
 		problem(t, b.do(t, req{method: "PUT", path: "/v1/definitions/order", body: " \n", header: map[string]string{"Content-Type": "text/yaml"}}), 400, "invalid_request")
 	})
 }

@@ -108,10 +108,11 @@ func New(svc Service, o Options) *echo.Echo {
 	// spoofed address's failures.
 	e.IPExtractor = clientIP(o.TrustedProxies)
 	// Outermost first: the request id is there for every log line; the access log sees the status
-	// of every answer, panics included; the body limit is checked before a handler reads.
-	// Authentication comes after routing (it needs the route) and after the access log (which sees
-	// its refusals).
-	e.Use(requestID, accessLog(s.log), recoverPanics(s.log), bodyLimit(o.BodyLimit), s.authenticate)
+	// of every answer, panics included; a rebound Host is refused before anything else is done; the
+	// body limit is checked before a handler reads. Authentication comes after routing (it needs the
+	// route) and after the access log (which sees its refusals); a cross-site content type is refused
+	// after it (a request without a key is 401 whatever it sends). crosssite.go has the two checks.
+	e.Use(requestID, accessLog(s.log), recoverPanics(s.log), s.checkHost, bodyLimit(o.BodyLimit), s.authenticate, requireNonSimple())
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
