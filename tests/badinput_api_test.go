@@ -31,6 +31,13 @@ func apiBigCreate(id string, n int) string {
 	return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
 }
 
+// apiPaddedCreate is a creation request of exactly n bytes, most of them white space: a context is
+// bounded too (256 KiB), well below the body's limit.
+func apiPaddedCreate(id string, n int) string {
+	head := `{"definition":"door","id":"` + id + `","context":{"code":"1","note":"small"}`
+	return head + strings.Repeat(" ", n-len(head)-1) + "}"
+}
+
 // apiNested is head, then a value of n nested lists, then tail.
 func apiNested(head string, n int, tail string) string {
 	return head + strings.Repeat("[", n) + strings.Repeat("]", n) + tail
@@ -144,9 +151,13 @@ func TestAPIBadRequests(t *testing.T) {
 		for _, id := range atLimit {
 			env.create(t, "door", id, map[string]any{"code": "1"})
 		}
-		r := env.do(t, "POST", "/v1/instances", apiBigCreate("big-ok", apiBodyLimit))
-		if inst := apiWant[apiInstance](t, r, http.StatusCreated); len(inst.Context["note"].(string)) < apiBodyLimit-100 {
-			t.Errorf("the note of a body at the limit is %d bytes", len(inst.Context["note"].(string)))
+		big := apiPaddedCreate("big-ok", apiBodyLimit)
+		if len(big) != apiBodyLimit {
+			t.Fatalf("a body of %d bytes", len(big))
+		}
+		r := env.do(t, "POST", "/v1/instances", big)
+		if inst := apiWant[apiInstance](t, r, http.StatusCreated); inst.Context["note"] != "small" {
+			t.Errorf("the note of a body at the limit is %q", inst.Context["note"])
 		}
 		r = env.do(t, "POST", "/v1/instances", `{"definition":"ticket","id":"charset-ok"}`, "Content-Type", "application/json; charset=UTF-8")
 		apiWant[apiInstance](t, r, http.StatusCreated)

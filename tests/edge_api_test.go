@@ -239,3 +239,119 @@ func TestAPIEdgeNumbers(t *testing.T) {
 		}
 	})
 }
+
+// apiMaxContext is the bound of an instance's context as JSON: 256 KiB.
+const apiMaxContext = 256 << 10
+
+// apiContextSize is the size of a context as the API shows it (JSON, no HTML escaping).
+func apiContextSize(t testing.TB, ctx any) int {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b.Len() - 1 // the newline
+}
+
+// TestAPIEdgeContextBound: an instance's context is at most 256 KiB as JSON. A creation whose
+// context, its defaults filled in, would be larger is invalid_context; an event whose `set` would
+// make it larger (or nest it deeper than 100 levels) is expression_failed, and explains so. Nothing
+// is written.
+func TestAPIEdgeContextBound(t *testing.T) {
+	t.Parallel()
+	apiEach(t, func(t *testing.T, env *apiEnv) {
+		env.putEdge(t)
+		// The context of an instance whose note is empty: what the fields and defaults take.
+		probe := apiExact(t, env.do(t, "POST", "/v1/instances", `{"definition":"edge","id":"probe"}`))
+		overhead := apiContextSize(t, probe["context"])
+		note := func(n int, c string) string {
+			return `{"definition":"edge","id":"note-` + c + `","context":{"note":"` + strings.Repeat(c, n) + `"}}`
+		}
+		// A byte over: the context given is well under the bound, the defaults filled in take it over.
+		over := note(apiMaxContext-overhead+1, "x")
+		p := apiProblemOf(t, env.do(t, "POST", "/v1/instances", over), http.StatusUnprocessableEntity, "invalid_context")
+		if !strings.Contains(p.Detail, "the context would take 262145 bytes as JSON; the most is 262144 (256 KiB)") {
+			t.Errorf("detail %q", p.Detail)
+		}
+		apiProblemOf(t, env.do(t, "GET", "/v1/instances/note-x", nil), http.StatusNotFound, "not_found")
+		// At the bound: accepted, `<` counting one byte as the API shows it.
+		for _, c := range []string{"x", "<"} {
+			r := env.do(t, "POST", "/v1/instances", note(apiMaxContext-overhead, c))
+			apiWant[apiInstance](t, r, http.StatusCreated)
+			if size := apiContextSize(t, apiExact(t, r)["context"]); size != apiMaxContext {
+				t.Errorf("%s: a context of %d bytes", c, size)
+			}
+		}
+
+		// A set that doubles a note of 100 KiB passes; doubling it again would take it past.
+		grow := env.create(t, "edge", "grow", map[string]any{"note": strings.Repeat("n", 100<<10)})
+		grow = env.mustFire(t, "grow", "double", nil).Instance
+		refused := []struct {
+			event   string
+			payload map[string]any
+			detail  string
+		}{
+			{"double", nil, "set: the context would take"},
+			{"keep", map[string]any{"m": strings.Repeat("m", 60<<10)}, "the most is 262144 (256 KiB)"},
+		}
+		for _, c := range refused {
+			p := apiProblemOf(t, env.fire(t, "grow", c.event, c.payload), http.StatusUnprocessableEntity, "expression_failed")
+			if !strings.Contains(p.Detail, c.detail) || p.Instance == nil || p.Instance.Revision != 1 {
+				t.Errorf("%s: detail %q, instance %+v", c.event, p.Detail, p.Instance)
+			}
+			x := apiExact(t, env.do(t, "POST", "/v1/instances/grow/explain", map[string]any{"event": c.event, "payload": c.payload}))
+			if e, _ := x["error"].(map[string]any); e == nil || e["code"] != "expression_failed" || x["context"] != nil {
+				t.Errorf("%s: explained as %v", c.event, x["error"])
+			}
+		}
+		env.unchanged(t, "grow", grow, 1)
+		if got := len(env.instance(t, "grow").Context["note"].(string)); got != 200<<10 {
+			t.Errorf("the note is %d bytes", got)
+		}
+
+		// A set that nests the context deeper than 100 levels (SQLite's JSON functions stop at 1,000).
+		deep := env.do(t, "POST", "/v1/instances", apiNested(`{"definition":"edge","id":"deep","context":{"m":`, 97, `}}`))
+		inst := apiWant[apiInstance](t, deep, http.StatusCreated)
+		env.mustFire(t, "deep", "wrap", nil)
+		inst = env.mustFire(t, "deep", "wrap", nil).Instance // the context nests 100 levels
+		p = apiProblemOf(t, env.fire(t, "deep", "wrap", nil), http.StatusUnprocessableEntity, "expression_failed")
+		if !strings.Contains(p.Detail, "nest deeper than 100 levels") {
+			t.Errorf("detail %q", p.Detail)
+		}
+		env.unchanged(t, "deep", inst, 2)
+	})
+}
+
+// TestAPIEdgeContextBoundMigration: a migration whose context rules would grow a context past
+// 256 KiB strands that instance (context_invalid) and moves the others.
+func TestAPIEdgeContextBoundMigration(t *testing.T) {
+	t.Parallel()
+	v2 := apiEdge + "migrate:\n  policy: manual\n  context:\n    note: ctx.note + ctx.note\n"
+	apiEach(t, func(t *testing.T, env *apiEnv) {
+		env.putEdge(t)
+		small := env.create(t, "edge", "mig-small", map[string]any{"note": "ab"})
+		big := env.create(t, "edge", "mig-big", map[string]any{"note": strings.Repeat("b", 150<<10)})
+		r := env.do(t, "PUT", "/v1/definitions/edge", v2, "Content-Type", "application/yaml")
+		apiWant[map[string]any](t, r, http.StatusCreated)
+
+		want := apiPlan{Definition: "edge", ToVersion: 2, Total: 2,
+			Moves:    []apiMove{{1, "open", "open", 1}},
+			Stranded: []apiStranded{{FromVersion: 1, FromState: "open", Reason: "context_invalid", Count: 1, Sample: []string{"mig-big"}}}}
+		plan := env.plan(t, "edge", nil)
+		apiSamePlan(t, "the plan", plan, want)
+		if len(plan.Stranded) == 1 && !strings.Contains(plan.Stranded[0].Detail, "256 KiB") {
+			t.Errorf("stranded: %q", plan.Stranded[0].Detail)
+		}
+		done := env.awaitMigration(t, env.startMigration(t, "edge", nil).ID)
+		if done.Status != "done" || done.Migrated != 1 || done.Stranded != 1 {
+			t.Fatalf("the migration: %+v", done)
+		}
+		env.unchanged(t, "mig-big", big, 0)
+		moved := env.instance(t, "mig-small")
+		if moved.Version != 2 || moved.Revision != small.Revision+1 || moved.Context["note"] != "abab" {
+			t.Errorf("mig-small after the migration: %+v", moved)
+		}
+	})
+}

@@ -178,6 +178,10 @@ func apply(before map[string]any, set []*Assignment, scope guards.Scope) (map[st
 		}
 		m[a.Path[len(a.Path)-1]] = values[i]
 	}
+	// A set that grows the context past its bound (schema.MaxContextSize) fails: nothing is written.
+	if _, err := schema.CheckContext(after); err != nil {
+		return nil, err
+	}
 	return after, nil
 }
 

@@ -294,6 +294,10 @@ func (m *Mapping) newContext(old map[string]any, scope guards.Scope) (map[string
 	if err != nil {
 		return nil, Outcome{Reason: ContextInvalid, Detail: err.Error()}
 	}
+	// A context that its rules grow past the bound of a context stays where it is.
+	if _, err := schema.CheckContext(typed.(map[string]any)); err != nil {
+		return nil, Outcome{Reason: ContextInvalid, Detail: err.Error()}
+	}
 	return typed.(map[string]any), Outcome{}
 }
 

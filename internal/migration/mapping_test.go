@@ -95,6 +95,15 @@ func snapshot(t *testing.T, from *machine.Definition, state string, ctx map[stri
 
 var now = time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 
+// nested is n lists nested.
+func nested(n int) any {
+	var v any = []any{}
+	for range n - 1 {
+		v = []any{v}
+	}
+	return v
+}
+
 func TestMove(t *testing.T) {
 	t.Parallel()
 	paidAt := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
@@ -186,6 +195,18 @@ func TestMove(t *testing.T) {
 			to:     strings.Replace(v2("", ""), "  note: string", "  note: duration", 1),
 			ctx:    map[string]any{"note": ""},
 			reason: migration.ContextInvalid, detail: "add a migrate context rule for note",
+		},
+		{
+			name: "a rule that grows the context past its bound (256 KiB)", state: "cart",
+			to:     v2("", `  context: {note: 'ctx.note + ctx.note'}`),
+			ctx:    map[string]any{"note": strings.Repeat("n", 150<<10)},
+			reason: migration.ContextInvalid, detail: "the most is 262144 (256 KiB)",
+		},
+		{
+			name: "a rule that nests an any value past 100 levels", state: "cart",
+			to:     v2("  extra: any", `  context: {extra: '[[ctx.extra]]'}`),
+			ctx:    map[string]any{"extra": nested(98)},
+			reason: migration.ContextInvalid, detail: "deeper than 100 levels",
 		},
 		{
 			name: "a type change replaced by a rule", state: "cart",

@@ -17,8 +17,14 @@ import (
 // Contexts are stored as the JSON the API shows (schema.Encode of the typed values) and typed again by
 // the definition's schema when an event needs them.
 
+// encodeContext encodes a new instance's context, its defaults filled in: one over the bound of a
+// context (schema.CheckContext) is invalid_context, and nothing is written.
 func encodeContext(ctx map[string]any) ([]byte, error) {
-	return json.Marshal(schema.Encode(ctx))
+	b, err := schema.CheckContext(ctx)
+	if err != nil {
+		return nil, &machine.InvalidContextError{Err: err}
+	}
+	return b, nil
 }
 
 func encodeMap(m map[string]any) map[string]any {
