@@ -207,14 +207,17 @@ func swaggerIndex(c echo.Context) error {
 	return c.Redirect(http.StatusMovedPermanently, "/swagger/index.html")
 }
 
-// swaggerUI serves Swagger UI through echo-swagger, and the generated document itself. Three
+// swaggerUI serves Swagger UI through echo-swagger, and the generated document itself. Four
 // things differ from echo-swagger alone: the document is rendered once (swag's ReadDoc writes to the
 // registered spec on every call, a data race between concurrent requests); a missing file is a
 // problem, not a plain-text 404; the file name is taken from the path, not the raw request URI with
-// its query string. The UI offers doc.json only: api/openapi/swagger.yaml is the YAML form.
+// its query string; the page has a Content-Security-Policy, and every file nosniff and no Referer
+// (swaggercsp.go). The UI offers doc.json only: api/openapi/swagger.yaml is the YAML form.
 func swaggerUI() echo.HandlerFunc {
 	ui := echoSwagger.EchoWrapHandler(func(c *echoSwagger.Config) { c.URLs = []string{"doc.json"} })
+	page := sync.OnceValues(func() (swaggerPage, error) { return renderSwaggerPage(ui) }) // swaggercsp.go
 	return func(c echo.Context) error {
+		swaggerHeaders(c.Response().Header())
 		name := c.Param("*")
 		switch name {
 		case "":
@@ -226,6 +229,11 @@ func swaggerUI() echo.HandlerFunc {
 			}
 			return c.Blob(http.StatusOK, "application/json; charset=utf-8", doc)
 		case "index.html":
+			p, err := page()
+			if err != nil {
+				return err
+			}
+			return p.serve(c)
 		default:
 			if fi, err := fs.Stat(swaggerFiles.FS, name); err != nil || fi.IsDir() {
 				return echo.ErrNotFound
