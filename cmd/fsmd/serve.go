@@ -29,7 +29,7 @@ import (
 )
 
 // serveArgs is the synopsis of fsmd serve.
-const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION] [--metrics-refresh DURATION] [--webhook-allow NETS] [--webhook-deny NETS]"
+const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION] [--metrics-refresh DURATION] [--expr-budget DURATION] [--webhook-allow NETS] [--webhook-deny NETS]"
 
 // serveConfig is the configuration of `fsmd serve`. Each flag has an environment variable; a flag
 // given on the command line wins over its variable.
@@ -44,6 +44,9 @@ type serveConfig struct {
 	// MetricsRefresh (FSMD_METRICS_REFRESH, default 10s) is how often the counts /metrics shows
 	// (instances by state, due timers, outbox rows, migrations) are read again: the most they lag.
 	MetricsRefresh time.Duration
+	// ExprBudget (FSMD_EXPR_BUDGET, default 100ms) is the time the expressions of one event may
+	// take together; past it the event is refused with expression_failed and the evaluation stops.
+	ExprBudget time.Duration
 	// WebhookSecret (FSMD_WEBHOOK_SECRET, an environment variable only: a flag would show in ps)
 	// keys the signatures of the outbox's deliveries. Without it no dispatcher runs: the deliveries
 	// wait in the outbox.
@@ -79,6 +82,9 @@ func (c serveConfig) Validate() error {
 	}
 	if c.MetricsRefresh < 100*time.Millisecond || c.MetricsRefresh > time.Hour {
 		return fmt.Errorf("--metrics-refresh must be from 100ms to 1h, not %v", c.MetricsRefresh)
+	}
+	if c.ExprBudget < time.Millisecond || c.ExprBudget > 10*time.Second {
+		return fmt.Errorf("--expr-budget must be from 1ms to 10s, not %v", c.ExprBudget)
 	}
 	return nil
 }
@@ -137,6 +143,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&timerPoll, "timer-poll", timerPoll, "how often to look for due timers when none were due: the most a timer waits past its deadline, besides the work (FSMD_TIMER_POLL)")
 	metricsRefresh := env("FSMD_METRICS_REFRESH", "10s")
 	fs.StringVar(&metricsRefresh, "metrics-refresh", metricsRefresh, "how often the counts /metrics shows (instances by state, due timers, outbox rows, migrations) are read from the database: the most they lag (FSMD_METRICS_REFRESH)")
+	exprBudget := env("FSMD_EXPR_BUDGET", "100ms")
+	fs.StringVar(&exprBudget, "expr-budget", exprBudget, "the time the expressions of one event (guards, set, timer at) may take together, from 1ms to 10s; past it the event is refused with expression_failed (FSMD_EXPR_BUDGET)")
 	if rest, code, ok := parse(fs, args); !ok {
 		return code
 	} else if len(rest) > 0 {
@@ -192,6 +200,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fsmd serve: --metrics-refresh: %v\n", err)
 		return exitUsage
 	}
+	if c.ExprBudget, err = time.ParseDuration(exprBudget); err != nil {
+		fmt.Fprintf(stderr, "fsmd serve: --expr-budget: %v\n", err)
+		return exitUsage
+	}
 	if err := c.Validate(); err != nil {
 		fmt.Fprintf(stderr, "fsmd serve: %v\n", err)
 		return exitUsage
@@ -236,7 +248,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 		return fmt.Errorf("database %s: %w", persistence.Redact(c.DatabaseURL), err)
 	}
 	defer db.Close()
-	svc := service.New(db, service.Options{Logger: log})
+	svc := service.New(db, service.Options{Logger: log, ExprBudget: c.ExprBudget})
 	if err := svc.Register(ctx, set); err != nil {
 		return err
 	}

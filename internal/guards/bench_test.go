@@ -116,3 +116,24 @@ func BenchmarkNewScope(b *testing.B) {
 		_ = NewScope(v)
 	}
 }
+
+// BenchmarkEvalLoop measures a guard whose predicate runs 1,000 times: what the time budget's
+// check costs each iteration (meter.go, tick).
+func BenchmarkEvalLoop(b *testing.B) {
+	p, err := CompileGuard(`count(ctx.tags, {# != "blocked"}) == 1000`, benchEnv())
+	if err != nil {
+		b.Fatal(err)
+	}
+	tags := make([]any, 1000)
+	for i := range tags {
+		tags[i] = "t" + strconv.Itoa(i)
+	}
+	s := NewScope(Vars{Ctx: map[string]any{"tags": tags}, Budget: time.Hour}) // shared by every run
+	b.ReportAllocs()
+	for b.Loop() {
+		ok, err := p.Bool(s)
+		if err != nil || !ok {
+			b.Fatalf("got %v, %v", ok, err)
+		}
+	}
+}

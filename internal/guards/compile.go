@@ -21,9 +21,9 @@ import (
 
 // compileIn compiles src with the configuration of its environment, up to the bytecode, which is
 // emitted on first use (program). It is expr.Compile taken apart,
-// so that the calls to metered builtins get the event's meter as their first argument (a syntactic
-// rewrite before the type check) and `+` on strings goes through the meter (a rewrite that needs the
-// types, after it). expr's own patchers would each cost a type check of their own on every compile.
+// so that the calls to metered builtins get the event's meter as their first argument and each
+// predicate body begins with a check of the time budget (syntactic rewrites before the type check),
+// and `+` on strings goes through the meter (a rewrite that needs the types, after it). expr's own patchers would each cost a type check of their own on every compile.
 func compileIn(config *conf.Config, key configKey, src string, want *schema.Type) (*Program, error) {
 	tree, err := parser.ParseWithConfig(src, config)
 	if err != nil {
@@ -34,6 +34,7 @@ func compileIn(config *conf.Config, key configKey, src string, want *schema.Type
 	if reserved != nil {
 		return nil, positioned(src, reserved, "names starting with __ are reserved")
 	}
+	addTicks(&tree.Node)
 	if _, err := checker.Check(tree, config); err != nil {
 		return nil, compileError(src, err)
 	}

@@ -21,6 +21,9 @@ type Vars struct {
 	State    string
 	Now      time.Time
 	Instance Instance
+	// Budget is the time the expressions evaluated in the scope may take together (budget.go):
+	// past it each fails with "time budget exceeded". DefaultBudget when 0.
+	Budget time.Duration
 }
 
 // Instance is what expressions see of the instance as `instance`.
@@ -33,13 +36,14 @@ type Instance struct {
 
 // Scope is the run-time environment of expressions. Build it once per event and share it between the
 // expressions of that event: they all see the same `now` and the same context before the change, and
-// what their builtins build counts against one meter. Evaluations only read it (the meter counts
-// atomically), so goroutines may share one.
+// what their builtins build and the time they take count against one meter (With keeps it for the
+// expressions evaluated against other values: a timer's `at` against the state entered).
+// Evaluations only read it (the meter counts atomically), so goroutines may share one.
 type Scope map[string]any
 
 // NewScope builds the environment of v.
 func NewScope(v Vars) Scope {
-	return Scope{
+	s := Scope{
 		"ctx":   v.Ctx,
 		"event": v.Event,
 		"state": v.State,
@@ -50,8 +54,23 @@ func NewScope(v Vars) Scope {
 			"created_at": v.Instance.CreatedAt,
 			"entered_at": v.Instance.EnteredAt,
 		},
-		meterName: &meter{},
 	}
+	s.setMeter(newMeter(v.Budget))
+	return s
+}
+
+// setMeter sets the scope's meter, and the tick of its time budget that predicates call (budget.go).
+func (s Scope) setMeter(m *meter) {
+	s[meterName], s[tickName] = m, m.tickOrPanic
+}
+
+// With builds the environment of v sharing s's meter, and so its budgets (v.Budget is not used).
+func (s Scope) With(v Vars) Scope {
+	n := NewScope(v)
+	if m, ok := s[meterName].(*meter); ok {
+		n.setMeter(m)
+	}
+	return n
 }
 
 // VMs are reused: a VM keeps its stack between runs, so evaluation allocates only what the
@@ -59,9 +78,14 @@ func NewScope(v Vars) Scope {
 var vms = sync.Pool{New: func() any { return &vm.VM{MemoryBudget: MemoryBudget} }}
 
 func (p *Program) run(s Scope) (any, error) {
-	if _, ok := s[meterName]; !ok { // a scope not made by NewScope gets a meter of its own
+	m, ok := s[meterName].(*meter)
+	if !ok { // a scope not made by NewScope gets a meter of its own
 		s = maps.Clone(s)
-		s[meterName] = &meter{}
+		m = newMeter(0)
+		s.setMeter(m)
+	}
+	if err := m.spent(); err != nil { // an earlier expression of the event spent the budget
+		return nil, fmt.Errorf("evaluating %q: %w", p.Source, err)
 	}
 	prog, err := p.program()
 	if err != nil {

@@ -15,8 +15,11 @@
 //
 // Evaluation is bounded, so that a hostile expression is an error and never a hang or a crash: the
 // source length and the number of syntax nodes when compiling; when evaluating, the VM's memory budget
-// (elements built by ranges, map, filter and the like) and a meter of the bytes that the builtins which
-// copy or build strings and lists produce (meter.go). expr has no loops, so a bounded program ends.
+// (elements built by ranges, map, filter and the like), a meter of the bytes that the builtins which
+// copy or build strings and lists produce (meter.go), and a time budget shared by the expressions of
+// one event (budget.go): expr has no loops, but nested predicates over long lists multiply, and
+// past the budget the computation stops. The budget is the one clock this package reads (a
+// monotonic timer); `now` is passed in.
 package guards
 
 import (

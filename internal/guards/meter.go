@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/vm/runtime"
@@ -23,9 +24,19 @@ const (
 	addName   = "__add"   // the metered `+`
 )
 
-// meter counts the bytes built for the expressions of one event.
+// meter counts the bytes built for the expressions of one event, and the time they take (clock,
+// budget.go).
 type meter struct {
 	used atomic.Int64
+	clock
+}
+
+// newMeter makes a meter with a time budget: DefaultBudget when budget is 0 or less.
+func newMeter(budget time.Duration) *meter {
+	if budget <= 0 {
+		budget = DefaultBudget
+	}
+	return &meter{clock: clock{budget: budget}}
 }
 
 var meterType = reflect.TypeOf(&meter{})
@@ -192,6 +203,9 @@ func wrap(orig *builtin.Function) *builtin.Function {
 	f.Func = func(args ...any) (any, error) {
 		m := args[0].(*meter)
 		args = args[1:]
+		if err := m.spent(); err != nil { // a sort of a long list need not start past the budget
+			return nil, err
+		}
 		if estimate != nil {
 			if err := m.ensure(estimate(args)); err != nil {
 				return nil, err

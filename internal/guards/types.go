@@ -36,6 +36,7 @@ func envType(env Env) types.Map {
 		"now":      types.TypeOf(time.Time{}),
 		"instance": instanceType,
 		meterName:  types.TypeOf(&meter{}),
+		tickName:   types.TypeOf(func() bool { return true }),
 	}
 	if !env.NoEvent {
 		ev := env.Event

@@ -54,10 +54,22 @@ type Transition struct {
 	At            time.Time
 }
 
+// Limits bound the work of one event: the time its expressions (guards, `set`, the entered state's
+// timer `at`) may take together, past which it fails with an ExpressionError ("time budget
+// exceeded") and the evaluation stops. The zero value has guards.DefaultBudget.
+type Limits struct {
+	Budget time.Duration
+}
+
 // Fire handles event with payload (loosely typed, as decoded from JSON or YAML) against the instance
 // snap at the time now. It returns the transition, or one of the errors of definitions.md §4. It has no
-// side effect: the caller persists the result.
+// side effect: the caller persists the result. Its expressions have the default Limits.
 func Fire(def *Definition, snap Snapshot, event string, payload map[string]any, now time.Time) (*Transition, error) {
+	return Limits{}.Fire(def, snap, event, payload, now)
+}
+
+// Fire is the package's Fire within l.
+func (l Limits) Fire(def *Definition, snap Snapshot, event string, payload map[string]any, now time.Time) (*Transition, error) {
 	st, h, err := def.handler(snap.State, event)
 	if err != nil {
 		return nil, err
@@ -67,7 +79,8 @@ func Fire(def *Definition, snap Snapshot, event string, payload map[string]any, 
 		return nil, err
 	}
 	scope := guards.NewScope(guards.Vars{Ctx: snap.Context, Event: typed, State: snap.State, Now: now,
-		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt}})
+		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt},
+		Budget:   l.Budget})
 	b, results, err := choose(st, h, scope)
 	if err != nil {
 		return nil, err
@@ -86,7 +99,7 @@ func Fire(def *Definition, snap Snapshot, event string, payload map[string]any, 
 		t.Cancel = append(t.Cancel, timer.Event)
 	}
 	entered := Snapshot{ID: snap.ID, Version: snap.Version, State: to, Context: after, CreatedAt: snap.CreatedAt, EnteredAt: now}
-	if t.Arm, err = def.Timers(entered); err != nil {
+	if t.Arm, err = def.timers(entered, l, scope); err != nil { // within the event's budget
 		return nil, &ExpressionError{State: to, Event: event, Where: "timer at", Err: err}
 	}
 	return t, nil
@@ -240,8 +253,15 @@ func (def *Definition) build() {
 }
 
 // Timers computes the deadlines of the timers of snap's state, which it entered at snap.EnteredAt,
-// sorted by deadline: none earlier than MinTimerDelay after entering.
+// sorted by deadline: none earlier than MinTimerDelay after entering. Its `at` expressions have the
+// default Limits.
 func (def *Definition) Timers(snap Snapshot) ([]Due, error) {
+	return def.timers(snap, Limits{}, nil)
+}
+
+// timers computes the deadlines within l, or within the budget that the scope of the event entering
+// the state has left when there is one.
+func (def *Definition) timers(snap Snapshot, l Limits, event guards.Scope) ([]Due, error) {
 	st := def.States[snap.State]
 	if st == nil || len(st.Timers) == 0 {
 		return nil, nil
@@ -254,8 +274,14 @@ func (def *Definition) Timers(snap Snapshot) ([]Due, error) {
 			continue
 		}
 		if scope == nil {
-			scope = guards.NewScope(guards.Vars{Ctx: snap.Context, State: snap.State, Now: snap.EnteredAt,
-				Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt}})
+			v := guards.Vars{Ctx: snap.Context, State: snap.State, Now: snap.EnteredAt,
+				Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt},
+				Budget:   l.Budget}
+			if event != nil {
+				scope = event.With(v)
+			} else {
+				scope = guards.NewScope(v)
+			}
 		}
 		at, err := t.At.Time(scope)
 		if err != nil {
@@ -271,8 +297,13 @@ func (def *Definition) Timers(snap Snapshot) ([]Due, error) {
 }
 
 // Start makes the snapshot of a new instance in the initial state, and the timers it arms. ctx is
-// loosely typed; fields marked required must be given.
+// loosely typed; fields marked required must be given. Its `at` expressions have the default Limits.
 func Start(def *Definition, id string, version int, ctx map[string]any, now time.Time) (Snapshot, []Due, error) {
+	return Limits{}.Start(def, id, version, ctx, now)
+}
+
+// Start is the package's Start within l.
+func (l Limits) Start(def *Definition, id string, version int, ctx map[string]any, now time.Time) (Snapshot, []Due, error) {
 	if ctx == nil {
 		ctx = map[string]any{}
 	}
@@ -281,7 +312,7 @@ func Start(def *Definition, id string, version int, ctx map[string]any, now time
 		return Snapshot{}, nil, &InvalidContextError{Err: err}
 	}
 	snap := Snapshot{ID: id, Version: version, State: def.Initial, Context: v.(map[string]any), CreatedAt: now, EnteredAt: now}
-	due, err := def.Timers(snap)
+	due, err := def.timers(snap, l, nil)
 	if err != nil {
 		return Snapshot{}, nil, &ExpressionError{State: def.Initial, Where: "timer at", Err: err}
 	}

@@ -26,10 +26,17 @@ type BranchResult struct {
 }
 
 // Explain evaluates every branch's guard, not only up to the first that holds as Fire does, so that a
-// user sees why each branch would or would not be taken.
+// user sees why each branch would or would not be taken. Its expressions have the default Limits.
 func Explain(def *Definition, snap Snapshot, event string, payload map[string]any, now time.Time) Explanation {
+	return Limits{}.Explain(def, snap, event, payload, now)
+}
+
+// Explain is the package's Explain within l: what Fire does has l's budget, and the guards of the
+// branches evaluated again have another, so that an explanation takes at most twice the budget. A
+// guard that spends it is reported with its error, and the guards after it fail at once.
+func (l Limits) Explain(def *Definition, snap Snapshot, event string, payload map[string]any, now time.Time) Explanation {
 	var x Explanation
-	x.Transition, x.Err = Fire(def, snap, event, payload, now)
+	x.Transition, x.Err = l.Fire(def, snap, event, payload, now)
 	st, h, err := def.handler(snap.State, event)
 	if err != nil {
 		return x
@@ -39,7 +46,8 @@ func Explain(def *Definition, snap Snapshot, event string, payload map[string]an
 		return x
 	}
 	scope := guards.NewScope(guards.Vars{Ctx: snap.Context, Event: typed, State: st.Name, Now: now,
-		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt}})
+		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt},
+		Budget:   l.Budget})
 	for _, b := range h.Branches {
 		r := BranchResult{Index: b.Index, To: b.To, Guard: b.GuardSource, Message: b.GuardMessage, Result: true}
 		if b.Guard != nil {

@@ -58,7 +58,7 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 	} else if err := CheckID(id); err != nil {
 		return Instance{}, false, err
 	}
-	snap, due, err := machine.Start(def, id, row.Version, req.Context, now)
+	snap, due, err := s.limits.Start(def, id, row.Version, req.Context, now)
 	if err != nil {
 		return Instance{}, false, err
 	}
@@ -187,17 +187,28 @@ func clampLimit(n int) int {
 // SendEvent handles an event: answer a replayed Idempotency-Key with its first answer, check
 // If-Match, fire, and write the instance's update together with its audit row.
 //
-// SQLite, and PostgreSQL when the quicker ways below do not settle it, take the locked path: a
-// transaction that locks the instance (SQLite's write lock; SELECT ... FOR UPDATE), so that
-// concurrent events on one instance are serialized, each decided on the state the one before left,
-// and none is lost.
+// The retry policy, in one place. No database lock is held while an event's expressions are
+// evaluated (they have a time budget, s.limits, but a slow event must not delay the events of other
+// instances meanwhile):
 //
-// On PostgreSQL an event is first decided without a lock, and its update and audit row are written
-// in one statement that applies only if the instance is still at the revision decided on
-// (audit.AppendWithUpdate), the statement its own transaction: on the instance's cached row (one
-// round trip: the write), else on a plain read (two). When another transition came first, the
-// write changes nothing and the event goes on to the locked path. A refusal (If-Match, a guard, an
-// unknown event) is never decided on the cache, only on a read.
+//  1. The events of one instance take turns in this process (turns.go), so that they do not decide
+//     on the same read and then all but one decide again.
+//  2. PostgreSQL first decides on the instance's cached row and writes the transition in one
+//     statement that applies only if the instance is still at the revision decided on
+//     (audit.AppendWithUpdate), its own transaction: one round trip. A refusal (If-Match, a guard,
+//     an unknown event) is never answered from the cache, only once a read finds the instance at
+//     the revision it was decided on (then it is not decided again: a decision may take the budget).
+//  3. Then, on both databases, up to maxDecisions times: a plain read, the decision, and the same
+//     conditional write (on SQLite in a short transaction of its own: the write lock is held for
+//     the write, not for the decision). When another writer moved the instance in between, the
+//     write changes nothing and the event is decided again on a fresh read. With the turns, that
+//     writer is another process (PostgreSQL), the timer scheduler or a migration.
+//  4. Past that, the locked path: a transaction that locks the instance (SELECT ... FOR UPDATE;
+//     SQLite's write lock), decides and writes, so that the event is never lost to a writer that
+//     keeps coming first. It is kept as the last resort for PostgreSQL's processes, which the turns
+//     do not serialize: the row lock delays only that instance's events, which would wait anyway,
+//     and the budget bounds how long. On SQLite only a timer or a migration moving the instance
+//     during each of the decisions leads there: in practice never.
 func (s *Service) SendEvent(ctx context.Context, req SendEvent) (EventResult, bool, error) {
 	// The hash tells a replay of an Idempotency-Key from another request under it: only keyed
 	// requests are ever compared, so only they pay for it (an encoding of the payload).
@@ -213,15 +224,27 @@ func (s *Service) SendEvent(ctx context.Context, req SendEvent) (EventResult, bo
 	return res, replayed, nil
 }
 
+// maxDecisions is how many times an event is decided on a plain read before the locked path.
+const maxDecisions = 3
+
 func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (EventResult, bool, error) {
+	release, err := s.turns.take(ctx, req.InstanceID)
+	if err != nil {
+		return EventResult{}, false, err
+	}
+	defer release()
+	var refused *staleRefusal
 	if s.db.Dialect == persistence.Postgres {
 		if row, ok := s.cache.get(req.InstanceID); ok {
 			res, err := s.sendCached(ctx, row, req, hash)
 			if !errors.Is(err, errStale) {
 				return res, false, err
 			}
+			errors.As(err, &refused)
 		}
-		res, replayed, row, err := s.attempt(ctx, s.db, req, hash)
+	}
+	for range maxDecisions {
+		res, replayed, row, err := s.attempt(ctx, s.db, req, hash, refused)
 		if !errors.Is(err, persistence.ErrConflict) {
 			s.remember(req.InstanceID, row)
 			return res, replayed, err
@@ -232,8 +255,8 @@ func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (Ev
 		replayed bool
 		row      persistence.InstanceRow
 	)
-	err := s.db.WithTx(ctx, func(tx *persistence.Tx) (err error) {
-		res, replayed, row, err = s.attempt(ctx, tx, req, hash)
+	err = s.db.WithTx(ctx, func(tx *persistence.Tx) (err error) {
+		res, replayed, row, err = s.attempt(ctx, tx, req, hash, refused)
 		return err
 	})
 	if err != nil { // the row may be one the commit did not keep
@@ -255,6 +278,17 @@ func arms(due []machine.Due) []persistence.Arm {
 // errStale: an event decided on the cache is to be decided again on a read.
 var errStale = errors.New("the cached instance is to be read again")
 
+// staleRefusal is errStale for an event the cached revision refused: a read that finds the
+// instance still at that revision answers the refusal without deciding again (a decision may take
+// the whole time budget).
+type staleRefusal struct {
+	revision int64
+	err      error
+}
+
+func (e *staleRefusal) Error() string        { return errStale.Error() + ": " + e.err.Error() }
+func (e *staleRefusal) Is(target error) bool { return target == errStale }
+
 // sendCached decides an event on the instance's cached row and writes an acceptance on the
 // condition that the instance is still at that revision; an Idempotency-Key is not looked up, the
 // write fails when it is taken. errStale for anything else: a refusal, a write that did not apply.
@@ -266,7 +300,7 @@ func (s *Service) sendCached(ctx context.Context, row persistence.InstanceRow, r
 	now := s.now()
 	t, err := s.decide(l, req, now)
 	if err != nil {
-		return EventResult{}, errStale
+		return EventResult{}, &staleRefusal{revision: row.Revision, err: err}
 	}
 	res, next, err := s.apply(ctx, s.db, l, t, req, hash, now)
 	s.remember(req.InstanceID, next)
@@ -289,8 +323,9 @@ func (s *Service) remember(id string, row persistence.InstanceRow) {
 // attempt is one attempt at an event, reading the instance through ex: a transaction (the instance
 // is locked first) or the database (nothing is locked; the write applies only if the instance has
 // not moved: persistence.ErrConflict when it has). It returns the instance's row as written, or as
-// read when nothing was written, for the cache: none when a write failed.
-func (s *Service) attempt(ctx context.Context, ex persistence.Executor, req SendEvent, hash string) (EventResult, bool, persistence.InstanceRow, error) {
+// read when nothing was written, for the cache: none when a write failed. A refusal decided on the
+// cache is the answer when the instance is still at its revision.
+func (s *Service) attempt(ctx context.Context, ex persistence.Executor, req SendEvent, hash string, refused *staleRefusal) (EventResult, bool, persistence.InstanceRow, error) {
 	var row persistence.InstanceRow
 	var err error
 	if tx, ok := ex.(*persistence.Tx); ok {
@@ -313,6 +348,9 @@ func (s *Service) attempt(ctx context.Context, ex persistence.Executor, req Send
 		case !errors.Is(err, persistence.ErrNotFound):
 			return EventResult{}, false, persistence.InstanceRow{}, err
 		}
+	}
+	if refused != nil && refused.revision == l.row.Revision {
+		return EventResult{}, false, l.row, refused.err
 	}
 	now := s.now()
 	t, err := s.decide(l, req, now)
@@ -340,7 +378,7 @@ func (s *Service) decide(l loaded, req SendEvent, now time.Time) (*machine.Trans
 	if err != nil {
 		return nil, err
 	}
-	t, err := machine.Fire(l.def, snap, req.Event, req.Payload, now)
+	t, err := s.limits.Fire(l.def, snap, req.Event, req.Payload, now)
 	if err != nil {
 		api, aerr := toInstance(l.def, l.row)
 		if aerr != nil {
@@ -379,7 +417,7 @@ func (s *Service) apply(ctx context.Context, ex persistence.Executor, l loaded, 
 			return EventResult{}, persistence.InstanceRow{}, err
 		}
 	}
-	if err := audit.AppendWithUpdate(ctx, ex, update, row); err != nil {
+	if err := s.advance(ctx, ex, update, row); err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
 	// stats: the transition counts once committed, with its time in the state left (stats.go)
@@ -411,6 +449,17 @@ func (s *Service) apply(ctx context.Context, ex persistence.Executor, l loaded, 
 	return EventResult{Instance: inst, Transition: tr}, next, nil
 }
 
+// advance writes a transition with its instance's update, on the condition that the instance is at
+// u.ExpectRevision (audit.AppendWithUpdate), in ex when it is a transaction. On the database, it is
+// one statement on PostgreSQL, its own transaction, and on SQLite, which cannot update in a WITH
+// clause, a short transaction of its own: SQLite's write lock is held for the write only.
+func (s *Service) advance(ctx context.Context, ex persistence.Executor, u persistence.InstanceUpdateParams, r audit.Row) error {
+	if _, inTx := ex.(*persistence.Tx); inTx || s.db.Dialect == persistence.Postgres {
+		return audit.AppendWithUpdate(ctx, ex, u, r)
+	}
+	return s.db.WithTx(ctx, func(tx *persistence.Tx) error { return audit.AppendWithUpdate(ctx, tx, u, r) })
+}
+
 // replay rebuilds the first answer to an idempotency key from its audit row: the instance as that
 // transition left it, and the transition.
 func (s *Service) replay(l loaded, prev audit.Row) (EventResult, bool, error) {
@@ -439,7 +488,7 @@ func (s *Service) Explain(ctx context.Context, id, event string, payload map[str
 	if err != nil {
 		return Explanation{}, err
 	}
-	x := machine.Explain(l.def, snap, event, payload, s.now())
+	x := s.limits.Explain(l.def, snap, event, payload, s.now())
 	out := Explanation{Event: event, State: l.row.State, Branches: []BranchOutcome{}}
 	for _, b := range x.Branches {
 		o := BranchOutcome{To: b.To, Guard: b.Guard, Message: b.Message, Taken: b.Taken}

@@ -9,10 +9,10 @@
 //	  audit: update instance + append transition row    (one transaction)
 //	  -> 200 {instance, transition}
 //
-// How the instance is read and the write kept consistent depends on the store (SendEvent): SQLite
-// locks the instance in a transaction; PostgreSQL decides on a cached or plainly read row and writes
-// in one statement on the condition that the instance has not moved, and takes the locked path when
-// it has.
+// An event is decided on a plain read of its instance (on PostgreSQL first on a cached row), with no
+// database lock held while its expressions are evaluated, and written on the condition that the
+// instance has not moved since: in one statement on PostgreSQL, in a short transaction on SQLite.
+// SendEvent states what happens when it has.
 package service
 
 import (
@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
@@ -31,12 +32,15 @@ type Service struct {
 	db    *persistence.DB
 	reg   *registry
 	cache *cache // of instance rows, for the PostgreSQL event path (empty on SQLite)
+	turns turns  // the events of an instance take turns (SendEvent)
 	mig   migrations
 	now   func() time.Time
 	log   *slog.Logger
 	ready atomic.Bool
 
 	reloading sync.Mutex // one Reload at a time
+
+	limits machine.Limits // bound the evaluation of an event's expressions: their time budget
 
 	outboxWake atomic.Pointer[func()]         // SetOutboxWake's
 	metrics    atomic.Pointer[serviceMetrics] // RegisterMetrics's; nil before
@@ -63,18 +67,21 @@ type Options struct {
 	CacheBytes int
 	// MigrationBatch is how many instances a migration moves per transaction: 1000 when 0.
 	MigrationBatch int
+	// ExprBudget is the time the expressions of one event (guards, set, timer at) may take
+	// together: guards.DefaultBudget (100 ms) when 0.
+	ExprBudget time.Duration
 }
 
 // New makes a service over db. Register loads the definitions before it serves.
 func New(db *persistence.DB, o Options) *Service {
-	s := &Service{db: db, reg: newRegistry(), now: o.Now, log: o.Logger}
+	s := &Service{db: db, reg: newRegistry(), now: o.Now, log: o.Logger, limits: machine.Limits{Budget: o.ExprBudget}}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	// SQLite takes every event in a transaction (it has one writer at a time anyway): no cache.
+	// The cache saves PostgreSQL's read of an event (one round trip of two); SQLite reads locally.
 	cacheBytes := 0
 	if db.Dialect == persistence.Postgres {
 		cacheBytes = o.CacheBytes

@@ -136,7 +136,7 @@ func (s *Service) fire(ctx context.Context, tx *persistence.Tx, row persistence.
 		return err
 	}
 	req := SendEvent{InstanceID: row.ID, Event: t.Event, RequestID: fmt.Sprintf("timer %d/%d", t.Revision, t.Idx), source: audit.SourceTimer}
-	tr, err := machine.Fire(l.def, snap, t.Event, nil, now)
+	tr, err := s.limits.Fire(l.def, snap, t.Event, nil, now)
 	if err != nil {
 		if machine.CodeOf(err) == "" {
 			return err
