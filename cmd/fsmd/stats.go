@@ -37,12 +37,9 @@ func runStats(args []string, stdout, stderr io.Writer) int {
 		name, v string
 		t       *time.Time
 	}{{"since", *since, &req.Since}, {"until", *until, &req.Until}} {
-		if f.v == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, f.v)
+		t, err := service.ParseStatsTime("--"+f.name, f.v)
 		if err != nil {
-			fmt.Fprintf(stderr, "fsmd stats: --%s must be a time in RFC 3339 (2026-01-02T15:04:05Z), got %q\n", f.name, f.v)
+			fmt.Fprintf(stderr, "fsmd stats: %v\n", err)
 			return exitUsage
 		}
 		*f.t = t

@@ -50,15 +50,21 @@ func TestRunStats(t *testing.T) {
 	if len(got.Transitions) != 1 || got.Transitions[0].Count != 1 || len(got.States) != 2 || got.States[1].Entries != 1 {
 		t.Errorf("fsmd stats: %s", stdout.String())
 	}
-	for _, args := range [][]string{
-		{"stats", "ticket", "--database-url", url, "--since", "2000-01-01T00:00:00Z"},
-		{"stats", "ticket", "--database-url", url, "--since", "yesterday"},
-		{"stats"},
+	for _, c := range []struct {
+		args []string
+		want string // in stderr
+	}{
+		{[]string{"stats", "ticket", "--database-url", url, "--since", "2000-01-01T00:00:00Z"}, "366 days"},
+		{[]string{"stats", "ticket", "--database-url", url, "--since", "yesterday"}, "--since must be a time in RFC 3339"},
+		{[]string{"stats", "ticket", "--database-url", url, "--since", "0001-01-01T00:00:00Z"}, "--since must be from 1970-01-01T00:00:00Z"},
+		{[]string{"stats", "ticket", "--database-url", url, "--until", "0001-01-01T00:00:00Z"}, "--until must be from"},
+		{[]string{"stats", "ticket", "--database-url", url, "--since", "9999-12-31T00:00:00Z", "--until", "9999-12-31T23:59:59Z"}, "--until must be from"},
+		{[]string{"stats"}, "usage"},
 	} {
 		stdout.Reset()
 		stderr.Reset()
-		if code := run(args, &stdout, &stderr); code != exitUsage || stdout.Len() > 0 {
-			t.Errorf("%q: exit %d, want %d: %s", args, code, exitUsage, stderr.String())
+		if code := run(c.args, &stdout, &stderr); code != exitUsage || stdout.Len() > 0 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%q: exit %d, want %d: %s (want %q)", c.args, code, exitUsage, stderr.String(), c.want)
 		}
 	}
 }

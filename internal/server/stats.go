@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -47,10 +46,10 @@ func (s *server) definitionStats(c echo.Context) error {
 		return err
 	}
 	req := service.StatsRequest{Definition: name}
-	if req.Since, err = q.time("since"); err != nil {
+	if req.Since, err = service.ParseStatsTime("query parameter since", q.get("since")); err != nil {
 		return err
 	}
-	if req.Until, err = q.time("until"); err != nil {
+	if req.Until, err = service.ParseStatsTime("query parameter until", q.get("until")); err != nil {
 		return err
 	}
 	stats, err := svc.DefinitionStats(c.Request().Context(), req)
@@ -60,15 +59,3 @@ func (s *server) definitionStats(c echo.Context) error {
 	return c.JSON(http.StatusOK, stats)
 }
 
-// time returns a time parameter in RFC 3339, the zero time when absent.
-func (q query) time(name string) (time.Time, error) {
-	v := q.get(name)
-	if v == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, invalid("query parameter %s must be a time in RFC 3339 (2026-01-02T15:04:05Z), got %q", name, v)
-	}
-	return t, nil
-}

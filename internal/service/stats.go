@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -72,8 +73,53 @@ type EventRejections struct {
 	ByCode map[string]int64 `json:"by_code"`
 }
 
-// window checks and rounds a stats window.
+// The times a stats window may name: none before the Unix epoch, none so late that the window's
+// end, rounded up to its hour, would not be a time RFC 3339 can write (after the year 9999).
+var (
+	statsEarliest = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	statsLatest   = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+// ParseStatsTime reads a time of a stats window given as text (a query parameter, a flag), named
+// name in errors ("query parameter since", "--since"): "" is none (the zero time, which
+// StatsRequest takes as the default); any other value is an RFC 3339 time from statsEarliest to
+// statsLatest, or a BadRequestError. The zero time itself (0001-01-01T00:00:00Z) is out of bounds,
+// so that it is never taken silently for none.
+func ParseStatsTime(name, value string) (time.Time, error) {
+	if value == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		return time.Time{}, &BadRequestError{fmt.Sprintf("%s must be a time in RFC 3339 (2026-01-02T15:04:05Z), got %q", name, value)}
+	}
+	if err := checkStatsTime(name, t); err != nil {
+		return time.Time{}, err
+	}
+	return t, nil
+}
+
+func checkStatsTime(name string, t time.Time) error {
+	if t.Before(statsEarliest) || t.After(statsLatest) {
+		return &BadRequestError{fmt.Sprintf("%s must be from %s to %s, got %s", name, statsEarliest.Format(time.RFC3339),
+			statsLatest.Format(time.RFC3339), t.Format(time.RFC3339Nano))}
+	}
+	return nil
+}
+
+// window checks and rounds a stats window: a zero Since or Until is its default, any other must
+// be within statsEarliest and statsLatest.
 func (s *Service) window(req StatsRequest) (since, until time.Time, err error) {
+	for _, t := range []struct {
+		name string
+		t    time.Time
+	}{{"since", req.Since}, {"until", req.Until}} {
+		if !t.t.IsZero() {
+			if err := checkStatsTime(t.name, t.t); err != nil {
+				return since, until, err
+			}
+		}
+	}
 	until = req.Until
 	if until.IsZero() {
 		until = s.now()

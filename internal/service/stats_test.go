@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,6 +143,8 @@ func TestDefinitionStats(t *testing.T) {
 			{"since equals until", t0, t0},
 			{"longer than 366 days", t0.AddDate(-2, 0, 0), t0},
 			{"since alone, years ago", t0.AddDate(-5, 0, 0), time.Time{}},
+			{"since before 1970", time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)},
+			{"until past the year 9999's last day", time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 12, 0, 0, 0, time.UTC)},
 		}
 		for _, tt := range bad {
 			_, err := svc.DefinitionStats(ctx, service.StatsRequest{Definition: "door", Since: tt.since, Until: tt.until})
@@ -168,4 +171,34 @@ func TestDefinitionStats(t *testing.T) {
 			t.Errorf("unknown definition: %v, want a NotFoundError", err)
 		}
 	})
+}
+
+// TestParseStatsTime: a stats window's time given as text is RFC 3339 from 1970 to the year 9999's
+// last day; "" is none; the zero time is a time given, out of bounds, never taken for none.
+func TestParseStatsTime(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		value string
+		want  time.Time
+		err   string
+	}{
+		{"", time.Time{}, ""},
+		{"2026-01-02T15:04:05Z", time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC), ""},
+		{"1970-01-01T00:00:00Z", time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), ""},
+		{"9999-12-31T00:00:00Z", time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), ""},
+		{"0001-01-01T00:00:00Z", time.Time{}, "--since must be from 1970-01-01T00:00:00Z to 9999-12-31T00:00:00Z, got 0001-01-01T00:00:00Z"},
+		{"0001-01-01T02:00:00+02:00", time.Time{}, "--since must be from"},
+		{"1969-12-31T23:59:59.999Z", time.Time{}, "--since must be from"},
+		{"9999-12-31T00:00:00.000000001Z", time.Time{}, "--since must be from"},
+		{"yesterday", time.Time{}, `--since must be a time in RFC 3339 (2026-01-02T15:04:05Z), got "yesterday"`},
+	} {
+		got, err := service.ParseStatsTime("--since", tt.value)
+		var br *service.BadRequestError
+		switch {
+		case tt.err == "" && (err != nil || !got.Equal(tt.want)):
+			t.Errorf("%q: %v, %v; want %v", tt.value, got, err, tt.want)
+		case tt.err != "" && (!errors.As(err, &br) || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%q: %v; want a BadRequestError %q", tt.value, err, tt.err)
+		}
+	}
 }
