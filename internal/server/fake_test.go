@@ -81,8 +81,9 @@ func (f *fakeService) History(_ context.Context, id string, after int64, limit i
 	return service.Page[service.HistoryEntry]{}, err
 }
 
-func (f *fakeService) ListDefinitions(context.Context) ([]service.DefinitionSummary, error) {
-	return f.defs, f.record(func() {})
+func (f *fakeService) ListDefinitions(_ context.Context, after string, limit int) (service.Page[service.DefinitionSummary], error) {
+	err := f.record(func() { f.id, f.limit = after, limit })
+	return service.Page[service.DefinitionSummary]{Items: f.defs}, err
 }
 
 func (f *fakeService) GetDefinition(_ context.Context, name string) (service.DefinitionVersion, error) {
@@ -90,9 +91,9 @@ func (f *fakeService) GetDefinition(_ context.Context, name string) (service.Def
 	return service.DefinitionVersion{Name: name, Version: 1}, err
 }
 
-func (f *fakeService) DefinitionVersions(_ context.Context, name string) ([]service.DefinitionVersion, error) {
-	err := f.record(func() { f.id = name })
-	return nil, err
+func (f *fakeService) DefinitionVersions(_ context.Context, name string, after, limit int) (service.Page[service.DefinitionVersion], error) {
+	err := f.record(func() { f.id, f.after, f.limit = name, int64(after), limit })
+	return service.Page[service.DefinitionVersion]{}, err
 }
 
 func (f *fakeService) DefinitionVersion(_ context.Context, name string, version int) (service.DefinitionVersion, error) {

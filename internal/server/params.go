@@ -9,13 +9,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/fsmd-io/fsmd/internal/service"
 )
 
 // Limits of what a request may name or ask for.
 const (
 	maxIDLen     = 200 // characters of an id or name, in a path, a query or a body
-	defaultLimit = 100
-	maxLimit     = 1000
+	defaultLimit = service.DefaultPageLimit
+	maxLimit     = service.MaxPageLimit
 )
 
 // checkID checks an id or a name a client sends (in a path, a body or a query): at most maxIDLen

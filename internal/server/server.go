@@ -34,7 +34,7 @@ type Service interface {
 	SendEvent(ctx context.Context, req service.SendEvent) (res service.EventResult, replayed bool, err error)
 	Explain(ctx context.Context, id, event string, payload map[string]any) (service.Explanation, error)
 	History(ctx context.Context, id string, afterSeq int64, limit int) (service.Page[service.HistoryEntry], error)
-	ListDefinitions(ctx context.Context) ([]service.DefinitionSummary, error)
+	ListDefinitions(ctx context.Context, after string, limit int) (service.Page[service.DefinitionSummary], error)
 	GetDefinition(ctx context.Context, name string) (service.DefinitionVersion, error) // the latest version
 	DefinitionVersions(ctx context.Context, name string) ([]service.DefinitionVersion, error)
 	DefinitionVersion(ctx context.Context, name string, version int) (service.DefinitionVersion, error)
@@ -104,6 +104,7 @@ func New(svc Service, o Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.JSONSerializer = jsonSerializer{}
 	// echo's default trusts X-Forwarded-For from anyone: the lockout (auth.go) would then count a
 	// spoofed address's failures.
 	e.IPExtractor = clientIP(o.TrustedProxies)

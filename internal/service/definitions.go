@@ -3,27 +3,48 @@ package service
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/source"
 )
 
-// ListDefinitions lists every definition: its latest version and its running instances.
-func (s *Service) ListDefinitions(ctx context.Context) ([]DefinitionSummary, error) {
+// ListDefinitions returns a page of the definitions in name order, after the name after: each
+// with its latest version and its running instances.
+func (s *Service) ListDefinitions(ctx context.Context, after string, limit int) (Page[DefinitionSummary], error) {
 	running, err := persistence.InstanceCountRunning(ctx, s.db)
 	if err != nil {
-		return nil, s.dbError(err)
+		return Page[DefinitionSummary]{}, s.dbError(err)
 	}
-	out := []DefinitionSummary{}
-	for _, name := range s.reg.names() {
-		def, row, err := s.reg.get(name, 0)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, DefinitionSummary{Name: name, Version: row.Version, Description: def.Description, Running: running[name]})
+	names := s.reg.names()
+	return readPage(pageSpec[string, DefinitionSummary]{
+		limit: limit,
+		fetch: func(last *string, n, _ int) ([]string, error) { // names are small
+			if last != nil {
+				after = *last
+			}
+			return nextOf(names, n, func(name string) bool { return name > after }), nil
+		},
+		size: func(name string) int { return len(name) + 256 }, // the description is counted when encoded
+		item: func(name string) (DefinitionSummary, error) {
+			def, row, err := s.reg.get(name, 0)
+			if err != nil {
+				return DefinitionSummary{}, err
+			}
+			return DefinitionSummary{Name: name, Version: row.Version, Description: def.Description, Running: running[name]}, nil
+		},
+		key: func(d DefinitionSummary) string { return d.Name },
+	})
+}
+
+// nextOf returns the first n of sorted that are past the key (after(x) reports whether x is).
+func nextOf[T any](sorted []T, n int, after func(T) bool) []T {
+	i := 0
+	for i < len(sorted) && !after(sorted[i]) {
+		i++
 	}
-	return out, nil
+	return sorted[i:min(len(sorted), i+n)]
 }
 
 // GetDefinition returns the latest version of a definition, with its running instances counted per
@@ -53,21 +74,28 @@ func (s *Service) DefinitionVersion(_ context.Context, name string, version int)
 	return toDefinition(def, row), nil
 }
 
-// DefinitionVersions returns every stored version of a definition, oldest first.
-func (s *Service) DefinitionVersions(ctx context.Context, name string) ([]DefinitionVersion, error) {
+// DefinitionVersions returns a page of the stored versions of a definition, oldest first, after
+// the version after (0 for the first page).
+func (s *Service) DefinitionVersions(ctx context.Context, name string, after, limit int) (Page[DefinitionVersion], error) {
 	rows := s.reg.all(name)
 	if len(rows) == 0 {
-		return nil, &NotFoundError{What: "definition", Key: name}
+		return Page[DefinitionVersion]{}, &NotFoundError{What: "definition", Key: name}
 	}
-	out := make([]DefinitionVersion, 0, len(rows))
-	for _, row := range rows {
-		v, err := s.DefinitionVersion(ctx, name, row.Version)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	return readPage(pageSpec[persistence.DefinitionRow, DefinitionVersion]{
+		limit: limit,
+		fetch: func(last *persistence.DefinitionRow, n, _ int) ([]persistence.DefinitionRow, error) { // in memory
+			if last != nil {
+				after = last.Version
+			}
+			return nextOf(rows, n, func(r persistence.DefinitionRow) bool { return r.Version > after }), nil
+		},
+		// The answer carries the source and the states and events parsed from it: about twice it.
+		size: func(r persistence.DefinitionRow) int { return 2*len(r.Source) + 256 },
+		item: func(r persistence.DefinitionRow) (DefinitionVersion, error) {
+			return s.DefinitionVersion(ctx, name, r.Version)
+		},
+		key: func(v DefinitionVersion) string { return strconv.Itoa(v.Version) },
+	})
 }
 
 // Diagram draws a version (0: the latest) as a Mermaid stateDiagram-v2.

@@ -149,39 +149,27 @@ func (s *Service) GetInstance(ctx context.Context, id string) (Instance, error) 
 
 // ListInstances returns a page of instances in id order.
 func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) (Page[Instance], error) {
-	limit := clampLimit(f.Limit)
-	rows, err := persistence.InstanceList(ctx, s.db, persistence.InstanceListParams{Definition: f.Definition, State: f.State,
-		Version: f.Version, After: f.After, Limit: limit + 1})
-	if err != nil {
-		return Page[Instance]{}, s.dbError(err)
-	}
-	page := Page[Instance]{Items: []Instance{}}
-	for i, row := range rows {
-		if i == limit {
-			page.Next = page.Items[limit-1].ID
-			break
-		}
-		l, err := s.load(row, row.ID, nil)
-		if err != nil {
-			return Page[Instance]{}, err
-		}
-		api, err := toInstance(l.def, l.row)
-		if err != nil {
-			return Page[Instance]{}, err
-		}
-		page.Items = append(page.Items, api)
-	}
-	return page, nil
-}
-
-func clampLimit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
+	page, err := readPage(pageSpec[persistence.InstanceRow, Instance]{
+		limit: f.Limit,
+		fetch: func(last *persistence.InstanceRow, n, maxBytes int) ([]persistence.InstanceRow, error) {
+			after := f.After
+			if last != nil {
+				after = last.ID
+			}
+			return persistence.InstanceList(ctx, s.db, persistence.InstanceListParams{Definition: f.Definition,
+				State: f.State, Version: f.Version, After: after, Limit: n, MaxBytes: maxBytes})
+		},
+		size: persistence.InstanceRow.Bytes,
+		item: func(r persistence.InstanceRow) (Instance, error) {
+			l, err := s.load(r, r.ID, nil)
+			if err != nil {
+				return Instance{}, err
+			}
+			return toInstance(l.def, l.row)
+		},
+		key: func(i Instance) string { return i.ID },
+	})
+	return page, s.dbError(err)
 }
 
 // SendEvent handles an event: answer a replayed Idempotency-Key with its first answer, check
@@ -513,22 +501,18 @@ func (s *Service) History(ctx context.Context, id string, afterSeq int64, limit 
 	if _, err := s.instance(ctx, s.db, id); err != nil {
 		return Page[HistoryEntry]{}, err
 	}
-	limit = clampLimit(limit)
-	rows, err := audit.History(ctx, s.db, id, afterSeq, limit+1)
-	if err != nil {
-		return Page[HistoryEntry]{}, s.dbError(err)
-	}
-	page := Page[HistoryEntry]{Items: []HistoryEntry{}}
-	for i, row := range rows {
-		if i == limit {
-			page.Next = strconv.FormatInt(page.Items[limit-1].Seq, 10)
-			break
-		}
-		e, err := toHistory(row)
-		if err != nil {
-			return Page[HistoryEntry]{}, err
-		}
-		page.Items = append(page.Items, e)
-	}
-	return page, nil
+	page, err := readPage(pageSpec[audit.Row, HistoryEntry]{
+		limit: limit,
+		fetch: func(last *audit.Row, n, maxBytes int) ([]audit.Row, error) {
+			after := afterSeq
+			if last != nil {
+				after = last.Seq
+			}
+			return audit.History(ctx, s.db, id, after, n, maxBytes)
+		},
+		size: func(r audit.Row) int { return persistence.TransitionRow(r).Bytes() },
+		item: toHistory,
+		key:  func(e HistoryEntry) string { return strconv.FormatInt(e.Seq, 10) },
+	})
+	return page, s.dbError(err)
 }

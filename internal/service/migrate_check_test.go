@@ -29,8 +29,8 @@ func TestPutChecksMigrateRules(t *testing.T) {
 		!strings.Contains(err.Error(), "migrate context currency (42) does not compile against the context of any older version (1)") {
 		t.Fatalf("a string field set to an int: %v", err)
 	}
-	if versions, _ := svc.DefinitionVersions(ctx, "doc"); len(versions) != 1 {
-		t.Fatalf("%d versions after the refused put, want 1", len(versions))
+	if versions, _ := svc.DefinitionVersions(ctx, "doc", 0, 0); len(versions.Items) != 1 {
+		t.Fatalf("%d versions after the refused put, want 1", len(versions.Items))
 	}
 
 	// Version 2 drops note; version 3 reads it: it compiles against version 1 only.

@@ -13,19 +13,19 @@ import (
 
 // DeadLetter is a webhook delivery given up on, as GET /v1/outbox/dead shows it.
 type DeadLetter struct {
-	ID         string     `json:"id" example:"06gztt7dq6c6js8q438gca5qj0"` // the delivery id, sent as Fsmd-Delivery-Id
-	Instance   string     `json:"instance" example:"order-1001"`
-	Seq        int64      `json:"seq" example:"3"` // of the transition announced, in the instance's history
-	Definition string     `json:"definition" example:"order"`
-	Version    int        `json:"version" example:"1"`
-	Webhook    string     `json:"webhook" example:"billing"` // its name in the definition's notify section
-	URL        string     `json:"url" example:"https://billing.example.com/hooks/fsmd"`
-	Attempts   int        `json:"attempts" example:"16"`
-	LastError  string     `json:"last_error" example:"HTTP 503: upstream unavailable (attempt 16 of 16: dead)"`
-	LastTryAt  *time.Time `json:"last_try_at,omitempty"` // the last attempt
-	CreatedAt  time.Time  `json:"created_at"`            // when the transition was accepted
+	ID         string     `json:"id" example:"06gztt7dq6c6js8q438gca5qj0" validate:"required"` // the delivery id, sent as Fsmd-Delivery-Id
+	Instance   string     `json:"instance" example:"order-1001" validate:"required"`
+	Seq        int64      `json:"seq" example:"3" validate:"required"` // of the transition announced, in the instance's history
+	Definition string     `json:"definition" example:"order" validate:"required"`
+	Version    int        `json:"version" example:"1" validate:"required"`
+	Webhook    string     `json:"webhook" example:"billing" validate:"required"` // its name in the definition's notify section
+	URL        string     `json:"url" example:"https://billing.example.com/hooks/fsmd" validate:"required"`
+	Attempts   int        `json:"attempts" example:"16" validate:"required"`
+	LastError  string     `json:"last_error" example:"HTTP 503: upstream unavailable (attempt 16 of 16: dead)" validate:"required"`
+	LastTryAt  *time.Time `json:"last_try_at,omitempty" format:"date-time"`          // the last attempt
+	CreatedAt  time.Time  `json:"created_at" validate:"required" format:"date-time"` // when the transition was accepted
 	// Body is the request body every attempt sent (docs/api.md, "Outbox").
-	Body json.RawMessage `json:"body" swaggertype:"object"`
+	Body json.RawMessage `json:"body" swaggertype:"object" validate:"required"`
 }
 
 // DeadLetterFilter selects dead letters: a page of them (After, Limit), or those to re-drive.
@@ -38,26 +38,26 @@ type DeadLetterFilter struct {
 
 // RedriveResult is the answer of the re-drive endpoints.
 type RedriveResult struct {
-	Redriven int64 `json:"redriven" example:"1"` // how many dead letters are pending (or waiting) again
+	Redriven int64 `json:"redriven" example:"1" validate:"required"` // how many dead letters are pending (or waiting) again
 }
 
 // ListDeadLetters returns a page of the dead letters, in id order (the order they were created).
 func (s *Service) ListDeadLetters(ctx context.Context, f DeadLetterFilter) (Page[DeadLetter], error) {
-	limit := clampLimit(f.Limit)
-	rows, err := persistence.OutboxListDead(ctx, s.db, persistence.OutboxListParams{Definition: f.Definition,
-		Webhook: f.Webhook, After: f.After, Limit: limit + 1})
-	if err != nil {
-		return Page[DeadLetter]{}, s.dbError(err)
-	}
-	page := Page[DeadLetter]{Items: []DeadLetter{}}
-	for i, r := range rows {
-		if i == limit {
-			page.Next = page.Items[limit-1].ID
-			break
-		}
-		page.Items = append(page.Items, toDeadLetter(r))
-	}
-	return page, nil
+	page, err := readPage(pageSpec[persistence.OutboxRow, DeadLetter]{
+		limit: f.Limit,
+		fetch: func(last *persistence.OutboxRow, n, maxBytes int) ([]persistence.OutboxRow, error) {
+			after := f.After
+			if last != nil {
+				after = last.ID
+			}
+			return persistence.OutboxListDead(ctx, s.db, persistence.OutboxListParams{Definition: f.Definition,
+				Webhook: f.Webhook, After: after, Limit: n, MaxBytes: maxBytes})
+		},
+		size: persistence.OutboxRow.Bytes,
+		item: func(r persistence.OutboxRow) (DeadLetter, error) { return toDeadLetter(r), nil },
+		key:  func(d DeadLetter) string { return d.ID },
+	})
+	return page, s.dbError(err)
 }
 
 func toDeadLetter(r persistence.OutboxRow) DeadLetter {

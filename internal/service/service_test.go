@@ -268,12 +268,12 @@ func TestSendEventOneTransaction(t *testing.T) {
 // versions lists the stored versions of a definition.
 func versions(t *testing.T, svc *service.Service, name string) []int {
 	t.Helper()
-	vs, err := svc.DefinitionVersions(context.Background(), name)
+	vs, err := svc.DefinitionVersions(context.Background(), name, 0, service.MaxPageLimit)
 	if err != nil {
 		t.Fatalf("DefinitionVersions %s: %v", name, err)
 	}
 	var out []int
-	for _, v := range vs {
+	for _, v := range vs.Items {
 		out = append(out, v.Version)
 	}
 	return out

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
@@ -125,10 +126,13 @@ type HistoryEntry struct {
 }
 
 // Page is a page of a list, in key order; Next is the key to pass as `after` for the next page, ""
-// on the last page.
+// on the last page. A page holds at most its limit of items and at most MaxPageBytes of JSON
+// (page.go).
 type Page[T any] struct {
 	Items []T    `json:"items"`
 	Next  string `json:"next,omitempty"`
+
+	raw []json.RawMessage // the items' JSON, as readPage measured them
 }
 
 // InstanceFilter selects instances for GET /v1/instances.

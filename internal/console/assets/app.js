@@ -12,6 +12,7 @@ const LIVE_MS = 5000; // how often the definition page refreshes its counts
 const WINDOWS = [["24 h", 1], ["7 days", 7], ["30 days", 30], ["1 year", 365]];
 const HEAT = 5; // heat classes heat0..heat4
 const HISTORY_MAX = 2000; // transitions an instance page reads
+const PAGES_MAX = 8; // pages of a list read for one view: each is at most 4 MiB, so at most 32 MiB
 
 const main = document.getElementById("main");
 let generation = 0; // bumped at every navigation: work of an older page stops touching the DOM
@@ -84,14 +85,20 @@ async function api(path) {
   return body;
 }
 
-// pages fetches every page of a list endpoint that pages with `after`/`next`, up to max items.
+// pages fetches the pages of a list endpoint that pages with `after`/`next`, up to max items and
+// PAGES_MAX pages (a page ends early at 4 MiB, so items alone would not bound what is read); the
+// list has `cut` set when there was more.
 async function pages(path, max) {
   let items = [], after = "";
-  for (;;) {
+  for (let n = 1; ; n++) {
     const sep = path.includes("?") ? "&" : "?";
     const page = await api(path + (after ? sep + "after=" + encodeURIComponent(after) : ""));
     items = items.concat(page.items || []);
-    if (!page.next || items.length >= max) return items;
+    if (!page.next) return items;
+    if (items.length >= max || n >= PAGES_MAX) {
+      items.cut = true;
+      return items;
+    }
     after = page.next;
   }
 }
@@ -302,8 +309,7 @@ if (window.mermaid) window.mermaid.initialize({ startOnLoad: false, securityLeve
 
 async function definitionsPage() {
   document.title = "Definitions · fsmd";
-  const page = await api("/v1/definitions");
-  const defs = page.items || [];
+  const defs = await pages("/v1/definitions?limit=1000", 1000);
   const max = Math.max(0, ...defs.map((d) => d.running));
   return [
     h("h1", {}, "Definitions"),
@@ -319,11 +325,11 @@ async function definitionPage(name, q, gen) {
   const days = Number(q.get("days")) || 7;
   const [def, versions, migrations] = await Promise.all([
     api("/v1/definitions/" + encodeURIComponent(name)),
-    api("/v1/definitions/" + encodeURIComponent(name) + "/versions"),
+    pages("/v1/definitions/" + encodeURIComponent(name) + "/versions", 1000),
     api("/v1/definitions/" + encodeURIComponent(name) + "/migrations?limit=10"),
   ]);
   const version = Number(q.get("version")) || def.version;
-  const vs = versions.items || [];
+  const vs = versions;
   const shown = vs.find((v) => v.version === version) || def;
   const diagramText = await api(`/v1/definitions/${encodeURIComponent(name)}/diagram?version=${version}`);
 
@@ -524,7 +530,7 @@ async function instancePage(id, _, gen) {
         h("section", { class: "panel", id: "timers" }, h("h2", {}, "Pending timers"),
           table(["Event", "Due", "", "#Attempts", "Last error"], (inst.timers || []).map((t) => [t.event, when(t.due_at), relative(t.due_at),
             t.attempts ? num(t.attempts) : "", t.last_error || ""]), "No timers pending.")))),
-    h("section", { class: "panel", id: "history" }, h("h2", {}, `History (${history.length >= HISTORY_MAX ? "the first " + history.length : history.length} transitions)`), timeline(history, inst)),
+    h("section", { class: "panel", id: "history" }, h("h2", {}, `History (${history.cut ? "the first " + history.length : history.length} transitions)`), timeline(history, inst)),
   ];
   if (show(gen, nodes)) await drawDiagram(diagram, overlay(diagramText, { classes, edges }), gen);
 }
