@@ -36,7 +36,7 @@ type Service interface {
 	History(ctx context.Context, id string, afterSeq int64, limit int) (service.Page[service.HistoryEntry], error)
 	ListDefinitions(ctx context.Context, after string, limit int) (service.Page[service.DefinitionSummary], error)
 	GetDefinition(ctx context.Context, name string) (service.DefinitionVersion, error) // the latest version
-	DefinitionVersions(ctx context.Context, name string) ([]service.DefinitionVersion, error)
+	DefinitionVersions(ctx context.Context, name string, after, limit int) (service.Page[service.DefinitionVersion], error)
 	DefinitionVersion(ctx context.Context, name string, version int) (service.DefinitionVersion, error)
 	Diagram(ctx context.Context, name string, version int) (string, error) // version 0: the latest; Mermaid stateDiagram-v2
 	PutDefinition(ctx context.Context, name string, yaml []byte) (service.PutResult, error)
