@@ -27,10 +27,10 @@ type Snapshot struct {
 
 // GuardResult is one evaluated guard.
 type GuardResult struct {
-	Branch int    `json:"branch"`
-	To     string `json:"to"`
-	Guard  string `json:"guard"`
-	Result bool   `json:"result"`
+	Branch int    `json:"branch" validate:"required"`
+	To     string `json:"to" validate:"required"`
+	Guard  string `json:"guard" validate:"required"`
+	Result bool   `json:"result" validate:"required"`
 }
 
 // Due is an armed timer: Event fires at At.

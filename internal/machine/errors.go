@@ -77,9 +77,9 @@ func (e *InstanceFinalError) Code() string { return CodeInstanceFinal }
 
 // Blocker is one branch that was not taken because its guard did not hold.
 type Blocker struct {
-	To      string `json:"to"`
-	Guard   string `json:"guard"`
-	Message string `json:"message"`
+	To      string `json:"to" validate:"required"`
+	Guard   string `json:"guard" validate:"required"`
+	Message string `json:"message" validate:"required"`
 }
 
 // GuardRejectedError: the state handles the event, but no branch's guard holds.

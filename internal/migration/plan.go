@@ -17,29 +17,29 @@ import (
 
 // Plan is what a migration would do (a dry run), or what one did (its result): api.md's shape.
 type Plan struct {
-	Definition string     `json:"definition"`
-	ToVersion  int        `json:"to_version"`
-	Total      int64      `json:"total"`
-	Moves      []Move     `json:"moves"`
-	Stranded   []Stranded `json:"stranded"`
+	Definition string     `json:"definition" validate:"required"`
+	ToVersion  int        `json:"to_version" validate:"required"`
+	Total      int64      `json:"total" validate:"required"`
+	Moves      []Move     `json:"moves" validate:"required"`
+	Stranded   []Stranded `json:"stranded" validate:"required"`
 }
 
 // Move counts the instances of one (version, state) that go to one state.
 type Move struct {
-	FromVersion int    `json:"from_version"`
-	FromState   string `json:"from_state"`
-	ToState     string `json:"to_state"`
-	Count       int64  `json:"count"`
+	FromVersion int    `json:"from_version" validate:"required"`
+	FromState   string `json:"from_state" validate:"required"`
+	ToState     string `json:"to_state" validate:"required"`
+	Count       int64  `json:"count" validate:"required"`
 }
 
 // Stranded counts the instances of one (version, state) that stay, by reason.
 type Stranded struct {
-	FromVersion int      `json:"from_version"`
-	FromState   string   `json:"from_state"`
-	Reason      string   `json:"reason"`
-	Count       int64    `json:"count"`
-	Detail      string   `json:"detail"`
-	Sample      []string `json:"sample"`
+	FromVersion int      `json:"from_version" validate:"required"`
+	FromState   string   `json:"from_state" validate:"required"`
+	Reason      string   `json:"reason" validate:"required" enums:"state_unmapped,rule_failed,context_invalid"`
+	Count       int64    `json:"count" validate:"required"`
+	Detail      string   `json:"detail" validate:"required"`
+	Sample      []string `json:"sample" validate:"required"`
 }
 
 // sampleSize is how many ids of stranded instances a plan shows per (version, state, reason).

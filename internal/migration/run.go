@@ -91,17 +91,17 @@ func (e *BadRequestError) Code() string { return "invalid_request" }
 
 // Status is a migration's progress and result (api.md).
 type Status struct {
-	ID         string     `json:"id"`
-	Definition string     `json:"definition"`
-	ToVersion  int        `json:"to_version"`
-	Status     string     `json:"status"` // running, done, failed
-	Migrated   int64      `json:"migrated"`
-	Stranded   int64      `json:"stranded"`
-	Total      int64      `json:"total"`
+	ID         string     `json:"id" validate:"required"`
+	Definition string     `json:"definition" validate:"required"`
+	ToVersion  int        `json:"to_version" validate:"required"`
+	Status     string     `json:"status" validate:"required" enums:"running,done,failed"` // running, done, failed
+	Migrated   int64      `json:"migrated" validate:"required"`
+	Stranded   int64      `json:"stranded" validate:"required"`
+	Total      int64      `json:"total" validate:"required"`
 	Error      string     `json:"error,omitempty"`
 	Result     *Plan      `json:"result,omitempty"` // once done: what moved and what stayed, as a plan shows it
-	StartedAt  time.Time  `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at"` // null while running
+	StartedAt  time.Time  `json:"started_at" validate:"required" format:"date-time"`
+	FinishedAt *time.Time `json:"finished_at" validate:"required" format:"date-time" extensions:"x-nullable"` // null while running
 }
 
 func status(r persistence.MigrationRow) Status {

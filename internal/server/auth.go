@@ -43,12 +43,13 @@ func requiredRole(method, route string) auth.Role {
 	return auth.Admin
 }
 
-// open reports whether a route takes no key: the probes, Swagger UI and the console (their files
-// hold no data; their requests to the API carry the key the user enters), and /metrics unless
-// Options.MetricsNeedKey.
+// open reports whether a route takes no key: the probes, the API document, Swagger UI and the
+// console (their files hold no data; their requests to the API carry the key the user enters), and
+// /metrics unless Options.MetricsNeedKey.
 func (s *server) open(route string) bool {
 	switch {
-	case route == "/healthz" || route == "/readyz" || route == "/swagger" || strings.HasPrefix(route, "/swagger/"),
+	case route == "/healthz" || route == "/readyz" || route == "/openapi.json" ||
+		route == "/swagger" || strings.HasPrefix(route, "/swagger/"),
 		route == console.Prefix || strings.HasPrefix(route, console.Prefix+"/"):
 		return true
 	case route == "/metrics":

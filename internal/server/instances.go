@@ -17,20 +17,25 @@ import (
 //	@Tags			instances
 //	@Accept			json
 //	@Produce		json,application/problem+json
-//	@Param			X-Request-ID	header		string					false	"request id (at most 200 printable ASCII characters); one is made when absent"
 //	@Param			request			body		service.CreateInstance	true	"the definition, an optional id, an optional initial context"
+//	@Param			X-Request-ID	header		string					false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		201				{object}	service.Instance		"created"
 //	@Success		200				{object}	service.Instance		"an identical request created it before"
-//	@Header			201				{string}	Location				"/v1/instances/{id}"
-//	@Header			all				{string}	X-Request-ID			"the request id"
-//	@Failure		400				{object}	Problem					"invalid_request: malformed JSON, an unknown field, a missing definition, a bad id"
+//	@Failure		400				{object}	Problem					"invalid_request: malformed JSON, an unknown or repeated field or key, a missing definition, a bad id, a query parameter"
+//	@Failure		401				{object}	Problem					"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem					"forbidden: the key's role may not do this"
 //	@Failure		404				{object}	Problem					"not_found: no such definition"
 //	@Failure		409				{object}	Problem					"instance_exists: the id is taken by an instance created with another body (instance: that instance)"
-//	@Failure		413				{object}	Problem					"body_too_large"
+//	@Failure		413				{object}	Problem					"body_too_large: a body over the server's limit"
 //	@Failure		415				{object}	Problem					"unsupported_media_type: the body is not application/json"
-//	@Failure		422				{object}	Problem					"invalid_context: the context does not match the definition's schema"
+//	@Failure		422				{object}	Problem					"invalid_context: the context does not match the definition's schema, or is over its size limit"
+//	@Failure		429				{object}	Problem					"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
 //	@Failure		500				{object}	Problem					"internal_error"
-//	@Failure		503				{object}	Problem					"unavailable: the database does not answer"
+//	@Failure		503				{object}	Problem					"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			201				{string}	Location				"/v1/instances/{id}"
+//	@Header			401				{string}	WWW-Authenticate		"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After				"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID			"the request id: the one sent, when sane, else a generated one"
 //	@Security		BearerAuth
 //	@Router			/v1/instances [post]
 func (s *server) createInstance(c echo.Context) error {
@@ -61,18 +66,24 @@ func (s *server) createInstance(c echo.Context) error {
 // getInstance godoc
 //
 //	@Summary		Get an instance
-//	@Description	The instance, with the events its current state handles. ETag is its revision.
+//	@Description	The instance, with the events its current state handles and its pending timers. ETag is its revision.
 //	@Tags			instances
 //	@Produce		json,application/problem+json
-//	@Param			id				path		string				true	"instance id"
-//	@Param			X-Request-ID	header		string				false	"request id"
+//	@Param			id				path		string	true	"instance id"	minlength(1)	maxlength(200)
+//	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	service.Instance
-//	@Header			200				{string}	ETag			"the revision, quoted as an entity tag"
-//	@Header			all				{string}	X-Request-ID	"the request id"
-//	@Failure		400				{object}	Problem			"invalid_request: a bad id"
-//	@Failure		404				{object}	Problem			"not_found: no such instance"
-//	@Failure		500				{object}	Problem			"internal_error"
-//	@Failure		503				{object}	Problem			"unavailable"
+//	@Failure		400				{object}	Problem				"invalid_request: a bad id, a query parameter"
+//	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure		404				{object}	Problem				"not_found: no such instance"
+//	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
+//	@Failure		500				{object}	Problem				"internal_error"
+//	@Failure		503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			200				{string}	ETag				"the revision, quoted as an entity tag"
+//	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
 //	@Security		BearerAuth
 //	@Router			/v1/instances/{id} [get]
 func (s *server) getInstance(c echo.Context) error {
@@ -95,20 +106,26 @@ func (s *server) getInstance(c echo.Context) error {
 // listInstances godoc
 //
 //	@Summary		List instances
-//	@Description	A page of instances in id order. Pass the page's `next` as `after` for the next page; the last page has no `next`.
+//	@Description	A page of instances in id order: at most `limit` of them and at most 4 MiB of JSON. Pass the page's `next` as `after` for the next page; the last page has no `next`.
 //	@Tags			instances
 //	@Produce		json,application/problem+json
-//	@Param			definition		query		string	false	"only instances of this definition"
-//	@Param			state			query		string	false	"only instances in this state"
+//	@Param			definition		query		string	false	"only instances of this definition"						maxlength(200)
+//	@Param			state			query		string	false	"only instances in this state"							maxlength(200)
 //	@Param			version			query		int		false	"only instances on this version of their definition"	minimum(1)
 //	@Param			limit			query		int		false	"page size"												minimum(1)	maximum(1000)	default(100)
-//	@Param			after			query		string	false	"the last id of the previous page"
-//	@Param			X-Request-ID	header		string	false	"request id"
+//	@Param			after			query		string	false	"the last id of the previous page"						maxlength(200)
+//	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	service.Page[service.Instance]
-//	@Header			all				{string}	X-Request-ID	"the request id"
-//	@Failure		400				{object}	Problem			"invalid_request: a bad or unknown query parameter"
-//	@Failure		500				{object}	Problem			"internal_error"
-//	@Failure		503				{object}	Problem			"unavailable"
+//	@Failure		400				{object}	Problem				"invalid_request: a bad or unknown query parameter"
+//	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
+//	@Failure		500				{object}	Problem				"internal_error"
+//	@Failure		503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
 //	@Security		BearerAuth
 //	@Router			/v1/instances [get]
 func (s *server) listInstances(c echo.Context) error {
@@ -146,23 +163,28 @@ func (s *server) listInstances(c echo.Context) error {
 //	@Tags			instances
 //	@Accept			json
 //	@Produce		json,application/problem+json
-//	@Param			id				path		string				true	"instance id"
+//	@Param			id				path		string				true	"instance id"	minlength(1)	maxlength(200)
 //	@Param			request			body		service.SendEvent	true	"the event and its payload"
-//	@Param			Idempotency-Key	header		string				false	"at most 200 printable ASCII characters"
+//	@Param			Idempotency-Key	header		string				false	"at most 200 printable ASCII characters"	minlength(1)	maxlength(200)
 //	@Param			If-Match		header		string				false	"the revision the client saw, as ETag gives it (quoted), weak (W/ and quoted) or bare"
-//	@Param			X-Request-ID	header		string				false	"request id, written to the history row"
+//	@Param			X-Request-ID	header		string				false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	service.EventResult
-//	@Header			200				{string}	Idempotent-Replayed	"true on a replayed answer"
-//	@Header			all				{string}	X-Request-ID		"the request id"
-//	@Failure		400				{object}	Problem				"invalid_request: malformed JSON, an unknown field, a missing event, a bad id or header"
+//	@Failure		400				{object}	Problem				"invalid_request: malformed JSON, an unknown or repeated field or key, a missing event, a bad id or header, a query parameter"
+//	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
 //	@Failure		404				{object}	Problem				"not_found: no such instance"
 //	@Failure		409				{object}	Problem				"invalid_transition, guard_rejected (with blockers), instance_final (each with instance)"
 //	@Failure		412				{object}	Problem				"version_conflict: If-Match names another revision (instance: as it is now)"
-//	@Failure		413				{object}	Problem				"body_too_large"
-//	@Failure		415				{object}	Problem				"unsupported_media_type"
-//	@Failure		422				{object}	Problem				"unknown_event, invalid_payload, idempotency_mismatch, expression_failed"
+//	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure		415				{object}	Problem				"unsupported_media_type: the body is not application/json"
+//	@Failure		422				{object}	Problem				"unknown_event, invalid_payload, idempotency_mismatch, expression_failed (an error, the time budget, a context over its size limit)"
+//	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
 //	@Failure		500				{object}	Problem				"internal_error"
-//	@Failure		503				{object}	Problem				"unavailable"
+//	@Failure		503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			200				{string}	Idempotent-Replayed	"true on a replayed answer"
+//	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
 //	@Security		BearerAuth
 //	@Router			/v1/instances/{id}/events [post]
 func (s *server) sendEvent(c echo.Context) error {
@@ -210,17 +232,22 @@ func (s *server) sendEvent(c echo.Context) error {
 //	@Tags			instances
 //	@Accept			json
 //	@Produce		json,application/problem+json
-//	@Param			id				path		string				true	"instance id"
+//	@Param			id				path		string				true	"instance id"	minlength(1)	maxlength(200)
 //	@Param			request			body		service.SendEvent	true	"the event and its payload"
-//	@Param			X-Request-ID	header		string				false	"request id"
+//	@Param			X-Request-ID	header		string				false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	service.Explanation
-//	@Header			all				{string}	X-Request-ID	"the request id"
-//	@Failure		400				{object}	Problem			"invalid_request"
-//	@Failure		404				{object}	Problem			"not_found: no such instance"
-//	@Failure		413				{object}	Problem			"body_too_large"
-//	@Failure		415				{object}	Problem			"unsupported_media_type"
-//	@Failure		500				{object}	Problem			"internal_error"
-//	@Failure		503				{object}	Problem			"unavailable"
+//	@Failure		400				{object}	Problem				"invalid_request: malformed JSON, an unknown or repeated field or key, a missing event, a bad id, a query parameter"
+//	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure		404				{object}	Problem				"not_found: no such instance"
+//	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure		415				{object}	Problem				"unsupported_media_type: the body is not application/json"
+//	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
+//	@Failure		500				{object}	Problem				"internal_error"
+//	@Failure		503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
 //	@Security		BearerAuth
 //	@Router			/v1/instances/{id}/explain [post]
 func (s *server) explain(c echo.Context) error {
@@ -248,19 +275,25 @@ func (s *server) explain(c echo.Context) error {
 // history godoc
 //
 //	@Summary		An instance's history
-//	@Description	The audit log of the instance, oldest first: one row per accepted event (from the API, a timer or a migration). `seq` is gap-free per instance; pass the page's `next` as `after` for the next page.
+//	@Description	The audit log of the instance, oldest first: one row per accepted event (from the API, a timer or a migration). `seq` is gap-free per instance. A page holds at most `limit` rows and at most 4 MiB of JSON; pass the page's `next` as `after` for the next page.
 //	@Tags			instances
 //	@Produce		json,application/problem+json
-//	@Param			id				path		string	true	"instance id"
-//	@Param			limit			query		int		false	"page size"						minimum(1)	maximum(1000)	default(100)
+//	@Param			id				path		string	true	"instance id"						minlength(1)	maxlength(200)
+//	@Param			limit			query		int		false	"page size"							minimum(1)		maximum(1000)	default(100)
 //	@Param			after			query		int		false	"the last seq of the previous page"	minimum(0)
-//	@Param			X-Request-ID	header		string	false	"request id"
+//	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	service.Page[service.HistoryEntry]
-//	@Header			all				{string}	X-Request-ID	"the request id"
-//	@Failure		400				{object}	Problem			"invalid_request: a bad id or query parameter"
-//	@Failure		404				{object}	Problem			"not_found: no such instance"
-//	@Failure		500				{object}	Problem			"internal_error"
-//	@Failure		503				{object}	Problem			"unavailable"
+//	@Failure		400				{object}	Problem				"invalid_request: a bad id or query parameter"
+//	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure		404				{object}	Problem				"not_found: no such instance"
+//	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
+//	@Failure		500				{object}	Problem				"internal_error"
+//	@Failure		503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
 //	@Security		BearerAuth
 //	@Router			/v1/instances/{id}/history [get]
 func (s *server) history(c echo.Context) error {

@@ -56,14 +56,22 @@ func migrationRequest(c echo.Context) (string, migration.Request, error) {
 //	@Tags			migrations
 //	@Accept			json
 //	@Produce		json,application/problem+json
-//	@Param			name			path		string						true	"definition name"
-//	@Param			request			body		service.MigrationRequest	false	"target version and filter"
-//	@Param			X-Request-ID	header		string						false	"request id"
+//	@Param			name			path		string						true	"definition name"	minlength(1)	maxlength(200)
+//	@Param			request			body		service.MigrationRequest	false	"target version and filter; without a body (or with white space only) the latest version and every running instance"
+//	@Param			X-Request-ID	header		string						false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	migration.Plan
-//	@Failure		400				{object}	Problem	"invalid_request"
-//	@Failure		404				{object}	Problem	"not_found: no such definition or version"
-//	@Failure		500				{object}	Problem	"internal_error"
-//	@Failure		503				{object}	Problem	"unavailable"
+//	@Failure		400				{object}	Problem				"invalid_request: malformed JSON, an unknown or repeated field, a negative version, a query parameter"
+//	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure		404				{object}	Problem				"not_found: no such definition or version"
+//	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure		415				{object}	Problem				"unsupported_media_type: a body that is not application/json"
+//	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
+//	@Failure		500				{object}	Problem				"internal_error"
+//	@Failure		503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/migrations/plan [post]
 func (s *server) planMigration(c echo.Context) error {
@@ -85,16 +93,24 @@ func (s *server) planMigration(c echo.Context) error {
 //	@Tags			migrations
 //	@Accept			json
 //	@Produce		json,application/problem+json
-//	@Param			name			path		string						true	"definition name"
-//	@Param			request			body		service.MigrationRequest	false	"target version and filter"
-//	@Param			X-Request-ID	header		string						false	"request id"
+//	@Param			name			path		string						true	"definition name"	minlength(1)	maxlength(200)
+//	@Param			request			body		service.MigrationRequest	false	"target version and filter; without a body (or with white space only) the latest version and every running instance"
+//	@Param			X-Request-ID	header		string						false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		202				{object}	migration.Status
-//	@Header			202				{string}	Location	"/v1/migrations/{id}"
-//	@Failure		400				{object}	Problem		"invalid_request"
-//	@Failure		404				{object}	Problem		"not_found: no such definition or version"
-//	@Failure		409				{object}	Problem		"migration_running: a migration of the definition is running"
-//	@Failure		500				{object}	Problem		"internal_error"
-//	@Failure		503				{object}	Problem		"unavailable"
+//	@Failure		400				{object}	Problem				"invalid_request: malformed JSON, an unknown or repeated field, a negative version, a query parameter"
+//	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure		404				{object}	Problem				"not_found: no such definition or version"
+//	@Failure		409				{object}	Problem				"migration_running: a migration of the definition is running"
+//	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure		415				{object}	Problem				"unsupported_media_type: a body that is not application/json"
+//	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
+//	@Failure		500				{object}	Problem				"internal_error"
+//	@Failure		503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			202				{string}	Location			"/v1/migrations/{id}"
+//	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/migrations [post]
 func (s *server) startMigration(c echo.Context) error {
@@ -112,18 +128,25 @@ func (s *server) startMigration(c echo.Context) error {
 
 // getMigration godoc
 //
-//	@Summary		A migration's progress and result
-//	@Tags			migrations
-//	@Produce		json,application/problem+json
-//	@Param			id				path		string	true	"migration id"
-//	@Param			X-Request-ID	header		string	false	"request id"
-//	@Success		200				{object}	migration.Status
-//	@Failure		400				{object}	Problem	"invalid_request"
-//	@Failure		404				{object}	Problem	"not_found"
-//	@Failure		500				{object}	Problem	"internal_error"
-//	@Failure		503				{object}	Problem	"unavailable"
-//	@Security		BearerAuth
-//	@Router			/v1/migrations/{id} [get]
+//	@Summary	A migration's progress and result
+//	@Tags		migrations
+//	@Produce	json,application/problem+json
+//	@Param		id				path		string	true	"migration id"	minlength(1)	maxlength(200)
+//	@Param		X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
+//	@Success	200				{object}	migration.Status
+//	@Failure	400				{object}	Problem				"invalid_request: a bad id, a query parameter"
+//	@Failure	401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure	403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure	404				{object}	Problem				"not_found: no such migration"
+//	@Failure	413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure	429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
+//	@Failure	500				{object}	Problem				"internal_error"
+//	@Failure	503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header		401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header		429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header		all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Security	BearerAuth
+//	@Router		/v1/migrations/{id} [get]
 func (s *server) getMigration(c echo.Context) error {
 	id, err := pathID(c, "id")
 	if err != nil {
@@ -142,17 +165,24 @@ func (s *server) getMigration(c echo.Context) error {
 // listMigrations godoc
 //
 //	@Summary		List a definition's migrations
-//	@Description	The definition's newest migrations, newest first, in `items`: each as GET /v1/migrations/{id} shows it, with the instances it stranded once done. `limit` defaults to 20.
+//	@Description	The definition's newest migrations, newest first, in `items`: each as GET /v1/migrations/{id} shows it, with the instances it stranded once done.
 //	@Tags			migrations
 //	@Produce		json,application/problem+json
-//	@Param			name			path		string	true	"definition name"
-//	@Param			limit			query		int		false	"at most this many (1 to 1000)"
-//	@Param			X-Request-ID	header		string	false	"request id"
+//	@Param			name			path		string	true	"definition name"	minlength(1)	maxlength(200)
+//	@Param			limit			query		int		false	"at most this many"	minimum(1)		maximum(1000)	default(20)
+//	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	service.Page[migration.Status]
-//	@Failure		400				{object}	Problem	"invalid_request"
-//	@Failure		404				{object}	Problem	"not_found: no such definition"
-//	@Failure		500				{object}	Problem	"internal_error"
-//	@Failure		503				{object}	Problem	"unavailable"
+//	@Failure		400				{object}	Problem				"invalid_request: a bad name or query parameter"
+//	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure		404				{object}	Problem				"not_found: no such definition"
+//	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
+//	@Failure		500				{object}	Problem				"internal_error"
+//	@Failure		503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/migrations [get]
 func (s *server) listMigrations(c echo.Context) error {

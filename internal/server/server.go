@@ -117,6 +117,7 @@ func New(svc Service, o Options) *echo.Echo {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.json", openapiJSON) // openapi.go
 	e.GET("/metrics", s.serveMetrics)
 	e.GET("/swagger", swaggerIndex)
 	e.GET("/swagger/*", swaggerUI())
@@ -151,7 +152,7 @@ func New(svc Service, o Options) *echo.Echo {
 
 // Status is the answer of /healthz and /readyz.
 type Status struct {
-	Status  string `json:"status" example:"ok"`
+	Status  string `json:"status" example:"ok" validate:"required" enums:"ok"`
 	Version string `json:"version,omitempty"` // the build's version
 }
 
@@ -159,8 +160,13 @@ type Status struct {
 //
 //	@Summary	Liveness: the process is up
 //	@Tags		operations
-//	@Produce	json
-//	@Success	200	{object}	Status
+//	@Produce	json,application/problem+json
+//	@Param		X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
+//	@Success	200				{object}	Status
+//	@Failure	400				{object}	Problem			"invalid_request: a Host that is not a loopback name (a server without keys)"
+//	@Failure	413				{object}	Problem			"body_too_large: a body over the server's limit"
+//	@Failure	500				{object}	Problem			"internal_error"
+//	@Header		all				{string}	X-Request-ID	"the request id: the one sent, when sane, else a generated one"
 //	@Router		/healthz [get]
 func (s *server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, Status{Status: "ok", Version: s.version})
@@ -171,7 +177,7 @@ func (s *server) healthz(c echo.Context) error {
 //	@Summary		Prometheus metrics
 //	@Description	Events by definition, event and outcome (accepted, replayed, or the error code); event latency; the Go runtime and the process. Text exposition format.
 //	@Tags			operations
-//	@Produce		plain
+//	@Produce		plain,application/problem+json
 //	@Success		200	{string}	string	"Prometheus text format"
 //	@Failure		500	{object}	Problem	"internal_error"
 //	@Router			/metrics [get]
@@ -184,8 +190,13 @@ func (s *server) serveMetrics(c echo.Context) error {
 //	@Summary	Readiness: the database answers and the definitions are loaded
 //	@Tags		operations
 //	@Produce	json,application/problem+json
-//	@Success	200	{object}	Status
-//	@Failure	503	{object}	Problem	"unavailable: not ready"
+//	@Param		X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
+//	@Success	200				{object}	Status
+//	@Failure	400				{object}	Problem			"invalid_request: a Host that is not a loopback name (a server without keys)"
+//	@Failure	413				{object}	Problem			"body_too_large: a body over the server's limit"
+//	@Failure	500				{object}	Problem			"internal_error"
+//	@Failure	503				{object}	Problem			"unavailable: not ready"
+//	@Header		all				{string}	X-Request-ID	"the request id: the one sent, when sane, else a generated one"
 //	@Router		/readyz [get]
 func (s *server) readyz(c echo.Context) error {
 	if err := s.svc.Ready(c.Request().Context()); err != nil {
@@ -213,9 +224,10 @@ func swaggerIndex(c echo.Context) error {
 // registered spec on every call, a data race between concurrent requests); a missing file is a
 // problem, not a plain-text 404; the file name is taken from the path, not the raw request URI with
 // its query string; the page has a Content-Security-Policy, and every file nosniff and no Referer
-// (swaggercsp.go). The UI offers doc.json only: api/openapi/swagger.yaml is the YAML form.
+// (swaggercsp.go). The UI reads the OpenAPI 3 document, /openapi.json (openapi.go); doc.json, the
+// Swagger 2.0 one, stays for the clients that want it.
 func swaggerUI() echo.HandlerFunc {
-	ui := echoSwagger.EchoWrapHandler(func(c *echoSwagger.Config) { c.URLs = []string{"doc.json"} })
+	ui := echoSwagger.EchoWrapHandler(func(c *echoSwagger.Config) { c.URLs = []string{"/openapi.json"} })
 	page := sync.OnceValues(func() (swaggerPage, error) { return renderSwaggerPage(ui) }) // swaggercsp.go
 	return func(c echo.Context) error {
 		swaggerHeaders(c.Response().Header())

@@ -30,28 +30,28 @@ type StatsRequest struct {
 // Stats is what the audit log says of a definition's process over a window (every version): per
 // state, per transition, per refused event.
 type Stats struct {
-	Definition string `json:"definition"`
+	Definition string `json:"definition" validate:"required"`
 	// Since and Until are the window counted, in whole hours (UTC): the window asked for, Since
 	// rounded down to its hour and Until up.
-	Since time.Time `json:"since"`
-	Until time.Time `json:"until"`
+	Since time.Time `json:"since" validate:"required" format:"date-time"`
+	Until time.Time `json:"until" validate:"required" format:"date-time"`
 	// States: every state of the latest version, in file order, then any other state the window
 	// saw (of an older version), by name.
-	States []StateStats `json:"states"`
+	States []StateStats `json:"states" validate:"required"`
 	// Transitions: every (from, to, event) taken in the window, with its count, in that order.
-	Transitions []TransitionStats `json:"transitions"`
+	Transitions []TransitionStats `json:"transitions" validate:"required"`
 	// Rejections: the events the engine refused in the window, by event, with the count per code.
-	Rejections []EventRejections `json:"rejections"`
+	Rejections []EventRejections `json:"rejections" validate:"required"`
 }
 
 // StateStats is one state's stats.
 type StateStats struct {
-	State string `json:"state"`
+	State string `json:"state" validate:"required"`
 	// Running is how many instances are in the state now, not final (whatever the window).
-	Running int64 `json:"running"`
+	Running int64 `json:"running" validate:"required"`
 	// Entries: the transitions into the state in the window; Exits, those out of it.
-	Entries int64 `json:"entries"`
-	Exits   int64 `json:"exits"`
+	Entries int64 `json:"entries" validate:"required"`
+	Exits   int64 `json:"exits" validate:"required"`
 	// MedianMS and P95MS are the median and 95th percentile (nearest rank) of the time spent in the
 	// state by the exits, in milliseconds to 2 significant digits; absent without exits.
 	MedianMS *int64 `json:"median_ms,omitempty"`
@@ -60,17 +60,17 @@ type StateStats struct {
 
 // TransitionStats is the number of transitions from a state to another by an event.
 type TransitionStats struct {
-	From  string `json:"from"`
-	To    string `json:"to"`
-	Event string `json:"event"`
-	Count int64  `json:"count"`
+	From  string `json:"from" validate:"required"`
+	To    string `json:"to" validate:"required"`
+	Event string `json:"event" validate:"required"`
+	Count int64  `json:"count" validate:"required"`
 }
 
 // EventRejections is the number of times an event was refused, in all and by error code.
 type EventRejections struct {
-	Event  string           `json:"event"`
-	Count  int64            `json:"count"`
-	ByCode map[string]int64 `json:"by_code"`
+	Event  string           `json:"event" validate:"required"`
+	Count  int64            `json:"count" validate:"required"`
+	ByCode map[string]int64 `json:"by_code" validate:"required"`
 }
 
 // The times a stats window may name: none before the Unix epoch, none so late that the window's

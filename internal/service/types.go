@@ -10,20 +10,25 @@ import (
 
 // The types of the API (../shared/spec/api.md). Contexts and payloads are in their JSON form here
 // (times as RFC 3339 text, durations in Go syntax): schema.Encode of the typed values.
+//
+// Their tags other than json are read by swag only, for the API document (`make openapi`), and
+// checked by nothing at run time: validate:"required" marks a field every answer has (or a body
+// must have), format:"date-time" a time, extensions:"x-nullable" a field that may be null, and
+// enums, minimum and maxLength the values the server takes or sends.
 
 // Instance is an instance as the API shows it.
 type Instance struct {
-	ID         string         `json:"id"`
-	Definition string         `json:"definition"`
-	Version    int            `json:"version"`
-	State      string         `json:"state"`
-	Context    map[string]any `json:"context"`
-	Final      bool           `json:"final"`
-	Revision   int64          `json:"revision"`
-	CreatedAt  time.Time      `json:"created_at"`
-	UpdatedAt  time.Time      `json:"updated_at"`
-	EnteredAt  time.Time      `json:"entered_at"`
-	Events     []string       `json:"events"` // the events the current state handles
+	ID         string         `json:"id" validate:"required"`
+	Definition string         `json:"definition" validate:"required"`
+	Version    int            `json:"version" validate:"required"`
+	State      string         `json:"state" validate:"required"`
+	Context    map[string]any `json:"context" validate:"required"`
+	Final      bool           `json:"final" validate:"required"`
+	Revision   int64          `json:"revision" validate:"required"`
+	CreatedAt  time.Time      `json:"created_at" validate:"required" format:"date-time"`
+	UpdatedAt  time.Time      `json:"updated_at" validate:"required" format:"date-time"`
+	EnteredAt  time.Time      `json:"entered_at" validate:"required" format:"date-time"`
+	Events     []string       `json:"events" validate:"required"` // the events the current state handles
 	// Timers are the pending timers of the current state, by due time: GET /v1/instances/{id} only
 	// (absent from the other answers).
 	Timers []PendingTimer `json:"timers,omitzero"`
@@ -31,45 +36,45 @@ type Instance struct {
 
 // PendingTimer is an armed timer of an instance: its event fires at due_at.
 type PendingTimer struct {
-	Event     string    `json:"event"`
-	DueAt     time.Time `json:"due_at"`
-	Attempts  int       `json:"attempts,omitempty"`   // failed attempts to fire it so far
-	LastError string    `json:"last_error,omitempty"` // the last failure
-	NextTryAt time.Time `json:"next_try_at,omitzero"` // when it is tried again, after a failure
+	Event     string    `json:"event" validate:"required"`
+	DueAt     time.Time `json:"due_at" validate:"required" format:"date-time"`
+	Attempts  int       `json:"attempts,omitempty"`                      // failed attempts to fire it so far
+	LastError string    `json:"last_error,omitempty"`                    // the last failure
+	NextTryAt time.Time `json:"next_try_at,omitzero" format:"date-time"` // when it is tried again, after a failure
 }
 
 // Transition is an accepted event as the API shows it.
 type Transition struct {
-	Seq           int64                 `json:"seq"`
-	Event         string                `json:"event"`
-	From          string                `json:"from"`
-	To            string                `json:"to"`
-	Branch        int                   `json:"branch"`
-	Guards        []machine.GuardResult `json:"guards"`
-	Payload       map[string]any        `json:"payload"`
-	ContextBefore map[string]any        `json:"context_before"`
-	ContextAfter  map[string]any        `json:"context_after"`
-	At            time.Time             `json:"at"`
+	Seq           int64                 `json:"seq" validate:"required"`
+	Event         string                `json:"event" validate:"required"`
+	From          string                `json:"from" validate:"required"`
+	To            string                `json:"to" validate:"required"`
+	Branch        int                   `json:"branch" validate:"required"`
+	Guards        []machine.GuardResult `json:"guards" validate:"required"`
+	Payload       map[string]any        `json:"payload" validate:"required"`
+	ContextBefore map[string]any        `json:"context_before" validate:"required"`
+	ContextAfter  map[string]any        `json:"context_after" validate:"required"`
+	At            time.Time             `json:"at" validate:"required" format:"date-time"`
 }
 
 // EventResult is the answer to an accepted event.
 type EventResult struct {
-	Instance   Instance   `json:"instance"`
-	Transition Transition `json:"transition"`
+	Instance   Instance   `json:"instance" validate:"required"`
+	Transition Transition `json:"transition" validate:"required"`
 }
 
 // CreateInstance is the body of POST /v1/instances.
 type CreateInstance struct {
-	Definition string         `json:"definition"`
-	ID         string         `json:"id,omitempty"`
-	Context    map[string]any `json:"context,omitempty"`
+	Definition string         `json:"definition" validate:"required" minLength:"1" maxLength:"200"`
+	ID         string         `json:"id,omitempty" maxLength:"200"`
+	Context    map[string]any `json:"context,omitempty" extensions:"x-nullable"`
 }
 
 // SendEvent is POST /v1/instances/{id}/events: its body and headers.
 type SendEvent struct {
 	InstanceID     string         `json:"-"`
-	Event          string         `json:"event"`
-	Payload        map[string]any `json:"payload,omitempty"`
+	Event          string         `json:"event" validate:"required" minLength:"1" maxLength:"200"`
+	Payload        map[string]any `json:"payload,omitempty" extensions:"x-nullable"`
 	IdempotencyKey string         `json:"-"` // Idempotency-Key; "" for none
 	IfMatch        *int64         `json:"-"` // If-Match: the revision the client saw; nil for none
 	RequestID      string         `json:"-"`
@@ -80,9 +85,9 @@ type SendEvent struct {
 
 // Explanation is what an event would do now, with no side effect.
 type Explanation struct {
-	Event    string          `json:"event"`
-	State    string          `json:"state"`
-	Branches []BranchOutcome `json:"branches"` // every branch of the handler, each guard evaluated
+	Event    string          `json:"event" validate:"required"`
+	State    string          `json:"state" validate:"required"`
+	Branches []BranchOutcome `json:"branches" validate:"required"` // every branch of the handler, each guard evaluated
 	To       string          `json:"to,omitempty"`
 	Context  map[string]any  `json:"context,omitempty"` // the context after, when accepted
 	Error    *ErrorInfo      `json:"error,omitempty"`   // why it would be refused
@@ -90,46 +95,46 @@ type Explanation struct {
 
 // BranchOutcome is one branch of an explanation.
 type BranchOutcome struct {
-	To      string `json:"to"`
+	To      string `json:"to" validate:"required"`
 	Guard   string `json:"guard,omitempty"`
 	Message string `json:"message,omitempty"`
 	Result  *bool  `json:"result,omitempty"` // nil for an unguarded branch
-	Taken   bool   `json:"taken"`
+	Taken   bool   `json:"taken" validate:"required"`
 }
 
 // ErrorInfo is an error code and its text.
 type ErrorInfo struct {
-	Code   string `json:"code"`
-	Detail string `json:"detail"`
+	Code   string `json:"code" validate:"required"`
+	Detail string `json:"detail" validate:"required"`
 }
 
 // HistoryEntry is one row of an instance's audit log.
 type HistoryEntry struct {
-	Seq               int64          `json:"seq"`
-	Event             string         `json:"event"`
-	From              string         `json:"from"`
-	To                string         `json:"to"`
-	Payload           map[string]any `json:"payload"`
-	ContextBefore     map[string]any `json:"context_before"`
-	ContextAfter      map[string]any `json:"context_after"`
-	Source            string         `json:"source"` // api, timer, migration
-	RequestID         string         `json:"request_id"`
-	IdempotencyKey    string         `json:"idempotency_key"`
-	DefinitionVersion int            `json:"definition_version"`
+	Seq               int64          `json:"seq" validate:"required"`
+	Event             string         `json:"event" validate:"required"`
+	From              string         `json:"from" validate:"required"`
+	To                string         `json:"to" validate:"required"`
+	Payload           map[string]any `json:"payload" validate:"required"`
+	ContextBefore     map[string]any `json:"context_before" validate:"required"`
+	ContextAfter      map[string]any `json:"context_after" validate:"required"`
+	Source            string         `json:"source" validate:"required" enums:"api,timer,migration"` // api, timer, migration
+	RequestID         string         `json:"request_id" validate:"required"`
+	IdempotencyKey    string         `json:"idempotency_key" validate:"required"`
+	DefinitionVersion int            `json:"definition_version" validate:"required"`
 	FromVersion       int            `json:"from_version,omitempty"` // source migration: the version it came from
 	// Dropped (source timer only): the timer's event was refused, and why ("guard_rejected: ...");
 	// nothing but the revision changed.
 	Dropped string `json:"dropped,omitempty"`
 	// Actor is the name of the API key that sent the event (source api, when fsmd has keys).
 	Actor string    `json:"actor,omitempty"`
-	At    time.Time `json:"at"`
+	At    time.Time `json:"at" validate:"required" format:"date-time"`
 }
 
 // Page is a page of a list, in key order; Next is the key to pass as `after` for the next page, ""
 // on the last page. A page holds at most its limit of items and at most MaxPageBytes of JSON
 // (page.go).
 type Page[T any] struct {
-	Items []T    `json:"items"`
+	Items []T    `json:"items" validate:"required"`
 	Next  string `json:"next,omitempty"`
 
 	raw []json.RawMessage // the items' JSON, as readPage measured them
@@ -146,22 +151,22 @@ type InstanceFilter struct {
 
 // DefinitionSummary is one entry of GET /v1/definitions.
 type DefinitionSummary struct {
-	Name        string `json:"name"`
-	Version     int    `json:"version"` // the latest
-	Description string `json:"description"`
-	Running     int64  `json:"running"` // instances not in a final state, every version
+	Name        string `json:"name" validate:"required"`
+	Version     int    `json:"version" validate:"required"` // the latest
+	Description string `json:"description" validate:"required"`
+	Running     int64  `json:"running" validate:"required"` // instances not in a final state, every version
 }
 
 // DefinitionVersion is one stored version of a definition.
 type DefinitionVersion struct {
-	Name        string    `json:"name"`
-	Version     int       `json:"version"`
-	Description string    `json:"description"`
-	Hash        string    `json:"hash"` // sha256 of the source, hex
-	Source      string    `json:"source"`
-	States      []State   `json:"states"`
-	Events      []string  `json:"events"`
-	CreatedAt   time.Time `json:"created_at"`
+	Name        string    `json:"name" validate:"required"`
+	Version     int       `json:"version" validate:"required"`
+	Description string    `json:"description" validate:"required"`
+	Hash        string    `json:"hash" validate:"required"` // sha256 of the source, hex
+	Source      string    `json:"source" validate:"required"`
+	States      []State   `json:"states" validate:"required"`
+	Events      []string  `json:"events" validate:"required"`
+	CreatedAt   time.Time `json:"created_at" validate:"required" format:"date-time"`
 	// RunningByVersion counts the definition's running instances (not in a final state) per version
 	// they run on, in version order, leaving out versions with none. Only GET /v1/definitions/{name}
 	// has it (as [] when nothing runs); the answers about one stored version leave it out. Entries
@@ -172,38 +177,38 @@ type DefinitionVersion struct {
 
 // RunningCount is how many running instances of a definition run on one of its versions.
 type RunningCount struct {
-	Version int   `json:"version"`
-	Count   int64 `json:"count"`
+	Version int   `json:"version" validate:"required"`
+	Count   int64 `json:"count" validate:"required"`
 }
 
 // State is a state of a definition version.
 type State struct {
-	Name        string   `json:"name"`
+	Name        string   `json:"name" validate:"required"`
 	Description string   `json:"description,omitempty"`
-	Final       bool     `json:"final"`
-	Events      []string `json:"events"`
+	Final       bool     `json:"final" validate:"required"`
+	Events      []string `json:"events" validate:"required"`
 }
 
 // PutResult is the answer to PUT /v1/definitions/{name}.
 type PutResult struct {
-	Definition DefinitionVersion `json:"definition"`
-	Created    bool              `json:"created"` // false when the content was already registered
+	Definition DefinitionVersion `json:"definition" validate:"required"`
+	Created    bool              `json:"created" validate:"required"` // false when the content was already registered
 	// Warnings never refuse a version: the validation's (the graph), and migrate rules for states
 	// that no older version has. The same content always gets the same warnings; an empty list when none.
-	Warnings []source.Diagnostic `json:"warnings"`
+	Warnings []source.Diagnostic `json:"warnings" validate:"required"`
 }
 
 // ReloadResult is the answer to POST /v1/reload: every definition of the folder, by name.
 type ReloadResult struct {
-	Definitions []Reloaded          `json:"definitions"`
-	Warnings    []source.Diagnostic `json:"warnings"` // every file's, as in PutResult; an empty list when none
+	Definitions []Reloaded          `json:"definitions" validate:"required"`
+	Warnings    []source.Diagnostic `json:"warnings" validate:"required"` // every file's, as in PutResult; an empty list when none
 }
 
 // Reloaded is one definition of a reload: the version its file's content is registered as.
 type Reloaded struct {
-	Name    string `json:"name"`
-	Version int    `json:"version"`
-	Created bool   `json:"created"` // false when the content was already registered
+	Name    string `json:"name" validate:"required"`
+	Version int    `json:"version" validate:"required"`
+	Created bool   `json:"created" validate:"required"` // false when the content was already registered
 }
 
 // InvalidDefinition carries the diagnostics of a definition that fails validation.
@@ -214,13 +219,13 @@ type Diagnostics = source.Diagnostics
 
 // MigrationRequest is the body of POST /v1/definitions/{name}/migrations and .../migrations/plan.
 type MigrationRequest struct {
-	ToVersion int              `json:"to_version,omitempty"` // 0 or absent: the latest version
+	ToVersion int              `json:"to_version,omitempty" minimum:"0"` // 0 or absent: the latest version
 	Filter    *MigrationFilter `json:"filter,omitempty"`
 }
 
 // MigrationFilter narrows a migration to the running instances of one older version and/or one
 // state (fsmd's reading of api.md's `filter`).
 type MigrationFilter struct {
-	Version int    `json:"version,omitempty"`
+	Version int    `json:"version,omitempty" minimum:"0"`
 	State   string `json:"state,omitempty"`
 }

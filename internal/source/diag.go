@@ -23,11 +23,11 @@ const (
 // file (the file cannot be read, a folder holds no definition); Col is 0 when only the line is known
 // (YAML syntax errors).
 type Diagnostic struct {
-	File     string   `json:"file"`
-	Line     int      `json:"line"`
-	Col      int      `json:"column"`
-	Severity Severity `json:"severity"`
-	Message  string   `json:"message"`
+	File     string   `json:"file" validate:"required"`
+	Line     int      `json:"line" validate:"required"`
+	Col      int      `json:"column" validate:"required"`
+	Severity Severity `json:"severity" validate:"required"`
+	Message  string   `json:"message" validate:"required"`
 }
 
 // String formats d as compilers do: "path:line:col: error: message".
