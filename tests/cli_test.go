@@ -53,7 +53,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building fsmd: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	return apiConformMain(m) // m.Run, every API exchange checked against the document
 }
 
 // result is what one run of the binary did.

@@ -460,7 +460,7 @@ type counterClient struct {
 func newCounterClient(t testing.TB, base string, timeout time.Duration) *counterClient {
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &counterClient{base: base, hc: &http.Client{Transport: tr, Timeout: timeout}}
+	return &counterClient{base: base, hc: &http.Client{Transport: apiConformTransport(t, tr), Timeout: timeout}}
 }
 
 // do sends a request and reads the whole answer. err is a transport error (or an unreadable body):

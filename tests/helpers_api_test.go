@@ -63,6 +63,7 @@ type apiEnv struct {
 	dialect persistence.Dialect
 	db      *persistence.DB
 	srv     *httptest.Server
+	client  *http.Client // srv's, through the conformance harness (conformance_test.go); nil: made by send
 }
 
 // apiEach runs fn in two parallel subtests, postgres and sqlite, each with an environment of its
@@ -121,7 +122,8 @@ func apiServe(t *testing.T, db *persistence.DB) *apiEnv {
 			t.Logf("server log:\n%s", logs)
 		}
 	})
-	return &apiEnv{dialect: db.Dialect, db: db, srv: srv}
+	client := &http.Client{Transport: apiConformTransport(t, srv.Client().Transport)}
+	return &apiEnv{dialect: db.Dialect, db: db, srv: srv, client: client}
 }
 
 // apiResponse is an answer, read whole.
@@ -148,7 +150,7 @@ type apiChunked string
 // there is a body, unless header (name, value pairs) sets it ("" removes it).
 func (e *apiEnv) do(t testing.TB, method, path string, body any, header ...string) apiResponse {
 	t.Helper()
-	r, err := e.try(method, path, body, header...)
+	r, err := e.send(t, method, path, body, header...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +159,12 @@ func (e *apiEnv) do(t testing.TB, method, path string, body any, header ...strin
 
 // try is do for goroutines other than the test's: it returns its error.
 func (e *apiEnv) try(method, path string, body any, header ...string) (apiResponse, error) {
+	return e.send(nil, method, path, body, header...)
+}
+
+// send sends a request for do and try. An answer or a request that does not match the API
+// document fails t, or the test that made e when t is nil.
+func (e *apiEnv) send(t testing.TB, method, path string, body any, header ...string) (apiResponse, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -173,7 +181,7 @@ func (e *apiEnv) try(method, path string, body any, header ...string) (apiRespon
 		}
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	req, err := http.NewRequestWithContext(apiBlame(context.Background(), t), method, e.srv.URL+path, rd)
 	if err != nil {
 		return apiResponse{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -190,7 +198,11 @@ func (e *apiEnv) try(method, path string, body any, header ...string) (apiRespon
 			req.Header.Set(header[i], header[i+1])
 		}
 	}
-	resp, err := e.srv.Client().Do(req)
+	client := e.client
+	if client == nil { // an apiEnv made by hand: the harness blames the test that sent the request
+		client = &http.Client{Transport: apiConformTransport(nil, e.srv.Client().Transport)}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return apiResponse{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
