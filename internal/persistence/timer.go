@@ -87,22 +87,22 @@ func TimersOf(ctx context.Context, ex Executor, instanceID string) ([]Timer, err
 	return out, nil
 }
 
-// TimersClaim locks, in the caller's transaction, the instances of up to limit of the timers whose
-// time has come (next_try_at at or before now), earliest first, and returns them. On PostgreSQL the
-// instances locked by others (another scheduler, an event being handled) are skipped (FOR UPDATE
-// SKIP LOCKED): several processes share the work and none waits for another. SQLite's transaction
-// holds its one write lock.
-func TimersClaim(ctx context.Context, tx *Tx, now time.Time, limit int) ([]InstanceRow, error) {
+// TimersClaim returns the instances of up to limit of the timers whose time has come (next_try_at
+// at or before now), earliest first. Read through a transaction it locks them: on PostgreSQL
+// skipping the instances locked by others (FOR UPDATE SKIP LOCKED), so that several processes share
+// the work and none waits for another; SQLite's transaction holds its one write lock. Read through
+// the database it locks nothing.
+func TimersClaim(ctx context.Context, ex Executor, now time.Time, limit int) ([]InstanceRow, error) {
 	// Locking the instances (not the timers) keeps the order every writer of timers follows:
 	// the instance first. Skipped rows do not count against the LIMIT: a process takes the next
 	// due instances that nobody holds.
 	query := `SELECT ` + qualified("i.", instanceColumns) + ` FROM timers t JOIN instances i ON i.id = t.instance_id
 		WHERE t.next_try_at <= ? ORDER BY t.next_try_at LIMIT ?`
-	if tx.Dialect == Postgres {
+	if tx, ok := ex.(*Tx); ok && tx.Dialect == Postgres {
 		query += ` FOR UPDATE OF i SKIP LOCKED`
 	}
 	var rows []instanceRow
-	if err := selectContext(ctx, tx, &rows, query, timeArg(tx.Dialect, now), limit); err != nil {
+	if err := selectContext(ctx, ex, &rows, query, timeArg(ex.dialect(), now), limit); err != nil {
 		return nil, translate(canceled(ctx, fmt.Errorf("persistence: claim due timers: %w", err)))
 	}
 	out := make([]InstanceRow, 0, len(rows))
@@ -125,13 +125,12 @@ func qualified(prefix, columns string) string {
 	return strings.Join(parts, ", ")
 }
 
-// TimersDue returns an instance's timers whose due time has come, by due time (the caller holds the
-// instance's lock), those put off after a failure included: they keep their place, so that the
-// timers of an instance fire in deadline order.
-func TimersDue(ctx context.Context, tx *Tx, instanceID string, now time.Time) ([]Timer, error) {
+// TimersDue returns an instance's timers whose due time has come, by due time, those put off after a
+// failure included: they keep their place, so that the timers of an instance fire in deadline order.
+func TimersDue(ctx context.Context, ex Executor, instanceID string, now time.Time) ([]Timer, error) {
 	var rows []timerRow
-	err := selectContext(ctx, tx, &rows, `SELECT `+timerColumns+` FROM timers WHERE instance_id = ? AND due_at <= ?
-		ORDER BY due_at, idx`, instanceID, timeArg(tx.Dialect, now))
+	err := selectContext(ctx, ex, &rows, `SELECT `+timerColumns+` FROM timers WHERE instance_id = ? AND due_at <= ?
+		ORDER BY due_at, idx`, instanceID, timeArg(ex.dialect(), now))
 	if err != nil {
 		return nil, translate(canceled(ctx, fmt.Errorf("persistence: due timers of instance %q: %w", instanceID, err)))
 	}

@@ -144,14 +144,20 @@ func (s *Service) RefreshMetrics(ctx context.Context) error {
 	return nil
 }
 
-// timerFired observes a timer that fired at now (once its transaction has committed).
-func (s *Service) timerFired(tx *persistence.Tx, definition string, due, now time.Time) {
+// timerFired observes a timer that fired at now, written through ex: once its transaction has
+// committed, or at once when it was a statement of its own.
+func (s *Service) timerFired(ex persistence.Executor, definition string, due, now time.Time) {
 	m := s.metrics.Load()
 	if m == nil {
 		return
 	}
 	lag := max(now.Sub(due), 0).Seconds()
-	tx.AfterCommit(func() { m.timerLag.WithLabelValues(definition).Observe(lag) })
+	observe := func() { m.timerLag.WithLabelValues(definition).Observe(lag) }
+	if tx, ok := ex.(*persistence.Tx); ok {
+		tx.AfterCommit(observe)
+	} else {
+		observe()
+	}
 }
 
 // Describe implements prometheus.Collector.

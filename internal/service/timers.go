@@ -1,11 +1,14 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
@@ -16,7 +19,7 @@ import (
 // TimerOptions configure the scheduler of RunTimers.
 type TimerOptions struct {
 	Poll    time.Duration // how often it looks for due timers when there were none: 200 ms when 0
-	Batch   int           // instances claimed per transaction: 100 when 0
+	Batch   int           // instances with due timers read per round: 100 when 0
 	Backoff time.Duration // the first pause before a timer that failed to fire is tried again: 1 s when 0
 	MaxWait time.Duration // the longest such pause, and after a failed round: 1 min when 0
 }
@@ -37,10 +40,9 @@ func (o TimerOptions) withDefaults() TimerOptions {
 	return o
 }
 
-// RunTimers fires due timers until ctx ends: every fsmd process runs one. A round claims the
-// instances of up to Batch due timers (on PostgreSQL skipping those another process holds) and
-// fires, per instance, its earliest due timer through the event path, in one transaction; a full
-// round is followed by another at once, else by a pause of Poll.
+// RunTimers fires due timers until ctx ends: every fsmd process runs one. A round reads the
+// instances of up to Batch due timers and fires, per instance, its earliest due timer through the
+// event path (FireDue); a full round is followed by another at once, else by a pause of Poll.
 func (s *Service) RunTimers(ctx context.Context, o TimerOptions) {
 	o = o.withDefaults()
 	failures := 0
@@ -65,91 +67,165 @@ func (s *Service) RunTimers(ctx context.Context, o TimerOptions) {
 	}
 }
 
-// FireDue is one round of RunTimers: it returns how many instances it claimed.
+// FireDue is one round of RunTimers: it returns how many instances had a due timer.
+//
+// As for any event (SendEvent), no lock is held while a timer's event is decided: the round reads
+// the instances of up to Batch due timers, then, timerWorkers instances at a time, takes an
+// instance's turn, decides the event of its earliest due timer on the row read, and writes the
+// outcome with the timer's deletion on the condition that the instance has not moved since. When it
+// has (an event came first, or another process's scheduler fired the timer), the event is decided
+// again on a fresh read, up to maxDecisions times; then it waits for the next round. Several
+// processes may so decide the same timer, but only one writes it: each fires exactly once.
 func (s *Service) FireDue(ctx context.Context, o TimerOptions) (int, error) {
 	o = o.withDefaults()
-	var claimed []string
-	err := s.db.WithTx(ctx, func(tx *persistence.Tx) error {
-		now := s.now()
-		rows, err := persistence.TimersClaim(ctx, tx, now, o.Batch)
-		if err != nil {
-			return err
-		}
-		claimed = claimed[:0]
-		for _, row := range rows {
-			claimed = append(claimed, row.ID)
-			if err := s.fireFirst(ctx, tx, row, now, o); err != nil {
+	rows, err := persistence.TimersClaim(ctx, s.db, s.now(), o.Batch)
+	if err != nil {
+		return 0, err
+	}
+	if s.db.Dialect == persistence.Postgres { // other processes read the same rows: start elsewhere
+		rand.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+	}
+	var (
+		next  atomic.Int64
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	for range min(timerWorkers, len(rows)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(rows); i = int(next.Add(1)) - 1 {
+				err := s.fireFirst(ctx, rows[i], o)
+				s.cache.drop(rows[i].ID) // the cached row is behind what was written
+				if err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+					next.Store(int64(len(rows))) // the round stops: the next tries again
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return len(rows), first
+}
+
+// timerWorkers is how many instances a round fires at once: their decisions and writes are
+// independent, so round trips overlap, and timers that spend their time budget delay the others less.
+const timerWorkers = 4
+
+// fireFirst fires the earliest due timer of an instance, read as row (the later ones wait for it:
+// the timers of an instance fire in deadline order), in the instance's turn. A failure other than
+// the database's is the timer's: it is put off with backoff. An error is the database's or the
+// process's: the round stops, and the next tries again.
+func (s *Service) fireFirst(ctx context.Context, row persistence.InstanceRow, o TimerOptions) error {
+	release, err := s.turns.take(ctx, row.ID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	for i := range maxDecisions {
+		if i > 0 { // the instance moved on since it was read
+			row, err = persistence.InstanceGet(ctx, s.db, row.ID)
+			if errors.Is(err, persistence.ErrNotFound) {
+				return nil // gone with its timers
+			}
+			if err != nil {
 				return err
 			}
 		}
-		return nil
-	})
-	for _, id := range claimed { // the cached rows are behind what was written
-		s.cache.drop(id)
+		now := s.now()
+		due, err := persistence.TimersDue(ctx, s.db, row.ID, now)
+		if err != nil || len(due) == 0 {
+			return err
+		}
+		t := due[0]
+		if t.NextTryAt.After(now) {
+			return nil // put off after a failure: it keeps its place
+		}
+		f, ferr := s.fire(row, t, now) // no lock is held
+		if ferr == nil {
+			ferr = s.writeFiring(ctx, f, t, now)
+		}
+		switch {
+		case ferr == nil:
+			return nil
+		case errors.Is(ferr, persistence.ErrConflict):
+			continue // decide again on a fresh read
+		case errors.Is(ferr, persistence.ErrUnavailable) || ctx.Err() != nil:
+			return ferr // the database or the process: the whole round is tried again
+		}
+		wait := min(o.Backoff<<min(t.Attempts, 20), o.MaxWait)
+		wait = wait/2 + rand.N(wait/2+1) // jitter, so that failing timers do not come back together
+		s.log.Warn("a timer failed to fire; trying again", slog.String("instance", row.ID), slog.String("event", t.Event),
+			slog.Int("attempts", t.Attempts+1), slog.Duration("retry_in", wait), slog.Any("error", ferr))
+		return persistence.TimerRetry(ctx, s.db, t, now.Add(wait), ferr.Error())
 	}
-	return len(claimed), err
+	return nil // moved on at every read: the next round sees it again
 }
 
-// fireFirst fires the earliest due timer of a claimed instance (the later ones wait for it: the
-// timers of an instance fire in deadline order). A failure other than the database's is the timer's:
-// its work is undone (a savepoint) and it is put off with backoff.
-func (s *Service) fireFirst(ctx context.Context, tx *persistence.Tx, row persistence.InstanceRow, now time.Time, o TimerOptions) error {
-	due, err := persistence.TimersDue(ctx, tx, row.ID, now)
-	if err != nil || len(due) == 0 {
-		return err
-	}
-	t := due[0]
-	if t.NextTryAt.After(now) {
-		return nil // put off after a failure: it keeps its place
-	}
-	if err := persistence.Savepoint(ctx, tx, "timer"); err != nil {
-		return err
-	}
-	ferr := s.fire(ctx, tx, row, t, now)
-	if ferr == nil {
-		s.timerFired(tx, row.Definition, t.DueAt, now)
-		return persistence.ReleaseSavepoint(ctx, tx, "timer")
-	}
-	if errors.Is(ferr, persistence.ErrUnavailable) || ctx.Err() != nil {
-		return ferr // the database or the process: the whole round is tried again
-	}
-	if err := persistence.RollbackToSavepoint(ctx, tx, "timer"); err != nil {
-		return errors.Join(ferr, err)
-	}
-	wait := min(o.Backoff<<min(t.Attempts, 20), o.MaxWait)
-	wait = wait/2 + rand.N(wait/2+1) // jitter, so that failing timers do not come back together
-	s.log.Warn("a timer failed to fire; trying again", slog.String("instance", row.ID), slog.String("event", t.Event),
-		slog.Int("attempts", t.Attempts+1), slog.Duration("retry_in", wait), slog.Any("error", ferr))
-	return persistence.TimerRetry(ctx, tx, t, now.Add(wait), ferr.Error())
+// firing is what a timer's event was decided to do: a transition, or, when refused, the drop of
+// the timer.
+type firing struct {
+	l       loaded
+	req     SendEvent
+	tr      *machine.Transition // nil for a drop
+	refusal error
 }
 
-// fire handles a timer's event on its instance like any other event (guards apply), with the audit
+// fire decides a timer's event on its instance like any other event (guards apply), with the audit
 // source timer. An event the state refuses (a guard, a state that no longer handles it after a
-// migration) is not retried: the timer is dropped, and its audit row says why.
-func (s *Service) fire(ctx context.Context, tx *persistence.Tx, row persistence.InstanceRow, t persistence.Timer, now time.Time) error {
+// migration) is not retried: the timer is to be dropped, with an audit row that says why. An error
+// is the timer's own failure.
+func (s *Service) fire(row persistence.InstanceRow, t persistence.Timer, now time.Time) (firing, error) {
 	l, err := s.load(row, row.ID, nil)
 	if err != nil {
-		return err
+		return firing{}, err
 	}
 	snap, err := snapshot(l.def, l.row)
 	if err != nil {
-		return err
+		return firing{}, err
 	}
-	req := SendEvent{InstanceID: row.ID, Event: t.Event, RequestID: fmt.Sprintf("timer %d/%d", t.Revision, t.Idx), source: audit.SourceTimer}
-	tr, err := s.limits.Fire(l.def, snap, t.Event, nil, now)
+	f := firing{l: l, req: SendEvent{InstanceID: row.ID, Event: t.Event, RequestID: fmt.Sprintf("timer %d/%d", t.Revision, t.Idx),
+		source: audit.SourceTimer}}
+	f.tr, err = s.limits.Fire(l.def, snap, t.Event, nil, now)
 	if err != nil {
 		if machine.CodeOf(err) == "" {
-			return err
+			return firing{}, err
 		}
-		if err := s.drop(ctx, tx, l, t, req, err, now); err != nil {
-			return err
-		}
-	} else if _, _, err := s.apply(ctx, tx, l, tr, req, "", now); err != nil {
-		return err
+		f.refusal = err
 	}
-	// Leaving or re-entering the state deleted its timers already; a transition that kept them
-	// (none does today) must not fire this one again.
-	return persistence.TimerDelete(ctx, tx, t)
+	return f, nil
+}
+
+// writeFiring writes what a timer's event does, on the condition that the instance has not moved
+// since it was decided, and the timer's deletion. A transition leaving the timer's state (every
+// transition leaves its state) deletes the state's timers with its update: on PostgreSQL one
+// statement; a drop, or a timer the state no longer declares, takes a transaction.
+func (s *Service) writeFiring(ctx context.Context, f firing, t persistence.Timer, now time.Time) error {
+	if f.tr != nil && len(f.tr.Cancel) > 0 {
+		if _, _, err := s.apply(ctx, s.db, f.l, f.tr, f.req, "", now); err != nil {
+			return err
+		}
+		s.timerFired(s.db, f.l.row.Definition, t.DueAt, now)
+		return nil
+	}
+	return s.db.WithTx(ctx, func(tx *persistence.Tx) error {
+		var err error
+		if f.tr != nil {
+			_, _, err = s.apply(ctx, tx, f.l, f.tr, f.req, "", now)
+		} else {
+			err = s.drop(ctx, tx, f.l, t, f.req, f.refusal, now)
+		}
+		if err != nil {
+			return err
+		}
+		if err := persistence.TimerDelete(ctx, tx, t); err != nil {
+			return err
+		}
+		s.timerFired(tx, f.l.row.Definition, t.DueAt, now)
+		return nil
+	})
 }
 
 // drop records a timer whose event was refused: an audit row with the reason, and the instance's

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -215,4 +216,97 @@ func TestTimerRetry(t *testing.T) {
 			t.Fatalf("after the next try: %s, want reminded", inst.State)
 		}
 	})
+}
+
+// slowTimerDef has a timer whose event's guard loops ctx.k² times (10^10 with k 100000), and a
+// definition without timers for the events sent meanwhile.
+const slowTimerDef = `name: slowtimer
+initial: waiting
+context: {k: int}
+states:
+  waiting:
+    on:
+      tick:
+        to: waiting
+        guard: 'let r = 1..ctx.k; all(r, {all(r, {true})})'
+    timers:
+      - {after: 1h, event: tick}
+`
+
+const pingerDef = `name: pinger
+initial: idle
+states:
+  idle: {on: {ping: idle}}
+`
+
+// TestSlowTimerHoldsNoLock: a timer whose event spends its whole time budget is dropped
+// (expression_failed), and meanwhile the events of another instance are not delayed: the scheduler
+// decides without a database lock, as the event path does. Before, it decided in the transaction
+// of its round, which on SQLite held the write lock for the whole evaluation.
+func TestSlowTimerHoldsNoLock(t *testing.T) {
+	// Not parallel: it measures latencies.
+	const budget = 400 * time.Millisecond
+	for _, d := range []struct {
+		name string
+		open func(testing.TB) *persistence.DB
+	}{{"postgres", dbtest.Postgres}, {"sqlite", dbtest.SQLite}} {
+		t.Run(d.name, func(t *testing.T) { testSlowTimer(t, d.open(t), budget) })
+	}
+}
+
+func testSlowTimer(t *testing.T, db *persistence.DB, budget time.Duration) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)}
+	svc := service.New(db, service.Options{Now: c.now, ExprBudget: budget})
+	t.Cleanup(svc.Close)
+	if err := svc.Register(ctx, set(t, slowTimerDef, pingerDef)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "slowtimer", ID: "slow", Context: map[string]any{"k": 100_000}}); err != nil {
+		t.Fatal(err)
+	}
+	create(t, svc, "pinger", "other")
+	send(t, svc, "other", "ping")
+	c.advance(time.Hour)
+
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		n, err := svc.FireDue(ctx, service.TimerOptions{})
+		if err == nil && n != 1 {
+			err = fmt.Errorf("FireDue: %d instances, want 1", n)
+		}
+		done <- err
+	}()
+	var slowest time.Duration
+	sent := 0
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default: // an accepted event: on SQLite it needs the write lock
+			began := time.Now()
+			send(t, svc, "other", "ping")
+			slowest = max(slowest, time.Since(began))
+			sent++
+		}
+	}
+	took := time.Since(start)
+	if took < budget*9/10 || took > budget+time.Second {
+		t.Errorf("the round took %v, want about the budget (%v)", took, budget)
+	}
+	t.Logf("round %v; %d events meanwhile, the slowest %v", took, sent, slowest)
+	if sent == 0 || slowest > 100*time.Millisecond {
+		t.Errorf("events on another instance: %d sent, the slowest took %v while the timer's event was decided", sent, slowest)
+	}
+	h, err := svc.History(ctx, "slow", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Items) != 1 || !strings.HasPrefix(h.Items[0].Dropped, "expression_failed: ") || !strings.Contains(h.Items[0].Dropped, "time budget exceeded") {
+		t.Errorf("slow's history: %+v, want the tick dropped (expression_failed, time budget exceeded)", h.Items)
+	}
 }
