@@ -459,6 +459,9 @@ func (e *apiEnv) history(t testing.TB, id string, limit int) []apiHistoryEntry {
 		}
 		r := e.do(t, "GET", path, nil)
 		page := apiWant[apiPage[apiHistoryEntry]](t, r, http.StatusOK)
+		if len(r.body) > 4<<20 {
+			t.Fatalf("%s %s: a page of %d bytes, over 4 MiB", r.method, r.path, len(r.body))
+		}
 		for _, item := range apiRaw(t, r)["items"].([]any) {
 			apiCheckFields(t, r.String(), item, apiHistoryFields)
 		}
@@ -471,9 +474,6 @@ func (e *apiEnv) history(t testing.TB, id string, limit int) []apiHistoryEntry {
 		}
 		if len(page.Items) == 0 || page.Next != fmt.Sprint(page.Items[len(page.Items)-1].Seq) {
 			t.Fatalf("%s: next %q is not the last seq of the page", r, page.Next)
-		if len(r.body) > 4<<20 {
-			t.Fatalf("%s %s: a page of %d bytes, over 4 MiB", r.method, r.path, len(r.body))
-		}
 		}
 		after = page.Next
 	}
@@ -503,6 +503,9 @@ func (e *apiEnv) list(t testing.TB, query url.Values, limit int) []apiInstance {
 		}
 		r := e.do(t, "GET", path, nil)
 		page := apiWant[apiPage[apiInstance]](t, r, http.StatusOK)
+		if len(r.body) > 4<<20 {
+			t.Fatalf("%s %s: a page of %d bytes, over 4 MiB", r.method, r.path, len(r.body))
+		}
 		if limit > 0 && len(page.Items) > limit {
 			t.Fatalf("%s: %d items, limit %d", r, len(page.Items), limit)
 		}
@@ -514,9 +517,6 @@ func (e *apiEnv) list(t testing.TB, query url.Values, limit int) []apiInstance {
 		all = append(all, page.Items...)
 		if page.Next == "" {
 			return all
-		}
-		if len(r.body) > 4<<20 {
-			t.Fatalf("%s %s: a page of %d bytes, over 4 MiB", r.method, r.path, len(r.body))
 		}
 		if len(page.Items) == 0 || page.Next != page.Items[len(page.Items)-1].ID {
 			t.Fatalf("%s: next %q is not the last id of the page", r, page.Next)
