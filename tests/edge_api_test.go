@@ -286,8 +286,8 @@ func TestAPIEdgeContextBound(t *testing.T) {
 		}
 
 		// A set that doubles a note of 100 KiB passes; doubling it again would take it past.
-		grow := env.create(t, "edge", "grow", map[string]any{"note": strings.Repeat("n", 100<<10)})
-		grow = env.mustFire(t, "grow", "double", nil).Instance
+		env.create(t, "edge", "grow", map[string]any{"note": strings.Repeat("n", 100<<10)})
+		grow := env.mustFire(t, "grow", "double", nil).Instance
 		refused := []struct {
 			event   string
 			payload map[string]any
@@ -313,9 +313,9 @@ func TestAPIEdgeContextBound(t *testing.T) {
 
 		// A set that nests the context deeper than 100 levels (SQLite's JSON functions stop at 1,000).
 		deep := env.do(t, "POST", "/v1/instances", apiNested(`{"definition":"edge","id":"deep","context":{"m":`, 97, `}}`))
-		inst := apiWant[apiInstance](t, deep, http.StatusCreated)
+		apiWant[apiInstance](t, deep, http.StatusCreated)
 		env.mustFire(t, "deep", "wrap", nil)
-		inst = env.mustFire(t, "deep", "wrap", nil).Instance // the context nests 100 levels
+		inst := env.mustFire(t, "deep", "wrap", nil).Instance // the context nests 100 levels
 		p = apiProblemOf(t, env.fire(t, "deep", "wrap", nil), http.StatusUnprocessableEntity, "expression_failed")
 		if !strings.Contains(p.Detail, "nest deeper than 100 levels") {
 			t.Errorf("detail %q", p.Detail)
