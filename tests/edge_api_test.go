@@ -355,3 +355,34 @@ func TestAPIEdgeContextBoundMigration(t *testing.T) {
 		}
 	})
 }
+
+// TestAPIEdgeContextBoundMigrationDefaults: a new version whose new field has a large default, and
+// no context rule (on PostgreSQL such a migration moves contexts in SQL): an instance the default
+// would take past 256 KiB is stranded context_invalid, the others move.
+func TestAPIEdgeContextBoundMigrationDefaults(t *testing.T) {
+	t.Parallel()
+	v2 := strings.Replace(apiEdge, "  note: string\n",
+		"  note: string\n  story: {type: string, default: \""+strings.Repeat("s", 120<<10)+"\"}\n", 1)
+	v2 += "migrate:\n  policy: manual\n"
+	apiEach(t, func(t *testing.T, env *apiEnv) {
+		env.putEdge(t)
+		small := env.create(t, "edge", "def-small", map[string]any{"note": "ab"})
+		big := env.create(t, "edge", "def-big", map[string]any{"note": strings.Repeat("b", 150<<10)})
+		r := env.do(t, "PUT", "/v1/definitions/edge", v2, "Content-Type", "application/yaml")
+		apiWant[map[string]any](t, r, http.StatusCreated)
+
+		want := apiPlan{Definition: "edge", ToVersion: 2, Total: 2,
+			Moves:    []apiMove{{1, "open", "open", 1}},
+			Stranded: []apiStranded{{FromVersion: 1, FromState: "open", Reason: "context_invalid", Count: 1, Sample: []string{"def-big"}}}}
+		apiSamePlan(t, "the plan", env.plan(t, "edge", nil), want)
+		done := env.awaitMigration(t, env.startMigration(t, "edge", nil).ID)
+		if done.Status != "done" || done.Migrated != 1 || done.Stranded != 1 {
+			t.Fatalf("the migration: %+v", done)
+		}
+		env.unchanged(t, "def-big", big, 0)
+		moved := env.instance(t, "def-small")
+		if moved.Version != 2 || moved.Revision != small.Revision+1 || len(moved.Context["story"].(string)) != 120<<10 {
+			t.Errorf("def-small after the migration: version %d, revision %d", moved.Version, moved.Revision)
+		}
+	})
+}

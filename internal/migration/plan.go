@@ -215,9 +215,12 @@ func (m *Mapping) sqlTimers(state string) []persistence.After {
 	return out
 }
 
-// shape is the context shape SQL checks before it moves an instance.
+// shape is the context shape SQL checks before it moves an instance. Its size bound keeps SQL from
+// moving a context that the defaults would take past schema.MaxContextSize (PostgreSQL's text of a
+// context is never shorter than its JSON as measured): a longer one is decided in Go, exactly, and
+// stranded as context_invalid when it would be over.
 func (r *Rewrite) shape() persistence.ContextShape {
-	return persistence.ContextShape{Fields: r.Fields, Kinds: r.Kinds}
+	return persistence.ContextShape{Fields: r.Fields, Kinds: r.Kinds, MaxText: max(1, schema.MaxContextSize-len(r.Defaults))}
 }
 
 // move computes an instance's outcome from its stored row.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/lib/pq"
 )
 
 // MigrationRow is one migration of running instances to a newer version (the migrations table).
@@ -142,7 +140,7 @@ func InstanceRunningBatch(ctx context.Context, ex Executor, p RunningBatchParams
 	}
 	if p.Misshapen != nil && ex.dialect() == Postgres {
 		query += ` AND ` + shapeFails
-		args = append(args, pq.Array(p.Misshapen.Fields), pq.Array(p.Misshapen.Kinds))
+		args = append(args, p.Misshapen.args()...)
 	}
 	query += ` ORDER BY id LIMIT ?`
 	args = append(args, p.Limit)

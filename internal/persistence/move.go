@@ -162,20 +162,30 @@ type After struct {
 
 // ContextShape is the top-level shape of a stored context that SQL can check: its fields (no other)
 // and the JSON type of each (Kinds: a jsonb_typeof name, "integer" for a number without a fraction,
-// or "any").
+// or "any"), and its size: MaxText bounds the bytes of the context as PostgreSQL writes it out (0
+// for none). A rewrite that adds defaults sets it to the context bound less their size, so that SQL
+// never moves a context the new one would take past the bound; a context over it is decided by
+// the caller, exactly.
 type ContextShape struct {
 	Fields, Kinds []string
+	MaxText       int
 }
 
-// shapeFails is an SQL condition on the column context (two arguments, Fields and Kinds): true
-// when the context has a field the shape lacks, or a value of another JSON type. (No question mark
-// in it, a regular expression's included: the queries are written with ? for their arguments.)
-const shapeFails = `EXISTS (
+// shapeFails is an SQL condition on the column context (three arguments: MaxText, Fields and
+// Kinds): true when the context is longer than MaxText as text, has a field the shape lacks, or a
+// value of another JSON type. (No question mark in it, a regular expression's included: the
+// queries are written with ? for their arguments.)
+const shapeFails = `(? > 0 AND octet_length(context::text) > ? OR EXISTS (
 	SELECT 1 FROM jsonb_each(context) AS e(k, v)
 	LEFT JOIN unnest(?::text[], ?::text[]) AS f(name, kind) ON f.name = e.k
 	WHERE f.name IS NULL
 		OR (f.kind <> 'any' AND jsonb_typeof(e.v) <> (CASE WHEN f.kind = 'integer' THEN 'number' ELSE f.kind END))
-		OR (f.kind = 'integer' AND jsonb_typeof(e.v) = 'number' AND e.v::text ~ '[.eE]'))`
+		OR (f.kind = 'integer' AND jsonb_typeof(e.v) = 'number' AND e.v::text ~ '[.eE]')))`
+
+// args are the arguments of shapeFails.
+func (c ContextShape) args() []any {
+	return []any{c.MaxText, c.MaxText, pq.Array(c.Fields), pq.Array(c.Kinds)}
+}
 
 // moveStateQuery moves a batch of the running instances of one (version, state), in id order, with
 // their audit rows, on PostgreSQL: one statement, no row through the client. The batch is locked
@@ -226,11 +236,11 @@ func InstanceMoveState(ctx context.Context, tx *Tx, m Move, s MoveState) (int, s
 		N    int    `db:"n"`
 		Last string `db:"last"`
 	}
-	err := getContext(ctx, tx, &out, moveStateQuery,
-		s.Definition, s.FromState, m.FromVersion, s.After, pq.Array(s.Shape.Fields), pq.Array(s.Shape.Kinds), s.Limit,
+	args := append(append([]any{s.Definition, s.FromState, m.FromVersion, s.After}, s.Shape.args()...), s.Limit,
 		m.ToVersion, s.ToState, jsonArg(s.Defaults, "{}"), pq.Array(s.Drop), s.Final, at,
 		pq.Array(tIdx), pq.Array(tEvents), pq.Array(tAfter),
 		m.Event, s.FromState, s.ToState, m.MigrationID, m.ToVersion, m.FromVersion, at)
+	err := getContext(ctx, tx, &out, moveStateQuery, args...)
 	if err != nil {
 		return 0, "", translate(canceled(ctx, fmt.Errorf("persistence: move instances of %s version %d in state %q to version %d: %w",
 			s.Definition, m.FromVersion, s.FromState, m.ToVersion, err)))
