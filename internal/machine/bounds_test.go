@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/schema"
 )
@@ -80,11 +81,11 @@ func TestFireBounds(t *testing.T) {
 				return
 			}
 			var ee *machine.ExpressionError
-			if !errors.As(err, &ee) || machine.CodeOf(err) != machine.CodeExpressionFailed || !strings.Contains(err.Error(), tt.err) {
+			if !errors.As(err, &ee) || code.Of(err) != code.ExpressionFailed || !strings.Contains(err.Error(), tt.err) {
 				t.Fatalf("error %v, want expression_failed: %q", err, tt.err)
 			}
 			// Explain says the same, with no transition.
-			if x := machine.Explain(def, tt.snap, tt.event, tt.payload, time.Now()); x.Transition != nil || machine.CodeOf(x.Err) != machine.CodeExpressionFailed {
+			if x := machine.Explain(def, tt.snap, tt.event, tt.payload, time.Now()); x.Transition != nil || code.Of(x.Err) != code.ExpressionFailed {
 				t.Errorf("explained: %+v", x)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
 )
 
@@ -77,11 +78,11 @@ states:
 	}{
 		{"the first branch holds; the second is still evaluated", map[string]any{"code": "42"}, []bool{true, true}, 0, ""},
 		{"the second branch is taken", map[string]any{"code": "7"}, []bool{false, true}, 1, ""},
-		{"no branch holds", map[string]any{"code": ""}, []bool{false, false}, -1, machine.CodeGuardRejected},
+		{"no branch holds", map[string]any{"code": ""}, []bool{false, false}, -1, code.GuardRejected},
 	}
 	for _, tt := range tests {
 		x := machine.Explain(def, snap, "open", tt.payload, now)
-		if machine.CodeOf(x.Err) != tt.code || len(x.Branches) != 2 {
+		if code.Of(x.Err) != tt.code || len(x.Branches) != 2 {
 			t.Fatalf("%s: err %v, %d branches", tt.name, x.Err, len(x.Branches))
 		}
 		for i, b := range x.Branches {
@@ -93,7 +94,7 @@ states:
 			t.Errorf("%s: transition %+v", tt.name, x.Transition)
 		}
 	}
-	if x := machine.Explain(def, snap, "knock", nil, now); machine.CodeOf(x.Err) != machine.CodeUnknownEvent || len(x.Branches) != 0 {
+	if x := machine.Explain(def, snap, "knock", nil, now); code.Of(x.Err) != code.UnknownEvent || len(x.Branches) != 0 {
 		t.Errorf("unknown event: %+v", x)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/schema"
 )
@@ -170,7 +171,7 @@ func TestFireErrors(t *testing.T) {
 		msg     string
 	}{
 		{
-			name: "unknown event", state: "created", event: "explode", code: machine.CodeUnknownEvent,
+			name: "unknown event", state: "created", event: "explode", code: code.UnknownEvent,
 			msg: `unknown event "explode": no state of the definition handles it`,
 			check: func(t *testing.T, err error) {
 				var e *machine.UnknownEventError
@@ -180,11 +181,11 @@ func TestFireErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "unknown event in a final state", state: "shipped", event: "explode", code: machine.CodeUnknownEvent,
+			name: "unknown event in a final state", state: "shipped", event: "explode", code: code.UnknownEvent,
 			msg: `unknown event "explode": no state of the definition handles it`,
 		},
 		{
-			name: "invalid transition", state: "created", event: "ship", code: machine.CodeInvalidTransition,
+			name: "invalid transition", state: "created", event: "ship", code: code.InvalidTransition,
 			msg: `state "created" does not handle event "ship" (it handles pay, swap, promote, touch, note, cancel, boom, divide, schedule, expire, remind)`,
 			check: func(t *testing.T, err error) {
 				var e *machine.InvalidTransitionError
@@ -194,7 +195,7 @@ func TestFireErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "instance final", state: "cancelled", event: "cancel", code: machine.CodeInstanceFinal,
+			name: "instance final", state: "cancelled", event: "cancel", code: code.InstanceFinal,
 			msg: `the instance is in final state "cancelled" and takes no events (got "cancel")`,
 			check: func(t *testing.T, err error) {
 				var e *machine.InstanceFinalError
@@ -204,7 +205,7 @@ func TestFireErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "guard rejected", state: "created", event: "pay", payload: pay(5, "sepa"), code: machine.CodeGuardRejected,
+			name: "guard rejected", state: "created", event: "pay", payload: pay(5, "sepa"), code: code.GuardRejected,
 			msg: `event "pay" in state "created": no guard holds: the payment must cover the amount by card or SEPA; only a card payment can fail`,
 			check: func(t *testing.T, err error) {
 				var e *machine.GuardRejectedError
@@ -221,7 +222,7 @@ func TestFireErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "a guard that fails", state: "created", event: "boom", code: machine.CodeExpressionFailed,
+			name: "a guard that fails", state: "created", event: "boom", code: code.ExpressionFailed,
 			msg: `event "boom" in state "created": guard of branch 1: evaluating "ctx.tags[3] == \"x\"": index out of range: 3 (array length is 1)`,
 			check: func(t *testing.T, err error) {
 				var e *machine.ExpressionError
@@ -231,7 +232,7 @@ func TestFireErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "set fails", state: "created", event: "divide", code: machine.CodeExpressionFailed,
+			name: "set fails", state: "created", event: "divide", code: code.ExpressionFailed,
 			check: func(t *testing.T, err error) {
 				var e *machine.ExpressionError
 				if !errors.As(err, &e) || e.Where != "set" || !strings.Contains(e.Error(), "a: ") || !strings.Contains(e.Error(), "integer divide by zero") {
@@ -240,7 +241,7 @@ func TestFireErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "timer at fails on entering", state: "created", event: "schedule", code: machine.CodeExpressionFailed,
+			name: "timer at fails on entering", state: "created", event: "schedule", code: code.ExpressionFailed,
 			check: func(t *testing.T, err error) {
 				var e *machine.ExpressionError
 				if !errors.As(err, &e) || e.Where != "timer at" || e.State != "scheduled" || e.Event != "schedule" {
@@ -250,27 +251,27 @@ func TestFireErrors(t *testing.T) {
 		},
 		{
 			name: "payload of the wrong type", state: "created", event: "pay",
-			payload: map[string]any{"amount": "ten", "method": "card", "reference": "r"}, code: machine.CodeInvalidPayload,
+			payload: map[string]any{"amount": "ten", "method": "card", "reference": "r"}, code: code.InvalidPayload,
 			msg: `invalid payload for event "pay": amount: expected float, got string "ten"`,
 		},
 		{
 			name: "payload with an unknown field", state: "created", event: "pay",
-			payload: map[string]any{"amount": 1.0, "method": "card", "reference": "r", "colour": "red"}, code: machine.CodeInvalidPayload,
+			payload: map[string]any{"amount": 1.0, "method": "card", "reference": "r", "colour": "red"}, code: code.InvalidPayload,
 			msg: `invalid payload for event "pay": colour: unknown field`,
 		},
 		{
 			name: "payload missing a required field", state: "created", event: "pay",
-			payload: map[string]any{"amount": 10.0, "method": "card"}, code: machine.CodeInvalidPayload,
+			payload: map[string]any{"amount": 10.0, "method": "card"}, code: code.InvalidPayload,
 			msg: `invalid payload for event "pay": reference: required field is missing`,
 		},
 		{
 			name: "no payload for an event with a required field", state: "created", event: "pay",
-			code: machine.CodeInvalidPayload,
+			code: code.InvalidPayload,
 			msg:  `invalid payload for event "pay": reference: required field is missing`,
 		},
 		{
 			name: "payload to an event without a schema", state: "created", event: "cancel",
-			payload: map[string]any{"reason": "x"}, code: machine.CodeInvalidPayload,
+			payload: map[string]any{"reason": "x"}, code: code.InvalidPayload,
 			msg: `invalid payload for event "cancel": this event takes no payload`,
 			check: func(t *testing.T, err error) {
 				var e *machine.InvalidPayloadError
@@ -292,7 +293,7 @@ func TestFireErrors(t *testing.T) {
 			if tr != nil {
 				t.Errorf("Fire returned a transition with its error: %+v", tr)
 			}
-			if got := machine.CodeOf(err); got != tt.code {
+			if got := code.Of(err); got != tt.code {
 				t.Errorf("CodeOf(%v) = %q, want %q", err, got, tt.code)
 			}
 			if tt.msg != "" && err.Error() != tt.msg {
@@ -327,7 +328,7 @@ func TestCodeOf(t *testing.T) {
 		{nil, ""},
 	}
 	for _, tt := range tests {
-		if got := machine.CodeOf(tt.err); got != tt.code {
+		if got := code.Of(tt.err); got != tt.code {
 			t.Errorf("CodeOf(%T) = %q, want %q", tt.err, got, tt.code)
 		}
 	}
@@ -336,7 +337,7 @@ func TestCodeOf(t *testing.T) {
 func TestFireUnknownState(t *testing.T) {
 	t.Parallel()
 	_, err := machine.Fire(shop(t), snap("limbo"), "cancel", nil, at)
-	if err == nil || machine.CodeOf(err) != "" {
+	if err == nil || code.Of(err) != "" {
 		t.Errorf("Fire in a state the definition lacks = %v, want a plain error", err)
 	}
 }
@@ -612,8 +613,8 @@ func TestStartInvalidContext(t *testing.T) {
 			if !errors.As(err, &e) || e.Err == nil {
 				t.Fatalf("Start error = %#v, want an *InvalidContextError", err)
 			}
-			if machine.CodeOf(err) != machine.CodeInvalidContext || err.Error() != tt.msg {
-				t.Errorf("Start error = %q (%s), want %q", err, machine.CodeOf(err), tt.msg)
+			if code.Of(err) != code.InvalidContext || err.Error() != tt.msg {
+				t.Errorf("Start error = %q (%s), want %q", err, code.Of(err), tt.msg)
 			}
 		})
 	}
@@ -634,8 +635,8 @@ func TestFireConcurrent(t *testing.T) {
 		{"pay", pay(1, "card"), "failed", ""},
 		{"promote", nil, "created", ""},
 		{"swap", nil, "created", ""},
-		{"pay", pay(1, "sepa"), "", machine.CodeGuardRejected},
-		{"ship", nil, "", machine.CodeInvalidTransition},
+		{"pay", pay(1, "sepa"), "", code.GuardRejected},
+		{"ship", nil, "", code.InvalidTransition},
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -644,7 +645,7 @@ func TestFireConcurrent(t *testing.T) {
 			for i := range 1000 {
 				c := calls[(g+i)%len(calls)]
 				tr, err := machine.Fire(def, base, c.event, c.payload, at)
-				if machine.CodeOf(err) != c.code || (err == nil && tr.To != c.to) {
+				if code.Of(err) != c.code || (err == nil && tr.To != c.to) {
 					errs <- fmt.Errorf("goroutine %d, call %d (%s): %+v, %v; want %s%s", g, i, c.event, tr, err, c.to, c.code)
 					return
 				}

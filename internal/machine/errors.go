@@ -1,39 +1,12 @@
 package machine
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/source"
 )
-
-// Error codes of definitions.md §4, shared by the engine, the transition tables, the CLI and the API.
-const (
-	CodeUnknownEvent        = "unknown_event"
-	CodeInvalidTransition   = "invalid_transition"
-	CodeGuardRejected       = "guard_rejected"
-	CodeInstanceFinal       = "instance_final"
-	CodeInvalidPayload      = "invalid_payload"
-	CodeInvalidContext      = "invalid_context"
-	CodeNotFound            = "not_found"
-	CodeVersionConflict     = "version_conflict"
-	CodeIdempotencyMismatch = "idempotency_mismatch"
-	CodeInvalidDefinition   = "invalid_definition"
-	// CodeExpressionFailed is fsmd's own: an expression that compiled failed when evaluated (an index
-	// out of range, the memory budget exceeded, a value its field refuses). The definition is at fault,
-	// and the instance is left as it was.
-	CodeExpressionFailed = "expression_failed"
-)
-
-// CodeOf returns the error code of err, or "" when it carries none.
-func CodeOf(err error) string {
-	var c interface{ Code() string }
-	if errors.As(err, &c) {
-		return c.Code()
-	}
-	return ""
-}
 
 // UnknownEventError: the definition has no event of that name in any state.
 type UnknownEventError struct {
@@ -45,7 +18,7 @@ func (e *UnknownEventError) Error() string {
 }
 
 // Code is the error code.
-func (e *UnknownEventError) Code() string { return CodeUnknownEvent }
+func (e *UnknownEventError) Code() string { return code.UnknownEvent }
 
 // InvalidTransitionError: the current state does not handle the event.
 type InvalidTransitionError struct {
@@ -61,7 +34,7 @@ func (e *InvalidTransitionError) Error() string {
 }
 
 // Code is the error code.
-func (e *InvalidTransitionError) Code() string { return CodeInvalidTransition }
+func (e *InvalidTransitionError) Code() string { return code.InvalidTransition }
 
 // InstanceFinalError: the instance is in a final state.
 type InstanceFinalError struct {
@@ -73,7 +46,7 @@ func (e *InstanceFinalError) Error() string {
 }
 
 // Code is the error code.
-func (e *InstanceFinalError) Code() string { return CodeInstanceFinal }
+func (e *InstanceFinalError) Code() string { return code.InstanceFinal }
 
 // Blocker is one branch that was not taken because its guard did not hold.
 type Blocker struct {
@@ -101,7 +74,7 @@ func (e *GuardRejectedError) Error() string {
 }
 
 // Code is the error code.
-func (e *GuardRejectedError) Code() string { return CodeGuardRejected }
+func (e *GuardRejectedError) Code() string { return code.GuardRejected }
 
 // InvalidPayloadError: the payload does not match the event's schema.
 type InvalidPayloadError struct {
@@ -114,7 +87,7 @@ func (e *InvalidPayloadError) Error() string {
 }
 
 // Code is the error code.
-func (e *InvalidPayloadError) Code() string { return CodeInvalidPayload }
+func (e *InvalidPayloadError) Code() string { return code.InvalidPayload }
 
 func (e *InvalidPayloadError) Unwrap() error { return e.Err }
 
@@ -126,7 +99,7 @@ type InvalidContextError struct {
 func (e *InvalidContextError) Error() string { return fmt.Sprintf("invalid context: %v", e.Err) }
 
 // Code is the error code.
-func (e *InvalidContextError) Code() string { return CodeInvalidContext }
+func (e *InvalidContextError) Code() string { return code.InvalidContext }
 
 func (e *InvalidContextError) Unwrap() error { return e.Err }
 
@@ -142,7 +115,7 @@ func (e *ExpressionError) Error() string {
 }
 
 // Code is the error code.
-func (e *ExpressionError) Code() string { return CodeExpressionFailed }
+func (e *ExpressionError) Code() string { return code.ExpressionFailed }
 
 func (e *ExpressionError) Unwrap() error { return e.Err }
 
@@ -164,4 +137,4 @@ func (e *InvalidDefinitionError) Error() string {
 }
 
 // Code is the error code.
-func (e *InvalidDefinitionError) Code() string { return CodeInvalidDefinition }
+func (e *InvalidDefinitionError) Code() string { return code.InvalidDefinition }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fsmd-io/fsmd/internal/code"
 )
 
 // fuzzSeeds are definitions, valid and broken, that start FuzzParse where the interesting inputs are.
@@ -109,7 +111,7 @@ func fuzzFireAll(t *testing.T, def *Definition, snap Snapshot, now time.Time) {
 		if err == nil && def.States[tr.To] == nil {
 			t.Errorf("%s on %s went to %q, not a state", snap.State, ev, tr.To)
 		}
-		if err != nil && CodeOf(err) == "" {
+		if err != nil && code.Of(err) == "" {
 			t.Errorf("%s on %s: an error without a code: %v", snap.State, ev, err)
 		}
 	}

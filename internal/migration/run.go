@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/schema"
@@ -188,10 +189,7 @@ func (e *RunningError) Error() string {
 }
 
 // Code is the API's error code for it.
-func (e *RunningError) Code() string { return CodeRunning }
-
-// CodeRunning is the API's error code of a RunningError (409).
-const CodeRunning = "migration_running"
+func (e *RunningError) Code() string { return code.MigrationRunning }
 
 // Run executes a started (or interrupted) migration to the end, group by group and batch by batch:
 // each batch's instances are locked, moved with their audit rows, and the migration's progress

@@ -12,14 +12,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fsmd-io/fsmd/internal/auth"
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/console"
-)
-
-// The codes of authentication's refusals.
-const (
-	CodeUnauthorized    = "unauthorized"      // no key, or not a key of this server
-	CodeForbidden       = "forbidden"         // the key's role may not do this
-	CodeTooManyRequests = "too_many_requests" // too many failed authentications from the client
 )
 
 // actorKey is where the authenticated key's name is kept in the echo context.
@@ -68,7 +62,7 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		scheme, token, found := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
 		if !found || !strings.EqualFold(scheme, "Bearer") {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="fsmd"`)
-			return &requestError{code: CodeUnauthorized, detail: "send the API key as Authorization: Bearer <key>"}
+			return &requestError{code: code.Unauthorized, detail: "send the API key as Authorization: Bearer <key>"}
 		}
 		// The lockout refuses failed attempts only: a valid key always passes, so that the users
 		// behind one address (a NAT, a proxy) are not locked out by one of them guessing.
@@ -77,14 +71,14 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			client, now := failureClient(c.RealIP()), time.Now()
 			if wait, blocked := s.failures.blocked(client, now); blocked {
 				c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-				return &requestError{code: CodeTooManyRequests, detail: "too many failed authentications from this client: try again later"}
+				return &requestError{code: code.TooManyRequests, detail: "too many failed authentications from this client: try again later"}
 			}
 			s.failures.fail(client, now)
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="fsmd", error="invalid_token"`)
-			return &requestError{code: CodeUnauthorized, detail: "the API key is not valid"}
+			return &requestError{code: code.Unauthorized, detail: "the API key is not valid"}
 		}
 		if need := requiredRole(c.Request().Method, c.Path()); key.Role < need {
-			return &requestError{code: CodeForbidden, detail: "the key " + key.Name + " has the role " + key.Role.String() +
+			return &requestError{code: code.Forbidden, detail: "the key " + key.Name + " has the role " + key.Role.String() +
 				"; " + c.Request().Method + " " + c.Path() + " needs " + need.String()}
 		}
 		c.Set(actorKey, key.Name)

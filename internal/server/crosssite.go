@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/fsmd-io/fsmd/internal/code"
 )
 
 // The defences against web pages. A page the user visits can make the user's browser send requests
@@ -109,17 +111,17 @@ func crossSiteType(req *http.Request) error {
 			return nil
 		}
 		if crossOrigin.Check(req) != nil {
-			return &requestError{CodeUnsupportedMediaType, fmt.Sprintf("a %s without Content-Type from a page of another site "+
+			return &requestError{code.UnsupportedMediaType, fmt.Sprintf("a %s without Content-Type from a page of another site "+
 				"(Origin %q): send Content-Type: application/json, even without a body", req.Method, req.Header.Get("Origin"))}
 		}
 		return nil
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return &requestError{CodeUnsupportedMediaType, fmt.Sprintf("Content-Type %q cannot be parsed: %v", ct, err)}
+		return &requestError{code.UnsupportedMediaType, fmt.Sprintf("Content-Type %q cannot be parsed: %v", ct, err)}
 	}
 	if slices.Contains(simpleTypes, mt) {
-		return &requestError{CodeUnsupportedMediaType, fmt.Sprintf("Content-Type %s is not accepted with %s, since a web page "+
+		return &requestError{code.UnsupportedMediaType, fmt.Sprintf("Content-Type %s is not accepted with %s, since a web page "+
 			"can send it from any site: send application/json (a definition: application/yaml)", mt, req.Method)}
 	}
 	return nil

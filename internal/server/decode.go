@@ -16,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/schema"
 )
 
@@ -31,17 +32,17 @@ var yamlTypes = []string{"application/yaml", "application/x-yaml", "text/yaml"}
 func checkContentType(c echo.Context, want []string) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if ct == "" {
-		return &requestError{CodeUnsupportedMediaType, fmt.Sprintf("Content-Type is missing: send %s", strings.Join(want, " or "))}
+		return &requestError{code.UnsupportedMediaType, fmt.Sprintf("Content-Type is missing: send %s", strings.Join(want, " or "))}
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return &requestError{CodeUnsupportedMediaType, fmt.Sprintf("Content-Type %q cannot be parsed: %v", ct, err)}
+		return &requestError{code.UnsupportedMediaType, fmt.Sprintf("Content-Type %q cannot be parsed: %v", ct, err)}
 	}
 	if !slices.Contains(want, mt) {
-		return &requestError{CodeUnsupportedMediaType, fmt.Sprintf("Content-Type %s is not accepted here: send %s", mt, strings.Join(want, " or "))}
+		return &requestError{code.UnsupportedMediaType, fmt.Sprintf("Content-Type %s is not accepted here: send %s", mt, strings.Join(want, " or "))}
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return &requestError{CodeUnsupportedMediaType, fmt.Sprintf("charset %s is not accepted: send UTF-8", cs)}
+		return &requestError{code.UnsupportedMediaType, fmt.Sprintf("charset %s is not accepted: send UTF-8", cs)}
 	}
 	return nil
 }

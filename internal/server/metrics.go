@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
@@ -55,9 +55,9 @@ func (m *metrics) observe(event string, res service.EventResult, replayed bool, 
 	definition, outcome := res.Instance.Definition, "accepted"
 	switch {
 	case err != nil:
-		outcome = machine.CodeOf(err)
+		outcome = code.Of(err)
 		if outcome == "" {
-			outcome = "internal_error"
+			outcome = code.Internal
 		}
 		var ee *service.EventError
 		var vc *service.VersionConflictError

@@ -10,8 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/service"
 	"github.com/fsmd-io/fsmd/internal/source"
 )
@@ -22,17 +22,6 @@ import (
 // the URL is an identifier first, and the place to document the code.
 const ProblemTypeBase = "https://fsmd.dev/problems/"
 
-// Codes of fsmd's own for errors the HTTP layer finds before the service is asked (or when it cannot
-// answer). The codes of definitions.md §4 are machine's.
-const (
-	CodeInvalidRequest       = "invalid_request"        // malformed JSON, unknown fields, bad ids, query values or headers
-	CodeBodyTooLarge         = "body_too_large"         // over the body limit
-	CodeUnsupportedMediaType = "unsupported_media_type" // a body of another content type
-	CodeMethodNotAllowed     = "method_not_allowed"     // the path exists, the method does not
-	CodeUnavailable          = "unavailable"            // the database does not answer, or the service is not ready
-	CodeInternal             = "internal_error"         // a bug: the real error is only in the log
-)
-
 // problemKind is what a code means over HTTP.
 type problemKind struct {
 	status int
@@ -41,38 +30,38 @@ type problemKind struct {
 
 // problemKinds is the one table from error code to HTTP status (api.md's, plus fsmd's own codes).
 var problemKinds = map[string]problemKind{
-	machine.CodeNotFound:            {http.StatusNotFound, "Not found"},
-	machine.CodeInvalidTransition:   {http.StatusConflict, "Invalid transition"},
-	machine.CodeGuardRejected:       {http.StatusConflict, "Guard rejected"},
-	machine.CodeInstanceFinal:       {http.StatusConflict, "Instance is final"},
-	service.CodeInstanceExists:      {http.StatusConflict, "Instance exists"},
-	machine.CodeVersionConflict:     {http.StatusPreconditionFailed, "Version conflict"},
-	migration.CodeRunning:           {http.StatusConflict, "Migration running"},
-	machine.CodeUnknownEvent:        {http.StatusUnprocessableEntity, "Unknown event"},
-	machine.CodeInvalidPayload:      {http.StatusUnprocessableEntity, "Invalid payload"},
-	machine.CodeInvalidContext:      {http.StatusUnprocessableEntity, "Invalid context"},
-	machine.CodeInvalidDefinition:   {http.StatusUnprocessableEntity, "Invalid definition"},
-	machine.CodeIdempotencyMismatch: {http.StatusUnprocessableEntity, "Idempotency mismatch"},
-	machine.CodeExpressionFailed:    {http.StatusUnprocessableEntity, "Expression failed"},
-	CodeInvalidRequest:              {http.StatusBadRequest, "Invalid request"},
-	CodeBodyTooLarge:                {http.StatusRequestEntityTooLarge, "Request body too large"},
-	CodeUnsupportedMediaType:        {http.StatusUnsupportedMediaType, "Unsupported media type"},
-	CodeMethodNotAllowed:            {http.StatusMethodNotAllowed, "Method not allowed"},
-	CodeUnavailable:                 {http.StatusServiceUnavailable, "Service unavailable"},
-	CodeUnauthorized:                {http.StatusUnauthorized, "Unauthorized"},
-	CodeForbidden:                   {http.StatusForbidden, "Forbidden"},
-	CodeTooManyRequests:             {http.StatusTooManyRequests, "Too many requests"},
-	CodeInternal:                    {http.StatusInternalServerError, "Internal server error"},
+	code.NotFound:             {http.StatusNotFound, "Not found"},
+	code.InvalidTransition:    {http.StatusConflict, "Invalid transition"},
+	code.GuardRejected:        {http.StatusConflict, "Guard rejected"},
+	code.InstanceFinal:        {http.StatusConflict, "Instance is final"},
+	code.InstanceExists:       {http.StatusConflict, "Instance exists"},
+	code.VersionConflict:      {http.StatusPreconditionFailed, "Version conflict"},
+	code.MigrationRunning:     {http.StatusConflict, "Migration running"},
+	code.UnknownEvent:         {http.StatusUnprocessableEntity, "Unknown event"},
+	code.InvalidPayload:       {http.StatusUnprocessableEntity, "Invalid payload"},
+	code.InvalidContext:       {http.StatusUnprocessableEntity, "Invalid context"},
+	code.InvalidDefinition:    {http.StatusUnprocessableEntity, "Invalid definition"},
+	code.IdempotencyMismatch:  {http.StatusUnprocessableEntity, "Idempotency mismatch"},
+	code.ExpressionFailed:     {http.StatusUnprocessableEntity, "Expression failed"},
+	code.InvalidRequest:       {http.StatusBadRequest, "Invalid request"},
+	code.BodyTooLarge:         {http.StatusRequestEntityTooLarge, "Request body too large"},
+	code.UnsupportedMediaType: {http.StatusUnsupportedMediaType, "Unsupported media type"},
+	code.MethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed"},
+	code.Unavailable:          {http.StatusServiceUnavailable, "Service unavailable"},
+	code.Unauthorized:         {http.StatusUnauthorized, "Unauthorized"},
+	code.Forbidden:            {http.StatusForbidden, "Forbidden"},
+	code.TooManyRequests:      {http.StatusTooManyRequests, "Too many requests"},
+	code.Internal:             {http.StatusInternalServerError, "Internal server error"},
 }
 
 // echoCodes names the errors echo itself returns (routing, the body limit) by our codes.
 var echoCodes = map[int]string{
-	http.StatusBadRequest:            CodeInvalidRequest,
-	http.StatusNotFound:              machine.CodeNotFound,
-	http.StatusMethodNotAllowed:      CodeMethodNotAllowed,
-	http.StatusRequestEntityTooLarge: CodeBodyTooLarge,
-	http.StatusUnsupportedMediaType:  CodeUnsupportedMediaType,
-	http.StatusServiceUnavailable:    CodeUnavailable,
+	http.StatusBadRequest:            code.InvalidRequest,
+	http.StatusNotFound:              code.NotFound,
+	http.StatusMethodNotAllowed:      code.MethodNotAllowed,
+	http.StatusRequestEntityTooLarge: code.BodyTooLarge,
+	http.StatusUnsupportedMediaType:  code.UnsupportedMediaType,
+	http.StatusServiceUnavailable:    code.Unavailable,
 }
 
 // Problem is an error as the API shows it: application/problem+json (RFC 9457). `instance` is not
@@ -101,25 +90,25 @@ func (e *requestError) Code() string { return e.code }
 
 // invalid is an invalid_request error.
 func invalid(format string, args ...any) error {
-	return &requestError{CodeInvalidRequest, fmt.Sprintf(format, args...)}
+	return &requestError{code.InvalidRequest, fmt.Sprintf(format, args...)}
 }
 
 // problemFor turns any error into its problem, and says whether the error is the server's fault
 // (to be logged with its real text, which the client does not see).
 func (s *server) problemFor(err error, c echo.Context) (p Problem, fault bool) {
-	code, detail := s.classify(err, c)
-	kind, ok := problemKinds[code]
+	cd, detail := s.classify(err, c)
+	kind, ok := problemKinds[cd]
 	if !ok {
-		// A code the table does not know is a bug of ours, not the client's: 500, like any error.
-		code, detail = CodeInternal, "internal error"
-		kind = problemKinds[code]
+		// A cd the table does not know is a bug of ours, not the client's: 500, like any error.
+		cd, detail = code.Internal, "internal error"
+		kind = problemKinds[cd]
 	}
 	p = Problem{
-		Type:      ProblemTypeBase + code,
+		Type:      ProblemTypeBase + cd,
 		Title:     kind.title,
 		Status:    kind.status,
 		Detail:    detail,
-		Code:      code,
+		Code:      cd,
 		RequestID: RequestID(c.Request().Context()),
 	}
 	p.Instance = instanceOf(err)
@@ -140,51 +129,51 @@ func (s *server) problemFor(err error, c echo.Context) (p Problem, fault bool) {
 	return p, kind.status >= 500
 }
 
-// classify finds the code and the detail of an error.
-func (s *server) classify(err error, c echo.Context) (code, detail string) {
+// classify finds the cd and the detail of an error.
+func (s *server) classify(err error, c echo.Context) (cd, detail string) {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		return s.classifyEcho(he, c)
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return CodeBodyTooLarge, fmt.Sprintf("the request body is over the limit of %d bytes", tooLarge.Limit)
+		return code.BodyTooLarge, fmt.Sprintf("the request body is over the limit of %d bytes", tooLarge.Limit)
 	}
-	switch code := machine.CodeOf(err); code {
+	switch cd := code.Of(err); cd {
 	case "":
-	case CodeUnavailable:
+	case code.Unavailable:
 		// The service's text names the database failure; the client needs only to know to retry.
-		return code, "the database is unavailable; retry later"
+		return cd, "the database is unavailable; retry later"
 	default:
-		return code, err.Error()
+		return cd, err.Error()
 	}
 	var timeout interface{ Timeout() bool }
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		(errors.As(err, &timeout) && timeout.Timeout()) {
-		return CodeUnavailable, "the request timed out; retry later"
+		return code.Unavailable, "the request timed out; retry later"
 	}
-	return CodeInternal, "internal error"
+	return code.Internal, "internal error"
 }
 
 // classifyEcho names echo's own errors: the router's 404 and 405 above all.
-func (s *server) classifyEcho(he *echo.HTTPError, c echo.Context) (code, detail string) {
-	code, ok := echoCodes[he.Code]
+func (s *server) classifyEcho(he *echo.HTTPError, c echo.Context) (cd, detail string) {
+	cd, ok := echoCodes[he.Code]
 	if !ok {
-		return CodeInternal, "internal error"
+		return code.Internal, "internal error"
 	}
 	req := c.Request()
-	switch code {
-	case machine.CodeNotFound:
-		return code, fmt.Sprintf("no route %s %s", req.Method, req.URL.Path)
-	case CodeMethodNotAllowed:
-		return code, fmt.Sprintf("%s is not allowed on %s (allowed: %s)", req.Method, req.URL.Path, c.Response().Header().Get(echo.HeaderAllow))
-	case CodeBodyTooLarge:
-		return code, fmt.Sprintf("the request body is over the limit of %d bytes", s.bodyLimit)
+	switch cd {
+	case code.NotFound:
+		return cd, fmt.Sprintf("no route %s %s", req.Method, req.URL.Path)
+	case code.MethodNotAllowed:
+		return cd, fmt.Sprintf("%s is not allowed on %s (allowed: %s)", req.Method, req.URL.Path, c.Response().Header().Get(echo.HeaderAllow))
+	case code.BodyTooLarge:
+		return cd, fmt.Sprintf("the request body is over the limit of %d bytes", s.bodyLimit)
 	}
 	if m, ok := he.Message.(string); ok && m != http.StatusText(he.Code) {
-		return code, m
+		return cd, m
 	}
-	return code, http.StatusText(he.Code)
+	return cd, http.StatusText(he.Code)
 }
 
 // instanceOf finds the instance snapshot an error carries, or nil.
@@ -233,7 +222,7 @@ func (s *server) handleError(err error, c echo.Context) {
 	b, merr := json.Marshal(p)
 	if merr != nil {
 		s.log.Error("encoding a problem", slog.String("request_id", p.RequestID), slog.String("error", merr.Error()))
-		b = []byte(`{"type":"` + ProblemTypeBase + CodeInternal + `","title":"Internal server error","status":500,"detail":"internal error","code":"` + CodeInternal + `"}`)
+		b = []byte(`{"type":"` + ProblemTypeBase + code.Internal + `","title":"Internal server error","status":500,"detail":"internal error","code":"` + code.Internal + `"}`)
 		p.Status = http.StatusInternalServerError
 	}
 	_ = c.Blob(p.Status, "application/problem+json", b)

@@ -5,7 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/code"
 )
 
 // reload godoc
@@ -44,7 +44,7 @@ func (s *server) reload(c echo.Context) error {
 		}
 	}
 	if s.defsDir == "" {
-		return &requestError{machine.CodeNotFound, "this server has no definitions folder to reload"}
+		return &requestError{code.NotFound, "this server has no definitions folder to reload"}
 	}
 	res, err := s.svc.Reload(c.Request().Context(), s.defsDir)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fsmd-io/fsmd/api/openapi"
 	"github.com/fsmd-io/fsmd/internal/auth"
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/console"
 	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/service"
@@ -212,7 +213,7 @@ func (e notReady) Error() string { return "not ready: " + e.err.Error() }
 func (e notReady) Unwrap() error { return e.err }
 
 // Code is the error code.
-func (e notReady) Code() string { return CodeUnavailable }
+func (e notReady) Code() string { return code.Unavailable }
 
 // swaggerIndex sends /swagger to the UI.
 func swaggerIndex(c echo.Context) error {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/schema"
 )
@@ -20,7 +21,7 @@ func TestEncodeContext(t *testing.T) {
 	}
 	_, err = encodeContext(map[string]any{"note": strings.Repeat("x", schema.MaxContextSize-overhead+1)})
 	var invalid *machine.InvalidContextError
-	if !errors.As(err, &invalid) || machine.CodeOf(err) != machine.CodeInvalidContext || !strings.Contains(err.Error(), "256 KiB") {
+	if !errors.As(err, &invalid) || code.Of(err) != code.InvalidContext || !strings.Contains(err.Error(), "256 KiB") {
 		t.Errorf("a byte over: %v, want invalid_context", err)
 	}
 }

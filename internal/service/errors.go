@@ -3,16 +3,12 @@ package service
 import (
 	"fmt"
 
-	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/code"
 )
 
 // Errors of the service, in addition to the engine's (machine package). Each has a Code of
 // definitions.md §4, or fsmd's own where the contract has none; the HTTP layer maps codes to statuses
 // in one table.
-
-// CodeInstanceExists is fsmd's own: a client-chosen id names an existing instance created with
-// another body (409, with that instance).
-const CodeInstanceExists = "instance_exists"
 
 // NotFoundError: no such definition, version or instance.
 type NotFoundError struct {
@@ -22,7 +18,7 @@ type NotFoundError struct {
 func (e *NotFoundError) Error() string { return fmt.Sprintf("no %s %q", e.What, e.Key) }
 
 // Code is the error code.
-func (e *NotFoundError) Code() string { return machine.CodeNotFound }
+func (e *NotFoundError) Code() string { return code.NotFound }
 
 // VersionConflictError: If-Match names another revision than the current one.
 type VersionConflictError struct {
@@ -35,7 +31,7 @@ func (e *VersionConflictError) Error() string {
 }
 
 // Code is the error code.
-func (e *VersionConflictError) Code() string { return machine.CodeVersionConflict }
+func (e *VersionConflictError) Code() string { return code.VersionConflict }
 
 // IdempotencyMismatchError: an Idempotency-Key was reused with a different request.
 type IdempotencyMismatchError struct {
@@ -47,7 +43,7 @@ func (e *IdempotencyMismatchError) Error() string {
 }
 
 // Code is the error code.
-func (e *IdempotencyMismatchError) Code() string { return machine.CodeIdempotencyMismatch }
+func (e *IdempotencyMismatchError) Code() string { return code.IdempotencyMismatch }
 
 // InstanceExistsError: a client-chosen id exists already and the request differs from its creation.
 type InstanceExistsError struct {
@@ -59,7 +55,7 @@ func (e *InstanceExistsError) Error() string {
 }
 
 // Code is the error code.
-func (e *InstanceExistsError) Code() string { return CodeInstanceExists }
+func (e *InstanceExistsError) Code() string { return code.InstanceExists }
 
 // EventError is an event the engine refused, with the instance as it is (for problem+json's
 // `instance`). Its code is the engine error's.

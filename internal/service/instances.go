@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/ident"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/outbox"
@@ -41,7 +42,7 @@ type BadRequestError struct{ Detail string }
 func (e *BadRequestError) Error() string { return e.Detail }
 
 // Code is fsmd's own error code for it.
-func (e *BadRequestError) Code() string { return "invalid_request" }
+func (e *BadRequestError) Code() string { return code.InvalidRequest }
 
 // CreateInstance creates an instance of the latest version of a definition in its initial state.
 // With a client-chosen id that exists already, the same request is answered with the instance
@@ -491,7 +492,7 @@ func (s *Service) Explain(ctx context.Context, id, event string, payload map[str
 		out.Context = encodeMap(x.Transition.ContextAfter)
 	}
 	if x.Err != nil {
-		out.Error = &ErrorInfo{Code: machine.CodeOf(x.Err), Detail: x.Err.Error()}
+		out.Error = &ErrorInfo{Code: code.Of(x.Err), Detail: x.Err.Error()}
 	}
 	return out, nil
 }

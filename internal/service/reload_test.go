@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/migration"
@@ -138,7 +139,7 @@ func TestReload(t *testing.T) {
 		writeFile(t, dir, "syntax.yaml", "name: [\n")
 		_, err = svc.Reload(ctx, dir)
 		var inv *machine.InvalidDefinitionError
-		if !errors.As(err, &inv) || machine.CodeOf(err) != machine.CodeInvalidDefinition {
+		if !errors.As(err, &inv) || code.Of(err) != code.InvalidDefinition {
 			t.Fatalf("a folder with errors: %v, want an InvalidDefinitionError", err)
 		}
 		files := map[string]int{}
@@ -153,7 +154,7 @@ func TestReload(t *testing.T) {
 		if def, err := svc.GetDefinition(ctx, "ticket"); err != nil || def.Version != 1 {
 			t.Errorf("ticket after the failed reload: version %d, %v; want 1", def.Version, err)
 		}
-		if _, err := svc.GetDefinition(ctx, "bad"); machine.CodeOf(err) != machine.CodeNotFound {
+		if _, err := svc.GetDefinition(ctx, "bad"); code.Of(err) != code.NotFound {
 			t.Errorf("bad after the failed reload: %v, want not_found", err)
 		}
 

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
@@ -120,7 +121,7 @@ func (e *UnavailableError) Error() string { return "the database is unavailable:
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // Code is fsmd's own error code for it.
-func (e *UnavailableError) Code() string { return "unavailable" }
+func (e *UnavailableError) Code() string { return code.Unavailable }
 
 // dbError turns a database error the caller did not expect into what the API says: a database that
 // cannot be reached is 503 (the client may retry; with an Idempotency-Key safely), text it cannot

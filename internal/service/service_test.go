@@ -14,6 +14,7 @@ import (
 
 	"modernc.org/sqlite"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
@@ -416,7 +417,7 @@ func TestPutDefinition(t *testing.T) {
 		if got := versions(t, svc, "door"); !slices.Equal(got, []int{1, 2}) {
 			t.Errorf("door versions after a restart: %v", got)
 		}
-		if _, err := svc.GetDefinition(ctx, "ticket"); machine.CodeOf(err) != machine.CodeNotFound {
+		if _, err := svc.GetDefinition(ctx, "ticket"); code.Of(err) != code.NotFound {
 			t.Errorf("ticket: %v, want not_found", err)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
@@ -371,7 +372,7 @@ func (s *Service) countRejection(req SendEvent, err error) {
 	if !errors.As(err, &ee) {
 		return
 	}
-	code := machine.CodeOf(ee.Err)
+	code := code.Of(ee.Err)
 	if code == "" {
 		return
 	}

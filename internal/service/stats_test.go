@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/dbtest"
-	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
@@ -42,20 +42,20 @@ func TestDefinitionStats(t *testing.T) {
 		send(t, svc, "t1", "resolve")
 		c.advance(10 * time.Second)
 		send(t, svc, "d1", "close") // opened for 14 s
-		refuse := func(id, event, code string) {
+		refuse := func(id, event, want string) {
 			t.Helper()
 			_, _, err := svc.SendEvent(ctx, service.SendEvent{InstanceID: id, Event: event, RequestID: "r"})
 			var ee *service.EventError
-			if !errors.As(err, &ee) || machine.CodeOf(err) != code {
-				t.Fatalf("SendEvent %s %s: %v, want %s", id, event, err, code)
+			if !errors.As(err, &ee) || code.Of(err) != want {
+				t.Fatalf("SendEvent %s %s: %v, want %s", id, event, err, want)
 			}
 		}
-		refuse("d2", "smash", machine.CodeInvalidTransition)
-		refuse("d4", "fly", machine.CodeUnknownEvent)
-		refuse("d4", "fly", machine.CodeUnknownEvent)
+		refuse("d2", "smash", code.InvalidTransition)
+		refuse("d4", "fly", code.UnknownEvent)
+		refuse("d4", "fly", code.UnknownEvent)
 		c.advance(time.Hour)
 		send(t, svc, "d1", "smash") // closed for 1 h, at 11:00:15
-		refuse("d1", "open", machine.CodeInstanceFinal)
+		refuse("d1", "open", code.InstanceFinal)
 
 		all := service.Stats{Definition: "door",
 			States: []service.StateStats{

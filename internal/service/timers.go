@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
@@ -190,7 +191,7 @@ func (s *Service) fire(row persistence.InstanceRow, t persistence.Timer, now tim
 		source: audit.SourceTimer}}
 	f.tr, err = s.limits.Fire(l.def, snap, t.Event, nil, now)
 	if err != nil {
-		if machine.CodeOf(err) == "" {
+		if code.Of(err) == "" {
 			return firing{}, err
 		}
 		f.refusal = err
@@ -235,7 +236,7 @@ func (s *Service) drop(ctx context.Context, tx *persistence.Tx, l loaded, t pers
 	row := audit.Row{InstanceID: l.row.ID, Seq: rev, Event: t.Event, From: l.row.State, To: l.row.State, Branch: -1,
 		Guards: []byte("[]"), Payload: []byte("{}"), ContextBefore: l.row.Context, ContextAfter: l.row.Context,
 		Source: audit.SourceTimer, RequestID: req.RequestID, DefinitionVersion: l.row.Version, At: now,
-		Dropped: machine.CodeOf(why) + ": " + why.Error()}
+		Dropped: code.Of(why) + ": " + why.Error()}
 	u := persistence.InstanceUpdateParams{ID: l.row.ID, ExpectRevision: l.row.Revision, Version: l.row.Version,
 		State: l.row.State, Context: l.row.Context, Revision: rev, Final: l.row.Final, UpdatedAt: now, EnteredAt: l.row.EnteredAt}
 	s.log.Info("a timer's event was refused: dropped", slog.String("instance", l.row.ID), slog.String("event", t.Event),

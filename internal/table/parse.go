@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/schema"
@@ -92,8 +93,8 @@ var (
 	givenKeys = []string{"state", "ctx", "now"}
 	stepKeys  = []string{"event", "payload", "advance"}
 	thenKeys  = []string{"state", "ctx", "error", "final", "notified"}
-	codes     = []string{machine.CodeUnknownEvent, machine.CodeInvalidTransition, machine.CodeGuardRejected,
-		machine.CodeInstanceFinal, machine.CodeInvalidPayload, machine.CodeExpressionFailed}
+	codes     = []string{code.UnknownEvent, code.InvalidTransition, code.GuardRejected,
+		code.InstanceFinal, code.InvalidPayload, code.ExpressionFailed}
 	migrationKeys     = []string{"name", "from", "given", "then"}
 	migrationThenKeys = []string{"state", "ctx", "stranded", "reason"}
 	reasons           = []string{migration.StateUnmapped, migration.RuleFailed, migration.ContextInvalid}

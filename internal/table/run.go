@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/schema"
@@ -101,7 +102,7 @@ func (in *instance) fire(event string, payload map[string]any, via string) error
 	t, err := machine.Fire(in.def, in.snap, event, payload, in.clock)
 	in.cov.record(in.def, in.snap.State, event, t, err)
 	if err != nil {
-		in.tracef("%s%s in %s: %s: %v", via, event, in.snap.State, machine.CodeOf(err), err)
+		in.tracef("%s%s in %s: %s: %v", via, event, in.snap.State, code.Of(err), err)
 		return err
 	}
 	var hooks []string
@@ -135,7 +136,7 @@ func (in *instance) advance(d time.Duration) error {
 			in.clock = next.At
 		}
 		err := in.fire(next.Event, nil, "timer ")
-		if machine.CodeOf(err) == machine.CodeExpressionFailed {
+		if code.Of(err) == code.ExpressionFailed {
 			return err
 		}
 	}
@@ -150,7 +151,7 @@ func (in *instance) tracef(format string, args ...any) {
 // compare checks the outcome against then.
 func (in *instance) compare(then Then, stepErr error) []string {
 	var fails []string
-	code := machine.CodeOf(stepErr)
+	code := code.Of(stepErr)
 	switch {
 	case then.Error != nil && stepErr == nil:
 		fails = append(fails, fmt.Sprintf("error: expected %s, got none (state %s)", *then.Error, in.snap.State))
