@@ -90,17 +90,21 @@ func validPort(p string) bool {
 	return err == nil && n >= 1 && n <= 65535
 }
 
-// metadataHosts are the names of cloud metadata services; metadataAddrs their addresses outside
-// the link-local ranges (169.254.0.0/16 and fe80::/10, which hold the others).
+// MetadataHosts and MetadataAddrs are the one list of cloud metadata services, which a webhook
+// must not reach by default (a definition's author could read the host's credentials through
+// them): their names, and their addresses (169.254.169.254 on AWS, GCP, Azure and others; AWS's
+// IPv6 one; Alibaba Cloud's). Validation refuses them in URLs; the outbox refuses them when it
+// connects (internal/outbox/guard.go), with the link-local ranges that hold most of them.
 var (
-	metadataHosts = []string{"metadata.google.internal", "metadata.goog"}
-	metadataAddrs = []netip.Addr{netip.MustParseAddr("fd00:ec2::254"), netip.MustParseAddr("100.100.100.200")}
+	MetadataHosts = []string{"metadata.google.internal", "metadata.goog"}
+	MetadataAddrs = []netip.Addr{netip.MustParseAddr("169.254.169.254"), netip.MustParseAddr("fd00:ec2::254"),
+		netip.MustParseAddr("100.100.100.200")}
 )
 
 // refusedHost says why fsmd would refuse to deliver to host by default (a link-local address or a
 // cloud metadata service), "" when it would not. Names that resolve there are found when delivering.
 func refusedHost(host string) string {
-	if slices.Contains(metadataHosts, strings.ToLower(strings.TrimSuffix(host, "."))) {
+	if slices.Contains(MetadataHosts, strings.ToLower(strings.TrimSuffix(host, "."))) {
 		return "a cloud metadata service"
 	}
 	ip, err := netip.ParseAddr(host)
@@ -109,7 +113,7 @@ func refusedHost(host string) string {
 	}
 	ip = ip.Unmap()
 	switch {
-	case slices.Contains(metadataAddrs, ip) || ip == netip.MustParseAddr("169.254.169.254"):
+	case slices.Contains(MetadataAddrs, ip):
 		return "a cloud metadata address"
 	case ip.IsLinkLocalUnicast():
 		return "a link-local address"

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/fsmd-io/fsmd/internal/machine"
 )
 
 // refusedNetwork is a network the dispatcher does not deliver to unless Config.Allow names it.
@@ -15,13 +17,10 @@ type refusedNetwork struct {
 	what   string
 }
 
-// defaultRefused are the networks refused by default: link-local addresses (where cloud metadata
-// services answer: 169.254.169.254 on AWS, GCP, Azure and others), the other metadata addresses,
-// and addresses that are no single remote host.
-var defaultRefused = []refusedNetwork{
-	{netip.MustParsePrefix("169.254.169.254/32"), "a cloud metadata address"},
-	{netip.MustParsePrefix("fd00:ec2::254/128"), "a cloud metadata address (AWS IPv6)"},
-	{netip.MustParsePrefix("100.100.100.200/32"), "a cloud metadata address (Alibaba Cloud)"},
+// defaultRefused are the networks refused by default: the cloud metadata addresses
+// (machine.MetadataAddrs), link-local addresses (where most metadata services answer), and
+// addresses that are no single remote host.
+var defaultRefused = append(metadataNetworks(), []refusedNetwork{
 	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
 	{netip.MustParsePrefix("fe80::/10"), "link-local"},
 	{netip.MustParsePrefix("0.0.0.0/8"), `"this network" (0.0.0.0 reaches the local host)`},
@@ -29,11 +28,15 @@ var defaultRefused = []refusedNetwork{
 	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
 	{netip.MustParsePrefix("ff00::/8"), "multicast"},
 	{netip.MustParsePrefix("255.255.255.255/32"), "broadcast"},
-}
+}...)
 
-// metadataHosts are the names of cloud metadata services, refused before any lookup (they resolve
-// to a refused address where they resolve at all) unless Config.Allow holds 169.254.169.254.
-var metadataHosts = []string{"metadata.google.internal", "metadata.goog"}
+func metadataNetworks() []refusedNetwork {
+	out := make([]refusedNetwork, len(machine.MetadataAddrs))
+	for i, a := range machine.MetadataAddrs {
+		out[i] = refusedNetwork{netip.PrefixFrom(a, a.BitLen()), "a cloud metadata address"}
+	}
+	return out
+}
 
 // nat64 is the well-known NAT64 prefix: its addresses reach the IPv4 address in their last 32 bits,
 // which is checked as well.
@@ -81,9 +84,11 @@ func newGuard(allow, deny []netip.Prefix) *guard {
 	return g
 }
 
-// checkHost refuses the names of metadata services, before any lookup.
+// checkHost refuses the names of metadata services (machine.MetadataHosts), before any lookup
+// (they resolve to a refused address where they resolve at all), unless Config.Allow holds
+// 169.254.169.254.
 func (g *guard) checkHost(host string) error {
-	if !slices.Contains(metadataHosts, strings.ToLower(strings.TrimSuffix(host, "."))) {
+	if !slices.Contains(machine.MetadataHosts, strings.ToLower(strings.TrimSuffix(host, "."))) {
 		return nil
 	}
 	if g.allowed(netip.MustParseAddr("169.254.169.254")) {

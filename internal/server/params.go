@@ -5,33 +5,25 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fsmd-io/fsmd/internal/ident"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
 // Limits of what a request may name or ask for.
 const (
-	maxIDLen     = 200 // characters of an id or name, in a path, a query or a body
+	maxIDLen     = ident.MaxLength // characters of an id or name, in a path, a query or a body
 	defaultLimit = service.DefaultPageLimit
 	maxLimit     = service.MaxPageLimit
 )
 
-// checkID checks an id or a name a client sends (in a path, a body or a query): at most maxIDLen
-// characters of UTF-8, none a control character. what names it in the error.
+// checkID checks an id or a name a client sends (in a path, a body or a query) by ident.Check's
+// rule. what names it in the error.
 func checkID(what, v string) error {
-	switch {
-	case v == "":
-		return invalid("%s is empty", what)
-	case !utf8.ValidString(v):
-		return invalid("%s is not valid UTF-8", what)
-	case utf8.RuneCountInString(v) > maxIDLen:
-		return invalid("%s is longer than %d characters", what, maxIDLen)
-	case strings.ContainsFunc(v, unicode.IsControl):
-		return invalid("%s contains a control character", what)
+	if err := ident.Check(what, v); err != nil {
+		return invalid("%s", err)
 	}
 	return nil
 }

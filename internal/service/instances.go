@@ -5,10 +5,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
 	"github.com/fsmd-io/fsmd/internal/code"
@@ -18,20 +15,10 @@ import (
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
-// MaxIDLength bounds instance ids, client-chosen or not, in characters.
-const MaxIDLength = 200
-
-// CheckID refuses ids that are empty, too long or hold control characters.
+// CheckID refuses an instance id that breaks ident.Check's rule.
 func CheckID(id string) error {
-	switch {
-	case id == "":
-		return &BadRequestError{"the id is empty"}
-	case utf8.RuneCountInString(id) > MaxIDLength:
-		return &BadRequestError{"the id is " + strconv.Itoa(utf8.RuneCountInString(id)) + " characters long; the limit is " + strconv.Itoa(MaxIDLength)}
-	case !utf8.ValidString(id):
-		return &BadRequestError{"the id is not valid UTF-8"}
-	case strings.IndexFunc(id, unicode.IsControl) >= 0:
-		return &BadRequestError{"the id holds a control character"}
+	if err := ident.Check("the id", id); err != nil {
+		return &BadRequestError{err.Error()}
 	}
 	return nil
 }
