@@ -23,8 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/code"
+	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
