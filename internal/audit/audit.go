@@ -12,7 +12,6 @@ package audit
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
@@ -24,27 +23,9 @@ const (
 	SourceMigration = "migration" // the instance moved to another version of its definition
 )
 
-// Row is one transition of an instance.
-type Row struct {
-	InstanceID        string
-	Seq               int64 // 1, 2, 3... per instance with no gap: the instance's revision after it
-	Event             string
-	From, To          string
-	Branch            int
-	Guards            []byte // a JSON array; nil is stored as []
-	Payload           []byte // a JSON object; nil is stored as {}
-	ContextBefore     []byte // a JSON object; nil is stored as {}
-	ContextAfter      []byte // a JSON object; nil is stored as {}
-	Source            string // SourceAPI, SourceTimer, SourceMigration
-	RequestID         string
-	IdempotencyKey    string // "" (no key) is stored as NULL, and never conflicts
-	RequestHash       string // of the request, to tell a replay from a mismatch
-	DefinitionVersion int
-	FromVersion       int // SourceMigration: the version the instance came from; 0 otherwise
-	At                time.Time
-	Dropped           string // SourceTimer: the timer's event was refused, and why; nothing else changed
-	Actor             string // SourceAPI: the name of the API key that sent the event; "" without keys
-}
+// Row is one transition of an instance: the row persistence stores (its fields are documented
+// there), named for the log.
+type Row = persistence.TransitionRow
 
 // Append writes r with the caller's transaction. persistence.ErrConflict when the instance has a
 // row with r's seq or r's idempotency key already; the transaction stays usable.
@@ -52,7 +33,7 @@ func Append(ctx context.Context, tx *persistence.Tx, r Row) error {
 	if err := check(r); err != nil {
 		return err
 	}
-	return persistence.TransitionInsert(ctx, tx, persistence.TransitionRow(r))
+	return persistence.TransitionInsert(ctx, tx, r)
 }
 
 // AppendWithUpdate writes r together with u, the update of its instance that r records, provided
@@ -64,7 +45,7 @@ func AppendWithUpdate(ctx context.Context, ex persistence.Executor, u persistenc
 	if err := check(r); err != nil {
 		return err
 	}
-	return persistence.InstanceAdvance(ctx, ex, u, persistence.TransitionRow(r))
+	return persistence.InstanceAdvance(ctx, ex, u, r)
 }
 
 // AppendMoves moves instances a migration decided in Go to m.ToVersion, each with its audit row
@@ -101,23 +82,15 @@ func ByIdempotencyKey(ctx context.Context, ex persistence.Executor, instanceID, 
 	if err != nil {
 		return Row{}, err
 	}
-	return Row(r), nil
+	return r, nil
 }
 
 // History returns the rows of an instance whose seq is greater than afterSeq, oldest first, at
 // most limit of them (no limit when limit is 0 or less): keyset pagination, the last seq of a page
 // is the afterSeq of the next. An instance without rows (or no such instance) has an empty history.
-// With maxBytes over 0 it stops after the row that takes their persistence.TransitionRow.Bytes past it.
+// With maxBytes over 0 it stops after the row that takes their Bytes past it.
 func History(ctx context.Context, ex persistence.Executor, instanceID string, afterSeq int64, limit, maxBytes int) ([]Row, error) {
-	rows, err := persistence.TransitionList(ctx, ex, persistence.TransitionListParams{
+	return persistence.TransitionList(ctx, ex, persistence.TransitionListParams{
 		InstanceID: instanceID, AfterSeq: afterSeq, Limit: limit, MaxBytes: maxBytes,
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Row, len(rows))
-	for i, r := range rows {
-		out[i] = Row(r)
-	}
-	return out, nil
 }

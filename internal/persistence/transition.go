@@ -11,22 +11,22 @@ import (
 // TransitionRow is one row of the audit log (package audit is its interface: see audit.Row).
 type TransitionRow struct {
 	InstanceID        string
-	Seq               int64 // 1, 2, 3... per instance, no gap
+	Seq               int64 // 1, 2, 3... per instance with no gap: the instance's revision after it
 	Event             string
 	From, To          string
 	Branch            int
-	Guards            []byte // a JSON array; "[]" is stored for none
-	Payload           []byte // a JSON object; "{}" is stored for none
-	ContextBefore     []byte // a JSON object
-	ContextAfter      []byte // a JSON object
-	Source            string // api, timer, migration
+	Guards            []byte // a JSON array; nil is stored as []
+	Payload           []byte // a JSON object; nil is stored as {}
+	ContextBefore     []byte // a JSON object; nil is stored as {}
+	ContextAfter      []byte // a JSON object; nil is stored as {}
+	Source            string // api, timer, migration (audit's Source constants)
 	RequestID         string
-	IdempotencyKey    string // "" is stored as NULL: no key
-	RequestHash       string
+	IdempotencyKey    string // "" (no key) is stored as NULL, and never conflicts
+	RequestHash       string // of the request, to tell a replay from a mismatch
 	DefinitionVersion int
 	FromVersion       int // a migration's: the version the instance came from; 0 (NULL) otherwise
 	At                time.Time
-	Dropped           string // a timer's event the state refused: why ("" is stored as NULL)
+	Dropped           string // a timer's event the state refused: why ("" is stored as NULL); nothing else changed
 	Actor             string // the name of the API key that sent the event ("" is stored as NULL)
 }
 

@@ -498,7 +498,7 @@ func (s *Service) History(ctx context.Context, id string, afterSeq int64, limit 
 			}
 			return audit.History(ctx, s.db, id, after, n, maxBytes)
 		},
-		size: func(r audit.Row) int { return persistence.TransitionRow(r).Bytes() },
+		size: audit.Row.Bytes,
 		item: toHistory,
 		key:  func(e HistoryEntry) string { return strconv.FormatInt(e.Seq, 10) },
 	})
