@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/auth"
+	"github.com/fsmd-io/fsmd/internal/dbtest"
 )
 
 // withKey sends the API key (when there is one) with every request.
@@ -252,13 +253,13 @@ func (s *server) stop(b *bench) {
 }
 
 // runFsmd is the fsmd phase: a fresh database, fsmd on it, the instances, the load.
-func (b *bench) runFsmd(ctx context.Context, pg *pgServer) (fsmdResult, error) {
+func (b *bench) runFsmd(ctx context.Context, pg *dbtest.Server) (fsmdResult, error) {
 	b.progress("building fsmd")
 	bin, err := b.build(ctx)
 	if err != nil {
 		return fsmdResult{}, err
 	}
-	name, dbURL, err := pg.createDatabase(ctx, b, "")
+	name, dbURL, err := b.createDatabase(ctx, pg, "fsmd_bench_")
 	if err != nil {
 		return fsmdResult{}, err
 	}
@@ -283,7 +284,7 @@ func (b *bench) runFsmd(ctx context.Context, pg *pgServer) (fsmdResult, error) {
 	}
 	el := time.Since(t0)
 	b.progress("created %d instances in %v (%.0f/s)", b.c.Instances, el.Round(time.Millisecond), float64(b.c.Instances)/el.Seconds())
-	pg.checkpoint(ctx, b)
+	b.checkpoint(ctx, pg)
 
 	b.progress("posting events: %d clients, %v warm-up then %v measured", b.c.Clients, b.c.Warmup, b.c.Duration)
 	res, err := b.load(ctx, hc, srv)

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fsmd-io/fsmd/internal/dbtest"
 )
 
 // config is what a run measures. The zero value is not usable: flags set the defaults.
@@ -86,14 +88,6 @@ func loopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// defaultDatabaseURL is the server of the tests (FSMD_TEST_DATABASE_URL, see internal/dbtest).
-func defaultDatabaseURL() string {
-	if u := os.Getenv("FSMD_TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
-
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -102,7 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "how long each measured phase lasts")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "load before each measured phase, not counted")
 	fs.IntVar(&c.Instances, "instances", 1000, "instances to create; each event goes to one drawn at random")
-	fs.StringVar(&c.DatabaseURL, "database-url", defaultDatabaseURL(), "the PostgreSQL server, on this machine ($FSMD_TEST_DATABASE_URL when set)")
+	fs.StringVar(&c.DatabaseURL, "database-url", dbtest.PostgresURL(), "the PostgreSQL server, on this machine ($FSMD_TEST_DATABASE_URL when set)")
 	fs.StringVar(&c.Definitions, "definitions", "", "the definitions folder fsmd serves, with the account definition (default: the module's bench/testdata)")
 	fs.StringVar(&c.Fsmd, "fsmd", "", "a built fsmd binary (default: build ./cmd/fsmd)")
 	fs.StringVar(&c.Pgbench, "pgbench", "", "the pgbench binary (default: from PATH or /usr/lib/postgresql/*/bin)")
@@ -158,6 +152,34 @@ func newBench(c config, stdout, stderr io.Writer) *bench {
 // cleanup registers f to run at the end of the run, last registered first.
 func (b *bench) cleanup(f func()) { b.cleanups = append(b.cleanups, f) }
 
+// createDatabase creates a database named prefix<random> on the server and returns its name and
+// URL; the bench drops it at the end of the run (and so does an interrupted run).
+func (b *bench) createDatabase(ctx context.Context, pg *dbtest.Server, prefix string) (string, string, error) {
+	u, drop, err := pg.CreateDatabase(ctx, prefix)
+	if err != nil {
+		return "", "", err
+	}
+	b.cleanup(func() {
+		if err := drop(); err != nil {
+			b.progress("%v", err)
+		}
+	})
+	pu, err := url.Parse(u)
+	if err != nil {
+		return "", "", err
+	}
+	return strings.TrimPrefix(pu.Path, "/"), u, nil
+}
+
+// checkpoint flushes the server's dirty pages, so that a checkpoint started by the previous phase
+// (creating instances, pgbench -i) does not land in the measured one. A role that may not
+// checkpoint only loses that.
+func (b *bench) checkpoint(ctx context.Context, pg *dbtest.Server) {
+	if _, err := pg.DB().ExecContext(ctx, "CHECKPOINT"); err != nil {
+		b.progress("CHECKPOINT: %v (the measured phase may include one)", err)
+	}
+}
+
 func (b *bench) progress(format string, args ...any) {
 	fmt.Fprintf(b.log, "load: "+format+"\n", args...)
 }
@@ -183,11 +205,15 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	pg, err := openServer(ctx, b.c.DatabaseURL)
+	pg, err := dbtest.OpenServer(ctx, b.c.DatabaseURL)
 	if err != nil {
 		return err
 	}
-	b.cleanup(func() { pg.close() })
+	b.cleanup(func() { pg.Close() })
+	var version string
+	if err := pg.DB().QueryRowContext(ctx, "SHOW server_version").Scan(&version); err != nil {
+		return fmt.Errorf("PostgreSQL at %s: %w", hostPort(b.c.DatabaseURL), err)
+	}
 
 	fsmdRes, err := b.runFsmd(ctx, pg)
 	if err != nil {
@@ -197,7 +223,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	b.report(pg.version, fsmdRes, pgRes)
+	b.report(version, fsmdRes, pgRes)
 	if fsmdRes.errors > 0 || pgRes.failed > 0 {
 		return fmt.Errorf("%d fsmd requests and %d pgbench transactions failed", fsmdRes.errors, pgRes.failed)
 	}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fsmd-io/fsmd/internal/dbtest"
 )
 
 // pgbenchResult is what the pgbench phase measured.
@@ -72,12 +74,12 @@ func pgEnv(u, database string) ([]string, error) {
 
 // runPgbench is the pgbench phase: a fresh database initialized at the scale, a warm-up, then
 // pgbench -N with the clients for the duration, each transaction's time logged.
-func (b *bench) runPgbench(ctx context.Context, pg *pgServer, bin string) (pgbenchResult, error) {
-	name, _, err := pg.createDatabase(ctx, b, "_pgbench")
+func (b *bench) runPgbench(ctx context.Context, pg *dbtest.Server, bin string) (pgbenchResult, error) {
+	name, _, err := b.createDatabase(ctx, pg, "fsmd_bench_pgbench_")
 	if err != nil {
 		return pgbenchResult{}, err
 	}
-	env, err := pgEnv(pg.url, name)
+	env, err := pgEnv(b.c.DatabaseURL, name)
 	if err != nil {
 		return pgbenchResult{}, err
 	}
@@ -94,7 +96,7 @@ func (b *bench) runPgbench(ctx context.Context, pg *pgServer, bin string) (pgben
 	if _, err := pgbench("-i", "-q", "-s", strconv.Itoa(b.c.PgbenchScale)); err != nil {
 		return pgbenchResult{}, err
 	}
-	pg.checkpoint(ctx, b)
+	b.checkpoint(ctx, pg)
 	c := strconv.Itoa(b.c.Clients)
 	if b.c.Warmup > 0 {
 		if _, err := pgbench("-N", "-c", c, "-j", c, "-T", strconv.Itoa(seconds(b.c.Warmup))); err != nil {

@@ -27,7 +27,7 @@ import (
 
 	"github.com/lib/pq"
 
-	"github.com/fsmd-io/fsmd/bench/internal/benchdb"
+	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
@@ -42,7 +42,7 @@ const maxInstances = 10_000_000
 func main() {
 	var (
 		instances = flag.Int("instances", 1_000_000, "running instances to migrate")
-		dbURL     = flag.String("database-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "the PostgreSQL server (its database part is replaced)")
+		dbURL     = flag.String("database-url", dbtest.DefaultPostgresURL, "the PostgreSQL server (its database part is replaced)")
 		dir       = flag.String("definitions", "bench/migrate/testdata", "the folder of claim.v1.yaml and claim.yaml")
 		rule      = flag.Bool("context-rule", false, "add a migrate.context rule to version 2, so that every instance is decided in Go")
 	)
@@ -71,11 +71,15 @@ func run(ctx context.Context, n int, serverURL, dir string, contextRule bool, ou
 	if contextRule { // the worst case: no group moves in SQL
 		v2 = bytes.Replace(v2, []byte("  policy: manual\n"), []byte("  policy: manual\n  context:\n    priority: 'ctx.amount > 1000 ? 1 : 3'\n"), 1)
 	}
-	dbURL, drop, err := benchdb.Create(ctx, serverURL, "fsmd_bench_migrate_")
+	dbURL, drop, err := dbtest.NewPostgresDatabase(ctx, serverURL, "fsmd_bench_migrate_")
 	if err != nil {
 		return err
 	}
-	defer drop()
+	defer func() {
+		if err := drop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
 	db, err := persistence.Open(ctx, dbURL)
 	if err != nil {
 		return err

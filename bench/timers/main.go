@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fsmd-io/fsmd/bench/internal/benchdb"
+	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
@@ -34,7 +34,7 @@ func main() {
 		over      = flag.Duration("over", time.Minute, "the due times are spread evenly over this")
 		poll      = flag.Duration("poll", 200*time.Millisecond, "the schedulers' poll interval (fsmd serve --timer-poll)")
 		processes = flag.Int("processes", 1, "schedulers on the database, each with its own pool, as fsmd processes")
-		dbURL     = flag.String("database-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "the PostgreSQL server (its database part is replaced)")
+		dbURL     = flag.String("database-url", dbtest.DefaultPostgresURL, "the PostgreSQL server (its database part is replaced)")
 		defs      = flag.String("definitions", "tests/testdata/timers", "the folder of ping.yaml")
 	)
 	flag.Parse()
@@ -55,11 +55,15 @@ func run(ctx context.Context, n int, over, poll time.Duration, processes int, se
 	if err != nil {
 		return err
 	}
-	dbURL, drop, err := benchdb.Create(ctx, serverURL, "fsmd_bench_timers_")
+	dbURL, drop, err := dbtest.NewPostgresDatabase(ctx, serverURL, "fsmd_bench_timers_")
 	if err != nil {
 		return err
 	}
-	defer drop()
+	defer func() {
+		if err := drop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var svcs []*service.Service
 	for range processes {

@@ -12,6 +12,10 @@
 // server of FSMD_TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable;
 // the role must be allowed to CREATE DATABASE) and drops it (WITH (FORCE)) when the test ends. When
 // the server cannot be reached the test is skipped, or fails when CI=true.
+//
+// The bench programs, which are not tests, make their databases with the functions under them:
+// NewPostgresDatabase, or OpenServer and Server.CreateDatabase, which return errors and a drop
+// function instead of ending a test.
 package dbtest
 
 import (
@@ -49,64 +53,106 @@ func PostgresURL() string {
 	return DefaultPostgresURL
 }
 
-// server is the connection to the test server's maintenance database, opened once per process.
-var server struct {
+// Server is a connection to the maintenance database of a PostgreSQL server, which creates and
+// drops the databases of tests and bench runs.
+type Server struct {
+	url string
+	db  *sql.DB
+}
+
+// OpenServer connects to the server at serverURL (a postgres:// URL naming its maintenance
+// database) and checks within 5 s that it answers.
+func OpenServer(ctx context.Context, serverURL string) (*Server, error) {
+	s, err := openServer(ctx, serverURL)
+	if err != nil {
+		return nil, fmt.Errorf("dbtest: PostgreSQL at %s: %w", persistence.Redact(serverURL), err)
+	}
+	return s, nil
+}
+
+func openServer(ctx context.Context, serverURL string) (*Server, error) {
+	db, err := sql.Open("postgres", serverURL)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Server{url: serverURL, db: db}, nil
+}
+
+// DB is the connection to the maintenance database, for statements of the server's own
+// (SHOW server_version, CHECKPOINT).
+func (s *Server) DB() *sql.DB { return s.db }
+
+// Close closes the connection. Databases not dropped yet stay.
+func (s *Server) Close() error { return s.db.Close() }
+
+// CreateDatabase creates an empty database named prefix followed by 16 random hex digits, and
+// returns its URL (the server's, naming it) and a function that drops it (WITH (FORCE): sessions
+// left open do not keep it; dropping twice is harmless).
+func (s *Server) CreateDatabase(ctx context.Context, prefix string) (dbURL string, drop func() error, err error) {
+	name := prefix + randomHex(8)
+	dbURL, err = withDatabase(s.url, name)
+	if err != nil {
+		return "", nil, fmt.Errorf("dbtest: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("dbtest: create database %s on %s: %w", name, persistence.Redact(s.url), err)
+	}
+	drop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := s.db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("dbtest: drop database %s: %w", name, err)
+		}
+		return nil
+	}
+	return dbURL, drop, nil
+}
+
+// NewPostgresDatabase creates an empty database named prefix followed by random hex digits on the
+// server at serverURL, for a program (a bench run) rather than a test. It returns the database's
+// URL and a function that drops it and closes the connection to the server.
+func NewPostgresDatabase(ctx context.Context, serverURL, prefix string) (dbURL string, drop func() error, err error) {
+	srv, err := OpenServer(ctx, serverURL)
+	if err != nil {
+		return "", nil, err
+	}
+	dbURL, dropDB, err := srv.CreateDatabase(ctx, prefix)
+	if err != nil {
+		srv.Close()
+		return "", nil, err
+	}
+	return dbURL, func() error {
+		defer srv.Close()
+		return dropDB()
+	}, nil
+}
+
+// shared is the test server of PostgresURL, opened once per process.
+var shared struct {
 	once sync.Once
-	db   *sql.DB
+	srv  *Server
 	err  error
 }
 
-func serverDB() (*sql.DB, error) {
-	server.once.Do(func() {
-		db, err := sql.Open("postgres", PostgresURL())
-		if err != nil {
-			server.err = err
-			return
-		}
-		db.SetMaxOpenConns(4)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := db.PingContext(ctx); err != nil {
-			db.Close()
-			server.err = err
-			return
-		}
-		server.db = db
+func sharedServer() (*Server, error) {
+	shared.once.Do(func() {
+		shared.srv, shared.err = openServer(context.Background(), PostgresURL())
 	})
-	return server.db, server.err
+	return shared.srv, shared.err
 }
 
 // Postgres returns a fresh migrated database of its own on the test server, dropped when the test
 // ends. An unreachable server skips the test, or fails it when CI=true.
 func Postgres(t testing.TB) *persistence.DB {
 	t.Helper()
-	base := PostgresURL()
-	srv, err := serverDB()
-	if err != nil {
-		unreachable(t, os.Getenv("CI") == "true", base, err)
-	}
-	name := dbPrefix + randomHex(8)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := srv.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("dbtest: create database %s on %s: %v", name, redact(base), err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := srv.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("dbtest: drop database %s: %v", name, err)
-		}
-	})
-	u, err := withDatabase(base, name)
-	if err != nil {
-		t.Fatalf("dbtest: %s: %v", EnvPostgresURL, err)
-	}
-	db, err := persistence.Open(ctx, u)
-	if err != nil {
-		t.Fatalf("dbtest: open %s: %v", redact(u), err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db, _ := postgres(t)
 	return db
 }
 
@@ -114,16 +160,35 @@ func Postgres(t testing.TB) *persistence.DB {
 // dropped when the test ends) for a test that opens it itself, as a child process would.
 func PostgresDatabaseURL(t testing.TB) string {
 	t.Helper()
-	db := Postgres(t)
-	var name string
-	if err := db.X.QueryRowContext(context.Background(), "SELECT current_database()").Scan(&name); err != nil {
-		t.Fatalf("dbtest: current_database: %v", err)
-	}
-	u, err := withDatabase(PostgresURL(), name)
-	if err != nil {
-		t.Fatalf("dbtest: %v", err)
-	}
+	_, u := postgres(t)
 	return u
+}
+
+// postgres makes the database of Postgres and returns it open, and its URL.
+func postgres(t testing.TB) (*persistence.DB, string) {
+	t.Helper()
+	srv, err := sharedServer()
+	if err != nil {
+		unreachable(t, os.Getenv("CI") == "true", PostgresURL(), err)
+		return nil, "" // a recorder's Skip returns
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	u, drop, err := srv.CreateDatabase(ctx, dbPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Error(err)
+		}
+	})
+	db, err := persistence.Open(ctx, u)
+	if err != nil {
+		t.Fatalf("dbtest: open %s: %v", persistence.Redact(u), err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, u
 }
 
 // SQLite returns a migrated SQLite database in a file of t.TempDir(), closed when the test ends.
@@ -160,7 +225,7 @@ func Each(t *testing.T, fn func(t *testing.T, db *persistence.DB)) {
 // unreachable ends a test that needs the server at u: a failure under CI, a skip otherwise.
 func unreachable(t testing.TB, ci bool, u string, err error) {
 	t.Helper()
-	msg := fmt.Sprintf("dbtest: PostgreSQL at %s (set %s) is unreachable: %v", redact(u), EnvPostgresURL, err)
+	msg := fmt.Sprintf("dbtest: PostgreSQL at %s (set %s) is unreachable: %v", persistence.Redact(u), EnvPostgresURL, err)
 	if ci {
 		t.Fatal(msg + " (CI=true: a missing database fails the test)")
 		return
@@ -172,23 +237,14 @@ func unreachable(t testing.TB, ci bool, u string, err error) {
 func withDatabase(u, name string) (string, error) {
 	pu, err := url.Parse(u)
 	if err != nil {
-		return "", fmt.Errorf("parse %s: %w", redact(u), err)
+		return "", fmt.Errorf("%s is not a valid URL", persistence.Redact(u))
 	}
 	if pu.Scheme != "postgres" && pu.Scheme != "postgresql" {
-		return "", fmt.Errorf("%s is not a postgres:// URL", redact(u))
+		return "", fmt.Errorf("%s is not a postgres:// URL", persistence.Redact(u))
 	}
 	pu.Path = "/" + name
 	pu.RawPath = ""
 	return pu.String(), nil
-}
-
-// redact hides the password of a URL, for messages.
-func redact(u string) string {
-	pu, err := url.Parse(u)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return pu.Redacted()
 }
 
 func randomHex(n int) string {

@@ -38,12 +38,12 @@ func TestPostgres(t *testing.T) {
 		return
 	}
 	// Dropped once the test is over.
-	srv, err := serverDB()
+	srv, err := sharedServer()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var n int
-	if err := srv.QueryRow("SELECT count(*) FROM pg_database WHERE datname = $1 OR datname = $2", names[0], names[1]).Scan(&n); err != nil {
+	if err := srv.DB().QueryRow("SELECT count(*) FROM pg_database WHERE datname = $1 OR datname = $2", names[0], names[1]).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
@@ -180,5 +180,51 @@ func TestPostgresURLFromEnvironment(t *testing.T) {
 	t.Setenv(EnvPostgresURL, "postgres://elsewhere/db")
 	if got := PostgresURL(); got != "postgres://elsewhere/db" {
 		t.Errorf("PostgresURL() = %s, want the environment's", got)
+	}
+}
+
+func TestNewPostgresDatabase(t *testing.T) {
+	t.Parallel()
+	srv, err := sharedServer()
+	if err != nil {
+		unreachable(t, os.Getenv("CI") == "true", PostgresURL(), err)
+	}
+	ctx := context.Background()
+	u, drop, err := NewPostgresDatabase(ctx, PostgresURL(), "fsmd_test_program_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u[strings.LastIndex(u, "/"):strings.Index(u+"?", "?")], "/")
+	exists := func() bool {
+		var n int
+		if err := srv.DB().QueryRowContext(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	if !strings.HasPrefix(name, "fsmd_test_program_") || !exists() {
+		t.Fatalf("URL %s: no database %q", u, name)
+	}
+	db, err := persistence.Open(ctx, u) // left open: the drop forces it closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := drop(); err != nil {
+		t.Fatal(err)
+	}
+	if exists() {
+		t.Errorf("database %s is left after drop", name)
+	}
+}
+
+func TestOpenServerRedacts(t *testing.T) {
+	t.Parallel()
+	_, err := OpenServer(context.Background(), "postgres://me:secret@127.0.0.1:1/postgres?sslmode=disable")
+	if err == nil {
+		t.Fatal("no error from a closed port")
+	}
+	if msg := err.Error(); strings.Contains(msg, "secret") || !strings.Contains(msg, "127.0.0.1:1") {
+		t.Errorf("%q: want the host and not the password", msg)
 	}
 }
