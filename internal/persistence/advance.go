@@ -3,16 +3,18 @@ package persistence
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
 )
 
-// advanceQuery writes an accepted transition on PostgreSQL in one statement: the instance's update,
-// provided it is still at the revision read, and its audit row, inserted only from the updated row.
+// The one statement that writes an accepted transition on PostgreSQL: the instance's update,
+// provided it is still at the revision read (updated), then, from the updated row only, the
+// timers' change (untimed, armed), the webhooks' outbox rows (busy, outboxed) and the audit row.
 // There is no ON CONFLICT: a seq or idempotency key taken already fails the whole statement, so the
 // update is never kept without its row (which matters when the statement is its own transaction).
-const advanceQuery = advanceUpdate + advanceInsert
+// Each part below is its SQL; advanceStatement puts each next to its arguments.
 
 // advanceUpdate is the instance's update, provided it is still at the revision read.
 const advanceUpdate = `
@@ -50,86 +52,113 @@ const advanceOutbox = `, busy AS (
 		FROM updated CROSS JOIN unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS r(id, webhook, url, destination, body)
 	)`
 
-// advanceQueries are the statements of InstanceAdvance, by what they write besides the update and
-// the audit row: [timers][outbox].
-var advanceQueries = [2][2]string{
-	{advanceQuery, advanceUpdate + advanceOutbox + advanceInsert},
-	{advanceUpdate + advanceTimers + advanceInsert, advanceUpdate + advanceTimers + advanceOutbox + advanceInsert},
-}
-
+// advanceInsert is the audit row, inserted from the updated row.
 const advanceInsert = `
 	INSERT INTO transitions (` + transitionReadColumns + `)
 	SELECT id, ?::bigint, ?::text, ?::text, ?::text, ?::integer, ?::jsonb, ?::jsonb, ?::jsonb, ?::jsonb,
 		?::text, ?::text, ?::text, ?::text, ?::integer, ?::integer, ?::timestamptz, ?::text, ?::text
 	FROM updated`
 
+// advanceQueries are the four forms of the statement (with or without timers, with or without
+// outbox rows), prepared at Open.
+var advanceQueries = []string{
+	advanceUpdate + advanceInsert,
+	advanceUpdate + advanceOutbox + advanceInsert,
+	advanceUpdate + advanceTimers + advanceInsert,
+	advanceUpdate + advanceTimers + advanceOutbox + advanceInsert,
+}
+
+// statement is SQL written part by part, each part with its arguments.
+type statement struct {
+	sql  strings.Builder
+	args []any
+}
+
+func (st *statement) add(sql string, args ...any) {
+	st.sql.WriteString(sql)
+	st.args = append(st.args, args...)
+}
+
+// advanceStatement is InstanceAdvance's statement on PostgreSQL, and its arguments.
+func advanceStatement(u InstanceUpdateParams, r TransitionRow) (string, []any) {
+	var st statement
+	st.add(advanceUpdate, u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
+		timeArg(Postgres, u.UpdatedAt), timeArg(Postgres, u.EnteredAt), u.ID, u.ExpectRevision)
+	if t := u.Timers; t != nil {
+		n := len(t.Arms)
+		idx, events, dues := make([]int64, n), make([]string, n), make([]string, n)
+		for i, a := range t.Arms {
+			idx[i], events[i], dues[i] = int64(i), a.Event, a.DueAt.UTC().Format(time.RFC3339Nano)
+		}
+		st.add(advanceTimers, t.Cancel, pq.Array(idx), pq.Array(events), pq.Array(dues))
+	}
+	if len(u.Outbox) > 0 {
+		n := len(u.Outbox)
+		ids, hooks, urls, dests, bodies := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		for i, o := range u.Outbox {
+			ids[i], hooks[i], urls[i], dests[i], bodies[i] = o.ID, o.Webhook, o.URL, o.Destination, string(o.Body)
+		}
+		first := u.Outbox[0]
+		st.add(advanceOutbox, pq.Array(hooks), first.Definition, first.Version, timeArg(Postgres, first.NextTryAt),
+			timeArg(Postgres, first.CreatedAt), pq.Array(ids), pq.Array(hooks), pq.Array(urls), pq.Array(dests), pq.Array(bodies))
+	}
+	st.add(advanceInsert, r.Seq, r.Event, r.From, r.To, r.Branch,
+		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"), jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
+		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
+		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped), nullString(r.Actor))
+	return st.sql.String(), st.args
+}
+
 // InstanceAdvance writes an accepted transition: u, the instance's new state, provided it is still
-// at u.ExpectRevision, and r, its audit row, together or not at all. ErrConflict when the instance
-// is not at that revision (another transition came first), or r's seq or idempotency key is taken.
+// at u.ExpectRevision, and r, its audit row, together or not at all, with u.Timers and u.Outbox
+// when set. ErrConflict when the instance is not at that revision (another transition came first),
+// or r's seq or idempotency key is taken.
 //
-// On PostgreSQL it is one statement, so ex may be the database itself: the statement is then its
-// own transaction, and an event costs two round trips (read, write) instead of five (BEGIN, SELECT
-// ... FOR UPDATE, UPDATE, INSERT, COMMIT). SQLite cannot update in a WITH clause: there ex must be
-// a transaction, and the update and the insert are two statements in it. u.Timers and u.Outbox, when
-// set, are written in the same statement (or transaction).
+// ex may be the caller's transaction or the database itself, on either database: on PostgreSQL the
+// write is one statement (its own transaction when ex is the database: an event then costs two
+// round trips, the read and this, instead of five); SQLite cannot update in a WITH clause, so there
+// the writes are statements in ex, or in a short transaction of their own when ex is the database
+// (SQLite's write lock is held for the write, never while the event is decided).
 func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r TransitionRow) error {
 	if u.ID != r.InstanceID || u.Revision != r.Seq {
 		return fmt.Errorf("persistence: advance instance %q to revision %d with transition %d of instance %q",
 			u.ID, u.Revision, r.Seq, r.InstanceID)
 	}
-	if ex.dialect() != Postgres {
-		tx, ok := ex.(*Tx)
-		if !ok {
-			return fmt.Errorf("persistence: advance instance %q: %s needs a transaction", u.ID, ex.dialect())
+	for _, o := range u.Outbox {
+		if o.InstanceID != u.ID || o.Seq != u.Revision {
+			return fmt.Errorf("persistence: advance instance %q to revision %d with the outbox row of %q %d", u.ID, u.Revision, o.InstanceID, o.Seq)
 		}
-		if err := InstanceUpdate(ctx, tx, u); err != nil {
-			return err
-		}
-		if err := TransitionInsert(ctx, tx, r); err != nil {
-			return err
-		}
-		if u.Timers != nil {
-			if err := TimersReplace(ctx, tx, u.ID, u.Timers.Cancel, u.Revision, u.Timers.Arms); err != nil {
-				return err
-			}
-		}
-		return OutboxInsert(ctx, tx, u.Outbox)
 	}
-	timers, notify := 0, 0
-	args := []any{u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
-		timeArg(Postgres, u.UpdatedAt), timeArg(Postgres, u.EnteredAt), u.ID, u.ExpectRevision}
-	if u.Timers != nil {
-		timers = 1
-		n := len(u.Timers.Arms)
-		idx, events, dues := make([]int64, n), make([]string, n), make([]string, n)
-		for i, a := range u.Timers.Arms {
-			idx[i], events[i], dues[i] = int64(i), a.Event, a.DueAt.UTC().Format(time.RFC3339Nano)
+	switch ex := ex.(type) {
+	case *DB:
+		if ex.Dialect != Postgres {
+			return ex.WithTx(ctx, func(tx *Tx) error { return advanceInTx(ctx, tx, u, r) })
 		}
-		args = append(args, u.Timers.Cancel, pq.Array(idx), pq.Array(events), pq.Array(dues))
-	}
-	if len(u.Outbox) > 0 {
-		notify = 1
-		n := len(u.Outbox)
-		ids, hooks, urls, dests, bodies := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		for i, o := range u.Outbox {
-			if o.InstanceID != u.ID || o.Seq != u.Revision {
-				return fmt.Errorf("persistence: advance instance %q to revision %d with the outbox row of %q %d", u.ID, u.Revision, o.InstanceID, o.Seq)
-			}
-			ids[i], hooks[i], urls[i], dests[i], bodies[i] = o.ID, o.Webhook, o.URL, o.Destination, string(o.Body)
+	case *Tx:
+		if ex.Dialect != Postgres {
+			return advanceInTx(ctx, ex, u, r)
 		}
-		first := u.Outbox[0]
-		args = append(args, pq.Array(hooks), first.Definition, first.Version, timeArg(Postgres, first.NextTryAt),
-			timeArg(Postgres, first.CreatedAt), pq.Array(ids), pq.Array(hooks), pq.Array(urls), pq.Array(dests), pq.Array(bodies))
 	}
-	query := advanceQueries[timers][notify]
-	res, err := execContext(ctx, ex, query, append(args,
-		r.Seq, r.Event, r.From, r.To, r.Branch,
-		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
-		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
-		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped), nullString(r.Actor))...)
+	query, args := advanceStatement(u, r)
+	res, err := execContext(ctx, ex, query, args...)
 	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))
 	}
 	return conflictUnlessOne(res, "instance %q is not at revision %d", u.ID, u.ExpectRevision)
+}
+
+// advanceInTx is InstanceAdvance as statements in a transaction (SQLite).
+func advanceInTx(ctx context.Context, tx *Tx, u InstanceUpdateParams, r TransitionRow) error {
+	if err := InstanceUpdate(ctx, tx, u); err != nil {
+		return err
+	}
+	if err := TransitionInsert(ctx, tx, r); err != nil {
+		return err
+	}
+	if u.Timers != nil {
+		if err := TimersReplace(ctx, tx, u.ID, u.Timers.Cancel, u.Revision, u.Timers.Arms); err != nil {
+			return err
+		}
+	}
+	return OutboxInsert(ctx, tx, u.Outbox)
 }

@@ -56,10 +56,16 @@ type Tx struct {
 // attempt WithTx retries): to tell others of what it wrote.
 func (tx *Tx) AfterCommit(f func()) { tx.after = append(tx.after, f) }
 
-// Executor runs the queries of the store functions that only read: a *DB (each query on its own)
-// or a *Tx (inside the caller's transaction). The interface is sealed: only this package's types
-// satisfy it.
+// AfterCommit calls f now: what was written through the database itself (a statement its own
+// transaction, or InstanceAdvance's) has committed by the time the call returns.
+func (db *DB) AfterCommit(f func()) { f() }
+
+// Executor runs the queries of the store functions that only read, and the writes that may run on
+// their own (InstanceAdvance): a *DB (each query on its own) or a *Tx (inside the caller's
+// transaction). AfterCommit tells what was written once it is committed, whichever it is, so that
+// callers never ask which. The interface is sealed: only this package's types satisfy it.
 type Executor interface {
+	AfterCommit(f func())
 	ext() sqlx.ExtContext
 	dialect() Dialect
 	prepared(ctx context.Context, query string) *sqlx.Stmt

@@ -21,10 +21,10 @@ var preparedQueries = []string{
 	instanceUpdateQuery,
 	transitionInsertQuery,
 	transitionByKeyQuery,
-	advanceQueries[0][0],
-	advanceQueries[0][1],
-	advanceQueries[1][0],
-	advanceQueries[1][1],
+	advanceQueries[0],
+	advanceQueries[1],
+	advanceQueries[2],
+	advanceQueries[3],
 }
 
 // prepare prepares preparedQueries on PostgreSQL (a no-op on SQLite).

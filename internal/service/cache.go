@@ -10,8 +10,9 @@ import (
 // DefaultCacheBytes bounds the instance cache unless Options say otherwise.
 const DefaultCacheBytes = 64 << 20
 
-// cache keeps the rows of recently used instances as they were last read or written, so that on
-// PostgreSQL an event can be decided without reading its instance first (see SendEvent).
+// cache keeps the rows of recently used instances as they were last read or written, so that an
+// event can be decided without reading its instance first (see SendEvent): on PostgreSQL that is
+// one round trip of two.
 //
 // It is never trusted, only tried: a row is committed data of some revision, and every change to an
 // instance bumps its revision, so the cached row is the instance for as long as the database has it

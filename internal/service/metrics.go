@@ -152,12 +152,7 @@ func (s *Service) timerFired(ex persistence.Executor, definition string, due, no
 		return
 	}
 	lag := max(now.Sub(due), 0).Seconds()
-	observe := func() { m.timerLag.WithLabelValues(definition).Observe(lag) }
-	if tx, ok := ex.(*persistence.Tx); ok {
-		tx.AfterCommit(observe)
-	} else {
-		observe()
-	}
+	ex.AfterCommit(func() { m.timerLag.WithLabelValues(definition).Observe(lag) })
 }
 
 // Describe implements prometheus.Collector.

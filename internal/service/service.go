@@ -1,18 +1,3 @@
-// Package service is fsmd's event path and the one place that owns database transactions: it checks
-// If-Match and Idempotency-Key, fires the event through the pure engine, and writes the instance's
-// update with its audit row in one transaction, with one `now`.
-//
-//	POST /v1/instances/{id}/events
-//	  server: decode, request id                       (internal/server)
-//	  service: the instance, idempotency, If-Match      (this package)
-//	  machine.Fire: branch, guards, set, timers         (internal/machine: pure)
-//	  audit: update instance + append transition row    (one transaction)
-//	  -> 200 {instance, transition}
-//
-// An event is decided on a plain read of its instance (on PostgreSQL first on a cached row), with no
-// database lock held while its expressions are evaluated, and written on the condition that the
-// instance has not moved since: in one statement on PostgreSQL, in a short transaction on SQLite.
-// SendEvent states what happens when it has.
 package service
 
 import (
@@ -63,7 +48,7 @@ func (s *Service) wakeOutbox() {
 type Options struct {
 	Now    func() time.Time // the clock; time.Now by default
 	Logger *slog.Logger
-	// CacheBytes bounds the instance cache of the PostgreSQL event path: 0 is DefaultCacheBytes, a
+	// CacheBytes bounds the instance cache of the event path: 0 is DefaultCacheBytes, a
 	// negative value turns it off.
 	CacheBytes int
 	// MigrationBatch is how many instances a migration moves per transaction: 1000 when 0.
@@ -82,13 +67,10 @@ func New(db *persistence.DB, o Options) *Service {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	// The cache saves PostgreSQL's read of an event (one round trip of two); SQLite reads locally.
-	cacheBytes := 0
-	if db.Dialect == persistence.Postgres {
-		cacheBytes = o.CacheBytes
-		if cacheBytes == 0 {
-			cacheBytes = DefaultCacheBytes
-		}
+	// The cache saves an event's read (on PostgreSQL one round trip of two).
+	cacheBytes := o.CacheBytes
+	if cacheBytes == 0 {
+		cacheBytes = DefaultCacheBytes
 	}
 	s.cache = newCache(cacheBytes)
 	clock := s.now

@@ -83,9 +83,8 @@ func (s *Service) FireDue(ctx context.Context, o TimerOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if s.db.Dialect == persistence.Postgres { // other processes read the same rows: start elsewhere
-		rand.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
-	}
+	// Other processes may read the same rows: each starts at a place of its own.
+	rand.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
 	var (
 		next  atomic.Int64
 		mu    sync.Mutex
@@ -205,7 +204,7 @@ func (s *Service) fire(row persistence.InstanceRow, t persistence.Timer, now tim
 // statement; a drop, or a timer the state no longer declares, takes a transaction.
 func (s *Service) writeFiring(ctx context.Context, f firing, t persistence.Timer, now time.Time) error {
 	if f.tr != nil && len(f.tr.Cancel) > 0 {
-		if _, _, err := s.apply(ctx, s.db, f.l, f.tr, f.req, "", now); err != nil {
+		if _, _, err := s.write(ctx, s.db, f.l, f.tr, f.req, "", now); err != nil {
 			return err
 		}
 		s.timerFired(s.db, f.l.row.Definition, t.DueAt, now)
@@ -214,7 +213,7 @@ func (s *Service) writeFiring(ctx context.Context, f firing, t persistence.Timer
 	return s.db.WithTx(ctx, func(tx *persistence.Tx) error {
 		var err error
 		if f.tr != nil {
-			_, _, err = s.apply(ctx, tx, f.l, f.tr, f.req, "", now)
+			_, _, err = s.write(ctx, tx, f.l, f.tr, f.req, "", now)
 		} else {
 			err = s.drop(ctx, tx, f.l, t, f.req, f.refusal, now)
 		}

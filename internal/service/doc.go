@@ -1,0 +1,25 @@
+// Package service is fsmd's event path and the place that owns database transactions: it checks
+// If-Match and Idempotency-Key, fires the event through the pure engine, and writes the instance's
+// update with its audit row together, with one `now`.
+//
+// The path of one event, file by file:
+//
+//	POST /v1/instances/{id}/events
+//	  server/instances.go   decode the body; authenticated and given a request id by the middleware
+//	  service/event.go      SendEvent: the instance's turn, then the loop below, its retries in one place
+//	  service/snapshot.go     what to decide on: the cached row, or a read (+ the key's earlier answer)
+//	  service/decide.go       If-Match, then machine.Fire (internal/machine: pure; no lock held)
+//	  service/write.go        the update + audit row (+ timers, outbox), if still at the revision read:
+//	                          persistence.InstanceAdvance, one statement (PostgreSQL) or a short
+//	                          transaction (SQLite); moved on -> decide again on a fresh read
+//	  service/answer.go     -> 200 {instance, transition} (a replay: rebuilt from the audit row)
+//
+// Who owns transactions: this package, for everything an API request, a timer, a migration or a
+// registration writes (CreateInstance, the event path through persistence.InstanceAdvance, the
+// timers' drops and deletions, migration batches and progress, definition registration, outbox
+// re-drives, the stats rollup); each store function in persistence takes the transaction it is
+// handed and begins none, except InstanceAdvance on the database itself, whose one write is its own
+// transaction. The one other owner is the outbox's dispatcher (internal/outbox), which claims its
+// deliveries and records their outcomes in transactions of its own: it runs apart from any request,
+// and what it writes is only the outbox's.
+package service

@@ -1,0 +1,65 @@
+package service
+
+import (
+	"cmp"
+	"context"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/audit"
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/outbox"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// write writes an accepted transition t of the instance l, with the same now for the instance and
+// its audit row, on the condition that the instance is still at the revision decided on: through
+// ex, the database (the write is then its own transaction) or the caller's transaction (timers
+// write a timer's deletion with it). persistence.ErrConflict when the instance moved on. It returns
+// the answer and the instance's row as written; no row when the write failed.
+func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, t *machine.Transition, req SendEvent, hash string,
+	now time.Time) (EventResult, persistence.InstanceRow, error) {
+	rev := l.row.Revision + 1
+	row, err := encodeTransition(l, t, rev)
+	if err != nil {
+		return EventResult{}, persistence.InstanceRow{}, err
+	}
+	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = cmp.Or(req.source, audit.SourceAPI), req.RequestID, req.IdempotencyKey, hash, now
+	row.Actor = req.Actor
+
+	next := l.row
+	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt, next.EnteredAt = t.To, row.ContextAfter, rev, t.Final, now, now
+	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
+		Version: next.Version, State: next.State, Context: next.Context, Revision: rev, Final: next.Final,
+		UpdatedAt: now, EnteredAt: now}
+	if len(t.Cancel) > 0 || len(t.Arm) > 0 { // the timers change with the transition, in its statement
+		update.Timers = &persistence.TimerChange{Cancel: len(t.Cancel) > 0, Arms: arms(t.Arm)}
+	}
+	// The webhooks it notifies get their outbox rows with it, in its statement (or transaction).
+	if len(l.def.Notify) > 0 {
+		update.Outbox, err = outbox.Rows(outbox.RowsParams{Definition: l.def, Version: l.row.Version, InstanceID: l.row.ID, Seq: rev,
+			Source: row.Source, Transition: t, Now: now,
+			PayloadJSON: row.Payload, ContextBeforeJSON: row.ContextBefore, ContextAfterJSON: row.ContextAfter})
+		if err != nil {
+			return EventResult{}, persistence.InstanceRow{}, err
+		}
+	}
+	if err := audit.AppendWithUpdate(ctx, ex, update, row); err != nil {
+		return EventResult{}, persistence.InstanceRow{}, err
+	}
+	// Once committed: the transition counts in the stats, with its time in the state left
+	// (stats.go), and the local dispatcher delivers its webhooks without waiting for its poll.
+	ex.AfterCommit(func() { s.countTransition(l.row.Definition, t.From, t.To, t.Event, l.row.EnteredAt, now) })
+	if len(update.Outbox) > 0 {
+		ex.AfterCommit(s.wakeOutbox)
+	}
+	return answer(l, next, t, now), next, nil
+}
+
+// arms are the timers to arm for the engine's deadlines.
+func arms(due []machine.Due) []persistence.Arm {
+	out := make([]persistence.Arm, len(due))
+	for i, d := range due {
+		out[i] = persistence.Arm{Event: d.Event, DueAt: d.At}
+	}
+	return out
+}
