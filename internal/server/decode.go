@@ -68,11 +68,11 @@ func readBody(c echo.Context) ([]byte, error) {
 	return body, nil
 }
 
-// decodeJSON reads the body into v (a pointer to a struct) strictly: application/json, one JSON
+// decodeBody reads the body into v (a pointer to a struct) strictly: application/json, one JSON
 // object, no field that v does not have (matched exactly, where encoding/json would ignore case), no
 // key twice in any object at any depth, nothing after the object (checkBody). Numbers are
 // json.Number, so that large integers keep every digit; the schema package takes them as they are.
-func decodeJSON(c echo.Context, v any) error {
+func decodeBody(c echo.Context, v any) error {
 	if err := checkContentType(c, jsonTypes); err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ import (
 //	@Router			/v1/instances [post]
 func (s *server) createInstance(c echo.Context) error {
 	var req service.CreateInstance
-	if err := decodeJSON(c, &req); err != nil {
+	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
 	if err := checkID("field definition", req.Definition); err != nil {
@@ -204,7 +204,7 @@ func (s *server) sendEvent(c echo.Context) error {
 		return err
 	}
 	var req service.SendEvent
-	if err := decodeJSON(c, &req); err != nil {
+	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
 	if err := checkID("field event", req.Event); err != nil {
@@ -259,7 +259,7 @@ func (s *server) explain(c echo.Context) error {
 		return err
 	}
 	var req service.SendEvent
-	if err := decodeJSON(c, &req); err != nil {
+	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
 	if err := checkID("field event", req.Event); err != nil {

@@ -9,42 +9,37 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
 // migrationRequest reads what the migration endpoints take: the definition's name from the path
 // and a JSON MigrationRequest body, or nothing (the latest version, every running instance).
-func migrationRequest(c echo.Context) (string, migration.Request, error) {
+func migrationRequest(c echo.Context) (string, service.MigrationRequest, error) {
+	var req service.MigrationRequest
 	name, err := pathID(c, "name")
 	if err != nil {
-		return "", migration.Request{}, err
+		return "", req, err
 	}
 	if _, err := parseQuery(c); err != nil {
-		return "", migration.Request{}, err
+		return "", req, err
 	}
-	var body service.MigrationRequest
 	if c.Request().ContentLength != 0 {
 		// Read first: an empty body (chunked, or white space) means the defaults, as no body does.
 		raw, err := io.ReadAll(c.Request().Body)
 		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
-			return "", migration.Request{}, tooLarge
+			return "", req, tooLarge
 		} else if err != nil {
-			return "", migration.Request{}, invalid("reading the request body: %v", err)
+			return "", req, invalid("reading the request body: %v", err)
 		}
 		if len(bytes.TrimSpace(raw)) > 0 {
 			c.Request().Body = io.NopCloser(bytes.NewReader(raw))
-			if err := decodeJSON(c, &body); err != nil {
-				return "", migration.Request{}, err
+			if err := decodeBody(c, &req); err != nil {
+				return "", service.MigrationRequest{}, err
 			}
 		}
 	}
-	req := migration.Request{ToVersion: body.ToVersion}
-	if body.Filter != nil {
-		req.FromVersion, req.FromState = body.Filter.Version, body.Filter.State
-	}
-	if req.ToVersion < 0 || req.FromVersion < 0 {
-		return "", migration.Request{}, invalid("to_version and filter.version are 1 or more")
+	if req.ToVersion < 0 || (req.Filter != nil && req.Filter.Version < 0) {
+		return "", service.MigrationRequest{}, invalid("to_version and filter.version are 1 or more")
 	}
 	return name, req, nil
 }
@@ -59,7 +54,7 @@ func migrationRequest(c echo.Context) (string, migration.Request, error) {
 //	@Param			name			path		string						true	"definition name"	minlength(1)	maxlength(200)
 //	@Param			request			body		service.MigrationRequest	false	"target version and filter; without a body (or with white space only) the latest version and every running instance"
 //	@Param			X-Request-ID	header		string						false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
-//	@Success		200				{object}	migration.Plan
+//	@Success		200				{object}	service.MigrationPlan
 //	@Failure		400				{object}	Problem				"invalid_request: malformed JSON, an unknown or repeated field, a negative version, a query parameter"
 //	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
 //	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
@@ -96,7 +91,7 @@ func (s *server) planMigration(c echo.Context) error {
 //	@Param			name			path		string						true	"definition name"	minlength(1)	maxlength(200)
 //	@Param			request			body		service.MigrationRequest	false	"target version and filter; without a body (or with white space only) the latest version and every running instance"
 //	@Param			X-Request-ID	header		string						false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
-//	@Success		202				{object}	migration.Status
+//	@Success		202				{object}	service.MigrationStatus
 //	@Failure		400				{object}	Problem				"invalid_request: malformed JSON, an unknown or repeated field, a negative version, a query parameter"
 //	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
 //	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
@@ -133,7 +128,7 @@ func (s *server) startMigration(c echo.Context) error {
 //	@Produce	json,application/problem+json
 //	@Param		id				path		string	true	"migration id"	minlength(1)	maxlength(200)
 //	@Param		X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
-//	@Success	200				{object}	migration.Status
+//	@Success	200				{object}	service.MigrationStatus
 //	@Failure	400				{object}	Problem				"invalid_request: a bad id, a query parameter"
 //	@Failure	401				{object}	Problem				"unauthorized: no key, or not a key of this server"
 //	@Failure	403				{object}	Problem				"forbidden: the key's role may not do this"
@@ -171,7 +166,7 @@ func (s *server) getMigration(c echo.Context) error {
 //	@Param			name			path		string	true	"definition name"	minlength(1)	maxlength(200)
 //	@Param			limit			query		int		false	"at most this many"	minimum(1)		maximum(1000)	default(20)
 //	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
-//	@Success		200				{object}	service.Page[migration.Status]
+//	@Success		200				{object}	service.Page[service.MigrationStatus]
 //	@Failure		400				{object}	Problem				"invalid_request: a bad name or query parameter"
 //	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
 //	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
@@ -202,5 +197,5 @@ func (s *server) listMigrations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, nonNilPage(service.Page[migration.Status]{Items: list}))
+	return c.JSON(http.StatusOK, nonNilPage(service.Page[service.MigrationStatus]{Items: list}))
 }

@@ -111,7 +111,7 @@ func (s *server) problemFor(err error, c echo.Context) (p Problem, fault bool) {
 		Code:      cd,
 		RequestID: RequestID(c.Request().Context()),
 	}
-	p.Instance = instanceOf(err)
+	p.Instance = problemInstance(err)
 	var gr *machine.GuardRejectedError
 	if errors.As(err, &gr) {
 		p.Blockers = gr.Blockers
@@ -176,8 +176,8 @@ func (s *server) classifyEcho(he *echo.HTTPError, c echo.Context) (cd, detail st
 	return cd, http.StatusText(he.Code)
 }
 
-// instanceOf finds the instance snapshot an error carries, or nil.
-func instanceOf(err error) *service.Instance {
+// problemInstance finds the instance snapshot an error carries, or nil.
+func problemInstance(err error) *service.Instance {
 	var inst *service.Instance
 	var ee *service.EventError
 	var vc *service.VersionConflictError

@@ -39,7 +39,7 @@ func (s *server) reload(c echo.Context) error {
 	}
 	if c.Request().ContentLength != 0 {
 		var none struct{}
-		if err := decodeJSON(c, &none); err != nil {
+		if err := decodeBody(c, &none); err != nil {
 			return err
 		}
 	}

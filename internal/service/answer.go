@@ -10,7 +10,7 @@ import (
 
 // answer is the API's answer to an event written: the instance as next holds it, and the
 // transition t. It is built from the values in hand rather than by decoding what was just encoded,
-// in the canonical form a replay reads back (decodeJSON), so that both are the same bytes.
+// in the canonical form a replay reads back (decodeStored), so that both are the same bytes.
 func answer(l loaded, next persistence.InstanceRow, t *machine.Transition, now time.Time) EventResult {
 	after := canonicalNumbers(encodeMap(t.ContextAfter)).(map[string]any)
 	guards := t.Guards

@@ -34,11 +34,11 @@ func encodeMap(m map[string]any) map[string]any {
 	return schema.Encode(m).(map[string]any)
 }
 
-// decodeJSON reads a stored JSON object with its numbers in one canonical form, whatever text the
+// decodeStored reads a stored JSON object with its numbers in one canonical form, whatever text the
 // database kept (PostgreSQL's jsonb writes 1e-7 as 0.0000001 and 1E3 as 1000; SQLite keeps the
 // text), so that an answer reads the same from either database, first or replayed: integers as
 // exact integers (an int beyond 2^53 survives), other numbers as float64.
-func decodeJSON(data []byte) (map[string]any, error) {
+func decodeStored(data []byte) (map[string]any, error) {
 	m := map[string]any{}
 	if len(data) == 0 {
 		return m, nil
@@ -74,7 +74,7 @@ func canonicalNumbers(v any) any {
 
 // snapshot types a stored instance for the engine.
 func snapshot(def *machine.Definition, row persistence.InstanceRow) (machine.Snapshot, error) {
-	raw, err := decodeJSON(row.Context)
+	raw, err := decodeStored(row.Context)
 	if err != nil {
 		return machine.Snapshot{}, err
 	}
@@ -87,7 +87,7 @@ func snapshot(def *machine.Definition, row persistence.InstanceRow) (machine.Sna
 }
 
 func toInstance(def *machine.Definition, row persistence.InstanceRow) (Instance, error) {
-	ctx, err := decodeJSON(row.Context)
+	ctx, err := decodeStored(row.Context)
 	if err != nil {
 		return Instance{}, err
 	}
@@ -132,13 +132,13 @@ func toTransition(r audit.Row) (Transition, error) {
 		return Transition{}, fmt.Errorf("a stored audit row is corrupt: %w", err)
 	}
 	var err error
-	if t.Payload, err = decodeJSON(r.Payload); err != nil {
+	if t.Payload, err = decodeStored(r.Payload); err != nil {
 		return Transition{}, err
 	}
-	if t.ContextBefore, err = decodeJSON(r.ContextBefore); err != nil {
+	if t.ContextBefore, err = decodeStored(r.ContextBefore); err != nil {
 		return Transition{}, err
 	}
-	if t.ContextAfter, err = decodeJSON(r.ContextAfter); err != nil {
+	if t.ContextAfter, err = decodeStored(r.ContextAfter); err != nil {
 		return Transition{}, err
 	}
 	return t, nil
