@@ -1,13 +1,14 @@
 package main
 
 import (
-	"errors"
-	"flag"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"strings"
+	"syscall"
 )
 
 // Exit codes: 0 all good, 1 the input has problems (invalid definitions, failing cases), 2 the command
@@ -97,64 +98,14 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// newFlags makes the flag set of a command; its usage text goes to stdout for -h, stderr otherwise.
-func newFlags(name, args string, stdout, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("fsmd "+name, flag.ContinueOnError)
-	errs := &errWriter{w: stderr}
-	fs.SetOutput(errs)
-	fs.Usage = func() {
-		// The flag package reports a wrong flag on the output before it calls Usage; -h it does not.
-		w := stdout
-		if errs.used {
-			w = stderr
-		}
-		fs.SetOutput(w)
-		defer fs.SetOutput(errs)
-		fmt.Fprintf(w, "Usage: %s\n", strings.TrimSpace("fsmd "+name+" "+args))
-		for _, c := range commands() {
-			if c.name == name {
-				fmt.Fprintf(w, "\n%s.\n", strings.ToUpper(c.summary[:1])+c.summary[1:])
-			}
-		}
-		var n int
-		fs.VisitAll(func(*flag.Flag) { n++ })
-		if n > 0 {
-			fmt.Fprintf(w, "\nFlags (-name and --name alike):\n")
-			fs.PrintDefaults()
-		}
-	}
-	return fs
+// signalContext is the context of a command: it ends on SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 }
 
-// errWriter remembers whether anything was written to stderr.
-type errWriter struct {
-	w    io.Writer
-	used bool
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	e.used = true
-	return e.w.Write(p)
-}
-
-// parse parses flags and positional arguments in any order (fsmd test definitions/ -v), as users
-// type them. On failure it returns the exit code: 0 for -h, 2 for a wrong flag.
-func parse(fs *flag.FlagSet, args []string) (positional []string, code int, ok bool) {
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, exitOK, false
-			}
-			return nil, exitUsage, false
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, exitOK, true
-		}
-		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
-			return append(positional, rest...), exitOK, true
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
+// printJSON writes v as indented JSON, as every command that answers in JSON does.
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }

@@ -2,16 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/fsmd-io/fsmd/internal/machine"
-	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
@@ -21,7 +15,7 @@ const statsArgs = "NAME [--since RFC3339] [--until RFC3339] [--database-url URL]
 // database serve uses (its stored definitions: nothing is registered), printed as JSON.
 func runStats(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("stats", statsArgs, stdout, stderr)
-	dbURL := fs.String("database-url", env("FSMD_DATABASE_URL", "fsmd.db"), "the database (FSMD_DATABASE_URL)")
+	dbURL := fs.String("database-url", env("FSMD_DATABASE_URL", defaultDatabaseURL), "the database (FSMD_DATABASE_URL)")
 	since := fs.String("since", "", "start of the window, RFC 3339 (default: 24 h before until)")
 	until := fs.String("until", "", "end of the window, RFC 3339 (default: now); at most 366 days after since")
 	rest, code, ok := parse(fs, args)
@@ -44,7 +38,7 @@ func runStats(args []string, stdout, stderr io.Writer) int {
 		}
 		*f.t = t
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	st, err := stats(ctx, req, *dbURL)
 	if err != nil {
@@ -54,23 +48,16 @@ func runStats(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitFailed
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(st)
+	printJSON(stdout, st)
 	return exitOK
 }
 
+// stats reads the stats from the database's stored definitions: nothing is registered.
 func stats(ctx context.Context, req service.StatsRequest, dbURL string) (service.Stats, error) {
-	db, err := persistence.Open(ctx, dbURL)
+	a, err := openService(ctx, appConfig{DatabaseURL: dbURL, Folder: storedOnly})
 	if err != nil {
-		return service.Stats{}, fmt.Errorf("database %s: %w", persistence.Redact(dbURL), err)
-	}
-	defer db.Close()
-	svc := service.New(db, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	defer svc.Close()
-	// An empty set registers nothing: the stored versions are loaded.
-	if err := svc.Register(ctx, &machine.Set{ByName: map[string]*machine.Definition{}}); err != nil {
 		return service.Stats{}, err
 	}
-	return svc.DefinitionStats(ctx, req)
+	defer a.Close()
+	return a.svc.DefinitionStats(ctx, req)
 }

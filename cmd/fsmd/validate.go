@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -52,9 +51,7 @@ func writeJSON(w io.Writer, set *machine.Set, diags source.Diagnostics) {
 	if diags == nil {
 		diags = source.Diagnostics{}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(report{Definitions: set.Names(), Errors: diags.Errors(), Warnings: diags.Warnings(), Diagnostics: diags})
+	printJSON(w, report{Definitions: set.Names(), Errors: diags.Errors(), Warnings: diags.Warnings(), Diagnostics: diags})
 }
 
 func plural(n int, word string) string {
