@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// The HTTP API end to end, on PostgreSQL and on SQLite: every endpoint of ../shared/spec/api.md but
-// migrations (migrations_api_test.go) and reload, each error code of definitions.md §4 with its
+// The HTTP API end to end, on PostgreSQL and on SQLite: every endpoint of docs/api.md but
+// migrations (migrations_api_test.go) and reload, each error code of docs/definitions.md ("Error codes") with its
 // status. The fixtures are testdata/api (see helpers_api_test.go).
 
 // apiSame fails unless got and want are the same JSON value.

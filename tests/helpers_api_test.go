@@ -3,7 +3,7 @@ package tests
 // The API tests (api_test.go, badinput_api_test.go, migrations_api_test.go) start the real server
 // in-process: server.New over service.New over a real database, PostgreSQL and SQLite alike, serving
 // the definitions of testdata/api/defs through httptest. They speak HTTP to it and check what
-// ../shared/spec/api.md promises. Every identifier here begins with api, so that the package's other
+// docs/api.md promises. Every identifier here begins with api, so that the package's other
 // tests keep their names.
 
 import (

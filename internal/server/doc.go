@@ -1,4 +1,4 @@
-// Package server is fsmd's HTTP adapter: the REST API of ../shared/spec/api.md on echo v4, in front
+// Package server is fsmd's HTTP adapter: the REST API of docs/api.md on echo v4, in front
 // of the service (internal/service), which it reaches through the Service interface declared here.
 //
 // The server decodes and checks requests (strict JSON, content types, ids, query parameters and

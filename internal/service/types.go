@@ -8,7 +8,7 @@ import (
 	"github.com/fsmd-io/fsmd/internal/source"
 )
 
-// The types of the API (../shared/spec/api.md). Contexts and payloads are in their JSON form here
+// The types of the API (docs/api.md). Contexts and payloads are in their JSON form here
 // (times as RFC 3339 text, durations in Go syntax): schema.Encode of the typed values.
 //
 // Their tags other than json are read by swag only, for the API document (`make openapi`), and
