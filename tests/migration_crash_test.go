@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,8 +14,6 @@ import (
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/dbtest"
-	"github.com/fsmd-io/fsmd/internal/machine"
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
@@ -223,22 +220,15 @@ func testMigrateCLIResumes(t *testing.T, url string) {
 		t.Fatal(err)
 	}
 	svc.Close()
-	defsByVersion := map[int][]byte{1: v1, 2: v2}
-	m := &migration.Migrator{DB: db, Now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		Defs: func(name string, version int) (*machine.Definition, int, error) {
-			version = cmp.Or(version, 2)
-			def, diags := machine.Parse("claim.yaml", defsByVersion[version])
-			if diags.Errors() > 0 {
-				return nil, 0, fmt.Errorf("%v", diags)
-			}
-			return def, version, nil
-		}}
-	if _, err := m.Start(ctx, "interrupted", "claim", migration.Request{}); err != nil {
+	// A migration recorded as running that no process runs: what a crash in the middle leaves.
+	row := persistence.MigrationRow{ID: "interrupted", Definition: "claim", ToVersion: 2, Status: "running", Total: 50,
+		StartedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if err := db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.MigrationInsert(ctx, tx, row) }); err != nil {
 		t.Fatal(err)
 	}
 
 	res := fsmd(t, "migrate", "run", "claim", "--database-url", url, "--definitions", defs)
-	var st migration.Status
+	var st service.MigrationStatus
 	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil || res.code != 0 ||
 		!strings.Contains(res.stderr, "migration interrupted of claim to version 2 is running: resuming it") {
 		t.Fatalf("fsmd migrate run: %v\n%s", err, res)

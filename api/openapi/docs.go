@@ -966,7 +966,7 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/service.Page-migration_Status"
+                            "$ref": "#/definitions/service.Page-service_MigrationStatus"
                         },
                         "headers": {
                             "X-Request-ID": {
@@ -1128,7 +1128,7 @@ const docTemplate = `{
                     "202": {
                         "description": "Accepted",
                         "schema": {
-                            "$ref": "#/definitions/migration.Status"
+                            "$ref": "#/definitions/service.MigrationStatus"
                         },
                         "headers": {
                             "Location": {
@@ -1320,7 +1320,7 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/migration.Plan"
+                            "$ref": "#/definitions/service.MigrationPlan"
                         },
                         "headers": {
                             "X-Request-ID": {
@@ -3089,7 +3089,7 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/migration.Status"
+                            "$ref": "#/definitions/service.MigrationStatus"
                         },
                         "headers": {
                             "X-Request-ID": {
@@ -3935,165 +3935,6 @@ const docTemplate = `{
                 }
             }
         },
-        "migration.Move": {
-            "type": "object",
-            "required": [
-                "count",
-                "from_state",
-                "from_version",
-                "to_state"
-            ],
-            "properties": {
-                "count": {
-                    "type": "integer"
-                },
-                "from_state": {
-                    "type": "string"
-                },
-                "from_version": {
-                    "type": "integer"
-                },
-                "to_state": {
-                    "type": "string"
-                }
-            }
-        },
-        "migration.Plan": {
-            "type": "object",
-            "required": [
-                "definition",
-                "moves",
-                "stranded",
-                "to_version",
-                "total"
-            ],
-            "properties": {
-                "definition": {
-                    "type": "string"
-                },
-                "moves": {
-                    "type": "array",
-                    "items": {
-                        "$ref": "#/definitions/migration.Move"
-                    }
-                },
-                "stranded": {
-                    "type": "array",
-                    "items": {
-                        "$ref": "#/definitions/migration.Stranded"
-                    }
-                },
-                "to_version": {
-                    "type": "integer"
-                },
-                "total": {
-                    "type": "integer"
-                }
-            }
-        },
-        "migration.Status": {
-            "type": "object",
-            "required": [
-                "definition",
-                "finished_at",
-                "id",
-                "migrated",
-                "started_at",
-                "status",
-                "stranded",
-                "to_version",
-                "total"
-            ],
-            "properties": {
-                "definition": {
-                    "type": "string"
-                },
-                "error": {
-                    "type": "string"
-                },
-                "finished_at": {
-                    "description": "null while running",
-                    "type": "string",
-                    "format": "date-time",
-                    "x-nullable": true
-                },
-                "id": {
-                    "type": "string"
-                },
-                "migrated": {
-                    "type": "integer"
-                },
-                "result": {
-                    "description": "once done: what moved and what stayed, as a plan shows it",
-                    "allOf": [
-                        {
-                            "$ref": "#/definitions/migration.Plan"
-                        }
-                    ]
-                },
-                "started_at": {
-                    "type": "string",
-                    "format": "date-time"
-                },
-                "status": {
-                    "description": "running, done, failed",
-                    "type": "string",
-                    "enum": [
-                        "running",
-                        "done",
-                        "failed"
-                    ]
-                },
-                "stranded": {
-                    "type": "integer"
-                },
-                "to_version": {
-                    "type": "integer"
-                },
-                "total": {
-                    "type": "integer"
-                }
-            }
-        },
-        "migration.Stranded": {
-            "type": "object",
-            "required": [
-                "count",
-                "detail",
-                "from_state",
-                "from_version",
-                "reason",
-                "sample"
-            ],
-            "properties": {
-                "count": {
-                    "type": "integer"
-                },
-                "detail": {
-                    "type": "string"
-                },
-                "from_state": {
-                    "type": "string"
-                },
-                "from_version": {
-                    "type": "integer"
-                },
-                "reason": {
-                    "type": "string",
-                    "enum": [
-                        "state_unmapped",
-                        "rule_failed",
-                        "context_invalid"
-                    ]
-                },
-                "sample": {
-                    "type": "array",
-                    "items": {
-                        "type": "string"
-                    }
-                }
-            }
-        },
         "server.Problem": {
             "type": "object",
             "required": [
@@ -4639,6 +4480,62 @@ const docTemplate = `{
                 }
             }
         },
+        "service.MigrationMove": {
+            "type": "object",
+            "required": [
+                "count",
+                "from_state",
+                "from_version",
+                "to_state"
+            ],
+            "properties": {
+                "count": {
+                    "type": "integer"
+                },
+                "from_state": {
+                    "type": "string"
+                },
+                "from_version": {
+                    "type": "integer"
+                },
+                "to_state": {
+                    "type": "string"
+                }
+            }
+        },
+        "service.MigrationPlan": {
+            "type": "object",
+            "required": [
+                "definition",
+                "moves",
+                "stranded",
+                "to_version",
+                "total"
+            ],
+            "properties": {
+                "definition": {
+                    "type": "string"
+                },
+                "moves": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.MigrationMove"
+                    }
+                },
+                "stranded": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.MigrationStranded"
+                    }
+                },
+                "to_version": {
+                    "type": "integer"
+                },
+                "total": {
+                    "type": "integer"
+                }
+            }
+        },
         "service.MigrationRequest": {
             "type": "object",
             "properties": {
@@ -4652,20 +4549,106 @@ const docTemplate = `{
                 }
             }
         },
-        "service.Page-migration_Status": {
+        "service.MigrationStatus": {
             "type": "object",
             "required": [
-                "items"
+                "definition",
+                "finished_at",
+                "id",
+                "migrated",
+                "started_at",
+                "status",
+                "stranded",
+                "to_version",
+                "total"
             ],
             "properties": {
-                "items": {
+                "definition": {
+                    "type": "string"
+                },
+                "error": {
+                    "type": "string"
+                },
+                "finished_at": {
+                    "description": "null while running",
+                    "type": "string",
+                    "format": "date-time",
+                    "x-nullable": true
+                },
+                "id": {
+                    "type": "string"
+                },
+                "migrated": {
+                    "type": "integer"
+                },
+                "result": {
+                    "description": "once done: what moved and what stayed, as a plan shows it",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/service.MigrationPlan"
+                        }
+                    ]
+                },
+                "started_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "status": {
+                    "description": "running, done, failed",
+                    "type": "string",
+                    "enum": [
+                        "running",
+                        "done",
+                        "failed"
+                    ]
+                },
+                "stranded": {
+                    "type": "integer"
+                },
+                "to_version": {
+                    "type": "integer"
+                },
+                "total": {
+                    "type": "integer"
+                }
+            }
+        },
+        "service.MigrationStranded": {
+            "type": "object",
+            "required": [
+                "count",
+                "detail",
+                "from_state",
+                "from_version",
+                "reason",
+                "sample"
+            ],
+            "properties": {
+                "count": {
+                    "type": "integer"
+                },
+                "detail": {
+                    "type": "string"
+                },
+                "from_state": {
+                    "type": "string"
+                },
+                "from_version": {
+                    "type": "integer"
+                },
+                "reason": {
+                    "type": "string",
+                    "enum": [
+                        "state_unmapped",
+                        "rule_failed",
+                        "context_invalid"
+                    ]
+                },
+                "sample": {
                     "type": "array",
                     "items": {
-                        "$ref": "#/definitions/migration.Status"
+                        "type": "string"
                     }
-                },
-                "next": {
-                    "type": "string"
                 }
             }
         },
@@ -4747,6 +4730,23 @@ const docTemplate = `{
                     "type": "array",
                     "items": {
                         "$ref": "#/definitions/service.Instance"
+                    }
+                },
+                "next": {
+                    "type": "string"
+                }
+            }
+        },
+        "service.Page-service_MigrationStatus": {
+            "type": "object",
+            "required": [
+                "items"
+            ],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.MigrationStatus"
                     }
                 },
                 "next": {

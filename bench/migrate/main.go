@@ -28,7 +28,6 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/fsmd-io/fsmd/internal/dbtest"
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
@@ -104,7 +103,7 @@ func run(ctx context.Context, n int, serverURL, dir string, contextRule bool, ou
 	}
 
 	start = time.Now()
-	plan, err := svc.PlanMigration(ctx, "claim", migration.Request{})
+	plan, err := svc.PlanMigration(ctx, "claim", service.MigrationRequest{})
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
@@ -115,7 +114,7 @@ func run(ctx context.Context, n int, serverURL, dir string, contextRule bool, ou
 	}
 
 	start = time.Now()
-	st, err := svc.StartMigration(ctx, "claim", migration.Request{})
+	st, err := svc.StartMigration(ctx, "claim", service.MigrationRequest{})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
@@ -180,7 +179,7 @@ func seed(ctx context.Context, db *persistence.DB, n int) error {
 
 // check verifies the outcome in the database: every instance on version 2 and one migration audit
 // row each, as many as the plan said.
-func check(ctx context.Context, db *persistence.DB, n int, plan migration.Plan, st migration.Status) error {
+func check(ctx context.Context, db *persistence.DB, n int, plan service.MigrationPlan, st service.MigrationStatus) error {
 	var onV2, rows, instancesWithRows int64
 	if err := db.X.GetContext(ctx, &onV2, "SELECT count(*) FROM instances WHERE version = 2"); err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
@@ -26,10 +25,10 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("migrate", migrateArgs, stdout, stderr)
 	dbURL := fs.String("database-url", env("FSMD_DATABASE_URL", "fsmd.db"), "the database (FSMD_DATABASE_URL)")
 	defs := fs.String("definitions", env("FSMD_DEFINITIONS", "./definitions"), "the folder of definition files (FSMD_DEFINITIONS)")
-	var req migration.Request
+	req := service.MigrationRequest{Filter: &service.MigrationFilter{}}
 	fs.IntVar(&req.ToVersion, "to-version", 0, "the version to migrate to (default: the latest)")
-	fs.IntVar(&req.FromVersion, "from-version", 0, "only the instances of this older version")
-	fs.StringVar(&req.FromState, "from-state", "", "only the instances in this state")
+	fs.IntVar(&req.Filter.Version, "from-version", 0, "only the instances of this older version")
+	fs.StringVar(&req.Filter.State, "from-state", "", "only the instances in this state")
 	rest, code, ok := parse(fs, args)
 	if !ok {
 		return code
@@ -38,7 +37,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usage: fsmd migrate %s\n", migrateArgs)
 		return exitUsage
 	}
-	if req.ToVersion < 0 || req.FromVersion < 0 {
+	if req.ToVersion < 0 || req.Filter.Version < 0 {
 		fmt.Fprintln(stderr, "fsmd migrate: versions are 1 or more")
 		return exitUsage
 	}
@@ -57,7 +56,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func migrate(ctx context.Context, verb, name string, req migration.Request, dbURL, defs string, stderr io.Writer) (any, error) {
+func migrate(ctx context.Context, verb, name string, req service.MigrationRequest, dbURL, defs string, stderr io.Writer) (any, error) {
 	set, diags, err := machine.Load(defs)
 	if err != nil {
 		return nil, fmt.Errorf("definitions: %w", err)
@@ -84,7 +83,7 @@ func migrate(ctx context.Context, verb, name string, req migration.Request, dbUR
 		return p, nil
 	}
 	st, err := svc.StartMigration(ctx, name, req)
-	if running := (*migration.RunningError)(nil); errors.As(err, &running) {
+	if running := (*service.MigrationRunningError)(nil); errors.As(err, &running) {
 		// One was interrupted (or runs in another process): finish it first, as fsmd serve would at
 		// start; then run this command again for what it asked, if anything is left.
 		fmt.Fprintf(stderr, "migration %s of %s to version %d is running: resuming it (a request of its own needs another run once it is done)\n",

@@ -1,7 +1,10 @@
-// Package migration moves running instances from one version of a definition to another, by the
-// `migrate` rules of the newer version (definitions.md, "Migration rules"). This file is the pure
-// part: how one instance moves (Mapping.Move), with no database; the planner and the executor apply
-// it to the live population.
+// Package migration is the pure part of moving running instances from one version of a definition
+// to another, by the `migrate` rules of the newer version (definitions.md, "Migration rules"):
+// definitions in, decisions out, like internal/machine. Compile makes a Mapping from one version to
+// another; Mapping.Move decides where one instance goes, Mapping.Group how all the instances of one
+// state go when their data does not matter; Check finds the rules that cannot work when a version is
+// registered. It imports no database: the executor that applies these decisions to the live
+// population, in batches, in transactions, is internal/service (migrate_plan.go, migrate_run.go).
 package migration
 
 import (
@@ -146,6 +149,12 @@ func rewriteOf(from, to *machine.Definition) *Rewrite {
 // Rewrite is the context's Rewrite, or nil when each instance's new context must be evaluated.
 func (m *Mapping) Rewrite() *Rewrite { return m.rewrite }
 
+// MaxText bounds the text of a stored context that SQL may move with this rewrite: the bound of a
+// context less the defaults the rewrite adds (PostgreSQL's text of a context is never shorter than
+// its JSON as measured), so that SQL never moves a context past schema.MaxContextSize. A longer one
+// is decided by Move, exactly, and stranded as context_invalid when it would be over.
+func (r *Rewrite) MaxText() int { return max(1, schema.MaxContextSize-len(r.Defaults)) }
+
 // Err is the compile error of the rules for From, if any: every instance of From is stranded by it.
 func (m *Mapping) Err() error { return m.err }
 
@@ -187,25 +196,65 @@ func (m *Mapping) Move(snap machine.Snapshot, now time.Time) Outcome {
 	return Outcome{To: to, Context: ctx, Timers: due}
 }
 
-// afterTimers are the timers of state when each fires a duration after the state was entered,
-// which SQL can count from entered_at; ok is false when one is computed by an expression.
-func (m *Mapping) afterTimers(state string) (events []string, after []time.Duration, ok bool) {
+// Group is how the running instances of one state of From move, decided once for all of them:
+// none can move (Stranded), all go to one state with nothing evaluated per instance (Together), or
+// neither: then each instance's data decides (Move).
+type Group struct {
+	// Reason and Detail: none of them can move, whatever its data (StateUnmapped or RuleFailed).
+	Reason, Detail string
+	// Together: all go to To, their contexts rewritten by the Mapping's Rewrite and their timers
+	// replaced by Timers, counted from when each entered its state: what SQL can apply to a whole
+	// batch at once.
+	Together bool
+	To       string
+	Timers   []Delay
+}
+
+// Stranded reports whether none of the group's instances can move.
+func (g Group) Stranded() bool { return g.Reason != "" }
+
+// Delay is a timer that fires a fixed time after its state was entered.
+type Delay struct {
+	Event string
+	After time.Duration
+}
+
+// Group decides how the running instances of From in state move.
+func (m *Mapping) Group(state string) Group {
+	if m.err != nil {
+		return Group{Reason: RuleFailed, Detail: m.err.Error()}
+	}
+	to, ok := m.Target(state)
+	switch {
+	case ok && m.rewrite != nil:
+		if timers, ok := m.delays(to); ok {
+			return Group{Together: true, To: to, Timers: timers}
+		}
+	case !ok && m.unmapped(state):
+		return Group{Reason: StateUnmapped, Detail: unmappedDetail(state)}
+	}
+	return Group{}
+}
+
+// delays are the timers of state when each fires a fixed time after the state was entered (which
+// SQL can count from entered_at); ok is false when one is computed by an expression.
+func (m *Mapping) delays(state string) (timers []Delay, ok bool) {
 	st := m.To.States[state]
 	if st == nil {
-		return nil, nil, false
+		return nil, false
 	}
+	timers = []Delay{}
 	for _, t := range st.Timers {
 		if t.At != nil {
-			return nil, nil, false
+			return nil, false
 		}
-		events, after = append(events, t.Event), append(after, t.After)
+		timers = append(timers, Delay{Event: t.Event, After: t.After})
 	}
-	return events, after, true
+	return timers, true
 }
 
 // Target is the state an instance in state goes to when no rule of it has a guard: ok false when
-// the rule is guarded (the instance's data decides) or the state is unmapped. The executor moves such
-// states without evaluating anything per instance.
+// the rule is guarded (the instance's data decides) or the state is unmapped. Group builds on it.
 func (m *Mapping) Target(state string) (to string, ok bool) {
 	if m.err != nil {
 		return "", false

@@ -9,8 +9,15 @@ import (
 	"github.com/lib/pq"
 )
 
-// The set-based writes of a migration (package migration): many instances moved to another version
-// of their definition, each with its audit row, in a few statements instead of two per instance.
+// The set-based writes of a migration (the executor in internal/service): many instances moved to
+// another version of their definition, each with its audit row, in a few statements instead of two
+// per instance.
+
+// MovesInSQL reports whether the database moves a group of instances in SQL (InstanceMoveState:
+// a batch in one statement, their contexts rewritten and checked by SQL, no row through the
+// client): PostgreSQL does. Where it does not, the caller decides each instance and writes the
+// batch with InstanceMoveRows.
+func (db *DB) MovesInSQL() bool { return db.Dialect == Postgres }
 
 // Move is what a migration writes for its instances: where they go, and the audit row's fields
 // they share.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
@@ -37,7 +36,7 @@ type fakeService struct {
 	version int
 	yaml    []byte
 
-	migration migration.Request
+	migration service.MigrationRequest
 	reload    service.ReloadResult
 
 	dead       service.DeadLetterFilter // outbox_test.go
@@ -113,22 +112,22 @@ func (f *fakeService) PutDefinition(_ context.Context, name string, yaml []byte)
 
 func (f *fakeService) Ready(context.Context) error { return f.record(func() {}) }
 
-func (f *fakeService) PlanMigration(_ context.Context, name string, req migration.Request) (migration.Plan, error) {
+func (f *fakeService) PlanMigration(_ context.Context, name string, req service.MigrationRequest) (service.MigrationPlan, error) {
 	err := f.record(func() { f.id, f.migration = name, req })
-	return migration.Plan{Definition: name, ToVersion: req.ToVersion}, err
+	return service.MigrationPlan{Definition: name, ToVersion: req.ToVersion}, err
 }
 
-func (f *fakeService) StartMigration(_ context.Context, name string, req migration.Request) (migration.Status, error) {
+func (f *fakeService) StartMigration(_ context.Context, name string, req service.MigrationRequest) (service.MigrationStatus, error) {
 	err := f.record(func() { f.id, f.migration = name, req })
-	return migration.Status{ID: "m-1", Definition: name, ToVersion: req.ToVersion, Status: "running"}, err
+	return service.MigrationStatus{ID: "m-1", Definition: name, ToVersion: req.ToVersion, Status: "running"}, err
 }
 
-func (f *fakeService) GetMigration(_ context.Context, id string) (migration.Status, error) {
+func (f *fakeService) GetMigration(_ context.Context, id string) (service.MigrationStatus, error) {
 	err := f.record(func() { f.id = id })
-	return migration.Status{ID: id, Status: "done"}, err
+	return service.MigrationStatus{ID: id, Status: "done"}, err
 }
 
-func (f *fakeService) ListMigrations(_ context.Context, name string, limit int) ([]migration.Status, error) {
+func (f *fakeService) ListMigrations(_ context.Context, name string, limit int) ([]service.MigrationStatus, error) {
 	err := f.record(func() { f.id, f.limit = name, limit })
 	return nil, err
 }

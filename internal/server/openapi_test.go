@@ -153,23 +153,23 @@ func TestOpenAPI3Schemas(t *testing.T) {
 		return s.Value
 	}
 	for name, fields := range map[string][]string{
-		"service.Instance":       {"id", "definition", "version", "state", "context", "final", "revision", "created_at", "updated_at", "entered_at", "events"},
-		"service.HistoryEntry":   {"seq", "event", "from", "to", "payload", "context_before", "context_after", "source", "request_id", "idempotency_key", "definition_version", "at"},
-		"service.CreateInstance": {"definition"},
-		"service.SendEvent":      {"event"},
-		"migration.Status":       {"id", "definition", "to_version", "status", "migrated", "stranded", "total", "started_at", "finished_at"},
-		"server.Problem":         {"type", "title", "status", "detail", "code"},
+		"service.Instance":        {"id", "definition", "version", "state", "context", "final", "revision", "created_at", "updated_at", "entered_at", "events"},
+		"service.HistoryEntry":    {"seq", "event", "from", "to", "payload", "context_before", "context_after", "source", "request_id", "idempotency_key", "definition_version", "at"},
+		"service.CreateInstance":  {"definition"},
+		"service.SendEvent":       {"event"},
+		"service.MigrationStatus": {"id", "definition", "to_version", "status", "migrated", "stranded", "total", "started_at", "finished_at"},
+		"server.Problem":          {"type", "title", "status", "detail", "code"},
 	} {
 		if got := slices.Sorted(slices.Values(schema(name).Required)); !slices.Equal(got, slices.Sorted(slices.Values(fields))) {
 			t.Errorf("%s: required %v, want %v", name, got, fields)
 		}
 	}
 	for name, fields := range map[string][]string{
-		"service.Instance":     {"created_at", "updated_at", "entered_at"},
-		"service.PendingTimer": {"due_at", "next_try_at"},
-		"service.HistoryEntry": {"at"},
-		"migration.Status":     {"started_at", "finished_at"},
-		"service.Stats":        {"since", "until"},
+		"service.Instance":        {"created_at", "updated_at", "entered_at"},
+		"service.PendingTimer":    {"due_at", "next_try_at"},
+		"service.HistoryEntry":    {"at"},
+		"service.MigrationStatus": {"started_at", "finished_at"},
+		"service.Stats":           {"since", "until"},
 	} {
 		for _, f := range fields {
 			if p := schema(name).Properties[f]; p == nil || p.Value.Format != "date-time" {
@@ -177,8 +177,8 @@ func TestOpenAPI3Schemas(t *testing.T) {
 			}
 		}
 	}
-	if f := schema("migration.Status").Properties["finished_at"]; f == nil || !f.Value.Nullable {
-		t.Error("migration.Status.finished_at is not nullable")
+	if f := schema("service.MigrationStatus").Properties["finished_at"]; f == nil || !f.Value.Nullable {
+		t.Error("service.MigrationStatus.finished_at is not nullable")
 	}
 	for name, field := range map[string]string{"service.CreateInstance": "definition", "service.SendEvent": "event"} {
 		if p := schema(name).Properties[field]; p == nil || p.Value.MaxLength == nil || *p.Value.MaxLength != maxIDLen {

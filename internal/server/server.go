@@ -18,7 +18,6 @@ import (
 	"github.com/fsmd-io/fsmd/internal/auth"
 	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/console"
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
@@ -42,10 +41,10 @@ type Service interface {
 	Diagram(ctx context.Context, name string, version int) (string, error) // version 0: the latest; Mermaid stateDiagram-v2
 	PutDefinition(ctx context.Context, name string, yaml []byte) (service.PutResult, error)
 	Ready(ctx context.Context) error // nil when the database answers and definitions are loaded
-	PlanMigration(ctx context.Context, name string, req migration.Request) (migration.Plan, error)
-	StartMigration(ctx context.Context, name string, req migration.Request) (migration.Status, error)
-	GetMigration(ctx context.Context, id string) (migration.Status, error)
-	ListMigrations(ctx context.Context, name string, limit int) ([]migration.Status, error) // newest first
+	PlanMigration(ctx context.Context, name string, req service.MigrationRequest) (service.MigrationPlan, error)
+	StartMigration(ctx context.Context, name string, req service.MigrationRequest) (service.MigrationStatus, error)
+	GetMigration(ctx context.Context, id string) (service.MigrationStatus, error)
+	ListMigrations(ctx context.Context, name string, limit int) ([]service.MigrationStatus, error) // newest first
 	// Reload re-reads the definitions folder dir: all or nothing when a file is invalid.
 	Reload(ctx context.Context, dir string) (service.ReloadResult, error)
 	// The dead letters of the outbox (outbox.go).

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/dbtest"
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
@@ -96,7 +95,7 @@ func TestMigrationWithEvents(t *testing.T) {
 		for sent.Load() < 20 { // the events are flowing before the migration starts
 			time.Sleep(time.Millisecond)
 		}
-		st, err := svc.StartMigration(ctx, "tally", migration.Request{})
+		st, err := svc.StartMigration(ctx, "tally", service.MigrationRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}

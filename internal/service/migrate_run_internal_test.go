@@ -1,18 +1,20 @@
-package migration_test
+package service
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/machine"
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
@@ -65,45 +67,50 @@ states:
 `
 )
 
-// claims is a database with both versions of a claim definition registered under name, and its
-// migrator.
+// claims is a database with both versions of a claim definition registered under name, and the
+// registry of services over it.
 type claims struct {
 	db   *persistence.DB
 	name string
-	defs map[int]*machine.Definition
+	reg  *registry
 	now  time.Time
 }
 
 func newClaims(t *testing.T, db *persistence.DB, name string) *claims {
 	t.Helper()
-	c := &claims{db: db, name: name, defs: map[int]*machine.Definition{}, now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	c := &claims{db: db, name: name, reg: newRegistry(), now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
 	for v, src := range []string{claimV1, claimV2} {
 		src = strings.ReplaceAll(src, "NAME", name)
 		def, diags := machine.Parse(name+".yaml", []byte(src))
 		if diags.Errors() > 0 {
 			t.Fatalf("%s version %d: %v", name, v+1, diags)
 		}
-		c.defs[v+1] = def
 		row := persistence.DefinitionRow{Name: name, Version: v + 1, Hash: fmt.Sprint(name, v), Source: src, CreatedAt: c.now}
 		if err := db.WithTx(context.Background(), func(tx *persistence.Tx) error { return persistence.DefinitionInsert(context.Background(), tx, row) }); err != nil {
 			t.Fatal(err)
 		}
+		c.reg.add(row, def)
 	}
 	return c
 }
 
-func (c *claims) migrator(batch int) *migration.Migrator {
-	return &migration.Migrator{DB: c.db, Batch: batch, Now: func() time.Time { return c.now },
-		Defs: func(name string, version int) (*machine.Definition, int, error) {
-			if version == 0 {
-				version = len(c.defs)
-			}
-			def := c.defs[version]
-			if name != c.name || def == nil {
-				return nil, 0, &migration.NotFoundError{What: fmt.Sprintf("definition %q version %d", name, version)}
-			}
-			return def, version, nil
-		}}
+// service is a service over the claims that migrates batch instances per transaction, its clock
+// now (c.now when nil).
+func (c *claims) service(t *testing.T, batch int, now func() time.Time) *Service {
+	t.Helper()
+	if now == nil {
+		now = func() time.Time { return c.now }
+	}
+	s := New(c.db, Options{Now: now, MigrationBatch: batch, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s.reg = c.reg
+	t.Cleanup(s.Close)
+	return s
+}
+
+// perInstance makes s decide and write every instance in Go, even where SQL could move them.
+func perInstance(s *Service) *Service {
+	s.mig.perInstance = true
+	return s
 }
 
 // seed creates n instances of version 1, id NAME-00000..., spread over its states (paid, final,
@@ -136,12 +143,12 @@ func (c *claims) seed(t *testing.T, n int) {
 }
 
 // run starts and runs a migration of every older version to version 2.
-func (c *claims) run(t *testing.T, m *migration.Migrator, id string) migration.Status {
+func (c *claims) run(t *testing.T, s *Service, id string) MigrationStatus {
 	t.Helper()
-	if _, err := m.Start(context.Background(), id, c.name, migration.Request{}); err != nil {
+	if _, err := s.startMigration(context.Background(), id, c.name, MigrationRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := m.Run(context.Background(), id)
+	st, err := s.runMigration(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +176,7 @@ func (c *claims) instances(t *testing.T) map[string]instance {
 	}
 	out := map[string]instance{}
 	for _, r := range rows {
-		in := instance{Version: r.Version, State: r.State, Context: decode(t, r.Context), Revision: r.Revision, Final: r.Final}
+		in := instance{Version: r.Version, State: r.State, Context: decodeObject(t, r.Context), Revision: r.Revision, Final: r.Final}
 		timers, err := persistence.TimersOf(ctx, c.db, r.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -183,7 +190,7 @@ func (c *claims) instances(t *testing.T) map[string]instance {
 		}
 		for _, tr := range h {
 			in.History = append(in.History, fmt.Sprintf("%d %s %s %s->%s v%d->v%d %s %s request %s at %s", tr.Seq, tr.Source, tr.Event,
-				tr.From, tr.To, tr.FromVersion, tr.DefinitionVersion, canonical(t, tr.ContextBefore), canonical(t, tr.ContextAfter),
+				tr.From, tr.To, tr.FromVersion, tr.DefinitionVersion, canonicalObject(t, tr.ContextBefore), canonicalObject(t, tr.ContextAfter),
 				tr.RequestID, tr.At.Format(time.RFC3339)))
 		}
 		out[strings.TrimPrefix(r.ID, c.name)] = in
@@ -191,7 +198,7 @@ func (c *claims) instances(t *testing.T) map[string]instance {
 	return out
 }
 
-func decode(t *testing.T, b []byte) map[string]any {
+func decodeObject(t *testing.T, b []byte) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -200,24 +207,24 @@ func decode(t *testing.T, b []byte) map[string]any {
 	return m
 }
 
-func canonical(t *testing.T, b []byte) string {
+func canonicalObject(t *testing.T, b []byte) string {
 	t.Helper()
-	out, _ := json.Marshal(decode(t, b))
+	out, _ := json.Marshal(decodeObject(t, b))
 	return string(out)
 }
 
-// TestRunInSQLMatchesPerInstance: on PostgreSQL the groups without a guard move in SQL; what they
+// TestMigrationRunInSQLMatchesPerInstance: on PostgreSQL the groups without a guard move in SQL; what they
 // write (instances, contexts, audit rows) is what deciding and writing each instance in Go writes.
-func TestRunInSQLMatchesPerInstance(t *testing.T) {
+func TestMigrationRunInSQLMatchesPerInstance(t *testing.T) {
 	t.Parallel()
 	db := dbtest.Postgres(t)
-	inSQL, perInstance := newClaims(t, db, "a"), newClaims(t, db, "b")
+	inSQL, byInstance := newClaims(t, db, "insql"), newClaims(t, db, "ingo")
 	const n = 240 // batches of 7: several per group, the last one short
 	inSQL.seed(t, n)
-	perInstance.seed(t, n)
+	byInstance.seed(t, n)
 	// Contexts written outside fsmd, in states SQL would move: SQL leaves them to Go, which decides
 	// as it does for every instance.
-	for _, c := range []*claims{inSQL, perInstance} {
+	for _, c := range []*claims{inSQL, byInstance} {
 		for id, ctx := range map[string]string{
 			"-00006": `{"amount": "lots", "note": "", "tags": []}`,         // a string for an int: stranded
 			"-00007": `{"amount": 1.5, "note": "", "tags": []}`,            // a fraction for an int: stranded
@@ -229,24 +236,24 @@ func TestRunInSQLMatchesPerInstance(t *testing.T) {
 		}
 	}
 
-	planA, err := inSQL.migrator(7).Plan(context.Background(), "a", migration.Request{})
+	planA, err := inSQL.service(t, 7, nil).PlanMigration(context.Background(), "insql", MigrationRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	planB, err := migration.PerInstance(perInstance.migrator(7)).Plan(context.Background(), "b", migration.Request{})
+	planB, err := perInstance(byInstance.service(t, 7, nil)).PlanMigration(context.Background(), "ingo", MigrationRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, b := planString(planA, "a"), planString(planB, "b"); a != b {
+	if a, b := planString(planA, "insql"), planString(planB, "ingo"); a != b {
 		t.Fatalf("plans differ:\n in SQL       %s\n per instance %s", a, b)
 	}
-	stA := inSQL.run(t, inSQL.migrator(7), "m")
-	stB := perInstance.run(t, migration.PerInstance(perInstance.migrator(7)), "m2")
+	stA := inSQL.run(t, inSQL.service(t, 7, nil), "m")
+	stB := byInstance.run(t, perInstance(byInstance.service(t, 7, nil)), "m2")
 	if stA.Migrated != stB.Migrated || stA.Stranded != stB.Stranded || stA.Migrated != 157 || stA.Stranded != 43 {
 		t.Fatalf("in SQL: %d migrated %d stranded; per instance: %d and %d; want 157 and 43",
 			stA.Migrated, stA.Stranded, stB.Migrated, stB.Stranded)
 	}
-	a, b := inSQL.instances(t), perInstance.instances(t)
+	a, b := inSQL.instances(t), byInstance.instances(t)
 	if len(a) != n {
 		t.Fatalf("%d instances, want %d", len(a), n)
 	}
@@ -299,54 +306,56 @@ func TestRunInSQLMatchesPerInstance(t *testing.T) {
 	}
 }
 
-// planString is a plan with the definition's name taken out of the sample ids.
-func planString(p migration.Plan, name string) string {
+// planString is a plan with the definition's name taken out of the sample ids, and out of the
+// details (a context that does not fit names its instance and definition).
+func planString(p MigrationPlan, name string) string {
 	p.Definition = ""
+	named := regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b`)
 	for i := range p.Stranded {
 		for j, id := range p.Stranded[i].Sample {
 			p.Stranded[i].Sample[j] = strings.TrimPrefix(id, name)
 		}
+		p.Stranded[i].Detail = named.ReplaceAllString(p.Stranded[i].Detail, "NAME")
 	}
 	b, _ := json.Marshal(p)
 	return string(b)
 }
 
-// TestRunResumes: a migration stopped between batches (its context canceled) stays running; run
+// TestMigrationRunResumes: a migration stopped between batches (its context canceled) stays running; run
 // again, it moves the rest, and none twice. The plan and the result agree.
-func TestRunResumes(t *testing.T) {
+func TestMigrationRunResumes(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		c := newClaims(t, db, "c")
 		c.seed(t, 60)
-		m := c.migrator(4)
-		plan, err := m.Plan(context.Background(), "c", migration.Request{})
+		m := c.service(t, 4, nil)
+		plan, err := m.PlanMigration(context.Background(), "c", MigrationRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Start(context.Background(), "m", "c", migration.Request{}); err != nil {
+		if _, err := m.startMigration(context.Background(), "m", "c", MigrationRequest{}); err != nil {
 			t.Fatal(err)
 		}
 		// Cancel once a few batches have committed.
 		ctx, cancel := context.WithCancel(context.Background())
 		batches := 0
-		stop := *m
-		stop.Now = func() time.Time {
+		stop := c.service(t, 4, func() time.Time {
 			if batches++; batches == 4 {
 				cancel()
 			}
 			return c.now
-		}
-		if _, err := stop.Run(ctx, "m"); !errors.Is(err, context.Canceled) {
+		})
+		if _, err := stop.runMigration(ctx, "m"); !errors.Is(err, context.Canceled) {
 			t.Fatalf("the stopped run: %v, want context.Canceled", err)
 		}
-		st, err := m.Get(context.Background(), "m")
+		st, err := m.GetMigration(context.Background(), "m")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if st.Status != "running" || st.Migrated == 0 || st.Migrated >= 40 {
 			t.Fatalf("after the stop: %+v, want running with some but not all migrated", st)
 		}
-		st, err = m.Run(context.Background(), "m")
+		st, err = m.runMigration(context.Background(), "m")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,43 +379,43 @@ func TestRunResumes(t *testing.T) {
 	})
 }
 
-// TestStartRefusesSecond: one migration of a definition runs at a time; the second is refused with
+// TestMigrationStartRefusesSecond: one migration of a definition runs at a time; the second is refused with
 // the first's id, and can start once the first is done.
-func TestStartRefusesSecond(t *testing.T) {
+func TestMigrationStartRefusesSecond(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		c := newClaims(t, db, "d")
 		c.seed(t, 12)
-		m := c.migrator(0)
+		m := c.service(t, 0, nil)
 		ctx := context.Background()
-		if _, err := m.Start(ctx, "first", "d", migration.Request{}); err != nil {
+		if _, err := m.startMigration(ctx, "first", "d", MigrationRequest{}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := m.Start(ctx, "second", "d", migration.Request{FromState: "review"})
-		var running *migration.RunningError
+		_, err := m.startMigration(ctx, "second", "d", MigrationRequest{Filter: &MigrationFilter{State: "review"}})
+		var running *MigrationRunningError
 		if !errors.As(err, &running) || running.ID != "first" || running.Code() != "migration_running" ||
 			!strings.Contains(err.Error(), "first") {
 			t.Fatalf("the second start: %v, want a RunningError naming first", err)
 		}
-		if _, err := m.Get(ctx, "second"); err == nil {
+		if _, err := m.GetMigration(ctx, "second"); err == nil {
 			t.Error("the refused migration was recorded")
 		}
-		if _, err := m.Run(ctx, "first"); err != nil {
+		if _, err := m.runMigration(ctx, "first"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Start(ctx, "third", "d", migration.Request{}); err != nil {
+		if _, err := m.startMigration(ctx, "third", "d", MigrationRequest{}); err != nil {
 			t.Fatalf("after the first is done: %v", err)
 		}
 	})
 }
 
-// TestStartTotal: the total of a migration counts what its filter selects.
-func TestStartTotal(t *testing.T) {
+// TestMigrationStartTotal: the total of a migration counts what its filter selects.
+func TestMigrationStartTotal(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		c := newClaims(t, db, "e")
 		c.seed(t, 30) // 5 in each state
-		st, err := c.migrator(0).Start(context.Background(), "m", "e", migration.Request{FromState: "review"})
+		st, err := c.service(t, 0, nil).startMigration(context.Background(), "m", "e", MigrationRequest{Filter: &MigrationFilter{State: "review"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,30 +425,31 @@ func TestStartTotal(t *testing.T) {
 	})
 }
 
-// TestRunElsewhere: a migration has one runner. While another process holds it (here: its lock),
-// Run returns ErrRunElsewhere at once and moves nothing; once released, Run finishes it.
-func TestRunElsewhere(t *testing.T) {
+// TestMigrationRunElsewhere: a migration has one runner. While another process holds it (here: its
+// lock), runMigration returns errRunElsewhere at once and moves nothing; once released, runMigration
+// finishes it.
+func TestMigrationRunElsewhere(t *testing.T) {
 	t.Parallel()
 	db := dbtest.Postgres(t)
 	c := newClaims(t, db, "f")
 	c.seed(t, 12)
-	m := c.migrator(0)
+	m := c.service(t, 0, nil)
 	ctx := context.Background()
-	if _, err := m.Start(ctx, "m", "f", migration.Request{}); err != nil {
+	if _, err := m.startMigration(ctx, "m", "f", MigrationRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	release, ok, err := db.TryLock(ctx, "migration m")
 	if err != nil || !ok {
 		t.Fatalf("TryLock: %v %v", ok, err)
 	}
-	if _, err := m.Run(ctx, "m"); !errors.Is(err, migration.ErrRunElsewhere) {
-		t.Fatalf("Run while the lock is held: %v, want ErrRunElsewhere", err)
+	if _, err := m.runMigration(ctx, "m"); !errors.Is(err, errRunElsewhere) {
+		t.Fatalf("Run while the lock is held: %v, want errRunElsewhere", err)
 	}
-	if st, _ := m.Get(ctx, "m"); st.Status != "running" || st.Migrated != 0 {
+	if st, _ := m.GetMigration(ctx, "m"); st.Status != "running" || st.Migrated != 0 {
 		t.Fatalf("after the refused run: %+v", st)
 	}
 	release()
-	st, err := m.Run(ctx, "m")
+	st, err := m.runMigration(ctx, "m")
 	if err != nil || st.Status != "done" || st.Migrated != 8 {
 		t.Fatalf("after the release: %+v, %v", st, err)
 	}

@@ -7,44 +7,34 @@ import (
 	"sync"
 
 	"github.com/fsmd-io/fsmd/internal/ident"
-	"github.com/fsmd-io/fsmd/internal/machine"
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
 // migrations runs migrations in the background of the service, and stops them on Close: a
 // migration stopped that way stays running in the database and is resumed by the next start.
 type migrations struct {
-	m      *migration.Migrator
-	batch  int // instances per transaction (Options.MigrationBatch)
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-func (s *Service) migrator() *migration.Migrator {
-	return &migration.Migrator{DB: s.db, Now: s.now, Log: s.log, Batch: s.mig.batch,
-		Defs: func(name string, version int) (*machine.Definition, int, error) {
-			def, row, err := s.reg.get(name, version)
-			if err != nil {
-				return nil, 0, err
-			}
-			return def, row.Version, nil
-		}}
+	batch       int  // instances per transaction (Options.MigrationBatch)
+	perInstance bool // decide and write every instance in Go, even where SQL could move them (tests compare the two)
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // PlanMigration is a dry run of migrating a definition's running instances: nothing changes.
-func (s *Service) PlanMigration(ctx context.Context, name string, req migration.Request) (migration.Plan, error) {
-	p, err := s.mig.m.Plan(ctx, name, req)
+// BadRequestError for versions that cannot be migrated from and to, NotFoundError for a definition
+// or version that is not registered.
+func (s *Service) PlanMigration(ctx context.Context, name string, req MigrationRequest) (MigrationPlan, error) {
+	p, err := s.planMigration(ctx, name, req)
 	return p, s.dbError(err)
 }
 
 // StartMigration records a migration and runs it in the background; its status is at
-// GetMigration.
-func (s *Service) StartMigration(ctx context.Context, name string, req migration.Request) (migration.Status, error) {
-	st, err := s.mig.m.Start(ctx, ident.New(s.now()), name, req)
+// GetMigration. The errors of PlanMigration, and MigrationRunningError while another migration of
+// the definition runs.
+func (s *Service) StartMigration(ctx context.Context, name string, req MigrationRequest) (MigrationStatus, error) {
+	st, err := s.startMigration(ctx, ident.New(s.now()), name, req)
 	if err != nil {
-		return migration.Status{}, s.dbError(err)
+		return MigrationStatus{}, s.dbError(err)
 	}
 	s.runInBackground(st.ID, name)
 	return st, nil
@@ -52,37 +42,46 @@ func (s *Service) StartMigration(ctx context.Context, name string, req migration
 
 // ResumeMigration runs the migration of a definition that is running (interrupted, or being run by
 // another process: then that one finishes it) in the background, and returns its status.
-func (s *Service) ResumeMigration(ctx context.Context, name string) (migration.Status, error) {
+func (s *Service) ResumeMigration(ctx context.Context, name string) (MigrationStatus, error) {
 	row, err := persistence.MigrationGetRunning(ctx, s.db, name)
 	if err != nil {
-		return migration.Status{}, s.dbError(err)
+		return MigrationStatus{}, s.dbError(err)
 	}
 	s.runInBackground(row.ID, name)
-	st, err := s.mig.m.Get(ctx, row.ID)
+	st, err := s.getMigration(ctx, row.ID)
 	return st, s.dbError(err)
 }
 
-// GetMigration returns a migration's progress and result.
-func (s *Service) GetMigration(ctx context.Context, id string) (migration.Status, error) {
-	st, err := s.mig.m.Get(ctx, id)
+// GetMigration returns a migration's progress and result: NotFoundError when there is no such
+// migration.
+func (s *Service) GetMigration(ctx context.Context, id string) (MigrationStatus, error) {
+	st, err := s.getMigration(ctx, id)
 	return st, s.dbError(err)
 }
 
-// ListMigrations returns the newest migrations of a definition, newest first, at most limit.
-func (s *Service) ListMigrations(ctx context.Context, name string, limit int) ([]migration.Status, error) {
+// ListMigrations returns the newest migrations of a definition, newest first, at most limit:
+// NotFoundError when the definition is not registered.
+func (s *Service) ListMigrations(ctx context.Context, name string, limit int) ([]MigrationStatus, error) {
 	if len(s.reg.all(name)) == 0 {
 		return nil, &NotFoundError{What: "definition", Key: name}
 	}
-	st, err := s.mig.m.List(ctx, name, limit)
-	return st, s.dbError(err)
+	rows, err := persistence.MigrationList(ctx, s.db, name, limit)
+	if err != nil {
+		return nil, s.dbError(err)
+	}
+	out := make([]MigrationStatus, len(rows))
+	for i, r := range rows {
+		out[i] = migrationStatus(r)
+	}
+	return out, nil
 }
 
 func (s *Service) runInBackground(id, name string) {
 	s.mig.wg.Go(func() {
 		log := s.log.With(slog.String("migration", id), slog.String("definition", name))
-		st, err := s.mig.m.Run(s.mig.ctx, id)
+		st, err := s.runMigration(s.mig.ctx, id)
 		switch {
-		case errors.Is(err, migration.ErrRunElsewhere):
+		case errors.Is(err, errRunElsewhere):
 			log.Info("migration run by another process")
 			return
 		case err != nil:
@@ -142,8 +141,8 @@ func (s *Service) autoMigrate(ctx context.Context, name string) error {
 	}
 	for _, c := range counts {
 		if c.Version < row.Version {
-			_, err := s.StartMigration(ctx, name, migration.Request{ToVersion: row.Version})
-			if running := (*migration.RunningError)(nil); errors.As(err, &running) {
+			_, err := s.StartMigration(ctx, name, MigrationRequest{ToVersion: row.Version})
+			if running := (*MigrationRunningError)(nil); errors.As(err, &running) {
 				// It starts when the running one is done (runInBackground).
 				s.log.Info("a migration is running: the instances move to the new version after it",
 					slog.String("definition", name), slog.String("migration", running.ID), slog.Int("version", row.Version))

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/dbtest"
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
@@ -94,7 +94,7 @@ func TestMigration(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		ctx := context.Background()
 		svc := docsThenV2(t, db, "manual")
-		plan, err := svc.PlanMigration(ctx, "doc", migration.Request{})
+		plan, err := svc.PlanMigration(ctx, "doc", service.MigrationRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestMigration(t *testing.T) {
 			t.Fatalf("r2 after the plan: %+v", inst)
 		}
 
-		st, err := svc.StartMigration(ctx, "doc", migration.Request{})
+		st, err := svc.StartMigration(ctx, "doc", service.MigrationRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestMigration(t *testing.T) {
 		if res := send(t, svc, "r2", "approve"); res.Transition.To != "approved" || res.Instance.Version != 2 {
 			t.Errorf("approve after the migration: %+v", res.Transition)
 		}
-		again, err := svc.StartMigration(ctx, "doc", migration.Request{})
+		again, err := svc.StartMigration(ctx, "doc", service.MigrationRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,12 +181,12 @@ func TestMigrationBadRequests(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		def  string
-		req  migration.Request
+		req  service.MigrationRequest
 		code string
 	}{
-		{"no such definition", "nope", migration.Request{}, "not_found"},
-		{"no such version", "doc", migration.Request{ToVersion: 7}, "not_found"},
-		{"from a version not older", "doc", migration.Request{FromVersion: 1}, "invalid_request"},
+		{"no such definition", "nope", service.MigrationRequest{}, "not_found"},
+		{"no such version", "doc", service.MigrationRequest{ToVersion: 7}, "not_found"},
+		{"from a version not older", "doc", service.MigrationRequest{Filter: &service.MigrationFilter{Version: 1}}, "invalid_request"},
 	} {
 		_, err := svc.PlanMigration(ctx, c.def, c.req)
 		coded, ok := err.(interface{ Code() string })
@@ -194,12 +194,12 @@ func TestMigrationBadRequests(t *testing.T) {
 			t.Errorf("%s: %v, want %s", c.name, err, c.code)
 		}
 	}
-	if _, err := svc.GetMigration(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, err := svc.GetMigration(ctx, "nope"); code.Of(err) != code.NotFound || !strings.Contains(err.Error(), `no migration "nope"`) {
 		t.Errorf("GetMigration nope: %v", err)
 	}
 }
 
-func waitMigration(t *testing.T, svc *service.Service, id string) migration.Status {
+func waitMigration(t *testing.T, svc *service.Service, id string) service.MigrationStatus {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second) // generous: CI runs the race detector on a loaded machine
 	for {
@@ -217,7 +217,7 @@ func waitMigration(t *testing.T, svc *service.Service, id string) migration.Stat
 	}
 }
 
-func planString(p migration.Plan) string {
+func planString(p service.MigrationPlan) string {
 	var moves, stranded []string
 	for _, m := range p.Moves {
 		moves = append(moves, fmt.Sprintf("%d %s->%s %d", m.FromVersion, m.FromState, m.ToState, m.Count))

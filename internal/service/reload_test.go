@@ -16,7 +16,6 @@ import (
 	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/machine"
-	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
 	"github.com/fsmd-io/fsmd/internal/source"
@@ -204,7 +203,7 @@ func TestReloadManual(t *testing.T) {
 		if err != nil || len(running) != 0 {
 			t.Errorf("migrations running after a manual version: %+v, %v", running, err)
 		}
-		plan, err := svc.PlanMigration(ctx, "door", migration.Request{})
+		plan, err := svc.PlanMigration(ctx, "door", service.MigrationRequest{})
 		if err != nil || planString(plan) != "to 2 total 1 moves [1 opened->ajar 1] stranded []" {
 			t.Errorf("plan: %s, %v", planString(plan), err)
 		}

@@ -78,7 +78,6 @@ func New(db *persistence.DB, o Options) *Service {
 	// returned is what is stored.
 	s.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
 	s.mig.batch = o.MigrationBatch
-	s.mig.m = s.migrator() // after s.now: the migrator takes it
 	s.mig.ctx, s.mig.cancel = context.WithCancel(context.Background())
 	return s
 }

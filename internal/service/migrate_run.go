@@ -1,0 +1,313 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/audit"
+	"github.com/fsmd-io/fsmd/internal/code"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// The executor of a migration: it records the migration (startMigration), then moves its groups
+// batch by batch (runMigration). One runner per migration, however many processes try (a database
+// lock, not a transaction: it is held for the whole run). Its transactions are the service's, three
+// kinds of them:
+//   - the record: the migration inserted as running, refused while another of its definition runs;
+//   - one per batch: the batch's instances locked and moved with their audit rows, and the
+//     migration's progress, together, so that a run stopped anywhere (a crash, Close) resumes after
+//     its last batch and moves no instance twice;
+//   - the end: done with its result, or failed with the error, under a context of its own, so that
+//     it is written whatever became of the run's.
+
+// MigrationStatus is a migration's progress and result (api.md).
+type MigrationStatus struct {
+	ID         string         `json:"id" validate:"required"`
+	Definition string         `json:"definition" validate:"required"`
+	ToVersion  int            `json:"to_version" validate:"required"`
+	Status     string         `json:"status" validate:"required" enums:"running,done,failed"` // running, done, failed
+	Migrated   int64          `json:"migrated" validate:"required"`
+	Stranded   int64          `json:"stranded" validate:"required"`
+	Total      int64          `json:"total" validate:"required"`
+	Error      string         `json:"error,omitempty"`
+	Result     *MigrationPlan `json:"result,omitempty"` // once done: what moved and what stayed, as a plan shows it
+	StartedAt  time.Time      `json:"started_at" validate:"required" format:"date-time"`
+	FinishedAt *time.Time     `json:"finished_at" validate:"required" format:"date-time" extensions:"x-nullable"` // null while running
+}
+
+func migrationStatus(r persistence.MigrationRow) MigrationStatus {
+	s := MigrationStatus{ID: r.ID, Definition: r.Definition, ToVersion: r.ToVersion, Status: r.Status, Migrated: r.Migrated,
+		Stranded: r.Stranded, Total: r.Total, Error: r.Error, StartedAt: r.StartedAt}
+	if !r.FinishedAt.IsZero() {
+		f := r.FinishedAt
+		s.FinishedAt = &f
+	}
+	if r.Status == "done" {
+		var p MigrationPlan
+		if json.Unmarshal(r.Result, &p) == nil {
+			s.Result = &p
+		}
+	}
+	return s
+}
+
+// getMigration returns a migration's status: NotFoundError when there is no such migration.
+func (s *Service) getMigration(ctx context.Context, id string) (MigrationStatus, error) {
+	r, err := persistence.MigrationGet(ctx, s.db, id)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return MigrationStatus{}, &NotFoundError{What: "migration", Key: id}
+	}
+	if err != nil {
+		return MigrationStatus{}, err
+	}
+	return migrationStatus(r), nil
+}
+
+// MigrationRunningError refuses a migration while another of the same definition runs: the two
+// would take the same instances.
+type MigrationRunningError struct {
+	Definition string
+	ID         string // the running one
+	ToVersion  int
+}
+
+func (e *MigrationRunningError) Error() string {
+	return fmt.Sprintf("migration %s of %q to version %d is running: wait until it is done (GET /v1/migrations/%s), then ask again",
+		e.ID, e.Definition, e.ToVersion, e.ID)
+}
+
+// Code is the API's error code for it.
+func (e *MigrationRunningError) Code() string { return code.MigrationRunning }
+
+// startMigration records a migration as running and returns it; runMigration executes it. A
+// definition has one migration running at a time: a second is refused with a MigrationRunningError
+// naming the first.
+func (s *Service) startMigration(ctx context.Context, id, name string, req MigrationRequest) (MigrationStatus, error) {
+	to, toVersion, err := s.migrationTarget(name, req)
+	if err != nil {
+		return MigrationStatus{}, err
+	}
+	groups, err := s.migrationGroups(ctx, name, to, toVersion, req)
+	if err != nil {
+		return MigrationStatus{}, err
+	}
+	var total int64
+	for _, g := range groups {
+		total += g.n
+	}
+	row := persistence.MigrationRow{ID: id, Definition: name, ToVersion: toVersion, FromVersion: req.fromVersion(),
+		FromState: req.fromState(), Status: "running", Total: total, StartedAt: s.now()}
+	err = s.db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.MigrationInsert(ctx, tx, row) })
+	if errors.Is(err, persistence.ErrConflict) {
+		if running, rerr := persistence.MigrationGetRunning(ctx, s.db, name); rerr == nil {
+			return MigrationStatus{}, &MigrationRunningError{Definition: name, ID: running.ID, ToVersion: running.ToVersion}
+		}
+	}
+	if err != nil {
+		return MigrationStatus{}, err
+	}
+	return migrationStatus(row), nil
+}
+
+// errRunElsewhere: another process is running the migration (runMigration returns it at once).
+var errRunElsewhere = errors.New("the migration is being run by another process")
+
+// runMigration executes a started (or interrupted) migration to the end, group by group and batch
+// by batch: each batch's instances are locked, moved with their audit rows, and the migration's
+// progress written, in one transaction. Instances already moved are on the new version and not
+// selected again, so running it again after a crash finishes the rest and moves none twice.
+// Stranded instances stay on their version and are counted again by every run.
+func (s *Service) runMigration(ctx context.Context, id string) (MigrationStatus, error) {
+	// One runner per migration: processes resuming the running migrations at start, and fsmd
+	// migrate run resuming one, may try at once. The lock goes with its holder, however it dies.
+	release, ok, err := s.db.TryLock(ctx, "migration "+id)
+	if err != nil {
+		return MigrationStatus{}, err
+	}
+	if !ok {
+		return MigrationStatus{}, errRunElsewhere
+	}
+	defer release()
+	row, err := persistence.MigrationGet(ctx, s.db, id)
+	if err != nil {
+		return MigrationStatus{}, err
+	}
+	if row.Status != "running" {
+		return migrationStatus(row), nil // finished by another runner meanwhile
+	}
+	to, _, err := s.reg.get(row.Definition, row.ToVersion)
+	if err != nil {
+		return MigrationStatus{}, s.finishMigration(ctx, row, nil, err)
+	}
+	r := &migrationRun{s: s, row: row, agg: newTally(row.Definition, row.ToVersion)}
+	var done MigrationPlan // what earlier runs of this migration moved (their stranded are counted again)
+	if len(row.Result) > 0 && json.Unmarshal(row.Result, &done) == nil {
+		for _, mv := range done.Moves {
+			r.agg.moves[MigrationMove{FromVersion: mv.FromVersion, FromState: mv.FromState, ToState: mv.ToState}] += mv.Count
+		}
+		r.agg.p.Total = done.migrated()
+	}
+	req := MigrationRequest{ToVersion: row.ToVersion, Filter: &MigrationFilter{Version: row.FromVersion, State: row.FromState}}
+	groups, err := s.migrationGroups(ctx, row.Definition, to, row.ToVersion, req)
+	for _, g := range groups {
+		if err != nil {
+			break
+		}
+		switch g.how {
+		case stranded:
+			err = r.agg.addStranded(ctx, s.db, row.Definition, g)
+		case inSQL:
+			err = r.inSQL(ctx, g)
+		case evaluate:
+			err = r.evaluate(ctx, g)
+		}
+	}
+	if err != nil && ctx.Err() != nil {
+		return MigrationStatus{}, err // stopped, not failed: it stays running, and the next start resumes it
+	}
+	if err != nil {
+		return MigrationStatus{}, s.finishMigration(ctx, r.row, nil, err)
+	}
+	p := r.agg.plan()
+	if err := s.finishMigration(ctx, r.row, &p, nil); err != nil {
+		return MigrationStatus{}, err
+	}
+	return s.getMigration(ctx, id)
+}
+
+// migrationRun is one execution of a migration: its counts and progress row as of the last commit.
+type migrationRun struct {
+	s   *Service
+	row persistence.MigrationRow
+	agg *tally
+}
+
+// migrationEvent is the event name of a migration's audit row (its source says migration).
+const migrationEvent = "migrate"
+
+// commit writes a batch with write, and the progress it makes (counted by count on a copy of the
+// counts) in the same transaction; the counts and row become the copy's once it commits. It
+// returns how many instances the batch had: 0 when there were none left.
+func (r *migrationRun) commit(ctx context.Context, write func(tx *persistence.Tx, next *tally) (int, error)) (int, error) {
+	var (
+		next    *tally
+		nextRow persistence.MigrationRow
+		n       int
+	)
+	err := r.s.db.WithTx(ctx, func(tx *persistence.Tx) error {
+		next = r.agg.clone()
+		var err error
+		if n, err = write(tx, next); err != nil || n == 0 {
+			return err
+		}
+		p := next.plan()
+		nextRow = r.row
+		nextRow.Migrated, nextRow.Stranded = p.migrated(), p.Total-p.migrated()
+		nextRow.Result, _ = json.Marshal(p)
+		return persistence.MigrationUpdate(ctx, tx, nextRow)
+	})
+	if err == nil && n > 0 {
+		r.agg, r.row = next, nextRow
+	}
+	return n, err
+}
+
+// inSQL moves a group whose instances all go to one state with a context SQL rewrites, batch by
+// batch, none of them read into Go; then the few SQL leaves, in Go.
+func (r *migrationRun) inSQL(ctx context.Context, g group) error {
+	rw := g.mp.Rewrite()
+	timers := make([]persistence.After, len(g.timers))
+	for i, d := range g.timers {
+		timers[i] = persistence.After{Event: d.Event, After: d.After}
+	}
+	mv := persistence.Move{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: migrationEvent}
+	sel := persistence.MoveState{Definition: r.row.Definition, FromState: g.state, Limit: r.s.migrationBatch(), ToState: g.to,
+		Final: g.mp.To.Final(g.to), Defaults: rw.Defaults, Drop: rw.Drop, Shape: contextShape(rw), Timers: timers}
+	for {
+		var last string
+		n, err := r.commit(ctx, func(tx *persistence.Tx, next *tally) (int, error) {
+			mv.At = r.s.now()
+			n, l, err := audit.AppendMovesInSQL(ctx, tx, mv, sel)
+			next.addMoves(g, g.to, int64(n))
+			last = l
+			return n, err
+		})
+		if err != nil {
+			return err
+		}
+		if n < sel.Limit {
+			// What SQL left (contexts of another shape, written outside fsmd) is decided in Go.
+			return r.evaluate(ctx, g)
+		}
+		sel.After = last
+	}
+}
+
+// evaluate moves a group whose instances' data decides, batch by batch: each instance's move is
+// decided in Go, and the batch's moves written together.
+func (r *migrationRun) evaluate(ctx context.Context, g group) error {
+	mv := persistence.Move{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: migrationEvent}
+	p := persistence.RunningBatchParams{Definition: r.row.Definition, Version: g.version, State: g.state,
+		Limit: r.s.migrationBatch(), Lock: true}
+	for {
+		var last string
+		n, err := r.commit(ctx, func(tx *persistence.Tx, next *tally) (int, error) {
+			rows, err := persistence.InstanceRunningBatch(ctx, tx, p)
+			if err != nil || len(rows) == 0 {
+				return 0, err
+			}
+			last = rows[len(rows)-1].ID
+			mv.At = r.s.now()
+			moved := make([]persistence.MovedInstance, 0, len(rows))
+			for _, row := range rows {
+				o := migrationOutcome(g.mp, row, mv.At)
+				next.add(row, o)
+				if o.Stranded() {
+					continue
+				}
+				after, err := encodeContext(o.Context)
+				if err != nil {
+					return 0, err
+				}
+				moved = append(moved, persistence.MovedInstance{ID: row.ID, Revision: row.Revision, FromState: row.State,
+					ToState: o.To, Before: row.Context, After: after, Final: g.mp.To.Final(o.To), EnteredAt: row.EnteredAt,
+					Timers: arms(o.Timers)})
+			}
+			return len(rows), audit.AppendMoves(ctx, tx, mv, moved)
+		})
+		if err != nil || n < p.Limit {
+			return err
+		}
+		p.After = last
+	}
+}
+
+// finishMigration writes the end of a run: done with its result, or failed with the error (then
+// returned).
+func (s *Service) finishMigration(ctx context.Context, row persistence.MigrationRow, p *MigrationPlan, runErr error) error {
+	row.FinishedAt = s.now()
+	if runErr != nil {
+		row.Status, row.Error = "failed", runErr.Error()
+	} else {
+		row.Status = "done"
+		row.Result, _ = json.Marshal(p)
+		row.Migrated, row.Stranded = p.migrated(), p.Total-p.migrated()
+	}
+	// The run's context may be the one that ended it: the outcome is written regardless.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	// In a transaction: on SQLite that queues it with the process's other writers (events keep
+	// coming) instead of racing them for the lock.
+	if err := s.db.WithTx(wctx, func(tx *persistence.Tx) error { return persistence.MigrationUpdate(wctx, tx, row) }); err != nil {
+		return errors.Join(runErr, err)
+	}
+	if runErr == nil {
+		s.log.Info("migration done", slog.String("migration", row.ID), slog.String("definition", row.Definition),
+			slog.Int("to_version", row.ToVersion), slog.Int64("migrated", row.Migrated), slog.Int64("stranded", row.Stranded))
+	}
+	return runErr
+}
