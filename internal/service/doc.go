@@ -16,10 +16,11 @@
 //
 // Who owns transactions: this package, for everything an API request, a timer, a migration or a
 // registration writes (CreateInstance, the event path through persistence.InstanceAdvance, the
-// timers' drops and deletions, migration batches and progress, definition registration, outbox
-// re-drives, the stats rollup); each store function in persistence takes the transaction it is
-// handed and begins none, except InstanceAdvance on the database itself, whose one write is its own
-// transaction. The one other owner is the outbox's dispatcher (internal/outbox), which claims its
-// deliveries and records their outcomes in transactions of its own: it runs apart from any request,
-// and what it writes is only the outbox's.
+// timers' drops and deletions, a migration's record, each of its batches with its progress, and its
+// end (migrate_run.go), definition registration, outbox re-drives, the stats rollup), so that what
+// one step writes commits or fails whole, with one `now`; each store function in persistence takes
+// the transaction it is handed and begins none, except InstanceAdvance on the database itself, whose
+// one write is its own transaction. The one other owner is the outbox's dispatcher
+// (internal/outbox), which claims its deliveries and records their outcomes in transactions of its
+// own: it runs apart from any request, and what it writes is only the outbox's.
 package service
