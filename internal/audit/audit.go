@@ -51,14 +51,14 @@ func AppendWithUpdate(ctx context.Context, ex persistence.Executor, u persistenc
 // AppendMoves moves instances a migration decided in Go to m.ToVersion, each with its audit row
 // (source migration, event m.Event, seq the instance's new revision), in the caller's transaction,
 // which holds their locks (persistence.InstanceMoveRows: one statement a batch on PostgreSQL).
-func AppendMoves(ctx context.Context, tx *persistence.Tx, m persistence.Move, rows []persistence.MovedInstance) error {
+func AppendMoves(ctx context.Context, tx *persistence.Tx, m persistence.MigrationBatch, rows []persistence.MovedInstance) error {
 	return persistence.InstanceMoveRows(ctx, tx, m, rows)
 }
 
 // AppendMovesInSQL moves the next batch of the running instances of one (version, state) to
 // m.ToVersion, each with its audit row, without reading them into the client
 // (persistence.InstanceMoveState, PostgreSQL). It returns how many moved and the last id.
-func AppendMovesInSQL(ctx context.Context, tx *persistence.Tx, m persistence.Move, s persistence.MoveState) (int, string, error) {
+func AppendMovesInSQL(ctx context.Context, tx *persistence.Tx, m persistence.MigrationBatch, s persistence.MoveState) (int, string, error) {
 	return persistence.InstanceMoveState(ctx, tx, m, s)
 }
 

@@ -1,7 +1,7 @@
 // Package migration is the pure part of moving running instances from one version of a definition
 // to another, by the `migrate` rules of the newer version (definitions.md, "Migration rules"):
 // definitions in, decisions out, like internal/machine. Compile makes a Mapping from one version to
-// another; Mapping.Move decides where one instance goes, Mapping.Group how all the instances of one
+// another; Mapping.Decide decides where one instance goes, Mapping.Group how all the instances of one
 // state go when their data does not matter; Check finds the rules that cannot work when a version is
 // registered. It imports no database: the executor that applies these decisions to the live
 // population, in batches, in transactions, is internal/service (migrate_plan.go, migrate_run.go).
@@ -152,7 +152,7 @@ func (m *Mapping) Rewrite() *Rewrite { return m.rewrite }
 // MaxText bounds the text of a stored context that SQL may move with this rewrite: the bound of a
 // context less the defaults the rewrite adds (PostgreSQL's text of a context is never shorter than
 // its JSON as measured), so that SQL never moves a context past schema.MaxContextSize. A longer one
-// is decided by Move, exactly, and stranded as context_invalid when it would be over.
+// is decided by Decide, exactly, and stranded as context_invalid when it would be over.
 func (r *Rewrite) MaxText() int { return max(1, schema.MaxContextSize-len(r.Defaults)) }
 
 // Err is the compile error of the rules for From, if any: every instance of From is stranded by it.
@@ -170,9 +170,9 @@ type Outcome struct {
 // Stranded reports whether the instance stays on its version.
 func (o Outcome) Stranded() bool { return o.Reason != "" }
 
-// Move computes where a running instance of From goes, with now as expressions' `now`. snap's context
+// Decide computes where a running instance of From goes, with now as expressions' `now`. snap's context
 // is typed by From's schema.
-func (m *Mapping) Move(snap machine.Snapshot, now time.Time) Outcome {
+func (m *Mapping) Decide(snap machine.Snapshot, now time.Time) Outcome {
 	if m.err != nil {
 		return Outcome{Reason: RuleFailed, Detail: m.err.Error()}
 	}
@@ -198,7 +198,7 @@ func (m *Mapping) Move(snap machine.Snapshot, now time.Time) Outcome {
 
 // Group is how the running instances of one state of From move, decided once for all of them:
 // none can move (Stranded), all go to one state with nothing evaluated per instance (Together), or
-// neither: then each instance's data decides (Move).
+// neither: then each instance's data decides (Decide).
 type Group struct {
 	// Reason and Detail: none of them can move, whatever its data (StateUnmapped or RuleFailed).
 	Reason, Detail string

@@ -254,9 +254,9 @@ func TestMove(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			m := migration.Compile(from, parse(t, tt.to))
-			out := m.Move(snapshot(t, from, tt.state, tt.ctx), now)
+			out := m.Decide(snapshot(t, from, tt.state, tt.ctx), now)
 			if out.To != tt.wantTo || out.Reason != tt.reason {
-				t.Fatalf("Move: to %q, reason %q (%s); want to %q, reason %q", out.To, out.Reason, out.Detail, tt.wantTo, tt.reason)
+				t.Fatalf("Decide: to %q, reason %q (%s); want to %q, reason %q", out.To, out.Reason, out.Detail, tt.wantTo, tt.reason)
 			}
 			if out.Stranded() != (tt.reason != "") {
 				t.Errorf("Stranded() = %v with reason %q", out.Stranded(), out.Reason)
@@ -334,9 +334,9 @@ func TestCompileErr(t *testing.T) {
 			// Every instance is stranded by it, even one whose state maps without a guard, and no
 			// state has a target.
 			for _, state := range []string{"cart", "review", "paid"} {
-				out := m.Move(snapshot(t, from, state, map[string]any{"amount": 5000}), now)
+				out := m.Decide(snapshot(t, from, state, map[string]any{"amount": 5000}), now)
 				if out.Reason != migration.RuleFailed || out.Detail != m.Err().Error() {
-					t.Errorf("Move from %s: reason %q, detail %q; want rule_failed with Err()", state, out.Reason, out.Detail)
+					t.Errorf("Decide from %s: reason %q, detail %q; want rule_failed with Err()", state, out.Reason, out.Detail)
 				}
 				if to, ok := m.Target(state); ok {
 					t.Errorf("Target(%s) = %q, true; want no target", state, to)
@@ -390,10 +390,10 @@ func TestTarget(t *testing.T) {
 		if to != tt.to || ok != tt.ok {
 			t.Errorf("Target(%s) = %q, %v; want %q, %v", tt.state, to, ok, tt.to, tt.ok)
 		}
-		// Where Target answers, Move agrees with it.
+		// Where Target answers, Decide agrees with it.
 		if ok && from.States[tt.state] != nil {
-			if out := m.Move(snapshot(t, from, tt.state, nil), now); out.To != to {
-				t.Errorf("Move from %s: to %q (%s %s); Target says %q", tt.state, out.To, out.Reason, out.Detail, to)
+			if out := m.Decide(snapshot(t, from, tt.state, nil), now); out.To != to {
+				t.Errorf("Decide from %s: to %q (%s %s); Target says %q", tt.state, out.To, out.Reason, out.Detail, to)
 			}
 		}
 	}

@@ -19,9 +19,9 @@ import (
 // batch with InstanceMoveRows.
 func (db *DB) MovesInSQL() bool { return db.Dialect == Postgres }
 
-// Move is what a migration writes for its instances: where they go, and the audit row's fields
-// they share.
-type Move struct {
+// MigrationBatch is what a migration writes for a batch of its instances: the versions they move
+// between, and the fields their audit rows share.
+type MigrationBatch struct {
 	FromVersion, ToVersion int
 	MigrationID            string // the audit rows' request_id
 	Event                  string // the audit rows' event
@@ -62,7 +62,7 @@ const moveRowsQuery = `
 // InstanceMoveRows moves instances as decided, each with its audit row (source migration), in the
 // caller's transaction, which must hold their locks. ErrConflict when one of them is no longer at
 // the revision read: then the transaction must be rolled back, as some may have moved.
-func InstanceMoveRows(ctx context.Context, tx *Tx, m Move, rows []MovedInstance) error {
+func InstanceMoveRows(ctx context.Context, tx *Tx, m MigrationBatch, rows []MovedInstance) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -125,7 +125,7 @@ func rearm(ctx context.Context, tx *Tx, rows []MovedInstance) error {
 
 // moveRowsOneByOne is InstanceMoveRows on SQLite, where an UPDATE cannot feed an INSERT: two
 // statements per instance, in the caller's transaction (embedded, so no round trips to save).
-func moveRowsOneByOne(ctx context.Context, tx *Tx, m Move, rows []MovedInstance) error {
+func moveRowsOneByOne(ctx context.Context, tx *Tx, m MigrationBatch, rows []MovedInstance) error {
 	for _, r := range rows {
 		rev := r.Revision + 1
 		u := InstanceUpdateParams{ID: r.ID, ExpectRevision: r.Revision, Version: m.ToVersion, State: r.ToState,
@@ -230,7 +230,7 @@ const moveStateQuery = `
 // InstanceMoveState moves the next batch of s's instances whose context has s.Shape (PostgreSQL
 // only), each with its audit row, in the caller's transaction. It returns how many moved and the last
 // id: fewer than s.Limit when the batch was the last one. Those of another shape stay.
-func InstanceMoveState(ctx context.Context, tx *Tx, m Move, s MoveState) (int, string, error) {
+func InstanceMoveState(ctx context.Context, tx *Tx, m MigrationBatch, s MoveState) (int, string, error) {
 	if tx.Dialect != Postgres {
 		return 0, "", errors.New("persistence: moving instances in SQL needs PostgreSQL")
 	}

@@ -268,7 +268,7 @@ func migrationOutcome(mp *migration.Mapping, r persistence.InstanceRow, now time
 	if err != nil {
 		return migration.Outcome{Reason: migration.ContextInvalid, Detail: err.Error()}
 	}
-	return mp.Move(snap, now)
+	return mp.Decide(snap, now)
 }
 
 // tally aggregates outcomes into a MigrationPlan.

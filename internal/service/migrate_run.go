@@ -224,7 +224,7 @@ func (r *migrationRun) inSQL(ctx context.Context, g group) error {
 	for i, d := range g.timers {
 		timers[i] = persistence.After{Event: d.Event, After: d.After}
 	}
-	mv := persistence.Move{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: migrationEvent}
+	mv := persistence.MigrationBatch{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: migrationEvent}
 	sel := persistence.MoveState{Definition: r.row.Definition, FromState: g.state, Limit: r.s.migrationBatch(), ToState: g.to,
 		Final: g.mp.To.Final(g.to), Defaults: rw.Defaults, Drop: rw.Drop, Shape: contextShape(rw), Timers: timers}
 	for {
@@ -250,7 +250,7 @@ func (r *migrationRun) inSQL(ctx context.Context, g group) error {
 // evaluate moves a group whose instances' data decides, batch by batch: each instance's move is
 // decided in Go, and the batch's moves written together.
 func (r *migrationRun) evaluate(ctx context.Context, g group) error {
-	mv := persistence.Move{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: migrationEvent}
+	mv := persistence.MigrationBatch{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: migrationEvent}
 	p := persistence.RunningBatchParams{Definition: r.row.Definition, Version: g.version, State: g.state,
 		Limit: r.s.migrationBatch(), Lock: true}
 	for {

@@ -236,7 +236,7 @@ func runMigration(def *machine.Definition, c *Case) *Result {
 	}
 	now := c.Given.Now
 	snap := machine.Snapshot{ID: "test", Version: 1, State: state, Context: ctx.(map[string]any), CreatedAt: now, EnteredAt: now}
-	out := migration.Compile(old, def).Move(snap, now)
+	out := migration.Compile(old, def).Decide(snap, now)
 	at := now.Format(time.RFC3339) + " "
 	if out.Stranded() {
 		res.Trace = []string{fmt.Sprintf("%smigrate from %s: %s stranded: %s: %s", at, c.Migration.From, state, out.Reason, out.Detail)}
