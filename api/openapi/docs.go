@@ -572,7 +572,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Registers the YAML as the definition's next version if its content is new (201), or returns the version that has this content (200). An invalid definition is 422 invalid_definition with every problem in ` + "`" + `errors` + "`" + `. The body is the YAML file as it is, under any of the content types listed (text/plain is what curl --data-binary and Swagger UI send).",
+                "description": "Registers the YAML as the definition's next version if its content is new (201), or returns the version that has this content (200). An invalid definition is 422 invalid_definition with every problem in ` + "`" + `errors` + "`" + `. The body is the YAML file as it is, under one of the content types listed (with curl: --data-binary @file.yaml -H 'Content-Type: application/yaml'). text/plain, forms and multipart bodies are 415: a web page may send those to any site.",
                 "consumes": [
                     "application/yaml",
                     "application/x-yaml",
@@ -694,7 +694,7 @@ const docTemplate = `{
                         }
                     },
                     "415": {
-                        "description": "unsupported_media_type: not YAML (or text/plain), or a charset other than UTF-8",
+                        "description": "unsupported_media_type: not YAML, or a charset other than UTF-8",
                         "schema": {
                             "$ref": "#/definitions/server.Problem"
                         },

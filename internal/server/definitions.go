@@ -226,7 +226,7 @@ func (s *server) diagram(c echo.Context) error {
 // putDefinition godoc
 //
 //	@Summary		Register a definition
-//	@Description	Registers the YAML as the definition's next version if its content is new (201), or returns the version that has this content (200). An invalid definition is 422 invalid_definition with every problem in `errors`. The body is the YAML file as it is, under any of the content types listed (text/plain is what curl --data-binary and Swagger UI send).
+//	@Description	Registers the YAML as the definition's next version if its content is new (201), or returns the version that has this content (200). An invalid definition is 422 invalid_definition with every problem in `errors`. The body is the YAML file as it is, under one of the content types listed (with curl: --data-binary @file.yaml -H 'Content-Type: application/yaml'). text/plain, forms and multipart bodies are 415: a web page may send those to any site.
 //	@Tags			definitions
 //	@Accept			application/yaml,application/x-yaml,text/yaml
 //	@Produce		json,application/problem+json
@@ -239,7 +239,7 @@ func (s *server) diagram(c echo.Context) error {
 //	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
 //	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
 //	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
-//	@Failure		415				{object}	Problem				"unsupported_media_type: not YAML (or text/plain), or a charset other than UTF-8"
+//	@Failure		415				{object}	Problem				"unsupported_media_type: not YAML, or a charset other than UTF-8"
 //	@Failure		422				{object}	Problem				"invalid_definition (with errors)"
 //	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
 //	@Failure		500				{object}	Problem				"internal_error"
