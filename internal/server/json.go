@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 
@@ -23,4 +24,15 @@ func (jsonSerializer) Serialize(c echo.Context, v any, indent string) error {
 		enc.SetIndent("", indent)
 	}
 	return enc.Encode(v)
+}
+
+// marshalJSON is json.Marshal as the answers are written: without HTML escaping.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -219,7 +218,7 @@ func (s *server) handleError(err error, c echo.Context) {
 		_ = c.NoContent(p.Status)
 		return
 	}
-	b, merr := json.Marshal(p)
+	b, merr := marshalJSON(p)
 	if merr != nil {
 		s.log.Error("encoding a problem", slog.String("request_id", p.RequestID), slog.String("error", merr.Error()))
 		b = []byte(`{"type":"` + ProblemTypeBase + code.Internal + `","title":"Internal server error","status":500,"detail":"internal error","code":"` + code.Internal + `"}`)
