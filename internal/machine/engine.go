@@ -89,7 +89,7 @@ func (l Limits) Fire(def *Definition, snap Snapshot, event string, payload map[s
 	if err != nil {
 		return nil, &ExpressionError{State: st.Name, Event: event, Where: "set", Err: err}
 	}
-	to, err := def.step(snap.State, b)
+	to, err := def.step(snap.State, h, b)
 	if err != nil {
 		return nil, err
 	}
@@ -214,13 +214,14 @@ func joinPath(p []string) string {
 	return s
 }
 
-// step executes the chosen branch on looplab/fsm. The FSM comes from the definition's pool: it is
-// never shared between goroutines, Event is never called from a callback (there are none), and the
-// context is never canceled, so none of looplab/fsm's traps apply.
-func (def *Definition) step(from string, b *Branch) (string, error) {
+// step executes the chosen branch of h, a handler of state from, on looplab/fsm, from the state it
+// knows h's branches from (build). The FSM comes from the definition's pool: it is never shared
+// between goroutines, Event is never called from a callback (there are none), and the context is
+// never canceled, so none of looplab/fsm's traps apply.
+func (def *Definition) step(from string, h *Handler, b *Branch) (string, error) {
 	f := def.fsms.Get().(*fsm.FSM)
 	defer def.fsms.Put(f)
-	f.SetState(from)
+	f.SetState(h.fsmState)
 	if err := f.Event(context.Background(), b.fsmEvent); err != nil {
 		var same fsm.NoTransitionError // a self-transition: it re-enters the state
 		if !errors.As(err, &same) {
@@ -230,7 +231,11 @@ func (def *Definition) step(from string, b *Branch) (string, error) {
 	return f.Current(), nil
 }
 
-// build prepares what Fire needs; it runs once, after validation found no error.
+// build prepares what Fire needs; it runs once, after validation found no error. looplab/fsm keeps a
+// transition per (event, source state): a handler that states share (an alias) enters the graph once,
+// from the first of them, so that the graph is in proportion to the file and not to its aliases.
+// Each branch is "event#index" from that state; step fires it from there, which is where it goes
+// from any state that has the handler.
 func (def *Definition) build() {
 	def.known = make(map[string]bool, len(def.Events))
 	for name := range def.Events {
@@ -238,10 +243,15 @@ func (def *Definition) build() {
 	}
 	for _, name := range def.StateOrder {
 		s := def.States[name]
-		src := []string{name}
 		for _, ev := range s.OnOrder {
 			def.known[ev] = true
-			for _, b := range s.On[ev].Branches {
+			h := s.On[ev]
+			if h.fsmState != "" {
+				continue // shared with a state before
+			}
+			h.fsmState = name
+			src := []string{name}
+			for _, b := range h.Branches {
 				b.fsmEvent = ev + "#" + strconv.Itoa(b.Index)
 				def.graph = append(def.graph, fsm.EventDesc{Name: b.fsmEvent, Src: src, Dst: b.To})
 			}

@@ -33,7 +33,7 @@ type Definition struct {
 
 	known map[string]bool // every event handled by some state or declared in events
 	fsms  sync.Pool       // *fsm.FSM of this graph: an FSM must not be shared, so each Fire takes one
-	graph []fsm.EventDesc // the graph as looplab/fsm sees it: one event per (event, branch)
+	graph []fsm.EventDesc // the graph as looplab/fsm sees it: one event per (handler, branch)
 }
 
 // EventSpec is a declared event and its payload schema.
@@ -54,11 +54,14 @@ type State struct {
 	Pos         Pos
 }
 
-// Handler is the ordered list of branches a state has for one event.
+// Handler is the ordered list of branches a state has for one event. States whose `on` names one
+// YAML node (an alias) share their handlers (share.go).
 type Handler struct {
 	Event    string
 	Branches []*Branch
 	Pos      Pos
+
+	fsmState string // the state looplab/fsm knows the branches from: the first state that has it
 }
 
 // Branch is one transition object: the first branch whose guard holds is taken.

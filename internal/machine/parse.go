@@ -28,6 +28,7 @@ var definitionName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 // parser builds a definition from its YAML document.
 type parser struct {
 	*source.Doc
+	shared shared // what aliased nodes parsed to (share.go)
 }
 
 // Parse reads one definition file. It returns the definition (nil when the file could not be read as
@@ -37,7 +38,7 @@ func Parse(file string, data []byte) (*Definition, source.Diagnostics) {
 	r := &source.Reporter{File: file}
 	var def *Definition
 	ok := source.Walk(r, data, func(d *source.Doc, root *yaml.Node) {
-		def = (&parser{d}).definition(root)
+		def = (&parser{Doc: d}).definition(root)
 	})
 	if !ok {
 		return nil, r.Diags
@@ -144,31 +145,46 @@ func (d *parser) state(def *Definition, s *State, n *yaml.Node) {
 		if s.Final {
 			d.Errorf(source.At(e.KeyNode), "final state %q cannot have `on`: nothing leaves a final state", s.Name)
 		}
-		ons, _ := d.Mapping(e.Val, what+" on")
-		for _, on := range ons {
-			if d.Name(on.KeyNode, "event") {
-				h := d.handler(def, s, on)
-				s.On[on.Key] = h
-				s.OnOrder = append(s.OnOrder, on.Key)
+		n := d.Resolve(e.Val)
+		p := once(d, &d.shared.ons, n, n, e.Val, func() parsedOn {
+			p := parsedOn{on: map[string]*Handler{}}
+			ons, _ := d.Mapping(n, what+" on")
+			for _, on := range ons {
+				if d.Name(on.KeyNode, "event") {
+					p.on[on.Key] = d.handler(def, s, on)
+					p.order = append(p.order, on.Key)
+				}
 			}
-		}
+			return p
+		})
+		s.On, s.OnOrder = p.on, p.order
 	}
 	if e, ok := spec.Get("timers"); ok {
 		if s.Final {
 			d.Errorf(source.At(e.KeyNode), "final state %q cannot have `timers`: nothing leaves a final state", s.Name)
 		}
-		for _, t := range d.Sequence(e.Val, what+" timers") {
-			if timer := d.timer(def, s, t); timer != nil {
-				s.Timers = append(s.Timers, timer)
+		n := d.Resolve(e.Val)
+		s.Timers = once(d, &d.shared.timers, n, n, e.Val, func() []*Timer {
+			var timers []*Timer
+			for _, t := range d.Sequence(n, what+" timers") {
+				if timer := d.timer(def, s, t); timer != nil {
+					timers = append(timers, timer)
+				}
 			}
-		}
+			return timers
+		})
 	}
 }
 
-// handler parses `on.<event>`: a state name, one transition object, or a list of them.
+// handler parses `on.<event>`: a state name, one transition object, or a list of them. The states
+// that name one such node (an alias) share its handler.
 func (d *parser) handler(def *Definition, s *State, e source.Entry) *Handler {
-	h := &Handler{Event: e.Key, Pos: source.At(e.KeyNode)}
 	v := d.Resolve(e.Val)
+	return once(d, &d.shared.handlers, handlerKey{v, e.Key}, v, e.Val, func() *Handler { return d.branches(def, s, e, v) })
+}
+
+func (d *parser) branches(def *Definition, s *State, e source.Entry, v *yaml.Node) *Handler {
+	h := &Handler{Event: e.Key, Pos: source.At(e.KeyNode)}
 	items := []*yaml.Node{v}
 	if v.Kind == yaml.SequenceNode {
 		items = v.Content
@@ -222,7 +238,7 @@ func (d *parser) branch(def *Definition, s *State, event string, n *yaml.Node) *
 	if g, ok := spec.Get("guard"); ok {
 		if src, ok := d.Scalar(g.Val, "guard"); ok {
 			b.GuardPos, b.GuardSource = source.At(g.Val), src
-			prog, err := guards.CompileGuard(src, env)
+			prog, err := d.compile(exprKey{src: src, env: env, kind: 'g'})
 			if err != nil {
 				d.exprError(g.Val, "guard", err)
 			}
@@ -253,7 +269,7 @@ func (d *parser) assignments(def *Definition, n *yaml.Node, env guards.Env) []*A
 		if !ok {
 			continue
 		}
-		prog, err := guards.CompileValue(src, env, f.Type)
+		prog, err := d.compile(exprKey{src: src, env: env, kind: 'v', want: f.Type})
 		if err != nil {
 			d.exprError(e.Val, "set "+e.Key, err)
 			continue
@@ -296,7 +312,7 @@ func (d *parser) timer(def *Definition, s *State, n *yaml.Node) *Timer {
 		}
 	case hasAt:
 		if src, ok := d.Scalar(at.Val, "at"); ok {
-			prog, err := guards.CompileTime(src, guards.Env{Context: def.Context, NoEvent: true})
+			prog, err := d.compile(exprKey{src: src, env: guards.Env{Context: def.Context, NoEvent: true}, kind: 't'})
 			if err != nil {
 				d.exprError(at.Val, "at", err)
 			}

@@ -17,12 +17,19 @@ func validate(def *Definition, r *source.Reporter) {
 		r.Errorf(def.InitialPos, "initial state %q is not a declared state", def.Initial)
 	}
 	finals := 0
+	// A handler or timer that states share (an alias) is one place in the file: its error is
+	// reported once, for the first of them.
+	checked, reported := map[*Handler]bool{}, map[*Timer]bool{}
 	for _, name := range def.StateOrder {
 		s := def.States[name]
 		if s.Final {
 			finals++
 		}
 		for _, ev := range s.OnOrder {
+			if checked[s.On[ev]] {
+				continue
+			}
+			checked[s.On[ev]] = true
 			for _, b := range s.On[ev].Branches {
 				if def.States[b.To] == nil {
 					r.Errorf(b.Pos, "on.%s in state %q goes to %q, which is not a declared state", ev, name, b.To)
@@ -30,7 +37,8 @@ func validate(def *Definition, r *source.Reporter) {
 			}
 		}
 		for _, t := range s.Timers {
-			if t.Event != "" && s.On[t.Event] == nil {
+			if t.Event != "" && s.On[t.Event] == nil && !reported[t] {
+				reported[t] = true
 				r.Errorf(t.Pos, "timer event %q is not handled in `on` of state %q", t.Event, name)
 			}
 		}

@@ -125,9 +125,27 @@ func TestAliasBudget(t *testing.T) {
 	if ok {
 		t.Error("Walk = true for an alias bomb")
 	}
+	// Refused at an alias, past ten times the file's own 121 nodes (and MinBudget).
 	sameLines(t, "diagnostics", got, []string{
-		fmt.Sprintf("f.yaml: error: the document expands to more than %d YAML nodes (through aliases?)", source.MaxNodes),
+		fmt.Sprintf("f.yaml:2:45: error: the document expands to more than %d YAML nodes through this alias: "+
+			"aliases may take a file to %d times its own nodes (121 here), or %d nodes",
+			source.MaxExpansion*121+source.MinBudget, source.MaxExpansion, source.MinBudget),
 	})
+
+	// What a reader shares instead of reading again still counts, against MaxNodes: here each alias
+	// of l1 is charged half of MaxNodes, and the second takes the document past it.
+	got, ok = diagLines(t, "l1: &l1 [a]\nl2: [*l1, *l1, *l1]\n", func(d *source.Doc, root *yaml.Node) {
+		entries, _ := d.Mapping(root, "root")
+		for _, item := range d.Sequence(entries[1].Val, "l2") {
+			d.Charge(item, source.MaxNodes/2)
+		}
+	})
+	sameLines(t, "shared", got, []string{
+		fmt.Sprintf("f.yaml:2:11: error: the document expands to more than %d YAML nodes through this alias", source.MaxNodes),
+	})
+	if ok {
+		t.Error("Walk = true past MaxNodes")
+	}
 
 	// A few aliases are fine, and resolve to what they name.
 	var vals []string

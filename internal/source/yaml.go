@@ -14,25 +14,41 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Limits on files, so that hostile input is an error and never a hang.
+// Limits on files, so that hostile input is an error and never a hang, and what a file costs is in
+// proportion to the file.
 const (
-	MaxFileBytes = 1 << 20   // a definition or table file
-	MaxNodes     = 1_000_000 // YAML nodes visited in one file, aliases expanded (alias bombs)
+	MaxFileBytes = 1 << 20 // a definition or table file
+	// MaxNodes bounds the YAML nodes a file names, aliases expanded, whether its reader reads them
+	// again or shares what it read (Doc.Charge): what the reader's users iterate (alias bombs).
+	MaxNodes = 1_000_000
+	// The nodes a reader reads, aliases expanded, are what it builds: at most MaxExpansion times the
+	// file's own nodes, and MinBudget for any file, so that aliases repeat a part a few times but do
+	// not multiply the memory a file takes (a 23 KB file once took 60 MB).
+	MaxExpansion = 10
+	MinBudget    = 20_000
 )
 
-// errBudget stops the walk of a document that expands to too many nodes.
-var errBudget = errors.New("budget")
+// budgetError stops the walk of a document that expands to too many nodes, at the alias that took it
+// past the limit.
+type budgetError struct {
+	at  *yaml.Node
+	msg string
+}
 
 // Doc walks one YAML document, reporting problems with their line:col. Its methods report what is
 // wrong and return what they could read, so a caller goes on and every problem is found in one pass.
 type Doc struct {
 	*Reporter
-	budget int
-	data   []byte
+	read, named int // the nodes read, and named (read or charged), so far
+	maxRead     int // MaxExpansion times the document's own nodes and MinBudget, at most MaxNodes
+	own         int // the document's own nodes, an alias one
+	alias       *yaml.Node
+	data        []byte
 }
 
-// Walk parses data as one YAML document and calls walk with its root. A document that expands to more
-// than MaxNodes nodes through aliases stops the walk with an error; walk's result is then discarded.
+// Walk parses data as one YAML document and calls walk with its root. A document that expands
+// through aliases past its budget (MaxExpansion, MinBudget, MaxNodes) stops the walk with an error at
+// the alias that took it there; walk's result is then discarded.
 func Walk(r *Reporter, data []byte, walk func(d *Doc, root *yaml.Node)) (ok bool) {
 	if len(data) > MaxFileBytes {
 		r.Errorf(Pos{}, "the file is %d bytes; the limit is %d", len(data), MaxFileBytes)
@@ -43,17 +59,59 @@ func Walk(r *Reporter, data []byte, walk func(d *Doc, root *yaml.Node)) (ok bool
 		r.Errorf(p, "%v", err)
 		return false
 	}
+	own := countNodes(root)
+	d := &Doc{Reporter: r, own: own, maxRead: min(MaxNodes, MaxExpansion*own+MinBudget), data: data}
 	defer func() {
 		if v := recover(); v != nil {
-			if v != errBudget {
+			b, isBudget := v.(budgetError)
+			if !isBudget {
 				panic(v)
 			}
-			r.Errorf(Pos{}, "the document expands to more than %d YAML nodes (through aliases?)", MaxNodes)
+			p := Pos{}
+			if b.at != nil {
+				p = At(b.at)
+			}
+			r.Errorf(p, "%s", b.msg)
 			ok = false
 		}
 	}()
-	walk(&Doc{Reporter: r, budget: MaxNodes, data: data}, root)
+	walk(d, root)
 	return true
+}
+
+// countNodes counts the nodes of a document as written: an alias is one node.
+func countNodes(n *yaml.Node) int {
+	c := 1
+	if n.Kind != yaml.AliasNode {
+		for _, m := range n.Content {
+			c += countNodes(m)
+		}
+	}
+	return c
+}
+
+// Nodes is how many nodes the walk has named so far, read or charged: a reader that shares what it
+// made of a node (an alias named again) charges the nodes it read for it (Charge).
+func (d *Doc) Nodes() int { return d.named }
+
+// Charge counts n nodes that the reader does not read again but shares, named by at (an alias, or
+// the node where it is named), against MaxNodes.
+func (d *Doc) Charge(at *yaml.Node, n int) {
+	if at.Kind == yaml.AliasNode {
+		d.alias = at
+	}
+	d.named += n
+	d.check()
+}
+
+func (d *Doc) check() {
+	switch {
+	case d.named > MaxNodes:
+		panic(budgetError{d.alias, fmt.Sprintf("the document expands to more than %d YAML nodes through this alias", MaxNodes)})
+	case d.read > d.maxRead:
+		panic(budgetError{d.alias, fmt.Sprintf("the document expands to more than %d YAML nodes through this alias: "+
+			"aliases may take a file to %d times its own nodes (%d here), or %d nodes", d.maxRead, MaxExpansion, d.own, MinBudget)})
+	}
 }
 
 // Inside returns the position in the file of the character at col (from 0) of a scalar's value, where
@@ -159,10 +217,12 @@ func yamlError(err error) (Pos, string) {
 
 // Resolve follows aliases and charges the walk's budget.
 func (d *Doc) Resolve(n *yaml.Node) *yaml.Node {
-	d.budget--
-	if d.budget < 0 {
-		panic(errBudget)
+	if n.Kind == yaml.AliasNode {
+		d.alias = n
 	}
+	d.read++
+	d.named++
+	d.check()
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
