@@ -2,17 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/fsmd-io/fsmd/internal/machine"
-	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
@@ -23,8 +17,8 @@ const migrateArgs = "plan|run NAME [--to-version N] [--from-version N] [--from-s
 // definitions folder's new versions, as serve does, on the database serve uses.
 func runMigrate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("migrate", migrateArgs, stdout, stderr)
-	dbURL := fs.String("database-url", env("FSMD_DATABASE_URL", "fsmd.db"), "the database (FSMD_DATABASE_URL)")
-	defs := fs.String("definitions", env("FSMD_DEFINITIONS", "./definitions"), "the folder of definition files (FSMD_DEFINITIONS)")
+	dbURL := fs.String("database-url", env("FSMD_DATABASE_URL", defaultDatabaseURL), "the database (FSMD_DATABASE_URL)")
+	defs := fs.String("definitions", env("FSMD_DEFINITIONS", defaultDefinitions), "the folder of definition files (FSMD_DEFINITIONS)")
 	req := service.MigrationRequest{Filter: &service.MigrationFilter{}}
 	fs.IntVar(&req.ToVersion, "to-version", 0, "the version to migrate to (default: the latest)")
 	fs.IntVar(&req.Filter.Version, "from-version", 0, "only the instances of this older version")
@@ -41,13 +35,12 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fsmd migrate: versions are 1 or more")
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
-	out, err := migrate(ctx, rest[0], rest[1], req, *dbURL, *defs, stderr)
+	out, err := migrate(ctx, rest[0], rest[1], req, appConfig{DatabaseURL: *dbURL, Definitions: *defs,
+		Folder: registerFolder, Diagnostics: stderr}, stderr)
 	if out != nil {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(out)
+		printJSON(stdout, out)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fsmd migrate %s %s: %v\n", rest[0], rest[1], err)
@@ -56,39 +49,27 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func migrate(ctx context.Context, verb, name string, req service.MigrationRequest, dbURL, defs string, stderr io.Writer) (any, error) {
-	set, diags, err := machine.Load(defs)
+// migrate opens the service (registering the folder's new versions), then plans or runs.
+func migrate(ctx context.Context, verb, name string, req service.MigrationRequest, open appConfig, stderr io.Writer) (any, error) {
+	a, err := openService(ctx, open)
 	if err != nil {
-		return nil, fmt.Errorf("definitions: %w", err)
-	}
-	if diags.Errors() > 0 {
-		diags.WriteText(stderr)
-		return nil, fmt.Errorf("%d errors in the definitions in %s", diags.Errors(), defs)
-	}
-	db, err := persistence.Open(ctx, dbURL)
-	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", persistence.Redact(dbURL), err)
-	}
-	defer db.Close()
-	svc := service.New(db, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	defer svc.Close()
-	if err := svc.Register(ctx, set); err != nil {
 		return nil, err
 	}
+	defer a.Close()
 	if verb == "plan" {
-		p, err := svc.PlanMigration(ctx, name, req)
+		p, err := a.svc.PlanMigration(ctx, name, req)
 		if err != nil {
 			return nil, err
 		}
 		return p, nil
 	}
-	st, err := svc.StartMigration(ctx, name, req)
+	st, err := a.svc.StartMigration(ctx, name, req)
 	if running := (*service.MigrationRunningError)(nil); errors.As(err, &running) {
 		// One was interrupted (or runs in another process): finish it first, as fsmd serve would at
 		// start; then run this command again for what it asked, if anything is left.
 		fmt.Fprintf(stderr, "migration %s of %s to version %d is running: resuming it (a request of its own needs another run once it is done)\n",
 			running.ID, name, running.ToVersion)
-		st, err = svc.ResumeMigration(ctx, name)
+		st, err = a.svc.ResumeMigration(ctx, name)
 	}
 	if err != nil {
 		return nil, err
@@ -100,7 +81,7 @@ func migrate(ctx context.Context, verb, name string, req service.MigrationReques
 			return st, fmt.Errorf("interrupted; the migration resumes when fsmd serve starts, or with fsmd migrate run %s: %w", name, ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}
-		if st, err = svc.GetMigration(ctx, st.ID); err != nil {
+		if st, err = a.svc.GetMigration(ctx, st.ID); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(stderr, "migration %s: %d migrated, %d stranded of %d\n", st.ID, st.Migrated, st.Stranded, st.Total)
