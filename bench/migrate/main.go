@@ -25,8 +25,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lib/pq"
-
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
@@ -150,8 +148,8 @@ func seed(ctx context.Context, db *persistence.DB, n int) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("instances", "id", "definition", "version", "state", "context",
-		"revision", "final", "create_hash", "created_at", "updated_at", "entered_at"))
+	stmt, err := tx.PrepareContext(ctx, `COPY instances (id, definition, version, state, context, revision, final, create_hash, `+
+		`created_at, updated_at, entered_at) FROM STDIN`) // lib/pq runs COPY ... FROM STDIN as CopyIn did
 	if err != nil {
 		return err
 	}
