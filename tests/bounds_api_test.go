@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The bound on answers (docs/api.md, "Bounds"): every page of every list holds at most its limit
@@ -102,6 +103,50 @@ func TestAPIPagesBoundedByBytes(t *testing.T) {
 		rest := apiWant[apiPage[struct{ Name string }]](t, r, http.StatusOK)
 		if len(rest.Items) == 0 || rest.Items[0].Name <= defs.Next || rest.Next != "" {
 			t.Fatalf("the page after %q: %s", defs.Next, r)
+		}
+	})
+}
+
+// TestAPIMigrationsPage: a definition's migrations page like every list: limit, then after the
+// page's next, newest first, each once.
+func TestAPIMigrationsPage(t *testing.T) {
+	t.Parallel()
+	apiEach(t, func(t *testing.T, env *apiEnv) {
+		env.do(t, "PUT", "/v1/definitions/journal", apiJournal, "Content-Type", "application/yaml")
+		env.create(t, "journal", "j-1", nil)
+		for i := range 3 { // each new version migrates the running instance (policy auto)
+			src := apiJournal + fmt.Sprintf("# version %d\n", i+2)
+			apiWant[map[string]any](t, env.do(t, "PUT", "/v1/definitions/journal", src, "Content-Type", "application/yaml"), http.StatusCreated)
+		}
+		// A version registered while a migration runs starts its own once that one is done.
+		var all apiPage[struct{ ID string }]
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			all = apiWant[apiPage[struct{ ID string }]](t, env.do(t, "GET", "/v1/definitions/journal/migrations?limit=1000", nil), http.StatusOK)
+			if len(all.Items) == 3 {
+				break
+			}
+		}
+		if len(all.Items) != 3 || all.Next != "" {
+			t.Fatalf("all the migrations: %d, next %q; want 3 and no next", len(all.Items), all.Next)
+		}
+		var ids []string
+		after := ""
+		for range 5 {
+			r := env.do(t, "GET", "/v1/definitions/journal/migrations?limit=1"+after, nil)
+			page := apiWant[apiPage[struct{ ID string }]](t, r, http.StatusOK)
+			for _, m := range page.Items {
+				ids = append(ids, m.ID)
+			}
+			if page.Next == "" {
+				break
+			}
+			if len(page.Items) != 1 || page.Next != page.Items[0].ID {
+				t.Fatalf("%s: next %q is not the page's last id", r, page.Next)
+			}
+			after = "&after=" + url.QueryEscape(page.Next)
+		}
+		if fmt.Sprint(ids) != fmt.Sprint([]string{all.Items[0].ID, all.Items[1].ID, all.Items[2].ID}) {
+			t.Fatalf("the pages hold %v; the list is %v", ids, all.Items)
 		}
 	})
 }

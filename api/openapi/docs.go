@@ -927,7 +927,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "The definition's newest migrations, newest first, in ` + "`" + `items` + "`" + `: each as GET /v1/migrations/{id} shows it, with the instances it stranded once done.",
+                "description": "A page of the definition's migrations, newest first, in ` + "`" + `items` + "`" + `: each as GET /v1/migrations/{id} shows it, with the instances it stranded once done. Pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page.",
                 "produces": [
                     "application/json",
                     "application/problem+json"
@@ -953,6 +953,14 @@ const docTemplate = `{
                         "default": 20,
                         "description": "at most this many",
                         "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "the id of the last migration of the previous page",
+                        "name": "after",
                         "in": "query"
                     },
                     {

@@ -88,16 +88,33 @@ func MigrationGetRunning(ctx context.Context, ex Executor, definition string) (M
 	return r.row(), nil
 }
 
-// MigrationList returns the newest migrations of a definition, newest first, at most limit.
-func MigrationList(ctx context.Context, ex Executor, definition string, limit int) ([]MigrationRow, error) {
-	var rows []migrationRow
-	err := selectContext(ctx, ex, &rows, `SELECT `+migrationColumns+` FROM migrations WHERE definition = ? ORDER BY started_at DESC, id DESC LIMIT ?`, definition, limit)
-	if err != nil {
-		return nil, translate(fmt.Errorf("persistence: list the migrations of %q: %w", definition, err))
+// MigrationListParams selects a page of a definition's migrations, newest first.
+type MigrationListParams struct {
+	Definition string
+	After      string // the id of the last migration of the previous page; "" for the first
+	Limit      int
+	MaxBytes   int // stop after the row that takes their Bytes past it; 0 for no bound
+}
+
+// Bytes is about the size of the row as JSON (TransitionRow.Bytes): its result grows with the
+// states and versions of its definition.
+func (r MigrationRow) Bytes() int {
+	return len(r.Result) + len(r.Error) + len(r.ID) + len(r.Definition) + len(r.FromState) + rowOverhead
+}
+
+// MigrationList returns a page of a definition's migrations, newest first (started_at, then id,
+// descending), after the migration p.After.
+func MigrationList(ctx context.Context, ex Executor, p MigrationListParams) ([]MigrationRow, error) {
+	query := `SELECT ` + migrationColumns + ` FROM migrations WHERE definition = ?`
+	args := []any{p.Definition}
+	if p.After != "" {
+		query += ` AND (started_at, id) < (SELECT started_at, id FROM migrations WHERE id = ?)`
+		args = append(args, p.After)
 	}
-	out := make([]MigrationRow, len(rows))
-	for i, r := range rows {
-		out[i] = r.row()
+	query += ` ORDER BY started_at DESC, id DESC LIMIT ?`
+	out, err := selectBounded(ctx, ex, p.MaxBytes, migrationRow.row, query, append(args, p.Limit)...)
+	if err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: list the migrations of %q: %w", p.Definition, err)))
 	}
 	return out, nil
 }

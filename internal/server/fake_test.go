@@ -127,9 +127,9 @@ func (f *fakeService) GetMigration(_ context.Context, id string) (service.Migrat
 	return service.MigrationStatus{ID: id, Status: "done"}, err
 }
 
-func (f *fakeService) ListMigrations(_ context.Context, name string, limit int) ([]service.MigrationStatus, error) {
+func (f *fakeService) ListMigrations(_ context.Context, name, _ string, limit int) (service.Page[service.MigrationStatus], error) {
 	err := f.record(func() { f.id, f.limit = name, limit })
-	return nil, err
+	return service.Page[service.MigrationStatus]{}, err
 }
 
 func (f *fakeService) Reload(_ context.Context, dir string) (service.ReloadResult, error) {

@@ -160,11 +160,12 @@ func (s *server) getMigration(c echo.Context) error {
 // listMigrations godoc
 //
 //	@Summary		List a definition's migrations
-//	@Description	The definition's newest migrations, newest first, in `items`: each as GET /v1/migrations/{id} shows it, with the instances it stranded once done.
+//	@Description	A page of the definition's migrations, newest first, in `items`: each as GET /v1/migrations/{id} shows it, with the instances it stranded once done. Pass the page's `next` as `after` for the next page.
 //	@Tags			migrations
 //	@Produce		json,application/problem+json
 //	@Param			name			path		string	true	"definition name"	minlength(1)	maxlength(200)
 //	@Param			limit			query		int		false	"at most this many"	minimum(1)		maximum(1000)	default(20)
+//	@Param			after			query		string	false	"the id of the last migration of the previous page"	minlength(1)	maxlength(200)
 //	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	service.Page[service.MigrationStatus]
 //	@Failure		400				{object}	Problem				"invalid_request: a bad name or query parameter"
@@ -185,7 +186,7 @@ func (s *server) listMigrations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	q, err := parseQuery(c, "limit")
+	q, err := parseQuery(c, "limit", "after")
 	if err != nil {
 		return err
 	}
@@ -193,9 +194,13 @@ func (s *server) listMigrations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.svc.ListMigrations(c.Request().Context(), name, int(limit))
+	after, err := q.id("after")
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, nonNilPage(service.Page[service.MigrationStatus]{Items: list}))
+	page, err := s.svc.ListMigrations(c.Request().Context(), name, after, int(limit))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, nonNilPage[service.MigrationStatus](page))
 }

@@ -44,7 +44,7 @@ type Service interface {
 	PlanMigration(ctx context.Context, name string, req service.MigrationRequest) (service.MigrationPlan, error)
 	StartMigration(ctx context.Context, name string, req service.MigrationRequest) (service.MigrationStatus, error)
 	GetMigration(ctx context.Context, id string) (service.MigrationStatus, error)
-	ListMigrations(ctx context.Context, name string, limit int) ([]service.MigrationStatus, error) // newest first
+	ListMigrations(ctx context.Context, name, after string, limit int) (service.Page[service.MigrationStatus], error) // newest first
 	// Reload re-reads the definitions folder dir: all or nothing when a file is invalid.
 	Reload(ctx context.Context, dir string) (service.ReloadResult, error)
 	// The dead letters of the outbox (outbox.go).

@@ -59,21 +59,26 @@ func (s *Service) GetMigration(ctx context.Context, id string) (MigrationStatus,
 	return st, s.dbError(err)
 }
 
-// ListMigrations returns the newest migrations of a definition, newest first, at most limit:
-// NotFoundError when the definition is not registered.
-func (s *Service) ListMigrations(ctx context.Context, name string, limit int) ([]MigrationStatus, error) {
+// ListMigrations returns a page of a definition's migrations, newest first, after the migration
+// after ("" for the first page).
+func (s *Service) ListMigrations(ctx context.Context, name, after string, limit int) (Page[MigrationStatus], error) {
 	if len(s.reg.all(name)) == 0 {
-		return nil, &NotFoundError{What: "definition", Key: name}
+		return Page[MigrationStatus]{}, &NotFoundError{What: "definition", Key: name}
 	}
-	rows, err := persistence.MigrationList(ctx, s.db, name, limit)
-	if err != nil {
-		return nil, s.dbError(err)
-	}
-	out := make([]MigrationStatus, len(rows))
-	for i, r := range rows {
-		out[i] = migrationStatus(r)
-	}
-	return out, nil
+	page, err := readPage(pageSpec[persistence.MigrationRow, MigrationStatus]{
+		limit: limit,
+		fetch: func(last *persistence.MigrationRow, n, maxBytes int) ([]persistence.MigrationRow, error) {
+			if last != nil {
+				after = last.ID
+			}
+			return persistence.MigrationList(ctx, s.db, persistence.MigrationListParams{Definition: name, After: after,
+				Limit: n, MaxBytes: maxBytes})
+		},
+		size: persistence.MigrationRow.Bytes,
+		item: func(r persistence.MigrationRow) (MigrationStatus, error) { return migrationStatus(r), nil },
+		key:  func(m MigrationStatus) string { return m.ID },
+	})
+	return page, s.dbError(err)
 }
 
 func (s *Service) runInBackground(id, name string) {
