@@ -257,6 +257,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -405,6 +409,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -558,6 +566,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -751,6 +763,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -911,6 +927,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -1081,6 +1101,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -1271,6 +1295,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -1447,6 +1475,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -1614,6 +1646,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -1783,6 +1819,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -1943,6 +1983,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -2112,6 +2156,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -2318,6 +2366,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -2475,6 +2527,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -2706,6 +2762,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -2883,6 +2943,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -3052,6 +3116,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -3204,6 +3272,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -3366,6 +3438,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -3535,6 +3611,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -3711,6 +3791,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -3890,6 +3974,10 @@ const docTemplate = `{
                             "$ref": "#/definitions/server.Problem"
                         },
                         "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"

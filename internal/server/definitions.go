@@ -32,6 +32,7 @@ import (
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions [get]
 func (s *server) listDefinitions(c echo.Context) error {
@@ -74,6 +75,7 @@ func (s *server) listDefinitions(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions/{name} [get]
 func (s *server) getDefinition(c echo.Context) error {
@@ -113,6 +115,7 @@ func (s *server) getDefinition(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/versions [get]
 func (s *server) definitionVersions(c echo.Context) error {
@@ -159,6 +162,7 @@ func (s *server) definitionVersions(c echo.Context) error {
 //	@Header		401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header		429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header		all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header		503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security	BearerAuth
 //	@Router		/v1/definitions/{name}/versions/{version} [get]
 func (s *server) definitionVersion(c echo.Context) error {
@@ -201,6 +205,7 @@ func (s *server) definitionVersion(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/diagram [get]
 func (s *server) diagram(c echo.Context) error {
@@ -248,6 +253,7 @@ func (s *server) diagram(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions/{name} [put]
 func (s *server) putDefinition(c echo.Context) error {

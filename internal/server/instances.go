@@ -36,6 +36,7 @@ import (
 //	@Header			401				{string}	WWW-Authenticate		"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After				"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID			"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After				"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/instances [post]
 func (s *server) createInstance(c echo.Context) error {
@@ -84,6 +85,7 @@ func (s *server) createInstance(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/instances/{id} [get]
 func (s *server) getInstance(c echo.Context) error {
@@ -126,6 +128,7 @@ func (s *server) getInstance(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/instances [get]
 func (s *server) listInstances(c echo.Context) error {
@@ -185,6 +188,7 @@ func (s *server) listInstances(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/instances/{id}/events [post]
 func (s *server) sendEvent(c echo.Context) error {
@@ -248,6 +252,7 @@ func (s *server) sendEvent(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/instances/{id}/explain [post]
 func (s *server) explain(c echo.Context) error {
@@ -294,6 +299,7 @@ func (s *server) explain(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/instances/{id}/history [get]
 func (s *server) history(c echo.Context) error {

@@ -67,6 +67,7 @@ func migrationRequest(c echo.Context) (string, service.MigrationRequest, error) 
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/migrations/plan [post]
 func (s *server) planMigration(c echo.Context) error {
@@ -106,6 +107,7 @@ func (s *server) planMigration(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/migrations [post]
 func (s *server) startMigration(c echo.Context) error {
@@ -140,6 +142,7 @@ func (s *server) startMigration(c echo.Context) error {
 //	@Header		401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header		429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header		all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header		503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security	BearerAuth
 //	@Router		/v1/migrations/{id} [get]
 func (s *server) getMigration(c echo.Context) error {
@@ -163,8 +166,8 @@ func (s *server) getMigration(c echo.Context) error {
 //	@Description	A page of the definition's migrations, newest first, in `items`: each as GET /v1/migrations/{id} shows it, with the instances it stranded once done. Pass the page's `next` as `after` for the next page.
 //	@Tags			migrations
 //	@Produce		json,application/problem+json
-//	@Param			name			path		string	true	"definition name"	minlength(1)	maxlength(200)
-//	@Param			limit			query		int		false	"at most this many"	minimum(1)		maximum(1000)	default(20)
+//	@Param			name			path		string	true	"definition name"									minlength(1)	maxlength(200)
+//	@Param			limit			query		int		false	"at most this many"									minimum(1)		maximum(1000)	default(20)
 //	@Param			after			query		string	false	"the id of the last migration of the previous page"	minlength(1)	maxlength(200)
 //	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	service.Page[service.MigrationStatus]
@@ -179,6 +182,7 @@ func (s *server) getMigration(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/definitions/{name}/migrations [get]
 func (s *server) listMigrations(c echo.Context) error {

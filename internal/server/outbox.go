@@ -41,6 +41,7 @@ func deadLetterFilter(q query) (service.DeadLetterFilter, error) {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/outbox/dead [get]
 func (s *server) listDeadLetters(c echo.Context) error {
@@ -88,6 +89,7 @@ func (s *server) listDeadLetters(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/outbox/dead/{id}/redrive [post]
 func (s *server) redriveDeadLetter(c echo.Context) error {
@@ -128,6 +130,7 @@ func (s *server) redriveDeadLetter(c echo.Context) error {
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/outbox/dead/redrive [post]
 func (s *server) redriveDeadLetters(c echo.Context) error {

@@ -214,6 +214,10 @@ func (s *server) handleError(err error, c echo.Context) {
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, "application/problem+json")
+	if p.Status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		// Nothing was written: the client may send it again (with an Idempotency-Key, safely).
+		h.Set("Retry-After", "1")
+	}
 	if req.Method == http.MethodHead {
 		_ = c.NoContent(p.Status)
 		return

@@ -55,7 +55,11 @@ func TestProblemMapping(t *testing.T) {
 			t.Parallel()
 			b := setup(t, Options{})
 			b.svc.err = tt.err
-			p := problem(t, b.do(t, req{method: "GET", path: "/v1/instances/i-1"}), tt.status, tt.code)
+			rec := b.do(t, req{method: "GET", path: "/v1/instances/i-1"})
+			p := problem(t, rec, tt.status, tt.code)
+			if got := rec.Header().Get("Retry-After"); (tt.status == 503) != (got == "1") {
+				t.Errorf("Retry-After %q with %d", got, tt.status)
+			}
 			if !strings.Contains(p.Detail, tt.detail) {
 				t.Errorf("detail %q, want it to contain %q", p.Detail, tt.detail)
 			}

@@ -31,6 +31,7 @@ import (
 //	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
 //	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
 //	@Security		BearerAuth
 //	@Router			/v1/reload [post]
 func (s *server) reload(c echo.Context) error {

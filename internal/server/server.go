@@ -197,6 +197,7 @@ func (s *server) serveMetrics(c echo.Context) error {
 //	@Failure	500				{object}	Problem			"internal_error"
 //	@Failure	503				{object}	Problem			"unavailable: not ready"
 //	@Header		all				{string}	X-Request-ID	"the request id: the one sent, when sane, else a generated one"
+//	@Header		503				{integer}	Retry-After		"seconds to wait before trying again"
 //	@Router		/readyz [get]
 func (s *server) readyz(c echo.Context) error {
 	if err := s.svc.Ready(c.Request().Context()); err != nil {
