@@ -13,8 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fsmd-io/fsmd/internal/auth"
+	"github.com/fsmd-io/fsmd/internal/auth/authtest"
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
@@ -274,4 +276,90 @@ func TestAuthBruteForceProxies(t *testing.T) {
 	if st, _ := authGet(t, proxy, srv.URL, authWrongKey(301), "203.0.113.9"); st != http.StatusUnauthorized {
 		t.Errorf("the address the untrusted peer named, through the proxy: %d, want 401", st)
 	}
+}
+
+// TestAuthTokens: a server with API keys and bearer tokens (a JWKS of freshly made RSA, P-256 and
+// Ed25519 keys) takes both in one run: a token of each algorithm is let in with its role and its
+// name recorded as the actor; expired, unknown-kid, wrongly addressed and oversized tokens are
+// 401 with WWW-Authenticate; a read token may not send events (403); a key still works.
+func TestAuthTokens(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
+		ctx := context.Background()
+		defs := t.TempDir()
+		if err := os.WriteFile(filepath.Join(defs, "bell.yaml"), []byte(authBell), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		svc := service.New(db, service.Options{})
+		t.Cleanup(svc.Close)
+		set, diags, err := machine.Load(defs)
+		if err != nil || diags.Errors() > 0 {
+			t.Fatalf("%v %v", err, diags)
+		}
+		if err := svc.Register(ctx, set); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "bell", ID: "b1"}); err != nil {
+			t.Fatal(err)
+		}
+		is := authtest.NewIssuer(t, t.TempDir())
+		tokens, err := auth.NewTokens(auth.TokenConfig{JWKSFile: is.JWKS, Issuer: "https://id.example", Audience: "fsmd"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, parsed := authKeys(t)
+		srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed, Tokens: tokens}))
+		t.Cleanup(srv.Close)
+		claims := func(sub, role string, exp time.Time, aud string) map[string]any {
+			return map[string]any{"iss": "https://id.example", "aud": aud, "sub": sub, "fsmd_role": role,
+				"groups": []string{"approvers"}, "exp": exp, "iat": time.Now()}
+		}
+		hour := time.Now().Add(time.Hour)
+		ring := func(bearer string) *http.Response {
+			t.Helper()
+			req, _ := http.NewRequest("POST", srv.URL+"/v1/instances/b1/events", strings.NewReader(`{"event": "ring"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+bearer)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp
+		}
+		for _, kid := range []string{"rsa", "ec", "ed"} {
+			if resp := ring(is.Sign(t, kid, claims("ada-"+kid, "write", hour, "fsmd"))); resp.StatusCode != http.StatusOK {
+				t.Errorf("a write token signed with %s: %d", kid, resp.StatusCode)
+			}
+		}
+		if resp := ring(keys[auth.Write]); resp.StatusCode != http.StatusOK {
+			t.Errorf("a write key beside tokens: %d", resp.StatusCode)
+		}
+		if resp := ring(is.Sign(t, "ec", claims("bob", "read", hour, "fsmd"))); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("a read token sending an event: %d, want 403", resp.StatusCode)
+		}
+		refused := map[string]string{
+			"expired":          is.Sign(t, "ed", claims("ada", "write", time.Now().Add(-time.Hour), "fsmd")),
+			"another audience": is.Sign(t, "ed", claims("ada", "write", hour, "elsewhere")),
+			"an unknown kid":   authtest.NewIssuer(t, t.TempDir()).Sign(t, "rsa", claims("ada", "write", hour, "fsmd")),
+			"64 KB":            "eyJhbGciOiJSUzI1NiJ9." + strings.Repeat("a", 64<<10) + ".c2ln",
+		}
+		for name, tok := range refused {
+			resp := ring(tok)
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_token") {
+				t.Errorf("%s: %d %q, want 401 with WWW-Authenticate", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+		}
+		hist, err := svc.History(ctx, "b1", 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actors []string
+		for _, e := range hist.Items {
+			actors = append(actors, e.Actor)
+		}
+		if got := strings.Join(actors, " "); got != "ada-rsa ada-ec ada-ed write-key" {
+			t.Errorf("the history's actors: %q", got)
+		}
+	})
 }

@@ -51,7 +51,10 @@ type serveConfig struct {
 	WebhookAllow, WebhookDeny []netip.Prefix
 	// Keys (--api-keys FILE, FSMD_API_KEYS_FILE) are the API keys; with none, fsmd listens on
 	// loopback only, unless Insecure (--insecure).
-	Keys           *auth.Keys
+	Keys *auth.Keys
+	// Tokens (--jwt-jwks FILE and the other --jwt-* flags, FSMD_JWT_*) verifies bearer tokens (JWT)
+	// beside the keys; either lets fsmd listen beyond loopback.
+	Tokens         *auth.Tokens
 	Insecure       bool
 	MetricsNeedKey bool   // --metrics-auth (FSMD_METRICS_AUTH): /metrics needs a key (read)
 	TLSCert        string // --tls-cert (FSMD_TLS_CERT): serve HTTPS with this certificate...
@@ -116,6 +119,8 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (serveConfig, int,
 // networks, the keys file, and the booleans whose variable may be no boolean.
 type serveFlags struct {
 	keysFile, proxies, allow, deny                  string
+	jwt                                             auth.TokenConfig
+	jwtSkew                                         string
 	shutdown, timerPoll, metricsRefresh, exprBudget string
 	// A variable that is no boolean is wrong only when its flag does not decide.
 	watchErr, metricsAuthErr error
@@ -133,7 +138,14 @@ func defineServeFlags(fs *flag.FlagSet, c *serveConfig) *serveFlags {
 	watch, r.watchErr = envBool("FSMD_WATCH")
 	fs.BoolVar(&c.Watch, "watch", watch, "reload the definitions when a file of the folder changes, as SIGHUP and POST /v1/reload do (FSMD_WATCH)")
 	fs.StringVar(&r.shutdown, "shutdown-timeout", env("FSMD_SHUTDOWN_TIMEOUT", defaultShutdown), "how long in-flight requests may take to finish on SIGTERM (FSMD_SHUTDOWN_TIMEOUT)")
-	fs.StringVar(&r.keysFile, "api-keys", env("FSMD_API_KEYS_FILE", ""), "the API keys file: a line `ROLE SHA256-HEX-OF-KEY [NAME]` per key (fsmd keys new prints one); without keys fsmd listens on loopback only (FSMD_API_KEYS_FILE)")
+	fs.StringVar(&r.keysFile, "api-keys", env("FSMD_API_KEYS_FILE", ""), "the API keys file: a line `ROLE SHA256-HEX-OF-KEY [NAME] [groups=A,B]` per key (fsmd keys new prints one); without keys fsmd listens on loopback only (FSMD_API_KEYS_FILE)")
+	fs.StringVar(&r.jwt.JWKSFile, "jwt-jwks", env("FSMD_JWT_JWKS", ""), "accept bearer tokens (JWT) signed by the keys of this JWKS file (RS256, ES256, EdDSA), beside API keys (FSMD_JWT_JWKS)")
+	fs.StringVar(&r.jwt.Issuer, "jwt-issuer", env("FSMD_JWT_ISSUER", ""), "the iss a token must have (FSMD_JWT_ISSUER)")
+	fs.StringVar(&r.jwt.Audience, "jwt-audience", env("FSMD_JWT_AUDIENCE", ""), "a value a token's aud must hold (FSMD_JWT_AUDIENCE)")
+	fs.StringVar(&r.jwt.NameClaim, "jwt-name-claim", env("FSMD_JWT_NAME_CLAIM", "sub"), "the claim naming the caller (FSMD_JWT_NAME_CLAIM)")
+	fs.StringVar(&r.jwt.GroupsClaim, "jwt-groups-claim", env("FSMD_JWT_GROUPS_CLAIM", "groups"), "the claim listing the caller's groups (FSMD_JWT_GROUPS_CLAIM)")
+	fs.StringVar(&r.jwt.RoleClaim, "jwt-role-claim", env("FSMD_JWT_ROLE_CLAIM", "fsmd_role"), "the claim giving the caller's role: read, write or admin (FSMD_JWT_ROLE_CLAIM)")
+	fs.StringVar(&r.jwtSkew, "jwt-skew", env("FSMD_JWT_SKEW", "30s"), "the clock difference allowed when checking a token's exp, nbf and iat (FSMD_JWT_SKEW)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "listen beyond loopback without API keys: anyone who reaches the port may do anything")
 	var metricsAuth bool
 	metricsAuth, r.metricsAuthErr = envBool("FSMD_METRICS_AUTH")
@@ -169,8 +181,21 @@ func (c *serveConfig) read(fs *flag.FlagSet, rest []string, r *serveFlags) error
 			return fmt.Errorf("--api-keys: %v", err)
 		}
 	}
+	if r.jwt.JWKSFile != "" {
+		skew, err := time.ParseDuration(r.jwtSkew)
+		if err != nil || skew < 0 || skew > 10*time.Minute {
+			return fmt.Errorf("--jwt-skew %q: want a duration from 0s to 10m", r.jwtSkew)
+		}
+		r.jwt.Skew = max(skew, time.Nanosecond) // 0 would mean the default
+		if c.Tokens, err = auth.NewTokens(r.jwt); err != nil {
+			return fmt.Errorf("--jwt-jwks: %v", err)
+		}
+	} else if isSet(fs, "jwt-issuer") || isSet(fs, "jwt-audience") {
+		return errors.New("--jwt-issuer and --jwt-audience need --jwt-jwks")
+	}
 	addrGiven := isSet(fs, "addr") || os.Getenv("FSMD_ADDR") != ""
-	if c.Addr, err = listenAddr(c.Addr, c.Keys, addrGiven, c.Insecure); err != nil {
+	authenticated := (c.Keys != nil && c.Keys.Len() > 0) || c.Tokens != nil
+	if c.Addr, err = listenAddr(c.Addr, authenticated, addrGiven, c.Insecure); err != nil {
 		return err
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

@@ -8,14 +8,13 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
-
-	"github.com/fsmd-io/fsmd/internal/auth"
 )
 
-// listenAddr is where serve listens. Without keys it is loopback only: a default address (":8080")
-// becomes 127.0.0.1's, an address given beyond loopback is refused unless insecure.
-func listenAddr(addr string, keys *auth.Keys, given, insecure bool) (string, error) {
-	if keys != nil && keys.Len() > 0 {
+// listenAddr is where serve listens. Without credentials to check (API keys or tokens) it is
+// loopback only: a default address (":8080") becomes 127.0.0.1's, an address given beyond loopback
+// is refused unless insecure.
+func listenAddr(addr string, authenticated, given, insecure bool) (string, error) {
+	if authenticated {
 		return addr, nil
 	}
 	host, port, err := net.SplitHostPort(addr)

@@ -36,7 +36,7 @@ func TestListenAddr(t *testing.T) {
 		{"nonsense", nil, true, false, `--addr "nonsense"`},
 	}
 	for _, tt := range tests {
-		got, err := listenAddr(tt.addr, tt.keys, tt.given, tt.insecure)
+		got, err := listenAddr(tt.addr, tt.keys != nil && tt.keys.Len() > 0, tt.given, tt.insecure)
 		if err != nil {
 			got = err.Error()
 		}

@@ -87,14 +87,14 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	}
 
 	srv := newHTTPServer(c.Addr, server.New(a.svc, server.Options{Logger: log, Version: version, Definitions: c.Definitions,
-		Metrics: registry, Keys: c.Keys, MetricsNeedKey: c.MetricsNeedKey, TrustedProxies: c.TrustedProxies}))
+		Metrics: registry, Keys: c.Keys, Tokens: c.Tokens, MetricsNeedKey: c.MetricsNeedKey, TrustedProxies: c.TrustedProxies}))
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return err
 	}
 	log.Info("fsmd serving", "addr", ln.Addr().String(), "database", persistence.Redact(c.DatabaseURL),
 		"definitions", len(a.set.ByName), "watch", c.Watch, "version", version)
-	if c.Keys == nil || c.Keys.Len() == 0 {
+	if (c.Keys == nil || c.Keys.Len() == 0) && c.Tokens == nil {
 		log.Warn("no API keys (--api-keys): every request is let in; listening on " + ln.Addr().String())
 	}
 	return serveHTTP(ctx, srv, ln, c, log)

@@ -43,10 +43,14 @@ func ParseRole(s string) (Role, error) {
 
 // Key is one line of a keys file.
 type Key struct {
-	Role Role
-	Hash [sha256.Size]byte // of the key's text
-	Name string            // recorded as the actor of what the key does
+	Role   Role
+	Hash   [sha256.Size]byte // of the key's text
+	Name   string            // recorded as the actor of what the key does
+	Groups []string          // the groups of the key's holder (groups=a,b at the end of the line)
 }
+
+// Principal is who the key names.
+func (k Key) Principal() Principal { return Principal{Name: k.Name, Groups: k.Groups, Role: k.Role} }
 
 // Keys are the keys a server accepts. The zero value accepts none.
 type Keys struct {
@@ -73,8 +77,8 @@ const KeyLength = len(Prefix) + 43
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 
-// ParseFile reads a keys file: one `ROLE SHA256-HEX-OF-KEY [NAME]` per line; blank lines and lines
-// starting with # are skipped. A bad line is an error naming the file and the line; a file without
+// ParseFile reads a keys file: one `ROLE SHA256-HEX-OF-KEY [NAME] [groups=A,B]` per line; blank
+// lines and lines starting with # are skipped. A bad line is an error naming the file and the line; a file without
 // a key is an error naming the file.
 func ParseFile(path string) (*Keys, error) {
 	f, err := os.Open(path)
@@ -103,8 +107,16 @@ func Parse(name string, r io.Reader) (*Keys, error) {
 		bad := func(format string, args ...any) error {
 			return fmt.Errorf("%s:%d: %s", name, line, fmt.Sprintf(format, args...))
 		}
+		var groups []string
+		if n := len(fields); n >= 3 && strings.HasPrefix(fields[n-1], "groups=") {
+			var err error
+			if groups, err = parseGroups(strings.TrimPrefix(fields[n-1], "groups=")); err != nil {
+				return nil, bad("%v", err)
+			}
+			fields = fields[:n-1]
+		}
 		if len(fields) < 2 || len(fields) > 3 {
-			return nil, bad("want ROLE SHA256-HEX-OF-KEY [NAME], found %d fields", len(fields))
+			return nil, bad("want ROLE SHA256-HEX-OF-KEY [NAME] [groups=A,B], found %d fields", len(fields))
 		}
 		role, err := ParseRole(fields[0])
 		if err != nil {
@@ -114,7 +126,7 @@ func Parse(name string, r io.Reader) (*Keys, error) {
 		if err != nil || len(raw) != sha256.Size {
 			return nil, bad("the key's hash must be 64 hexadecimal digits (the SHA-256 of the key; fsmd keys new prints the line)")
 		}
-		k := Key{Role: role}
+		k := Key{Role: role, Groups: groups}
 		copy(k.Hash[:], raw)
 		k.Name = "key-" + strings.ToLower(fields[1][:8])
 		if len(fields) == 3 {
@@ -141,6 +153,20 @@ func Parse(name string, r io.Reader) (*Keys, error) {
 		return nil, fmt.Errorf("%s: no keys (only blank lines and comments): add a key's line (fsmd keys new prints one), or give no keys file to serve on loopback only", name)
 	}
 	return keys, nil
+}
+
+// parseGroups reads the groups of a keys file's line: comma-separated names, as a name is.
+func parseGroups(list string) ([]string, error) {
+	groups := strings.Split(list, ",")
+	if len(groups) > MaxGroups {
+		return nil, fmt.Errorf("%d groups; the most is %d", len(groups), MaxGroups)
+	}
+	for _, g := range groups {
+		if !nameRE.MatchString(g) {
+			return nil, fmt.Errorf("the group %q: want 1 to 64 letters, digits or ._@-", g)
+		}
+	}
+	return groups, nil
 }
 
 // Check returns the key presented (an Authorization header's bearer token), or ok false when it is
@@ -175,8 +201,9 @@ func WellFormed(s string) bool {
 	return true
 }
 
-// New makes a random key and the line of the keys file that grants it role, under name.
-func New(role Role, name string) (key, line string, err error) {
+// New makes a random key and the line of the keys file that grants it role, under name, to a
+// holder in groups (none: no groups).
+func New(role Role, name string, groups ...string) (key, line string, err error) {
 	if role == None {
 		return "", "", fmt.Errorf("a key needs a role: read, write or admin")
 	}
@@ -192,6 +219,12 @@ func New(role Role, name string) (key, line string, err error) {
 	line = role.String() + " " + hex.EncodeToString(sum[:])
 	if name != "" {
 		line += " " + name
+	}
+	if len(groups) > 0 {
+		if _, err := parseGroups(strings.Join(groups, ",")); err != nil {
+			return "", "", err
+		}
+		line += " groups=" + strings.Join(groups, ",")
 	}
 	return key, line, nil
 }

@@ -19,10 +19,17 @@ import (
 // actorKey is where the authenticated key's name is kept in the echo context.
 const actorKey = "fsmd.actor"
 
-// actor is the name of the key that authenticated the request ("" when the server has no keys).
+// actor is the name of the key or token that authenticated the request ("" when the server has
+// neither).
 func actor(c echo.Context) string {
-	name, _ := c.Get(actorKey).(string)
-	return name
+	p, _ := c.Get(actorKey).(auth.Principal)
+	return p.Name
+}
+
+// authenticates reports whether the server checks credentials: it has API keys, bearer tokens, or
+// both.
+func (s *server) authenticates() bool {
+	return (s.keys != nil && s.keys.Len() > 0) || s.tokens != nil
 }
 
 // requiredRole is the role a route needs: every GET is read's; creating instances, sending events
@@ -52,11 +59,12 @@ func (s *server) open(route string) bool {
 	return false
 }
 
-// authenticate checks the request's key (Authorization: Bearer KEY) against the keys and the
-// route's role. With no keys every request passes: serve then listens on loopback only.
+// authenticate checks the request's credential (Authorization: Bearer KEY-OR-TOKEN) against the
+// keys or the token issuer's keys, and the route's role. With neither every request passes: serve
+// then listens on loopback only.
 func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.keys == nil || s.keys.Len() == 0 || s.open(c.Path()) {
+		if !s.authenticates() || s.open(c.Path()) {
 			return next(c)
 		}
 		scheme, token, found := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
@@ -66,8 +74,8 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		// The lockout refuses failed attempts only: a valid key always passes, so that the users
 		// behind one address (a NAT, a proxy) are not locked out by one of them guessing.
-		key, ok := s.keys.Check(token)
-		if !ok {
+		who, what, refused := s.credential(token)
+		if refused != "" {
 			client, now := failureClient(c.RealIP()), time.Now()
 			if wait, blocked := s.failures.blocked(client, now); blocked {
 				c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
@@ -75,15 +83,37 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			s.failures.fail(client, now)
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="fsmd", error="invalid_token"`)
-			return &requestError{code: code.Unauthorized, detail: "the API key is not valid"}
+			return &requestError{code: code.Unauthorized, detail: refused}
 		}
-		if need := requiredRole(c.Request().Method, c.Path()); key.Role < need {
-			return &requestError{code: code.Forbidden, detail: "the key " + key.Name + " has the role " + key.Role.String() +
+		if need := requiredRole(c.Request().Method, c.Path()); who.Role < need {
+			return &requestError{code: code.Forbidden, detail: what + " " + who.Name + " has the role " + who.Role.String() +
 				"; " + c.Request().Method + " " + c.Path() + " needs " + need.String()}
 		}
-		c.Set(actorKey, key.Name)
+		c.Set(actorKey, who)
 		return next(c)
 	}
+}
+
+// credential checks a bearer credential: a token (three dot-separated parts) when the server takes
+// tokens, else an API key. It returns who it names and what it is ("the key", "the token"), or why
+// it is refused.
+func (s *server) credential(bearer string) (who auth.Principal, what, refused string) {
+	if s.tokens != nil && auth.LooksLikeToken(bearer) {
+		p, err := s.tokens.Verify(bearer)
+		if err != nil {
+			return auth.Principal{}, "", err.Error()
+		}
+		return p, "the token of", ""
+	}
+	if s.keys != nil {
+		if key, ok := s.keys.Check(bearer); ok {
+			return key.Principal(), "the key", ""
+		}
+	}
+	if s.keys == nil || s.keys.Len() == 0 {
+		return auth.Principal{}, "", "the bearer token is not valid: this server takes signed tokens (JWT), not API keys"
+	}
+	return auth.Principal{}, "", "the API key is not valid"
 }
 
 // clientIP is how the server finds a request's client address (echo's IPExtractor): the peer's,

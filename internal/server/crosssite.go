@@ -28,7 +28,7 @@ import (
 func (s *server) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if (s.keys != nil && s.keys.Len() > 0) || !loopbackConn(req) || loopbackHost(req.Host) {
+		if s.authenticates() || !loopbackConn(req) || loopbackHost(req.Host) {
 			return next(c)
 		}
 		return invalid("the Host %q is not a loopback name: without API keys fsmd answers only requests to localhost, "+

@@ -68,6 +68,9 @@ type Options struct {
 	// Keys are the API keys the server accepts (Authorization: Bearer); none (nil or empty) lets
 	// every request in, which serve allows on loopback only.
 	Keys *auth.Keys
+	// Tokens, when set, verifies bearer tokens (JWT) beside the keys: a token names its caller, their
+	// groups and their role.
+	Tokens *auth.Tokens
 	// MetricsNeedKey puts /metrics behind a key (the read role).
 	MetricsNeedKey bool
 	// TrustedProxies are the networks of the reverse proxies in front of the server: from them, and
@@ -84,7 +87,8 @@ type server struct {
 	metrics   *metrics
 	defsDir   string // Options.Definitions
 
-	keys           *auth.Keys // Options.Keys
+	keys           *auth.Keys   // Options.Keys
+	tokens         *auth.Tokens // Options.Tokens
 	metricsNeedKey bool
 	failures       failures // failed authentications per client
 }
@@ -99,7 +103,7 @@ func New(svc Service, o Options) *echo.Echo {
 		o.BodyLimit = DefaultBodyLimit
 	}
 	s := &server{svc: svc, log: o.Logger, bodyLimit: o.BodyLimit, version: o.Version, metrics: newMetrics(o.Metrics),
-		defsDir: o.Definitions, keys: o.Keys, metricsNeedKey: o.MetricsNeedKey}
+		defsDir: o.Definitions, keys: o.Keys, tokens: o.Tokens, metricsNeedKey: o.MetricsNeedKey}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
