@@ -7,6 +7,8 @@ import (
 
 // Mermaid draws the definition as a Mermaid stateDiagram-v2: every transition, labelled with its
 // event (and its branch number where a handler has several), the initial state and the final ones.
+// A branch that stays in its state (no `to`) is a self-loop labelled "event (stay)", so that it reads
+// apart from one that re-enters the state (`to` the state itself), labelled with the event alone.
 // Guards are left out: they are long, and the diagram shows where an instance can go. A state with
 // a description is declared with its name as its label first: Mermaid 11 and later show a lone
 // description in place of the name.
@@ -24,10 +26,15 @@ func Mermaid(def *Definition) string {
 			h := s.On[ev]
 			for _, br := range h.Branches {
 				l := ev
-				if len(h.Branches) > 1 {
+				switch {
+				case len(h.Branches) > 1 && br.Stays():
+					l = fmt.Sprintf("%s (%d, stay)", ev, br.Index+1)
+				case len(h.Branches) > 1:
 					l = fmt.Sprintf("%s (%d)", ev, br.Index+1)
+				case br.Stays():
+					l = ev + " (stay)"
 				}
-				fmt.Fprintf(&b, "    %s --> %s : %s\n", name, br.To, l)
+				fmt.Fprintf(&b, "    %s --> %s : %s\n", name, br.Target(name), l)
 			}
 		}
 		if s.Final {

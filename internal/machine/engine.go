@@ -44,12 +44,13 @@ type Transition struct {
 	Event         string
 	Payload       map[string]any // typed, with every declared field
 	From, To      string
+	Stayed        bool          // the branch taken has no `to`: To is From, which was not left (no Cancel, no Arm)
 	Branch        int           // the index of the branch taken among the handler's branches
 	Guards        []GuardResult // each guard evaluated, in order, up to the branch taken
 	ContextBefore map[string]any
 	ContextAfter  map[string]any
-	Cancel        []string // the timer events of From, all cancelled: leaving or re-entering a state ends them
-	Arm           []Due    // the timers of To, from now
+	Cancel        []string // the timer events of From, all cancelled: leaving or re-entering a state ends them (none for a stay)
+	Arm           []Due    // the timers of To, from now (none for a stay: From's keep running)
 	Final         bool     // To is a final state
 	At            time.Time
 }
@@ -88,6 +89,10 @@ func (l Limits) Fire(def *Definition, snap Snapshot, event string, payload map[s
 	after, err := apply(snap.Context, b.Set, scope)
 	if err != nil {
 		return nil, &ExpressionError{State: st.Name, Event: event, Where: "set", Err: err}
+	}
+	if b.Stays() { // the state is not left: its timers run on, none is armed
+		return &Transition{Event: event, Payload: typed, From: snap.State, To: snap.State, Stayed: true, Branch: b.Index,
+			Guards: results, ContextBefore: snap.Context, ContextAfter: after, At: now}, nil
 	}
 	to, err := def.step(snap.State, h, b)
 	if err != nil {
@@ -154,14 +159,14 @@ func choose(st *State, h *Handler, scope guards.Scope) (*Branch, []GuardResult, 
 		if err != nil {
 			return nil, nil, &ExpressionError{State: st.Name, Event: h.Event, Where: "guard of branch " + strconv.Itoa(b.Index+1), Err: err}
 		}
-		results = append(results, GuardResult{Branch: b.Index, To: b.To, Guard: b.GuardSource, Result: ok})
+		results = append(results, GuardResult{Branch: b.Index, To: b.Target(st.Name), Guard: b.GuardSource, Result: ok})
 		if ok {
 			return b, results, nil
 		}
 	}
 	blockers := make([]Blocker, len(h.Branches))
 	for i, b := range h.Branches {
-		blockers[i] = Blocker{To: b.To, Guard: b.GuardSource, Message: b.GuardMessage}
+		blockers[i] = Blocker{To: b.Target(st.Name), Guard: b.GuardSource, Message: b.GuardMessage}
 	}
 	return nil, nil, &GuardRejectedError{State: st.Name, Event: h.Event, Blockers: blockers}
 }
@@ -252,6 +257,9 @@ func (def *Definition) build() {
 			h.fsmState = name
 			src := []string{name}
 			for _, b := range h.Branches {
+				if b.Stays() {
+					continue // Fire takes a stay without looplab/fsm: it moves nothing
+				}
 				b.fsmEvent = ev + "#" + strconv.Itoa(b.Index)
 				def.graph = append(def.graph, fsm.EventDesc{Name: b.fsmEvent, Src: src, Dst: b.To})
 			}

@@ -17,7 +17,8 @@ type Explanation struct {
 // BranchResult is one branch of an explanation. For an unguarded branch Guard is "" and Result true.
 type BranchResult struct {
 	Index   int
-	To      string
+	To      string // the state the branch leads to: for a stay, the state itself
+	Stays   bool   // the branch has no `to`
 	Guard   string
 	Message string
 	Result  bool
@@ -49,7 +50,7 @@ func (l Limits) Explain(def *Definition, snap Snapshot, event string, payload ma
 		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt},
 		Budget:   l.Budget})
 	for _, b := range h.Branches {
-		r := BranchResult{Index: b.Index, To: b.To, Guard: b.GuardSource, Message: b.GuardMessage, Result: true}
+		r := BranchResult{Index: b.Index, To: b.Target(st.Name), Stays: b.Stays(), Guard: b.GuardSource, Message: b.GuardMessage, Result: true}
 		if b.Guard != nil {
 			r.Result, r.Err = b.Guard.Bool(scope)
 		}

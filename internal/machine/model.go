@@ -66,7 +66,7 @@ type Handler struct {
 
 // Branch is one transition object: the first branch whose guard holds is taken.
 type Branch struct {
-	To           string
+	To           string          // "" for a branch without `to`: the instance stays in its state (Stays)
 	GuardSource  string          // empty: unguarded
 	Guard        *guards.Program // compiled GuardSource
 	GuardMessage string
@@ -75,7 +75,21 @@ type Branch struct {
 	Pos          Pos
 	GuardPos     Pos
 
-	fsmEvent string // the looplab/fsm event name of this branch: "event#index"
+	fsmEvent string // the looplab/fsm event name of this branch: "event#index"; "" for a stay
+}
+
+// Stays reports whether the branch has no `to`: taking it keeps the instance in its state without
+// leaving it (its timers keep running, entered_at does not change). A branch whose `to` names its own
+// state re-enters it instead. Where the branch leads from state (a handler may be shared by several
+// states, so a stay's state is the one it is taken in) is Target.
+func (b *Branch) Stays() bool { return b.To == "" }
+
+// Target is the state the branch leads to when taken in state: To, or state itself for a stay.
+func (b *Branch) Target(state string) string {
+	if b.Stays() {
+		return state
+	}
+	return b.To
 }
 
 // Assignment is one `set` entry: a context field (a dotted path) and the expression giving its value.

@@ -250,7 +250,7 @@ func (d *Definition) anyTransition(w *Webhook) bool {
 		s := d.States[name]
 		for _, ev := range s.OnOrder {
 			for _, b := range s.On[ev].Branches {
-				if w.Notifies(ev, b.To) {
+				if w.Notifies(ev, b.Target(name)) {
 					return true
 				}
 			}

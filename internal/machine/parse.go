@@ -213,24 +213,33 @@ func (d *parser) branches(def *Definition, s *State, e source.Entry, v *yaml.Nod
 func (d *parser) branch(def *Definition, s *State, event string, n *yaml.Node) *Branch {
 	n = d.Resolve(n)
 	b := &Branch{Pos: source.At(n)}
+	what := fmt.Sprintf("on.%s in state %q", event, s.Name)
 	if n.Kind == yaml.ScalarNode && !source.IsNull(n) {
-		b.To = n.Value
+		if b.To = n.Value; b.To == "" {
+			d.Errorf(b.Pos, "%s names no state: name one, or give a transition without `to` ({}) to stay in the state", what)
+			return nil
+		}
 		return b
 	}
-	what := fmt.Sprintf("on.%s in state %q", event, s.Name)
 	if n.Kind != yaml.MappingNode {
 		d.Errorf(source.At(n), "%s must name a state, a transition {to, guard, guard_message, set} or a list of them, not %s", what, source.Describe(n))
 		return nil
 	}
 	entries, _ := d.Mapping(n, what)
 	spec := d.Keys(entries, "a transition", branchKeys...)
-	to, ok := spec.Get("to")
-	if !ok {
-		d.Errorf(source.At(n), "%s: a transition needs `to`", what)
-		return nil
+	// Without `to` the branch stays: the instance keeps its state (and its timers); with `to` naming
+	// the state itself, it re-enters it.
+	if to, ok := spec.Get("to"); ok {
+		b.Pos = source.At(to.Val)
+		var ok bool
+		if b.To, ok = d.Scalar(to.Val, "to"); !ok {
+			return nil
+		}
+		if b.To == "" {
+			d.Errorf(b.Pos, "%s: `to` is empty; name a state, or leave `to` out to stay in the state", what)
+			return nil
+		}
 	}
-	b.To, _ = d.Scalar(to.Val, "to")
-	b.Pos = source.At(to.Val)
 	env := guards.Env{Context: def.Context}
 	if ev := def.Events[event]; ev != nil {
 		env.Event = ev.Payload

@@ -31,7 +31,7 @@ func validate(def *Definition, r *source.Reporter) {
 			}
 			checked[s.On[ev]] = true
 			for _, b := range s.On[ev].Branches {
-				if def.States[b.To] == nil {
+				if !b.Stays() && def.States[b.To] == nil {
 					r.Errorf(b.Pos, "on.%s in state %q goes to %q, which is not a declared state", ev, name, b.To)
 				}
 			}
@@ -73,7 +73,7 @@ func warnGraph(def *Definition, r *source.Reporter, finals int) {
 		queue = queue[1:]
 		for _, ev := range s.OnOrder {
 			for _, b := range s.On[ev].Branches {
-				if !reached[b.To] {
+				if !b.Stays() && !reached[b.To] { // a stay reaches no other state
 					reached[b.To] = true
 					queue = append(queue, b.To)
 				}
@@ -90,7 +90,7 @@ func warnGraph(def *Definition, r *source.Reporter, finals int) {
 		for _, ev := range s.OnOrder {
 			handled[ev] = true
 			for _, b := range s.On[ev].Branches {
-				out = out || b.To != name
+				out = out || b.Target(name) != name // neither a stay nor a re-entry is a way out
 			}
 		}
 		if !s.Final && !out {

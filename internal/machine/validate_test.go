@@ -262,7 +262,7 @@ states:
 			`t.yaml:8:15: error: on.stop in state "a" goes to "d", which is not a declared state`,
 		}},
 
-		{"a transition without to", `name: t
+		{"a transition without to stays, and may be mixed with leaving branches", `name: t
 initial: a
 states:
   a:
@@ -270,8 +270,47 @@ states:
       go: b
       x:
         guard: "true"
+      y:
+        - to: b
+          guard: "false"
+        - {}
   b: {final: true}
-`, []string{`t.yaml:8:9: error: on.x in state "a": a transition needs ` + "`to`"}},
+`, nil},
+
+		{"a state whose only branches stay has no way out, and a stay reaches no state", `name: t
+initial: a
+states:
+  a:
+    on:
+      go: b
+  b:
+    on:
+      note: {}
+      poke:
+        - guard: "true"
+        - to: b
+  c: {final: true}
+`, []string{`t.yaml:7:3: warning: state "b" is not final and has no way out: no transition leads to another state`,
+			`t.yaml:13:3: warning: state "c" is unreachable from the initial state "a"`}},
+
+		{"a handler naming the empty state", `name: t
+initial: a
+states:
+  a:
+    on:
+      go: ""
+  b: {final: true}
+`, []string{`t.yaml:6:11: error: on.go in state "a" names no state: name one, or give a transition without ` + "`to`" + ` ({}) to stay in the state`}},
+
+		{"a null to", `name: t
+initial: a
+states:
+  a:
+    on:
+      go:
+        to: ~
+  b: {final: true}
+`, []string{`t.yaml:7:13: error: to must be a single value, not nothing`}},
 
 		{"a handler that is nothing", `name: t
 initial: a
@@ -700,7 +739,7 @@ states:
       go:
         to: ""
   b: {final: true}
-`, []string{`t.yaml:7:13: error: on.go in state "a" goes to "", which is not a declared state`}},
+`, []string{`t.yaml:7:13: error: on.go in state "a": ` + "`to`" + ` is empty; name a state, or leave ` + "`to`" + ` out to stay in the state`}},
 
 		{"an alias bomb", bombYAML(), []string{`t.yaml:5:63: error: the document expands to more than 22330 YAML nodes through this alias: ` +
 			`aliases may take a file to 10 times its own nodes (233 here), or 20000 nodes`}},

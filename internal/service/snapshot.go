@@ -70,7 +70,7 @@ func (s *Service) eventSnapshot(ctx context.Context, req SendEvent, hash string,
 	case prev.RequestHash != hash:
 		return eventSnapshot{}, &IdempotencyMismatchError{Key: req.IdempotencyKey}
 	}
-	res, err := s.replay(l, prev)
+	res, err := s.replay(ctx, l, prev)
 	if err != nil {
 		return eventSnapshot{}, err
 	}

@@ -27,10 +27,13 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 	row.Actor = req.Actor
 
 	next := l.row
-	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt, next.EnteredAt = t.To, row.ContextAfter, rev, t.Final, now, now
+	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt = t.To, row.ContextAfter, rev, t.Final, now
+	if !t.Stayed { // a stay does not leave the state: it keeps the time it was entered (and its timers)
+		next.EnteredAt = now
+	}
 	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
 		Version: next.Version, State: next.State, Context: next.Context, Revision: rev, Final: next.Final,
-		UpdatedAt: now, EnteredAt: now}
+		UpdatedAt: now, EnteredAt: next.EnteredAt}
 	if len(t.Cancel) > 0 || len(t.Arm) > 0 { // the timers change with the transition, in its statement
 		update.Timers = &persistence.TimerChange{Cancel: len(t.Cancel) > 0, Arms: arms(t.Arm)}
 	}
@@ -47,8 +50,11 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
 	// Once committed: the transition counts in the stats, with its time in the state left
-	// (stats.go), and the local dispatcher delivers its webhooks without waiting for its poll.
-	ex.AfterCommit(func() { s.countTransition(l.row.Definition, t.From, t.To, t.Event, l.row.EnteredAt, now) })
+	// (stats.go), and the local dispatcher delivers its webhooks without waiting for its poll. A stay
+	// does not count: it neither leaves nor enters its state, whose time runs on.
+	if !t.Stayed {
+		ex.AfterCommit(func() { s.countTransition(l.row.Definition, t.From, t.To, t.Event, l.row.EnteredAt, now) })
+	}
 	if len(update.Outbox) > 0 {
 		ex.AfterCommit(s.wakeOutbox)
 	}

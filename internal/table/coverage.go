@@ -89,7 +89,7 @@ func (c *Coverage) Gaps() []Gaps {
 					at := fmt.Sprintf("%s:%d:%d", def.File, b.Pos.Line, b.Pos.Col)
 					g.Transitions++
 					if !c.taken[k] {
-						g.Untaken = append(g.Untaken, fmt.Sprintf("%s --%s[%d]--> %s (%s)", sn, ev, b.Index+1, b.To, at))
+						g.Untaken = append(g.Untaken, fmt.Sprintf("%s --%s[%d]--> %s (%s)", sn, ev, b.Index+1, target(sn, b), at))
 					}
 					if b.GuardSource == "" {
 						continue
@@ -108,7 +108,7 @@ func (c *Coverage) Gaps() []Gaps {
 					}
 					guardAt := fmt.Sprintf("%s:%d:%d", def.File, b.GuardPos.Line, b.GuardPos.Col)
 					g.OneWay = append(g.OneWay, fmt.Sprintf("%s: guard of %s --%s[%d]--> %s: %s (%s)",
-						never, sn, ev, b.Index+1, b.To, b.GuardSource, guardAt))
+						never, sn, ev, b.Index+1, target(sn, b), b.GuardSource, guardAt))
 				}
 			}
 		}
@@ -116,6 +116,14 @@ func (c *Coverage) Gaps() []Gaps {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Definition.File < out[j].Definition.File })
 	return out
+}
+
+// target is where branch b leads from state, as the report shows it: a stay is "state (stay)".
+func target(state string, b *machine.Branch) string {
+	if b.Stays() {
+		return state + " (stay)"
+	}
+	return b.To
 }
 
 // Write prints the coverage report.

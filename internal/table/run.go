@@ -106,17 +106,24 @@ func (in *instance) fire(event string, payload map[string]any, via string) error
 		return err
 	}
 	var hooks []string
+	stay := ""
+	if t.Stayed {
+		stay = " (stay)"
+	}
 	for _, w := range in.def.Notified(t) {
 		hooks = append(hooks, w.Name)
 	}
 	in.notified = append(in.notified, hooks...)
 	if len(hooks) > 0 {
-		in.tracef("%s%s: %s -> %s (notifies %s)", via, event, t.From, t.To, strings.Join(hooks, ", "))
+		in.tracef("%s%s: %s -> %s%s (notifies %s)", via, event, t.From, t.To, stay, strings.Join(hooks, ", "))
 	} else {
-		in.tracef("%s%s: %s -> %s", via, event, t.From, t.To)
+		in.tracef("%s%s: %s -> %s%s", via, event, t.From, t.To, stay)
 	}
-	in.snap.State, in.snap.Context, in.snap.EnteredAt = t.To, t.ContextAfter, in.clock
-	in.pending = t.Arm
+	in.snap.Context = t.ContextAfter
+	if !t.Stayed { // a stay keeps the state, the time it was entered and its pending timers
+		in.snap.State, in.snap.EnteredAt = t.To, in.clock
+		in.pending = t.Arm
+	}
 	return nil
 }
 
