@@ -259,7 +259,8 @@ const HEAT_FILL = ["#f2f4f7", "#d1e9ff", "#b2ddff", "#84caff", "#53b1fd"];
 function overlay(text, { labels = {}, classes = {}, edges = {} }) {
   const out = [];
   for (const line of text.split("\n")) {
-    const m = /^(\s*)(\w+) --> (\w+) : (\w+)( \(\d+\))?$/.exec(line);
+    // An edge's label is its event, with the branch number and "stay" (no `to`) when it has them.
+    const m = /^(\s*)(\w+) --> (\w+) : (\w+)( \((\d+|\d+, stay|stay)\))?$/.exec(line);
     const extra = m && edges[m[2] + ">" + m[3] + ">" + m[4]];
     out.push(extra ? line + " · " + extra : line);
     // A label is a description line, which Mermaid shows in place of the name unless the state
