@@ -42,7 +42,8 @@ const (
 	Unauthorized         = "unauthorized"           // no key, or not a key of this server
 	Forbidden            = "forbidden"              // the key's role may not do this
 	TooManyRequests      = "too_many_requests"      // too many failed authentications from the client
-	Unavailable          = "unavailable"            // the database does not answer, or the service is not ready
+	Unavailable          = "unavailable"            // the database does not answer, or the service is not ready: nothing was written
+	OutcomeUnknown       = "outcome_unknown"        // a write's connection broke and its outcome could not be read back
 	Internal             = "internal_error"         // a fault of fsmd's: the real error is only in the log
 )
 

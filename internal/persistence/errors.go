@@ -124,6 +124,26 @@ func isUnavailable(err error) bool {
 	return false
 }
 
+// NeverSent reports whether err, an ErrUnavailable, says that the request never reached the
+// database: no connection could be made (refused, unreachable, a dial that timed out), or
+// PostgreSQL refused the connection itself (57P03, 08001, 08004). Any other broken connection may
+// have carried a statement, or a COMMIT, that the server ran without the answer coming back: its
+// outcome is uncertain.
+func NeverSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	switch pgCode(err) {
+	case "57P03", "08001", "08004":
+		return true
+	}
+	return false
+}
+
 // retryable reports whether rerunning the transaction may succeed: a serialization failure or a
 // deadlock on PostgreSQL, the database locked by another connection on SQLite.
 func retryable(err error) bool {

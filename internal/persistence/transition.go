@@ -149,3 +149,13 @@ func TransitionList(ctx context.Context, ex Executor, p TransitionListParams) ([
 	}
 	return out, nil
 }
+
+// TransitionGet returns the transition seq of an instance. ErrNotFound when it has none (yet).
+func TransitionGet(ctx context.Context, ex Executor, instanceID string, seq int64) (TransitionRow, error) {
+	var r transitionRow
+	err := getContext(ctx, ex, &r, `SELECT `+transitionReadColumns+` FROM transitions WHERE instance_id = ? AND seq = ?`, instanceID, seq)
+	if err != nil {
+		return TransitionRow{}, notFound(err, "transition %d of instance %q", seq, instanceID)
+	}
+	return r.row(), nil
+}

@@ -47,6 +47,7 @@ var problemKinds = map[string]problemKind{
 	code.UnsupportedMediaType: {http.StatusUnsupportedMediaType, "Unsupported media type"},
 	code.MethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed"},
 	code.Unavailable:          {http.StatusServiceUnavailable, "Service unavailable"},
+	code.OutcomeUnknown:       {http.StatusServiceUnavailable, "Outcome unknown"},
 	code.Unauthorized:         {http.StatusUnauthorized, "Unauthorized"},
 	code.Forbidden:            {http.StatusForbidden, "Forbidden"},
 	code.TooManyRequests:      {http.StatusTooManyRequests, "Too many requests"},
@@ -70,7 +71,7 @@ type Problem struct {
 	Title     string              `json:"title" validate:"required" example:"Guard rejected"`
 	Status    int                 `json:"status" validate:"required" example:"409"`
 	Detail    string              `json:"detail" validate:"required" example:"event pay in state created: no guard holds: payment must cover the order amount"`
-	Code      string              `json:"code" validate:"required" example:"guard_rejected" enums:"not_found,invalid_transition,guard_rejected,instance_final,instance_exists,version_conflict,unknown_event,invalid_payload,invalid_context,invalid_definition,idempotency_mismatch,expression_failed,migration_running,invalid_request,body_too_large,unsupported_media_type,method_not_allowed,unauthorized,forbidden,too_many_requests,unavailable,internal_error"`
+	Code      string              `json:"code" validate:"required" example:"guard_rejected" enums:"not_found,invalid_transition,guard_rejected,instance_final,instance_exists,version_conflict,unknown_event,invalid_payload,invalid_context,invalid_definition,idempotency_mismatch,expression_failed,migration_running,invalid_request,body_too_large,unsupported_media_type,method_not_allowed,unauthorized,forbidden,too_many_requests,unavailable,outcome_unknown,internal_error"`
 	Instance  *service.Instance   `json:"instance,omitempty"`   // the instance as it is now: version_conflict, instance_exists and refused events
 	Blockers  []machine.Blocker   `json:"blockers,omitempty"`   // guard_rejected: one entry per branch, in order
 	Errors    []source.Diagnostic `json:"errors,omitempty"`     // invalid_definition: every problem found
@@ -143,6 +144,10 @@ func (s *server) classify(err error, c echo.Context) (cd, detail string) {
 	case code.Unavailable:
 		// The service's text names the database failure; the client needs only to know to retry.
 		return cd, "the database is unavailable; retry later"
+	case code.OutcomeUnknown:
+		// As for unavailable, the cause stays in the log.
+		return cd, "the database connection broke while the request was written, and whether it applied could not be " +
+			"read back: it may or may not have; send it again with the same Idempotency-Key, or for a creation the same id (safe either way)"
 	default:
 		return cd, err.Error()
 	}

@@ -47,6 +47,8 @@ func TestProblemMapping(t *testing.T) {
 		{"database down", fmt.Errorf("get: %w", &codedError{"unavailable", "dial tcp 10.0.0.1:5432: refused"}), 503, "unavailable", "retry"},
 		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), 503, "unavailable", "timed out"},
 		{"network timeout", &net.OpError{Op: "read", Err: timeoutError{}}, 503, "unavailable", "timed out"},
+		{"outcome unknown", &service.OutcomeUnknownError{InstanceID: "i-1", Err: errors.New("dial tcp 10.0.0.1:5432: refused")}, 503,
+			"outcome_unknown", "may or may not have"},
 		{"unknown error", errors.New("pq: secret detail"), 500, "internal_error", "internal error"},
 		{"unknown code", &codedError{"brand_new", "secret detail"}, 500, "internal_error", "internal error"},
 	}
@@ -146,7 +148,7 @@ func TestProblemTable(t *testing.T) {
 		"instance_exists": 409, "version_conflict": 412, "unknown_event": 422, "invalid_payload": 422,
 		"invalid_context": 422, "invalid_definition": 422, "idempotency_mismatch": 422,
 		"expression_failed": 422, "migration_running": 409, "invalid_request": 400, "body_too_large": 413,
-		"unsupported_media_type": 415, "method_not_allowed": 405, "unavailable": 503, "internal_error": 500,
+		"unsupported_media_type": 415, "method_not_allowed": 405, "unavailable": 503, "outcome_unknown": 503, "internal_error": 500,
 		"unauthorized": 401, "forbidden": 403, "too_many_requests": 429,
 	}
 	if len(problemKinds) != len(want) {

@@ -29,6 +29,9 @@ import (
 // migration wrote first), or when the key of the cached decision is taken, the event is decided
 // again on a fresh read, with a short jittered pause from the second read on; after maxDecisions
 // reads that each lost the race, the event is answered 503 unavailable, having written nothing.
+// A write whose outcome is not plain (the connection broke during it, or the move it lost to may
+// be its own) is first resolved from the audit row (outcome.go): applied, it is answered as
+// written; not applied, it is decided again; unresolved, it is 503 outcome_unknown.
 // A refusal decided on the cached row is never answered from it: a read must find the instance at
 // that revision first (then the refusal stands without deciding again, which may take the budget).
 func (s *Service) SendEvent(ctx context.Context, req SendEvent) (EventResult, bool, error) {
@@ -82,7 +85,23 @@ func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (Ev
 		}
 		res, next, err := s.write(ctx, s.db, snap.l, t.transition, req, hash, now)
 		s.remember(req.InstanceID, next)
-		if !errors.Is(err, persistence.ErrConflict) {
+		if err == nil || !(errors.Is(err, persistence.ErrConflict) || errors.Is(err, persistence.ErrUnavailable)) {
+			return res, false, err
+		}
+		// The write did not say whether it applied (outcome.go): find out before answering.
+		seq := snap.l.row.Revision + 1
+		var out outcome
+		if errors.Is(err, persistence.ErrConflict) {
+			out, err = s.ownTransition(ctx, s.db, req, seq)
+		}
+		if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+			out, err = s.resolve(ctx, req, seq, err)
+		}
+		if err != nil {
+			return EventResult{}, false, err
+		}
+		if out.applied {
+			res, err := s.replay(ctx, snap.l, out.row) // its answer, from its audit row
 			return res, false, err
 		}
 		if read > 0 {

@@ -53,12 +53,22 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 	createHash := requestHash(map[string]any{"definition": req.Definition, "id": req.ID, "context": orEmpty(req.Context)})
 	inst := persistence.InstanceRow{ID: id, Definition: def.Name, Version: row.Version, State: snap.State, Context: ctxJSON,
 		Final: def.Final(snap.State), CreateHash: createHash, CreatedAt: now, UpdatedAt: now, EnteredAt: now}
-	err = s.db.WithTx(ctx, func(tx *persistence.Tx) error {
-		if err := persistence.InstanceInsert(ctx, tx, inst); err != nil {
-			return err
-		}
-		return persistence.TimersReplace(ctx, tx, id, false, 0, arms(due))
-	})
+	insert := func(ctx context.Context) error {
+		return s.db.WithTx(ctx, func(tx *persistence.Tx) error {
+			if err := persistence.InstanceInsert(ctx, tx, inst); err != nil {
+				return err
+			}
+			return persistence.TimersReplace(ctx, tx, id, false, 0, arms(due))
+		})
+	}
+	err = insert(ctx)
+	uncertain := errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err)
+	if uncertain {
+		// The COMMIT may have applied without its answer (outcome.go): inserting the same row again
+		// on a new connection settles it, as the key is the id: a conflict with this request's own
+		// row means it was created.
+		err = s.retryUncertain(ctx, id, err, insert)
+	}
 	if errors.Is(err, persistence.ErrConflict) {
 		existing, err := s.instance(ctx, s.db, id)
 		if err != nil {
@@ -69,7 +79,7 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 			return Instance{}, false, err
 		}
 		if existing.row.CreateHash == createHash {
-			return api, false, nil
+			return api, uncertain, nil // created by this request, when its own first try was lost
 		}
 		return Instance{}, false, &InstanceExistsError{Instance: api}
 	}

@@ -1,0 +1,116 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/code"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// When the conditional write of an event does not say plainly whether it applied, the event path
+// finds out before it answers (event.go), so that 503 unavailable always means "nothing was
+// written":
+//
+//   - the database went away during the write (the one statement on PostgreSQL is its own commit:
+//     the server may have committed it before the connection broke), or
+//   - the write found the instance moved on, and the move may be this event's own write (database/sql
+//     sends a statement again on a new connection when the first one broke).
+//
+// The transition the event would have written is at seq = the revision decided on + 1, with the
+// request's id in its audit row: that row says whether the event applied. After a broken connection
+// the instance is first locked (SELECT ... FOR UPDATE, in a transaction of its own on a new
+// connection): a statement still running on the old connection holds that lock until it commits or
+// rolls back, so what the lock then shows is final.
+
+// OutcomeUnknownError: the write of an event (or a creation) may or may not have applied, and fsmd
+// could not find out in time (503 outcome_unknown): sending it again with the same Idempotency-Key
+// (for a creation: the same id) is safe.
+type OutcomeUnknownError struct {
+	InstanceID string
+	Err        error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("the write of instance %s may or may not have applied (the database connection broke during it, "+
+		"and the outcome could not be read back: %v); send it again with the same Idempotency-Key to be sure", e.InstanceID, e.Err)
+}
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// Code is the error code.
+func (e *OutcomeUnknownError) Code() string { return code.OutcomeUnknown }
+
+// resolveWindow bounds how long an event's write is resolved after a broken connection.
+const resolveWindow = 5 * time.Second
+
+// outcome is what became of a write whose answer was lost: applied (the audit row, ours), or not.
+type outcome struct {
+	applied bool
+	row     persistence.TransitionRow
+}
+
+// ownTransition reports whether the transition seq of the instance is the one req wrote, by the
+// request id in its audit row (an event without one cannot be told from another's: never own).
+func (s *Service) ownTransition(ctx context.Context, ex persistence.Executor, req SendEvent, seq int64) (outcome, error) {
+	if req.RequestID == "" {
+		return outcome{}, nil
+	}
+	row, err := persistence.TransitionGet(ctx, ex, req.InstanceID, seq)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return outcome{}, nil
+	case err != nil:
+		return outcome{}, err
+	}
+	return outcome{applied: row.RequestID == req.RequestID && row.Event == req.Event, row: row}, nil
+}
+
+// resolve finds out, after a broken connection, whether req's write of transition seq applied:
+// under the instance's lock, so that the answer cannot change afterwards. It tries again while
+// the database is out of reach, up to resolveWindow; then OutcomeUnknownError.
+func (s *Service) resolve(ctx context.Context, req SendEvent, seq int64, cause error) (outcome, error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveWindow)
+	defer cancel()
+	for try := 1; ; try++ {
+		var out outcome
+		err := s.db.WithTx(rctx, func(tx *persistence.Tx) error {
+			if _, err := persistence.InstanceGetForUpdate(rctx, tx, req.InstanceID); err != nil {
+				return err
+			}
+			var err error
+			out, err = s.ownTransition(rctx, tx, req, seq)
+			return err
+		})
+		if err == nil {
+			return out, nil
+		}
+		if rctx.Err() != nil || !errors.Is(err, persistence.ErrUnavailable) {
+			return outcome{}, &OutcomeUnknownError{InstanceID: req.InstanceID, Err: errors.Join(cause, err)}
+		}
+		if err := pause(rctx, try); err != nil {
+			return outcome{}, &OutcomeUnknownError{InstanceID: req.InstanceID, Err: errors.Join(cause, err)}
+		}
+	}
+}
+
+// retryUncertain runs write again after its first try's connection broke in an uncertain way,
+// while the database stays out of reach, up to resolveWindow; then OutcomeUnknownError. write must
+// be safe to repeat: keyed so that a repeat of an applied write is a conflict (ErrConflict).
+func (s *Service) retryUncertain(ctx context.Context, id string, cause error, write func(context.Context) error) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveWindow)
+	defer cancel()
+	for try := 1; ; try++ {
+		err := write(rctx)
+		if !errors.Is(err, persistence.ErrUnavailable) {
+			return err
+		}
+		if rctx.Err() != nil {
+			return &OutcomeUnknownError{InstanceID: id, Err: errors.Join(cause, err)}
+		}
+		if err := pause(rctx, try); err != nil {
+			return &OutcomeUnknownError{InstanceID: id, Err: errors.Join(cause, err)}
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package tests
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/dbtest"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// TestAPIAmbiguousWrite: the connection to PostgreSQL breaks during an event's write (a proxy
+// between fsmd and the server cuts it on a marker in the request's id). Broken after the write was
+// forwarded, the server committed what fsmd never heard back: fsmd finds out from the audit row and
+// answers 200 with the transition, never unavailable, and the event is in the history once. Broken
+// before it was forwarded, nothing was written: fsmd decides again on a new connection and answers
+// 200 too, written once. A client that then sends the same event again without a key gets a second
+// transition only because it sent it twice: nothing is ever applied twice by fsmd itself.
+func TestAPIAmbiguousWrite(t *testing.T) {
+	t.Parallel()
+	apiPostgresSlot(t)
+	u, err := url.Parse(dbtest.PostgresDatabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := dbtest.NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	db, err := persistence.Open(context.Background(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	env := apiServe(t, db)
+	env.door(t, "amb-1")
+
+	for i, c := range []struct {
+		name string
+		when dbtest.When
+	}{
+		{"after forwarding: committed, the answer lost", dbtest.AfterForwarding},
+		{"before forwarding: nothing written", dbtest.BeforeForwarding},
+	} {
+		marker := "ambiguous-write-" + c.name[:5]
+		fired := p.DropAt(c.when, marker)
+		r := env.do(t, "POST", "/v1/instances/amb-1/events", map[string]any{"event": "knock", "payload": map[string]any{"note": c.name}},
+			"X-Request-ID", marker)
+		select {
+		case <-fired:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the proxy never saw the write", c.name)
+		}
+		res := apiWant[apiEventResult](t, r, http.StatusOK)
+		if res.Transition.Seq != int64(i+1) || res.Instance.Revision != int64(i+1) || res.Instance.Context["note"] != c.name {
+			t.Errorf("%s: the answer %+v", c.name, res)
+		}
+		hist := env.history(t, "amb-1", 0)
+		if len(hist) != i+1 || hist[i].RequestID != marker || hist[i].Payload["note"] != c.name {
+			t.Fatalf("%s: the history %+v, want one row per event", c.name, hist)
+		}
+	}
+}
+
+// TestAPIAmbiguousCreate: the connection breaks during a creation's transaction: after its COMMIT
+// was forwarded (the server created it; the answer is lost), after its INSERT (never committed),
+// or before the INSERT. Each time the client gets 201 with the instance, which exists once.
+func TestAPIAmbiguousCreate(t *testing.T) {
+	t.Parallel()
+	apiPostgresSlot(t)
+	u, err := url.Parse(dbtest.PostgresDatabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := dbtest.NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	db, err := persistence.Open(context.Background(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	env := apiServe(t, db)
+
+	for _, c := range []struct {
+		id      string
+		when    dbtest.When
+		markers []string
+	}{
+		{"made-committed", dbtest.AfterForwarding, []string{"made-committed", "COMMIT"}},
+		{"made-inserted", dbtest.AfterForwarding, []string{"made-inserted"}},
+		{"made-never", dbtest.BeforeForwarding, []string{"made-never"}},
+	} {
+		fired := p.DropAt(c.when, c.markers...)
+		r := env.do(t, "POST", "/v1/instances", map[string]any{"definition": "door", "id": c.id, "context": map[string]any{"code": "7"}})
+		select {
+		case <-fired:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the proxy never broke the connection", c.id)
+		}
+		if inst := apiWant[apiInstance](t, r, http.StatusCreated); inst.ID != c.id || inst.Revision != 0 {
+			t.Errorf("%s: %+v", c.id, inst)
+		}
+		list := env.list(t, url.Values{"definition": {"door"}}, 0)
+		n := 0
+		for _, inst := range list {
+			if inst.ID == c.id {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %d instances of that id", c.id, n)
+		}
+	}
+}
