@@ -106,6 +106,7 @@ func TestAuthMatrix(t *testing.T) {
 			{"GET", "/v1/instances/b1/history", "", "", auth.Read, 200},
 			{"GET", "/v1/migrations/nope", "", "", auth.Read, 404},
 			{"GET", "/v1/outbox/dead", "", "", auth.Read, 200},
+			{"GET", "/v1/messages/dead", "", "", auth.Read, 200},
 			{"POST", "/v1/instances", `{"definition": "bell"}`, "application/json", auth.Write, 201},
 			{"POST", "/v1/instances/b1/events", `{"event": "ring"}`, "application/json", auth.Write, 200},
 			{"POST", "/v1/instances/b1/explain", `{"event": "ring"}`, "application/json", auth.Write, 200},
@@ -113,6 +114,7 @@ func TestAuthMatrix(t *testing.T) {
 			{"POST", "/v1/definitions/bell/migrations/plan", `{}`, "application/json", auth.Admin, 200},
 			{"POST", "/v1/reload", "", "", auth.Admin, 200},
 			{"POST", "/v1/outbox/dead/redrive", "", "", auth.Admin, 200},
+			{"POST", "/v1/messages/dead/nope/redrive", "", "", auth.Admin, 404},
 		}
 		for _, e := range endpoints {
 			for _, c := range callers {

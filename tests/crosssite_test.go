@@ -119,6 +119,7 @@ func TestCrossSiteContentType(t *testing.T) {
 		"POST /v1/reload":                            {"/v1/reload", "", "application/json"},
 		"POST /v1/outbox/dead/redrive":               {"/v1/outbox/dead/redrive", "", "application/json"},
 		"POST /v1/outbox/dead/:id/redrive":           {"/v1/outbox/dead/nope/redrive", "", "application/json"},
+		"POST /v1/messages/dead/:id/redrive":         {"/v1/messages/dead/nope/redrive", "", "application/json"},
 	}
 	for _, r := range e.Routes() {
 		switch r.Method {

@@ -293,6 +293,7 @@ type apiHistoryEntry struct {
 	RequestID         string         `json:"request_id"`
 	IdempotencyKey    string         `json:"idempotency_key"`
 	DefinitionVersion int            `json:"definition_version"`
+	Dropped           string         `json:"dropped"`
 	At                time.Time      `json:"at"`
 }
 

@@ -3129,6 +3129,338 @@ const docTemplate = `{
                 }
             }
         },
+        "/v1/messages/dead": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The messages between instances that could not be delivered (their target does not exist), oldest first, each with its sender, target, event, payload and the reason. A page holds at most ` + "`" + `limit` + "`" + ` of them and at most 4 MiB of JSON; pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "messages"
+                ],
+                "summary": "Dead messages",
+                "parameters": [
+                    {
+                        "maximum": 1000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 100,
+                        "description": "page size",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "maxLength": 200,
+                        "type": "string",
+                        "description": "the last id of the previous page",
+                        "name": "after",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Page-service_DeadMessage"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a bad or unknown query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the key's role may not do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/messages/dead/{id}/redrive": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Makes the dead message pending again: it is delivered after the pending messages of its sender to its target sent before it, through the target's event path, when the target exists by then (else it is dead again). It keeps its id.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "messages"
+                ],
+                "summary": "Re-drive a dead message",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "the dead message's id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "nothing, or an empty JSON object: a POST carries Content-Type application/json (or a key), even without a body",
+                        "name": "request",
+                        "in": "body",
+                        "schema": {
+                            "type": "object"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.RedriveResult"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a bad id, a query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the key's role may not do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no dead message has that id",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: a body that is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
         "/v1/migrations/{id}": {
             "get": {
                 "security": [
@@ -4072,6 +4404,7 @@ const docTemplate = `{
                         "forbidden",
                         "too_many_requests",
                         "unavailable",
+                        "outcome_unknown",
                         "internal_error"
                     ],
                     "example": "guard_rejected"
@@ -4247,6 +4580,64 @@ const docTemplate = `{
                     "description": "its name in the definition's notify section",
                     "type": "string",
                     "example": "billing"
+                }
+            }
+        },
+        "service.DeadMessage": {
+            "type": "object",
+            "required": [
+                "created_at",
+                "dead_at",
+                "event",
+                "id",
+                "payload",
+                "reason",
+                "sender",
+                "sender_seq",
+                "target"
+            ],
+            "properties": {
+                "created_at": {
+                    "description": "when it was sent",
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "dead_at": {
+                    "description": "when it was found dead",
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "event": {
+                    "type": "string",
+                    "example": "cancel"
+                },
+                "id": {
+                    "description": "the message id (the request_id of its delivery)",
+                    "type": "string",
+                    "example": "06gztt7dq6c6js8q438gca5qj0"
+                },
+                "payload": {
+                    "type": "object"
+                },
+                "reason": {
+                    "description": "why it is dead",
+                    "type": "string",
+                    "example": "not_found: no instance has id \"flight-9\""
+                },
+                "sender": {
+                    "description": "the instance that sent it",
+                    "type": "string",
+                    "example": "trip-1"
+                },
+                "sender_seq": {
+                    "description": "the transition that sent it, in the sender's history",
+                    "type": "integer",
+                    "example": 4
+                },
+                "target": {
+                    "description": "the id it was sent to",
+                    "type": "string",
+                    "example": "flight-9"
                 }
             }
         },
@@ -4458,7 +4849,7 @@ const docTemplate = `{
                     "type": "integer"
                 },
                 "dropped": {
-                    "description": "Dropped (source timer only): the timer's event was refused, and why (\"guard_rejected: ...\");\nnothing but the revision changed.",
+                    "description": "Dropped (source timer or message only): the timer's or the message's event was refused, and\nwhy (\"guard_rejected: ...\"); nothing but the revision changed.",
                     "type": "string"
                 },
                 "event": {
@@ -4485,12 +4876,13 @@ const docTemplate = `{
                     "type": "integer"
                 },
                 "source": {
-                    "description": "api, timer, migration",
+                    "description": "api, timer, migration, message",
                     "type": "string",
                     "enum": [
                         "api",
                         "timer",
-                        "migration"
+                        "migration",
+                        "message"
                     ]
                 },
                 "to": {
@@ -4758,6 +5150,23 @@ const docTemplate = `{
                     "type": "array",
                     "items": {
                         "$ref": "#/definitions/service.DeadLetter"
+                    }
+                },
+                "next": {
+                    "type": "string"
+                }
+            }
+        },
+        "service.Page-service_DeadMessage": {
+            "type": "object",
+            "required": [
+                "items"
+            ],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.DeadMessage"
                     }
                 },
                 "next": {

@@ -16,9 +16,9 @@ import (
 	"github.com/fsmd-io/fsmd/internal/service"
 )
 
-// background runs serve's workers (reloads, the metrics refresh, the timer scheduler, the outbox
-// dispatcher, the watcher) until stop, which cancels their context and waits for them: they end
-// before the service and the database they use close.
+// background runs serve's workers (reloads, the metrics refresh, the timer scheduler, the message
+// dispatcher, the outbox dispatcher, the watcher) until stop, which cancels their context and waits
+// for them: they end before the service and the database they use close.
 type background struct {
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -73,6 +73,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	// The timer scheduler: every process runs one; they share the due timers (definitions.md,
 	// "Timers").
 	bg.run(func(ctx context.Context) { a.svc.RunTimers(ctx, service.TimerOptions{Poll: c.TimerPoll}) })
+	// The message dispatcher: every process runs one; they share the messages between instances
+	// (definitions.md, "Messages"), each delivered once, with the poll of the timers.
+	bg.run(func(ctx context.Context) { a.svc.RunMessages(ctx, service.MessageOptions{Poll: c.TimerPoll}) })
 	d, err := newDispatcher(a, c, log, registry)
 	if err != nil {
 		return err

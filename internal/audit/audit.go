@@ -21,6 +21,7 @@ const (
 	SourceAPI       = "api"       // an event sent through the API
 	SourceTimer     = "timer"     // a timer of the state fired
 	SourceMigration = "migration" // the instance moved to another version of its definition
+	SourceMessage   = "message"   // another instance sent the event (a `send` of its transition)
 )
 
 // Row is one transition of an instance: the row persistence stores (its fields are documented
@@ -65,7 +66,7 @@ func AppendMovesInSQL(ctx context.Context, tx *persistence.Tx, m persistence.Mig
 // check enforces the log's rules on a row: a known source, and a seq from 1.
 func check(r Row) error {
 	switch r.Source {
-	case SourceAPI, SourceTimer, SourceMigration:
+	case SourceAPI, SourceTimer, SourceMigration, SourceMessage:
 	default:
 		return fmt.Errorf("audit: transition %d of instance %q: unknown source %q", r.Seq, r.InstanceID, r.Source)
 	}

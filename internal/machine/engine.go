@@ -53,6 +53,16 @@ type Transition struct {
 	Arm           []Due    // the timers of To, from now (none for a stay: From's keep running)
 	Final         bool     // To is a final state
 	At            time.Time
+	// Sent are the messages the branch sends (its `send`), one per target, in order.
+	Sent []Message
+}
+
+// Message is one event a transition sends to another instance: its id To, the event and its payload
+// (values computed in the transition's scope; typed by the target's definition when it is delivered).
+type Message struct {
+	To      string
+	Event   string
+	Payload map[string]any
 }
 
 // Limits bound the work of one event: the time its expressions (guards, `set`, the entered state's
@@ -90,16 +100,20 @@ func (l Limits) Fire(def *Definition, snap Snapshot, event string, payload map[s
 	if err != nil {
 		return nil, &ExpressionError{State: st.Name, Event: event, Where: "set", Err: err}
 	}
+	sent, err := messages(b.Send, scope)
+	if err != nil {
+		return nil, &ExpressionError{State: st.Name, Event: event, Where: "send", Err: err}
+	}
 	if b.Stays() { // the state is not left: its timers run on, none is armed
 		return &Transition{Event: event, Payload: typed, From: snap.State, To: snap.State, Stayed: true, Branch: b.Index,
-			Guards: results, ContextBefore: snap.Context, ContextAfter: after, At: now}, nil
+			Guards: results, ContextBefore: snap.Context, ContextAfter: after, Sent: sent, At: now}, nil
 	}
 	to, err := def.step(snap.State, h, b)
 	if err != nil {
 		return nil, err
 	}
 	t := &Transition{Event: event, Payload: typed, From: snap.State, To: to, Branch: b.Index, Guards: results,
-		ContextBefore: snap.Context, ContextAfter: after, Final: def.States[to].Final, At: now}
+		ContextBefore: snap.Context, ContextAfter: after, Final: def.States[to].Final, Sent: sent, At: now}
 	for _, timer := range st.Timers {
 		t.Cancel = append(t.Cancel, timer.Event)
 	}
@@ -201,6 +215,49 @@ func apply(before map[string]any, set []*Assignment, scope guards.Scope) (map[st
 		return nil, err
 	}
 	return after, nil
+}
+
+// messages evaluates a branch's `send` entries in the scope of the transition (the context before
+// its `set`, as `set` sees it): one message per target id, in the order of the entries and of each
+// entry's ids. An id that is not a non-empty string fails the event, as a `set` of the wrong type.
+func messages(send []*Send, scope guards.Scope) ([]Message, error) {
+	var out []Message
+	for _, m := range send {
+		to, err := m.To.Value(scope)
+		if err != nil {
+			return nil, fmt.Errorf("to: %w", err)
+		}
+		var ids []string
+		switch to := to.(type) {
+		case string:
+			ids = []string{to}
+		case []any:
+			for _, id := range to {
+				s, ok := id.(string)
+				if !ok {
+					return nil, fmt.Errorf("to: evaluating %q: a list element is %T, want a string id", m.To.Source, id)
+				}
+				ids = append(ids, s)
+			}
+		default:
+			return nil, fmt.Errorf("to: evaluating %q: got %T, want a string id or a list of string ids", m.To.Source, to)
+		}
+		payload := make(map[string]any, len(m.Payload))
+		for _, f := range m.Payload {
+			v, err := f.Expr.Value(scope)
+			if err != nil {
+				return nil, fmt.Errorf("payload %s: %w", f.Name, err)
+			}
+			payload[f.Name] = v
+		}
+		for _, id := range ids {
+			if id == "" {
+				return nil, fmt.Errorf("to: evaluating %q: an empty id", m.To.Source)
+			}
+			out = append(out, Message{To: id, Event: m.Event, Payload: payload})
+		}
+	}
+	return out, nil
 }
 
 func copyMap(m map[string]any) map[string]any {
@@ -352,6 +409,16 @@ func (def *Definition) Prepare() error {
 				for _, a := range b.Set {
 					if err := a.Expr.Prepare(); err != nil {
 						return err
+					}
+				}
+				for _, m := range b.Send {
+					if err := m.To.Prepare(); err != nil {
+						return err
+					}
+					for _, f := range m.Payload {
+						if err := f.Expr.Prepare(); err != nil {
+							return err
+						}
 					}
 				}
 			}

@@ -71,7 +71,8 @@ type Branch struct {
 	Guard        *guards.Program // compiled GuardSource
 	GuardMessage string
 	Set          []*Assignment
-	Index        int // position among the handler's branches, from 0
+	Send         []*Send // the messages the branch sends, in file order (processes.md §3)
+	Index        int     // position among the handler's branches, from 0
 	Pos          Pos
 	GuardPos     Pos
 
@@ -98,6 +99,21 @@ type Assignment struct {
 	Field *schema.Field
 	Expr  *guards.Program
 	Pos   Pos
+}
+
+// Send is one `send` entry of a branch: the event it sends to the instances To names.
+type Send struct {
+	To      *guards.Program // a string id, or a list of string ids; evaluated as any and checked then
+	Event   string
+	Payload []*SendField // in file order
+	Pos     Pos
+}
+
+// SendField is one field of a message's payload and the expression giving its value.
+type SendField struct {
+	Name string
+	Expr *guards.Program
+	Pos  Pos
 }
 
 // MinTimerDelay is the shortest delay of a timer: `after` shorter is a load error, and an `at`

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -15,7 +16,8 @@ import (
 var (
 	definitionKeys = []string{"name", "description", "initial", "context", "events", "states", "migrate", "notify"}
 	stateKeys      = []string{"description", "final", "on", "timers"}
-	branchKeys     = []string{"to", "guard", "guard_message", "set"}
+	branchKeys     = []string{"to", "guard", "guard_message", "set", "send"}
+	sendKeys       = []string{"to", "event", "payload"}
 	timerKeys      = []string{"after", "at", "event"}
 )
 
@@ -260,6 +262,13 @@ func (d *parser) branch(def *Definition, s *State, event string, n *yaml.Node) *
 	if set, ok := spec.Get("set"); ok {
 		b.Set = d.assignments(def, set.Val, env)
 	}
+	if send, ok := spec.Get("send"); ok {
+		for _, n := range d.Sequence(send.Val, "send") {
+			if m := d.send(n, env); m != nil {
+				b.Send = append(b.Send, m)
+			}
+		}
+	}
 	return b
 }
 
@@ -286,6 +295,90 @@ func (d *parser) assignments(def *Definition, n *yaml.Node, env guards.Env) []*A
 		out = append(out, &Assignment{Path: path, Field: f, Expr: prog, Pos: source.At(e.KeyNode)})
 	}
 	return out
+}
+
+// Types a `send` entry's `to` may have.
+var (
+	sendID  = schema.Scalar(schema.String)
+	sendIDs = schema.ListOf(schema.Scalar(schema.String))
+	sendAny = schema.Scalar(schema.Any)
+)
+
+const sendWhat = "a message"
+
+// send parses one `send` entry: {to, event, payload}. Its expressions are compiled in the scope of
+// the transition, as `set`'s are. `to` must be a string or a list of strings (an expression of
+// type any is checked when it is evaluated); the payload's types are checked at delivery, by the
+// target's definition, which is not known here.
+func (d *parser) send(n *yaml.Node, env guards.Env) *Send {
+	entries, ok := d.Mapping(n, sendWhat)
+	if !ok {
+		return nil
+	}
+	spec := d.Keys(entries, sendWhat, sendKeys...)
+	m := &Send{Pos: source.At(d.Resolve(n))}
+	ok = true
+	if e, has := spec.Get("to"); !has {
+		d.Errorf(m.Pos, "%s needs `to`: an expression giving the id of an instance, or a list of ids", sendWhat)
+		ok = false
+	} else if src, isScalar := d.Scalar(e.Val, "send to"); !isScalar {
+		ok = false
+	} else if m.To = d.sendTo(e.Val, src, env); m.To == nil {
+		ok = false
+	}
+	if e, has := spec.Get("event"); !has {
+		d.Errorf(m.Pos, "%s needs `event`", sendWhat)
+		ok = false
+	} else if ev, isScalar := d.Scalar(e.Val, "send event"); !isScalar || !d.Name(d.Resolve(e.Val), "event") {
+		ok = false
+	} else {
+		m.Event = ev
+	}
+	if e, has := spec.Get("payload"); has {
+		fields, _ := d.Mapping(e.Val, "send payload")
+		for _, f := range fields {
+			if !d.Name(f.KeyNode, "payload field") {
+				ok = false
+				continue
+			}
+			src, isScalar := d.Scalar(f.Val, "send payload "+f.Key)
+			if !isScalar {
+				ok = false
+				continue
+			}
+			prog, err := d.compile(exprKey{src: src, env: env, kind: 'v', want: sendAny})
+			if err != nil {
+				d.exprError(f.Val, "send payload "+f.Key, err)
+				ok = false
+				continue
+			}
+			m.Payload = append(m.Payload, &SendField{Name: f.Key, Expr: prog, Pos: source.At(f.KeyNode)})
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return m
+}
+
+// sendTo compiles a `send` entry's `to`: it must be of type string or list of strings.
+func (d *parser) sendTo(n *yaml.Node, src string, env guards.Env) *guards.Program {
+	if _, err := d.compile(exprKey{src: src, env: env, kind: 'v', want: sendID}); err != nil {
+		if _, errList := d.compile(exprKey{src: src, env: env, kind: 'v', want: sendIDs}); errList != nil {
+			var ge *guards.Error
+			if errors.As(err, &ge) && strings.HasPrefix(ge.Message, "expression is of type") {
+				err = &guards.Error{Line: 1, Message: strings.TrimSuffix(ge.Message, "string") + "a string id or a list of string ids"}
+			}
+			d.exprError(n, "send to", err)
+			return nil
+		}
+	}
+	prog, err := d.compile(exprKey{src: src, env: env, kind: 'v', want: sendAny})
+	if err != nil {
+		d.exprError(n, "send to", err)
+		return nil
+	}
+	return prog
 }
 
 func (d *parser) timer(def *Definition, s *State, n *yaml.Node) *Timer {

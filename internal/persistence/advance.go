@@ -11,7 +11,8 @@ import (
 
 // The one statement that writes an accepted transition on PostgreSQL: the instance's update,
 // provided it is still at the revision read (updated), then, from the updated row only, the
-// timers' change (untimed, armed), the webhooks' outbox rows (busy, outboxed) and the audit row.
+// timers' change (untimed, armed), the webhooks' outbox rows (busy, outboxed), the messages it
+// sends (sent) and the audit row.
 // There is no ON CONFLICT: a seq or idempotency key taken already fails the whole statement, so the
 // update is never kept without its row (which matters when the statement is its own transaction).
 // Each part below is its SQL; advanceStatement puts each next to its arguments.
@@ -52,6 +53,18 @@ const advanceOutbox = `, busy AS (
 		FROM updated CROSS JOIN unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS r(id, webhook, url, destination, body)
 	)`
 
+// advanceMessages inserts the messages the transition sends (arrays of id, target, event and
+// payload, in the order sent), as MessagesInsert does: each is the next of its (sender, target)
+// pair, after the pair's rows still in the table.
+const advanceMessages = `, sent AS (
+		INSERT INTO messages (` + messageInsertColumns + `)
+		SELECT m.id, updated.id, updated.revision, m.target,
+			COALESCE((SELECT max(x.seq) FROM messages x WHERE x.sender = updated.id AND x.target = m.target), 0)
+				+ row_number() OVER (PARTITION BY m.target ORDER BY m.ord),
+			m.event, m.payload::jsonb, ?::timestamptz
+		FROM updated CROSS JOIN unnest(?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS m(id, target, event, payload, ord)
+	)`
+
 // advanceInsert is the audit row, inserted from the updated row.
 const advanceInsert = `
 	INSERT INTO transitions (` + transitionReadColumns + `)
@@ -59,14 +72,19 @@ const advanceInsert = `
 		?::text, ?::text, ?::text, ?::text, ?::integer, ?::integer, ?::timestamptz, ?::text, ?::text
 	FROM updated`
 
-// advanceQueries are the four forms of the statement (with or without timers, with or without
-// outbox rows), prepared at Open.
-var advanceQueries = []string{
-	advanceUpdate + advanceInsert,
-	advanceUpdate + advanceOutbox + advanceInsert,
-	advanceUpdate + advanceTimers + advanceInsert,
-	advanceUpdate + advanceTimers + advanceOutbox + advanceInsert,
-}
+// advanceQueries are the eight forms of the statement (with or without timers, with or without
+// outbox rows, with or without messages), prepared at Open.
+var advanceQueries = func() []string {
+	var out []string
+	for _, timers := range []string{"", advanceTimers} {
+		for _, outbox := range []string{"", advanceOutbox} {
+			for _, messages := range []string{"", advanceMessages} {
+				out = append(out, advanceUpdate+timers+outbox+messages+advanceInsert)
+			}
+		}
+	}
+	return out
+}()
 
 // statement is SQL written part by part, each part with its arguments.
 type statement struct {
@@ -102,6 +120,14 @@ func advanceStatement(u InstanceUpdateParams, r TransitionRow) (string, []any) {
 		st.add(advanceOutbox, pq.Array(hooks), first.Definition, first.Version, timeArg(Postgres, first.NextTryAt),
 			timeArg(Postgres, first.CreatedAt), pq.Array(ids), pq.Array(hooks), pq.Array(urls), pq.Array(dests), pq.Array(bodies))
 	}
+	if len(u.Messages) > 0 {
+		n := len(u.Messages)
+		ids, targets, events, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		for i, m := range u.Messages {
+			ids[i], targets[i], events[i], payloads[i] = m.ID, m.Target, m.Event, jsonArg(m.Payload, "{}").(string)
+		}
+		st.add(advanceMessages, timeArg(Postgres, u.Messages[0].CreatedAt), pq.Array(ids), pq.Array(targets), pq.Array(events), pq.Array(payloads))
+	}
 	st.add(advanceInsert, r.Seq, r.Event, r.From, r.To, r.Branch,
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"), jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
 		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
@@ -127,6 +153,11 @@ func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r
 	for _, o := range u.Outbox {
 		if o.InstanceID != u.ID || o.Seq != u.Revision {
 			return fmt.Errorf("persistence: advance instance %q to revision %d with the outbox row of %q %d", u.ID, u.Revision, o.InstanceID, o.Seq)
+		}
+	}
+	for _, m := range u.Messages {
+		if m.Sender != u.ID || m.SenderSeq != u.Revision {
+			return fmt.Errorf("persistence: advance instance %q to revision %d with the message of %q %d", u.ID, u.Revision, m.Sender, m.SenderSeq)
 		}
 	}
 	switch ex := ex.(type) {
@@ -160,5 +191,8 @@ func advanceInTx(ctx context.Context, tx *Tx, u InstanceUpdateParams, r Transiti
 			return err
 		}
 	}
-	return OutboxInsert(ctx, tx, u.Outbox)
+	if err := OutboxInsert(ctx, tx, u.Outbox); err != nil {
+		return err
+	}
+	return MessagesInsert(ctx, tx, u.Messages)
 }

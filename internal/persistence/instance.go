@@ -40,6 +40,9 @@ type InstanceUpdateParams struct {
 	// Outbox are the webhook deliveries of the transition, inserted with it (InstanceAdvance only),
 	// as OutboxInsert does: their Seq is Revision.
 	Outbox []OutboxRow
+	// Messages are the messages the transition sends, inserted with it (InstanceAdvance only), as
+	// MessagesInsert does: their Sender is ID and their SenderSeq is Revision.
+	Messages []MessageRow
 }
 
 // TimerChange is what a transition does to its instance's timers.

@@ -14,18 +14,14 @@ import (
 // first time that connection runs it and keeps it there: PostgreSQL parses and plans them once per
 // connection instead of on every call, which is most of its work on them besides the writes.
 // The other queries (the lists, the definitions) run unprepared.
-var preparedQueries = []string{
+var preparedQueries = append([]string{
 	instanceInsertQuery,
 	instanceGetQuery,
 	instanceGetForUpdateQuery,
 	instanceUpdateQuery,
 	transitionInsertQuery,
 	transitionByKeyQuery,
-	advanceQueries[0],
-	advanceQueries[1],
-	advanceQueries[2],
-	advanceQueries[3],
-}
+}, advanceQueries...)
 
 // prepare prepares preparedQueries on PostgreSQL (a no-op on SQLite).
 func (db *DB) prepare(ctx context.Context) error {

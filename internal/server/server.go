@@ -51,6 +51,8 @@ type Service interface {
 	ListDeadLetters(ctx context.Context, f service.DeadLetterFilter) (service.Page[service.DeadLetter], error)
 	RedriveDeadLetter(ctx context.Context, id string) (service.RedriveResult, error)
 	RedriveDeadLetters(ctx context.Context, f service.DeadLetterFilter) (service.RedriveResult, error)
+	ListDeadMessages(ctx context.Context, f service.DeadMessageFilter) (service.Page[service.DeadMessage], error)
+	RedriveDeadMessage(ctx context.Context, id string) (service.RedriveResult, error)
 }
 
 // DefaultBodyLimit is the largest request body accepted when Options.BodyLimit is 0.
@@ -151,6 +153,9 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.GET("/outbox/dead", s.listDeadLetters)
 	v1.POST("/outbox/dead/redrive", s.redriveDeadLetters)
 	v1.POST("/outbox/dead/:id/redrive", s.redriveDeadLetter)
+
+	v1.GET("/messages/dead", s.listDeadMessages) // messages.go
+	v1.POST("/messages/dead/:id/redrive", s.redriveDeadMessage)
 	return e
 }
 

@@ -14,9 +14,10 @@
 //	                          transaction (SQLite); moved on -> decide again on a fresh read
 //	  service/answer.go     -> 200 {instance, transition} (a replay: rebuilt from the audit row)
 //
-// Who owns transactions: this package, for everything an API request, a timer, a migration or a
-// registration writes (CreateInstance, the event path through persistence.InstanceAdvance, the
-// timers' drops and deletions, a migration's record, each of its batches with its progress, and its
+// Who owns transactions: this package, for everything an API request, a timer, a message, a
+// migration or a registration writes (CreateInstance, the event path through
+// persistence.InstanceAdvance, the timers' drops and deletions, a message's delivery or drop with
+// its deletion (messages.go), a migration's record, each of its batches with its progress, and its
 // end (migrate_run.go), definition registration, outbox re-drives, the stats rollup), so that what
 // one step writes commits or fails whole, with one `now`; each store function in persistence takes
 // the transaction it is handed and begins none, except InstanceAdvance on the database itself, whose

@@ -28,8 +28,9 @@ type Service struct {
 
 	limits machine.Limits // bound the evaluation of an event's expressions: their time budget
 
-	outboxWake atomic.Pointer[func()]         // SetOutboxWake's
-	metrics    atomic.Pointer[serviceMetrics] // RegisterMetrics's; nil before
+	outboxWake  atomic.Pointer[func()]         // SetOutboxWake's
+	messageWake wake                           // RunMessages waits on it as well as on its poll (messages.go)
+	metrics     atomic.Pointer[serviceMetrics] // RegisterMetrics's; nil before
 
 	stats statsBuffer // transitions and refusals counted, not yet in the database (stats.go)
 }

@@ -215,7 +215,7 @@ func (s *Service) writeFiring(ctx context.Context, f firing, t persistence.Timer
 		if f.tr != nil {
 			_, _, err = s.write(ctx, tx, f.l, f.tr, f.req, "", now)
 		} else {
-			err = s.drop(ctx, tx, f.l, t, f.req, f.refusal, now)
+			err = s.drop(ctx, tx, f.l, t.Event, nil, f.req, f.refusal, now)
 		}
 		if err != nil {
 			return err
@@ -228,17 +228,25 @@ func (s *Service) writeFiring(ctx context.Context, f firing, t persistence.Timer
 	})
 }
 
-// drop records a timer whose event was refused: an audit row with the reason, and the instance's
-// revision bumped (its pending timers changed); its state, context and entered_at stay.
-func (s *Service) drop(ctx context.Context, tx *persistence.Tx, l loaded, t persistence.Timer, req SendEvent, why error, now time.Time) error {
+// drop records a timer's or a message's event that was refused (req.source says which): an audit
+// row with the reason and the payload (nil: none), and the instance's revision bumped (its pending
+// timers changed); its state, context and entered_at stay.
+func (s *Service) drop(ctx context.Context, tx *persistence.Tx, l loaded, event string, payload []byte, req SendEvent, why error, now time.Time) error {
 	rev := l.row.Revision + 1
-	row := audit.Row{InstanceID: l.row.ID, Seq: rev, Event: t.Event, From: l.row.State, To: l.row.State, Branch: -1,
-		Guards: []byte("[]"), Payload: []byte("{}"), ContextBefore: l.row.Context, ContextAfter: l.row.Context,
-		Source: audit.SourceTimer, RequestID: req.RequestID, DefinitionVersion: l.row.Version, At: now,
+	if len(payload) == 0 {
+		payload = []byte("{}")
+	}
+	row := audit.Row{InstanceID: l.row.ID, Seq: rev, Event: event, From: l.row.State, To: l.row.State, Branch: -1,
+		Guards: []byte("[]"), Payload: payload, ContextBefore: l.row.Context, ContextAfter: l.row.Context,
+		Source: req.source, RequestID: req.RequestID, DefinitionVersion: l.row.Version, At: now,
 		Dropped: code.Of(why) + ": " + why.Error()}
 	u := persistence.InstanceUpdateParams{ID: l.row.ID, ExpectRevision: l.row.Revision, Version: l.row.Version,
 		State: l.row.State, Context: l.row.Context, Revision: rev, Final: l.row.Final, UpdatedAt: now, EnteredAt: l.row.EnteredAt}
-	s.log.Info("a timer's event was refused: dropped", slog.String("instance", l.row.ID), slog.String("event", t.Event),
+	msg := "a timer's event was refused: dropped"
+	if req.source == audit.SourceMessage {
+		msg = "a message was refused: dropped"
+	}
+	s.log.Info(msg, slog.String("instance", l.row.ID), slog.String("event", event),
 		slog.String("reason", row.Dropped))
 	return audit.AppendWithUpdate(ctx, tx, u, row)
 }

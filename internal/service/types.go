@@ -80,7 +80,7 @@ type SendEvent struct {
 	RequestID      string         `json:"-"`
 	Actor          string         `json:"-"` // the name of the API key that sent it; "" without keys
 
-	source string // audit.SourceAPI ("") or audit.SourceTimer
+	source string // audit.SourceAPI (""), audit.SourceTimer or audit.SourceMessage
 }
 
 // Explanation is what an event would do now, with no side effect.
@@ -117,13 +117,13 @@ type HistoryEntry struct {
 	Payload           map[string]any `json:"payload" validate:"required"`
 	ContextBefore     map[string]any `json:"context_before" validate:"required"`
 	ContextAfter      map[string]any `json:"context_after" validate:"required"`
-	Source            string         `json:"source" validate:"required" enums:"api,timer,migration"` // api, timer, migration
+	Source            string         `json:"source" validate:"required" enums:"api,timer,migration,message"` // api, timer, migration, message
 	RequestID         string         `json:"request_id" validate:"required"`
 	IdempotencyKey    string         `json:"idempotency_key" validate:"required"`
 	DefinitionVersion int            `json:"definition_version" validate:"required"`
 	FromVersion       int            `json:"from_version,omitempty"` // source migration: the version it came from
-	// Dropped (source timer only): the timer's event was refused, and why ("guard_rejected: ...");
-	// nothing but the revision changed.
+	// Dropped (source timer or message only): the timer's or the message's event was refused, and
+	// why ("guard_rejected: ..."); nothing but the revision changed.
 	Dropped string `json:"dropped,omitempty"`
 	// Actor is the name of the API key that sent the event (source api, when fsmd has keys).
 	Actor string    `json:"actor,omitempty"`

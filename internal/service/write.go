@@ -46,6 +46,12 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 			return EventResult{}, persistence.InstanceRow{}, err
 		}
 	}
+	// The messages it sends are written with it too (messages.go).
+	if len(t.Sent) > 0 {
+		if update.Messages, err = messageRows(l.row.ID, rev, t.Sent, now); err != nil {
+			return EventResult{}, persistence.InstanceRow{}, err
+		}
+	}
 	if err := audit.AppendWithUpdate(ctx, ex, update, row); err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
@@ -57,6 +63,9 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 	}
 	if len(update.Outbox) > 0 {
 		ex.AfterCommit(s.wakeOutbox)
+	}
+	if len(update.Messages) > 0 {
+		ex.AfterCommit(s.messageWake.signal) // the local dispatcher delivers them without waiting for its poll
 	}
 	return answer(l, next, t, now), next, nil
 }

@@ -82,9 +82,20 @@ type Then struct {
 	// transition its steps took, timers included, each transition's webhooks in the order of the
 	// definition's `notify`. nil: not compared; empty: none.
 	Notified *[]string
+	// Sent lists the messages the last step sent (processes.md §7), in order, one per target: every
+	// transition the step took, timers included. Each payload is a subset. nil: not compared; empty:
+	// none.
+	Sent *[]Sent
 	// Of a migration only.
 	Stranded *bool   // whether the instance stays on its version; nil: expected to move
 	Reason   *string // why it stays: migration.StateUnmapped, RuleFailed or ContextInvalid
+}
+
+// Sent is one expected message of then.sent.
+type Sent struct {
+	To      string
+	Event   string
+	Payload map[string]any // a subset of the message's payload; nil: not compared
 }
 
 var (
@@ -92,7 +103,8 @@ var (
 	caseKeys  = []string{"name", "given", "when", "then"}
 	givenKeys = []string{"state", "ctx", "now"}
 	stepKeys  = []string{"event", "payload", "advance"}
-	thenKeys  = []string{"state", "ctx", "error", "final", "notified"}
+	thenKeys  = []string{"state", "ctx", "error", "final", "notified", "sent"}
+	sentKeys  = []string{"to", "event", "payload"}
 	codes     = []string{code.UnknownEvent, code.InvalidTransition, code.GuardRejected,
 		code.InstanceFinal, code.InvalidPayload, code.ExpressionFailed}
 	migrationKeys     = []string{"name", "from", "given", "then"}
@@ -342,6 +354,35 @@ func (p *parser) then(t *Then, n *yaml.Node) {
 			}
 		}
 		t.Notified = &names
+	}
+	if e, ok := spec.Get("sent"); ok {
+		sent := []Sent{}
+		for _, item := range p.Sequence(e.Val, "then.sent") {
+			entries, ok := p.Mapping(item, "a then.sent entry")
+			if !ok {
+				continue
+			}
+			spec := p.Keys(entries, "a then.sent entry", sentKeys...)
+			var m Sent
+			for _, k := range []string{"to", "event"} {
+				f, ok := spec.Get(k)
+				if !ok {
+					p.Errorf(source.At(item), "a then.sent entry needs `%s`", k)
+					continue
+				}
+				v, _ := p.Scalar(f.Val, "then.sent "+k)
+				if k == "to" {
+					m.To = v
+				} else {
+					m.Event = v
+				}
+			}
+			if f, ok := spec.Get("payload"); ok {
+				m.Payload = p.object(f.Val, "then.sent payload")
+			}
+			sent = append(sent, m)
+		}
+		t.Sent = &sent
 	}
 }
 

@@ -1,8 +1,10 @@
 package table
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -35,6 +37,8 @@ type instance struct {
 	trace   []string
 	// notified lists the webhooks the transitions taken so far notified, in order.
 	notified []string
+	// sent lists the messages the transitions of the current step sent, in order.
+	sent []machine.Message
 }
 
 // Run runs one case of a table against def, recording what it exercises in cov (which may be nil).
@@ -52,6 +56,7 @@ func Run(def *machine.Definition, c *Case, cov *Coverage) *Result {
 	var stepErr error
 	for i, s := range c.Steps {
 		res.Step = i + 1
+		in.sent = nil
 		if s.Event != "" {
 			// Timers already due fire first, as the service's scheduler would have fired them by now:
 			// an `at` deadline can lie in the past when it is armed.
@@ -114,6 +119,7 @@ func (in *instance) fire(event string, payload map[string]any, via string) error
 		hooks = append(hooks, w.Name)
 	}
 	in.notified = append(in.notified, hooks...)
+	in.sent = append(in.sent, t.Sent...)
 	if len(hooks) > 0 {
 		in.tracef("%s%s: %s -> %s%s (notifies %s)", via, event, t.From, t.To, stay, strings.Join(hooks, ", "))
 	} else {
@@ -183,7 +189,57 @@ func (in *instance) compare(then Then, stepErr error) []string {
 	if then.Notified != nil {
 		fails = append(fails, in.compareNotified(*then.Notified)...)
 	}
+	if then.Sent != nil {
+		fails = append(fails, compareSent(*then.Sent, in.sent)...)
+	}
 	return fails
+}
+
+// compareSent checks the messages the last step sent against want: the same count, each with the
+// same target and event and a payload of which want's is a subset (values compared as JSON).
+func compareSent(want []Sent, got []machine.Message) []string {
+	if len(want) != len(got) {
+		return []string{fmt.Sprintf("sent: expected %d messages, got %d: %s", len(want), len(got), showSent(got))}
+	}
+	var fails []string
+	for i, w := range want {
+		g, p := got[i], fmt.Sprintf("sent[%d]", i)
+		if w.To != g.To || w.Event != g.Event {
+			fails = append(fails, fmt.Sprintf("%s: expected %s to %s, got %s to %s", p, w.Event, w.To, g.Event, g.To))
+			continue
+		}
+		for _, k := range slices.Sorted(maps.Keys(w.Payload)) {
+			gv, ok := g.Payload[k]
+			if !ok {
+				fails = append(fails, fmt.Sprintf("%s.payload.%s: expected %s, got none", p, k, asJSON(w.Payload[k])))
+			} else if asJSON(w.Payload[k]) != asJSON(gv) {
+				fails = append(fails, fmt.Sprintf("%s.payload.%s: expected %s, got %s", p, k, asJSON(w.Payload[k]), asJSON(gv)))
+			}
+		}
+	}
+	return fails
+}
+
+// asJSON is a value as JSON with its numbers normalized (1 and 1.0 are one number), for comparing a
+// value written in YAML with one an expression computed.
+func asJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	var n any
+	if json.Unmarshal(b, &n) == nil {
+		b, _ = json.Marshal(n)
+	}
+	return string(b)
+}
+
+func showSent(sent []machine.Message) string {
+	parts := make([]string, len(sent))
+	for i, m := range sent {
+		parts[i] = m.Event + " to " + m.To
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // compareNotified checks the webhooks the case's transitions notified against want.
