@@ -150,7 +150,7 @@ func (s *Service) deliverPair(ctx context.Context, m persistence.MessageRow, lim
 			return err
 		}
 		next, ok, err := persistence.MessageNext(ctx, s.db, m.Sender, m.Target)
-		if err != nil || !ok {
+		if err != nil || !ok || next.ID == m.ID { // the same: it was left for the next round
 			return err
 		}
 		m = next
@@ -200,20 +200,21 @@ func (s *Service) deliver(ctx context.Context, m persistence.MessageRow) error {
 			return nil
 		}
 		req := SendEvent{InstanceID: m.Target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage}
-		err = s.db.WithTx(ctx, func(tx *persistence.Tx) error {
-			if err := persistence.MessageDelete(ctx, tx, m.ID); err != nil {
-				return err
-			}
-			tr, refusal := s.decideMessage(l, m, now) // no lock is held but the message's row
-			if refusal != nil {
-				if code.Of(refusal) == "" {
-					return refusal
+		tr, refusal := s.decideMessage(l, m, now) // no lock is held
+		if refusal != nil && code.Of(refusal) == "" {
+			err = refusal
+		} else {
+			err = s.db.WithTx(ctx, func(tx *persistence.Tx) error {
+				if err := persistence.MessageDelete(ctx, tx, m.ID); err != nil {
+					return err
 				}
-				return s.drop(ctx, tx, l, m.Event, m.Payload, req, refusal, now)
-			}
-			_, _, err := s.write(ctx, tx, l, tr, req, "", now)
-			return err
-		})
+				if refusal != nil {
+					return s.drop(ctx, tx, l, m.Event, m.Payload, req, refusal, now)
+				}
+				_, _, err := s.write(ctx, tx, l, tr, req, "", now)
+				return err
+			})
+		}
 		switch {
 		case err == nil:
 			return nil
