@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -59,6 +60,9 @@ type serveConfig struct {
 	MetricsNeedKey bool   // --metrics-auth (FSMD_METRICS_AUTH): /metrics needs a key (read)
 	TLSCert        string // --tls-cert (FSMD_TLS_CERT): serve HTTPS with this certificate...
 	TLSKey         string // --tls-key (FSMD_TLS_KEY): ...and this private key
+	// LogLevel (--log-level, FSMD_LOG_LEVEL: debug, info, warn or error; default info) is the least
+	// level logged. The access log's line per request is info: warn leaves it out (and its cost).
+	LogLevel slog.Level
 	// TrustedProxies (--trusted-proxies, FSMD_TRUSTED_PROXIES: comma-separated networks) are the
 	// reverse proxies whose X-Forwarded-For names the client; from any other peer it is ignored.
 	TrustedProxies []netip.Prefix
@@ -120,7 +124,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (serveConfig, int,
 type serveFlags struct {
 	keysFile, proxies, allow, deny                  string
 	jwt                                             auth.TokenConfig
-	jwtSkew                                         string
+	jwtSkew, logLevel                               string
 	shutdown, timerPoll, metricsRefresh, exprBudget string
 	// A variable that is no boolean is wrong only when its flag does not decide.
 	watchErr, metricsAuthErr error
@@ -145,6 +149,7 @@ func defineServeFlags(fs *flag.FlagSet, c *serveConfig) *serveFlags {
 	fs.StringVar(&r.jwt.NameClaim, "jwt-name-claim", env("FSMD_JWT_NAME_CLAIM", "sub"), "the claim naming the caller (FSMD_JWT_NAME_CLAIM)")
 	fs.StringVar(&r.jwt.GroupsClaim, "jwt-groups-claim", env("FSMD_JWT_GROUPS_CLAIM", "groups"), "the claim listing the caller's groups (FSMD_JWT_GROUPS_CLAIM)")
 	fs.StringVar(&r.jwt.RoleClaim, "jwt-role-claim", env("FSMD_JWT_ROLE_CLAIM", "fsmd_role"), "the claim giving the caller's role: read, write or admin (FSMD_JWT_ROLE_CLAIM)")
+	fs.StringVar(&r.logLevel, "log-level", env("FSMD_LOG_LEVEL", "info"), "the least level logged: debug, info (a line per request, the access log), warn or error (FSMD_LOG_LEVEL)")
 	fs.StringVar(&r.jwtSkew, "jwt-skew", env("FSMD_JWT_SKEW", "30s"), "the clock difference allowed when checking a token's exp, nbf and iat (FSMD_JWT_SKEW)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "listen beyond loopback without API keys: anyone who reaches the port may do anything")
 	var metricsAuth bool
@@ -174,6 +179,9 @@ func (c *serveConfig) read(fs *flag.FlagSet, rest []string, r *serveFlags) error
 	c.WebhookSecret = os.Getenv("FSMD_WEBHOOK_SECRET")
 	if r.metricsAuthErr != nil && !isSet(fs, "metrics-auth") {
 		return r.metricsAuthErr
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(r.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", r.logLevel)
 	}
 	var err error
 	if r.keysFile != "" {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os/signal"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -25,7 +26,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: c.LogLevel}))
 	ctx, stop := signalContext()
 	defer stop()
 	if err := serve(ctx, c, log, stderr); err != nil {
@@ -95,8 +96,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	if err != nil {
 		return err
 	}
-	log.Info("fsmd serving", "addr", ln.Addr().String(), "database", persistence.Redact(c.DatabaseURL),
+	// The one line written whatever --log-level: where fsmd listens (scripts and tests read it).
+	serving := slog.NewRecord(time.Now(), slog.LevelInfo, "fsmd serving", 0)
+	serving.Add("addr", ln.Addr().String(), "database", persistence.Redact(c.DatabaseURL),
 		"definitions", len(a.set.ByName), "watch", c.Watch, "version", version)
+	_ = log.Handler().Handle(ctx, serving)
 	if (c.Keys == nil || c.Keys.Len() == 0) && c.Tokens == nil {
 		log.Warn("no API keys (--api-keys): every request is let in; listening on " + ln.Addr().String())
 	}

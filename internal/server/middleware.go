@@ -99,6 +99,9 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 				c.Error(err)
 			}
 			req := c.Request()
+			if !log.Enabled(req.Context(), slog.LevelInfo) { // --log-level warn: no line, and no cost
+				return nil
+			}
 			attrs := []slog.Attr{
 				slog.String("request_id", RequestID(req.Context())),
 				slog.String("method", req.Method),

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/fsmd-io/fsmd/internal/service"
 )
 
 func TestRequestID(t *testing.T) {
@@ -81,4 +84,23 @@ func TestRequestID(t *testing.T) {
 			t.Errorf("log: %s", b.log)
 		}
 	})
+}
+
+// TestAccessLogLevel: at info every request has its line; at warn none has (and failures still
+// log theirs).
+func TestAccessLogLevel(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		level slog.Level
+		lines int
+	}{{slog.LevelInfo, 1}, {slog.LevelWarn, 0}} {
+		b := &bundle{svc: &fakeService{inst: service.Instance{ID: "i-1", Definition: "order", Version: 1, State: "created"}}, log: &syncBuffer{}}
+		b.e = New(b.svc, Options{Logger: slog.New(slog.NewJSONHandler(b.log, &slog.HandlerOptions{Level: tt.level}))})
+		if rec := b.do(t, req{method: "GET", path: "/v1/instances/i-1"}); rec.Code != 200 {
+			t.Fatalf("GET: %d", rec.Code)
+		}
+		if got := strings.Count(b.log.String(), `"msg":"request"`); got != tt.lines {
+			t.Errorf("level %v: %d access log lines, want %d: %s", tt.level, got, tt.lines, b.log)
+		}
+	}
 }
