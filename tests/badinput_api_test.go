@@ -498,7 +498,8 @@ func TestAPIDatabaseAway(t *testing.T) {
 					if back {
 						ackedAfterBack++
 					}
-				case r.status == http.StatusServiceUnavailable && strings.Contains(string(r.body), `"code":"unavailable"`):
+				case r.status == http.StatusServiceUnavailable && (strings.Contains(string(r.body), `"code":"unavailable"`) ||
+					strings.Contains(string(r.body), `"code":"outcome_unknown"`)):
 					failed = append(failed, key)
 				default:
 					t.Errorf("while the database comes and goes: %s", r)
@@ -545,9 +546,8 @@ func TestAPIDatabaseAway(t *testing.T) {
 	await("after the return", true, 40)
 	close(stop)
 	wg.Wait()
-	if len(failed) == 0 {
-		t.Error("no request failed while the database was away")
-	}
+	// An event whose write was cut off after it was sent is resolved when the database is back
+	// (docs/api.md, "The three outcomes"): a short cut may fail no request at all.
 	for _, key := range failed {
 		env.mustFire(t, "away-3", "knock", map[string]any{"note": key}, "Idempotency-Key", key)
 	}
