@@ -50,6 +50,30 @@ func authKeys(t *testing.T) (map[auth.Role]string, *auth.Keys) {
 	return keys, parsed
 }
 
+// authBellService is a service over db with the bell definition (from a folder, returned for
+// reloads) and its instance b1.
+func authBellService(t *testing.T, db *persistence.DB) (*service.Service, string) {
+	t.Helper()
+	ctx := context.Background()
+	defs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(defs, "bell.yaml"), []byte(authBell), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(db, service.Options{})
+	t.Cleanup(svc.Close)
+	set, diags, err := machine.Load(defs)
+	if err != nil || diags.Errors() > 0 {
+		t.Fatalf("%v %v", err, diags)
+	}
+	if err := svc.Register(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "bell", ID: "b1"}); err != nil {
+		t.Fatal(err)
+	}
+	return svc, defs
+}
+
 // TestAuthMatrix: every endpoint, with no key, a wrong key and a key of each role: the role that
 // may call it (and those above) get its answer, the others 403, no key or a wrong one 401; the
 // probes are open. The history records the key's name as the actor.
@@ -57,22 +81,7 @@ func TestAuthMatrix(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		ctx := context.Background()
-		defs := t.TempDir()
-		if err := os.WriteFile(filepath.Join(defs, "bell.yaml"), []byte(authBell), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		svc := service.New(db, service.Options{})
-		t.Cleanup(svc.Close)
-		set, diags, err := machine.Load(defs)
-		if err != nil || diags.Errors() > 0 {
-			t.Fatalf("%v %v", err, diags)
-		}
-		if err := svc.Register(ctx, set); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "bell", ID: "b1"}); err != nil {
-			t.Fatal(err)
-		}
+		svc, defs := authBellService(t, db)
 		keys, parsed := authKeys(t)
 		srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed, Definitions: defs}))
 		t.Cleanup(srv.Close)
@@ -288,22 +297,7 @@ func TestAuthTokens(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		ctx := context.Background()
-		defs := t.TempDir()
-		if err := os.WriteFile(filepath.Join(defs, "bell.yaml"), []byte(authBell), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		svc := service.New(db, service.Options{})
-		t.Cleanup(svc.Close)
-		set, diags, err := machine.Load(defs)
-		if err != nil || diags.Errors() > 0 {
-			t.Fatalf("%v %v", err, diags)
-		}
-		if err := svc.Register(ctx, set); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "bell", ID: "b1"}); err != nil {
-			t.Fatal(err)
-		}
+		svc, _ := authBellService(t, db)
 		is := authtest.NewIssuer(t, t.TempDir())
 		tokens, err := auth.NewTokens(auth.TokenConfig{JWKSFile: is.JWKS, Issuer: "https://id.example", Audience: "fsmd"})
 		if err != nil {

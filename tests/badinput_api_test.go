@@ -13,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
@@ -403,22 +402,7 @@ func apiTestNUL(t *testing.T, env *apiEnv) {
 // state and history agree, and every event the clients saw accepted is in the history once.
 func TestAPIDatabaseAway(t *testing.T) {
 	t.Parallel()
-	apiPostgresSlot(t)
-	u, err := url.Parse(dbtest.PostgresDatabaseURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := dbtest.NewProxy(t, u.Host)
-	u.Host = p.Addr()
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	db, err := persistence.Open(context.Background(), u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	env := apiServe(t, db)
+	env, p := apiProxied(t) // outcome_test.go
 
 	env.door(t, "away-1")
 	env.mustFire(t, "away-1", "knock", map[string]any{"note": "before"}, "Idempotency-Key", "before")

@@ -20,19 +20,7 @@ import (
 // transition only because it sent it twice: nothing is ever applied twice by fsmd itself.
 func TestAPIAmbiguousWrite(t *testing.T) {
 	t.Parallel()
-	apiPostgresSlot(t)
-	u, err := url.Parse(dbtest.PostgresDatabaseURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := dbtest.NewProxy(t, u.Host)
-	u.Host = p.Addr()
-	db, err := persistence.Open(context.Background(), u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	env := apiServe(t, db)
+	env, p := apiProxied(t)
 	env.door(t, "amb-1")
 
 	for i, c := range []struct {
@@ -67,19 +55,7 @@ func TestAPIAmbiguousWrite(t *testing.T) {
 // or before the INSERT. Each time the client gets 201 with the instance, which exists once.
 func TestAPIAmbiguousCreate(t *testing.T) {
 	t.Parallel()
-	apiPostgresSlot(t)
-	u, err := url.Parse(dbtest.PostgresDatabaseURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := dbtest.NewProxy(t, u.Host)
-	u.Host = p.Addr()
-	db, err := persistence.Open(context.Background(), u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	env := apiServe(t, db)
+	env, p := apiProxied(t)
 
 	for _, c := range []struct {
 		id      string
@@ -111,4 +87,26 @@ func TestAPIAmbiguousCreate(t *testing.T) {
 			t.Errorf("%s: %d instances of that id", c.id, n)
 		}
 	}
+}
+
+// apiProxied serves a PostgreSQL database of its own through a proxy the test can cut or make
+// drop a connection (dbtest.Proxy).
+func apiProxied(t *testing.T) (*apiEnv, *dbtest.Proxy) {
+	t.Helper()
+	apiPostgresSlot(t)
+	u, err := url.Parse(dbtest.PostgresDatabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := dbtest.NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	q := u.Query()
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	db, err := persistence.Open(context.Background(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return apiServe(t, db), p
 }

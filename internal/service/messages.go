@@ -1,15 +1,12 @@
 package service
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
@@ -113,29 +110,8 @@ func (s *Service) DeliverDue(ctx context.Context, o MessageOptions) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	// Other processes may read the same rows: each starts at a place of its own.
-	rand.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
-	var (
-		next  atomic.Int64
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-	)
-	for range min(messageWorkers, len(rows)) {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < len(rows); i = int(next.Add(1)) - 1 {
-				if err := s.deliverPair(ctx, rows[i], o.Batch); err != nil {
-					mu.Lock()
-					first = cmp.Or(first, err)
-					mu.Unlock()
-					next.Store(int64(len(rows))) // the round stops: the next tries again
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return len(rows), first
+	err = round(rows, messageWorkers, func(m persistence.MessageRow) error { return s.deliverPair(ctx, m, o.Batch) })
+	return len(rows), err
 }
 
 // messageWorkers is how many pairs a round delivers to at once.

@@ -1,14 +1,11 @@
 package service
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
@@ -83,31 +80,11 @@ func (s *Service) FireDue(ctx context.Context, o TimerOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	// Other processes may read the same rows: each starts at a place of its own.
-	rand.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
-	var (
-		next  atomic.Int64
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-	)
-	for range min(timerWorkers, len(rows)) {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < len(rows); i = int(next.Add(1)) - 1 {
-				err := s.fireFirst(ctx, rows[i], o)
-				s.cache.drop(rows[i].ID) // the cached row is behind what was written
-				if err != nil {
-					mu.Lock()
-					first = cmp.Or(first, err)
-					mu.Unlock()
-					next.Store(int64(len(rows))) // the round stops: the next tries again
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return len(rows), first
+	err = round(rows, timerWorkers, func(row persistence.InstanceRow) error {
+		defer s.cache.drop(row.ID) // the cached row is behind what was written
+		return s.fireFirst(ctx, row, o)
+	})
+	return len(rows), err
 }
 
 // timerWorkers is how many instances a round fires at once: their decisions and writes are
