@@ -49,10 +49,13 @@ type Transition struct {
 	Guards        []GuardResult // each guard evaluated, in order, up to the branch taken
 	ContextBefore map[string]any
 	ContextAfter  map[string]any
-	Cancel        []string // the timer events of From, all cancelled: leaving or re-entering a state ends them (none for a stay)
-	Arm           []Due    // the timers of To, from now (none for a stay: From's keep running)
-	Final         bool     // To is a final state
-	At            time.Time
+	// ContextAfterJSON is ContextAfter as JSON when a `set` built it (it was encoded to be measured
+	// against the context's bound, and is written as it is); nil when ContextAfter is ContextBefore.
+	ContextAfterJSON []byte
+	Cancel           []string // the timer events of From, all cancelled: leaving or re-entering a state ends them (none for a stay)
+	Arm              []Due    // the timers of To, from now (none for a stay: From's keep running)
+	Final            bool     // To is a final state
+	At               time.Time
 	// Sent are the messages the branch sends (its `send`), one per target, in order.
 	Sent []Message
 }
@@ -96,7 +99,7 @@ func (l Limits) Fire(def *Definition, snap Snapshot, event string, payload map[s
 	if err != nil {
 		return nil, err
 	}
-	after, err := apply(snap.Context, b.Set, scope)
+	after, afterJSON, err := apply(snap.Context, b.Set, scope)
 	if err != nil {
 		return nil, &ExpressionError{State: st.Name, Event: event, Where: "set", Err: err}
 	}
@@ -106,14 +109,14 @@ func (l Limits) Fire(def *Definition, snap Snapshot, event string, payload map[s
 	}
 	if b.Stays() { // the state is not left: its timers run on, none is armed
 		return &Transition{Event: event, Payload: typed, From: snap.State, To: snap.State, Stayed: true, Branch: b.Index,
-			Guards: results, ContextBefore: snap.Context, ContextAfter: after, Sent: sent, At: now}, nil
+			Guards: results, ContextBefore: snap.Context, ContextAfter: after, ContextAfterJSON: afterJSON, Sent: sent, At: now}, nil
 	}
 	to, err := def.step(snap.State, h, b)
 	if err != nil {
 		return nil, err
 	}
 	t := &Transition{Event: event, Payload: typed, From: snap.State, To: to, Branch: b.Index, Guards: results,
-		ContextBefore: snap.Context, ContextAfter: after, Final: def.States[to].Final, Sent: sent, At: now}
+		ContextBefore: snap.Context, ContextAfter: after, ContextAfterJSON: afterJSON, Final: def.States[to].Final, Sent: sent, At: now}
 	for _, timer := range st.Timers {
 		t.Cancel = append(t.Cancel, timer.Event)
 	}
@@ -185,17 +188,19 @@ func choose(st *State, h *Handler, scope guards.Scope) (*Branch, []GuardResult, 
 	return nil, nil, &GuardRejectedError{State: st.Name, Event: h.Event, Blockers: blockers}
 }
 
-// apply evaluates every `set` against the context before the change, then builds the new context.
-// Objects along a changed path are copied; the rest is shared with before.
-func apply(before map[string]any, set []*Assignment, scope guards.Scope) (map[string]any, error) {
+// apply evaluates every `set` against the context before the change, then builds the new context,
+// and its JSON, measured against the context's bound (schema.CheckContext). Objects along a changed
+// path are copied; the rest is shared with before. Without a `set` the context is before, and
+// there is no JSON to return.
+func apply(before map[string]any, set []*Assignment, scope guards.Scope) (map[string]any, []byte, error) {
 	if len(set) == 0 {
-		return before, nil
+		return before, nil, nil
 	}
 	values := make([]any, len(set))
 	for i, a := range set {
 		v, err := a.Expr.Value(scope)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", joinPath(a.Path), err)
+			return nil, nil, fmt.Errorf("%s: %w", joinPath(a.Path), err)
 		}
 		values[i] = v
 	}
@@ -211,10 +216,11 @@ func apply(before map[string]any, set []*Assignment, scope guards.Scope) (map[st
 		m[a.Path[len(a.Path)-1]] = values[i]
 	}
 	// A set that grows the context past its bound (schema.MaxContextSize) fails: nothing is written.
-	if _, err := schema.CheckContext(after); err != nil {
-		return nil, err
+	b, err := schema.CheckContext(after)
+	if err != nil {
+		return nil, nil, err
 	}
-	return after, nil
+	return after, b, nil
 }
 
 // messages evaluates a branch's `send` entries in the scope of the transition (the context before

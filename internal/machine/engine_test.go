@@ -393,6 +393,9 @@ func TestFireTransition(t *testing.T) {
 			"deadline":    created.Add(48 * time.Hour),
 			"customer_id": "c-1",
 		},
+		// The new context as the engine measured it against its bound, and as it is written.
+		ContextAfterJSON: []byte(`{"a":1,"amount":10,"attempts":1,"b":2,"customer":{"address":{"city":"paris","zip":"75001"},` +
+			`"tier":"standard"},"customer_id":"c-1","deadline":"2026-01-03T00:00:00Z","paid":10,"tags":["new","paid"]}`),
 		Cancel: []string{"expire", "remind", "remind"},
 		Arm:    nil,
 		Final:  false,

@@ -114,14 +114,18 @@ func encodeTransition(l loaded, t *machine.Transition, seq int64) (audit.Row, er
 	if guards == nil {
 		guards = []machine.GuardResult{}
 	}
+	// So is the context after: the engine encoded it when a `set` built it, and without one it is
+	// the context before.
+	row.ContextAfter = t.ContextAfterJSON
+	if row.ContextAfter == nil {
+		row.ContextAfter = l.row.Context
+	}
 	var err error
-	for _, f := range []struct {
-		dst *[]byte
-		v   any
-	}{{&row.Guards, guards}, {&row.Payload, schema.Encode(orEmpty(t.Payload))}, {&row.ContextAfter, schema.Encode(t.ContextAfter)}} {
-		if *f.dst, err = json.Marshal(f.v); err != nil {
-			return audit.Row{}, err
-		}
+	if row.Guards, err = json.Marshal(guards); err != nil {
+		return audit.Row{}, err
+	}
+	if row.Payload, err = json.Marshal(schema.Encode(orEmpty(t.Payload))); err != nil {
+		return audit.Row{}, err
 	}
 	return row, nil
 }

@@ -79,27 +79,8 @@ func (w *wake) signal() {
 // Poll, cut short by a commit of this process that sends messages.
 func (s *Service) RunMessages(ctx context.Context, o MessageOptions) {
 	o = o.withDefaults()
-	failures := 0
-	for ctx.Err() == nil {
-		n, err := s.DeliverDue(ctx, o)
-		wait := o.Poll
-		switch {
-		case err != nil && ctx.Err() == nil:
-			failures++
-			wait = min(o.Poll<<min(failures, 10), time.Minute)
-			s.log.Error("delivering messages", slog.Any("error", err), slog.Duration("retry_in", wait))
-		case err == nil && n == o.Batch:
-			failures = 0
-			continue // there may be more
-		default:
-			failures = 0
-		}
-		select {
-		case <-ctx.Done():
-		case <-s.messageWake.ch():
-		case <-time.After(wait):
-		}
-	}
+	s.poll(ctx, "delivering messages", o.Poll, time.Minute, o.Batch, s.messageWake.ch(),
+		func(ctx context.Context) (int, error) { return s.DeliverDue(ctx, o) })
 }
 
 // DeliverDue is one round of RunMessages: it returns how many pairs had a due message. Each pair's
@@ -209,15 +190,11 @@ func (s *Service) deliver(ctx context.Context, m persistence.MessageRow) error {
 // decideMessage decides a message's event on its target like any other event: the transition, or
 // why it is refused (an error without a code is not a refusal but a failure).
 func (s *Service) decideMessage(l loaded, m persistence.MessageRow, now time.Time) (*machine.Transition, error) {
-	snap, err := snapshot(l.def, l.row)
-	if err != nil {
-		return nil, err
-	}
 	payload, err := decodeStored(m.Payload)
 	if err != nil {
 		return nil, err
 	}
-	return s.limits.Fire(l.def, snap, m.Event, payload, now)
+	return s.fireOn(l, m.Event, payload, now)
 }
 
 // DeadMessage is a message that could not be delivered, as GET /v1/messages/dead shows it.

@@ -71,11 +71,9 @@ func (s *Service) ownTransition(ctx context.Context, ex persistence.Executor, re
 // under the instance's lock, so that the answer cannot change afterwards. It tries again while
 // the database is out of reach, up to resolveWindow; then OutcomeUnknownError.
 func (s *Service) resolve(ctx context.Context, req SendEvent, seq int64, cause error) (outcome, error) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveWindow)
-	defer cancel()
-	for try := 1; ; try++ {
-		var out outcome
-		err := s.db.WithTx(rctx, func(tx *persistence.Tx) error {
+	var out outcome
+	err := s.retryUncertain(ctx, req.InstanceID, cause, func(rctx context.Context) error {
+		return s.db.WithTx(rctx, func(tx *persistence.Tx) error {
 			if _, err := persistence.InstanceGetForUpdate(rctx, tx, req.InstanceID); err != nil {
 				return err
 			}
@@ -83,21 +81,17 @@ func (s *Service) resolve(ctx context.Context, req SendEvent, seq int64, cause e
 			out, err = s.ownTransition(rctx, tx, req, seq)
 			return err
 		})
-		if err == nil {
-			return out, nil
-		}
-		if rctx.Err() != nil || !errors.Is(err, persistence.ErrUnavailable) {
-			return outcome{}, &OutcomeUnknownError{InstanceID: req.InstanceID, Err: errors.Join(cause, err)}
-		}
-		if err := pause(rctx, try); err != nil {
-			return outcome{}, &OutcomeUnknownError{InstanceID: req.InstanceID, Err: errors.Join(cause, err)}
-		}
+	})
+	var unknown *OutcomeUnknownError
+	if err != nil && !errors.As(err, &unknown) { // any other failure leaves the outcome unknown too
+		err = &OutcomeUnknownError{InstanceID: req.InstanceID, Err: errors.Join(cause, err)}
 	}
+	return out, err
 }
 
-// retryUncertain runs write again after its first try's connection broke in an uncertain way,
-// while the database stays out of reach, up to resolveWindow; then OutcomeUnknownError. write must
-// be safe to repeat: keyed so that a repeat of an applied write is a conflict (ErrConflict).
+// retryUncertain runs write (again) after a connection broke in an uncertain way, while the
+// database stays out of reach, up to resolveWindow; then OutcomeUnknownError. write must be safe to
+// repeat: a read, or a write keyed so that a repeat of an applied one is a conflict (ErrConflict).
 func (s *Service) retryUncertain(ctx context.Context, id string, cause error, write func(context.Context) error) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveWindow)
 	defer cancel()

@@ -129,17 +129,11 @@ func encodeItem(v any) (json.RawMessage, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// MarshalJSON writes the page from the items' JSON as readPage measured it, when it has it.
+// MarshalJSON writes the page as WriteJSON does.
 func (p Page[T]) MarshalJSON() ([]byte, error) {
-	if p.raw == nil || len(p.raw) != len(p.Items) {
-		type plain Page[T] // without this method
-		return json.Marshal(plain(p))
-	}
 	var b bytes.Buffer
-	if err := p.WriteJSON(&b); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	err := p.WriteJSON(&b)
+	return b.Bytes(), err
 }
 
 // WriteJSON writes the page's JSON to w, from the items' JSON as readPage measured it when it has

@@ -1,10 +1,41 @@
 package service
 
 import (
+	"context"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// poll runs rounds of a background worker until ctx ends: a full round (batch rows) is followed by
+// another at once, else by a pause of every, cut short by wake (nil: none); a failed round by a
+// pause doubling from every up to maxWait, logged with what.
+func (s *Service) poll(ctx context.Context, what string, every, maxWait time.Duration, batch int, wake <-chan struct{},
+	once func(context.Context) (int, error)) {
+	failures := 0
+	for ctx.Err() == nil {
+		n, err := once(ctx)
+		wait := every
+		switch {
+		case err != nil && ctx.Err() == nil:
+			failures++
+			wait = min(every<<min(failures, 10), maxWait)
+			s.log.Error(what, slog.Any("error", err), slog.Duration("retry_in", wait))
+		case err == nil && n == batch:
+			failures = 0
+			continue // there may be more
+		default:
+			failures = 0
+		}
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-time.After(wait):
+		}
+	}
+}
 
 // round is one round of a background worker (the timer scheduler, the message dispatcher): it
 // handles rows, workers at a time (their decisions and writes are independent, so round trips

@@ -43,26 +43,8 @@ func (o TimerOptions) withDefaults() TimerOptions {
 // event path (FireDue); a full round is followed by another at once, else by a pause of Poll.
 func (s *Service) RunTimers(ctx context.Context, o TimerOptions) {
 	o = o.withDefaults()
-	failures := 0
-	for ctx.Err() == nil {
-		n, err := s.FireDue(ctx, o)
-		wait := o.Poll
-		switch {
-		case err != nil && ctx.Err() == nil:
-			failures++
-			wait = min(o.Poll<<min(failures, 10), o.MaxWait)
-			s.log.Error("firing due timers", slog.Any("error", err), slog.Duration("retry_in", wait))
-		case err == nil && n == o.Batch:
-			failures = 0
-			continue // there may be more
-		default:
-			failures = 0
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-	}
+	s.poll(ctx, "firing due timers", o.Poll, o.MaxWait, o.Batch, nil,
+		func(ctx context.Context) (int, error) { return s.FireDue(ctx, o) })
 }
 
 // FireDue is one round of RunTimers: it returns how many instances had a due timer.
@@ -159,13 +141,9 @@ func (s *Service) fire(row persistence.InstanceRow, t persistence.Timer, now tim
 	if err != nil {
 		return firing{}, err
 	}
-	snap, err := snapshot(l.def, l.row)
-	if err != nil {
-		return firing{}, err
-	}
 	f := firing{l: l, req: SendEvent{InstanceID: row.ID, Event: t.Event, RequestID: fmt.Sprintf("timer %d/%d", t.Revision, t.Idx),
 		source: audit.SourceTimer}}
-	f.tr, err = s.limits.Fire(l.def, snap, t.Event, nil, now)
+	f.tr, err = s.fireOn(l, t.Event, nil, now)
 	if err != nil {
 		if code.Of(err) == "" {
 			return firing{}, err
