@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fsmd-io/fsmd/internal/schema"
 	"github.com/fsmd-io/fsmd/internal/source"
 )
 
@@ -22,9 +23,14 @@ type Webhook struct {
 	URL    string   // http or https, with a host
 	Events []string // only transitions of these events; empty for every event
 	States []string // only transitions to these states; empty for every state
-	Pos    Pos      // of the entry in `notify`
+	// OnDead is the event sent to the instance when one of the webhook's deliveries to it is
+	// dead-lettered ("" for none): a message from the instance to itself, with the payload
+	// OnDeadPayload describes.
+	OnDead string
+	Pos    Pos // of the entry in `notify`
 
 	eventPos, statePos []Pos // of each filter entry, for validate
+	onDeadPos          Pos
 }
 
 // Limits of the notify section: the length of a webhook's URL, in bytes, and how many webhooks a
@@ -34,7 +40,33 @@ const (
 	MaxWebhooks   = 100
 )
 
-var webhookKeys = []string{"name", "url", "events", "states"}
+var webhookKeys = []string{"name", "url", "events", "states", "on_dead"}
+
+// OnDeadPayload is the payload schema of a webhook's on_dead event: the webhook's name, how many
+// attempts the delivery had, and the last one's error. The event is declared with it when `events`
+// does not declare it; declared there, it must have exactly these fields and types.
+func OnDeadPayload() *schema.Type {
+	return schema.ObjectOf(
+		&schema.Field{Name: "webhook", Type: schema.Scalar(schema.String)},
+		&schema.Field{Name: "attempts", Type: schema.Scalar(schema.Int)},
+		&schema.Field{Name: "last_error", Type: schema.Scalar(schema.String)},
+	)
+}
+
+// sameFields reports whether two object types have the same field names with the same types, in
+// any order (defaults, `required` and descriptions aside).
+func sameFields(a, b *schema.Type) bool {
+	if a == nil || b == nil || a.Kind != schema.Object || b.Kind != schema.Object || len(a.Fields) != len(b.Fields) {
+		return false
+	}
+	for _, f := range a.Fields {
+		g := b.Field(f.Name)
+		if g == nil || g.Type.String() != f.Type.String() {
+			return false
+		}
+	}
+	return true
+}
 
 // Notifies reports whether the webhook announces a transition of event to the state to.
 func (w *Webhook) Notifies(event, to string) bool {
@@ -122,8 +154,10 @@ func refusedHost(host string) string {
 }
 
 // notify parses the `notify` section: a list of webhooks. Their filters are checked against the
-// states and events by validate, once the whole file is read.
-func (d *parser) notify(n *yaml.Node) []*Webhook {
+// states and events by validate, once the whole file is read. It runs after `events` and before
+// `states`: an on_dead event not declared in `events` is declared here (OnDeadPayload), so that the
+// guards and `set` of its transitions read its payload.
+func (d *parser) notify(def *Definition, n *yaml.Node) []*Webhook {
 	var out []*Webhook
 	names := map[string]int{} // name -> line
 	items := d.Sequence(n, "notify")
@@ -174,9 +208,34 @@ func (d *parser) notify(n *yaml.Node) []*Webhook {
 		if e, ok := spec.Get("states"); ok {
 			w.States, w.statePos = d.filter(e, what)
 		}
+		if e, ok := spec.Get("on_dead"); ok {
+			d.onDead(def, w, e, what)
+		}
 		out = append(out, w)
 	}
 	return out
+}
+
+// onDead reads a webhook's `on_dead`: an event name. The event must not be declared in `events`
+// with another payload than OnDeadPayload; not declared, it is declared with it. That a state
+// handles it is checked by validate.
+func (d *parser) onDead(def *Definition, w *Webhook, e source.Entry, what string) {
+	v := d.Resolve(e.Val)
+	s, ok := d.Scalar(v, what+" on_dead")
+	if !ok || !d.Name(v, "on_dead event") {
+		return
+	}
+	w.OnDead, w.onDeadPos = s, source.At(v)
+	payload := OnDeadPayload()
+	spec := def.Events[s]
+	if spec == nil {
+		def.Events[s] = &EventSpec{Name: s, Payload: payload, Pos: w.onDeadPos}
+		return
+	}
+	if !sameFields(spec.Payload, payload) {
+		d.Errorf(w.onDeadPos, "%s: on_dead: event %q is declared in events (line %d) with the payload %s; an on_dead event's payload is %s (leave it out of events, or declare exactly that)",
+			what, s, spec.Pos.Line, spec.Payload, payload)
+	}
 }
 
 // filter reads a webhook's `events` or `states`: a non-empty list of names, none twice.
@@ -230,7 +289,20 @@ func validateNotify(def *Definition, r *source.Reporter) {
 				r.Errorf(w.statePos[i], "webhook %q: states: %q is not a declared state", w.Name, st)
 			}
 		}
+		if w.OnDead != "" && !def.handled(w.OnDead) {
+			r.Errorf(w.onDeadPos, "webhook %q: on_dead: no state handles event %q; handle it in the `on` of the states an instance may be in when a delivery is dead", w.Name, w.OnDead)
+		}
 	}
+}
+
+// handled reports whether some state handles event.
+func (d *Definition) handled(event string) bool {
+	for _, name := range d.StateOrder {
+		if d.States[name].On[event] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // warnNotify warns about a webhook that no transition of the definition would notify.

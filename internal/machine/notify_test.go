@@ -1,11 +1,13 @@
 package machine_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/machine"
 )
 
@@ -47,7 +49,7 @@ func TestNotifyChecks(t *testing.T) {
 		{"an entry that is not a mapping", "notify:\n  - https://x.example/\n", []string{
 			`t.yaml:15:5: error: a webhook of notify must be a mapping, not "https://x.example/"`}},
 		{"an unknown key", "notify:\n  - {name: a, url: 'https://x.example/', secret: s}\n", []string{
-			`t.yaml:15:42: error: unknown key "secret" in a webhook (expected events, name, states or url)`}},
+			`t.yaml:15:42: error: unknown key "secret" in a webhook (expected events, name, on_dead, states or url)`}},
 		{"no name", "notify:\n  - {url: 'https://x.example/'}\n", []string{
 			"t.yaml:15:5: error: a webhook needs a `name`"}},
 		{"an empty name", "notify:\n  - {name: '', url: 'https://x.example/'}\n", []string{
@@ -96,6 +98,15 @@ func TestNotifyChecks(t *testing.T) {
 			`t.yaml:15:51: error: webhook "a" states entry must be a single value, not a list`}},
 		{"too many webhooks", "notify:\n" + strings.Repeat("  - {name: a, url: 'https://x.example/'}\n", machine.MaxWebhooks+1), []string{
 			"t.yaml:15:3: error: notify has 101 webhooks; the limit is 100"}},
+		{"an on_dead event a state handles", "notify:\n  - {name: a, url: 'https://x.example/', on_dead: cancel}\n", nil},
+		{"an on_dead event no state handles", "notify:\n  - {name: a, url: 'https://x.example/', on_dead: undelivered}\n", []string{
+			"t.yaml:15:51: error: webhook \"a\": on_dead: no state handles event \"undelivered\"; handle it in the `on` of the states an instance may be in when a delivery is dead"}},
+		{"an on_dead event declared with another payload", "notify:\n  - {name: a, url: 'https://x.example/', on_dead: pay}\n", []string{
+			`t.yaml:15:51: error: webhook "a": on_dead: event "pay" is declared in events (line 4) with the payload {amount: float}; an on_dead event's payload is {webhook: string, attempts: int, last_error: string} (leave it out of events, or declare exactly that)`}},
+		{"an on_dead event that is not a name", "notify:\n  - {name: a, url: 'https://x.example/', on_dead: 'no-name'}\n", []string{
+			`t.yaml:15:51: error: on_dead event name "no-name" is not valid: it must start with a letter and hold only letters, digits and _ (at most 63)`}},
+		{"an on_dead that is a list", "notify:\n  - {name: a, url: 'https://x.example/', on_dead: [cancel]}\n", []string{
+			`t.yaml:15:51: error: webhook "a" on_dead must be a single value, not a list`}},
 		{"a webhook no transition notifies", "notify:\n  - {name: a, url: 'https://x.example/', events: [refund], states: [b]}\n", []string{
 			"t.yaml:15:5: warning: webhook \"a\" is never notified: no transition of the definition is of an event in its `events` to a state in its `states`"}},
 	}
@@ -190,4 +201,87 @@ func names(ws []*machine.Webhook) []string {
 		out = append(out, w.Name)
 	}
 	return out
+}
+
+// onDeadDef handles its webhook's on_dead event with branches whose guards and `set` read the
+// payload fsmd sends: {webhook, attempts, last_error}.
+const onDeadDef = `name: t
+initial: a
+context:
+  why: string
+%sstates:
+  a:
+    on:
+      go: b
+  b:
+    on:
+      undelivered:
+        - to: compensating
+          guard: event.webhook == "billing" && event.attempts >= 1
+          set: {why: 'event.last_error'}
+        - to: b
+  compensating: {final: true}
+notify:
+  - {name: billing, url: 'https://billing.example/', events: [go], on_dead: undelivered}
+`
+
+// TestOnDead: an on_dead event not declared in events is declared with the payload of a dead
+// letter, which its guards and `set` read; declared in events, it must have exactly that payload.
+func TestOnDead(t *testing.T) {
+	t.Parallel()
+	def, diags := machine.Parse("t.yaml", []byte(fmt.Sprintf(onDeadDef, "")))
+	if diags.Errors() > 0 || len(diags) > 0 {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	if w := def.Notify[0]; w.OnDead != "undelivered" {
+		t.Errorf("OnDead = %q", w.OnDead)
+	}
+	spec := def.Events["undelivered"]
+	if spec == nil || spec.Payload.String() != "{webhook: string, attempts: int, last_error: string}" {
+		t.Fatalf("the on_dead event's spec = %+v", spec)
+	}
+	if !def.KnownEvent("undelivered") {
+		t.Error("the on_dead event is not known")
+	}
+	snap := machine.Snapshot{ID: "i", Version: 1, State: "b", Context: map[string]any{"why": ""}}
+	tr, err := machine.Fire(def, snap, "undelivered",
+		map[string]any{"webhook": "billing", "attempts": 3, "last_error": "HTTP 500: down"}, time.Unix(2, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.To != "compensating" || tr.ContextAfter["why"] != "HTTP 500: down" {
+		t.Errorf("transition to %s, context %v", tr.To, tr.ContextAfter)
+	}
+	if _, err := machine.Fire(def, snap, "undelivered", map[string]any{"attempts": "three"}, time.Unix(2, 0)); code.Of(err) != code.InvalidPayload {
+		t.Errorf("a payload of the wrong type: %v", err)
+	}
+
+	tests := []struct {
+		name, events string
+		want         []string
+	}{
+		{"declared exactly", "events:\n  undelivered: {last_error: string, webhook: {type: string, required: true}, attempts: int}\n", nil},
+		{"declared with another type", "events:\n  undelivered: {webhook: string, attempts: float, last_error: string}\n", []string{
+			`t.yaml:20:77: error: webhook "billing": on_dead: event "undelivered" is declared in events (line 6) with the payload {webhook: string, attempts: float, last_error: string}; an on_dead event's payload is {webhook: string, attempts: int, last_error: string} (leave it out of events, or declare exactly that)`}},
+		{"declared with a field more", "events:\n  undelivered: {webhook: string, attempts: int, last_error: string, url: string}\n", []string{
+			`t.yaml:20:77: error: webhook "billing": on_dead: event "undelivered" is declared in events (line 6) with the payload {webhook: string, attempts: int, last_error: string, url: string}; an on_dead event's payload is {webhook: string, attempts: int, last_error: string} (leave it out of events, or declare exactly that)`}},
+		{"declared without a payload", "events:\n  undelivered: {}\n", []string{ // the guards read the declared payload
+			`t.yaml:15:24: error: guard: unknown field webhook`,
+			`t.yaml:16:29: error: set why: unknown field last_error`,
+			`t.yaml:20:77: error: webhook "billing": on_dead: event "undelivered" is declared in events (line 6) with the payload {}; an on_dead event's payload is {webhook: string, attempts: int, last_error: string} (leave it out of events, or declare exactly that)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, got := diagText("t.yaml", fmt.Sprintf(onDeadDef, tt.events))
+			diffLines(t, got, tt.want)
+		})
+	}
+
+	// A guard reading a field the payload does not have fails to load, at its place.
+	src := strings.Replace(fmt.Sprintf(onDeadDef, ""), "event.attempts >= 1", "event.url != \"\"", 1)
+	_, got := diagText("t.yaml", src)
+	if len(got) != 1 || got[0] != "t.yaml:13:54: error: guard: unknown field url" {
+		t.Errorf("a guard reading event.url: %v", got)
+	}
 }

@@ -88,14 +88,15 @@ func (d *parser) definition(root *yaml.Node) *Definition {
 	if e, ok := top.Get("events"); ok {
 		d.events(def, e.Val)
 	}
+	// notify before states: a webhook's on_dead declares its event's payload, which guards read.
+	if e, ok := top.Get("notify"); ok {
+		def.Notify = d.notify(def, e.Val)
+	}
 	if e, ok := top.Get("states"); ok {
 		d.states(def, e.Val)
 	}
 	if e, ok := top.Get("migrate"); ok {
 		def.Migrate = d.migrate(def, e)
-	}
-	if e, ok := top.Get("notify"); ok {
-		def.Notify = d.notify(e.Val)
 	}
 	return def
 }
