@@ -103,7 +103,7 @@ func newDispatcher(a *app, c serveConfig, log *slog.Logger, metrics prometheus.R
 		return nil, nil
 	}
 	d, err := outbox.New(a.db, outbox.Config{Secret: []byte(c.WebhookSecret), Logger: log, Metrics: metrics,
-		Allow: c.WebhookAllow, Deny: c.WebhookDeny})
+		Allow: c.WebhookAllow, Deny: c.WebhookDeny, Definition: a.svc.Definition, OnDeadSent: a.svc.WakeMessages})
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fsmd-io/fsmd/internal/machine"
 )
 
 // Config configures a Dispatcher. Every field but Secret has a default (the zero value means it).
@@ -59,6 +62,15 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, registers the dispatcher's metrics (fsmd_outbox_...).
 	Metrics prometheus.Registerer
+
+	// Definition returns a version of a definition. When a delivery is dead, its webhook's
+	// on_dead is read there, and the message that sends it is written with the dead letter (see
+	// OnDeadMessage). An error gives the delivery back unrecorded, due again after a lease.
+	// Without it, no on_dead event is sent.
+	Definition func(ctx context.Context, name string, version int) (*machine.Definition, error)
+	// OnDeadSent, when set, is called after a commit that wrote on_dead messages (the local
+	// message dispatcher's wake).
+	OnDeadSent func()
 }
 
 // Defaults of Config.

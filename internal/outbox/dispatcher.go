@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/fsmd-io/fsmd/internal/ident"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
@@ -117,9 +119,10 @@ const (
 type result struct {
 	row     persistence.OutboxRow
 	outcome outcome
-	err     string    // failed, dead
-	at      time.Time // when the attempt was made
-	next    time.Time // failed, released: when the row is due again
+	err     string                  // failed, dead
+	at      time.Time               // when the attempt was made
+	next    time.Time               // failed, released: when the row is due again
+	onDead  *persistence.MessageRow // dead: the webhook's on_dead message, written with the dead letter
 }
 
 // Run delivers until ctx ends, then gives back the rows it holds and returns ctx's error. A
@@ -411,9 +414,10 @@ const recordTimeout = 30 * time.Second
 func (d *Dispatcher) write(batch []result) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
-	var lost int
+	d.onDeadMessages(ctx, batch)
+	var lost, sent int
 	err := d.db.WithTx(ctx, func(tx *persistence.Tx) error {
-		lost = 0
+		lost, sent = 0, 0
 		deliveredByClaim := map[string][]string{}
 		for _, r := range batch {
 			var err error
@@ -422,7 +426,10 @@ func (d *Dispatcher) write(batch []result) {
 				deliveredByClaim[r.row.Claim] = append(deliveredByClaim[r.row.Claim], r.row.ID)
 			case failed, dead:
 				err = persistence.OutboxFail(ctx, tx, persistence.OutboxFailParams{ID: r.row.ID, Claim: r.row.Claim,
-					At: r.at, NextTryAt: r.next, Error: r.err, Dead: r.outcome == dead})
+					At: r.at, NextTryAt: r.next, Error: r.err, Dead: r.outcome == dead, OnDead: r.onDead})
+				if err == nil && r.onDead != nil {
+					sent++
+				}
 			case released:
 				err = persistence.OutboxRelease(ctx, tx, r.row.ID, r.row.Claim, r.next)
 			}
@@ -449,9 +456,70 @@ func (d *Dispatcher) write(batch []result) {
 	if lost > 0 {
 		d.log.Warn("outbox: deliveries outlived their lease; another claim holds them", slog.Int("deliveries", lost))
 	}
+	if sent > 0 && d.cfg.OnDeadSent != nil {
+		d.cfg.OnDeadSent()
+	}
 	for _, r := range batch {
 		d.count(r)
 	}
+}
+
+// onDeadMessages gives each dead result of batch whose webhook has an on_dead event the message
+// that sends it (OnDeadMessage). A result whose definition version cannot be read is given back
+// instead, not counted as an attempt and due again after a lease: a dead letter is never written
+// without its message.
+func (d *Dispatcher) onDeadMessages(ctx context.Context, batch []result) {
+	if d.cfg.Definition == nil {
+		return
+	}
+	for i := range batch {
+		r := &batch[i]
+		if r.outcome != dead {
+			continue
+		}
+		def, err := d.cfg.Definition(ctx, r.row.Definition, r.row.Version)
+		if err != nil {
+			d.log.Error("outbox: a dead delivery's definition cannot be read for its webhook's on_dead; it is attempted again later",
+				slog.String("delivery", r.row.ID), slog.String("definition", r.row.Definition),
+				slog.Int("version", r.row.Version), slog.Any("error", err))
+			r.outcome, r.next, r.err = released, d.cfg.Now().Add(d.cfg.Lease), ""
+			continue
+		}
+		if r.onDead, err = OnDeadMessage(def, r.row, r.row.Attempts+1, r.err, d.cfg.Now()); err != nil {
+			d.log.Error("outbox: the on_dead message of a dead delivery", slog.String("delivery", r.row.ID), slog.Any("error", err))
+			r.outcome, r.next, r.err = released, d.cfg.Now().Add(d.cfg.Lease), ""
+		}
+	}
+}
+
+// OnDeadPayload is the payload of an on_dead event (machine.OnDeadPayload).
+type OnDeadPayload struct {
+	Webhook   string `json:"webhook"`
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error"`
+}
+
+// OnDeadMessage is the message that sends the on_dead event of row's webhook, when the delivery
+// is dead after attempts attempts, the last failing with lastError: from the instance to itself,
+// sent by the transition the delivery announced (row.Seq). Nil when the webhook has no on_dead
+// (or def no longer has the webhook).
+func OnDeadMessage(def *machine.Definition, row persistence.OutboxRow, attempts int, lastError string, now time.Time) (*persistence.MessageRow, error) {
+	var event string
+	for _, w := range def.Notify {
+		if w.Name == row.Webhook {
+			event = w.OnDead
+		}
+	}
+	if event == "" {
+		return nil, nil
+	}
+	payload, err := json.Marshal(OnDeadPayload{Webhook: row.Webhook, Attempts: attempts, LastError: lastError})
+	if err != nil {
+		return nil, err
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	return &persistence.MessageRow{ID: ident.New(now), Sender: row.InstanceID, SenderSeq: row.Seq, Target: row.InstanceID,
+		Event: event, Payload: payload, CreatedAt: now}, nil
 }
 
 // count updates the stats, the metrics and the log with a recorded outcome.

@@ -386,11 +386,16 @@ type OutboxFailParams struct {
 	NextTryAt time.Time // when to try again (ignored when Dead)
 	Error     string
 	Dead      bool // give up: the row becomes a dead letter
+	// OnDead, with Dead, is the message written with the dead letter, in its transaction: the
+	// webhook's on_dead event, from the instance to itself (docs/definitions.md, "Notify"). Its Seq
+	// is assigned as MessagesInsert does. Nil for none.
+	OnDead *MessageRow
 }
 
 // OutboxFail counts a failed attempt of a claimed row and releases it: due again at NextTryAt, or
-// dead (and then the next row of its instance and webhook is pending). ErrConflict when the claim
-// no longer holds the row.
+// dead (and then the next row of its instance and webhook is pending, and p.OnDead is written).
+// ErrConflict when the claim no longer holds the row (and nothing is written); an error writing
+// p.OnDead is never ErrConflict: the transaction must not commit.
 func OutboxFail(ctx context.Context, tx *Tx, p OutboxFailParams) error {
 	d := tx.Dialect
 	status, next := OutboxPending, p.NextTryAt
@@ -410,6 +415,13 @@ func OutboxFail(ctx context.Context, tx *Tx, p OutboxFailParams) error {
 	if p.Dead {
 		if _, err := outboxPromote(ctx, tx, distinctChains(changed)); err != nil {
 			return err
+		}
+		if p.OnDead != nil {
+			if err := MessagesInsert(ctx, tx, []MessageRow{*p.OnDead}); err != nil {
+				// %v: not ErrConflict, which would read as a lost claim (a concurrent message of the
+				// instance to itself took the pair's next seq: the outcome is recorded again later).
+				return fmt.Errorf("persistence: the on_dead message of outbox row %q: %v", p.ID, err)
+			}
 		}
 	}
 	return nil

@@ -23,5 +23,6 @@
 // the transaction it is handed and begins none, except InstanceAdvance on the database itself, whose
 // one write is its own transaction. The one other owner is the outbox's dispatcher
 // (internal/outbox), which claims its deliveries and records their outcomes in transactions of its
-// own: it runs apart from any request, and what it writes is only the outbox's.
+// own: it runs apart from any request, and what it writes is only the outbox's (and, with a dead
+// letter, the message of its webhook's on_dead: ondead.go).
 package service
