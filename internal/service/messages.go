@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
@@ -83,15 +84,27 @@ func (s *Service) RunMessages(ctx context.Context, o MessageOptions) {
 		func(ctx context.Context) (int, error) { return s.DeliverDue(ctx, o) })
 }
 
-// DeliverDue is one round of RunMessages: it returns how many pairs had a due message. Each pair's
-// messages are delivered in order, by one worker; messageWorkers pairs at a time.
+// DeliverDue is one round of RunMessages: it returns how many pairs had a due message, or Batch
+// (a full round: RunMessages goes on at once) when a pair had more messages than a round delivers
+// of it. Each pair's messages are delivered in order, by one worker; messageWorkers pairs at a
+// time.
 func (s *Service) DeliverDue(ctx context.Context, o MessageOptions) (int, error) {
 	o = o.withDefaults()
 	rows, err := persistence.MessagesDue(ctx, s.db, o.Batch)
 	if err != nil {
 		return 0, err
 	}
-	err = round(rows, messageWorkers, func(m persistence.MessageRow) error { return s.deliverPair(ctx, m, o.Batch) })
+	var more atomic.Bool
+	err = round(rows, messageWorkers, func(m persistence.MessageRow) error {
+		left, err := s.deliverPair(ctx, m, o.Batch)
+		if left {
+			more.Store(true)
+		}
+		return err
+	})
+	if more.Load() {
+		return max(len(rows), o.Batch), err
+	}
 	return len(rows), err
 }
 
@@ -100,19 +113,19 @@ const messageWorkers = 4
 
 // deliverPair delivers m, the first pending message of its pair, then the pair's next ones, up to
 // limit: a pair's messages go one after the other, each once the one before it is delivered, dead
-// or dropped.
-func (s *Service) deliverPair(ctx context.Context, m persistence.MessageRow, limit int) error {
+// or dropped. left is true when it stopped at limit with a message of the pair still pending.
+func (s *Service) deliverPair(ctx context.Context, m persistence.MessageRow, limit int) (left bool, err error) {
 	for range limit {
 		if err := s.deliver(ctx, m); err != nil {
-			return err
+			return false, err
 		}
 		next, ok, err := persistence.MessageNext(ctx, s.db, m.Sender, m.Target)
 		if err != nil || !ok || next.ID == m.ID { // the same: it was left for the next round
-			return err
+			return false, err
 		}
 		m = next
 	}
-	return nil
+	return true, nil
 }
 
 // deliver delivers one message through its target's event path (source message, request id the
