@@ -2035,6 +2035,13 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maxLength": 200,
+                        "type": "string",
+                        "description": "only the children this instance started",
+                        "name": "parent",
+                        "in": "query"
+                    },
+                    {
                         "maximum": 1000,
                         "minimum": 1,
                         "type": "integer",
@@ -2431,6 +2438,186 @@ const docTemplate = `{
                     },
                     "400": {
                         "description": "invalid_request: a bad id, a query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the key's role may not do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such instance",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/instances/{id}/children": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "A page of the instances this one started as children (docs/definitions.md, Children), of every group or of ` + "`" + `group` + "`" + `, in id order: at most ` + "`" + `limit` + "`" + ` and at most 4 MiB of JSON. Pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "instances"
+                ],
+                "summary": "List an instance's children",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "instance id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "maxLength": 200,
+                        "type": "string",
+                        "description": "only the children of this group",
+                        "name": "group",
+                        "in": "query"
+                    },
+                    {
+                        "maximum": 1000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 100,
+                        "description": "page size",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "maxLength": 200,
+                        "type": "string",
+                        "description": "the last id of the previous page",
+                        "name": "after",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Page-service_Instance"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a bad id, a bad or unknown query parameter",
                         "schema": {
                             "$ref": "#/definitions/server.Problem"
                         },
@@ -4490,6 +4677,25 @@ const docTemplate = `{
                 }
             }
         },
+        "service.ChildGroupCounts": {
+            "type": "object",
+            "required": [
+                "final",
+                "running",
+                "total"
+            ],
+            "properties": {
+                "final": {
+                    "type": "integer"
+                },
+                "running": {
+                    "type": "integer"
+                },
+                "total": {
+                    "type": "integer"
+                }
+            }
+        },
         "service.CreateInstance": {
             "type": "object",
             "required": [
@@ -4906,6 +5112,13 @@ const docTemplate = `{
                 "version"
             ],
             "properties": {
+                "children": {
+                    "description": "Children are the child groups of the current entry of its state, by group: GET\n/v1/instances/{id} only.",
+                    "type": "object",
+                    "additionalProperties": {
+                        "$ref": "#/definitions/service.ChildGroupCounts"
+                    }
+                },
                 "context": {
                     "type": "object",
                     "additionalProperties": {}
@@ -4933,6 +5146,14 @@ const docTemplate = `{
                 },
                 "id": {
                     "type": "string"
+                },
+                "parent": {
+                    "description": "Parent is the instance that started this one as a child; absent for an instance created\nthrough the API.",
+                    "allOf": [
+                        {
+                            "$ref": "#/definitions/service.ParentRef"
+                        }
+                    ]
                 },
                 "revision": {
                     "type": "integer"
@@ -5256,6 +5477,28 @@ const docTemplate = `{
                 },
                 "next": {
                     "type": "string"
+                }
+            }
+        },
+        "service.ParentRef": {
+            "type": "object",
+            "required": [
+                "group",
+                "id",
+                "index"
+            ],
+            "properties": {
+                "group": {
+                    "type": "string",
+                    "example": "legs"
+                },
+                "id": {
+                    "type": "string",
+                    "example": "trip-1"
+                },
+                "index": {
+                    "type": "integer",
+                    "example": 0
                 }
             }
         },

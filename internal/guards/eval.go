@@ -21,6 +21,13 @@ type Vars struct {
 	State    string
 	Now      time.Time
 	Instance Instance
+	// Children are the counts of the instance's child groups (`children`), by group: each a
+	// map {total, running, final, ids}. Nil when the definition has none.
+	Children map[string]any
+	// Item and Index are a child's element and position, when its context is computed (HasItem).
+	Item    any
+	Index   int
+	HasItem bool
 	// Budget is the time the expressions evaluated in the scope may take together (budget.go):
 	// past it each fails with "time budget exceeded". DefaultBudget when 0.
 	Budget time.Duration
@@ -32,6 +39,7 @@ type Instance struct {
 	Version   int
 	CreatedAt time.Time
 	EnteredAt time.Time
+	Parent    string // the parent's id; "" when none
 }
 
 // Scope is the run-time environment of expressions. Build it once per event and share it between the
@@ -53,7 +61,14 @@ func NewScope(v Vars) Scope {
 			"version":    v.Instance.Version,
 			"created_at": v.Instance.CreatedAt,
 			"entered_at": v.Instance.EnteredAt,
+			"parent":     v.Instance.Parent,
 		},
+	}
+	if v.Children != nil {
+		s["children"] = v.Children
+	}
+	if v.HasItem {
+		s["item"], s["index"] = v.Item, v.Index
 	}
 	s.setMeter(newMeter(v.Budget))
 	return s

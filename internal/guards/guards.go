@@ -11,7 +11,9 @@
 //	event     the payload of the handled event, typed by its `events` schema
 //	state     the current state (string)
 //	now       the time of the event (expr's wall-clock now() is disabled: expressions are deterministic)
-//	instance  {id, version, created_at, entered_at}
+//	instance  {id, version, created_at, entered_at, parent}
+//	children  {<group>: {total, running, final, ids}}, in a definition with child groups
+//	item      the element a child is started for, and index its position (a child's context)
 //
 // Evaluation is bounded, so that a hostile expression is an error and never a hang or a crash: the
 // source length and the number of syntax nodes when compiling; when evaluating, the VM's memory budget
@@ -47,7 +49,21 @@ type Env struct {
 	// NoEvent makes `event` unknown altogether: timer deadlines are computed on entering a state,
 	// which many events may do, so they cannot depend on one event's payload.
 	NoEvent bool
+	// Children is the object type of `children` (one field per child group of the definition,
+	// ChildGroupType each); nil leaves `children` unknown.
+	Children *schema.Type
+	// Item, when set, makes `item` (of this type) and `index` (int) known: a child's context is
+	// computed per element of its group's `for_each` (or per count, item then being the index).
+	Item *schema.Type
 }
+
+// ChildGroupType is what expressions see of one child group: `children.<group>`.
+var ChildGroupType = schema.ObjectOf(
+	&schema.Field{Name: "total", Type: schema.Scalar(schema.Int)},
+	&schema.Field{Name: "running", Type: schema.Scalar(schema.Int)},
+	&schema.Field{Name: "final", Type: schema.Scalar(schema.Int)},
+	&schema.Field{Name: "ids", Type: schema.ListOf(schema.Scalar(schema.String))},
+)
 
 // Error is a compile error, positioned within the expression's source (line from 1, column from 0).
 type Error struct {

@@ -21,6 +21,7 @@ var (
 		"version":    types.Int,
 		"created_at": types.TypeOf(time.Time{}),
 		"entered_at": types.TypeOf(time.Time{}),
+		"parent":     types.String,
 	}
 )
 
@@ -37,6 +38,12 @@ func envType(env Env) types.Map {
 		"instance": instanceType,
 		meterName:  types.TypeOf(&meter{}),
 		tickName:   types.TypeOf(func() bool { return true }),
+	}
+	if env.Children != nil {
+		m["children"] = exprType(env.Children)
+	}
+	if env.Item != nil {
+		m["item"], m["index"] = exprType(env.Item), types.Int
 	}
 	if !env.NoEvent {
 		ev := env.Event

@@ -23,6 +23,12 @@ type Snapshot struct {
 	Context   map[string]any
 	CreatedAt time.Time
 	EnteredAt time.Time // when State was entered
+	// Parent is the instance's parent (children.go); the zero Parent when it has none.
+	Parent Parent
+	Depth  int // how many levels of parents it has
+	// Children are the counts of its child groups (`children.<group>`), as far as the caller has
+	// them: a group missing counts zero.
+	Children map[string]ChildCounts
 }
 
 // GuardResult is one evaluated guard.
@@ -56,8 +62,13 @@ type Transition struct {
 	Arm              []Due    // the timers of To, from now (none for a stay: From's keep running)
 	Final            bool     // To is a final state
 	At               time.Time
-	// Sent are the messages the branch sends (its `send`), one per target, in order.
+	// Sent are the messages the branch sends (its `send`), one per target, in order; then, when
+	// the instance is a child that reaches a final state, the one to its parent (its on_final).
 	Sent []Message
+	// Start are the children the state entered starts, per group (none for a stay).
+	Start []ChildStart
+	// Exit are the groups of the state left whose running children get their on_exit event.
+	Exit []*ChildGroup
 }
 
 // Message is one event a transition sends to another instance: its id To, the event and its payload
@@ -93,8 +104,8 @@ func (l Limits) Fire(def *Definition, snap Snapshot, event string, payload map[s
 		return nil, err
 	}
 	scope := guards.NewScope(guards.Vars{Ctx: snap.Context, Event: typed, State: snap.State, Now: now,
-		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt},
-		Budget:   l.Budget})
+		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt, Parent: snap.Parent.ID},
+		Children: def.childScope(snap), Budget: l.Budget})
 	b, results, err := choose(st, h, scope)
 	if err != nil {
 		return nil, err
@@ -116,13 +127,21 @@ func (l Limits) Fire(def *Definition, snap Snapshot, event string, payload map[s
 		return nil, err
 	}
 	t := &Transition{Event: event, Payload: typed, From: snap.State, To: to, Branch: b.Index, Guards: results,
-		ContextBefore: snap.Context, ContextAfter: after, ContextAfterJSON: afterJSON, Final: def.States[to].Final, Sent: sent, At: now}
+		ContextBefore: snap.Context, ContextAfter: after, ContextAfterJSON: afterJSON, Final: def.States[to].Final, Sent: sent, At: now,
+		Exit: exits(st)}
 	for _, timer := range st.Timers {
 		t.Cancel = append(t.Cancel, timer.Event)
 	}
-	entered := Snapshot{ID: snap.ID, Version: snap.Version, State: to, Context: after, CreatedAt: snap.CreatedAt, EnteredAt: now}
+	entered := snap
+	entered.State, entered.Context, entered.EnteredAt = to, after, now
 	if t.Arm, err = def.timers(entered, l, scope); err != nil { // within the event's budget
 		return nil, &ExpressionError{State: to, Event: event, Where: "timer at", Err: err}
+	}
+	if t.Start, err = starts(def.States[to], snap.Depth, entered.vars(now), scope); err != nil {
+		return nil, &ExpressionError{State: to, Event: event, Where: "children", Err: err}
+	}
+	if t.Final {
+		t.Sent = append(t.Sent, finalMessage(snap, to, after)...)
 	}
 	return t, nil
 }
@@ -355,9 +374,8 @@ func (def *Definition) timers(snap Snapshot, l Limits, event guards.Scope) ([]Du
 			continue
 		}
 		if scope == nil {
-			v := guards.Vars{Ctx: snap.Context, State: snap.State, Now: snap.EnteredAt,
-				Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt},
-				Budget:   l.Budget}
+			v := snap.vars(snap.EnteredAt)
+			v.Budget = l.Budget
 			if event != nil {
 				scope = event.With(v)
 			} else {
@@ -377,6 +395,12 @@ func (def *Definition) timers(snap Snapshot, l Limits, event guards.Scope) ([]Du
 	return due, nil
 }
 
+// vars are the values expressions see of the instance at now, without an event.
+func (snap Snapshot) vars(now time.Time) guards.Vars {
+	return guards.Vars{Ctx: snap.Context, State: snap.State, Now: now,
+		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt, Parent: snap.Parent.ID}}
+}
+
 // Start makes the snapshot of a new instance in the initial state, and the timers it arms. ctx is
 // loosely typed; fields marked required must be given. Its `at` expressions have the default Limits.
 func Start(def *Definition, id string, version int, ctx map[string]any, now time.Time) (Snapshot, []Due, error) {
@@ -385,19 +409,43 @@ func Start(def *Definition, id string, version int, ctx map[string]any, now time
 
 // Start is the package's Start within l.
 func (l Limits) Start(def *Definition, id string, version int, ctx map[string]any, now time.Time) (Snapshot, []Due, error) {
+	b, err := l.Begin(def, Snapshot{ID: id, Version: version, Context: ctx}, now)
+	return b.Snapshot, b.Arm, err
+}
+
+// Beginning is a new instance: its snapshot in the initial state, the timers that state arms and
+// the children it starts.
+type Beginning struct {
+	Snapshot
+	Arm   []Due
+	Start []ChildStart
+}
+
+// Begin makes a new instance of snap's ID, Version, Parent and Depth, its context snap.Context
+// (loosely typed: fields marked required must be given, defaults are added), in the initial state
+// entered at now.
+func (l Limits) Begin(def *Definition, snap Snapshot, now time.Time) (Beginning, error) {
+	ctx := snap.Context
 	if ctx == nil {
 		ctx = map[string]any{}
 	}
 	v, err := def.Context.Decode(ctx, "", schema.Options{Required: true})
 	if err != nil {
-		return Snapshot{}, nil, &InvalidContextError{Err: err}
+		return Beginning{}, &InvalidContextError{Err: err}
 	}
-	snap := Snapshot{ID: id, Version: version, State: def.Initial, Context: v.(map[string]any), CreatedAt: now, EnteredAt: now}
-	due, err := def.timers(snap, l, nil)
-	if err != nil {
-		return Snapshot{}, nil, &ExpressionError{State: def.Initial, Where: "timer at", Err: err}
+	snap.State, snap.Context, snap.CreatedAt, snap.EnteredAt = def.Initial, v.(map[string]any), now, now
+	b := Beginning{Snapshot: snap}
+	if b.Arm, err = def.timers(snap, l, nil); err != nil {
+		return Beginning{}, &ExpressionError{State: def.Initial, Where: "timer at", Err: err}
 	}
-	return snap, due, nil
+	if st := def.States[def.Initial]; len(st.Children) > 0 {
+		vars := snap.vars(now)
+		vars.Budget = l.Budget
+		if b.Start, err = starts(st, snap.Depth, vars, guards.NewScope(vars)); err != nil {
+			return Beginning{}, &ExpressionError{State: def.Initial, Where: "children", Err: err}
+		}
+	}
+	return b, nil
 }
 
 // Prepare emits the bytecode of every expression of the definition now, rather than on the first
@@ -432,6 +480,20 @@ func (def *Definition) Prepare() error {
 		for _, t := range s.Timers {
 			if t.At != nil {
 				if err := t.At.Prepare(); err != nil {
+					return err
+				}
+			}
+		}
+		for _, g := range s.Children {
+			progs := []*guards.Program{g.ForEach, g.Count}
+			for _, f := range g.Context {
+				progs = append(progs, f.Expr)
+			}
+			for _, p := range progs {
+				if p == nil {
+					continue
+				}
+				if err := p.Prepare(); err != nil {
 					return err
 				}
 			}

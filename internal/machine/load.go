@@ -78,7 +78,11 @@ func DefinitionFiles(paths ...string) ([]string, error) {
 // valid definitions and every problem found in any file. A name defined by two files is an error in
 // the second. A path that does not exist is returned as err; a folder without definitions is a
 // diagnostic.
-func Load(paths ...string) (*Set, source.Diagnostics, error) {
+func Load(paths ...string) (*Set, source.Diagnostics, error) { return LoadWith(nil, paths...) }
+
+// LoadWith is Load where a child group may also name a definition that registered finds (nil: only
+// the definitions loaded together are known).
+func LoadWith(registered Resolve, paths ...string) (*Set, source.Diagnostics, error) {
 	files, err := DefinitionFiles(paths...)
 	if err != nil {
 		return nil, nil, err
@@ -90,7 +94,33 @@ func Load(paths ...string) (*Set, source.Diagnostics, error) {
 			Message: "no definition files (*.yaml) found"})
 		return set, diags, nil
 	}
-	parsed := parseAll(files)
+	parsed := parseAll(files, nil)
+	// A definition with child groups is parsed again once every file is: its children's context
+	// types and on_final payloads come from definitions loaded with it, or registered before.
+	byName := map[string]*Definition{}
+	again := make([]bool, len(files))
+	for i, p := range parsed {
+		if p.def != nil && p.def.Name != "" {
+			if byName[p.def.Name] == nil {
+				byName[p.def.Name] = p.def
+			}
+			again[i] = p.def.hasChildren
+		}
+	}
+	resolve := func(name string) *Definition {
+		if d := byName[name]; d != nil {
+			return d
+		}
+		if registered != nil {
+			return registered(name)
+		}
+		return nil
+	}
+	for i, p := range parseAll(files, func(i int) (Resolve, bool) { return resolve, again[i] }) {
+		if again[i] {
+			parsed[i] = p
+		}
+	}
 	first := map[string]*Definition{}
 	for i, file := range files {
 		def, ds := parsed[i].def, parsed[i].diags
@@ -120,19 +150,26 @@ type parseResult struct {
 
 // parseAll reads and parses the files on every CPU: files are independent, and compiling their
 // expressions is most of the work of loading.
-func parseAll(files []string) []parseResult {
+func parseAll(files []string, with func(i int) (Resolve, bool)) []parseResult {
 	out := make([]parseResult, len(files))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(files)) {
 		wg.Go(func() {
 			for i := range next {
+				var resolve Resolve
+				if with != nil {
+					var ok bool
+					if resolve, ok = with(i); !ok {
+						continue
+					}
+				}
 				data, err := source.ReadFile(files[i])
 				if err != nil {
 					out[i].diags = source.Diagnostics{{File: files[i], Severity: source.SevError, Message: err.Error()}}
 					continue
 				}
-				out[i].def, out[i].diags = Parse(files[i], data)
+				out[i].def, out[i].diags = ParseWith(files[i], data, resolve)
 			}
 		})
 	}

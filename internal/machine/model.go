@@ -25,11 +25,15 @@ type Definition struct {
 	Context     *schema.Type
 	Events      map[string]*EventSpec // declared payload schemas
 	States      map[string]*State
-	StateOrder  []string   // states in file order
-	Migrate     *Migrate   // nil when the file has no migrate section
-	Notify      []*Webhook // the `notify` section, in file order (notify.go)
+	StateOrder  []string               // states in file order
+	Migrate     *Migrate               // nil when the file has no migrate section
+	Notify      []*Webhook             // the `notify` section, in file order (notify.go)
+	Groups      map[string]*ChildGroup // every child group of every state, by name (children.go)
 	NamePos     Pos
 	InitialPos  Pos
+
+	hasChildren  bool         // some state has `children`: Load parses it again once its children's definitions are known
+	childrenType *schema.Type // the type of `children` in its expressions; nil without groups
 
 	known map[string]bool // every event handled by some state or declared in events
 	fsms  sync.Pool       // *fsm.FSM of this graph: an FSM must not be shared, so each Fire takes one
@@ -41,6 +45,9 @@ type EventSpec struct {
 	Name    string
 	Payload *schema.Type // an object type
 	Pos     Pos
+	// FromChildren marks a child group's on_final event: its payload type is derived from the
+	// child definition, not declared.
+	FromChildren bool
 }
 
 // State is one state of a definition.
@@ -51,6 +58,7 @@ type State struct {
 	On          map[string]*Handler
 	OnOrder     []string // handled events in file order
 	Timers      []*Timer
+	Children    []*ChildGroup // the child groups started when the state is entered, in file order (children.go)
 	Pos         Pos
 }
 

@@ -15,7 +15,7 @@ import (
 
 var (
 	definitionKeys = []string{"name", "description", "initial", "context", "events", "states", "migrate", "notify"}
-	stateKeys      = []string{"description", "final", "on", "timers"}
+	stateKeys      = []string{"description", "final", "on", "timers", "children"}
 	branchKeys     = []string{"to", "guard", "guard_message", "set", "send"}
 	sendKeys       = []string{"to", "event", "payload"}
 	timerKeys      = []string{"after", "at", "event"}
@@ -30,17 +30,25 @@ var definitionName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 // parser builds a definition from its YAML document.
 type parser struct {
 	*source.Doc
-	shared shared // what aliased nodes parsed to (share.go)
+	shared  shared // what aliased nodes parsed to (share.go)
+	resolve Resolve
+	finals  map[string]*ChildGroup // the on_final events, by name: the first group to name each
 }
 
 // Parse reads one definition file. It returns the definition (nil when the file could not be read as
 // one) and every problem found, errors and warnings. A definition is usable only when there is no
 // error among the diagnostics.
 func Parse(file string, data []byte) (*Definition, source.Diagnostics) {
+	return ParseWith(file, data, nil)
+}
+
+// ParseWith is Parse with the definitions that child groups name found by resolve (nil: none is
+// known, and a child group is an error).
+func ParseWith(file string, data []byte, resolve Resolve) (*Definition, source.Diagnostics) {
 	r := &source.Reporter{File: file}
 	var def *Definition
 	ok := source.Walk(r, data, func(d *source.Doc, root *yaml.Node) {
-		def = (&parser{Doc: d}).definition(root)
+		def = (&parser{Doc: d, resolve: resolve}).definition(root)
 	})
 	if !ok {
 		return nil, r.Diags
@@ -127,6 +135,7 @@ func (d *parser) states(def *Definition, n *yaml.Node) {
 			def.StateOrder = append(def.StateOrder, e.Key)
 		}
 	}
+	d.childGroups(def, entries)
 	for _, e := range entries {
 		if s := def.States[e.Key]; s != nil {
 			d.state(def, s, e.Val)
@@ -243,7 +252,7 @@ func (d *parser) branch(def *Definition, s *State, event string, n *yaml.Node) *
 			return nil
 		}
 	}
-	env := guards.Env{Context: def.Context}
+	env := guards.Env{Context: def.Context, Children: def.childrenType}
 	if ev := def.Events[event]; ev != nil {
 		env.Event = ev.Payload
 	}

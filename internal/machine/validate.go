@@ -53,6 +53,7 @@ func validate(def *Definition, r *source.Reporter) {
 		}
 	}
 	validateNotify(def, r)
+	validateChildren(def, r)
 	if r.Diags.Errors() > 0 {
 		return
 	}

@@ -36,7 +36,7 @@ func definition(name string, version int) persistence.DefinitionRow {
 func instance(id, def string, version int, state string) persistence.InstanceRow {
 	return persistence.InstanceRow{
 		ID: id, Definition: def, Version: version, State: state, Context: []byte(`{"n":0}`),
-		CreateHash: "create-" + id, CreatedAt: now(), UpdatedAt: now(), EnteredAt: now(),
+		CreateHash: "create-" + id, CreatedAt: now(), UpdatedAt: now(), EnteredAt: now(), Children: []byte("{}"),
 	}
 }
 

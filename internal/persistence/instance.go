@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -20,6 +21,18 @@ type InstanceRow struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	EnteredAt  time.Time // of the current state
+	// A child's parent (migrations/postgres/009_children.sql): its id ("" for none), the group
+	// and entry (the parent's revision) that started it, its index there, and the event the
+	// parent gets when it ends.
+	ParentID    string
+	ParentGroup string
+	ParentRev   int64
+	ParentIndex int
+	OnFinal     string
+	Depth       int
+	// Children are the counts of the child groups of the current entry, a JSON object
+	// {group: {rev, total, final}} ("{}" when none).
+	Children []byte
 }
 
 // InstanceUpdateParams is the new state of an instance after a transition (or a migration), for
@@ -34,6 +47,9 @@ type InstanceUpdateParams struct {
 	Final          bool
 	UpdatedAt      time.Time
 	EnteredAt      time.Time
+	// Children, when set, replaces the instance's child group counts (InstanceRow.Children); nil
+	// keeps them.
+	Children []byte
 	// Timers, when set, changes the instance's timers with the update (InstanceAdvance only): the
 	// state's are cancelled, the entered state's armed at Revision.
 	Timers *TimerChange
@@ -56,6 +72,8 @@ type InstanceListParams struct {
 	Definition string // "" for every definition
 	State      string // "" for every state
 	Version    int    // 0 for every version
+	Parent     string // "" for every instance; else only this instance's children
+	Group      string // with Parent: only the children of this group ("" for every group)
 	After      string // the instances whose id is greater ("" for the first page)
 	Limit      int    // at most this many; 0 or less for no limit
 	MaxBytes   int    // stop after the row that takes their Bytes past it; 0 for no bound
@@ -63,7 +81,7 @@ type InstanceListParams struct {
 
 // Bytes is about the size of the row as JSON (TransitionRow.Bytes).
 func (r InstanceRow) Bytes() int {
-	return len(r.Context) + len(r.ID) + len(r.Definition) + len(r.State) + rowOverhead
+	return len(r.Context) + len(r.ID) + len(r.Definition) + len(r.State) + len(r.ParentID) + len(r.Children) + rowOverhead
 }
 
 // instanceRow is InstanceRow as scanned.
@@ -79,6 +97,14 @@ type instanceRow struct {
 	CreatedAt  dbTime `db:"created_at"`
 	UpdatedAt  dbTime `db:"updated_at"`
 	EnteredAt  dbTime `db:"entered_at"`
+
+	ParentID    sql.NullString `db:"parent_id"`
+	ParentGroup string         `db:"parent_group"`
+	ParentRev   int64          `db:"parent_rev"`
+	ParentIndex int            `db:"parent_index"`
+	OnFinal     string         `db:"on_final"`
+	Depth       int            `db:"depth"`
+	Children    []byte         `db:"children"`
 }
 
 func (r instanceRow) row() InstanceRow {
@@ -86,22 +112,26 @@ func (r instanceRow) row() InstanceRow {
 		ID: r.ID, Definition: r.Definition, Version: r.Version, State: r.State, Context: r.Context,
 		Revision: r.Revision, Final: r.Final, CreateHash: r.CreateHash,
 		CreatedAt: r.CreatedAt.Time(), UpdatedAt: r.UpdatedAt.Time(), EnteredAt: r.EnteredAt.Time(),
+		ParentID: r.ParentID.String, ParentGroup: r.ParentGroup, ParentRev: r.ParentRev, ParentIndex: r.ParentIndex,
+		OnFinal: r.OnFinal, Depth: r.Depth, Children: r.Children,
 	}
 }
 
-const instanceColumns = `id, definition, version, state, context, revision, final, create_hash, created_at, updated_at, entered_at`
+const instanceColumns = `id, definition, version, state, context, revision, final, create_hash, created_at, updated_at, entered_at, ` +
+	`parent_id, parent_group, parent_rev, parent_index, on_final, depth, children`
 
 // The queries of the instance functions that are prepared on PostgreSQL (see preparedQueries).
 const (
 	instanceInsertQuery = `
 		INSERT INTO instances (` + instanceColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
 	instanceGetQuery          = `SELECT ` + instanceColumns + ` FROM instances WHERE id = ?`
 	instanceGetForUpdateQuery = instanceGetQuery + ` FOR UPDATE`
 	instanceUpdateQuery       = `
 		UPDATE instances
-		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?
+		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?,
+			children = COALESCE(?, children)
 		WHERE id = ? AND revision = ?`
 )
 
@@ -111,7 +141,8 @@ func InstanceInsert(ctx context.Context, tx *Tx, r InstanceRow) error {
 	d := tx.Dialect
 	res, err := execContext(ctx, tx, instanceInsertQuery,
 		r.ID, r.Definition, r.Version, r.State, jsonArg(r.Context, "{}"), r.Revision, r.Final,
-		r.CreateHash, timeArg(d, r.CreatedAt), timeArg(d, r.UpdatedAt), timeArg(d, r.EnteredAt))
+		r.CreateHash, timeArg(d, r.CreatedAt), timeArg(d, r.UpdatedAt), timeArg(d, r.EnteredAt),
+		nullString(r.ParentID), r.ParentGroup, r.ParentRev, r.ParentIndex, r.OnFinal, r.Depth, jsonArg(r.Children, "{}"))
 	if err != nil {
 		return translate(fmt.Errorf("persistence: insert instance %q: %w", r.ID, err))
 	}
@@ -149,7 +180,7 @@ func InstanceUpdate(ctx context.Context, tx *Tx, u InstanceUpdateParams) error {
 	d := tx.Dialect
 	res, err := execContext(ctx, tx, instanceUpdateQuery,
 		u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
-		timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), u.ID, u.ExpectRevision)
+		timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), jsonOrNull(u.Children), u.ID, u.ExpectRevision)
 	if err != nil {
 		return translate(fmt.Errorf("persistence: update instance %q: %w", u.ID, err))
 	}
@@ -171,6 +202,12 @@ func InstanceList(ctx context.Context, ex Executor, p InstanceListParams) ([]Ins
 	}
 	if p.Version != 0 {
 		where, args = append(where, "version = ?"), append(args, p.Version)
+	}
+	if p.Parent != "" {
+		where, args = append(where, "parent_id = ?"), append(args, p.Parent)
+	}
+	if p.Parent != "" && p.Group != "" {
+		where, args = append(where, "parent_group = ?"), append(args, p.Group)
 	}
 	if p.After != "" {
 		where, args = append(where, "id > ?"), append(args, p.After)

@@ -74,6 +74,14 @@ func jsonArg(b []byte, def string) any {
 	return string(b)
 }
 
+// jsonOrNull is b as an argument, NULL for nil.
+func jsonOrNull(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
 // nullString is s as an argument, NULL for "".
 func nullString(s string) any {
 	if s == "" {

@@ -65,6 +65,11 @@ func (f *fakeService) ListInstances(_ context.Context, fl service.InstanceFilter
 	return service.Page[service.Instance]{}, err
 }
 
+func (f *fakeService) ListChildren(_ context.Context, id string, fl service.InstanceFilter) (service.Page[service.Instance], error) {
+	err := f.record(func() { f.id, f.filter = id, fl })
+	return service.Page[service.Instance]{}, err
+}
+
 func (f *fakeService) SendEvent(_ context.Context, req service.SendEvent) (service.EventResult, bool, error) {
 	err := f.record(func() { f.event = req })
 	return service.EventResult{Instance: f.inst}, f.replayed, err

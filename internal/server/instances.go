@@ -114,6 +114,7 @@ func (s *server) getInstance(c echo.Context) error {
 //	@Param			definition		query		string	false	"only instances of this definition"						maxlength(200)
 //	@Param			state			query		string	false	"only instances in this state"							maxlength(200)
 //	@Param			version			query		int		false	"only instances on this version of their definition"	minimum(1)
+//	@Param			parent			query		string	false	"only the children this instance started"				maxlength(200)
 //	@Param			limit			query		int		false	"page size"												minimum(1)	maximum(1000)	default(100)
 //	@Param			after			query		string	false	"the last id of the previous page"						maxlength(200)
 //	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
@@ -132,12 +133,15 @@ func (s *server) getInstance(c echo.Context) error {
 //	@Security		BearerAuth
 //	@Router			/v1/instances [get]
 func (s *server) listInstances(c echo.Context) error {
-	q, err := parseQuery(c, "definition", "state", "version", "limit", "after")
+	q, err := parseQuery(c, "definition", "state", "version", "parent", "limit", "after")
 	if err != nil {
 		return err
 	}
 	var f service.InstanceFilter
 	if f.Definition, err = q.id("definition"); err != nil {
+		return err
+	}
+	if f.Parent, err = q.id("parent"); err != nil {
 		return err
 	}
 	if f.State, err = q.id("state"); err != nil {
@@ -153,6 +157,58 @@ func (s *server) listInstances(c echo.Context) error {
 		return err
 	}
 	page, err := s.svc.ListInstances(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, nonNilPage(page))
+}
+
+// listChildren godoc
+//
+//	@Summary		List an instance's children
+//	@Description	A page of the instances this one started as children (docs/definitions.md, Children), of every group or of `group`, in id order: at most `limit` and at most 4 MiB of JSON. Pass the page's `next` as `after` for the next page.
+//	@Tags			instances
+//	@Produce		json,application/problem+json
+//	@Param			id				path		string	true	"instance id"	minlength(1)	maxlength(200)
+//	@Param			group			query		string	false	"only the children of this group"	maxlength(200)
+//	@Param			limit			query		int		false	"page size"							minimum(1)	maximum(1000)	default(100)
+//	@Param			after			query		string	false	"the last id of the previous page"	maxlength(200)
+//	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
+//	@Success		200				{object}	service.Page[service.Instance]
+//	@Failure		400				{object}	Problem				"invalid_request: a bad id, a bad or unknown query parameter"
+//	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure		404				{object}	Problem				"not_found: no such instance"
+//	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
+//	@Failure		500				{object}	Problem				"internal_error"
+//	@Failure		503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Security		BearerAuth
+//	@Router			/v1/instances/{id}/children [get]
+func (s *server) listChildren(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(c, "group", "limit", "after")
+	if err != nil {
+		return err
+	}
+	var f service.InstanceFilter
+	if f.Group, err = q.id("group"); err != nil {
+		return err
+	}
+	if f.Limit, err = q.limit(); err != nil {
+		return err
+	}
+	if f.After, err = q.id("after"); err != nil {
+		return err
+	}
+	page, err := s.svc.ListChildren(c.Request().Context(), id, f)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ type Service interface {
 	CreateInstance(ctx context.Context, req service.CreateInstance) (inst service.Instance, created bool, err error)
 	GetInstance(ctx context.Context, id string) (service.Instance, error)
 	ListInstances(ctx context.Context, f service.InstanceFilter) (service.Page[service.Instance], error)
+	ListChildren(ctx context.Context, id string, f service.InstanceFilter) (service.Page[service.Instance], error)
 	// SendEvent fires an event; replayed is true when the Idempotency-Key was seen with the same
 	// request and res is the first answer.
 	SendEvent(ctx context.Context, req service.SendEvent) (res service.EventResult, replayed bool, err error)
@@ -136,6 +137,7 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.POST("/instances/:id/events", s.sendEvent)
 	v1.POST("/instances/:id/explain", s.explain)
 	v1.GET("/instances/:id/history", s.history)
+	v1.GET("/instances/:id/children", s.listChildren)
 
 	v1.GET("/definitions", s.listDefinitions)
 	v1.GET("/definitions/:name", s.getDefinition)

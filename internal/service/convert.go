@@ -83,7 +83,8 @@ func snapshot(def *machine.Definition, row persistence.InstanceRow) (machine.Sna
 		return machine.Snapshot{}, fmt.Errorf("instance %s: its stored context does not fit %s version %d: %w", row.ID, def.Name, row.Version, err)
 	}
 	return machine.Snapshot{ID: row.ID, Version: row.Version, State: row.State, Context: typed.(map[string]any),
-		CreatedAt: row.CreatedAt, EnteredAt: row.EnteredAt}, nil
+		CreatedAt: row.CreatedAt, EnteredAt: row.EnteredAt, Depth: row.Depth,
+		Parent: machine.Parent{ID: row.ParentID, Group: row.ParentGroup, Index: row.ParentIndex, Rev: row.ParentRev, OnFinal: row.OnFinal}}, nil
 }
 
 func toInstance(def *machine.Definition, row persistence.InstanceRow) (Instance, error) {
@@ -100,9 +101,13 @@ func instanceOf(def *machine.Definition, row persistence.InstanceRow, ctx map[st
 	if events == nil {
 		events = []string{}
 	}
-	return Instance{ID: row.ID, Definition: row.Definition, Version: row.Version, State: row.State, Context: ctx,
+	inst := Instance{ID: row.ID, Definition: row.Definition, Version: row.Version, State: row.State, Context: ctx,
 		Final: row.Final, Revision: row.Revision, CreatedAt: row.CreatedAt, UpdatedAt: row.UpdatedAt,
 		EnteredAt: row.EnteredAt, Events: events}
+	if row.ParentID != "" {
+		inst.Parent = &ParentRef{ID: row.ParentID, Group: row.ParentGroup, Index: row.ParentIndex}
+	}
+	return inst
 }
 
 // encodeTransition makes the audit row of an accepted transition (without source, ids and time).

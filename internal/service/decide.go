@@ -1,22 +1,22 @@
 package service
 
 import (
+	"context"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/code"
-	"github.com/fsmd-io/fsmd/internal/machine"
 )
 
 // decision is what an event does to an instance: its transition, or its refusal as the API answers
 // it (err).
 type decision struct {
-	transition *machine.Transition
+	transition *move
 	err        error
 }
 
 // decide checks If-Match and fires the event on the instance through the engine, under the event's
 // time budget (s.limits), with no database lock held.
-func (s *Service) decide(l loaded, req SendEvent, now time.Time) decision {
+func (s *Service) decide(ctx context.Context, l loaded, req SendEvent, now time.Time) decision {
 	if req.IfMatch != nil && *req.IfMatch != l.row.Revision {
 		api, err := toInstance(l.def, l.row)
 		if err != nil {
@@ -24,7 +24,7 @@ func (s *Service) decide(l loaded, req SendEvent, now time.Time) decision {
 		}
 		return decision{err: &VersionConflictError{IfMatch: *req.IfMatch, Instance: api}}
 	}
-	t, err := s.fireOn(l, req.Event, req.Payload, now)
+	t, err := s.fireOn(ctx, l, req.Event, req.Payload, req.sender, now)
 	if err != nil && code.Of(err) == "" {
 		return decision{err: err} // the stored instance does not fit its version: no refusal of the event's
 	}
@@ -41,10 +41,32 @@ func (s *Service) decide(l loaded, req SendEvent, now time.Time) decision {
 // fireOn fires event on the instance as stored, through the engine under the event's time budget: the
 // one way an API event, a timer's and a message's are decided. An error with a code is the engine's
 // refusal; one without is the stored instance's (its context does not fit its version).
-func (s *Service) fireOn(l loaded, event string, payload map[string]any, now time.Time) (*machine.Transition, error) {
+//
+// A message from a child (sender) may be its group's on_final; the children's counts are read
+// when the handler's expressions see them (children.go), and the children a transition starts are
+// built with it.
+func (s *Service) fireOn(ctx context.Context, l loaded, event string, payload map[string]any, sender string, now time.Time) (*move, error) {
 	snap, err := snapshot(l.def, l.row)
 	if err != nil {
 		return nil, err
 	}
-	return s.limits.Fire(l.def, snap, event, payload, now)
+	var stored map[string]groupCount
+	bump := ""
+	if len(l.def.Groups) > 0 {
+		if stored, err = storedGroups(l.row); err != nil {
+			return nil, err
+		}
+		bump = counted(l, stored, event, sender)
+		if snap.Children, err = s.family(ctx, l, event, stored, bump); err != nil {
+			return nil, err
+		}
+	}
+	t, err := s.limits.Fire(l.def, snap, event, payload, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(l.def.Groups) == 0 && len(t.Start) == 0 {
+		return &move{Transition: t}, nil
+	}
+	return s.complete(ctx, l, t, stored, bump, now)
 }

@@ -73,7 +73,7 @@ func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (Ev
 		if refused != nil && refused.revision == snap.l.row.Revision {
 			t.err = refused.err // the instance is where the refusal was decided
 		} else {
-			t = s.decide(snap.l, req, now)
+			t = s.decide(ctx, snap.l, req, now)
 		}
 		switch {
 		case t.err != nil && snap.cached:

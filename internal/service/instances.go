@@ -8,6 +8,7 @@ import (
 	"github.com/fsmd-io/fsmd/internal/audit"
 	"github.com/fsmd-io/fsmd/internal/code"
 	"github.com/fsmd-io/fsmd/internal/ident"
+	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
@@ -42,9 +43,20 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 	} else if err := CheckID(id); err != nil {
 		return Instance{}, false, err
 	}
-	snap, due, err := s.limits.Start(def, id, row.Version, req.Context, now)
+	snap, err := s.limits.Begin(def, machine.Snapshot{ID: id, Version: row.Version, Context: req.Context}, now)
 	if err != nil {
 		return Instance{}, false, err
+	}
+	// The initial state's children start with the instance (children.go), at its revision 0.
+	var children []persistence.InstanceRow
+	var childArms [][]persistence.Arm
+	var groups []byte
+	if len(snap.Start) > 0 {
+		g, err := s.startChildren(&children, &childArms, parentOf{id: id}, snap.Start, now)
+		if err != nil {
+			return Instance{}, false, &machine.ExpressionError{State: snap.State, Where: "children", Err: err}
+		}
+		groups = mustJSON(g)
 	}
 	ctxJSON, err := encodeContext(snap.Context)
 	if err != nil {
@@ -52,13 +64,16 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 	}
 	createHash := requestHash(map[string]any{"definition": req.Definition, "id": req.ID, "context": orEmpty(req.Context)})
 	inst := persistence.InstanceRow{ID: id, Definition: def.Name, Version: row.Version, State: snap.State, Context: ctxJSON,
-		Final: def.Final(snap.State), CreateHash: createHash, CreatedAt: now, UpdatedAt: now, EnteredAt: now}
+		Final: def.Final(snap.State), CreateHash: createHash, CreatedAt: now, UpdatedAt: now, EnteredAt: now, Children: groups}
 	insert := func(ctx context.Context) error {
 		return s.db.WithTx(ctx, func(tx *persistence.Tx) error {
 			if err := persistence.InstanceInsert(ctx, tx, inst); err != nil {
 				return err
 			}
-			return persistence.TimersReplace(ctx, tx, id, false, 0, arms(due))
+			if err := persistence.TimersReplace(ctx, tx, id, false, 0, arms(snap.Arm)); err != nil {
+				return err
+			}
+			return persistence.ChildrenInsert(ctx, tx, children, childArms)
 		})
 	}
 	err = insert(ctx)
@@ -106,6 +121,9 @@ func (s *Service) GetInstance(ctx context.Context, id string) (Instance, error) 
 	if err != nil {
 		return Instance{}, s.dbError(err)
 	}
+	if inst.Children, err = s.childrenOf(ctx, l); err != nil {
+		return Instance{}, err
+	}
 	inst.Timers = make([]PendingTimer, len(timers))
 	for i, t := range timers {
 		inst.Timers[i] = PendingTimer{Event: t.Event, DueAt: t.DueAt, Attempts: t.Attempts, LastError: t.LastError}
@@ -114,6 +132,19 @@ func (s *Service) GetInstance(ctx context.Context, id string) (Instance, error) 
 		}
 	}
 	return inst, nil
+}
+
+// ListChildren returns a page of the children an instance started (every group's, or f.Group's;
+// of every entry of their states), in id order. NotFoundError when there is no instance id.
+func (s *Service) ListChildren(ctx context.Context, id string, f InstanceFilter) (Page[Instance], error) {
+	if _, err := persistence.InstanceGet(ctx, s.db, id); err != nil {
+		if errors.Is(err, persistence.ErrNotFound) {
+			return Page[Instance]{}, &NotFoundError{What: "instance", Key: id}
+		}
+		return Page[Instance]{}, s.dbError(err)
+	}
+	f.Parent = id
+	return s.ListInstances(ctx, f)
 }
 
 // ListInstances returns a page of instances in id order.
@@ -126,7 +157,7 @@ func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) (Page[Ins
 				after = last.ID
 			}
 			return persistence.InstanceList(ctx, s.db, persistence.InstanceListParams{Definition: f.Definition,
-				State: f.State, Version: f.Version, After: after, Limit: n, MaxBytes: maxBytes})
+				State: f.State, Version: f.Version, Parent: f.Parent, Group: f.Group, After: after, Limit: n, MaxBytes: maxBytes})
 		},
 		size: persistence.InstanceRow.Bytes,
 		item: func(r persistence.InstanceRow) (Instance, error) {
@@ -150,6 +181,15 @@ func (s *Service) Explain(ctx context.Context, id, event string, payload map[str
 	snap, err := snapshot(l.def, l.row)
 	if err != nil {
 		return Explanation{}, err
+	}
+	if len(l.def.Groups) > 0 { // what its expressions would see of its children
+		stored, err := storedGroups(l.row)
+		if err != nil {
+			return Explanation{}, err
+		}
+		if snap.Children, err = s.family(ctx, l, event, stored, ""); err != nil {
+			return Explanation{}, s.dbError(err)
+		}
 	}
 	x := s.limits.Explain(l.def, snap, event, payload, s.now())
 	out := Explanation{Event: event, State: l.row.State, Branches: []BranchOutcome{}}

@@ -169,8 +169,8 @@ func (s *Service) deliver(ctx context.Context, m persistence.MessageRow) error {
 				slog.String("target", m.Target), slog.Any("error", err))
 			return nil
 		}
-		req := SendEvent{InstanceID: m.Target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage}
-		tr, refusal := s.decideMessage(l, m, now) // no lock is held
+		req := SendEvent{InstanceID: m.Target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage, sender: m.Sender}
+		tr, refusal := s.decideMessage(ctx, l, m, now) // no lock is held
 		if refusal != nil && code.Of(refusal) == "" {
 			err = refusal
 		} else {
@@ -202,12 +202,12 @@ func (s *Service) deliver(ctx context.Context, m persistence.MessageRow) error {
 
 // decideMessage decides a message's event on its target like any other event: the transition, or
 // why it is refused (an error without a code is not a refusal but a failure).
-func (s *Service) decideMessage(l loaded, m persistence.MessageRow, now time.Time) (*machine.Transition, error) {
+func (s *Service) decideMessage(ctx context.Context, l loaded, m persistence.MessageRow, now time.Time) (*move, error) {
 	payload, err := decodeStored(m.Payload)
 	if err != nil {
 		return nil, err
 	}
-	return s.fireOn(l, m.Event, payload, now)
+	return s.fireOn(ctx, l, m.Event, payload, m.Sender, now)
 }
 
 // DeadMessage is a message that could not be delivered, as GET /v1/messages/dead shows it.

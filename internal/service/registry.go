@@ -62,6 +62,16 @@ func (r *registry) get(name string, version int) (*machine.Definition, persisten
 	return def, v.rows[version], nil
 }
 
+// latest is the latest registered version of name, nil when there is none: what a child group of a
+// definition being registered may name (machine.Resolve).
+func (r *registry) latest(name string) *machine.Definition {
+	def, _, err := r.get(name, 0)
+	if err != nil {
+		return nil
+	}
+	return def
+}
+
 // names lists the definitions, sorted.
 func (r *registry) names() []string {
 	r.mu.RLock()
@@ -245,11 +255,30 @@ func (s *Service) loadStored(ctx context.Context) error {
 	if err != nil {
 		return s.dbError(err)
 	}
+	// A version with child groups needs its children's definitions: the latest stored version of
+	// each, parsed here on its own when it is not loaded yet (only its context is read).
+	latest := map[string]persistence.DefinitionRow{}
+	for _, row := range rows {
+		if row.Version > latest[row.Name].Version {
+			latest[row.Name] = row
+		}
+	}
+	resolve := func(name string) *machine.Definition {
+		if def := s.reg.latest(name); def != nil {
+			return def
+		}
+		row, ok := latest[name]
+		if !ok {
+			return nil
+		}
+		def, _ := machine.Parse(row.Name+".yaml", []byte(row.Source))
+		return def
+	}
 	for _, row := range rows {
 		if def, _, err := s.reg.get(row.Name, row.Version); err == nil && def != nil {
 			continue
 		}
-		def, diags := machine.Parse(row.Name+".yaml", []byte(row.Source))
+		def, diags := machine.ParseWith(row.Name+".yaml", []byte(row.Source), resolve)
 		if diags.Errors() > 0 {
 			s.log.Error("a stored definition version no longer validates; its instances cannot run",
 				"definition", row.Name, "version", row.Version, "problems", (&machine.InvalidDefinitionError{Diagnostics: diags}).Error())

@@ -23,7 +23,7 @@ import (
 func (s *Service) Reload(ctx context.Context, dir string) (ReloadResult, error) {
 	s.reloading.Lock()
 	defer s.reloading.Unlock()
-	set, diags, err := machine.Load(dir)
+	set, diags, err := machine.LoadWith(s.reg.latest, dir)
 	if err != nil { // the folder itself cannot be read
 		return ReloadResult{}, &machine.InvalidDefinitionError{Diagnostics: source.Diagnostics{
 			{File: dir, Severity: source.SevError, Message: err.Error()}}}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/fsmd-io/fsmd/internal/audit"
 	"github.com/fsmd-io/fsmd/internal/code"
-	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
@@ -102,7 +101,7 @@ func (s *Service) fireFirst(ctx context.Context, row persistence.InstanceRow, o 
 		if t.NextTryAt.After(now) {
 			return nil // put off after a failure: it keeps its place
 		}
-		f, ferr := s.fire(row, t, now) // no lock is held
+		f, ferr := s.fire(ctx, row, t, now) // no lock is held
 		if ferr == nil {
 			ferr = s.writeFiring(ctx, f, t, now)
 		}
@@ -128,7 +127,7 @@ func (s *Service) fireFirst(ctx context.Context, row persistence.InstanceRow, o 
 type firing struct {
 	l       loaded
 	req     SendEvent
-	tr      *machine.Transition // nil for a drop
+	tr      *move // nil for a drop
 	refusal error
 }
 
@@ -136,14 +135,14 @@ type firing struct {
 // source timer. An event the state refuses (a guard, a state that no longer handles it after a
 // migration) is not retried: the timer is to be dropped, with an audit row that says why. An error
 // is the timer's own failure.
-func (s *Service) fire(row persistence.InstanceRow, t persistence.Timer, now time.Time) (firing, error) {
+func (s *Service) fire(ctx context.Context, row persistence.InstanceRow, t persistence.Timer, now time.Time) (firing, error) {
 	l, err := s.load(row, row.ID, nil)
 	if err != nil {
 		return firing{}, err
 	}
 	f := firing{l: l, req: SendEvent{InstanceID: row.ID, Event: t.Event, RequestID: fmt.Sprintf("timer %d/%d", t.Revision, t.Idx),
 		source: audit.SourceTimer}}
-	f.tr, err = s.fireOn(l, t.Event, nil, now)
+	f.tr, err = s.fireOn(ctx, l, t.Event, nil, "", now)
 	if err != nil {
 		if code.Of(err) == "" {
 			return firing{}, err
@@ -197,6 +196,15 @@ func (s *Service) drop(ctx context.Context, tx *persistence.Tx, l loaded, event 
 		Dropped: code.Of(why) + ": " + why.Error()}
 	u := persistence.InstanceUpdateParams{ID: l.row.ID, ExpectRevision: l.row.Revision, Version: l.row.Version,
 		State: l.row.State, Context: l.row.Context, Revision: rev, Final: l.row.Final, UpdatedAt: now, EnteredAt: l.row.EnteredAt}
+	// A child's on_final counts in its group when it is refused too: the group has seen its outcome.
+	if stored, err := storedGroups(l.row); err == nil && len(stored) > 0 {
+		if g := counted(l, stored, event, req.sender); g != "" {
+			e := stored[g]
+			e.Final++
+			stored[g] = e
+			u.Children = mustJSON(stored)
+		}
+	}
 	msg := "a timer's event was refused: dropped"
 	if req.source == audit.SourceMessage {
 		msg = "a message was refused: dropped"

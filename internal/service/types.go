@@ -29,9 +29,30 @@ type Instance struct {
 	UpdatedAt  time.Time      `json:"updated_at" validate:"required" format:"date-time"`
 	EnteredAt  time.Time      `json:"entered_at" validate:"required" format:"date-time"`
 	Events     []string       `json:"events" validate:"required"` // the events the current state handles
+	// Parent is the instance that started this one as a child; absent for an instance created
+	// through the API.
+	Parent *ParentRef `json:"parent,omitempty"`
+	// Children are the child groups of the current entry of its state, by group: GET
+	// /v1/instances/{id} only.
+	Children map[string]ChildGroupCounts `json:"children,omitempty"`
 	// Timers are the pending timers of the current state, by due time: GET /v1/instances/{id} only
 	// (absent from the other answers).
 	Timers []PendingTimer `json:"timers,omitzero"`
+}
+
+// ParentRef is a child's parent: its id, the group that started the child, and the child's index
+// in it.
+type ParentRef struct {
+	ID    string `json:"id" example:"trip-1" validate:"required"`
+	Group string `json:"group" example:"legs" validate:"required"`
+	Index int    `json:"index" example:"0" validate:"required"`
+}
+
+// ChildGroupCounts are one child group's children: how many were started, run, and ended.
+type ChildGroupCounts struct {
+	Total   int `json:"total" validate:"required"`
+	Running int `json:"running" validate:"required"`
+	Final   int `json:"final" validate:"required"`
 }
 
 // PendingTimer is an armed timer of an instance: its event fires at due_at.
@@ -81,6 +102,7 @@ type SendEvent struct {
 	Actor          string         `json:"-"` // the name of the API key that sent it; "" without keys
 
 	source string // audit.SourceAPI (""), audit.SourceTimer or audit.SourceMessage
+	sender string // the instance that sent the message (source message)
 }
 
 // Explanation is what an event would do now, with no side effect.
@@ -144,7 +166,9 @@ type Page[T any] struct {
 type InstanceFilter struct {
 	Definition string
 	State      string
-	Version    int // 0 for any
+	Version    int    // 0 for any
+	Parent     string // only the children of this instance ("" for any)
+	Group      string // with Parent: only the children of this group
 	After      string
 	Limit      int
 }

@@ -16,8 +16,11 @@ import (
 // ex, the database (the write is then its own transaction) or the caller's transaction (timers
 // write a timer's deletion with it). persistence.ErrConflict when the instance moved on. It returns
 // the answer and the instance's row as written; no row when the write failed.
-func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, t *machine.Transition, req SendEvent, hash string,
+//
+// The children the transition starts are inserted with it, in one transaction.
+func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, m *move, req SendEvent, hash string,
 	now time.Time) (EventResult, persistence.InstanceRow, error) {
+	t := m.Transition
 	rev := l.row.Revision + 1
 	row, err := encodeTransition(l, t, rev)
 	if err != nil {
@@ -31,9 +34,12 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 	if !t.Stayed { // a stay does not leave the state: it keeps the time it was entered (and its timers)
 		next.EnteredAt = now
 	}
+	if m.groups != nil {
+		next.Children = m.groups
+	}
 	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
 		Version: next.Version, State: next.State, Context: next.Context, Revision: rev, Final: next.Final,
-		UpdatedAt: now, EnteredAt: next.EnteredAt}
+		UpdatedAt: now, EnteredAt: next.EnteredAt, Children: m.groups}
 	if len(t.Cancel) > 0 || len(t.Arm) > 0 { // the timers change with the transition, in its statement
 		update.Timers = &persistence.TimerChange{Cancel: len(t.Cancel) > 0, Arms: arms(t.Arm)}
 	}
@@ -52,7 +58,17 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 			return EventResult{}, persistence.InstanceRow{}, err
 		}
 	}
-	if err := audit.AppendWithUpdate(ctx, ex, update, row); err != nil {
+	if len(m.children) == 0 {
+		err = audit.AppendWithUpdate(ctx, ex, update, row)
+	} else {
+		err = persistence.InTx(ctx, ex, func(tx *persistence.Tx) error {
+			if err := audit.AppendWithUpdate(ctx, tx, update, row); err != nil {
+				return err
+			}
+			return persistence.ChildrenInsert(ctx, tx, m.children, m.childArms)
+		})
+	}
+	if err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
 	// Once committed: the transition counts in the stats, with its time in the state left

@@ -55,6 +55,12 @@ type Given struct {
 	State string         // "" for the initial state
 	Ctx   map[string]any // merged over the defaults
 	Now   time.Time
+	// Children are the counts of the child groups of the given state's current entry
+	// (`children.<group>`); the ids of the running ones follow the child id rule.
+	Children map[string]machine.ChildCounts
+	// Parent makes the instance a child: `instance.parent` is its id, and a final state sends it
+	// its on_final message.
+	Parent machine.Parent
 }
 
 // Step is an event or a clock advance.
@@ -86,9 +92,20 @@ type Then struct {
 	// transition the step took, timers included. Each payload is a subset. nil: not compared; empty:
 	// none.
 	Sent *[]Sent
+	// Children are the children the last step started, by group: their number, or each one's
+	// context (a subset). nil: not compared.
+	Children map[string]StartedWant
 	// Of a migration only.
 	Stranded *bool   // whether the instance stays on its version; nil: expected to move
 	Reason   *string // why it stays: migration.StateUnmapped, RuleFailed or ContextInvalid
+}
+
+// StartedWant is what then.children expects of one group: Count children, or as many as Ctx has,
+// each with a context of which Ctx[i] is a subset.
+type StartedWant struct {
+	Count int
+	Ctx   []map[string]any // nil: only Count is compared
+	Line  int
 }
 
 // Sent is one expected message of then.sent.
@@ -99,13 +116,15 @@ type Sent struct {
 }
 
 var (
-	tableKeys = []string{"definition", "cases", "migrations"}
-	caseKeys  = []string{"name", "given", "when", "then"}
-	givenKeys = []string{"state", "ctx", "now"}
-	stepKeys  = []string{"event", "payload", "advance"}
-	thenKeys  = []string{"state", "ctx", "error", "final", "notified", "sent"}
-	sentKeys  = []string{"to", "event", "payload"}
-	codes     = []string{code.UnknownEvent, code.InvalidTransition, code.GuardRejected,
+	tableKeys  = []string{"definition", "cases", "migrations"}
+	caseKeys   = []string{"name", "given", "when", "then"}
+	givenKeys  = []string{"state", "ctx", "now", "children", "parent"}
+	parentKeys = []string{"id", "group", "index", "on_final"}
+	countKeys  = []string{"total", "running", "final"}
+	stepKeys   = []string{"event", "payload", "advance"}
+	thenKeys   = []string{"state", "ctx", "error", "final", "notified", "sent", "children"}
+	sentKeys   = []string{"to", "event", "payload"}
+	codes      = []string{code.UnknownEvent, code.InvalidTransition, code.GuardRejected,
 		code.InstanceFinal, code.InvalidPayload, code.ExpressionFailed}
 	migrationKeys     = []string{"name", "from", "given", "then"}
 	migrationThenKeys = []string{"state", "ctx", "stranded", "reason"}
@@ -277,6 +296,71 @@ func (p *parser) given(g *Given, n *yaml.Node) {
 	if e, ok := spec.Get("now"); ok {
 		g.Now = p.time(e.Val, "given.now")
 	}
+	if e, ok := spec.Get("parent"); ok {
+		fields, _ := p.Mapping(e.Val, "given.parent")
+		spec := p.Keys(fields, "given.parent", parentKeys...)
+		for _, k := range parentKeys {
+			f, ok := spec.Get(k)
+			switch {
+			case !ok && k == "id":
+				p.Errorf(source.At(e.Val), "given.parent needs `id`")
+			case !ok:
+			case k == "index":
+				g.Parent.Index = p.count(f.Val, "given.parent.index")
+			default:
+				v, _ := p.Scalar(f.Val, "given.parent."+k)
+				switch k {
+				case "id":
+					g.Parent.ID = v
+				case "group":
+					g.Parent.Group = v
+				case "on_final":
+					g.Parent.OnFinal = v
+				}
+			}
+		}
+	}
+	if e, ok := spec.Get("children"); ok {
+		groups, _ := p.Mapping(e.Val, "given.children")
+		g.Children = map[string]machine.ChildCounts{}
+		for _, grp := range groups {
+			what := "given.children." + grp.Key
+			fields, ok := p.Mapping(grp.Val, what)
+			if !ok {
+				continue
+			}
+			spec := p.Keys(fields, what, countKeys...)
+			var n [3]int
+			for i, k := range countKeys {
+				if f, ok := spec.Get(k); ok {
+					n[i] = p.count(f.Val, what+"."+k)
+				}
+			}
+			c := machine.ChildCounts{Total: n[0], Running: n[1], Final: n[2]}
+			_, hasRunning := spec.Get("running")
+			_, hasFinal := spec.Get("final")
+			switch {
+			case hasRunning && !hasFinal:
+				c.Final = c.Total - c.Running
+			case !hasRunning:
+				c.Running = c.Total - c.Final
+			}
+			if c.Running < 0 || c.Final < 0 || c.Running+c.Final != c.Total {
+				p.Errorf(source.At(grp.Val), "%s: running (%d) and final (%d) must add up to total (%d)", what, c.Running, c.Final, c.Total)
+			}
+			g.Children[grp.Key] = c
+		}
+	}
+}
+
+// count reads a number of children: an int from 0 to machine.MaxChildren.
+func (p *parser) count(n *yaml.Node, what string) int {
+	var v int
+	if err := p.Resolve(n).Decode(&v); err != nil || v < 0 || v > machine.MaxChildren {
+		p.Errorf(source.At(n), "%s must be a number of children, from 0 to %d", what, machine.MaxChildren)
+		return 0
+	}
+	return v
 }
 
 func (p *parser) step(n *yaml.Node) (Step, bool) {
@@ -383,6 +467,40 @@ func (p *parser) then(t *Then, n *yaml.Node) {
 			sent = append(sent, m)
 		}
 		t.Sent = &sent
+	}
+	if e, ok := spec.Get("children"); ok {
+		groups, _ := p.Mapping(e.Val, "then.children")
+		t.Children = map[string]StartedWant{}
+		for _, grp := range groups {
+			what := "then.children." + grp.Key
+			w := StartedWant{Line: grp.KeyNode.Line}
+			v := p.Resolve(grp.Val)
+			if v.Kind == yaml.SequenceNode {
+				w.Ctx = []map[string]any{}
+				for _, item := range v.Content {
+					fields, ok := p.Mapping(item, "a "+what+" entry")
+					if !ok {
+						continue
+					}
+					spec := p.Keys(fields, "a "+what+" entry", "ctx")
+					ctx := map[string]any{}
+					if f, ok := spec.Get("ctx"); ok {
+						ctx = p.object(f.Val, what+" ctx")
+					}
+					w.Ctx = append(w.Ctx, ctx)
+				}
+				w.Count = len(w.Ctx)
+			} else {
+				fields, _ := p.Mapping(v, what)
+				spec := p.Keys(fields, what, "count")
+				if f, ok := spec.Get("count"); ok {
+					w.Count = p.count(f.Val, what+".count")
+				} else {
+					p.Errorf(source.At(v), "%s needs `count`, or a list of the children's {ctx}", what)
+				}
+			}
+			t.Children[grp.Key] = w
+		}
 	}
 }
 

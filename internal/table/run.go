@@ -39,6 +39,8 @@ type instance struct {
 	notified []string
 	// sent lists the messages the transitions of the current step sent, in order.
 	sent []machine.Message
+	// started lists the children the transitions of the current step started.
+	started []machine.ChildStart
 }
 
 // Run runs one case of a table against def, recording what it exercises in cov (which may be nil).
@@ -56,7 +58,7 @@ func Run(def *machine.Definition, c *Case, cov *Coverage) *Result {
 	var stepErr error
 	for i, s := range c.Steps {
 		res.Step = i + 1
-		in.sent = nil
+		in.sent, in.started = nil, nil
 		if s.Event != "" {
 			// Timers already due fire first, as the service's scheduler would have fired them by now:
 			// an `at` deadline can lie in the past when it is armed.
@@ -87,7 +89,20 @@ func start(def *machine.Definition, g Given, cov *Coverage) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("given.%v", err)
 	}
-	snap := machine.Snapshot{ID: "test", Version: 1, State: state, Context: ctx.(map[string]any), CreatedAt: g.Now, EnteredAt: g.Now}
+	snap := machine.Snapshot{ID: "test", Version: 1, State: state, Context: ctx.(map[string]any), CreatedAt: g.Now, EnteredAt: g.Now,
+		Parent: g.Parent}
+	if g.Parent.ID != "" {
+		snap.Depth = 1
+	}
+	for name, c := range g.Children {
+		if def.Groups[name] == nil || def.Groups[name].State != state {
+			return nil, fmt.Errorf("given.children: %q is not a child group of state %s", name, state)
+		}
+		if snap.Children == nil {
+			snap.Children = map[string]machine.ChildCounts{}
+		}
+		snap.Children[name] = withIDs(name, c)
+	}
 	due, err := def.Timers(snap)
 	if err != nil {
 		return nil, fmt.Errorf("arming the timers of %s: %v", state, err)
@@ -102,8 +117,29 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
-// fire handles one event, as the service would.
+// withIDs gives the running children of a group ids, by the child id rule (instance test at
+// revision 1): the last Running indexes.
+func withIDs(group string, c machine.ChildCounts) machine.ChildCounts {
+	c.IDs = make([]string, c.Running)
+	for i := range c.IDs {
+		c.IDs[i] = machine.ChildID("test", group, 1, c.Total-c.Running+i)
+	}
+	return c
+}
+
+// fire handles one event, as the service would. An event that is the on_final of a group of the
+// state counts as a child's outcome received: the group's final goes up (it is the one being
+// handled), as it does when a child's message is delivered.
 func (in *instance) fire(event string, payload map[string]any, via string) error {
+	if st := in.def.States[in.snap.State]; st != nil {
+		for _, g := range st.Children {
+			if c, ok := in.snap.Children[g.Name]; ok && g.OnFinal == event && c.Running > 0 {
+				c.Final, c.Running = c.Final+1, c.Running-1
+				in.snap.Children = maps.Clone(in.snap.Children)
+				in.snap.Children[g.Name] = withIDs(g.Name, c)
+			}
+		}
+	}
 	t, err := machine.Fire(in.def, in.snap, event, payload, in.clock)
 	in.cov.record(in.def, in.snap.State, event, t, err)
 	if err != nil {
@@ -129,6 +165,16 @@ func (in *instance) fire(event string, payload map[string]any, via string) error
 	if !t.Stayed { // a stay keeps the state, the time it was entered and its pending timers
 		in.snap.State, in.snap.EnteredAt = t.To, in.clock
 		in.pending = t.Arm
+		in.snap.Children = nil // the groups of the state entered, all running
+		for _, s := range t.Start {
+			if in.snap.Children == nil {
+				in.snap.Children = map[string]machine.ChildCounts{}
+			}
+			n := len(s.Contexts)
+			in.snap.Children[s.Group.Name] = withIDs(s.Group.Name, machine.ChildCounts{Total: n, Running: n})
+			in.tracef("  starts %d %s children (%s)", n, s.Group.Name, s.Group.Definition)
+		}
+		in.started = append(in.started, t.Start...)
 	}
 	return nil
 }
@@ -191,6 +237,44 @@ func (in *instance) compare(then Then, stepErr error) []string {
 	}
 	if then.Sent != nil {
 		fails = append(fails, compareSent(*then.Sent, in.sent)...)
+	}
+	if then.Children != nil {
+		fails = append(fails, in.compareStarted(then.Children)...)
+	}
+	return fails
+}
+
+// compareStarted checks the children the last step started against want, group by group: every
+// group of want, and no other.
+func (in *instance) compareStarted(want map[string]StartedWant) []string {
+	var fails []string
+	got := map[string]machine.ChildStart{}
+	for _, s := range in.started {
+		got[s.Group.Name] = s
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		w := want[name]
+		if in.def.Groups[name] == nil {
+			fails = append(fails, fmt.Sprintf("then.children: %q is not a child group of %s", name, in.def.Name))
+			continue
+		}
+		g := got[name]
+		if len(g.Contexts) != w.Count {
+			fails = append(fails, fmt.Sprintf("children.%s: expected %d started, got %d", name, w.Count, len(g.Contexts)))
+			continue
+		}
+		for i, ctx := range w.Ctx {
+			for _, k := range slices.Sorted(maps.Keys(ctx)) {
+				if gv, ok := g.Contexts[i][k]; !ok || asJSON(gv) != asJSON(ctx[k]) {
+					fails = append(fails, fmt.Sprintf("children.%s[%d].ctx.%s: expected %s, got %s", name, i, k, asJSON(ctx[k]), asJSON(gv)))
+				}
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(got)) {
+		if _, ok := want[name]; !ok {
+			fails = append(fails, fmt.Sprintf("children: %s started %d children, which then.children does not name", name, len(got[name].Contexts)))
+		}
 	}
 	return fails
 }

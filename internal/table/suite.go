@@ -129,7 +129,7 @@ func (r *resolver) definition(t *Table) (*machine.Definition, source.Diagnostics
 	}
 	file := filepath.Join(dir, name+".yaml")
 	if data, err := source.ReadFile(file); err == nil {
-		def, diags := machine.Parse(file, data)
+		def, diags := machine.ParseWith(file, data, r.resolve(dir)) // a child group's definition is in the folder
 		if diags.Errors() > 0 {
 			return nil, append(diags, source.Diagnostic{File: t.File, Severity: source.SevError,
 				Message: fmt.Sprintf("its definition %s is invalid", file)})
@@ -143,13 +143,9 @@ func (r *resolver) definition(t *Table) (*machine.Definition, source.Diagnostics
 	if t.Definition == "" {
 		return fail("no definition to test: %s does not exist (name one with `definition:`)", file)
 	}
-	set := r.dirs[dir]
-	if set == nil {
-		var err error
-		if set, _, err = machine.Load(dir); err != nil {
-			return fail("loading the definitions in %s: %v", dir, err)
-		}
-		r.dirs[dir] = set
+	set, err := r.dir(dir)
+	if err != nil {
+		return fail("loading the definitions in %s: %v", dir, err)
 	}
 	if def := set.ByName[name]; def != nil {
 		return def, nil
@@ -203,6 +199,30 @@ type olderVersion struct {
 	def   *machine.Definition
 	diags source.Diagnostics
 	err   error // the file cannot be read
+}
+
+// dir loads the definitions of a folder once for every table in it.
+func (r *resolver) dir(dir string) (*machine.Set, error) {
+	if set := r.dirs[dir]; set != nil {
+		return set, nil
+	}
+	set, _, err := machine.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	r.dirs[dir] = set
+	return set, nil
+}
+
+// resolve finds the definitions a child group names among those of the folder.
+func (r *resolver) resolve(dir string) machine.Resolve {
+	return func(name string) *machine.Definition {
+		set, err := r.dir(dir)
+		if err != nil {
+			return nil
+		}
+		return set.ByName[name]
+	}
 }
 
 // older loads the definition in path once for every table that names it.

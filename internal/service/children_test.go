@@ -1,0 +1,108 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/fsmd-io/fsmd/internal/dbtest"
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+	"github.com/fsmd-io/fsmd/internal/service"
+)
+
+// examples loads the trip and booking examples of definitions/ together.
+func examples(t *testing.T, names ...string) *machine.Set {
+	t.Helper()
+	var files []string
+	for _, n := range names {
+		files = append(files, "../../definitions/"+n+".yaml")
+	}
+	set, diags, err := machine.Load(files...)
+	if err != nil || diags.Errors() > 0 {
+		t.Fatalf("loading %v: %v %v", names, err, diags)
+	}
+	return set
+}
+
+func tripContext(kinds ...string) map[string]any {
+	legs := make([]any, len(kinds))
+	for i, k := range kinds {
+		legs[i] = map[string]any{"kind": k, "price": 100 * (i + 1)}
+	}
+	return map[string]any{"legs": legs}
+}
+
+// TestChildrenTrip: a trip starts its legs with itself; it is booked once every leg is confirmed,
+// exactly then; when a leg fails the others are cancelled by messages and the trip ends once the
+// last has ended, with its counts exact.
+func TestChildrenTrip(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
+		ctx := context.Background()
+		svc := service.New(db, service.Options{})
+		t.Cleanup(svc.Close)
+		if err := svc.Register(ctx, examples(t, "booking", "trip")); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"t-ok", "t-fail"} {
+			if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "trip", ID: id, Context: tripContext("flight", "hotel", "car")}); err != nil {
+				t.Fatal(err)
+			}
+			sendOK(t, svc, id, "book", nil)
+		}
+		page, err := svc.ListChildren(ctx, "t-ok", service.InstanceFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) != 3 {
+			t.Fatalf("children: %d, want 3", len(page.Items))
+		}
+		for i, c := range page.Items {
+			want := fmt.Sprintf("t-ok.legs.1.%d", i)
+			if c.ID != want || c.Parent == nil || c.Parent.ID != "t-ok" || c.Parent.Index != i || c.State != "requested" {
+				t.Errorf("child %d: %+v %+v, want id %s", i, c, c.Parent, want)
+			}
+		}
+		for i := range 3 {
+			_, _, err := svc.SendEvent(ctx, service.SendEvent{InstanceID: fmt.Sprintf("t-ok.legs.1.%d", i), Event: "confirm",
+				Payload: map[string]any{"reference": fmt.Sprint("R", i)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliverAll(t, svc)
+			inst, err := svc.GetInstance(ctx, "t-ok")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wantState := map[bool]string{true: "booked", false: "booking"}[i == 2]; inst.State != wantState {
+				t.Fatalf("after %d confirmations: trip %s, want %s", i+1, inst.State, wantState)
+			}
+		}
+
+		// t-fail: the hotel fails; flight (confirmed) and car (requested) are cancelled.
+		sendOK(t, svc, "t-fail.legs.1.0", "confirm", map[string]any{"reference": "F"})
+		sendOK(t, svc, "t-fail.legs.1.1", "fail", nil)
+		deliverAll(t, svc)
+		inst, err := svc.GetInstance(ctx, "t-fail")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inst.State != "cancelled" || inst.Context["reason"] != "leg hotel failed" {
+			t.Fatalf("t-fail: %s %v, want cancelled with the hotel's failure", inst.State, inst.Context)
+		}
+		for i, want := range []string{"cancelled", "failed", "cancelled"} {
+			c, err := svc.GetInstance(ctx, fmt.Sprintf("t-fail.legs.1.%d", i))
+			if err != nil || c.State != want {
+				t.Fatalf("leg %d: %v %v, want %s", i, c.State, err, want)
+			}
+		}
+	})
+}
+
+func sendOK(t *testing.T, svc *service.Service, id, event string, payload map[string]any) {
+	t.Helper()
+	if _, _, err := svc.SendEvent(context.Background(), service.SendEvent{InstanceID: id, Event: event, Payload: payload}); err != nil {
+		t.Fatalf("%s %s: %v", id, event, err)
+	}
+}
