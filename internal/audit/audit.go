@@ -49,6 +49,17 @@ func AppendWithUpdate(ctx context.Context, ex persistence.Executor, u persistenc
 	return persistence.InstanceAdvance(ctx, ex, u, r)
 }
 
+// AppendMany writes several transitions of one instance without other effects, and deletes the
+// messages that caused them, in tx (persistence.InstanceAdvanceMany).
+func AppendMany(ctx context.Context, tx *persistence.Tx, u persistence.InstanceUpdateParams, rows []Row, messages []string) error {
+	for _, r := range rows {
+		if err := check(r); err != nil {
+			return err
+		}
+	}
+	return persistence.InstanceAdvanceMany(ctx, tx, u, rows, messages)
+}
+
 // AppendMoves moves instances a migration decided in Go to m.ToVersion, each with its audit row
 // (source migration, event m.Event, seq the instance's new revision), in the caller's transaction,
 // which holds their locks (persistence.InstanceMoveRows: one statement a batch on PostgreSQL).

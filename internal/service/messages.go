@@ -94,9 +94,28 @@ func (s *Service) DeliverDue(ctx context.Context, o MessageOptions) (int, error)
 	if err != nil {
 		return 0, err
 	}
+	// The pairs of one target are delivered together (messages_batch.go); a target's only pair,
+	// with the pair's next messages after it.
+	var targets [][]persistence.MessageRow
+	at := map[string]int{}
+	for _, m := range rows {
+		i, ok := at[m.Target]
+		if !ok {
+			i, at[m.Target] = len(targets), len(targets)
+			targets = append(targets, nil)
+		}
+		targets[i] = append(targets[i], m)
+	}
 	var more atomic.Bool
-	err = round(rows, messageWorkers, func(m persistence.MessageRow) error {
-		left, err := s.deliverPair(ctx, m, o.Batch)
+	err = round(targets, messageWorkers, func(ms []persistence.MessageRow) error {
+		if len(ms) > 1 {
+			done, err := s.deliverTo(ctx, ms)
+			if done < len(ms) {
+				more.Store(true)
+			}
+			return err
+		}
+		left, err := s.deliverPair(ctx, ms[0], o.Batch)
 		if left {
 			more.Store(true)
 		}
@@ -179,7 +198,8 @@ func (s *Service) deliver(ctx context.Context, m persistence.MessageRow) error {
 					return err
 				}
 				if refusal != nil {
-					return s.drop(ctx, tx, l, m.Event, m.Payload, req, refusal, now)
+					_, err := s.drop(ctx, tx, l, m.Event, m.Payload, req, refusal, now)
+					return err
 				}
 				_, _, err := s.write(ctx, tx, l, tr, req, "", now)
 				return err

@@ -64,11 +64,17 @@ states:
 )
 
 // set parses definitions into a set, as machine.Load would read them from files.
-func set(t *testing.T, sources ...string) *machine.Set {
+func set(t testing.TB, sources ...string) *machine.Set {
 	t.Helper()
 	s := &machine.Set{ByName: map[string]*machine.Definition{}}
+	first := map[string]*machine.Definition{} // what child groups name
 	for _, src := range sources {
-		def, diags := machine.Parse("def.yaml", []byte(src))
+		if def, _ := machine.Parse("def.yaml", []byte(src)); def != nil {
+			first[def.Name] = def
+		}
+	}
+	for _, src := range sources {
+		def, diags := machine.ParseWith("def.yaml", []byte(src), func(name string) *machine.Definition { return first[name] })
 		if diags.Errors() > 0 {
 			t.Fatalf("%v", (&machine.InvalidDefinitionError{Diagnostics: diags}).Error())
 		}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -169,7 +170,7 @@ func (s *Service) writeFiring(ctx context.Context, f firing, t persistence.Timer
 		if f.tr != nil {
 			_, _, err = s.write(ctx, tx, f.l, f.tr, f.req, "", now)
 		} else {
-			err = s.drop(ctx, tx, f.l, t.Event, nil, f.req, f.refusal, now)
+			_, err = s.drop(ctx, tx, f.l, t.Event, nil, f.req, f.refusal, now)
 		}
 		if err != nil {
 			return err
@@ -184,8 +185,23 @@ func (s *Service) writeFiring(ctx context.Context, f firing, t persistence.Timer
 
 // drop records a timer's or a message's event that was refused (req.source says which): an audit
 // row with the reason and the payload (nil: none), and the instance's revision bumped (its pending
-// timers changed); its state, context and entered_at stay.
-func (s *Service) drop(ctx context.Context, tx *persistence.Tx, l loaded, event string, payload []byte, req SendEvent, why error, now time.Time) error {
+// timers changed); its state, context and entered_at stay. It returns the instance's row as written.
+func (s *Service) drop(ctx context.Context, tx *persistence.Tx, l loaded, event string, payload []byte, req SendEvent, why error,
+	now time.Time) (persistence.InstanceRow, error) {
+	row, next := s.dropRow(l, event, payload, req, why, now)
+	u := persistence.InstanceUpdateParams{ID: l.row.ID, ExpectRevision: l.row.Revision, Version: l.row.Version,
+		State: l.row.State, Context: l.row.Context, Revision: next.Revision, Final: l.row.Final, UpdatedAt: now, EnteredAt: l.row.EnteredAt}
+	if !bytes.Equal(next.Children, l.row.Children) {
+		u.Children = next.Children
+	}
+	if err := audit.AppendWithUpdate(ctx, tx, u, row); err != nil {
+		return persistence.InstanceRow{}, err
+	}
+	return next, nil
+}
+
+// dropRow makes the audit row of a refused event and the instance's row after it.
+func (s *Service) dropRow(l loaded, event string, payload []byte, req SendEvent, why error, now time.Time) (audit.Row, persistence.InstanceRow) {
 	rev := l.row.Revision + 1
 	if len(payload) == 0 {
 		payload = []byte("{}")
@@ -194,15 +210,15 @@ func (s *Service) drop(ctx context.Context, tx *persistence.Tx, l loaded, event 
 		Guards: []byte("[]"), Payload: payload, ContextBefore: l.row.Context, ContextAfter: l.row.Context,
 		Source: req.source, RequestID: req.RequestID, DefinitionVersion: l.row.Version, At: now,
 		Dropped: code.Of(why) + ": " + why.Error()}
-	u := persistence.InstanceUpdateParams{ID: l.row.ID, ExpectRevision: l.row.Revision, Version: l.row.Version,
-		State: l.row.State, Context: l.row.Context, Revision: rev, Final: l.row.Final, UpdatedAt: now, EnteredAt: l.row.EnteredAt}
+	next := l.row
+	next.Revision, next.UpdatedAt = rev, now
 	// A child's on_final counts in its group when it is refused too: the group has seen its outcome.
 	if stored, err := storedGroups(l.row); err == nil && len(stored) > 0 {
 		if g := counted(l, stored, event, req.sender); g != "" {
 			e := stored[g]
 			e.Final++
 			stored[g] = e
-			u.Children = mustJSON(stored)
+			next.Children = mustJSON(stored)
 		}
 	}
 	msg := "a timer's event was refused: dropped"
@@ -211,5 +227,5 @@ func (s *Service) drop(ctx context.Context, tx *persistence.Tx, l loaded, event 
 	}
 	s.log.Info(msg, slog.String("instance", l.row.ID), slog.String("event", event),
 		slog.String("reason", row.Dropped))
-	return audit.AppendWithUpdate(ctx, tx, u, row)
+	return row, next
 }

@@ -22,20 +22,9 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 	now time.Time) (EventResult, persistence.InstanceRow, error) {
 	t := m.Transition
 	rev := l.row.Revision + 1
-	row, err := encodeTransition(l, t, rev)
+	row, next, err := prepare(l, m, req, hash, now)
 	if err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
-	}
-	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = cmp.Or(req.source, audit.SourceAPI), req.RequestID, req.IdempotencyKey, hash, now
-	row.Actor = req.Actor
-
-	next := l.row
-	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt = t.To, row.ContextAfter, rev, t.Final, now
-	if !t.Stayed { // a stay does not leave the state: it keeps the time it was entered (and its timers)
-		next.EnteredAt = now
-	}
-	if m.groups != nil {
-		next.Children = m.groups
 	}
 	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
 		Version: next.Version, State: next.State, Context: next.Context, Revision: rev, Final: next.Final,
@@ -84,6 +73,28 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 		ex.AfterCommit(s.messageWake.signal) // the local dispatcher delivers them without waiting for its poll
 	}
 	return answer(l, next, t, now), next, nil
+}
+
+// prepare makes the audit row of the transition m of l and the instance's row after it.
+func prepare(l loaded, m *move, req SendEvent, hash string, now time.Time) (audit.Row, persistence.InstanceRow, error) {
+	t := m.Transition
+	rev := l.row.Revision + 1
+	row, err := encodeTransition(l, t, rev)
+	if err != nil {
+		return audit.Row{}, persistence.InstanceRow{}, err
+	}
+	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = cmp.Or(req.source, audit.SourceAPI), req.RequestID, req.IdempotencyKey, hash, now
+	row.Actor = req.Actor
+
+	next := l.row
+	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt = t.To, row.ContextAfter, rev, t.Final, now
+	if !t.Stayed { // a stay does not leave the state: it keeps the time it was entered (and its timers)
+		next.EnteredAt = now
+	}
+	if m.groups != nil {
+		next.Children = m.groups
+	}
+	return row, next, nil
 }
 
 // arms are the timers to arm for the engine's deadlines.

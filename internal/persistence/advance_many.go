@@ -1,0 +1,67 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// InstanceAdvanceMany writes several transitions of one instance in tx, in three statements
+// whatever their number: the pending messages that caused them are deleted (ids), their audit rows
+// r inserted (seqs u.ExpectRevision+1 to u.Revision, in order), and the instance updated to u, its
+// state after the last. The transitions must have no other effect (timers, outbox rows, messages,
+// children): they are the stays and the refusals of a batch of messages to one target. ErrConflict
+// when a message is not pending any more, the instance is not at u.ExpectRevision, or a seq is
+// taken: the caller's transaction then fails as a whole.
+func InstanceAdvanceMany(ctx context.Context, tx *Tx, u InstanceUpdateParams, r []TransitionRow, ids []string) error {
+	if len(r) == 0 {
+		return nil
+	}
+	if u.Timers != nil || len(u.Outbox) > 0 || len(u.Messages) > 0 || int64(len(r)) != u.Revision-u.ExpectRevision {
+		return fmt.Errorf("persistence: advance instance %q by %d transitions from %d to %d, with effects", u.ID, len(r), u.ExpectRevision, u.Revision)
+	}
+	for i, t := range r {
+		if t.InstanceID != u.ID || t.Seq != u.ExpectRevision+int64(i)+1 {
+			return fmt.Errorf("persistence: advance instance %q from %d with transition %d of %q", u.ID, u.ExpectRevision, t.Seq, t.InstanceID)
+		}
+	}
+	if len(ids) > 0 {
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		res, err := execContext(ctx, tx, `DELETE FROM messages WHERE status = 'pending' AND id IN (`+placeholders(len(ids))+`)`, args...)
+		if err != nil {
+			return translate(canceled(ctx, fmt.Errorf("persistence: delete %d messages to %q: %w", len(ids), u.ID, err)))
+		}
+		if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
+			return fmt.Errorf("persistence: %d of %d messages to %q were pending: %w", n, len(ids), u.ID, ErrConflict)
+		}
+	}
+	if err := InstanceUpdate(ctx, tx, u); err != nil {
+		return err
+	}
+	d := tx.Dialect
+	var b strings.Builder
+	b.WriteString(`INSERT INTO transitions (` + transitionReadColumns + `) VALUES `)
+	args := make([]any, 0, 19*len(r))
+	for i, t := range r {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + placeholders(19) + ")")
+		args = append(args, t.InstanceID, t.Seq, t.Event, t.From, t.To, t.Branch,
+			jsonArg(t.Guards, "[]"), jsonArg(t.Payload, "{}"), jsonArg(t.ContextBefore, "{}"), jsonArg(t.ContextAfter, "{}"),
+			t.Source, t.RequestID, nullString(t.IdempotencyKey), t.RequestHash, t.DefinitionVersion,
+			nullInt(t.FromVersion), timeArg(d, t.At), nullString(t.Dropped), nullString(t.Actor))
+	}
+	if _, err := execContext(ctx, tx, b.String(), args...); err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: insert %d transitions of instance %q: %w", len(r), u.ID, err)))
+	}
+	return nil
+}
+
+// placeholders is n comma-separated placeholders.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
