@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -24,24 +25,33 @@ import (
 // Debian's chromium), against the real server on PostgreSQL with API keys: the key prompt, the
 // definitions page, a definition's diagram with its live counts and heat, an instance with its
 // state highlighted, timers and history, finding an instance by id, a script in an instance id
-// shown as text, and the instances a migration stranded. The script writes a screenshot of each
+// shown as text, the instances a migration stranded, and a trip's children (their counts, by
+// state, listed and paged) with the way back from a child to its parent. The script writes a screenshot of each
 // page to tests/ui/screenshots (or $FSMD_SCREENSHOTS). `make ui-deps` installs what it needs.
+
+// consoleManyLegs is how many legs the second trip books: more than the 100 a group lists at first.
+const consoleManyLegs = 105
 
 // consoleXSS is an instance id that would run script if the console wrote ids as HTML.
 const consoleXSS = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>`
 
 // consoleFixture is what the seeding made, for the script to look for.
 type consoleFixture struct {
-	URL         string `json:"url"`
-	OpenURL     string `json:"open_url"` // the same service, served without keys
-	Key         string `json:"key"`      // a read key: the console needs no more
-	Order       string `json:"order"`
-	OrderState  string `json:"order_state"`
-	OrderEvents int    `json:"order_events"` // its history rows
-	Pending     string `json:"pending"`      // an order with a pending timer
-	XSS         string `json:"xss"`
-	Stranded    string `json:"stranded"` // a claim the migration to v2 left on v1 (state_unmapped)
-	Screenshots string `json:"screenshots"`
+	URL         string   `json:"url"`
+	OpenURL     string   `json:"open_url"` // the same service, served without keys
+	Key         string   `json:"key"`      // a read key: the console needs no more
+	Order       string   `json:"order"`
+	OrderState  string   `json:"order_state"`
+	OrderEvents int      `json:"order_events"` // its history rows
+	Pending     string   `json:"pending"`      // an order with a pending timer
+	XSS         string   `json:"xss"`
+	Stranded    string   `json:"stranded"`  // a claim the migration to v2 left on v1 (state_unmapped)
+	Trip        string   `json:"trip"`      // a trip booking its 2 legs: children of group legs, both requested
+	TripLegs    []string `json:"trip_legs"` // their ids, in index order
+	ManyTrip    string   `json:"many_trip"` // a trip booking consoleManyLegs legs: more than a group's list shows at first
+	ManyLegs    int      `json:"many_legs"`
+	DoneTrip    string   `json:"done_trip"` // a trip cancelled when its first leg failed: its children were started by a state it has left
+	Screenshots string   `json:"screenshots"`
 }
 
 func TestConsole(t *testing.T) {
@@ -124,6 +134,73 @@ func TestConsole(t *testing.T) {
 			t.Fatalf("the claim migration: %+v after 20s", m)
 		}
 	}
+	// Trips (definitions/trip.yaml) that start bookings as their children: one with 2 legs, and one
+	// with more legs than the console lists at first.
+	legs := []map[string]any{{"kind": "flight", "price": 1}, {"kind": "hotel", "price": 2}}
+	many := make([]map[string]any, consoleManyLegs)
+	for i := range many {
+		many[i] = map[string]any{"kind": "car", "price": i + 1}
+	}
+	for id, l := range map[string][]map[string]any{"trip-1": legs, "trip-many": many} {
+		want(as("POST", "/v1/instances", map[string]any{"definition": "trip", "id": id, "context": map[string]any{"legs": l}}), 201)
+		send(id, "book", nil, 200)
+	}
+	var trip struct {
+		State    string                    `json:"state"`
+		Revision int64                     `json:"revision"`
+		Children map[string]map[string]int `json:"children"`
+	}
+	if err := json.Unmarshal(as("GET", "/v1/instances/trip-1", nil).body, &trip); err != nil {
+		t.Fatal(err)
+	}
+	if trip.State != "booking" || trip.Children["legs"]["total"] != 2 || trip.Children["legs"]["running"] != 2 {
+		t.Fatalf("trip-1 after book: %+v", trip)
+	}
+	tripLegs := []string{machine.ChildID("trip-1", "legs", trip.Revision, 0), machine.ChildID("trip-1", "legs", trip.Revision, 1)}
+	for _, id := range tripLegs {
+		want(as("GET", apiPath("/v1/instances/%s", id), nil), 200)
+	}
+	// A trip whose first leg fails: it cancels the other (a message), and ends cancelled once both
+	// legs have ended (their on_final messages), out of the state that started them.
+	msgCtx, stopMessages := context.WithCancel(ctx)
+	t.Cleanup(stopMessages)
+	go svc.RunMessages(msgCtx, service.MessageOptions{})
+	want(as("POST", "/v1/instances", map[string]any{"definition": "trip", "id": "trip-done", "context": map[string]any{"legs": legs}}), 201)
+	send("trip-done", "book", nil, 200)
+	send(machine.ChildID("trip-done", "legs", 1, 0), "fail", nil, 200)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var done struct {
+			State    string         `json:"state"`
+			Children map[string]any `json:"children"`
+		}
+		if err := json.Unmarshal(as("GET", "/v1/instances/trip-done", nil).body, &done); err != nil {
+			t.Fatal(err)
+		}
+		if done.State == "cancelled" {
+			if done.Children != nil {
+				t.Fatalf("trip-done, cancelled, has the children of its current entry: %v", done.Children)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trip-done is %s after 20s, want cancelled", done.State)
+		}
+	}
+	// It ended on both legs' outcomes: the first failed, the other cancelled by it.
+	var doneLegs struct {
+		Items []struct {
+			ID    string `json:"id"`
+			State string `json:"state"`
+			Final bool   `json:"final"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(as("GET", "/v1/instances/trip-done/children", nil).body, &doneLegs); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(doneLegs.Items); got != "[{trip-done.legs.1.0 failed true} {trip-done.legs.1.1 cancelled true}]" {
+		t.Fatalf("trip-done is cancelled, its legs are %s", got)
+	}
+
 	// Refusals are counted in memory and written about once a second: wait until the stats have them.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		body := string(as("GET", "/v1/definitions/order/stats", nil).body)
@@ -140,7 +217,8 @@ func TestConsole(t *testing.T) {
 		shots, _ = filepath.Abs("ui/screenshots")
 	}
 	fixture, _ := json.Marshal(consoleFixture{URL: srv.URL, OpenURL: noKeys.URL, Key: keys[auth.Read], Order: "order-1", OrderState: "delivered",
-		OrderEvents: 3, Pending: "order-5", XSS: consoleXSS, Stranded: "claim-h1", Screenshots: shots})
+		OrderEvents: 3, Pending: "order-5", XSS: consoleXSS, Stranded: "claim-h1", Trip: "trip-1", TripLegs: tripLegs,
+		ManyTrip: "trip-many", ManyLegs: consoleManyLegs, DoneTrip: "trip-done", Screenshots: shots})
 
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()

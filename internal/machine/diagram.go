@@ -12,15 +12,28 @@ import (
 // Guards are left out: they are long, and the diagram shows where an instance can go. A state with
 // a description is declared with its name as its label first: Mermaid 11 and later show a lone
 // description in place of the name.
+//
+// A state that starts children (`children`) has a line per group, "starts GROUP (DEFINITION)", under
+// its description, and the class ChildrenClass, declared at the end with a dashed border that leaves
+// the fill to other classes (the console colours states by their instances).
 func Mermaid(def *Definition) string {
 	var b strings.Builder
+	var parents []string
 	b.WriteString("stateDiagram-v2\n")
 	fmt.Fprintf(&b, "    [*] --> %s\n", def.Initial)
 	for _, name := range def.StateOrder {
 		s := def.States[name]
-		if s.Description != "" {
+		if s.Description != "" || len(s.Children) > 0 {
 			fmt.Fprintf(&b, "    state \"%s\" as %s\n", name, name)
+		}
+		if s.Description != "" {
 			fmt.Fprintf(&b, "    %s : %s\n", name, label(s.Description))
+		}
+		for _, g := range s.Children {
+			fmt.Fprintf(&b, "    %s : %s\n", name, label("starts "+g.Name+" ("+g.Definition+")"))
+		}
+		if len(s.Children) > 0 {
+			parents = append(parents, name)
 		}
 		for _, ev := range s.OnOrder {
 			h := s.On[ev]
@@ -41,8 +54,20 @@ func Mermaid(def *Definition) string {
 			fmt.Fprintf(&b, "    %s --> [*]\n", name)
 		}
 	}
+	if len(parents) > 0 {
+		fmt.Fprintf(&b, "    classDef %s %s\n", ChildrenClass, childrenStyle)
+		for _, name := range parents {
+			fmt.Fprintf(&b, "    class %s %s\n", name, ChildrenClass)
+		}
+	}
 	return b.String()
 }
+
+// ChildrenClass is the diagram's class of the states that start children.
+const ChildrenClass = "children"
+
+// childrenStyle marks them by their border only: a darker, wider, dashed one.
+const childrenStyle = "stroke:#475467,stroke-width:2px,stroke-dasharray:6 3"
 
 // label keeps a description on one line and clear of Mermaid's syntax.
 func label(s string) string {

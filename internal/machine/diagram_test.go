@@ -2,8 +2,10 @@ package machine_test
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,19 +15,20 @@ import (
 
 var updateDiagrams = flag.Bool("update-diagrams", false, "rewrite the golden diagrams")
 
-// TestMermaid compares the diagram of each example definition with its golden file.
+// TestMermaid compares the diagram of each example definition with its golden file. The examples are
+// loaded together, as fsmd loads its folder: trip's children are bookings.
 func TestMermaid(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"order", "approval", "loan"} {
+	set, diags, err := machine.Load(filepath.Join("..", "..", "definitions"))
+	if err != nil || diags.Errors() > 0 {
+		t.Fatal(err, diags)
+	}
+	for _, name := range []string{"order", "approval", "loan", "trip", "booking"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			data, err := os.ReadFile(filepath.Join("..", "..", "definitions", name+".yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			def, diags := machine.Parse(name+".yaml", data)
-			if diags.Errors() > 0 {
-				t.Fatal(diags)
+			def := set.ByName[name]
+			if def == nil {
+				t.Fatalf("no definition %s in ../../definitions", name)
 			}
 			got := machine.Mermaid(def)
 			golden := filepath.Join("testdata", "golden", name+".mmd")
@@ -40,6 +43,83 @@ func TestMermaid(t *testing.T) {
 			}
 			if got != string(want) {
 				t.Errorf("diagram of %s differs from %s:\n%s", name, golden, got)
+			}
+		})
+	}
+}
+
+// TestMermaidChildren: a state that starts children is declared with its name, has a line per group
+// naming the group and its child definition (after its description), and the class children, whose
+// style is declared once; a definition without children has neither.
+func TestMermaidChildren(t *testing.T) {
+	t.Parallel()
+	resolve := legResolve(t)
+	const parent = `name: trip
+initial: start
+context:
+  legs: [{kind: string, price: int}]
+  n: int
+states:
+  start:
+%s
+    on:
+      go: wait
+  wait:
+%s
+    on:
+      done: end
+  end: {final: true}
+`
+	const legs = `    children:
+      legs: {definition: leg, for_each: ctx.legs, context: {kind: item.kind}}`
+	const two = `    children:
+      legs: {definition: leg, for_each: ctx.legs, context: {kind: item.kind}}
+      spares: {definition: leg, count: ctx.n, context: {kind: '"spare"'}}`
+	const classDef = "    classDef children stroke:#475467,stroke-width:2px,stroke-dasharray:6 3\n"
+	tests := []struct {
+		name        string
+		start, wait string   // the states' children (and description)
+		want        []string // lines of the diagram, in this order
+		absent      []string // text the diagram does not have
+	}{
+		{"no children: no class, no label", "", "", []string{"    [*] --> start\n", "    wait --> end : done\n"},
+			[]string{"classDef", "class ", "starts", `state "`}},
+		{"a group: declared, labelled and classed", "", legs,
+			[]string{`    state "wait" as wait` + "\n", "    wait : starts legs (leg)\n", "    wait --> end : done\n", classDef, "    class wait children\n"},
+			[]string{"class start", `state "start"`}},
+		{"two groups: a line each, in file order, one class line", "", two,
+			[]string{`    state "wait" as wait` + "\n", "    wait : starts legs (leg)\n", "    wait : starts spares (leg)\n", classDef, "    class wait children\n"},
+			nil},
+		{"after the description", "", "    description: waits for its legs\n" + legs,
+			[]string{`    state "wait" as wait` + "\n", "    wait : waits for its legs\n", "    wait : starts legs (leg)\n", classDef, "    class wait children\n"},
+			nil},
+		{"the initial state and another: the class declared once, a class line each", legs, strings.Replace(legs, "legs:", "more:", 1),
+			[]string{"    start : starts legs (leg)\n", "    wait : starts more (leg)\n", classDef, "    class start children\n", "    class wait children\n"},
+			nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			def, diags := machine.ParseWith("trip.yaml", []byte(fmt.Sprintf(parent, tt.start, tt.wait)), resolve)
+			if diags.Errors() > 0 {
+				t.Fatal(diags)
+			}
+			got := machine.Mermaid(def)
+			rest := got
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("no %q (in this order) in:\n%s", w, got)
+				}
+				rest = rest[i+len(w):]
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(got, a) {
+					t.Errorf("%q in:\n%s", a, got)
+				}
+			}
+			if n := strings.Count(got, "classDef"); n > 1 {
+				t.Errorf("%d classDef lines in:\n%s", n, got)
 			}
 		})
 	}

@@ -111,6 +111,8 @@ await step("find an instance by id: state highlighted, context, history", async 
   assert.match(await text("#history ol.timeline > li:last-child"), /created/);
   assert.match(await text("#history"), /deliver\s+shipped → delivered/);
   assert.match(await text("main"), /JD0001/); // the context
+  // An order neither starts children nor is one.
+  assert.equal(await page.locator("#children, #parent").count(), 0, "an order shows children or a parent");
   await screenshot(page, "instance");
 });
 
@@ -152,6 +154,92 @@ await step("the instances a migration stranded, and one of them", async () => {
   await page.locator("#diagram svg").waitFor();
   assert.equal(await text("#instance-state"), "on_hold");
   assert.match(await text("main"), /claim v1/);
+});
+
+await step("a trip's children: counts, counts by state, links; its diagram marks the state that starts them", async () => {
+  await page.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.trip));
+  await page.locator("#diagram svg").waitFor();
+  await page.locator("#children").waitFor();
+  assert.equal(await text("#instance-state"), "booking");
+  assert.equal(await page.locator("#parent").count(), 0, "a trip created through the API shows a parent");
+  assert.doesNotMatch(await text("main"), /^null$/m, "a part left out shows as null");
+  const group = page.locator("#children li.group[data-group='legs']");
+  assert.equal(await page.locator("#children li.group").count(), 1, "one group");
+  // Its counts, each next to its name.
+  assert.match(await group.locator("dl.facts").innerText(), /total\s+2\s+running\s+2\s+final\s+0/);
+  // By state: both legs requested, and no other state.
+  const rows = await group.locator("table tbody tr").allInnerTexts();
+  assert.deepEqual(rows.map((r) => r.trim().split(/\s+/)), [["requested", "2"]]);
+  assert.equal(await group.locator("p.note").count(), 0, "a note on counts of a group read whole");
+  // The children, in index order, each a link to its page and in its state.
+  const kids = group.locator("ul.children > li");
+  assert.equal(await kids.count(), 2);
+  for (let i = 0; i < 2; i++) {
+    const a = kids.nth(i).locator("a");
+    assert.equal(await a.innerText(), fx.trip_legs[i]);
+    assert.equal(await a.getAttribute("href"), "/ui/instances/" + encodeURIComponent(fx.trip_legs[i]));
+    assert.equal(await kids.nth(i).locator(".badge").innerText(), "requested");
+    assert.match(await kids.nth(i).innerText(), new RegExp("#" + i + "$"));
+  }
+  assert.equal(await group.locator("button.more").isHidden(), true, "more offered for 2 children");
+  // The diagram: the state that starts the legs is marked, and says what it starts.
+  const booking = page.locator("#diagram g.node[data-state='booking']");
+  assert.match(await booking.getAttribute("class"), /\bchildren\b/);
+  assert.match(await booking.getAttribute("class"), /\bcurrent\b/);
+  assert.match(await booking.evaluate((g) => g.textContent), /starts legs \(booking\)/);
+  assert.equal(await page.locator("#diagram g.node.children").count(), 1, "only booking starts children");
+  assert.match(await text(".legend"), /starts children/);
+  await screenshot(page, "children");
+});
+
+await step("a child links back to its parent", async () => {
+  await page.click(`#children a[href="/ui/instances/${encodeURIComponent(fx.trip_legs[1])}"]`);
+  await page.waitForURL(new RegExp("/ui/instances/" + fx.trip_legs[1].replaceAll(".", "\\.") + "$"));
+  await page.locator("#diagram svg").waitFor();
+  assert.equal(await text("#instance-id"), fx.trip_legs[1]);
+  assert.equal(await text("#instance-state"), "requested");
+  assert.equal(await text("#parent"), `child 1 of group legs of ${fx.trip}`);
+  assert.match(await text("main"), /"kind": "hotel"/); // the second leg's context
+  assert.equal(await page.locator("#children").count(), 0, "a booking shows children");
+  await screenshot(page, "child");
+  await page.click("#parent a");
+  await page.waitForURL(new RegExp("/ui/instances/" + fx.trip + "$"));
+  await page.locator("#children li.group").waitFor();
+  assert.equal(await text("#instance-id"), fx.trip);
+});
+
+await step("a group with more children than a list shows at first: more, and the list of all", async () => {
+  await page.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.many_trip));
+  const group = page.locator("#children li.group[data-group='legs']");
+  await group.waitFor();
+  assert.match(await group.locator("dl.facts").innerText(), new RegExp(`total\\s+${fx.many_legs}\\s+running\\s+${fx.many_legs}\\s+final\\s+0`));
+  assert.deepEqual((await group.locator("table tbody tr").allInnerTexts()).map((r) => r.trim().split(/\s+/)), [["requested", String(fx.many_legs)]]);
+  const kids = group.locator("ul.children > li");
+  assert.equal(await kids.count(), 100);
+  await group.locator("button.more").click();
+  assert.equal(await kids.count(), fx.many_legs);
+  assert.equal(await group.locator("button.more").isHidden(), true);
+  const ids = await kids.locator("a").allInnerTexts();
+  assert.equal(new Set(ids).size, fx.many_legs, "a child listed twice");
+  await page.click("#children a:text-is('All its children, as a list →')");
+  await page.waitForURL(/\/ui\/instances\?parent=trip-many$/);
+  await page.locator("main table").waitFor();
+  assert.match(await text("main h1"), /Children of trip-many/);
+  assert.equal(await page.locator("main table tbody tr").count(), 50);
+  assert.match(await text("main"), /Next page/);
+});
+
+await step("a trip that has left the state that started its children still shows them", async () => {
+  await page.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.done_trip));
+  const group = page.locator("#children li.group[data-group='legs']");
+  await group.waitFor();
+  assert.equal(await text("#instance-state"), "cancelled");
+  assert.match(await text("#children"), /Started by a state it has left/);
+  assert.match(await group.locator("dl.facts").innerText(), /total\s+2\s+running\s+0\s+final\s+2/);
+  assert.deepEqual((await group.locator("table tbody tr").allInnerTexts()).map((r) => r.trim().split(/\s+/)),
+    [["cancelled", "1"], ["failed", "1"]]);
+  assert.deepEqual(await group.locator("ul.children > li .badge").allInnerTexts(), ["failed", "cancelled"]);
+  await screenshot(page, "children-ended");
 });
 
 await step("a wrong key is refused, and the console asks again", async () => {

@@ -13,6 +13,8 @@ const WINDOWS = [["24 h", 1], ["7 days", 7], ["30 days", 30], ["1 year", 365]];
 const HEAT = 5; // heat classes heat0..heat4
 const HISTORY_MAX = 2000; // transitions an instance page reads
 const PAGES_MAX = 8; // pages of a list read for one view: each is at most 4 MiB, so at most 32 MiB
+const CHILDREN_READ = 1000; // children of a group an instance page reads (one page) and counts by state
+const CHILDREN_SHOWN = 100; // children of a group listed at first, and added by each "more"
 
 const main = document.getElementById("main");
 let generation = 0; // bumped at every navigation: work of an older page stops touching the DOM
@@ -192,7 +194,7 @@ async function render() {
 // show replaces the page, unless the user has gone elsewhere since it started loading.
 function show(gen, nodes) {
   if (gen !== generation) return false;
-  main.replaceChildren(...[].concat(nodes));
+  main.replaceChildren(...[].concat(nodes).filter((n) => n != null && n !== false)); // null would show as "null"
   return true;
 }
 
@@ -304,6 +306,13 @@ async function drawDiagram(container, text, gen, onState) {
   }
 }
 
+// childrenLegend explains the dashed border of the states that start children (the server's diagram
+// gives them the class children), when the diagram has any.
+function childrenLegend(text) {
+  return /^\s*class \w+ children$/m.test(text)
+    ? h("span", {}, h("span", { class: "swatch children" }), "starts children: a line per group, with its child definition") : null;
+}
+
 if (window.mermaid) window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral", flowchart: { htmlLabels: false } });
 
 // ---- pages ----------------------------------------------------------------------------------
@@ -354,7 +363,7 @@ async function definitionPage(name, q, gen) {
       h("section", { class: "panel" }, h("h2", {}, `State diagram, version ${version}`), diagram,
         h("div", { class: "legend" }, "Running instances per state:", HEAT_FILL.map((f, i) => h("span", {},
           h("span", { class: "swatch", style: "background:" + f }), ["none", "few", "", "", "most"][i] || "")),
-          "· transition labels: event · count in the window · click a state to list its instances")),
+          "· transition labels: event · count in the window · click a state to list its instances", childrenLegend(diagramText))),
       h("section", { class: "panel" }, stats)),
     versionsPanel(name, def, vs),
     migrationsPanel(migrations.items || []),
@@ -478,15 +487,16 @@ async function migrationPage(id) {
 
 async function instancesPage(_, q) {
   const filter = {};
-  for (const k of ["definition", "state", "version", "after"]) if (q.get(k)) filter[k] = q.get(k);
+  for (const k of ["definition", "state", "version", "parent", "after"]) if (q.get(k)) filter[k] = q.get(k);
   document.title = "Instances · fsmd";
   const page = await api("/v1/instances?" + new URLSearchParams(Object.assign({ limit: 50 }, filter)));
   const items = page.items || [];
-  const title = ["Instances", filter.definition && "of " + filter.definition, filter.version && "on v" + filter.version,
-    filter.state && "in " + filter.state].filter(Boolean).join(" ");
+  const title = [filter.parent ? "Children of " + filter.parent : "Instances", filter.definition && "of " + filter.definition,
+    filter.version && "on v" + filter.version, filter.state && "in " + filter.state].filter(Boolean).join(" ");
   return [
     h("h1", {}, title),
     filter.definition ? h("p", {}, link(ui.definition(filter.definition), "← " + filter.definition)) : null,
+    filter.parent ? h("p", {}, link(ui.instance(filter.parent), "← " + filter.parent)) : null,
     h("div", { class: "panel" }, table(["Id", "Definition", "#Version", "State", "Updated"], items.map((i) => [
       link(ui.instance(i.id), h("span", { class: "mono" }, i.id)), i.definition, "v" + i.version,
       h("span", { class: "badge" + (i.final ? " final" : "") }, i.state), when(i.updated_at)]), "No instances match."),
@@ -497,9 +507,10 @@ async function instancesPage(_, q) {
 async function instancePage(id, _, gen) {
   document.title = id + " · fsmd";
   const inst = await api("/v1/instances/" + encodeURIComponent(id));
-  const [diagramText, history] = await Promise.all([
+  const [diagramText, history, groups] = await Promise.all([
     api(`/v1/definitions/${encodeURIComponent(inst.definition)}/diagram?version=${inst.version}`),
     pages("/v1/instances/" + encodeURIComponent(id) + "/history?limit=500", HISTORY_MAX),
+    childGroups(inst),
   ]);
   const visited = new Set(history.flatMap((e) => [e.from, e.to]));
   const classes = {};
@@ -515,6 +526,8 @@ async function instancePage(id, _, gen) {
 
   const nodes = [
     h("h1", {}, h("span", { class: "mono", id: "instance-id" }, inst.id)),
+    inst.parent ? h("p", { id: "parent" }, "child ", String(inst.parent.index), " of group ", h("span", { class: "mono" }, inst.parent.group),
+      " of ", link(ui.instance(inst.parent.id), h("span", { class: "mono" }, inst.parent.id))) : null,
     facts([["definition", link(ui.definition(inst.definition, { version: inst.version }), inst.definition + " v" + inst.version)],
       ["state", h("span", { class: "badge" + (inst.final ? " final" : ""), id: "instance-state" }, inst.state)],
       ["revision", String(inst.revision)], ["in state since", when(inst.entered_at) + " (" + relative(inst.entered_at) + ")"],
@@ -522,7 +535,8 @@ async function instancePage(id, _, gen) {
     h("div", { class: "grid" },
       h("section", { class: "panel" }, h("h2", {}, "Where it is"), diagram,
         h("div", { class: "legend" }, h("span", {}, h("span", { class: "swatch", style: "background:#fdb022" }), "current state"),
-          h("span", {}, h("span", { class: "swatch", style: "background:#fef0c7" }), "visited"), "· labels: event · times taken")),
+          h("span", {}, h("span", { class: "swatch", style: "background:#fef0c7" }), "visited"), "· labels: event · times taken",
+          childrenLegend(diagramText))),
       h("div", {},
         h("section", { class: "panel" }, h("h2", {}, "Context"), json(inst.context || {})),
         h("section", { class: "panel" }, h("h2", {}, "Events it takes now"),
@@ -531,9 +545,115 @@ async function instancePage(id, _, gen) {
         h("section", { class: "panel", id: "timers" }, h("h2", {}, "Pending timers"),
           table(["Event", "Due", "", "#Attempts", "Last error"], (inst.timers || []).map((t) => [t.event, when(t.due_at), relative(t.due_at),
             t.attempts ? num(t.attempts) : "", t.last_error || ""]), "No timers pending.")))),
+    groups.length ? childrenPanel(inst, groups) : null,
     h("section", { class: "panel", id: "history" }, h("h2", {}, `History (${history.cut ? "the first " + history.length : history.length} transitions)`), timeline(history, inst)),
   ];
   if (show(gen, nodes)) await drawDiagram(diagram, overlay(diagramText, { classes, edges }), gen);
+}
+
+// ---- children ---------------------------------------------------------------------------------
+
+// childGroups reads what an instance page shows of its children. For each group of the current entry
+// of its state (inst.children, with the counts the server keeps), one page of up to CHILDREN_READ of
+// the group's children (GET /v1/instances/{id}/children?group=). An instance whose state has no
+// groups may still have children, started by a state it has left: then one page of all of them,
+// grouped by their group. Groups come in name order; an empty list when there are no children.
+async function childGroups(inst) {
+  const path = "/v1/instances/" + encodeURIComponent(inst.id) + "/children?limit=" + CHILDREN_READ;
+  const current = Object.keys(inst.children || {}).sort();
+  if (current.length) {
+    return Promise.all(current.map(async (name) => {
+      const page = await api(path + "&group=" + encodeURIComponent(name));
+      return { name, counts: inst.children[name], items: page.items || [], next: page.next || null };
+    }));
+  }
+  const page = await api(path);
+  const byGroup = new Map();
+  for (const c of page.items || []) {
+    const name = c.parent ? c.parent.group : "";
+    if (!byGroup.has(name)) byGroup.set(name, []);
+    byGroup.get(name).push(c);
+  }
+  // A page that was cut may have cut a group: its list goes on from its last child read.
+  return [...byGroup.keys()].sort().map((name) => {
+    const items = byGroup.get(name);
+    return { name, counts: null, items, next: page.next ? items[items.length - 1].id : null };
+  });
+}
+
+// entryOf is the revision of the parent's entry that started child c of group (its id is
+// <parent>.<group>.<revision>.<index>); null when the id is not of that form.
+function entryOf(inst, group, c) {
+  const prefix = inst.id + "." + group + ".";
+  const m = c.id.startsWith(prefix) && /^(\d+)\.\d+$/.exec(c.id.slice(prefix.length));
+  return m ? Number(m[1]) : null;
+}
+
+function childrenPanel(inst, groups) {
+  const earlier = groups.every((g) => !g.counts);
+  return h("section", { class: "panel", id: "children" }, h("h2", {}, "Children"),
+    earlier ? h("p", { class: "muted" }, "Started by a state it has left: its current state starts none.") : null,
+    h("ul", { class: "tree" }, groups.map((g) => childGroupView(inst, g))),
+    h("p", {}, link(ui.instances({ parent: inst.id }), "All its children, as a list →")));
+}
+
+// childGroupView is one group: its counts, its children's counts by state, and its children.
+// A group of the current entry counts the children of that entry (the page may also hold those an
+// earlier entry of the same state started: they are listed, marked, and not counted).
+function childGroupView(inst, g) {
+  const latest = Math.max(-1, ...g.items.map((c) => entryOf(inst, g.name, c) ?? -1));
+  const counted = g.counts ? g.items.filter((c) => entryOf(inst, g.name, c) === latest) : g.items;
+  const counts = g.counts || { total: counted.length, running: counted.filter((c) => !c.final).length, final: counted.filter((c) => c.final).length };
+  const byState = new Map();
+  for (const c of counted) {
+    const s = byState.get(c.state) || { state: c.state, final: c.final, n: 0 };
+    s.n++;
+    byState.set(c.state, s);
+  }
+  const states = [...byState.values()].sort((a, b) => a.final - b.final || b.n - a.n || (a.state < b.state ? -1 : 1));
+  const notes = [
+    g.next ? `Counts by state are of the first ${num(g.items.length)} children read (one page of the list), not of all of them.` : null,
+    g.counts && counted.length < g.items.length ? `${num(g.items.length - counted.length)} children of earlier entries of the state are listed, not counted.` : null,
+    !g.counts ? "Counted from the children read." : null,
+  ].filter(Boolean);
+
+  const list = h("ul", { class: "children" });
+  let shown = 0, buffer = g.items.slice(), after = g.next;
+  const more = h("button", { class: "more", type: "button" }, "more");
+  const showMore = async () => {
+    if (shown >= buffer.length && after) {
+      more.disabled = true;
+      try {
+        const page = await api("/v1/instances/" + encodeURIComponent(inst.id) + "/children?" +
+          new URLSearchParams({ group: g.name, limit: CHILDREN_READ, after }));
+        buffer = buffer.concat(page.items || []);
+        after = page.next || null;
+      } catch (e) {
+        more.replaceWith(problem(e));
+        return;
+      }
+      more.disabled = false;
+    }
+    const next = buffer.slice(shown, shown + CHILDREN_SHOWN);
+    shown += next.length;
+    list.append(...next.map((c) => h("li", { "data-child": c.id },
+      link(ui.instance(c.id), h("span", { class: "mono" }, c.id)), " ",
+      h("span", { class: "badge" + (c.final ? " final" : "") }, c.state),
+      c.parent ? h("span", { class: "muted" }, " #" + c.parent.index) : null,
+      g.counts && entryOf(inst, g.name, c) !== latest ? h("span", { class: "muted" }, " · an earlier entry") : null)));
+    more.hidden = !(shown < buffer.length || after);
+    more.textContent = `more (${num(shown)} of ${after ? "more than " + num(buffer.length) : num(buffer.length)} shown)`;
+  };
+  more.addEventListener("click", showMore);
+  showMore();
+
+  return h("li", { class: "group", "data-group": g.name },
+    h("h3", {}, "Group ", h("span", { class: "mono" }, g.name)),
+    facts([["total", num(counts.total)], ["running", num(counts.running)], ["final", num(counts.final)]]),
+    table(["State", "#Children"], states.map((s) => [h("span", { class: "badge" + (s.final ? " final" : "") }, s.state), num(s.n)]),
+      "No children read."),
+    notes.map((n) => h("p", { class: "muted note" }, n)),
+    list, more);
 }
 
 function timeline(history, inst) {
