@@ -336,9 +336,6 @@ func starts(st *State, depth int, v guards.Vars, scope guards.Scope) ([]ChildSta
 	if len(st.Children) == 0 {
 		return nil, nil
 	}
-	if depth+1 > MaxChildDepth {
-		return nil, fmt.Errorf("children %s: a child would be %d levels deep; children nest at most %d levels", st.Children[0].Name, depth+1, MaxChildDepth)
-	}
 	base := scope.With(v)
 	out := make([]ChildStart, 0, len(st.Children))
 	for _, g := range st.Children {
@@ -347,23 +344,26 @@ func starts(st *State, depth int, v guards.Vars, scope guards.Scope) ([]ChildSta
 		if g.ForEach != nil {
 			val, err := g.ForEach.Value(base)
 			if err != nil {
-				return nil, fmt.Errorf("children %s: for_each: %w", g.Name, err)
+				return nil, fmt.Errorf("group %s: for_each: %w", g.Name, err)
 			}
 			items, _ = val.([]any)
 			n = len(items)
 		} else {
 			val, err := g.Count.Value(base)
 			if err != nil {
-				return nil, fmt.Errorf("children %s: count: %w", g.Name, err)
+				return nil, fmt.Errorf("group %s: count: %w", g.Name, err)
 			}
 			c, _ := val.(int)
 			if c < 0 {
-				return nil, fmt.Errorf("children %s: count is %d; it cannot be negative", g.Name, c)
+				return nil, fmt.Errorf("group %s: count is %d; it cannot be negative", g.Name, c)
 			}
 			n = int(min(c, MaxChildren+1))
 		}
 		if n > MaxChildren {
-			return nil, fmt.Errorf("children %s: more than %d children; a group starts at most %[2]d", g.Name, MaxChildren)
+			return nil, fmt.Errorf("group %s: more than %d children; a group starts at most %[2]d", g.Name, MaxChildren)
+		}
+		if n > 0 && depth+1 > MaxChildDepth {
+			return nil, fmt.Errorf("group %s: a child would be %d levels deep; children nest at most %d levels", g.Name, depth+1, MaxChildDepth)
 		}
 		start := ChildStart{Group: g, Contexts: make([]map[string]any, n)}
 		for i := range n {
@@ -377,7 +377,7 @@ func starts(st *State, depth int, v guards.Vars, scope guards.Scope) ([]ChildSta
 			for _, f := range g.Context {
 				val, err := f.Expr.Value(cs)
 				if err != nil {
-					return nil, fmt.Errorf("children %s: child %d: context %s: %w", g.Name, i, f.Name, err)
+					return nil, fmt.Errorf("group %s: child %d: context %s: %w", g.Name, i, f.Name, err)
 				}
 				ctx[f.Name] = val
 			}
@@ -406,7 +406,7 @@ func finalMessage(snap Snapshot, state string, ctx map[string]any) []Message {
 	if p.ID == "" || p.OnFinal == "" {
 		return nil
 	}
-	return []Message{{To: p.ID, Event: p.OnFinal, Payload: map[string]any{
+	return []Message{{To: p.ID, Event: p.OnFinal, ChildFinal: true, Payload: map[string]any{
 		"child": snap.ID, "group": p.Group, "index": p.Index, "state": state, "context": ctx}}}
 }
 

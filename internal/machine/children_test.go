@@ -164,6 +164,14 @@ func TestChildrenFire(t *testing.T) {
 		t.Fatalf("a child ending: %+v %v, want leg_done to t-1", tr, err)
 	}
 
+	// At the deepest level a group that starts no child is no error.
+	none := mustParent(t, strings.Replace(okGroup, "for_each: ctx.legs", "for_each: ctx.legs[:0]", 1), okOn)
+	deep := snap
+	deep.Depth = machine.MaxChildDepth
+	if tr, err := machine.Fire(none, deep, "go", nil, now); err != nil || len(tr.Start) != 1 || len(tr.Start[0].Contexts) != 0 {
+		t.Fatalf("no child at depth 8: %+v %v", tr, err)
+	}
+
 	for _, tt := range []struct {
 		name  string
 		snap  func(machine.Snapshot) machine.Snapshot

@@ -77,6 +77,9 @@ type Message struct {
 	To      string
 	Event   string
 	Payload map[string]any
+	// ChildFinal marks a child's message to its parent on reaching a final state (its group's
+	// on_final): the one kind of message the parent counts in `children.<group>.final`.
+	ChildFinal bool
 }
 
 // Limits bound the work of one event: the time its expressions (guards, `set`, the entered state's

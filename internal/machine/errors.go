@@ -111,6 +111,9 @@ type ExpressionError struct {
 }
 
 func (e *ExpressionError) Error() string {
+	if e.Event == "" { // a new instance entering its initial state
+		return fmt.Sprintf("entering the initial state %q: %s: %v", e.State, e.Where, e.Err)
+	}
 	return fmt.Sprintf("event %q in state %q: %s: %v", e.Event, e.State, e.Where, e.Err)
 }
 

@@ -62,8 +62,9 @@ const advanceMessages = `, sent AS (
 		SELECT m.id, updated.id, updated.revision, m.target,
 			COALESCE((SELECT max(x.seq) FROM messages x WHERE x.sender = updated.id AND x.target = m.target), 0)
 				+ row_number() OVER (PARTITION BY m.target ORDER BY m.ord),
-			m.event, m.payload::jsonb, ?::timestamptz
-		FROM updated CROSS JOIN unnest(?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS m(id, target, event, payload, ord)
+			m.event, m.payload::jsonb, ?::timestamptz, m.child_final
+		FROM updated CROSS JOIN unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::boolean[])
+			WITH ORDINALITY AS m(id, target, event, payload, child_final, ord)
 	)`
 
 // advanceInsert is the audit row, inserted from the updated row.
@@ -123,11 +124,12 @@ func advanceStatement(u InstanceUpdateParams, r TransitionRow) (string, []any) {
 	}
 	if len(u.Messages) > 0 {
 		n := len(u.Messages)
-		ids, targets, events, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ids, targets, events, payloads, finals := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]bool, n)
 		for i, m := range u.Messages {
-			ids[i], targets[i], events[i], payloads[i] = m.ID, m.Target, m.Event, jsonArg(m.Payload, "{}").(string)
+			ids[i], targets[i], events[i], payloads[i], finals[i] = m.ID, m.Target, m.Event, jsonArg(m.Payload, "{}").(string), m.ChildFinal
 		}
-		st.add(advanceMessages, timeArg(Postgres, u.Messages[0].CreatedAt), pq.Array(ids), pq.Array(targets), pq.Array(events), pq.Array(payloads))
+		st.add(advanceMessages, timeArg(Postgres, u.Messages[0].CreatedAt), pq.Array(ids), pq.Array(targets), pq.Array(events), pq.Array(payloads),
+			pq.Array(finals))
 	}
 	st.add(advanceInsert, r.Seq, r.Event, r.From, r.To, r.Branch,
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"), jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),

@@ -20,6 +20,8 @@ type MessageRow struct {
 	Reason    string // why it is dead
 	CreatedAt time.Time
 	DeadAt    time.Time // the zero time while pending
+	// ChildFinal marks a child's on_final message to its parent (machine.Message.ChildFinal).
+	ChildFinal bool
 }
 
 // The statuses of a message.
@@ -45,21 +47,22 @@ type messageRow struct {
 	Reason    string `db:"reason"`
 	CreatedAt dbTime `db:"created_at"`
 	DeadAt    dbTime `db:"dead_at"` // NULL scans as the zero time
+	ChildFinal bool  `db:"child_final"`
 }
 
 func (r messageRow) row() MessageRow {
 	return MessageRow{ID: r.ID, Sender: r.Sender, SenderSeq: r.SenderSeq, Target: r.Target, Seq: r.Seq, Event: r.Event,
-		Payload: r.Payload, Status: r.Status, Reason: r.Reason, CreatedAt: r.CreatedAt.Time(), DeadAt: r.DeadAt.Time()}
+		Payload: r.Payload, Status: r.Status, Reason: r.Reason, CreatedAt: r.CreatedAt.Time(), DeadAt: r.DeadAt.Time(), ChildFinal: r.ChildFinal}
 }
 
-const messageColumns = `id, sender, sender_seq, target, seq, event, payload, status, reason, created_at, dead_at`
+const messageColumns = `id, sender, sender_seq, target, seq, event, payload, status, reason, created_at, dead_at, child_final`
 
 // messageInsertColumns are the columns MessagesInsert and the PostgreSQL advance statement write.
-const messageInsertColumns = `id, sender, sender_seq, target, seq, event, payload, created_at`
+const messageInsertColumns = `id, sender, sender_seq, target, seq, event, payload, created_at, child_final`
 
 // messageInsertQuery inserts one message, next in the order of its (sender, target) pair.
 const messageInsertQuery = `INSERT INTO messages (` + messageInsertColumns + `)
-	VALUES (?, ?, ?, ?, COALESCE((SELECT max(seq) FROM messages WHERE sender = ? AND target = ?), 0) + 1, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, COALESCE((SELECT max(seq) FROM messages WHERE sender = ? AND target = ?), 0) + 1, ?, ?, ?, ?)`
 
 // MessagesInsert inserts rows, in order, in tx: each is given the next seq of its (sender, target)
 // pair (the rows' Seq is not read). It is how the messages of a transition are written on SQLite
@@ -67,7 +70,7 @@ const messageInsertQuery = `INSERT INTO messages (` + messageInsertColumns + `)
 func MessagesInsert(ctx context.Context, tx *Tx, rows []MessageRow) error {
 	for _, m := range rows {
 		if _, err := execContext(ctx, tx, messageInsertQuery, m.ID, m.Sender, m.SenderSeq, m.Target, m.Sender, m.Target,
-			m.Event, jsonArg(m.Payload, "{}"), timeArg(tx.Dialect, m.CreatedAt)); err != nil {
+			m.Event, jsonArg(m.Payload, "{}"), timeArg(tx.Dialect, m.CreatedAt), m.ChildFinal); err != nil {
 			return translate(canceled(ctx, fmt.Errorf("persistence: insert message %q from %q to %q: %w", m.ID, m.Sender, m.Target, err)))
 		}
 	}

@@ -51,9 +51,19 @@ func storedGroups(row persistence.InstanceRow) (map[string]groupCount, error) {
 	return out, nil
 }
 
+// finalFrom is the child that sent m, its on_final, or "" when m is another message: only a
+// child's own message counts in its parent's group.
+func finalFrom(m persistence.MessageRow) string {
+	if m.ChildFinal {
+		return m.Sender
+	}
+	return ""
+}
+
 // counted is the group of the instance's current entry whose on_final event is event when sender
-// is one of that group's children (a message): the delivery counts in the group's final. Events
-// sent otherwise (the API, a timer) by the same name count nothing.
+// is one of that group's children, whose on_final message this is (finalFrom): the delivery counts
+// in the group's final. Events sent otherwise (the API, a timer, another message) by the same name
+// count nothing.
 func counted(l loaded, stored map[string]groupCount, event, sender string) string {
 	st := l.def.States[l.row.State]
 	if sender == "" || st == nil {

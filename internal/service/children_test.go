@@ -106,3 +106,74 @@ func sendOK(t *testing.T, svc *service.Service, id, event string, payload map[st
 		t.Fatalf("%s %s: %v", id, event, err)
 	}
 }
+
+// fakerDef sends a parent the on_final event of its children, with a well-formed payload.
+const fakerDef = `name: faker
+initial: on
+context:
+  target: string
+states:
+  on:
+    on:
+      go:
+        to: on
+        send:
+          - to: ctx.target
+            event: task_done
+            payload: {child: instance.id, group: '"tasks"', index: 0, state: '"closed"', context: '{"n": 0}'}
+`
+
+// TestChildrenCountOnlyChildren: an instance named like a child of the group, sending the group's
+// on_final by `send`, is not counted: only a child's own message on reaching a final state is.
+// A definition may name itself as its children's (PUT).
+func TestChildrenCountOnlyChildren(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
+		ctx := context.Background()
+		svc := service.New(db, service.Options{})
+		t.Cleanup(svc.Close)
+		if err := svc.Register(ctx, set(t, append(fanDefs(2), fakerDef)...)); err != nil {
+			t.Fatal(err)
+		}
+		create(t, svc, "fan", "f-1")
+		sendOK(t, svc, "f-1", "go", nil)
+		if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "faker", ID: "f-1.tasks.1.7",
+			Context: map[string]any{"target": "f-1"}}); err != nil {
+			t.Fatal(err)
+		}
+		sendOK(t, svc, "f-1.tasks.1.7", "go", nil)
+		sendOK(t, svc, "f-1.tasks.1.0", "done", nil)
+		deliverAll(t, svc)
+		inst, err := svc.GetInstance(ctx, "f-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := inst.Children["tasks"]; inst.State != "waiting" || c.Total != 2 || c.Final != 1 || c.Running != 1 {
+			t.Fatalf("f-1: %s %+v, want waiting with 1 of 2 tasks final (the faker's message not counted)", inst.State, c)
+		}
+
+		tree := `name: tree
+initial: grow
+context:
+  level: int
+states:
+  grow:
+    children:
+      kids:
+        definition: tree
+        count: "ctx.level < 2 ? 2 : 0"
+        context: {level: ctx.level + 1}
+    on:
+      stop: done
+  done: {final: true}
+`
+		if _, err := svc.PutDefinition(ctx, "tree", []byte(tree)); err != nil {
+			t.Fatalf("a definition naming itself: %v", err)
+		}
+		create(t, svc, "tree", "t-0")
+		page, err := svc.ListInstances(ctx, service.InstanceFilter{Definition: "tree"})
+		if err != nil || len(page.Items) != 7 { // 1 + 2 + 4: the leaves start none
+			t.Fatalf("the tree: %d instances, %v, want 7", len(page.Items), err)
+		}
+	})
+}

@@ -111,7 +111,7 @@ func (s *Service) Diagram(_ context.Context, name string, version int) (string, 
 // content is new. Instances keep the version they run on.
 func (s *Service) PutDefinition(ctx context.Context, name string, yaml []byte) (PutResult, error) {
 	file := name + ".yaml"
-	def, diags := machine.ParseWith(file, yaml, s.reg.latest)
+	def, diags := machine.ParseWith(file, yaml, s.resolveWith(file, yaml))
 	if diags.Errors() == 0 && def.Name != name {
 		diags = append(diags, source.Diagnostic{File: file, Line: def.NamePos.Line, Col: def.NamePos.Col, Severity: source.SevError,
 			Message: fmt.Sprintf("the definition is named %q, but it is put at %q", def.Name, name)})

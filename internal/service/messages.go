@@ -27,7 +27,7 @@ func messageRows(sender string, seq int64, sent []machine.Message, now time.Time
 		if err != nil {
 			return nil, err
 		}
-		rows[i] = persistence.MessageRow{ID: ident.New(now), Sender: sender, SenderSeq: seq, Target: m.To, Event: m.Event,
+		rows[i] = persistence.MessageRow{ID: ident.New(now), Sender: sender, SenderSeq: seq, Target: m.To, Event: m.Event, ChildFinal: m.ChildFinal,
 			Payload: payload, CreatedAt: now}
 	}
 	return rows, nil
@@ -188,7 +188,7 @@ func (s *Service) deliver(ctx context.Context, m persistence.MessageRow) error {
 				slog.String("target", m.Target), slog.Any("error", err))
 			return nil
 		}
-		req := SendEvent{InstanceID: m.Target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage, sender: m.Sender}
+		req := SendEvent{InstanceID: m.Target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage, sender: finalFrom(m)}
 		tr, refusal := s.decideMessage(ctx, l, m, now) // no lock is held
 		if refusal != nil && code.Of(refusal) == "" {
 			err = refusal
@@ -227,7 +227,7 @@ func (s *Service) decideMessage(ctx context.Context, l loaded, m persistence.Mes
 	if err != nil {
 		return nil, err
 	}
-	return s.fireOn(ctx, l, m.Event, payload, m.Sender, now)
+	return s.fireOn(ctx, l, m.Event, payload, finalFrom(m), now)
 }
 
 // DeadMessage is a message that could not be delivered, as GET /v1/messages/dead shows it.

@@ -72,6 +72,23 @@ func (r *registry) latest(name string) *machine.Definition {
 	return def
 }
 
+// resolveWith finds a child group's definition for the definition being registered from yaml:
+// itself, when it names itself (a tree of instances of one definition), else a registered one.
+func (s *Service) resolveWith(file string, yaml []byte) machine.Resolve {
+	var self *machine.Definition
+	parsed := false
+	return func(name string) *machine.Definition {
+		if !parsed {
+			self, _ = machine.Parse(file, yaml) // its context, which is all a child group reads
+			parsed = true
+		}
+		if self != nil && self.Name == name {
+			return self
+		}
+		return s.reg.latest(name)
+	}
+}
+
 // names lists the definitions, sorted.
 func (r *registry) names() []string {
 	r.mu.RLock()

@@ -102,7 +102,7 @@ type SendEvent struct {
 	Actor          string         `json:"-"` // the name of the API key that sent it; "" without keys
 
 	source string // audit.SourceAPI (""), audit.SourceTimer or audit.SourceMessage
-	sender string // the instance that sent the message (source message)
+	sender string // the child whose on_final this is (a message marked ChildFinal); "" otherwise
 }
 
 // Explanation is what an event would do now, with no side effect.

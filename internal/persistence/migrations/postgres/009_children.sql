@@ -24,6 +24,10 @@ ALTER TABLE instances
     ADD CONSTRAINT instances_children_is_object CHECK (jsonb_typeof(children) = 'object'),
     ADD CONSTRAINT instances_depth_valid CHECK (depth BETWEEN 0 AND 8);
 
+-- A child's message to its parent when it reaches a final state (its group's on_final) is marked:
+-- only those count in the parent's group, whatever id an instance that sends the same event has.
+ALTER TABLE messages ADD COLUMN child_final boolean NOT NULL DEFAULT false;
+
 -- GET /v1/instances?parent= and /v1/instances/{id}/children page a parent's children in id order.
 CREATE INDEX instances_parent_idx ON instances (parent_id, id) WHERE parent_id IS NOT NULL;
 
@@ -32,6 +36,7 @@ CREATE INDEX instances_parent_group_idx ON instances (parent_id, parent_group, p
     WHERE parent_id IS NOT NULL;
 
 -- +goose Down
+ALTER TABLE messages DROP COLUMN child_final;
 DROP INDEX instances_parent_group_idx;
 DROP INDEX instances_parent_idx;
 ALTER TABLE instances DROP CONSTRAINT instances_depth_valid, DROP CONSTRAINT instances_children_is_object,
