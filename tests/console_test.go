@@ -161,10 +161,16 @@ func TestConsole(t *testing.T) {
 		want(as("GET", apiPath("/v1/instances/%s", id), nil), 200)
 	}
 	// A trip whose first leg fails: it cancels the other (a message), and ends cancelled once both
-	// legs have ended (their on_final messages), out of the state that started them.
+	// legs have ended (their on_final messages), out of the state that started them. Messages are
+	// delivered (as by fsmd serve) until it has ended.
 	msgCtx, stopMessages := context.WithCancel(ctx)
-	t.Cleanup(stopMessages)
-	go svc.RunMessages(msgCtx, service.MessageOptions{})
+	delivering := make(chan struct{})
+	go func() {
+		defer close(delivering)
+		svc.RunMessages(msgCtx, service.MessageOptions{})
+	}()
+	stopDelivering := func() { stopMessages(); <-delivering }
+	t.Cleanup(stopDelivering)
 	want(as("POST", "/v1/instances", map[string]any{"definition": "trip", "id": "trip-done", "context": map[string]any{"legs": legs}}), 201)
 	send("trip-done", "book", nil, 200)
 	send(machine.ChildID("trip-done", "legs", 1, 0), "fail", nil, 200)
@@ -186,6 +192,7 @@ func TestConsole(t *testing.T) {
 			t.Fatalf("trip-done is %s after 20s, want cancelled", done.State)
 		}
 	}
+	stopDelivering()
 	// It ended on both legs' outcomes: the first failed, the other cancelled by it.
 	var doneLegs struct {
 		Items []struct {
