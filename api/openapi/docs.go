@@ -2832,7 +2832,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "forbidden: the key's role may not do this",
+                        "description": "forbidden: the role of the key or token may not do this; transition_forbidden: no branch allows the caller (allowed: the groups per branch; instance)",
                         "schema": {
                             "$ref": "#/definitions/server.Problem"
                         },
@@ -4508,6 +4508,24 @@ const docTemplate = `{
         }
     },
     "definitions": {
+        "machine.Allowed": {
+            "type": "object",
+            "required": [
+                "allow",
+                "to"
+            ],
+            "properties": {
+                "allow": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "to": {
+                    "type": "string"
+                }
+            }
+        },
         "machine.Blocker": {
             "type": "object",
             "required": [
@@ -4560,6 +4578,13 @@ const docTemplate = `{
                 "type"
             ],
             "properties": {
+                "allowed": {
+                    "description": "transition_forbidden: per branch, the groups that may take it",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/machine.Allowed"
+                    }
+                },
                 "blockers": {
                     "description": "guard_rejected: one entry per branch, in order",
                     "type": "array",
@@ -4583,6 +4608,7 @@ const docTemplate = `{
                         "idempotency_mismatch",
                         "expression_failed",
                         "migration_running",
+                        "transition_forbidden",
                         "invalid_request",
                         "body_too_large",
                         "unsupported_media_type",
@@ -4655,10 +4681,15 @@ const docTemplate = `{
         "service.BranchOutcome": {
             "type": "object",
             "required": [
+                "allowed",
                 "taken",
                 "to"
             ],
             "properties": {
+                "allowed": {
+                    "description": "the caller may take it (the branch's allow)",
+                    "type": "boolean"
+                },
                 "guard": {
                     "type": "string"
                 },
@@ -5036,8 +5067,19 @@ const docTemplate = `{
             ],
             "properties": {
                 "actor": {
-                    "description": "Actor is the name of the API key that sent the event (source api, when fsmd has keys).",
+                    "description": "Actor is the name of who sent the event: the key or token (source api, with authentication),\nthe sending instance (source message).",
                     "type": "string"
+                },
+                "actor_kind": {
+                    "description": "ActorKind is the actor's kind: user, timer, message, migration or system.",
+                    "type": "string",
+                    "enum": [
+                        "user",
+                        "timer",
+                        "message",
+                        "migration",
+                        "system"
+                    ]
                 },
                 "at": {
                     "type": "string",

@@ -14,10 +14,13 @@ const (
 	UnknownEvent      = "unknown_event"      // the definition has no such event in any state
 	InvalidTransition = "invalid_transition" // the instance's state does not handle the event
 	GuardRejected     = "guard_rejected"     // every branch's guard was false
-	InstanceFinal     = "instance_final"     // the instance is in a final state
-	InvalidPayload    = "invalid_payload"    // the payload does not fit the event's schema
-	InvalidContext    = "invalid_context"    // the context does not fit the definition's schema
-	InvalidDefinition = "invalid_definition" // a definition that does not validate
+	// TransitionForbidden: the state handles the event, but no branch's `allow` names a group of
+	// the actor's.
+	TransitionForbidden = "transition_forbidden"
+	InstanceFinal       = "instance_final"     // the instance is in a final state
+	InvalidPayload      = "invalid_payload"    // the payload does not fit the event's schema
+	InvalidContext      = "invalid_context"    // the context does not fit the definition's schema
+	InvalidDefinition   = "invalid_definition" // a definition that does not validate
 	// ExpressionFailed: an expression that compiled failed when evaluated (an index out of range,
 	// the memory or time budget exceeded, a value its field refuses). The definition is at fault,
 	// and the instance is left as it was.

@@ -21,6 +21,8 @@ type Vars struct {
 	State    string
 	Now      time.Time
 	Instance Instance
+	// Actor is who sends the event: {name, groups, kind} (machine.Actor); nil: the system.
+	Actor map[string]any
 	// Children are the counts of the instance's child groups (`children`), by group: each a
 	// map {total, running, final, ids}. Nil when the definition has none.
 	Children map[string]any
@@ -64,6 +66,10 @@ func NewScope(v Vars) Scope {
 			"parent":     v.Instance.Parent,
 		},
 	}
+	s["actor"] = v.Actor
+	if v.Actor == nil {
+		s["actor"] = systemActor
+	}
 	if v.Children != nil {
 		s["children"] = v.Children
 	}
@@ -78,6 +84,9 @@ func NewScope(v Vars) Scope {
 func (s Scope) setMeter(m *meter) {
 	s[meterName], s[tickName] = m, m.tickOrPanic
 }
+
+// systemActor is `actor` when the caller gives none.
+var systemActor = map[string]any{"name": "", "groups": []any{}, "kind": "system"}
 
 // With builds the environment of v sharing s's meter, and so its budgets (v.Budget is not used).
 func (s Scope) With(v Vars) Scope {

@@ -12,6 +12,7 @@
 //	state     the current state (string)
 //	now       the time of the event (expr's wall-clock now() is disabled: expressions are deterministic)
 //	instance  {id, version, created_at, entered_at, parent}
+//	actor     {name, groups, kind}: who sends the event
 //	children  {<group>: {total, running, final, ids}}, in a definition with child groups
 //	item      the element a child is started for, and index its position (a child's context)
 //

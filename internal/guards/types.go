@@ -23,6 +23,11 @@ var (
 		"entered_at": types.TypeOf(time.Time{}),
 		"parent":     types.String,
 	}
+	actorType = types.Map{
+		"name":   types.String,
+		"groups": types.Array(types.String),
+		"kind":   types.String,
+	}
 )
 
 // envType is the type of the environment expressions are checked against.
@@ -36,6 +41,7 @@ func envType(env Env) types.Map {
 		"state":    types.String,
 		"now":      types.TypeOf(time.Time{}),
 		"instance": instanceType,
+		"actor":    actorType,
 		meterName:  types.TypeOf(&meter{}),
 		tickName:   types.TypeOf(func() bool { return true }),
 	}

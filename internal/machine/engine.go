@@ -96,8 +96,14 @@ func Fire(def *Definition, snap Snapshot, event string, payload map[string]any, 
 	return Limits{}.Fire(def, snap, event, payload, now)
 }
 
-// Fire is the package's Fire within l.
+// Fire is the package's Fire within l, the event sent by the system.
 func (l Limits) Fire(def *Definition, snap Snapshot, event string, payload map[string]any, now time.Time) (*Transition, error) {
+	return l.FireAs(def, snap, Actor{Kind: ActorSystem}, event, payload, now)
+}
+
+// FireAs is Fire with the event sent by actor: `actor` in the expressions, and the branches'
+// `allow` (a user in none of the groups any branch allows: TransitionForbiddenError).
+func (l Limits) FireAs(def *Definition, snap Snapshot, actor Actor, event string, payload map[string]any, now time.Time) (*Transition, error) {
 	st, h, err := def.handler(snap.State, event)
 	if err != nil {
 		return nil, err
@@ -108,8 +114,8 @@ func (l Limits) Fire(def *Definition, snap Snapshot, event string, payload map[s
 	}
 	scope := guards.NewScope(guards.Vars{Ctx: snap.Context, Event: typed, State: snap.State, Now: now,
 		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt, Parent: snap.Parent.ID},
-		Children: def.childScope(snap), Budget: l.Budget})
-	b, results, err := choose(st, h, scope)
+		Actor:    actor.vars(), Children: def.childScope(snap), Budget: l.Budget})
+	b, results, err := choose(st, h, actor, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -187,10 +193,15 @@ func (def *Definition) payload(event string, payload map[string]any) (map[string
 	return v.(map[string]any), nil
 }
 
-// choose takes the first branch whose guard holds.
-func choose(st *State, h *Handler, scope guards.Scope) (*Branch, []GuardResult, error) {
+// choose takes the first branch the actor may take whose guard holds.
+func choose(st *State, h *Handler, actor Actor, scope guards.Scope) (*Branch, []GuardResult, error) {
 	var results []GuardResult
+	allowed := 0
 	for _, b := range h.Branches {
+		if !b.allowed(actor) {
+			continue
+		}
+		allowed++
 		if b.Guard == nil {
 			return b, results, nil
 		}
@@ -202,6 +213,17 @@ func choose(st *State, h *Handler, scope guards.Scope) (*Branch, []GuardResult, 
 		if ok {
 			return b, results, nil
 		}
+	}
+	if allowed == 0 {
+		e := &TransitionForbiddenError{State: st.Name, Event: h.Event, Actor: actor.Name}
+		for _, b := range h.Branches {
+			allow := b.Allow
+			if allow == nil {
+				allow = []string{} // every actor
+			}
+			e.Branches = append(e.Branches, Allowed{To: b.Target(st.Name), Allow: allow})
+		}
+		return nil, nil, e
 	}
 	blockers := make([]Blocker, len(h.Branches))
 	for i, b := range h.Branches {

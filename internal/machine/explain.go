@@ -24,6 +24,7 @@ type BranchResult struct {
 	Result  bool
 	Err     error // the guard failed to evaluate
 	Taken   bool
+	Allowed bool // the actor may take the branch (its `allow`)
 }
 
 // Explain evaluates every branch's guard, not only up to the first that holds as Fire does, so that a
@@ -36,8 +37,13 @@ func Explain(def *Definition, snap Snapshot, event string, payload map[string]an
 // branches evaluated again have another, so that an explanation takes at most twice the budget. A
 // guard that spends it is reported with its error, and the guards after it fail at once.
 func (l Limits) Explain(def *Definition, snap Snapshot, event string, payload map[string]any, now time.Time) Explanation {
+	return l.ExplainAs(def, snap, Actor{Kind: ActorSystem}, event, payload, now)
+}
+
+// ExplainAs is Explain for an event sent by actor.
+func (l Limits) ExplainAs(def *Definition, snap Snapshot, actor Actor, event string, payload map[string]any, now time.Time) Explanation {
 	var x Explanation
-	x.Transition, x.Err = l.Fire(def, snap, event, payload, now)
+	x.Transition, x.Err = l.FireAs(def, snap, actor, event, payload, now)
 	st, h, err := def.handler(snap.State, event)
 	if err != nil {
 		return x
@@ -47,10 +53,11 @@ func (l Limits) Explain(def *Definition, snap Snapshot, event string, payload ma
 		return x
 	}
 	scope := guards.NewScope(guards.Vars{Ctx: snap.Context, Event: typed, State: st.Name, Now: now,
-		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt},
-		Budget:   l.Budget})
+		Instance: guards.Instance{ID: snap.ID, Version: snap.Version, CreatedAt: snap.CreatedAt, EnteredAt: snap.EnteredAt, Parent: snap.Parent.ID},
+		Actor:    actor.vars(), Children: def.childScope(snap), Budget: l.Budget})
 	for _, b := range h.Branches {
-		r := BranchResult{Index: b.Index, To: b.Target(st.Name), Stays: b.Stays(), Guard: b.GuardSource, Message: b.GuardMessage, Result: true}
+		r := BranchResult{Index: b.Index, To: b.Target(st.Name), Stays: b.Stays(), Guard: b.GuardSource, Message: b.GuardMessage, Result: true,
+			Allowed: b.allowed(actor)}
 		if b.Guard != nil {
 			r.Result, r.Err = b.Guard.Bool(scope)
 		}

@@ -79,8 +79,9 @@ type Branch struct {
 	Guard        *guards.Program // compiled GuardSource
 	GuardMessage string
 	Set          []*Assignment
-	Send         []*Send // the messages the branch sends, in file order (processes.md §3)
-	Index        int     // position among the handler's branches, from 0
+	Send         []*Send  // the messages the branch sends, in file order (processes.md §3)
+	Allow        []string // the groups whose users may take it (actor.go); nil: every actor
+	Index        int      // position among the handler's branches, from 0
 	Pos          Pos
 	GuardPos     Pos
 

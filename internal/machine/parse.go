@@ -16,7 +16,7 @@ import (
 var (
 	definitionKeys = []string{"name", "description", "initial", "context", "events", "states", "migrate", "notify"}
 	stateKeys      = []string{"description", "final", "on", "timers", "children"}
-	branchKeys     = []string{"to", "guard", "guard_message", "set", "send"}
+	branchKeys     = []string{"to", "guard", "guard_message", "set", "send", "allow"}
 	sendKeys       = []string{"to", "event", "payload"}
 	timerKeys      = []string{"after", "at", "event"}
 )
@@ -214,7 +214,7 @@ func (d *parser) branches(def *Definition, s *State, e source.Entry, v *yaml.Nod
 		if unguarded >= 0 {
 			d.Errorf(b.Pos, "on.%s in state %q: this branch can never be taken, branch %d before it has no guard", e.Key, s.Name, unguarded+1)
 		}
-		if b.GuardSource == "" && unguarded < 0 {
+		if b.GuardSource == "" && b.Allow == nil && unguarded < 0 { // a branch with allow is not taken by everyone
 			unguarded = b.Index
 		}
 		h.Branches = append(h.Branches, b)
@@ -271,6 +271,9 @@ func (d *parser) branch(def *Definition, s *State, event string, n *yaml.Node) *
 	}
 	if set, ok := spec.Get("set"); ok {
 		b.Set = d.assignments(def, set.Val, env)
+	}
+	if a, ok := spec.Get("allow"); ok {
+		b.Allow = d.allow(a.Val, what)
 	}
 	if send, ok := spec.Get("send"); ok {
 		for _, n := range d.Sequence(send.Val, "send") {

@@ -121,8 +121,8 @@ func TestExplainStay(t *testing.T) {
 		t.Fatalf("explanation: %+v", x)
 	}
 	want := []machine.BranchResult{
-		{Index: 0, To: "urgent", Guard: "event.urgent", Result: false},
-		{Index: 1, To: "open", Stays: true, Result: true, Taken: true},
+		{Index: 0, To: "urgent", Guard: "event.urgent", Result: false, Allowed: true},
+		{Index: 1, To: "open", Stays: true, Result: true, Taken: true, Allowed: true},
 	}
 	if !reflect.DeepEqual(x.Branches, want) {
 		t.Errorf("branches = %+v, want %+v", x.Branches, want)

@@ -87,7 +87,7 @@ states:
         to: b
         gaurd: "true"
   b: {final: true}
-`, []string{`t.yaml:8:9: error: unknown key "gaurd" in a transition (expected guard, guard_message, send, set or to)`}},
+`, []string{`t.yaml:8:9: error: unknown key "gaurd" in a transition (expected allow, guard, guard_message, send, set or to)`}},
 
 		{"unknown key in a timer", `name: t
 initial: a

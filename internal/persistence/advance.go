@@ -71,7 +71,7 @@ const advanceMessages = `, sent AS (
 const advanceInsert = `
 	INSERT INTO transitions (` + transitionReadColumns + `)
 	SELECT id, ?::bigint, ?::text, ?::text, ?::text, ?::integer, ?::jsonb, ?::jsonb, ?::jsonb, ?::jsonb,
-		?::text, ?::text, ?::text, ?::text, ?::integer, ?::integer, ?::timestamptz, ?::text, ?::text
+		?::text, ?::text, ?::text, ?::text, ?::integer, ?::integer, ?::timestamptz, ?::text, ?::text, ?::text
 	FROM updated`
 
 // advanceQueries are the eight forms of the statement (with or without timers, with or without
@@ -134,7 +134,7 @@ func advanceStatement(u InstanceUpdateParams, r TransitionRow) (string, []any) {
 	st.add(advanceInsert, r.Seq, r.Event, r.From, r.To, r.Branch,
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"), jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
 		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped), nullString(r.Actor))
+		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped), nullString(r.Actor), r.ActorKind)
 	return st.sql.String(), st.args
 }
 

@@ -44,16 +44,16 @@ func InstanceAdvanceMany(ctx context.Context, tx *Tx, u InstanceUpdateParams, r 
 	d := tx.Dialect
 	var b strings.Builder
 	b.WriteString(`INSERT INTO transitions (` + transitionReadColumns + `) VALUES `)
-	args := make([]any, 0, 19*len(r))
+	args := make([]any, 0, 20*len(r))
 	for i, t := range r {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(" + placeholders(19) + ")")
+		b.WriteString("(" + placeholders(20) + ")")
 		args = append(args, t.InstanceID, t.Seq, t.Event, t.From, t.To, t.Branch,
 			jsonArg(t.Guards, "[]"), jsonArg(t.Payload, "{}"), jsonArg(t.ContextBefore, "{}"), jsonArg(t.ContextAfter, "{}"),
 			t.Source, t.RequestID, nullString(t.IdempotencyKey), t.RequestHash, t.DefinitionVersion,
-			nullInt(t.FromVersion), timeArg(d, t.At), nullString(t.Dropped), nullString(t.Actor))
+			nullInt(t.FromVersion), timeArg(d, t.At), nullString(t.Dropped), nullString(t.Actor), t.ActorKind)
 	}
 	if _, err := execContext(ctx, tx, b.String(), args...); err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: insert %d transitions of instance %q: %w", len(r), u.ID, err)))

@@ -36,18 +36,18 @@ func (r MessageRow) Bytes() int {
 }
 
 type messageRow struct {
-	ID        string `db:"id"`
-	Sender    string `db:"sender"`
-	SenderSeq int64  `db:"sender_seq"`
-	Target    string `db:"target"`
-	Seq       int64  `db:"seq"`
-	Event     string `db:"event"`
-	Payload   []byte `db:"payload"`
-	Status    string `db:"status"`
-	Reason    string `db:"reason"`
-	CreatedAt dbTime `db:"created_at"`
-	DeadAt    dbTime `db:"dead_at"` // NULL scans as the zero time
-	ChildFinal bool  `db:"child_final"`
+	ID         string `db:"id"`
+	Sender     string `db:"sender"`
+	SenderSeq  int64  `db:"sender_seq"`
+	Target     string `db:"target"`
+	Seq        int64  `db:"seq"`
+	Event      string `db:"event"`
+	Payload    []byte `db:"payload"`
+	Status     string `db:"status"`
+	Reason     string `db:"reason"`
+	CreatedAt  dbTime `db:"created_at"`
+	DeadAt     dbTime `db:"dead_at"` // NULL scans as the zero time
+	ChildFinal bool   `db:"child_final"`
 }
 
 func (r messageRow) row() MessageRow {

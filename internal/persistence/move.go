@@ -54,9 +54,9 @@ const moveRowsQuery = `
 		FROM d WHERE i.id = d.id AND i.revision = d.revision
 		RETURNING i.id
 	)
-	INSERT INTO transitions (` + transitionColumns + `)
+	INSERT INTO transitions (` + transitionColumns + `, actor_kind)
 	SELECT d.id, d.revision + 1, ?::text, d.from_state, d.to_state, 0, '[]', '{}', d.before, d.after,
-		'migration', ?::text, NULL, '', ?::integer, ?::integer, ?::timestamptz
+		'migration', ?::text, NULL, '', ?::integer, ?::integer, ?::timestamptz, 'migration'
 	FROM d JOIN moved ON moved.id = d.id`
 
 // InstanceMoveRows moves instances as decided, each with its audit row (source migration), in the
@@ -131,7 +131,7 @@ func moveRowsOneByOne(ctx context.Context, tx *Tx, m MigrationBatch, rows []Move
 		u := InstanceUpdateParams{ID: r.ID, ExpectRevision: r.Revision, Version: m.ToVersion, State: r.ToState,
 			Context: r.After, Revision: rev, Final: r.Final, UpdatedAt: m.At, EnteredAt: r.EnteredAt}
 		t := TransitionRow{InstanceID: r.ID, Seq: rev, Event: m.Event, From: r.FromState, To: r.ToState, Guards: []byte("[]"),
-			Payload: []byte("{}"), ContextBefore: r.Before, ContextAfter: r.After, Source: "migration",
+			Payload: []byte("{}"), ContextBefore: r.Before, ContextAfter: r.After, Source: "migration", ActorKind: "migration",
 			RequestID: m.MigrationID, DefinitionVersion: m.ToVersion, FromVersion: m.FromVersion, At: m.At}
 		if err := InstanceUpdate(ctx, tx, u); err != nil {
 			return err
@@ -219,9 +219,9 @@ const moveStateQuery = `
 		SELECT moved.id, moved.revision, a.idx, a.event, moved.entered_at + a.after, moved.entered_at + a.after, 0, ''
 		FROM moved CROSS JOIN unnest(?::integer[], ?::text[], ?::interval[]) AS a(idx, event, after)
 	), audited AS (
-		INSERT INTO transitions (` + transitionColumns + `)
+		INSERT INTO transitions (` + transitionColumns + `, actor_kind)
 		SELECT id, revision, ?::text, ?::text, ?::text, 0, '[]', '{}', before, after, 'migration', ?::text, NULL, '',
-			?::integer, ?::integer, ?::timestamptz
+			?::integer, ?::integer, ?::timestamptz, 'migration'
 		FROM moved
 		RETURNING instance_id
 	)

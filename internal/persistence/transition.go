@@ -27,7 +27,8 @@ type TransitionRow struct {
 	FromVersion       int // a migration's: the version the instance came from; 0 (NULL) otherwise
 	At                time.Time
 	Dropped           string // a timer's event the state refused: why ("" is stored as NULL); nothing else changed
-	Actor             string // the name of the API key that sent the event ("" is stored as NULL)
+	Actor             string // the name of the actor that sent the event ("" is stored as NULL)
+	ActorKind         string // its kind: user, timer, message, migration or system ("" for none recorded)
 }
 
 // TransitionListParams selects a page of an instance's transitions, in seq order.
@@ -68,6 +69,7 @@ type transitionRow struct {
 	At                dbTime         `db:"at"`
 	Dropped           sql.NullString `db:"dropped"`
 	Actor             sql.NullString `db:"actor"`
+	ActorKind         string         `db:"actor_kind"`
 }
 
 func (r transitionRow) row() TransitionRow {
@@ -77,7 +79,7 @@ func (r transitionRow) row() TransitionRow {
 		ContextBefore: r.ContextBefore, ContextAfter: r.ContextAfter, Source: r.Source,
 		RequestID: r.RequestID, IdempotencyKey: r.IdempotencyKey.String, RequestHash: r.RequestHash,
 		DefinitionVersion: r.DefinitionVersion, FromVersion: int(r.FromVersion.Int64), At: r.At.Time(),
-		Dropped: r.Dropped.String, Actor: r.Actor.String,
+		Dropped: r.Dropped.String, Actor: r.Actor.String, ActorKind: r.ActorKind,
 	}
 }
 
@@ -87,14 +89,14 @@ func (r transitionRow) row() TransitionRow {
 const (
 	transitionColumns = `instance_id, seq, event, from_state, to_state, branch, guards, payload, ` +
 		`context_before, context_after, source, request_id, idempotency_key, request_hash, definition_version, from_version, at`
-	transitionReadColumns = transitionColumns + `, dropped, actor`
+	transitionReadColumns = transitionColumns + `, dropped, actor, actor_kind`
 )
 
 // The queries of the transition functions that are prepared on PostgreSQL (see preparedQueries).
 const (
 	transitionInsertQuery = `
 		INSERT INTO transitions (` + transitionReadColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
 	transitionByKeyQuery = `
 		SELECT ` + transitionReadColumns + ` FROM transitions
@@ -111,7 +113,7 @@ func TransitionInsert(ctx context.Context, tx *Tx, r TransitionRow) error {
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"),
 		jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
 		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		nullInt(r.FromVersion), timeArg(d, r.At), nullString(r.Dropped), nullString(r.Actor))
+		nullInt(r.FromVersion), timeArg(d, r.At), nullString(r.Dropped), nullString(r.Actor), r.ActorKind)
 	if err != nil {
 		return translate(fmt.Errorf("persistence: insert transition %d of instance %q: %w", r.Seq, r.InstanceID, err))
 	}

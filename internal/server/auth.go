@@ -26,6 +26,12 @@ func actor(c echo.Context) string {
 	return p.Name
 }
 
+// actorGroups are the groups of the key or token that authenticated the request (none without).
+func actorGroups(c echo.Context) []string {
+	p, _ := c.Get(actorKey).(auth.Principal)
+	return p.Groups
+}
+
 // authenticates reports whether the server checks credentials: it has API keys, bearer tokens, or
 // both.
 func (s *server) authenticates() bool {

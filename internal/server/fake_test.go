@@ -75,9 +75,9 @@ func (f *fakeService) SendEvent(_ context.Context, req service.SendEvent) (servi
 	return service.EventResult{Instance: f.inst}, f.replayed, err
 }
 
-func (f *fakeService) Explain(_ context.Context, id, event string, payload map[string]any) (service.Explanation, error) {
-	err := f.record(func() { f.id, f.event = id, service.SendEvent{Event: event, Payload: payload} })
-	return service.Explanation{Event: event}, err
+func (f *fakeService) Explain(_ context.Context, id string, req service.SendEvent) (service.Explanation, error) {
+	err := f.record(func() { f.id, f.event = id, service.SendEvent{Event: req.Event, Payload: req.Payload} })
+	return service.Explanation{Event: req.Event}, err
 }
 
 func (f *fakeService) History(_ context.Context, id string, after int64, limit int) (service.Page[service.HistoryEntry], error) {

@@ -230,7 +230,7 @@ func (s *server) listChildren(c echo.Context) error {
 //	@Success		200				{object}	service.EventResult
 //	@Failure		400				{object}	Problem				"invalid_request: malformed JSON, an unknown or repeated field or key, a missing event, a bad id or header, a query parameter"
 //	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
-//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure		403				{object}	Problem				"forbidden: the role of the key or token may not do this; transition_forbidden: no branch allows the caller (allowed: the groups per branch; instance)"
 //	@Failure		404				{object}	Problem				"not_found: no such instance"
 //	@Failure		409				{object}	Problem				"invalid_transition, guard_rejected (with blockers), instance_final (each with instance)"
 //	@Failure		412				{object}	Problem				"version_conflict: If-Match names another revision (instance: as it is now)"
@@ -271,7 +271,7 @@ func (s *server) sendEvent(c echo.Context) error {
 		return err
 	}
 	req.InstanceID, req.IdempotencyKey, req.IfMatch = id, key, rev
-	req.RequestID, req.Actor = RequestID(c.Request().Context()), actor(c)
+	req.RequestID, req.Actor, req.Groups = RequestID(c.Request().Context()), actor(c), actorGroups(c)
 	start := time.Now()
 	res, replayed, err := s.svc.SendEvent(c.Request().Context(), req)
 	s.metrics.observe(req.Event, res, replayed, err, time.Since(start))
@@ -326,7 +326,7 @@ func (s *server) explain(c echo.Context) error {
 	if err := checkID("field event", req.Event); err != nil {
 		return err
 	}
-	ex, err := s.svc.Explain(c.Request().Context(), id, req.Event, req.Payload)
+	ex, err := s.svc.Explain(c.Request().Context(), id, service.SendEvent{Event: req.Event, Payload: req.Payload, Actor: actor(c), Groups: actorGroups(c)})
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ var problemKinds = map[string]problemKind{
 	code.NotFound:             {http.StatusNotFound, "Not found"},
 	code.InvalidTransition:    {http.StatusConflict, "Invalid transition"},
 	code.GuardRejected:        {http.StatusConflict, "Guard rejected"},
+	code.TransitionForbidden:  {http.StatusForbidden, "Transition forbidden"},
 	code.InstanceFinal:        {http.StatusConflict, "Instance is final"},
 	code.InstanceExists:       {http.StatusConflict, "Instance exists"},
 	code.VersionConflict:      {http.StatusPreconditionFailed, "Version conflict"},
@@ -71,9 +72,10 @@ type Problem struct {
 	Title     string              `json:"title" validate:"required" example:"Guard rejected"`
 	Status    int                 `json:"status" validate:"required" example:"409"`
 	Detail    string              `json:"detail" validate:"required" example:"event pay in state created: no guard holds: payment must cover the order amount"`
-	Code      string              `json:"code" validate:"required" example:"guard_rejected" enums:"not_found,invalid_transition,guard_rejected,instance_final,instance_exists,version_conflict,unknown_event,invalid_payload,invalid_context,invalid_definition,idempotency_mismatch,expression_failed,migration_running,invalid_request,body_too_large,unsupported_media_type,method_not_allowed,unauthorized,forbidden,too_many_requests,unavailable,outcome_unknown,internal_error"`
+	Code      string              `json:"code" validate:"required" example:"guard_rejected" enums:"not_found,invalid_transition,guard_rejected,instance_final,instance_exists,version_conflict,unknown_event,invalid_payload,invalid_context,invalid_definition,idempotency_mismatch,expression_failed,migration_running,transition_forbidden,invalid_request,body_too_large,unsupported_media_type,method_not_allowed,unauthorized,forbidden,too_many_requests,unavailable,outcome_unknown,internal_error"`
 	Instance  *service.Instance   `json:"instance,omitempty"`   // the instance as it is now: version_conflict, instance_exists and refused events
 	Blockers  []machine.Blocker   `json:"blockers,omitempty"`   // guard_rejected: one entry per branch, in order
+	Allowed   []machine.Allowed   `json:"allowed,omitempty"`    // transition_forbidden: per branch, the groups that may take it
 	Errors    []source.Diagnostic `json:"errors,omitempty"`     // invalid_definition: every problem found
 	RequestID string              `json:"request_id,omitempty"` // the X-Request-ID, to find the log lines
 }
@@ -118,6 +120,10 @@ func (s *server) problemFor(err error, c echo.Context) (p Problem, fault bool) {
 		if p.Blockers == nil {
 			p.Blockers = []machine.Blocker{}
 		}
+	}
+	var tf *machine.TransitionForbiddenError
+	if errors.As(err, &tf) {
+		p.Allowed = tf.Branches
 	}
 	var inv *machine.InvalidDefinitionError
 	if errors.As(err, &inv) {

@@ -149,7 +149,7 @@ func TestProblemTable(t *testing.T) {
 		"invalid_context": 422, "invalid_definition": 422, "idempotency_mismatch": 422,
 		"expression_failed": 422, "migration_running": 409, "invalid_request": 400, "body_too_large": 413,
 		"unsupported_media_type": 415, "method_not_allowed": 405, "unavailable": 503, "outcome_unknown": 503, "internal_error": 500,
-		"unauthorized": 401, "forbidden": 403, "too_many_requests": 429,
+		"unauthorized": 401, "forbidden": 403, "too_many_requests": 429, "transition_forbidden": 403,
 	}
 	if len(problemKinds) != len(want) {
 		t.Errorf("the table has %d codes, want %d", len(problemKinds), len(want))

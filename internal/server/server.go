@@ -33,7 +33,7 @@ type Service interface {
 	// SendEvent fires an event; replayed is true when the Idempotency-Key was seen with the same
 	// request and res is the first answer.
 	SendEvent(ctx context.Context, req service.SendEvent) (res service.EventResult, replayed bool, err error)
-	Explain(ctx context.Context, id, event string, payload map[string]any) (service.Explanation, error)
+	Explain(ctx context.Context, id string, req service.SendEvent) (service.Explanation, error) // req: the event, its payload and its actor
 	History(ctx context.Context, id string, afterSeq int64, limit int) (service.Page[service.HistoryEntry], error)
 	ListDefinitions(ctx context.Context, after string, limit int) (service.Page[service.DefinitionSummary], error)
 	GetDefinition(ctx context.Context, name string) (service.DefinitionVersion, error) // the latest version

@@ -97,6 +97,11 @@ func TestChildrenTrip(t *testing.T) {
 				t.Fatalf("leg %d: %v %v, want %s", i, c.State, err, want)
 			}
 		}
+		// The cancel came from the trip: a message, whose actor is its sender.
+		h, err := svc.History(ctx, "t-fail.legs.1.0", 0, 10)
+		if last := h.Items[len(h.Items)-1]; err != nil || last.Event != "cancel" || last.ActorKind != "message" || last.Actor != "t-fail" {
+			t.Fatalf("the flight's cancellation: %+v %v, want a message from t-fail", last, err)
+		}
 	})
 }
 

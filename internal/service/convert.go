@@ -161,7 +161,7 @@ func toHistory(r audit.Row) (HistoryEntry, error) {
 	return HistoryEntry{Seq: r.Seq, Event: r.Event, From: r.From, To: r.To, Payload: t.Payload,
 		ContextBefore: t.ContextBefore, ContextAfter: t.ContextAfter, Source: r.Source, RequestID: r.RequestID,
 		IdempotencyKey: r.IdempotencyKey, DefinitionVersion: r.DefinitionVersion, FromVersion: r.FromVersion, At: r.At,
-		Dropped: r.Dropped, Actor: r.Actor}, nil
+		Dropped: r.Dropped, Actor: r.Actor, ActorKind: r.ActorKind}, nil
 }
 
 // requestHash identifies a request's content, to tell a replay from another request under the same

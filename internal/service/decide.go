@@ -4,8 +4,27 @@ import (
 	"context"
 	"time"
 
+	"github.com/fsmd-io/fsmd/internal/audit"
+	"github.com/fsmd-io/fsmd/internal/machine"
+
 	"github.com/fsmd-io/fsmd/internal/code"
 )
+
+// actor is who sends req: a user for an API event (its key's or token's name and groups), else the
+// kind of its source; a message's actor is named by its sender's id.
+func (req SendEvent) actor() machine.Actor {
+	switch req.source {
+	case audit.SourceTimer:
+		return machine.Actor{Kind: machine.ActorTimer, Groups: []string{}}
+	case audit.SourceMessage:
+		return machine.Actor{Name: req.from, Kind: machine.ActorMessage, Groups: []string{}}
+	}
+	groups := req.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return machine.Actor{Name: req.Actor, Groups: groups, Kind: machine.ActorUser}
+}
 
 // decision is what an event does to an instance: its transition, or its refusal as the API answers
 // it (err).
@@ -24,7 +43,7 @@ func (s *Service) decide(ctx context.Context, l loaded, req SendEvent, now time.
 		}
 		return decision{err: &VersionConflictError{IfMatch: *req.IfMatch, Instance: api}}
 	}
-	t, err := s.fireOn(ctx, l, req.Event, req.Payload, req.sender, now)
+	t, err := s.fireOn(ctx, l, req, now)
 	if err != nil && code.Of(err) == "" {
 		return decision{err: err} // the stored instance does not fit its version: no refusal of the event's
 	}
@@ -45,7 +64,8 @@ func (s *Service) decide(ctx context.Context, l loaded, req SendEvent, now time.
 // A message from a child (sender) may be its group's on_final; the children's counts are read
 // when the handler's expressions see them (children.go), and the children a transition starts are
 // built with it.
-func (s *Service) fireOn(ctx context.Context, l loaded, event string, payload map[string]any, sender string, now time.Time) (*move, error) {
+func (s *Service) fireOn(ctx context.Context, l loaded, req SendEvent, now time.Time) (*move, error) {
+	event, payload, sender := req.Event, req.Payload, req.sender
 	snap, err := snapshot(l.def, l.row)
 	if err != nil {
 		return nil, err
@@ -61,7 +81,7 @@ func (s *Service) fireOn(ctx context.Context, l loaded, event string, payload ma
 			return nil, err
 		}
 	}
-	t, err := s.limits.Fire(l.def, snap, event, payload, now)
+	t, err := s.limits.FireAs(l.def, snap, req.actor(), event, payload, now)
 	if err != nil {
 		return nil, err
 	}

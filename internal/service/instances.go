@@ -173,7 +173,8 @@ func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) (Page[Ins
 }
 
 // Explain says what an event would do now, changing nothing.
-func (s *Service) Explain(ctx context.Context, id, event string, payload map[string]any) (Explanation, error) {
+func (s *Service) Explain(ctx context.Context, id string, req SendEvent) (Explanation, error) {
+	event, payload := req.Event, req.Payload
 	l, err := s.instance(ctx, s.db, id)
 	if err != nil {
 		return Explanation{}, err
@@ -191,10 +192,10 @@ func (s *Service) Explain(ctx context.Context, id, event string, payload map[str
 			return Explanation{}, s.dbError(err)
 		}
 	}
-	x := s.limits.Explain(l.def, snap, event, payload, s.now())
+	x := s.limits.ExplainAs(l.def, snap, req.actor(), event, payload, s.now())
 	out := Explanation{Event: event, State: l.row.State, Branches: []BranchOutcome{}}
 	for _, b := range x.Branches {
-		o := BranchOutcome{To: b.To, Guard: b.Guard, Message: b.Message, Taken: b.Taken}
+		o := BranchOutcome{To: b.To, Guard: b.Guard, Message: b.Message, Taken: b.Taken, Allowed: b.Allowed}
 		if b.Guard != "" {
 			r := b.Result && b.Err == nil
 			o.Result = &r

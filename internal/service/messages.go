@@ -188,7 +188,7 @@ func (s *Service) deliver(ctx context.Context, m persistence.MessageRow) error {
 				slog.String("target", m.Target), slog.Any("error", err))
 			return nil
 		}
-		req := SendEvent{InstanceID: m.Target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage, sender: finalFrom(m)}
+		req := SendEvent{InstanceID: m.Target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage, sender: finalFrom(m), from: m.Sender}
 		tr, refusal := s.decideMessage(ctx, l, m, now) // no lock is held
 		if refusal != nil && code.Of(refusal) == "" {
 			err = refusal
@@ -227,7 +227,7 @@ func (s *Service) decideMessage(ctx context.Context, l loaded, m persistence.Mes
 	if err != nil {
 		return nil, err
 	}
-	return s.fireOn(ctx, l, m.Event, payload, finalFrom(m), now)
+	return s.fireOn(ctx, l, SendEvent{Event: m.Event, Payload: payload, source: audit.SourceMessage, sender: finalFrom(m), from: m.Sender}, now)
 }
 
 // DeadMessage is a message that could not be delivered, as GET /v1/messages/dead shows it.

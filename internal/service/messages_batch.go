@@ -87,7 +87,7 @@ func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow)
 			if done > 0 && time.Since(began) > batchHold {
 				break
 			}
-			req := SendEvent{InstanceID: target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage, sender: finalFrom(m)}
+			req := SendEvent{InstanceID: target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage, sender: finalFrom(m), from: m.Sender}
 			tr, refusal := s.decideMessage(ctx, l, m, now)
 			if refusal != nil && code.Of(refusal) == "" {
 				return refusal

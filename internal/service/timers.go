@@ -143,7 +143,7 @@ func (s *Service) fire(ctx context.Context, row persistence.InstanceRow, t persi
 	}
 	f := firing{l: l, req: SendEvent{InstanceID: row.ID, Event: t.Event, RequestID: fmt.Sprintf("timer %d/%d", t.Revision, t.Idx),
 		source: audit.SourceTimer}}
-	f.tr, err = s.fireOn(ctx, l, t.Event, nil, "", now)
+	f.tr, err = s.fireOn(ctx, l, f.req, now)
 	if err != nil {
 		if code.Of(err) == "" {
 			return firing{}, err
@@ -209,7 +209,7 @@ func (s *Service) dropRow(l loaded, event string, payload []byte, req SendEvent,
 	row := audit.Row{InstanceID: l.row.ID, Seq: rev, Event: event, From: l.row.State, To: l.row.State, Branch: -1,
 		Guards: []byte("[]"), Payload: payload, ContextBefore: l.row.Context, ContextAfter: l.row.Context,
 		Source: req.source, RequestID: req.RequestID, DefinitionVersion: l.row.Version, At: now,
-		Dropped: code.Of(why) + ": " + why.Error()}
+		Dropped: code.Of(why) + ": " + why.Error(), Actor: req.actor().Name, ActorKind: req.actor().Kind}
 	next := l.row
 	next.Revision, next.UpdatedAt = rev, now
 	// A child's on_final counts in its group when it is refused too: the group has seen its outcome.

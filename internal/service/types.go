@@ -99,10 +99,12 @@ type SendEvent struct {
 	IdempotencyKey string         `json:"-"` // Idempotency-Key; "" for none
 	IfMatch        *int64         `json:"-"` // If-Match: the revision the client saw; nil for none
 	RequestID      string         `json:"-"`
-	Actor          string         `json:"-"` // the name of the API key that sent it; "" without keys
+	Actor          string         `json:"-"` // the name of the key or token that sent it; "" without authentication
+	Groups         []string       `json:"-"` // its groups
 
 	source string // audit.SourceAPI (""), audit.SourceTimer or audit.SourceMessage
 	sender string // the child whose on_final this is (a message marked ChildFinal); "" otherwise
+	from   string // the instance that sent the message (source message)
 }
 
 // Explanation is what an event would do now, with no side effect.
@@ -122,6 +124,7 @@ type BranchOutcome struct {
 	Message string `json:"message,omitempty"`
 	Result  *bool  `json:"result,omitempty"` // nil for an unguarded branch
 	Taken   bool   `json:"taken" validate:"required"`
+	Allowed bool   `json:"allowed" validate:"required"` // the caller may take it (the branch's allow)
 }
 
 // ErrorInfo is an error code and its text.
@@ -147,9 +150,12 @@ type HistoryEntry struct {
 	// Dropped (source timer or message only): the timer's or the message's event was refused, and
 	// why ("guard_rejected: ..."); nothing but the revision changed.
 	Dropped string `json:"dropped,omitempty"`
-	// Actor is the name of the API key that sent the event (source api, when fsmd has keys).
-	Actor string    `json:"actor,omitempty"`
-	At    time.Time `json:"at" validate:"required" format:"date-time"`
+	// Actor is the name of who sent the event: the key or token (source api, with authentication),
+	// the sending instance (source message).
+	Actor string `json:"actor,omitempty"`
+	// ActorKind is the actor's kind: user, timer, message, migration or system.
+	ActorKind string    `json:"actor_kind,omitempty" enums:"user,timer,message,migration,system"`
+	At        time.Time `json:"at" validate:"required" format:"date-time"`
 }
 
 // Page is a page of a list, in key order; Next is the key to pass as `after` for the next page, ""

@@ -84,7 +84,8 @@ func prepare(l loaded, m *move, req SendEvent, hash string, now time.Time) (audi
 		return audit.Row{}, persistence.InstanceRow{}, err
 	}
 	row.Source, row.RequestID, row.IdempotencyKey, row.RequestHash, row.At = cmp.Or(req.source, audit.SourceAPI), req.RequestID, req.IdempotencyKey, hash, now
-	row.Actor = req.Actor
+	actor := req.actor()
+	row.Actor, row.ActorKind = actor.Name, actor.Kind
 
 	next := l.row
 	next.State, next.Context, next.Revision, next.Final, next.UpdatedAt = t.To, row.ContextAfter, rev, t.Final, now

@@ -61,6 +61,8 @@ type Given struct {
 	// Parent makes the instance a child: `instance.parent` is its id, and a final state sends it
 	// its on_final message.
 	Parent machine.Parent
+	// Actor sends the steps' events unless a step names its own: machine.TestActor by default.
+	Actor machine.Actor
 }
 
 // Step is an event or a clock advance.
@@ -69,6 +71,7 @@ type Step struct {
 	Payload map[string]any
 	Advance time.Duration // when Event is ""
 	Line    int
+	Actor   *machine.Actor // who sends Event; nil: given.actor
 }
 
 func (s Step) String() string {
@@ -118,13 +121,14 @@ type Sent struct {
 var (
 	tableKeys  = []string{"definition", "cases", "migrations"}
 	caseKeys   = []string{"name", "given", "when", "then"}
-	givenKeys  = []string{"state", "ctx", "now", "children", "parent"}
+	givenKeys  = []string{"state", "ctx", "now", "children", "parent", "actor"}
+	actorKeys  = []string{"name", "groups"}
 	parentKeys = []string{"id", "group", "index", "on_final"}
 	countKeys  = []string{"total", "running", "final"}
-	stepKeys   = []string{"event", "payload", "advance"}
+	stepKeys   = []string{"event", "payload", "advance", "actor"}
 	thenKeys   = []string{"state", "ctx", "error", "final", "notified", "sent", "children"}
 	sentKeys   = []string{"to", "event", "payload"}
-	codes      = []string{code.UnknownEvent, code.InvalidTransition, code.GuardRejected,
+	codes      = []string{code.UnknownEvent, code.InvalidTransition, code.GuardRejected, code.TransitionForbidden,
 		code.InstanceFinal, code.InvalidPayload, code.ExpressionFailed}
 	migrationKeys     = []string{"name", "from", "given", "then"}
 	migrationThenKeys = []string{"state", "ctx", "stranded", "reason"}
@@ -192,7 +196,7 @@ func (p *parser) testCase(n *yaml.Node) *Case {
 		return nil
 	}
 	spec := p.Keys(entries, "a case", caseKeys...)
-	c := &Case{Line: n.Line, Given: Given{Now: DefaultNow}}
+	c := &Case{Line: n.Line, Given: Given{Now: DefaultNow, Actor: machine.TestActor}}
 	if e, ok := spec.Get("name"); ok {
 		c.Name, _ = p.Scalar(e.Val, "name")
 	} else {
@@ -296,6 +300,9 @@ func (p *parser) given(g *Given, n *yaml.Node) {
 	if e, ok := spec.Get("now"); ok {
 		g.Now = p.time(e.Val, "given.now")
 	}
+	if e, ok := spec.Get("actor"); ok {
+		g.Actor = p.actor(e.Val, "given.actor")
+	}
 	if e, ok := spec.Get("parent"); ok {
 		fields, _ := p.Mapping(e.Val, "given.parent")
 		spec := p.Keys(fields, "given.parent", parentKeys...)
@@ -353,6 +360,24 @@ func (p *parser) given(g *Given, n *yaml.Node) {
 	}
 }
 
+// actor reads {name, groups}: a user.
+func (p *parser) actor(n *yaml.Node, what string) machine.Actor {
+	a := machine.Actor{Name: machine.TestActor.Name, Groups: []string{}, Kind: machine.ActorUser}
+	fields, _ := p.Mapping(n, what)
+	spec := p.Keys(fields, what, actorKeys...)
+	if f, ok := spec.Get("name"); ok {
+		a.Name, _ = p.Scalar(f.Val, what+".name")
+	}
+	if f, ok := spec.Get("groups"); ok {
+		for _, item := range p.Sequence(f.Val, what+".groups") {
+			if g, ok := p.Scalar(item, what+".groups"); ok {
+				a.Groups = append(a.Groups, g)
+			}
+		}
+	}
+	return a
+}
+
 // count reads a number of children: an int from 0 to machine.MaxChildren.
 func (p *parser) count(n *yaml.Node, what string) int {
 	var v int
@@ -379,6 +404,10 @@ func (p *parser) step(n *yaml.Node) (Step, bool) {
 		return s, false
 	case isEvent:
 		s.Event, _ = p.Scalar(ev.Val, "event")
+		if e, ok := spec.Get("actor"); ok {
+			a := p.actor(e.Val, "actor")
+			s.Actor = &a
+		}
 		if e, ok := spec.Get("payload"); ok {
 			s.Payload = p.object(e.Val, "payload")
 		}

@@ -41,6 +41,7 @@ type instance struct {
 	sent []machine.Message
 	// started lists the children the transitions of the current step started.
 	started []machine.ChildStart
+	actor   machine.Actor // of the case (given.actor)
 }
 
 // Run runs one case of a table against def, recording what it exercises in cov (which may be nil).
@@ -62,8 +63,12 @@ func Run(def *machine.Definition, c *Case, cov *Coverage) *Result {
 		if s.Event != "" {
 			// Timers already due fire first, as the service's scheduler would have fired them by now:
 			// an `at` deadline can lie in the past when it is armed.
+			actor := in.actor
+			if s.Actor != nil {
+				actor = *s.Actor
+			}
 			if stepErr = in.advance(0); stepErr == nil {
-				stepErr = in.fire(s.Event, s.Payload, "")
+				stepErr = in.fire(actor, s.Event, s.Payload, "")
 			}
 		} else {
 			stepErr = in.advance(s.Advance)
@@ -107,7 +112,7 @@ func start(def *machine.Definition, g Given, cov *Coverage) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("arming the timers of %s: %v", state, err)
 	}
-	return &instance{def: def, snap: snap, clock: g.Now, pending: due, cov: cov}, nil
+	return &instance{def: def, snap: snap, clock: g.Now, pending: due, cov: cov, actor: g.Actor}, nil
 }
 
 func orEmpty(m map[string]any) map[string]any {
@@ -130,7 +135,7 @@ func withIDs(group string, c machine.ChildCounts) machine.ChildCounts {
 // fire handles one event, as the service would. An event that is the on_final of a group of the
 // state counts as a child's outcome received: the group's final goes up (it is the one being
 // handled), as it does when a child's message is delivered.
-func (in *instance) fire(event string, payload map[string]any, via string) error {
+func (in *instance) fire(actor machine.Actor, event string, payload map[string]any, via string) error {
 	if st := in.def.States[in.snap.State]; st != nil {
 		for _, g := range st.Children {
 			if c, ok := in.snap.Children[g.Name]; ok && g.OnFinal == event && c.Running > 0 {
@@ -140,7 +145,7 @@ func (in *instance) fire(event string, payload map[string]any, via string) error
 			}
 		}
 	}
-	t, err := machine.Fire(in.def, in.snap, event, payload, in.clock)
+	t, err := machine.Limits{}.FireAs(in.def, in.snap, actor, event, payload, in.clock)
 	in.cov.record(in.def, in.snap.State, event, t, err)
 	if err != nil {
 		in.tracef("%s%s in %s: %s: %v", via, event, in.snap.State, code.Of(err), err)
@@ -194,7 +199,7 @@ func (in *instance) advance(d time.Duration) error {
 		if next.At.After(in.clock) {
 			in.clock = next.At
 		}
-		err := in.fire(next.Event, nil, "timer ")
+		err := in.fire(machine.Actor{Kind: machine.ActorTimer, Groups: []string{}}, next.Event, nil, "timer ")
 		if code.Of(err) == code.ExpressionFailed {
 			return err
 		}
