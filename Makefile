@@ -26,7 +26,7 @@ build: ## Build bin/fsmd
 .PHONY: test
 test: ui-deps ## Run everything: vet, every test under the race detector (the console's in Chromium too), the example tables, brief fuzzing
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	$(GO) run ./cmd/fsmd validate definitions/
 	$(GO) run ./cmd/fsmd test --coverage definitions/
 	$(MAKE) --no-print-directory fuzz
@@ -45,7 +45,7 @@ assets: ## Refresh the console's third-party files from npm: Mermaid (MERMAID_VE
 
 .PHONY: test-race
 test-race: ## Run the Go tests under the race detector
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target briefly (FUZZ_PARSE, FUZZ_COMPILE: executions, or a duration such as 90s)

@@ -260,7 +260,7 @@ var apiInstanceFields = []string{"id", "definition", "version", "state", "contex
 
 // apiHistoryFields are the fields of a history entry in api.md.
 var apiHistoryFields = []string{"seq", "event", "from", "to", "payload", "context_before", "context_after",
-	"source", "request_id", "idempotency_key", "definition_version", "at"}
+	"source", "request_id", "idempotency_key", "definition_version", "actor_kind", "at"}
 
 // apiTransition is the transition of an accepted event.
 type apiTransition struct {

@@ -73,7 +73,8 @@ CREATE TRIGGER test_log_sent AFTER INSERT ON messages FOR EACH ROW EXECUTE FUNCT
 // or a reordering, as a dropped row), its history has one row per message, source message, and the
 // deliveries' request ids are exactly the ids of the messages written, in each pair's order.
 func TestMessagesExactlyOnceTwoProcesses(t *testing.T) {
-	t.Parallel()
+	// Not parallel: two fsmd processes and the test hold up to 48 PostgreSQL connections, and
+	// the server allows 100 in all.
 	const senders, peers, events = 20, 10, 50 // 20 × 10 × 50 = 10,000 messages
 	const total = senders * peers * events
 	dbURL := dbtest.PostgresDatabaseURL(t)

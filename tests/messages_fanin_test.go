@@ -37,7 +37,8 @@ states:
 // is killed meanwhile. Each message is delivered exactly once (one history row each, with its id,
 // none dropped), every pair in the order written, and each collector counted all it got.
 func TestMessagesFanInTwoProcesses(t *testing.T) {
-	t.Parallel()
+	// Not parallel: two fsmd processes and the test hold up to 48 PostgreSQL connections, and
+	// the server allows 100 in all.
 	const senders, collectors, events = 40, 5, 30 // 40 × 5 × 30 = 6,000 messages
 	const total = senders * collectors * events
 	dbURL := dbtest.PostgresDatabaseURL(t)

@@ -5052,6 +5052,7 @@ const docTemplate = `{
         "service.HistoryEntry": {
             "type": "object",
             "required": [
+                "actor_kind",
                 "at",
                 "context_after",
                 "context_before",

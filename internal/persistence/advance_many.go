@@ -25,18 +25,8 @@ func InstanceAdvanceMany(ctx context.Context, tx *Tx, u InstanceUpdateParams, r 
 			return fmt.Errorf("persistence: advance instance %q from %d with transition %d of %q", u.ID, u.ExpectRevision, t.Seq, t.InstanceID)
 		}
 	}
-	if len(ids) > 0 {
-		args := make([]any, len(ids))
-		for i, id := range ids {
-			args[i] = id
-		}
-		res, err := execContext(ctx, tx, `DELETE FROM messages WHERE status = 'pending' AND id IN (`+placeholders(len(ids))+`)`, args...)
-		if err != nil {
-			return translate(canceled(ctx, fmt.Errorf("persistence: delete %d messages to %q: %w", len(ids), u.ID, err)))
-		}
-		if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
-			return fmt.Errorf("persistence: %d of %d messages to %q were pending: %w", n, len(ids), u.ID, ErrConflict)
-		}
+	if err := MessagesDelete(ctx, tx, ids); err != nil {
+		return err
 	}
 	if err := InstanceUpdate(ctx, tx, u); err != nil {
 		return err
@@ -64,4 +54,24 @@ func InstanceAdvanceMany(ctx context.Context, tx *Tx, u InstanceUpdateParams, r 
 // placeholders is n comma-separated placeholders.
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// MessagesDelete deletes pending messages, all of them or none: ErrConflict when one is not
+// pending any more (another process delivered it), and the caller's transaction then fails.
+func MessagesDelete(ctx context.Context, tx *Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	res, err := execContext(ctx, tx, `DELETE FROM messages WHERE status = 'pending' AND id IN (`+placeholders(len(ids))+`)`, args...)
+	if err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: delete %d messages: %w", len(ids), err)))
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
+		return fmt.Errorf("persistence: %d of %d messages were pending: %w", n, len(ids), ErrConflict)
+	}
+	return nil
 }

@@ -98,16 +98,23 @@ func MessagesDue(ctx context.Context, ex Executor, limit int) ([]MessageRow, err
 // MessageNext returns the first pending message of the (sender, target) pair; ok is false when
 // there is none.
 func MessageNext(ctx context.Context, ex Executor, sender, target string) (MessageRow, bool, error) {
+	rows, err := MessagesOfPair(ctx, ex, sender, target, 1)
+	if err != nil || len(rows) == 0 {
+		return MessageRow{}, false, err
+	}
+	return rows[0], true, nil
+}
+
+// MessagesOfPair returns the first pending messages of the (sender, target) pair, at most limit,
+// in the pair's order.
+func MessagesOfPair(ctx context.Context, ex Executor, sender, target string, limit int) ([]MessageRow, error) {
 	var rows []messageRow
 	err := selectContext(ctx, ex, &rows, `SELECT `+messageColumns+` FROM messages WHERE sender = ? AND target = ?
-		AND status = 'pending' ORDER BY seq LIMIT 1`, sender, target)
+		AND status = 'pending' ORDER BY seq LIMIT ?`, sender, target, limit)
 	if err != nil {
-		return MessageRow{}, false, translate(canceled(ctx, fmt.Errorf("persistence: next message from %q to %q: %w", sender, target, err)))
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: next messages from %q to %q: %w", sender, target, err)))
 	}
-	if len(rows) == 0 {
-		return MessageRow{}, false, nil
-	}
-	return rows[0].row(), true, nil
+	return messageRows(rows), nil
 }
 
 func messageRows(rows []messageRow) []MessageRow {

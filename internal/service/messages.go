@@ -85,9 +85,10 @@ func (s *Service) RunMessages(ctx context.Context, o MessageOptions) {
 }
 
 // DeliverDue is one round of RunMessages: it returns how many pairs had a due message, or Batch
-// (a full round: RunMessages goes on at once) when a pair had more messages than a round delivers
-// of it. Each pair's messages are delivered in order, by one worker; messageWorkers pairs at a
-// time.
+// (a full round: RunMessages goes on at once) when a target had more messages than a round
+// delivers to it. The due messages are grouped by target, and each target's delivered by one
+// worker, messageWorkers targets at a time, in one transaction (messages_batch.go): the first
+// message of each of its pairs, or, for a target of one pair, up to Batch of the pair's, in order.
 func (s *Service) DeliverDue(ctx context.Context, o MessageOptions) (int, error) {
 	o = o.withDefaults()
 	rows, err := persistence.MessagesDue(ctx, s.db, o.Batch)
@@ -108,15 +109,22 @@ func (s *Service) DeliverDue(ctx context.Context, o MessageOptions) (int, error)
 	}
 	var more atomic.Bool
 	err = round(targets, messageWorkers, func(ms []persistence.MessageRow) error {
-		if len(ms) > 1 {
-			done, err := s.deliverTo(ctx, ms)
-			if done < len(ms) {
-				more.Store(true)
+		full := false
+		if len(ms) == 1 { // the target's only pair: its run of pending messages, in order
+			run, err := persistence.MessagesOfPair(ctx, s.db, ms[0].Sender, ms[0].Target, o.Batch)
+			if err != nil {
+				return err
 			}
-			return err
+			if len(run) == 0 || run[0].ID != ms[0].ID { // delivered meanwhile, by another process
+				return nil
+			}
+			ms, full = run, len(run) == o.Batch
 		}
-		left, err := s.deliverPair(ctx, ms[0], o.Batch)
-		if left {
+		if len(ms) == 1 {
+			return s.deliver(ctx, ms[0])
+		}
+		done, err := s.deliverTo(ctx, ms)
+		if full || done < len(ms) {
 			more.Store(true)
 		}
 		return err
@@ -127,25 +135,8 @@ func (s *Service) DeliverDue(ctx context.Context, o MessageOptions) (int, error)
 	return len(rows), err
 }
 
-// messageWorkers is how many pairs a round delivers to at once.
+// messageWorkers is how many targets a round delivers to at once.
 const messageWorkers = 4
-
-// deliverPair delivers m, the first pending message of its pair, then the pair's next ones, up to
-// limit: a pair's messages go one after the other, each once the one before it is delivered, dead
-// or dropped. left is true when it stopped at limit with a message of the pair still pending.
-func (s *Service) deliverPair(ctx context.Context, m persistence.MessageRow, limit int) (left bool, err error) {
-	for range limit {
-		if err := s.deliver(ctx, m); err != nil {
-			return false, err
-		}
-		next, ok, err := persistence.MessageNext(ctx, s.db, m.Sender, m.Target)
-		if err != nil || !ok || next.ID == m.ID { // the same: it was left for the next round
-			return false, err
-		}
-		m = next
-	}
-	return true, nil
-}
 
 // deliver delivers one message through its target's event path (source message, request id the
 // message's id; guards apply), in the target's turn: the transition with the message's deletion; a

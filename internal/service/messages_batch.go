@@ -18,12 +18,16 @@ import (
 // refusals dropped), with one commit.
 
 // batchHold bounds the time a batch keeps its transaction open while it decides: past it the
-// batch commits what it has, and the rest waits for the next round. (Deciding is the engine's
-// work, bounded by the event's time budget; the batch holds the instance's row meanwhile.)
-const batchHold = 50 * time.Millisecond
+// batch is rolled back and its messages are delivered one by one (errSlowBatch). Deciding is the
+// engine's work, microseconds for a usual definition and bounded by the event's time budget; the
+// batch holds the instance's row and its messages meanwhile.
+const batchHold = 100 * time.Millisecond
 
-// deliverTo delivers ms, each the first pending message of its pair and all to one target, in one
-// transaction, in order. It returns how many it delivered. When the batch cannot be written as a
+// errSlowBatch: a batch took longer than batchHold to decide.
+var errSlowBatch = errors.New("a batch of messages took too long to decide: delivered one by one")
+
+// deliverTo delivers ms, all to one target, in one transaction, in order: the first pending
+// messages of several pairs, or the first pending messages of one pair in its order. It returns how many it delivered. When the batch cannot be written as a
 // whole (the target does not exist, moved on meanwhile, a message was taken by another process,
 // a decision failed without a refusal), nothing of it is, and deliverTo delivers the messages one
 // by one as deliver does, which settles each case.
@@ -35,12 +39,21 @@ func (s *Service) deliverTo(ctx context.Context, ms []persistence.MessageRow) (i
 	if errors.Is(err, persistence.ErrUnavailable) || ctx.Err() != nil {
 		return 0, err
 	}
+	// One by one, each the first pending of its pair: of a pair's run only the first (deliver may
+	// leave it pending, and the rest must wait for it); the next round goes on.
+	seen := map[string]bool{}
+	done = 0
 	for _, m := range ms {
-		if err := s.deliver(ctx, m); err != nil {
-			return 0, err
+		if seen[m.Sender] {
+			break
 		}
+		seen[m.Sender] = true
+		if err := s.deliver(ctx, m); err != nil {
+			return done, err
+		}
+		done++
 	}
-	return len(ms), nil
+	return done, nil
 }
 
 func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow) (int, error) {
@@ -55,6 +68,12 @@ func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow)
 	done := 0
 	err = s.db.WithTx(ctx, func(tx *persistence.Tx) error {
 		done = 0
+		// Every message of the batch first, all or none (another process may have taken one), and
+		// then the instance: the order deliver takes them in, so that no two transactions wait on
+		// each other.
+		if err := persistence.MessagesDelete(ctx, tx, ids(ms)); err != nil {
+			return err
+		}
 		row, err := persistence.InstanceGet(ctx, tx, target)
 		if err != nil {
 			return err
@@ -69,7 +88,6 @@ func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow)
 		var (
 			first = l.row
 			rows  []audit.Row
-			ids   []string
 		)
 		flush := func() error {
 			if len(rows) == 0 {
@@ -78,14 +96,14 @@ func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow)
 			u := persistence.InstanceUpdateParams{ID: l.row.ID, ExpectRevision: first.Revision, Version: l.row.Version,
 				State: l.row.State, Context: l.row.Context, Revision: l.row.Revision, Final: l.row.Final, UpdatedAt: now,
 				EnteredAt: l.row.EnteredAt, Children: l.row.Children}
-			err := audit.AppendMany(ctx, tx, u, rows, ids)
-			rows, ids = nil, nil
+			err := audit.AppendMany(ctx, tx, u, rows, nil)
+			rows = nil
 			return err
 		}
 		began := time.Now()
 		for _, m := range ms {
-			if done > 0 && time.Since(began) > batchHold {
-				break
+			if time.Since(began) > batchHold {
+				return errSlowBatch
 			}
 			req := SendEvent{InstanceID: target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage, sender: finalFrom(m), from: m.Sender}
 			tr, refusal := s.decideMessage(ctx, l, m, now)
@@ -107,9 +125,6 @@ func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow)
 				if err := flush(); err != nil {
 					return err
 				}
-				if err := persistence.MessageDelete(ctx, tx, m.ID); err != nil {
-					return err
-				}
 				if _, l.row, err = s.write(ctx, tx, l, tr, req, "", now); err != nil {
 					return err
 				}
@@ -117,13 +132,21 @@ func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow)
 				done++
 				continue
 			}
-			rows, ids = append(rows, row), append(ids, m.ID)
+			rows = append(rows, row)
 			l.row = next
 			done++
 		}
 		return flush()
 	})
 	return done, err
+}
+
+func ids(ms []persistence.MessageRow) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
 }
 
 // quiet reports whether a transition of l changes nothing but the instance's row and its history:

@@ -154,7 +154,7 @@ type HistoryEntry struct {
 	// the sending instance (source message).
 	Actor string `json:"actor,omitempty"`
 	// ActorKind is the actor's kind: user, timer, message, migration or system.
-	ActorKind string    `json:"actor_kind,omitempty" enums:"user,timer,message,migration,system"`
+	ActorKind string    `json:"actor_kind" validate:"required" enums:"user,timer,message,migration,system"`
 	At        time.Time `json:"at" validate:"required" format:"date-time"`
 }
 
