@@ -154,7 +154,7 @@ func TestOpenAPI3Schemas(t *testing.T) {
 	}
 	for name, fields := range map[string][]string{
 		"service.Instance":        {"id", "definition", "version", "state", "context", "final", "revision", "created_at", "updated_at", "entered_at", "events"},
-		"service.HistoryEntry":    {"seq", "event", "from", "to", "payload", "context_before", "context_after", "source", "request_id", "idempotency_key", "definition_version", "at"},
+		"service.HistoryEntry":    {"seq", "event", "from", "to", "payload", "context_before", "context_after", "source", "request_id", "idempotency_key", "definition_version", "actor_kind", "at"},
 		"service.CreateInstance":  {"definition"},
 		"service.SendEvent":       {"event"},
 		"service.MigrationStatus": {"id", "definition", "to_version", "status", "migrated", "stranded", "total", "started_at", "finished_at"},

@@ -3,7 +3,9 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/machine"
@@ -179,6 +181,64 @@ states:
 		page, err := svc.ListInstances(ctx, service.InstanceFilter{Definition: "tree"})
 		if err != nil || len(page.Items) != 7 { // 1 + 2 + 4: the leaves start none
 			t.Fatalf("the tree: %d instances, %v, want 7", len(page.Items), err)
+		}
+	})
+}
+
+// TestChildrenMigrate: a parent and its children migrate independently. The parent moves to a
+// version whose state (renamed) declares the same group: the children's on_final messages still
+// count there, and it joins once all have ended; a child moved to a version whose state no longer
+// handles the parent's on_exit event drops it, as any message.
+func TestChildrenMigrate(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
+		ctx := context.Background()
+		svc := service.New(db, service.Options{})
+		t.Cleanup(svc.Close)
+		if err := svc.Register(ctx, set(t, fanDefs(3)...)); err != nil {
+			t.Fatal(err)
+		}
+		create(t, svc, "fan", "m-1")
+		sendOK(t, svc, "m-1", "go", nil)
+		sendOK(t, svc, "m-1.tasks.1.0", "done", nil)
+		deliverAll(t, svc)
+
+		v2 := strings.NewReplacer("  waiting:", "  gathering:", "go: waiting", "go: gathering", "name: fan\n", "name: fan\nmigrate:\n  states: {waiting: gathering}\n").Replace(fanDefs(3)[1])
+		if _, err := svc.PutDefinition(ctx, "fan", []byte(v2)); err != nil {
+			t.Fatal(err)
+		}
+		migrated := func(id string, version int) { // the migration runs in the background
+			t.Helper()
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if inst, err := svc.GetInstance(ctx, id); err == nil && inst.Version == version {
+					return
+				}
+			}
+			t.Fatalf("%s did not move to version %d", id, version)
+		}
+		migrated("m-1", 2)
+		inst, err := svc.GetInstance(ctx, "m-1")
+		if err != nil || inst.Version != 2 || inst.State != "gathering" || inst.Children["tasks"].Final != 1 {
+			t.Fatalf("m-1 after the migration: v%d %s %+v %v, want v2 gathering with 1 of 3 tasks final", inst.Version, inst.State, inst.Children, err)
+		}
+		task2 := strings.Replace(fanDefs(3)[0], "initial: open", "initial: open\nmigrate:\n  states: {open: open}", 1)
+		if _, err := svc.PutDefinition(ctx, "task", []byte(task2)); err != nil {
+			t.Fatal(err)
+		}
+		migrated("m-1.tasks.1.2", 2)
+		sendOK(t, svc, "m-1.tasks.1.1", "done", nil)
+		deliverAll(t, svc)
+		if inst, _ := svc.GetInstance(ctx, "m-1"); inst.State != "gathering" || inst.Children["tasks"].Running != 1 {
+			t.Fatalf("m-1 with one task left: %s %+v", inst.State, inst.Children)
+		}
+		sendOK(t, svc, "m-1.tasks.1.2", "done", nil)
+		deliverAll(t, svc)
+		if inst, _ := svc.GetInstance(ctx, "m-1"); inst.State != "joined" {
+			t.Fatalf("m-1 after every task ended: %s, want joined", inst.State)
+		}
+		child, err := svc.GetInstance(ctx, "m-1.tasks.1.2")
+		if err != nil || child.Version != 2 || child.Parent == nil || child.Parent.ID != "m-1" {
+			t.Fatalf("the last task: %+v %v, want version 2 with its parent", child, err)
 		}
 	})
 }
