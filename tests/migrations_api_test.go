@@ -391,7 +391,7 @@ func TestAPIMigration(t *testing.T) {
 			want := map[string]any{"seq": inst.Revision, "event": "migrate", "from": before.State, "to": c.state,
 				"payload": map[string]any{}, "context_before": before.Context, "context_after": wantCtx,
 				"source": "migration", "request_id": started.ID, "idempotency_key": "", "definition_version": 2,
-				"from_version": 1, "at": row["at"]}
+				"from_version": 1, "actor_kind": "migration", "at": row["at"]}
 			apiSame(t, c.id+"'s migration row", row, want)
 			if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(row["at"])); err != nil || !at.Equal(inst.UpdatedAt) {
 				t.Errorf("%s: the migration row at %v, the instance updated at %v", c.id, row["at"], inst.UpdatedAt)

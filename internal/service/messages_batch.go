@@ -10,25 +10,24 @@ import (
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
-// A target that many instances send to (a parent its children's on_final, a collector) has as many
-// pairs, each with a first message due: delivered one transaction each, they would go no faster
-// than the database commits for one row. deliverTo delivers the due messages of several pairs to
-// one target in one transaction instead, each on the instance as the one before left it; the
-// outcome is the same as delivering them one after the other (exactly once, each pair in order,
-// refusals dropped), with one commit.
+// A target that many instances send to (a parent its children's on_final, a collector), or that
+// one instance sends many messages, would get them one transaction each, no faster than the
+// database commits for one row. deliverTo delivers several of a target's messages in one
+// transaction instead: it decides them one after the other, each on the instance as the one
+// before left it, with no transaction open (as every event is decided), then writes them all,
+// on the condition that the instance has not moved since it was read and that every message is
+// still pending. The outcome is the one of delivering them one after the other: exactly once, each
+// pair in order, refusals dropped, with one commit.
 
-// batchHold bounds the time a batch keeps its transaction open while it decides: past it the
-// batch is rolled back and its messages are delivered one by one (errSlowBatch). Deciding is the
-// engine's work, microseconds for a usual definition and bounded by the event's time budget; the
-// batch holds the instance's row and its messages meanwhile.
-const batchHold = 100 * time.Millisecond
+// batchHold bounds the time a batch decides for: the messages decided by then are written, the
+// rest wait for the next round. (Deciding is the engine's work, microseconds for a usual
+// definition.)
+const batchHold = 50 * time.Millisecond
 
-// errSlowBatch: a batch took longer than batchHold to decide.
-var errSlowBatch = errors.New("a batch of messages took too long to decide: delivered one by one")
-
-// deliverTo delivers ms, all to one target, in one transaction, in order: the first pending
-// messages of several pairs, or the first pending messages of one pair in its order. It returns how many it delivered. When the batch cannot be written as a
-// whole (the target does not exist, moved on meanwhile, a message was taken by another process,
+// deliverTo delivers the first of ms, and as many after it as batchHold allows, all to one target,
+// in one transaction: the first pending messages of several pairs, or the first pending messages
+// of one pair in its order. It returns how many it delivered. When the batch cannot be written as
+// a whole (the target does not exist, moved on meanwhile, a message was taken by another process,
 // a decision failed without a refusal), nothing of it is, and deliverTo delivers the messages one
 // by one as deliver does, which settles each case.
 func (s *Service) deliverTo(ctx context.Context, ms []persistence.MessageRow) (int, error) {
@@ -39,21 +38,34 @@ func (s *Service) deliverTo(ctx context.Context, ms []persistence.MessageRow) (i
 	if errors.Is(err, persistence.ErrUnavailable) || ctx.Err() != nil {
 		return 0, err
 	}
-	// One by one, each the first pending of its pair: of a pair's run only the first (deliver may
-	// leave it pending, and the rest must wait for it); the next round goes on.
-	seen := map[string]bool{}
+	// One by one, each the first pending of its pair when it is delivered: a message of a pair's
+	// run only once the one before it is settled (deliver may leave one pending).
 	done = 0
-	for _, m := range ms {
-		if seen[m.Sender] {
-			break
+	for i, m := range ms {
+		if i > 0 && m.Sender == ms[i-1].Sender {
+			next, ok, err := persistence.MessageNext(ctx, s.db, m.Sender, m.Target)
+			if err != nil || !ok || next.ID != m.ID {
+				return done, err
+			}
 		}
-		seen[m.Sender] = true
 		if err := s.deliver(ctx, m); err != nil {
 			return done, err
 		}
 		done++
 	}
 	return done, nil
+}
+
+// decided is one message of a batch as it was decided: its transition or its refusal, on the
+// instance as before it.
+type decided struct {
+	m       persistence.MessageRow
+	before  loaded
+	req     SendEvent
+	tr      *move // nil for a refusal
+	refusal error
+	row     audit.Row               // its audit row
+	after   persistence.InstanceRow // the instance after it
 }
 
 func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow) (int, error) {
@@ -65,88 +77,79 @@ func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow)
 	defer release()
 	defer s.cache.drop(target) // the cached row is behind what was written
 	now := s.now()
-	done := 0
+	l, err := s.instance(ctx, s.db, target)
+	if err != nil {
+		return 0, err
+	}
+	// Decide, with no transaction open: each message on the row the one before leaves (prepare
+	// and dropRow make it without writing).
+	var batch []decided
+	began := time.Now()
+	for _, m := range ms {
+		if len(batch) > 0 && time.Since(began) > batchHold {
+			break
+		}
+		d := decided{m: m, before: l, req: SendEvent{InstanceID: target, Event: m.Event, RequestID: m.ID,
+			source: audit.SourceMessage, sender: finalFrom(m), from: m.Sender}}
+		d.tr, d.refusal = s.decideMessage(ctx, l, m, now)
+		if d.refusal != nil && code.Of(d.refusal) == "" {
+			return 0, d.refusal
+		}
+		if d.refusal != nil {
+			d.tr = nil
+			d.row, d.after = s.dropRow(l, m.Event, m.Payload, d.req, d.refusal, now)
+		} else if d.row, d.after, err = prepare(l, d.tr, d.req, "", now); err != nil {
+			return 0, err
+		}
+		batch = append(batch, d)
+		l.row = d.after
+	}
+	// Write: every message's deletion first, all or none, then the instance (the order deliver
+	// takes them in, so that no two transactions wait on each other). Stays and refusals change
+	// only the instance's row and its history: consecutive ones are written together (flush); a
+	// transition with other effects is written on its own, after those before it.
 	err = s.db.WithTx(ctx, func(tx *persistence.Tx) error {
-		done = 0
-		// Every message of the batch first, all or none (another process may have taken one), and
-		// then the instance: the order deliver takes them in, so that no two transactions wait on
-		// each other.
-		if err := persistence.MessagesDelete(ctx, tx, ids(ms)); err != nil {
+		ids := make([]string, len(batch))
+		for i, d := range batch {
+			ids[i] = d.m.ID
+		}
+		if err := persistence.MessagesDelete(ctx, tx, ids); err != nil {
 			return err
 		}
-		row, err := persistence.InstanceGet(ctx, tx, target)
-		if err != nil {
-			return err
-		}
-		l, err := s.load(row, row.ID, nil)
-		if err != nil {
-			return err
-		}
-		// Stays and refusals change only the instance's row and its history: they are written
-		// together, from the row before the first to the row after the last (flush); a
-		// transition with other effects is written on its own, after those before it.
-		var (
-			first = l.row
-			rows  []audit.Row
-		)
+		var run []decided // quiet ones not written yet
 		flush := func() error {
-			if len(rows) == 0 {
+			if len(run) == 0 {
 				return nil
 			}
-			u := persistence.InstanceUpdateParams{ID: l.row.ID, ExpectRevision: first.Revision, Version: l.row.Version,
-				State: l.row.State, Context: l.row.Context, Revision: l.row.Revision, Final: l.row.Final, UpdatedAt: now,
-				EnteredAt: l.row.EnteredAt, Children: l.row.Children}
-			err := audit.AppendMany(ctx, tx, u, rows, nil)
-			rows = nil
-			return err
+			rows := make([]audit.Row, len(run))
+			for i, d := range run {
+				rows[i] = d.row
+			}
+			after := run[len(run)-1].after
+			u := persistence.InstanceUpdateParams{ID: after.ID, ExpectRevision: run[0].before.row.Revision, Version: after.Version,
+				State: after.State, Context: after.Context, Revision: after.Revision, Final: after.Final, UpdatedAt: now,
+				EnteredAt: after.EnteredAt, Children: after.Children}
+			run = nil
+			return audit.AppendMany(ctx, tx, u, rows, nil)
 		}
-		began := time.Now()
-		for _, m := range ms {
-			if time.Since(began) > batchHold {
-				return errSlowBatch
-			}
-			req := SendEvent{InstanceID: target, Event: m.Event, RequestID: m.ID, source: audit.SourceMessage, sender: finalFrom(m), from: m.Sender}
-			tr, refusal := s.decideMessage(ctx, l, m, now)
-			if refusal != nil && code.Of(refusal) == "" {
-				return refusal
-			}
-			var (
-				row  audit.Row
-				next persistence.InstanceRow
-			)
-			switch {
-			case refusal != nil:
-				row, next = s.dropRow(l, m.Event, m.Payload, req, refusal, now)
-			case quiet(l, tr):
-				if row, next, err = prepare(l, tr, req, "", now); err != nil {
-					return err
-				}
-			default:
-				if err := flush(); err != nil {
-					return err
-				}
-				if _, l.row, err = s.write(ctx, tx, l, tr, req, "", now); err != nil {
-					return err
-				}
-				first = l.row
-				done++
+		for _, d := range batch {
+			if d.tr == nil || quiet(d.before, d.tr) {
+				run = append(run, d)
 				continue
 			}
-			rows = append(rows, row)
-			l.row = next
-			done++
+			if err := flush(); err != nil {
+				return err
+			}
+			if _, _, err := s.write(ctx, tx, d.before, d.tr, d.req, "", now); err != nil {
+				return err
+			}
 		}
 		return flush()
 	})
-	return done, err
-}
-
-func ids(ms []persistence.MessageRow) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.ID
+	if err != nil {
+		return 0, err
 	}
-	return out
+	return len(batch), nil
 }
 
 // quiet reports whether a transition of l changes nothing but the instance's row and its history:
