@@ -4911,6 +4911,7 @@ const docTemplate = `{
                 "events",
                 "hash",
                 "name",
+                "payloads",
                 "source",
                 "states",
                 "version"
@@ -4935,6 +4936,10 @@ const docTemplate = `{
                 },
                 "name": {
                     "type": "string"
+                },
+                "payloads": {
+                    "description": "Payloads gives each event of the definition (those its states handle and those it declares)\nits payload's schema as JSON Schema: an object that takes the declared fields, and no field\nfor an event without a declared payload.",
+                    "type": "object"
                 },
                 "running_by_version": {
                     "description": "RunningByVersion counts the definition's running instances (not in a final state) per version\nthey run on, in version order, leaving out versions with none. Only GET /v1/definitions/{name}\nhas it (as [] when nothing runs); the answers about one stored version leave it out. Entries\nof versions older than Version are the instances not migrated: stranded, or waiting for a\nmigration (policy manual, or one still running).",

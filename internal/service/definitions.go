@@ -7,6 +7,7 @@ import (
 
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/persistence"
+	"github.com/fsmd-io/fsmd/internal/schema"
 	"github.com/fsmd-io/fsmd/internal/source"
 )
 
@@ -169,6 +170,14 @@ func toDefinition(def *machine.Definition, row persistence.DefinitionRow) Defini
 				v.Events = append(v.Events, ev)
 			}
 		}
+	}
+	v.Payloads = make(map[string]any, len(v.Events))
+	noPayload := schema.ObjectOf()
+	for _, ev := range v.Events {
+		v.Payloads[ev] = noPayload.JSONSchema()
+	}
+	for name, spec := range def.Events { // declared: handled or not
+		v.Payloads[name] = spec.Payload.JSONSchema()
 	}
 	return v
 }

@@ -189,14 +189,18 @@ type DefinitionSummary struct {
 
 // DefinitionVersion is one stored version of a definition.
 type DefinitionVersion struct {
-	Name        string    `json:"name" validate:"required"`
-	Version     int       `json:"version" validate:"required"`
-	Description string    `json:"description" validate:"required"`
-	Hash        string    `json:"hash" validate:"required"` // sha256 of the source, hex
-	Source      string    `json:"source" validate:"required"`
-	States      []State   `json:"states" validate:"required"`
-	Events      []string  `json:"events" validate:"required"`
-	CreatedAt   time.Time `json:"created_at" validate:"required" format:"date-time"`
+	Name        string   `json:"name" validate:"required"`
+	Version     int      `json:"version" validate:"required"`
+	Description string   `json:"description" validate:"required"`
+	Hash        string   `json:"hash" validate:"required"` // sha256 of the source, hex
+	Source      string   `json:"source" validate:"required"`
+	States      []State  `json:"states" validate:"required"`
+	Events      []string `json:"events" validate:"required"`
+	// Payloads gives each event of the definition (those its states handle and those it declares)
+	// its payload's schema as JSON Schema: an object that takes the declared fields, and no field
+	// for an event without a declared payload.
+	Payloads  map[string]any `json:"payloads" validate:"required" swaggertype:"object"`
+	CreatedAt time.Time      `json:"created_at" validate:"required" format:"date-time"`
 	// RunningByVersion counts the definition's running instances (not in a final state) per version
 	// they run on, in version order, leaving out versions with none. Only GET /v1/definitions/{name}
 	// has it (as [] when nothing runs); the answers about one stored version leave it out. Entries
