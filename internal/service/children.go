@@ -97,21 +97,16 @@ func (s *Service) family(ctx context.Context, l loaded, event string, stored map
 	out := make(map[string]machine.ChildCounts, len(st.Children))
 	for _, g := range st.Children {
 		e := stored[g.Name]
-		c := machine.ChildCounts{Total: e.Total, Final: e.Final}
-		key := persistence.ChildGroup{Parent: l.row.ID, Group: g.Name, Rev: e.Rev}
-		if g.OnFinal != "" {
-			if bump == g.Name {
-				c.Final++
-			}
-		} else if e.Total > 0 {
-			var err error
-			if c.Total, c.Final, err = persistence.ChildCounts(ctx, s.db, key); err != nil {
-				return nil, err
-			}
+		if bump == g.Name {
+			e.Final++
 		}
-		c.Running = c.Total - c.Final
+		total, final, err := s.groupCounts(ctx, l.row.ID, g, g.Name, e)
+		if err != nil {
+			return nil, err
+		}
+		c := machine.ChildCounts{Total: total, Final: final, Running: total - final}
 		if ids && e.Total > 0 {
-			var err error
+			key := persistence.ChildGroup{Parent: l.row.ID, Group: g.Name, Rev: e.Rev}
 			if c.IDs, err = persistence.ChildRunningIDs(ctx, s.db, key); err != nil {
 				return nil, err
 			}
@@ -119,6 +114,16 @@ func (s *Service) family(ctx context.Context, l loaded, event string, stored map
 		out[g.Name] = c
 	}
 	return out, nil
+}
+
+// groupCounts is how many children an entry of group (g; nil when the instance's version no longer
+// declares it) started, and how many of them ended: with on_final, the messages received (e);
+// without, by the children's own states.
+func (s *Service) groupCounts(ctx context.Context, parent string, g *machine.ChildGroup, name string, e groupCount) (total, final int, err error) {
+	if (g != nil && g.OnFinal != "") || e.Total == 0 {
+		return e.Total, e.Final, nil
+	}
+	return persistence.ChildCounts(ctx, s.db, persistence.ChildGroup{Parent: parent, Group: name, Rev: e.Rev})
 }
 
 // complete adds to t what the service does for it: the on_exit messages to the running children of
@@ -167,8 +172,8 @@ type parentOf struct {
 }
 
 // startChildren builds the rows and timers of the children starts name (and of theirs, when their
-// initial states start children), appending them to rows and arms; it returns the parent's groups.
-func (s *Service) startChildren(rows *[]persistence.InstanceRow, arms *[][]persistence.Arm, p parentOf,
+// initial states start children), appending them to rows and timers; it returns the parent's groups.
+func (s *Service) startChildren(rows *[]persistence.InstanceRow, timers *[][]persistence.Arm, p parentOf,
 	starts []machine.ChildStart, now time.Time) (map[string]groupCount, error) {
 	groups := make(map[string]groupCount, len(starts))
 	for _, st := range starts {
@@ -199,9 +204,9 @@ func (s *Service) startChildren(rows *[]persistence.InstanceRow, arms *[][]persi
 				Final: def.Final(b.State), CreatedAt: now, UpdatedAt: now, EnteredAt: now,
 				ParentID: p.id, ParentGroup: g.Name, ParentRev: p.rev, ParentIndex: i, OnFinal: g.OnFinal, Depth: p.depth + 1}
 			at := len(*rows)
-			*rows, *arms = append(*rows, row), append(*arms, arms4(b.Arm))
+			*rows, *timers = append(*rows, row), append(*timers, arms(b.Arm))
 			if len(b.Start) > 0 {
-				sub, err := s.startChildren(rows, arms, parentOf{id: id, rev: 0, depth: p.depth + 1}, b.Start, now)
+				sub, err := s.startChildren(rows, timers, parentOf{id: id, rev: 0, depth: p.depth + 1}, b.Start, now)
 				if err != nil {
 					return nil, err
 				}
@@ -210,13 +215,6 @@ func (s *Service) startChildren(rows *[]persistence.InstanceRow, arms *[][]persi
 		}
 	}
 	return groups, nil
-}
-
-func arms4(due []machine.Due) []persistence.Arm {
-	if len(due) == 0 {
-		return nil
-	}
-	return arms(due)
 }
 
 // mustJSON encodes the groups, which are plain values.
@@ -238,14 +236,11 @@ func (s *Service) childrenOf(ctx context.Context, l loaded) (map[string]ChildGro
 	}
 	out := make(map[string]ChildGroupCounts, len(stored))
 	for name, e := range stored {
-		c := ChildGroupCounts{Total: e.Total, Final: e.Final}
-		if g := l.def.Groups[name]; g == nil || g.OnFinal == "" {
-			if c.Total, c.Final, err = persistence.ChildCounts(ctx, s.db, persistence.ChildGroup{Parent: l.row.ID, Group: name, Rev: e.Rev}); err != nil {
-				return nil, s.dbError(err)
-			}
+		total, final, err := s.groupCounts(ctx, l.row.ID, l.def.Groups[name], name, e)
+		if err != nil {
+			return nil, s.dbError(err)
 		}
-		c.Running = c.Total - c.Final
-		out[name] = c
+		out[name] = ChildGroupCounts{Total: total, Running: total - final, Final: final}
 	}
 	return out, nil
 }
