@@ -77,23 +77,7 @@ func TestMessagesExactlyOnceTwoProcesses(t *testing.T) {
 	// the server allows 100 in all.
 	const senders, peers, events = 20, 10, 50 // 20 × 10 × 50 = 10,000 messages
 	const total = senders * peers * events
-	dbURL := dbtest.PostgresDatabaseURL(t)
-	defs := t.TempDir()
-	for name, src := range map[string]string{"fanout": onceFanout, "counter": onceCounter} {
-		if err := os.WriteFile(filepath.Join(defs, name+".yaml"), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	start := func() *fsmdChild { return startFsmd(t, dbURL, defs, "--timer-poll", "50ms", "--log-level", "warn") }
-	children := []*fsmdChild{start(), start()} // the first has migrated the database by the time it serves
-	db, err := persistence.Open(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.X.Exec(onceSentLog); err != nil {
-		t.Fatal(err)
-	}
+	start, children, db := twoProcesses(t, map[string]string{"fanout": onceFanout, "counter": onceCounter})
 
 	// The receivers, then each sender with its peers, through both processes.
 	receiver := func(s, p int) string { return fmt.Sprintf("rcv-%02d-%02d", s, p) }
@@ -259,4 +243,29 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// twoProcesses starts two fsmd serve processes on a new PostgreSQL database serving defs (name ->
+// YAML), and opens the database for the test, with onceSentLog's log of every message written. It
+// returns how to start another process, the two, and the database.
+func twoProcesses(t *testing.T, defs map[string]string) (func() *fsmdChild, []*fsmdChild, *persistence.DB) {
+	t.Helper()
+	dbURL := dbtest.PostgresDatabaseURL(t)
+	dir := t.TempDir()
+	for name, src := range defs {
+		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func() *fsmdChild { return startFsmd(t, dbURL, dir, "--timer-poll", "50ms", "--log-level", "warn") }
+	procs := []*fsmdChild{start(), start()} // the first has migrated the database by the time it serves
+	db, err := persistence.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.X.Exec(onceSentLog); err != nil {
+		t.Fatal(err)
+	}
+	return start, procs, db
 }

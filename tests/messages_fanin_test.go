@@ -1,18 +1,12 @@
 package tests
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/fsmd-io/fsmd/internal/dbtest"
-	"github.com/fsmd-io/fsmd/internal/persistence"
 )
 
 // fanInCollector takes every ping, staying in its state: the deliveries of many pairs to one
@@ -41,23 +35,7 @@ func TestMessagesFanInTwoProcesses(t *testing.T) {
 	// the server allows 100 in all.
 	const senders, collectors, events = 40, 5, 30 // 40 × 5 × 30 = 6,000 messages
 	const total = senders * collectors * events
-	dbURL := dbtest.PostgresDatabaseURL(t)
-	defs := t.TempDir()
-	for name, src := range map[string]string{"fanout": onceFanout, "collector": fanInCollector} {
-		if err := os.WriteFile(filepath.Join(defs, name+".yaml"), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	start := func() *fsmdChild { return startFsmd(t, dbURL, defs, "--timer-poll", "50ms", "--log-level", "warn") }
-	procs := []*fsmdChild{start(), start()}
-	db, err := persistence.Open(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.X.Exec(onceSentLog); err != nil {
-		t.Fatal(err)
-	}
+	start, procs, db := twoProcesses(t, map[string]string{"fanout": onceFanout, "collector": fanInCollector})
 	var ids []string
 	for c := range collectors {
 		id := fmt.Sprintf("col-%d", c)
