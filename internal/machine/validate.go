@@ -16,6 +16,9 @@ func validate(def *Definition, r *source.Reporter) {
 	if def.Initial != "" && def.States[def.Initial] == nil {
 		r.Errorf(def.InitialPos, "initial state %q is not a declared state", def.Initial)
 	}
+	if def.Initial == "" && def.InitialPos.Line > 0 { // given, but empty (a block scalar with no line)
+		r.Errorf(def.InitialPos, "initial is empty: name the state instances start in")
+	}
 	finals := 0
 	// A handler or timer that states share (an alias) is one place in the file: its error is
 	// reported once, for the first of them.

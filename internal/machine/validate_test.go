@@ -741,6 +741,9 @@ states:
   b: {final: true}
 `, []string{`t.yaml:7:13: error: on.go in state "a": ` + "`to`" + ` is empty; name a state, or leave ` + "`to`" + ` out to stay in the state`}},
 
+		{"an empty initial", "name: t\ninitial: \"\"\nstates:\n  a: {final: true}\n",
+			[]string{`t.yaml:2:10: error: initial is empty: name the state instances start in`}},
+
 		{"an alias bomb", bombYAML(), []string{`t.yaml:5:63: error: the document expands to more than 22330 YAML nodes through this alias: ` +
 			`aliases may take a file to 10 times its own nodes (233 here), or 20000 nodes`}},
 	}
