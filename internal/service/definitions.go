@@ -151,6 +151,17 @@ func warningsOf(diags source.Diagnostics) []source.Diagnostic {
 	return out
 }
 
+// stateBranches are st's branches as the API shows them: event by event, each handler's in order.
+func stateBranches(st *machine.State) []StateBranch {
+	out := []StateBranch{}
+	for _, ev := range st.OnOrder {
+		for _, b := range st.On[ev].Branches {
+			out = append(out, StateBranch{Event: ev, To: b.Target(st.Name), Allow: b.Allow})
+		}
+	}
+	return out
+}
+
 func toDefinition(def *machine.Definition, row persistence.DefinitionRow) DefinitionVersion {
 	v := DefinitionVersion{Name: row.Name, Version: row.Version, Description: def.Description, Hash: row.Hash,
 		Source: row.Source, CreatedAt: row.CreatedAt, States: []State{}, Events: []string{}}
@@ -160,7 +171,7 @@ func toDefinition(def *machine.Definition, row persistence.DefinitionRow) Defini
 		if events == nil {
 			events = []string{}
 		}
-		v.States = append(v.States, State{Name: name, Description: st.Description, Final: st.Final, Events: events})
+		v.States = append(v.States, State{Name: name, Description: st.Description, Final: st.Final, Events: events, Branches: stateBranches(st)})
 	}
 	seen := map[string]bool{}
 	for _, name := range def.StateOrder {

@@ -221,6 +221,19 @@ type State struct {
 	Description string   `json:"description,omitempty"`
 	Final       bool     `json:"final" validate:"required"`
 	Events      []string `json:"events" validate:"required"`
+	// Branches are the branches of the state's handlers, event by event in file order, each
+	// handler's in order: where each leads and who may take it, for a client (the console) that
+	// offers a caller only the events it may send.
+	Branches []StateBranch `json:"branches" validate:"required"`
+}
+
+// StateBranch is one branch of a state's handler for an event.
+type StateBranch struct {
+	Event string `json:"event" validate:"required"`
+	To    string `json:"to" validate:"required"` // the state it leads to: the state itself for a branch without `to`
+	// Allow lists the groups whose users may take it (docs/definitions.md, "Actors"); absent when
+	// every actor may.
+	Allow []string `json:"allow,omitempty"`
 }
 
 // PutResult is the answer to PUT /v1/definitions/{name}.
