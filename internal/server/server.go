@@ -131,6 +131,7 @@ func New(svc Service, o Options) *echo.Echo {
 	console.Register(e) // /ui: the web console, a page over this API
 
 	v1 := e.Group("/v1")
+	v1.GET("/me", s.me) // me.go
 	v1.POST("/instances", s.createInstance)
 	v1.GET("/instances", s.listInstances)
 	v1.GET("/instances/:id", s.getInstance)
