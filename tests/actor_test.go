@@ -59,7 +59,7 @@ func TestActorsOverTheAPI(t *testing.T) {
 			req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Authorization", "Bearer "+keys[who])
-			resp, err := srv.Client().Do(req)
+			resp, err := http.DefaultClient.Do(req) // through the conformance harness
 			if err != nil {
 				t.Fatal(err)
 			}

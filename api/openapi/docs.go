@@ -2042,6 +2042,19 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "maxLength": 200,
+                        "type": "string",
+                        "description": "only instances assigned to this user name or group:NAME",
+                        "name": "assignee",
+                        "in": "query"
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "true: only running instances past their due date",
+                        "name": "overdue",
+                        "in": "query"
+                    },
+                    {
                         "maximum": 1000,
                         "minimum": 1,
                         "type": "integer",
@@ -2490,6 +2503,199 @@ const docTemplate = `{
                     },
                     "413": {
                         "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/instances/{id}/assign": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Replaces the instance's assignees (docs/definitions.md, Tasks) until it leaves its state; its due date stays. Admins may reassign any running instance, a write key or token only one it is an assignee of (by name or group). The history gains a row of source ` + "`" + `assign` + "`" + ` (event ` + "`" + `assign` + "`" + `, payload ` + "`" + `{to, reason}` + "`" + `, the caller as actor).",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "instances"
+                ],
+                "summary": "Reassign an instance",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "instance id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the new assignees and why",
+                        "name": "request",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/service.AssignRequest"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Instance"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: malformed JSON, an unknown field, to naming nobody or a bad assignee, a reason too long",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the role may not do this, or the caller is neither an admin nor an assignee",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such instance",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "instance_final: the instance has ended (with instance)",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body is not application/json",
                         "schema": {
                             "$ref": "#/definitions/server.Problem"
                         },
@@ -3307,6 +3513,126 @@ const docTemplate = `{
                                 "type": "integer",
                                 "description": "seconds to wait before trying again"
                             },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/me": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The key or token that authenticated the request: its name, kind (user), role and groups, as the server uses them for roles and the branches' ` + "`" + `allow` + "`" + `. Any role may ask. On a server without keys or tokens every request is let in, as an anonymous user: ` + "`" + `{\"name\": \"\", \"kind\": \"user\", \"role\": \"admin\", \"groups\": []}` + "`" + `.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operations"
+                ],
+                "summary": "Who the caller is",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/server.Me"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: listed as for every route that takes a key; never answered here, since every role may ask",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
                             "X-Request-ID": {
                                 "type": "string",
                                 "description": "the request id: the one sent, when sane, else a generated one"
@@ -4505,6 +4831,158 @@ const docTemplate = `{
                     }
                 }
             }
+        },
+        "/v1/worklist": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The running instances whose assignees (docs/definitions.md, Tasks) name the caller or one of its groups, oldest ` + "`" + `due_at` + "`" + ` first (those without a date last), each with the events the caller may send now. At most ` + "`" + `limit` + "`" + ` items and 4 MiB of JSON; pass ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page. A server without keys or tokens lists every assigned instance.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "instances"
+                ],
+                "summary": "The caller's work list",
+                "parameters": [
+                    {
+                        "maximum": 1000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 100,
+                        "description": "page size",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "maxLength": 500,
+                        "type": "string",
+                        "description": "the next of the previous page",
+                        "name": "after",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Page-service_WorkItem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a bad or unknown query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the key's role may not do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
         }
     },
     "definitions": {
@@ -4565,6 +5043,47 @@ const docTemplate = `{
                 },
                 "to": {
                     "type": "string"
+                }
+            }
+        },
+        "server.Me": {
+            "type": "object",
+            "required": [
+                "groups",
+                "kind",
+                "name",
+                "role"
+            ],
+            "properties": {
+                "groups": {
+                    "description": "Groups are the key's groups= or the token's groups claim, for the branches' allow; [] when none.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "kind": {
+                    "description": "Kind is the actor kind of the caller's events (always user: the API's callers are users).",
+                    "type": "string",
+                    "enum": [
+                        "user"
+                    ],
+                    "example": "user"
+                },
+                "name": {
+                    "description": "Name is the key's name or the token's name claim; \"\" on a server without keys or tokens.",
+                    "type": "string",
+                    "example": "key-bffefe51"
+                },
+                "role": {
+                    "description": "Role is what the caller may do; admin on a server without keys or tokens, which lets every\nrequest in.",
+                    "type": "string",
+                    "enum": [
+                        "read",
+                        "write",
+                        "admin"
+                    ],
+                    "example": "write"
                 }
             }
         },
@@ -4675,6 +5194,26 @@ const docTemplate = `{
                 "version": {
                     "description": "the build's version",
                     "type": "string"
+                }
+            }
+        },
+        "service.AssignRequest": {
+            "type": "object",
+            "required": [
+                "to"
+            ],
+            "properties": {
+                "reason": {
+                    "description": "why, for the history",
+                    "type": "string",
+                    "maxLength": 1000
+                },
+                "to": {
+                    "description": "To replaces the assignees: user names, and \"group:NAME\" for every member of a group.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
                 }
             }
         },
@@ -5160,6 +5699,13 @@ const docTemplate = `{
                 "version"
             ],
             "properties": {
+                "assignees": {
+                    "description": "Assignees and DueAt are the task of the current state (its ` + "`" + `assign` + "`" + ` and ` + "`" + `due` + "`" + `, or a later\nPOST /v1/instances/{id}/assign): user names and \"group:NAME\"s; absent when it has none.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
                 "children": {
                     "description": "Children are the child groups of the current entry of its state, by group: GET\n/v1/instances/{id} only.",
                     "type": "object",
@@ -5177,6 +5723,10 @@ const docTemplate = `{
                 },
                 "definition": {
                     "type": "string"
+                },
+                "due_at": {
+                    "type": "string",
+                    "format": "date-time"
                 },
                 "entered_at": {
                     "type": "string",
@@ -5528,6 +6078,23 @@ const docTemplate = `{
                 }
             }
         },
+        "service.Page-service_WorkItem": {
+            "type": "object",
+            "required": [
+                "items"
+            ],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.WorkItem"
+                    }
+                },
+                "next": {
+                    "type": "string"
+                }
+            }
+        },
         "service.ParentRef": {
             "type": "object",
             "required": [
@@ -5694,11 +6261,19 @@ const docTemplate = `{
         "service.State": {
             "type": "object",
             "required": [
+                "branches",
                 "events",
                 "final",
                 "name"
             ],
             "properties": {
+                "branches": {
+                    "description": "Branches are the branches of the state's handlers, event by event in file order, each\nhandler's in order: where each leads and who may take it, for a client (the console) that\noffers a caller only the events it may send.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.StateBranch"
+                    }
+                },
                 "description": {
                     "type": "string"
                 },
@@ -5716,11 +6291,35 @@ const docTemplate = `{
                 }
             }
         },
+        "service.StateBranch": {
+            "type": "object",
+            "required": [
+                "event",
+                "to"
+            ],
+            "properties": {
+                "allow": {
+                    "description": "Allow lists the groups whose users may take it (docs/definitions.md, \"Actors\"); absent when\nevery actor may.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "event": {
+                    "type": "string"
+                },
+                "to": {
+                    "description": "the state it leads to: the state itself for a branch without ` + "`" + `to` + "`" + `",
+                    "type": "string"
+                }
+            }
+        },
         "service.StateStats": {
             "type": "object",
             "required": [
                 "entries",
                 "exits",
+                "overdue",
                 "running",
                 "state"
             ],
@@ -5734,6 +6333,10 @@ const docTemplate = `{
                 },
                 "median_ms": {
                     "description": "MedianMS and P95MS are the median and 95th percentile (nearest rank) of the time spent in the\nstate by the exits, in milliseconds to 2 significant digits; absent without exits.",
+                    "type": "integer"
+                },
+                "overdue": {
+                    "description": "Overdue is how many of those are past the due date of the state's task now.",
                     "type": "integer"
                 },
                 "p95_ms": {
@@ -5868,6 +6471,35 @@ const docTemplate = `{
                 },
                 "to": {
                     "type": "string"
+                }
+            }
+        },
+        "service.WorkItem": {
+            "type": "object",
+            "required": [
+                "events",
+                "instance",
+                "overdue"
+            ],
+            "properties": {
+                "due_at": {
+                    "description": "absent when the task has no date",
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "events": {
+                    "description": "Events are those the caller may send now: the state's events with a branch that allows it\n(none for a read key).",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "instance": {
+                    "$ref": "#/definitions/service.Instance"
+                },
+                "overdue": {
+                    "description": "due_at has passed",
+                    "type": "boolean"
                 }
             }
         },

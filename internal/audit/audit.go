@@ -22,6 +22,7 @@ const (
 	SourceTimer     = "timer"     // a timer of the state fired
 	SourceMigration = "migration" // the instance moved to another version of its definition
 	SourceMessage   = "message"   // another instance sent the event (a `send` of its transition)
+	SourceAssign    = "assign"    // the instance's assignees were replaced (POST /v1/instances/{id}/assign)
 )
 
 // Row is one transition of an instance: the row persistence stores (its fields are documented
@@ -74,10 +75,19 @@ func AppendMovesInSQL(ctx context.Context, tx *persistence.Tx, m persistence.Mig
 	return persistence.InstanceMoveState(ctx, tx, m, s)
 }
 
+// Assign replaces the assignees of an instance, with r, the audit row that records it, in tx: both
+// or neither (persistence.InstanceAssign).
+func Assign(ctx context.Context, tx *persistence.Tx, assignees []string, r Row) error {
+	if err := check(r); err != nil {
+		return err
+	}
+	return persistence.InstanceAssign(ctx, tx, assignees, r)
+}
+
 // check enforces the log's rules on a row: a known source, and a seq from 1.
 func check(r Row) error {
 	switch r.Source {
-	case SourceAPI, SourceTimer, SourceMigration, SourceMessage:
+	case SourceAPI, SourceTimer, SourceMigration, SourceMessage, SourceAssign:
 	default:
 		return fmt.Errorf("audit: transition %d of instance %q: unknown source %q", r.Seq, r.InstanceID, r.Source)
 	}

@@ -98,3 +98,19 @@ func (e *TransitionForbiddenError) Error() string {
 
 // Code is the error code.
 func (e *TransitionForbiddenError) Code() string { return code.TransitionForbidden }
+
+// Offered lists the events of state that a may send now, in file order: those with a branch a
+// may take (its `allow`), whatever their guards (which depend on the payload) would say.
+func (d *Definition) Offered(state string, a Actor) []string {
+	s := d.States[state]
+	if s == nil || s.Final {
+		return []string{}
+	}
+	out := []string{}
+	for _, ev := range s.OnOrder {
+		if slices.ContainsFunc(s.On[ev].Branches, func(b *Branch) bool { return b.allowed(a) }) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}

@@ -69,6 +69,9 @@ type Transition struct {
 	Start []ChildStart
 	// Exit are the groups of the state left whose running children get their on_exit event.
 	Exit []*ChildGroup
+	// Task is the entered state's task, which replaces the instance's (an empty one clears it);
+	// nil for a stay, which keeps the instance's task.
+	Task *Task
 }
 
 // Message is one event a transition sends to another instance: its id To, the event and its payload
@@ -146,6 +149,11 @@ func (l Limits) FireAs(def *Definition, snap Snapshot, actor Actor, event string
 	if t.Arm, err = def.timers(entered, l, scope); err != nil { // within the event's budget
 		return nil, &ExpressionError{State: to, Event: event, Where: "timer at", Err: err}
 	}
+	task, err := def.task(entered, l, scope)
+	if err != nil {
+		return nil, &ExpressionError{State: to, Event: event, Where: "task", Err: err}
+	}
+	t.Task = &task
 	if t.Start, err = starts(def.States[to], snap.Depth, entered.vars(now), scope); err != nil {
 		return nil, &ExpressionError{State: to, Event: event, Where: "children", Err: err}
 	}
@@ -444,6 +452,7 @@ type Beginning struct {
 	Snapshot
 	Arm   []Due
 	Start []ChildStart
+	Task  Task
 }
 
 // Begin makes a new instance of snap's ID, Version, Parent and Depth, its context snap.Context
@@ -462,6 +471,9 @@ func (l Limits) Begin(def *Definition, snap Snapshot, now time.Time) (Beginning,
 	b := Beginning{Snapshot: snap}
 	if b.Arm, err = def.timers(snap, l, nil); err != nil {
 		return Beginning{}, &ExpressionError{State: def.Initial, Where: "timer at", Err: err}
+	}
+	if b.Task, err = def.task(snap, l, nil); err != nil {
+		return Beginning{}, &ExpressionError{State: def.Initial, Where: "task", Err: err}
 	}
 	if st := def.States[def.Initial]; len(st.Children) > 0 {
 		vars := snap.vars(now)
@@ -505,6 +517,13 @@ func (def *Definition) Prepare() error {
 		for _, t := range s.Timers {
 			if t.At != nil {
 				if err := t.At.Prepare(); err != nil {
+					return err
+				}
+			}
+		}
+		for _, p := range []*guards.Program{s.Assign, s.DueAt} {
+			if p != nil {
+				if err := p.Prepare(); err != nil {
 					return err
 				}
 			}

@@ -400,6 +400,7 @@ func TestFireTransition(t *testing.T) {
 		Arm:    nil,
 		Final:  false,
 		At:     at,
+		Task:   &machine.Task{}, // paid has no task: the instance's is cleared
 	}
 	if !reflect.DeepEqual(tr, want) {
 		t.Errorf("Fire =\n %+v\nwant\n %+v", tr, want)

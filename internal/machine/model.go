@@ -59,7 +59,12 @@ type State struct {
 	OnOrder     []string // handled events in file order
 	Timers      []*Timer
 	Children    []*ChildGroup // the child groups started when the state is entered, in file order (children.go)
-	Pos         Pos
+	// The state's task (task.go): who should act (Assign, a string or list of strings, nil for
+	// nobody) and by when: DueAfter after entering it, or the time DueAt computes (neither: no date).
+	Assign   *guards.Program
+	DueAfter time.Duration
+	DueAt    *guards.Program
+	Pos      Pos
 }
 
 // Handler is the ordered list of branches a state has for one event. States whose `on` names one

@@ -15,7 +15,7 @@ import (
 
 var (
 	definitionKeys = []string{"name", "description", "initial", "context", "events", "states", "migrate", "notify"}
-	stateKeys      = []string{"description", "final", "on", "timers", "children"}
+	stateKeys      = []string{"description", "final", "on", "timers", "children", "assign", "due"}
 	branchKeys     = []string{"to", "guard", "guard_message", "set", "send", "allow"}
 	sendKeys       = []string{"to", "event", "payload"}
 	timerKeys      = []string{"after", "at", "event"}
@@ -153,6 +153,7 @@ func (d *parser) state(def *Definition, s *State, n *yaml.Node) {
 	if e, ok := spec.Get("final"); ok {
 		s.Final = d.Boolean(e.Val, "final")
 	}
+	d.taskKeys(def, s, spec)
 	if e, ok := spec.Get("on"); ok {
 		if s.Final {
 			d.Errorf(source.At(e.KeyNode), "final state %q cannot have `on`: nothing leaves a final state", s.Name)
@@ -376,19 +377,25 @@ func (d *parser) send(n *yaml.Node, env guards.Env) *Send {
 
 // sendTo compiles a `send` entry's `to`: it must be of type string or list of strings.
 func (d *parser) sendTo(n *yaml.Node, src string, env guards.Env) *guards.Program {
+	return d.stringOrList(n, src, env, "send to", "a string id or a list of string ids")
+}
+
+// stringOrList compiles an expression that must be of type string or list of strings (what names
+// it in errors, want describes those types to people), as one of type any, checked when evaluated.
+func (d *parser) stringOrList(n *yaml.Node, src string, env guards.Env, what, want string) *guards.Program {
 	if _, err := d.compile(exprKey{src: src, env: env, kind: 'v', want: sendID}); err != nil {
 		if _, errList := d.compile(exprKey{src: src, env: env, kind: 'v', want: sendIDs}); errList != nil {
 			var ge *guards.Error
 			if errors.As(err, &ge) && strings.HasPrefix(ge.Message, "expression is of type") {
-				err = &guards.Error{Line: 1, Message: strings.TrimSuffix(ge.Message, "string") + "a string id or a list of string ids"}
+				err = &guards.Error{Line: 1, Message: strings.TrimSuffix(ge.Message, "string") + want}
 			}
-			d.exprError(n, "send to", err)
+			d.exprError(n, what, err)
 			return nil
 		}
 	}
 	prog, err := d.compile(exprKey{src: src, env: env, kind: 'v', want: sendAny})
 	if err != nil {
-		d.exprError(n, "send to", err)
+		d.exprError(n, what, err)
 		return nil
 	}
 	return prog

@@ -76,7 +76,7 @@ states:
     on:
       go: b
   b: {final: true}
-`, []string{`t.yaml:5:5: error: unknown key "onn" in state "a" (expected children, description, final, on or timers)`}},
+`, []string{`t.yaml:5:5: error: unknown key "onn" in state "a" (expected assign, children, description, due, final, on or timers)`}},
 
 		{"unknown key in a transition", `name: t
 initial: a

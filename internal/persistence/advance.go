@@ -22,7 +22,9 @@ const advanceUpdate = `
 	WITH updated AS (
 		UPDATE instances
 		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?,
-			children = COALESCE(?::jsonb, children)
+			children = COALESCE(?::jsonb, children),
+			assignees = CASE WHEN ?::boolean THEN ?::jsonb ELSE assignees END,
+			due_at = CASE WHEN ?::boolean THEN ?::timestamptz ELSE due_at END
 		WHERE id = ? AND revision = ?
 		RETURNING id, revision
 	)`
@@ -103,7 +105,9 @@ func (st *statement) add(sql string, args ...any) {
 func advanceStatement(u InstanceUpdateParams, r TransitionRow) (string, []any) {
 	var st statement
 	st.add(advanceUpdate, u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
-		timeArg(Postgres, u.UpdatedAt), timeArg(Postgres, u.EnteredAt), jsonOrNull(u.Children), u.ID, u.ExpectRevision)
+		timeArg(Postgres, u.UpdatedAt), timeArg(Postgres, u.EnteredAt), jsonOrNull(u.Children))
+	st.add("", u.setTask(Postgres)...)
+	st.add("", u.ID, u.ExpectRevision)
 	if t := u.Timers; t != nil {
 		n := len(t.Arms)
 		idx, events, dues := make([]int64, n), make([]string, n), make([]string, n)

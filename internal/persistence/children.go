@@ -34,12 +34,19 @@ func ChildrenInsert(ctx context.Context, tx *Tx, rows []InstanceRow, arms [][]Ar
 	ids, defs, states, contexts, groups, parents, ons, children := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	versions, revs, indexes, depths, finals := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]bool, n)
+	assignees, dues := make([]string, n), make([]string, n) // "" for NULL
 	var tIDs, tEvents, tDues []string
 	var tIdx []int64
 	for i, r := range rows {
 		ids[i], defs[i], states[i], contexts[i] = r.ID, r.Definition, r.State, jsonArg(r.Context, "{}").(string)
 		groups[i], parents[i], ons[i], children[i] = r.ParentGroup, r.ParentID, r.OnFinal, jsonArg(r.Children, "{}").(string)
 		versions[i], revs[i], indexes[i], depths[i], finals[i] = int64(r.Version), r.ParentRev, int64(r.ParentIndex), int64(r.Depth), r.Final
+		if a, ok := r.assigneesArg().(string); ok {
+			assignees[i] = a
+		}
+		if !r.DueAt.IsZero() {
+			dues[i] = r.DueAt.UTC().Format(time.RFC3339Nano)
+		}
 		for j, a := range arms[i] {
 			tIDs, tEvents, tDues = append(tIDs, r.ID), append(tEvents, a.Event), append(tDues, a.DueAt.UTC().Format(time.RFC3339Nano))
 			tIdx = append(tIdx, int64(j))
@@ -48,12 +55,13 @@ func ChildrenInsert(ctx context.Context, tx *Tx, rows []InstanceRow, arms [][]Ar
 	now := timeArg(Postgres, rows[0].CreatedAt)
 	_, err := execContext(ctx, tx, `INSERT INTO instances (`+instanceColumns+`)
 		SELECT c.id, c.def, c.version, c.state, c.context::jsonb, 0, c.final, '', ?::timestamptz, ?::timestamptz, ?::timestamptz,
-			c.parent, c.grp, c.rev, c.idx, c.on_final, c.depth, c.children::jsonb
+			c.parent, c.grp, c.rev, c.idx, c.on_final, c.depth, c.children::jsonb, NULLIF(c.assignees, '')::jsonb, NULLIF(c.due, '')::timestamptz
 		FROM unnest(?::text[], ?::text[], ?::integer[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[], ?::bigint[],
-			?::integer[], ?::text[], ?::integer[], ?::text[])
-			AS c(id, def, version, state, context, final, parent, grp, rev, idx, on_final, depth, children)`,
+			?::integer[], ?::text[], ?::integer[], ?::text[], ?::text[], ?::text[])
+			AS c(id, def, version, state, context, final, parent, grp, rev, idx, on_final, depth, children, assignees, due)`,
 		now, now, now, pq.Array(ids), pq.Array(defs), pq.Array(versions), pq.Array(states), pq.Array(contexts), pq.Array(finals),
-		pq.Array(parents), pq.Array(groups), pq.Array(revs), pq.Array(indexes), pq.Array(ons), pq.Array(depths), pq.Array(children))
+		pq.Array(parents), pq.Array(groups), pq.Array(revs), pq.Array(indexes), pq.Array(ons), pq.Array(depths), pq.Array(children),
+		pq.Array(assignees), pq.Array(dues))
 	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: insert %d children of %q: %w", n, rows[0].ParentID, err)))
 	}

@@ -3,6 +3,7 @@ package persistence
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -33,6 +34,32 @@ type InstanceRow struct {
 	// Children are the counts of the child groups of the current entry, a JSON object
 	// {group: {rev, total, final}} ("{}" when none).
 	Children []byte
+	// Its task (migrations/postgres/011_tasks.sql): who should act, and by when.
+	Task
+}
+
+// Task is an instance's assignees (user names and "group:NAME"s; none: nil) and when they are due
+// (zero for no date).
+type Task struct {
+	Assignees []string
+	DueAt     time.Time
+}
+
+// assigneesArg is the assignees as a JSON array argument; NULL for none.
+func (t Task) assigneesArg() any {
+	if len(t.Assignees) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(t.Assignees) // strings never fail
+	return string(b)
+}
+
+// dueArg is the due date as an argument; NULL for none.
+func (t Task) dueArg(d Dialect) any {
+	if t.DueAt.IsZero() {
+		return nil
+	}
+	return timeArg(d, t.DueAt)
 }
 
 // InstanceUpdateParams is the new state of an instance after a transition (or a migration), for
@@ -50,6 +77,9 @@ type InstanceUpdateParams struct {
 	// Children, when set, replaces the instance's child group counts (InstanceRow.Children); nil
 	// keeps them.
 	Children []byte
+	// Task, when set, replaces the instance's task (a transition that enters a state: an empty
+	// Task clears it); nil keeps it (a stay, a migration).
+	Task *Task
 	// Timers, when set, changes the instance's timers with the update (InstanceAdvance only): the
 	// state's are cancelled, the entered state's armed at Revision.
 	Timers *TimerChange
@@ -69,19 +99,25 @@ type TimerChange struct {
 
 // InstanceListParams selects a page of instances, in id order.
 type InstanceListParams struct {
-	Definition string // "" for every definition
-	State      string // "" for every state
-	Version    int    // 0 for every version
-	Parent     string // "" for every instance; else only this instance's children
-	Group      string // with Parent: only the children of this group ("" for every group)
-	After      string // the instances whose id is greater ("" for the first page)
-	Limit      int    // at most this many; 0 or less for no limit
-	MaxBytes   int    // stop after the row that takes their Bytes past it; 0 for no bound
+	Definition string    // "" for every definition
+	State      string    // "" for every state
+	Version    int       // 0 for every version
+	Parent     string    // "" for every instance; else only this instance's children
+	Group      string    // with Parent: only the children of this group ("" for every group)
+	Assignee   string    // "" for every instance; else only those whose assignees name it (a name or "group:NAME")
+	OverdueAt  time.Time // zero for every instance; else only those due before it
+	After      string    // the instances whose id is greater ("" for the first page)
+	Limit      int       // at most this many; 0 or less for no limit
+	MaxBytes   int       // stop after the row that takes their Bytes past it; 0 for no bound
 }
 
 // Bytes is about the size of the row as JSON (TransitionRow.Bytes).
 func (r InstanceRow) Bytes() int {
-	return len(r.Context) + len(r.ID) + len(r.Definition) + len(r.State) + len(r.ParentID) + len(r.Children) + rowOverhead
+	n := len(r.Context) + len(r.ID) + len(r.Definition) + len(r.State) + len(r.ParentID) + len(r.Children) + rowOverhead
+	for _, a := range r.Assignees {
+		n += len(a) + 3
+	}
+	return n
 }
 
 // instanceRow is InstanceRow as scanned.
@@ -105,6 +141,8 @@ type instanceRow struct {
 	OnFinal     string         `db:"on_final"`
 	Depth       int            `db:"depth"`
 	Children    []byte         `db:"children"`
+	Assignees   []byte         `db:"assignees"` // a JSON array, or NULL
+	DueAt       dbTime         `db:"due_at"`    // zero for NULL
 }
 
 func (r instanceRow) row() InstanceRow {
@@ -114,24 +152,38 @@ func (r instanceRow) row() InstanceRow {
 		CreatedAt: r.CreatedAt.Time(), UpdatedAt: r.UpdatedAt.Time(), EnteredAt: r.EnteredAt.Time(),
 		ParentID: r.ParentID.String, ParentGroup: r.ParentGroup, ParentRev: r.ParentRev, ParentIndex: r.ParentIndex,
 		OnFinal: r.OnFinal, Depth: r.Depth, Children: r.Children,
+		Task: Task{Assignees: decodeAssignees(r.Assignees), DueAt: r.DueAt.Time()},
 	}
 }
 
+// decodeAssignees reads the assignees column; nil for NULL (or a value fsmd did not write).
+func decodeAssignees(b []byte) []string {
+	var out []string
+	if len(b) > 0 && json.Unmarshal(b, &out) != nil {
+		return nil
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 const instanceColumns = `id, definition, version, state, context, revision, final, create_hash, created_at, updated_at, entered_at, ` +
-	`parent_id, parent_group, parent_rev, parent_index, on_final, depth, children`
+	`parent_id, parent_group, parent_rev, parent_index, on_final, depth, children, assignees, due_at`
 
 // The queries of the instance functions that are prepared on PostgreSQL (see preparedQueries).
 const (
 	instanceInsertQuery = `
 		INSERT INTO instances (` + instanceColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`
 	instanceGetQuery          = `SELECT ` + instanceColumns + ` FROM instances WHERE id = ?`
 	instanceGetForUpdateQuery = instanceGetQuery + ` FOR UPDATE`
 	instanceUpdateQuery       = `
 		UPDATE instances
 		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?,
-			children = COALESCE(?, children)
+			children = COALESCE(?, children),
+			assignees = CASE WHEN ? THEN ? ELSE assignees END, due_at = CASE WHEN ? THEN ? ELSE due_at END
 		WHERE id = ? AND revision = ?`
 )
 
@@ -142,7 +194,8 @@ func InstanceInsert(ctx context.Context, tx *Tx, r InstanceRow) error {
 	res, err := execContext(ctx, tx, instanceInsertQuery,
 		r.ID, r.Definition, r.Version, r.State, jsonArg(r.Context, "{}"), r.Revision, r.Final,
 		r.CreateHash, timeArg(d, r.CreatedAt), timeArg(d, r.UpdatedAt), timeArg(d, r.EnteredAt),
-		nullString(r.ParentID), r.ParentGroup, r.ParentRev, r.ParentIndex, r.OnFinal, r.Depth, jsonArg(r.Children, "{}"))
+		nullString(r.ParentID), r.ParentGroup, r.ParentRev, r.ParentIndex, r.OnFinal, r.Depth, jsonArg(r.Children, "{}"),
+		r.assigneesArg(), r.dueArg(d))
 	if err != nil {
 		return translate(fmt.Errorf("persistence: insert instance %q: %w", r.ID, err))
 	}
@@ -178,13 +231,22 @@ func InstanceGetForUpdate(ctx context.Context, tx *Tx, id string) (InstanceRow, 
 // ErrConflict when it is not (or does not exist).
 func InstanceUpdate(ctx context.Context, tx *Tx, u InstanceUpdateParams) error {
 	d := tx.Dialect
-	res, err := execContext(ctx, tx, instanceUpdateQuery,
-		u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
-		timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), jsonOrNull(u.Children), u.ID, u.ExpectRevision)
+	args := append([]any{u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
+		timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), jsonOrNull(u.Children)}, u.setTask(d)...)
+	res, err := execContext(ctx, tx, instanceUpdateQuery, append(args, u.ID, u.ExpectRevision)...)
 	if err != nil {
 		return translate(fmt.Errorf("persistence: update instance %q: %w", u.ID, err))
 	}
 	return conflictUnlessOne(res, "instance %q is not at revision %d", u.ID, u.ExpectRevision)
+}
+
+// setTask is the four arguments of the update's task: whether to set it, the assignees, whether
+// to set it, the due date.
+func (u InstanceUpdateParams) setTask(d Dialect) []any {
+	if u.Task == nil {
+		return []any{false, nil, false, nil}
+	}
+	return []any{true, u.Task.assigneesArg(), true, u.Task.dueArg(d)}
 }
 
 // InstanceList returns a page of instances in id order (keyset pagination: pass the last id of a
@@ -208,6 +270,13 @@ func InstanceList(ctx context.Context, ex Executor, p InstanceListParams) ([]Ins
 	}
 	if p.Parent != "" && p.Group != "" {
 		where, args = append(where, "parent_group = ?"), append(args, p.Group)
+	}
+	if p.Assignee != "" {
+		cond, a := assignedTo(ex.dialect(), []string{p.Assignee})
+		where, args = append(where, cond), append(args, a...)
+	}
+	if !p.OverdueAt.IsZero() {
+		where, args = append(where, "due_at IS NOT NULL AND due_at < ? AND NOT final"), append(args, timeArg(ex.dialect(), p.OverdueAt))
 	}
 	if p.After != "" {
 		where, args = append(where, "id > ?"), append(args, p.After)

@@ -44,7 +44,8 @@ func requiredRole(method, route string) auth.Role {
 	switch {
 	case method == http.MethodGet || method == http.MethodHead:
 		return auth.Read
-	case method == http.MethodPost && (route == "/v1/instances" || route == "/v1/instances/:id/events" || route == "/v1/instances/:id/explain"):
+	case method == http.MethodPost && (route == "/v1/instances" || route == "/v1/instances/:id/events" || route == "/v1/instances/:id/explain" ||
+		route == "/v1/instances/:id/assign"):
 		return auth.Write
 	}
 	return auth.Admin

@@ -27,14 +27,16 @@ type fakeService struct {
 	defs     []service.DefinitionSummary
 	put      service.PutResult
 
-	event   service.SendEvent
-	create  service.CreateInstance
-	filter  service.InstanceFilter
-	id      string
-	after   int64
-	limit   int
-	version int
-	yaml    []byte
+	event    service.SendEvent
+	create   service.CreateInstance
+	filter   service.InstanceFilter
+	worklist service.WorklistRequest
+	assign   service.AssignRequest
+	id       string
+	after    int64
+	limit    int
+	version  int
+	yaml     []byte
 
 	migration service.MigrationRequest
 	reload    service.ReloadResult
@@ -68,6 +70,16 @@ func (f *fakeService) ListInstances(_ context.Context, fl service.InstanceFilter
 func (f *fakeService) ListChildren(_ context.Context, id string, fl service.InstanceFilter) (service.Page[service.Instance], error) {
 	err := f.record(func() { f.id, f.filter = id, fl })
 	return service.Page[service.Instance]{}, err
+}
+
+func (f *fakeService) Worklist(_ context.Context, req service.WorklistRequest) (service.Page[service.WorkItem], error) {
+	err := f.record(func() { f.worklist = req })
+	return service.Page[service.WorkItem]{}, err
+}
+
+func (f *fakeService) Assign(_ context.Context, req service.AssignRequest) (service.Instance, error) {
+	err := f.record(func() { f.assign = req })
+	return f.inst, err
 }
 
 func (f *fakeService) SendEvent(_ context.Context, req service.SendEvent) (service.EventResult, bool, error) {

@@ -115,6 +115,8 @@ func (s *server) getInstance(c echo.Context) error {
 //	@Param			state			query		string	false	"only instances in this state"							maxlength(200)
 //	@Param			version			query		int		false	"only instances on this version of their definition"	minimum(1)
 //	@Param			parent			query		string	false	"only the children this instance started"				maxlength(200)
+//	@Param			assignee		query		string	false	"only instances assigned to this user name or group:NAME"	maxlength(200)
+//	@Param			overdue			query		bool	false	"true: only running instances past their due date"
 //	@Param			limit			query		int		false	"page size"												minimum(1)	maximum(1000)	default(100)
 //	@Param			after			query		string	false	"the last id of the previous page"						maxlength(200)
 //	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
@@ -133,7 +135,7 @@ func (s *server) getInstance(c echo.Context) error {
 //	@Security		BearerAuth
 //	@Router			/v1/instances [get]
 func (s *server) listInstances(c echo.Context) error {
-	q, err := parseQuery(c, "definition", "state", "version", "parent", "limit", "after")
+	q, err := parseQuery(c, "definition", "state", "version", "parent", "assignee", "overdue", "limit", "after")
 	if err != nil {
 		return err
 	}
@@ -146,6 +148,16 @@ func (s *server) listInstances(c echo.Context) error {
 	}
 	if f.State, err = q.id("state"); err != nil {
 		return err
+	}
+	if f.Assignee, err = q.id("assignee"); err != nil {
+		return err
+	}
+	switch q.get("overdue") {
+	case "", "false":
+	case "true":
+		f.Overdue = true
+	default:
+		return invalid("query parameter overdue must be true or false")
 	}
 	if f.Version, err = q.version(); err != nil {
 		return err

@@ -30,6 +30,8 @@ type Service interface {
 	GetInstance(ctx context.Context, id string) (service.Instance, error)
 	ListInstances(ctx context.Context, f service.InstanceFilter) (service.Page[service.Instance], error)
 	ListChildren(ctx context.Context, id string, f service.InstanceFilter) (service.Page[service.Instance], error)
+	Worklist(ctx context.Context, req service.WorklistRequest) (service.Page[service.WorkItem], error)
+	Assign(ctx context.Context, req service.AssignRequest) (service.Instance, error)
 	// SendEvent fires an event; replayed is true when the Idempotency-Key was seen with the same
 	// request and res is the first answer.
 	SendEvent(ctx context.Context, req service.SendEvent) (res service.EventResult, replayed bool, err error)
@@ -139,6 +141,8 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.POST("/instances/:id/explain", s.explain)
 	v1.GET("/instances/:id/history", s.history)
 	v1.GET("/instances/:id/children", s.listChildren)
+	v1.POST("/instances/:id/assign", s.assign) // tasks.go
+	v1.GET("/worklist", s.worklist)
 
 	v1.GET("/definitions", s.listDefinitions)
 	v1.GET("/definitions/:name", s.getDefinition)

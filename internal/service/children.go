@@ -202,7 +202,8 @@ func (s *Service) startChildren(rows *[]persistence.InstanceRow, timers *[][]per
 			}
 			row := persistence.InstanceRow{ID: id, Definition: def.Name, Version: reg.Version, State: b.State, Context: ctxJSON,
 				Final: def.Final(b.State), CreatedAt: now, UpdatedAt: now, EnteredAt: now,
-				ParentID: p.id, ParentGroup: g.Name, ParentRev: p.rev, ParentIndex: i, OnFinal: g.OnFinal, Depth: p.depth + 1}
+				ParentID: p.id, ParentGroup: g.Name, ParentRev: p.rev, ParentIndex: i, OnFinal: g.OnFinal, Depth: p.depth + 1,
+				Task: taskRow(b.Task)}
 			at := len(*rows)
 			*rows, *timers = append(*rows, row), append(*timers, arms(b.Arm))
 			if len(b.Start) > 0 {

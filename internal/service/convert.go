@@ -107,6 +107,11 @@ func instanceOf(def *machine.Definition, row persistence.InstanceRow, ctx map[st
 	if row.ParentID != "" {
 		inst.Parent = &ParentRef{ID: row.ParentID, Group: row.ParentGroup, Index: row.ParentIndex}
 	}
+	inst.Assignees = row.Assignees
+	if !row.DueAt.IsZero() {
+		due := row.DueAt
+		inst.DueAt = &due
+	}
 	return inst
 }
 

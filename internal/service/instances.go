@@ -64,7 +64,8 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 	}
 	createHash := requestHash(map[string]any{"definition": req.Definition, "id": req.ID, "context": orEmpty(req.Context)})
 	inst := persistence.InstanceRow{ID: id, Definition: def.Name, Version: row.Version, State: snap.State, Context: ctxJSON,
-		Final: def.Final(snap.State), CreateHash: createHash, CreatedAt: now, UpdatedAt: now, EnteredAt: now, Children: groups}
+		Final: def.Final(snap.State), CreateHash: createHash, CreatedAt: now, UpdatedAt: now, EnteredAt: now, Children: groups,
+		Task: taskRow(snap.Task)}
 	insert := func(ctx context.Context) error {
 		return s.db.WithTx(ctx, func(tx *persistence.Tx) error {
 			if err := persistence.InstanceInsert(ctx, tx, inst); err != nil {
@@ -149,6 +150,7 @@ func (s *Service) ListChildren(ctx context.Context, id string, f InstanceFilter)
 
 // ListInstances returns a page of instances in id order.
 func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) (Page[Instance], error) {
+	now := s.now() // one time for every read of the page
 	page, err := readPage(pageSpec[persistence.InstanceRow, Instance]{
 		limit: f.Limit,
 		fetch: func(last *persistence.InstanceRow, n, maxBytes int) ([]persistence.InstanceRow, error) {
@@ -156,8 +158,12 @@ func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) (Page[Ins
 			if last != nil {
 				after = last.ID
 			}
-			return persistence.InstanceList(ctx, s.db, persistence.InstanceListParams{Definition: f.Definition,
-				State: f.State, Version: f.Version, Parent: f.Parent, Group: f.Group, After: after, Limit: n, MaxBytes: maxBytes})
+			p := persistence.InstanceListParams{Definition: f.Definition, State: f.State, Version: f.Version, Parent: f.Parent,
+				Group: f.Group, Assignee: f.Assignee, After: after, Limit: n, MaxBytes: maxBytes}
+			if f.Overdue {
+				p.OverdueAt = now
+			}
+			return persistence.InstanceList(ctx, s.db, p)
 		},
 		size: persistence.InstanceRow.Bytes,
 		item: func(r persistence.InstanceRow) (Instance, error) {

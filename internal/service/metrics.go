@@ -44,6 +44,7 @@ type metricsSnapshot struct {
 	at         time.Time // zero until the first refresh
 	took       time.Duration
 	instances  []persistence.DefinitionStateCount
+	overdue    []persistence.OverdueCount
 	timers     persistence.TimersDueSummary
 	outbox     persistence.OutboxCounts
 	migrations []persistence.MigrationRow
@@ -53,6 +54,9 @@ var (
 	descInstances = prometheus.NewDesc("fsmd_instances",
 		"Running instances (not in a final state) by definition, version and state, as of the last refresh.",
 		[]string{"definition", "version", "state"}, nil)
+	descOverdue = prometheus.NewDesc("fsmd_instances_overdue",
+		"Running instances past the due date of their state's task, by definition and state, as of the last refresh.",
+		[]string{"definition", "state"}, nil)
 	descTimersDue = prometheus.NewDesc("fsmd_timers_due",
 		"Timers whose time has come but that have not fired yet (due, or ready again after a failure), as of the last refresh.",
 		nil, nil)
@@ -66,7 +70,7 @@ var (
 		"Progress of each running migration, as of the last refresh: progress total (instances it selected), migrated, stranded.",
 		[]string{"definition", "migration", "to_version", "progress"}, nil)
 	descRefreshed = prometheus.NewDesc("fsmd_metrics_refreshed_timestamp_seconds",
-		"When the counts of fsmd_instances, fsmd_timers_due, fsmd_outbox_rows and fsmd_migration_instances were last read (Unix time); absent until the first refresh.",
+		"When the counts of fsmd_instances, fsmd_instances_overdue, fsmd_timers_due, fsmd_outbox_rows and fsmd_migration_instances were last read (Unix time); absent until the first refresh.",
 		nil, nil)
 	descRefreshTook = prometheus.NewDesc("fsmd_metrics_refresh_duration_seconds",
 		"How long the last refresh of those counts took.",
@@ -128,6 +132,9 @@ func (s *Service) RefreshMetrics(ctx context.Context) error {
 	if snap.instances, err = persistence.InstanceCountRunningAll(ctx, s.db); err != nil {
 		return err
 	}
+	if snap.overdue, err = persistence.InstanceCountOverdue(ctx, s.db, "", now); err != nil {
+		return err
+	}
 	if snap.timers, err = persistence.TimerCountDue(ctx, s.db, now); err != nil {
 		return err
 	}
@@ -157,7 +164,7 @@ func (s *Service) timerFired(ex persistence.Executor, definition string, due, no
 
 // Describe implements prometheus.Collector.
 func (m *serviceMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInstances, descTimersDue, descTimersOldest, descOutbox, descMigration,
+	for _, d := range []*prometheus.Desc{descInstances, descOverdue, descTimersDue, descTimersOldest, descOutbox, descMigration,
 		descRefreshed, descRefreshTook} {
 		ch <- d
 	}
@@ -176,6 +183,9 @@ func (m *serviceMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, c := range snap.instances {
 		gauge(descInstances, float64(c.N), c.Definition, strconv.Itoa(c.Version), c.State)
+	}
+	for _, c := range snap.overdue {
+		gauge(descOverdue, float64(c.N), c.Definition, c.State)
 	}
 	gauge(descTimersDue, float64(snap.timers.N))
 	oldest := 0.0

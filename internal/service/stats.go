@@ -50,6 +50,8 @@ type StateStats struct {
 	State string `json:"state" validate:"required"`
 	// Running is how many instances are in the state now, not final (whatever the window).
 	Running int64 `json:"running" validate:"required"`
+	// Overdue is how many of those are past the due date of the state's task now.
+	Overdue int64 `json:"overdue" validate:"required"`
 	// Entries: the transitions into the state in the window; Exits, those out of it.
 	Entries int64 `json:"entries" validate:"required"`
 	Exits   int64 `json:"exits" validate:"required"`
@@ -171,12 +173,16 @@ func (s *Service) DefinitionStats(ctx context.Context, req StatsRequest) (Stats,
 	if err != nil {
 		return Stats{}, s.dbError(err)
 	}
-	return buildStats(def, since, until, trs, rejs, running), nil
+	overdue, err := persistence.InstanceCountOverdue(ctx, s.db, def.Name, s.now())
+	if err != nil {
+		return Stats{}, s.dbError(err)
+	}
+	return buildStats(def, since, until, trs, rejs, running, overdue), nil
 }
 
 // buildStats assembles the answer from the rows read.
 func buildStats(def *machine.Definition, since, until time.Time, trs []persistence.TransitionStatsRow,
-	rejs []persistence.RejectionStatsRow, running []persistence.StateCount) Stats {
+	rejs []persistence.RejectionStatsRow, running []persistence.StateCount, overdue []persistence.OverdueCount) Stats {
 	out := Stats{Definition: def.Name, Since: since, Until: until,
 		States: []StateStats{}, Transitions: []TransitionStats{}, Rejections: []EventRejections{}}
 	states := map[string]*StateStats{}
@@ -197,6 +203,9 @@ func buildStats(def *machine.Definition, since, until time.Time, trs []persisten
 	}
 	for _, c := range running {
 		state(c.State).Running += c.N
+	}
+	for _, c := range overdue {
+		state(c.State).Overdue += c.N
 	}
 	// The rows come in (from, to, event, duration) order: a transition's rows are consecutive.
 	durations := map[string][]persistence.TransitionStatsRow{}

@@ -38,6 +38,10 @@ type Instance struct {
 	// Timers are the pending timers of the current state, by due time: GET /v1/instances/{id} only
 	// (absent from the other answers).
 	Timers []PendingTimer `json:"timers,omitzero"`
+	// Assignees and DueAt are the task of the current state (its `assign` and `due`, or a later
+	// POST /v1/instances/{id}/assign): user names and "group:NAME"s; absent when it has none.
+	Assignees []string   `json:"assignees,omitempty"`
+	DueAt     *time.Time `json:"due_at,omitempty" format:"date-time"`
 }
 
 // ParentRef is a child's parent: its id, the group that started the child, and the child's index
@@ -175,6 +179,8 @@ type InstanceFilter struct {
 	Version    int    // 0 for any
 	Parent     string // only the children of this instance ("" for any)
 	Group      string // with Parent: only the children of this group
+	Assignee   string // only the instances whose assignees name it: a user name, or group:NAME ("" for any)
+	Overdue    bool   // only the running instances past their due date
 	After      string
 	Limit      int
 }

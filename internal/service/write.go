@@ -29,6 +29,9 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
 		Version: next.Version, State: next.State, Context: next.Context, Revision: rev, Final: next.Final,
 		UpdatedAt: now, EnteredAt: next.EnteredAt, Children: m.groups}
+	if t.Task != nil { // the state entered sets (or clears) the task; a stay keeps it
+		update.Task = &next.Task
+	}
 	if len(t.Cancel) > 0 || len(t.Arm) > 0 { // the timers change with the transition, in its statement
 		update.Timers = &persistence.TimerChange{Cancel: len(t.Cancel) > 0, Arms: arms(t.Arm)}
 	}
@@ -95,7 +98,15 @@ func prepare(l loaded, m *move, req SendEvent, hash string, now time.Time) (audi
 	if m.groups != nil {
 		next.Children = m.groups
 	}
+	if t.Task != nil {
+		next.Task = taskRow(*t.Task)
+	}
 	return row, next, nil
+}
+
+// taskRow is the engine's task as stored.
+func taskRow(t machine.Task) persistence.Task {
+	return persistence.Task{Assignees: t.Assignees, DueAt: t.DueAt}
 }
 
 // arms are the timers to arm for the engine's deadlines.

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fsmd-io/fsmd/internal/code"
+	"github.com/fsmd-io/fsmd/internal/ident"
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/migration"
 	"github.com/fsmd-io/fsmd/internal/schema"
@@ -98,6 +99,11 @@ type Then struct {
 	// Children are the children the last step started, by group: their number, or each one's
 	// context (a subset). nil: not compared.
 	Children map[string]StartedWant
+	// Assignees and DueAt are the task of the state the instance is in (docs/definitions.md,
+	// Tasks): its assignees in order (empty: none), and its due date (a zero time: none). nil: not
+	// compared.
+	Assignees *[]string
+	DueAt     *time.Time
 	// Of a migration only.
 	Stranded *bool   // whether the instance stays on its version; nil: expected to move
 	Reason   *string // why it stays: migration.StateUnmapped, RuleFailed or ContextInvalid
@@ -126,7 +132,7 @@ var (
 	parentKeys = []string{"id", "group", "index", "on_final"}
 	countKeys  = []string{"total", "running", "final"}
 	stepKeys   = []string{"event", "payload", "advance", "actor"}
-	thenKeys   = []string{"state", "ctx", "error", "final", "notified", "sent", "children"}
+	thenKeys   = []string{"state", "ctx", "error", "final", "notified", "sent", "children", "assignees", "due_at"}
 	sentKeys   = []string{"to", "event", "payload"}
 	codes      = []string{code.UnknownEvent, code.InvalidTransition, code.GuardRejected, code.TransitionForbidden,
 		code.InstanceFinal, code.InvalidPayload, code.ExpressionFailed}
@@ -366,11 +372,19 @@ func (p *parser) actor(n *yaml.Node, what string) machine.Actor {
 	fields, _ := p.Mapping(n, what)
 	spec := p.Keys(fields, what, actorKeys...)
 	if f, ok := spec.Get("name"); ok {
-		a.Name, _ = p.Scalar(f.Val, what+".name")
+		if name, ok := p.Scalar(f.Val, what+".name"); ok {
+			if err := ident.Check(what+".name", name); err != nil {
+				p.Errorf(source.At(f.Val), "%v", err)
+			}
+			a.Name = name
+		}
 	}
 	if f, ok := spec.Get("groups"); ok {
 		for _, item := range p.Sequence(f.Val, what+".groups") {
 			if g, ok := p.Scalar(item, what+".groups"); ok {
+				if err := ident.Check("a group of "+what, g); err != nil {
+					p.Errorf(source.At(item), "%v", err)
+				}
 				a.Groups = append(a.Groups, g)
 			}
 		}
@@ -458,6 +472,22 @@ func (p *parser) then(t *Then, n *yaml.Node) {
 	if e, ok := spec.Get("final"); ok {
 		b := p.Boolean(e.Val, "then.final")
 		t.Final = &b
+	}
+	if e, ok := spec.Get("assignees"); ok {
+		names := []string{}
+		for _, item := range p.Sequence(e.Val, "then.assignees") {
+			if s, ok := p.Scalar(item, "a then.assignees entry"); ok {
+				names = append(names, s)
+			}
+		}
+		t.Assignees = &names
+	}
+	if e, ok := spec.Get("due_at"); ok {
+		var due time.Time // null: no due date
+		if !source.IsNull(p.Resolve(e.Val)) {
+			due = p.time(e.Val, "then.due_at")
+		}
+		t.DueAt = &due
 	}
 	if e, ok := spec.Get("notified"); ok {
 		names := []string{}

@@ -42,6 +42,7 @@ type instance struct {
 	// started lists the children the transitions of the current step started.
 	started []machine.ChildStart
 	actor   machine.Actor // of the case (given.actor)
+	task    machine.Task  // of the state it is in
 }
 
 // Run runs one case of a table against def, recording what it exercises in cov (which may be nil).
@@ -112,7 +113,11 @@ func start(def *machine.Definition, g Given, cov *Coverage) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("arming the timers of %s: %v", state, err)
 	}
-	return &instance{def: def, snap: snap, clock: g.Now, pending: due, cov: cov, actor: g.Actor}, nil
+	task, err := def.Task(snap)
+	if err != nil {
+		return nil, fmt.Errorf("the task of %s: %v", state, err)
+	}
+	return &instance{def: def, snap: snap, clock: g.Now, pending: due, cov: cov, actor: g.Actor, task: task}, nil
 }
 
 func orEmpty(m map[string]any) map[string]any {
@@ -167,6 +172,9 @@ func (in *instance) fire(actor machine.Actor, event string, payload map[string]a
 		in.tracef("%s%s: %s -> %s%s", via, event, t.From, t.To, stay)
 	}
 	in.snap.Context = t.ContextAfter
+	if t.Task != nil {
+		in.task = *t.Task
+	}
 	if !t.Stayed { // a stay keeps the state, the time it was entered and its pending timers
 		in.snap.State, in.snap.EnteredAt = t.To, in.clock
 		in.pending = t.Arm
@@ -246,7 +254,27 @@ func (in *instance) compare(then Then, stepErr error) []string {
 	if then.Children != nil {
 		fails = append(fails, in.compareStarted(then.Children)...)
 	}
+	if then.Assignees != nil && !slices.Equal(*then.Assignees, in.task.Assignees) {
+		fails = append(fails, fmt.Sprintf("assignees: expected %q, got %q", *then.Assignees, orNone(in.task.Assignees)))
+	}
+	if then.DueAt != nil && !then.DueAt.Equal(in.task.DueAt) {
+		fails = append(fails, fmt.Sprintf("due_at: expected %s, got %s", timeOrNone(*then.DueAt), timeOrNone(in.task.DueAt)))
+	}
 	return fails
+}
+
+func orNone(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}
+
+func timeOrNone(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // compareStarted checks the children the last step started against want, group by group: every
