@@ -26,7 +26,10 @@ import (
 // definitions page, a definition's diagram with its live counts and heat, an instance with its
 // state highlighted, timers and history, finding an instance by id, a script in an instance id
 // shown as text, the instances a migration stranded, and a trip's children (their counts, by
-// state, listed and paged) with the way back from a child to its parent. The script writes a screenshot of each
+// state, listed and paged) with the way back from a child to its parent; and acting: a write key
+// explains and sends an event from the form its payload schema makes, a read key sees no form, a
+// branch's allow hides its event from a key not in its groups, and script in a payload stays
+// text. The script writes a screenshot of each
 // page to tests/ui/screenshots (or $FSMD_SCREENSHOTS). `make ui-deps` installs what it needs.
 
 // consoleManyLegs is how many legs the second trip books: more than the 100 a group lists at first.
@@ -38,8 +41,14 @@ const consoleXSS = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</
 // consoleFixture is what the seeding made, for the script to look for.
 type consoleFixture struct {
 	URL         string   `json:"url"`
-	OpenURL     string   `json:"open_url"` // the same service, served without keys
-	Key         string   `json:"key"`      // a read key: the console needs no more
+	OpenURL     string   `json:"open_url"`    // the same service, served without keys
+	Key         string   `json:"key"`         // a read key: the console needs no more to read
+	WriteKey    string   `json:"write_key"`   // a write key in no group: it may send events, but not take a branch with allow
+	FinanceKey  string   `json:"finance_key"` // a write key in the group finance, which approval's finance approval allows
+	Payable     string   `json:"payable"`     // an order awaiting payment, for the write key's forms
+	Amount      float64  `json:"amount"`      // what it costs
+	Approval    string   `json:"approval"`    // an approval in finance_review: approve is allowed to finance only
+	Assigned    string   `json:"assigned"`    // an approval in manager_review, assigned to the finance key by name, due in 3 days
 	Order       string   `json:"order"`
 	OrderState  string   `json:"order_state"`
 	OrderEvents int      `json:"order_events"` // its history rows
@@ -69,7 +78,7 @@ func TestConsole(t *testing.T) {
 	if err := svc.Register(ctx, set); err != nil {
 		t.Fatal(err)
 	}
-	keys, parsed := authKeys(t)
+	keys, parsed := consoleKeys(t)
 	srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed}))
 	t.Cleanup(srv.Close)
 	noKeys := httptest.NewServer(server.New(svc, server.Options{})) // no keys: nothing to ask for
@@ -77,7 +86,7 @@ func TestConsole(t *testing.T) {
 	admin := &apiEnv{srv: srv}
 	as := func(method, path string, body any, header ...string) apiResponse {
 		t.Helper()
-		return admin.do(t, method, path, body, append([]string{"Authorization", "Bearer " + keys[auth.Admin]}, header...)...)
+		return admin.do(t, method, path, body, append([]string{"Authorization", "Bearer " + keys["admin"]}, header...)...)
 	}
 	want := func(r apiResponse, status int) {
 		t.Helper()
@@ -107,6 +116,17 @@ func TestConsole(t *testing.T) {
 	send("order-5", "pay", map[string]any{"amount": 100.0, "method": "cash"}, 409)
 	send("order-5", "ship", map[string]any{"carrier": "dhl", "tracking_number": "x"}, 409)
 	send(consoleXSS, "cancel", map[string]any{"reason": `</pre><b onmouseover="window.__xss=3">bold</b>`}, 200)
+	// An order for the write key's forms, and an approval waiting for finance (definitions/approval.yaml).
+	want(as("POST", "/v1/instances", map[string]any{"definition": "order", "id": "order-pay",
+		"context": map[string]any{"amount": 25.0, "customer": customer}}), 201)
+	want(as("POST", "/v1/instances", map[string]any{"definition": "approval", "id": "approval-1",
+		"context": map[string]any{"requester": "rita", "department": "it"}}), 201)
+	send("approval-1", "submit", map[string]any{"amount": 9000.0, "description": "laptops"}, 200)
+	send("approval-1", "approve", map[string]any{"approver": "max"}, 200)
+	// One waiting for its manager, the finance key's holder, due in 3 days: first in that worklist.
+	want(as("POST", "/v1/instances", map[string]any{"definition": "approval", "id": "approval-2",
+		"context": map[string]any{"requester": "rita", "manager": "finance-key"}}), 201)
+	send("approval-2", "submit", map[string]any{"amount": 100.0, "description": "a chair"}, 200)
 
 	// A claim that the migration to version 2 strands (its state is gone), and one that moves.
 	claimV1, err := os.ReadFile(apiPutDir + "/claim_v1.yaml")
@@ -223,7 +243,8 @@ func TestConsole(t *testing.T) {
 	if shots == "" {
 		shots, _ = filepath.Abs("ui/screenshots")
 	}
-	fixture, _ := json.Marshal(consoleFixture{URL: srv.URL, OpenURL: noKeys.URL, Key: keys[auth.Read], Order: "order-1", OrderState: "delivered",
+	fixture, _ := json.Marshal(consoleFixture{URL: srv.URL, OpenURL: noKeys.URL, Key: keys["read"], WriteKey: keys["write"],
+		FinanceKey: keys["finance"], Payable: "order-pay", Amount: 25, Approval: "approval-1", Assigned: "approval-2", Order: "order-1", OrderState: "delivered",
 		OrderEvents: 3, Pending: "order-5", XSS: consoleXSS, Stranded: "claim-h1", Trip: "trip-1", TripLegs: tripLegs,
 		ManyTrip: "trip-many", ManyLegs: consoleManyLegs, DoneTrip: "trip-done", Screenshots: shots})
 
@@ -239,6 +260,31 @@ func TestConsole(t *testing.T) {
 	if err != nil {
 		t.Fatalf("console.mjs: %v", err)
 	}
+}
+
+// consoleKeys are the keys of the console's server, by name: read, write and admin, and finance (a
+// write key in the group finance).
+func consoleKeys(t *testing.T) (map[string]string, *auth.Keys) {
+	t.Helper()
+	keys := map[string]string{}
+	var file strings.Builder
+	for _, k := range []struct {
+		name   string
+		role   auth.Role
+		groups []string
+	}{{"read", auth.Read, nil}, {"write", auth.Write, nil}, {"admin", auth.Admin, nil}, {"finance", auth.Write, []string{"finance"}}} {
+		key, line, err := auth.New(k.role, k.name+"-key", k.groups...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[k.name] = key
+		file.WriteString(line + "\n")
+	}
+	parsed, err := auth.Parse("keys", strings.NewReader(file.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys, parsed
 }
 
 // consoleTools finds node and the driver script, and checks that Chromium and playwright-core are

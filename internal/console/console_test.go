@@ -36,6 +36,7 @@ func TestServe(t *testing.T) {
 	}{
 		{"/ui/", "text/html; charset=utf-8", 200, true},
 		{"/ui/definitions/order", "text/html; charset=utf-8", 200, true},
+		{"/ui/worklist", "text/html; charset=utf-8", 200, true},
 		{"/ui/instances/%3Cscript%3Ealert(1)%3C%2Fscript%3E", "text/html; charset=utf-8", 200, true},
 		{"/ui/assets/app.js", "text/javascript; charset=utf-8", 200, false},
 		{"/ui/assets/app.css", "text/css; charset=utf-8", 200, false},

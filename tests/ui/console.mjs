@@ -24,8 +24,9 @@ async function newPage() {
   const page = await context.newPage();
   page.on("pageerror", (e) => problems.push("page error: " + e.message));
   page.on("console", (m) => {
-    // A 401 is the console asking for a key, and a 404 a test that looks for what is not there.
-    if (m.type() === "error" && !/status of 40[14]/.test(m.text())) problems.push("console error: " + m.text());
+    // A 401 is the console asking for a key, a 404 a test that looks for what is not there, and a
+    // 409 an event the test sends to see it refused.
+    if (m.type() === "error" && !/status of 40[149]/.test(m.text())) problems.push("console error: " + m.text());
   });
   page.on("dialog", async (d) => {
     problems.push("a dialog opened: " + d.message());
@@ -74,15 +75,15 @@ await step("a definition: its diagram with live counts, the transitions heatmap,
   await page.waitForURL(/\/ui\/definitions\/order$/);
   await page.locator("#diagram svg").waitFor();
   // Running instances per state on the diagram: order-2 shipped, order-3 paid, order-4
-  // payment_failed, order-5 awaiting_payment.
+  // payment_failed, order-5 and order-pay awaiting_payment.
   const svg = await text("#diagram");
-  for (const label of ["1 running"]) assert.ok(svg.includes(label), `no "${label}" in the diagram:\n${svg}`);
+  for (const label of ["1 running", "2 running"]) assert.ok(svg.includes(label), `no "${label}" in the diagram:\n${svg}`);
   const heated = await page.locator("#diagram g.node.heat1, #diagram g.node.heat2, #diagram g.node.heat3, #diagram g.node.heat4").count();
   assert.ok(heated >= 4, `${heated} states coloured by their running instances, want 4 or more`);
   assert.ok(/pay \(1\) · 3/.test(svg), `no count on the first pay transition (pay (1) · 3) in:\n${svg}`);
   assert.ok(/ship · 2/.test(svg), `no count on the ship transition (ship · 2) in:\n${svg}`);
   const stats = await text("#stats");
-  assert.match(stats, /awaiting_payment\s+1/);
+  assert.match(stats, /awaiting_payment\s+2/);
   assert.match(stats, /guard_rejected 1/);
   assert.match(stats, /invalid_transition 1/);
   assert.match(await text(".versions"), /v1/);
@@ -140,6 +141,122 @@ await step("script in an instance id and in a payload stays text", async () => {
   assert.match(await text(".error"), /Not found/);
   assert.equal(await page.evaluate(() => window.__xss), undefined);
 });
+
+await step("a read key sees no form and no button to act", async () => {
+  await page.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.pending));
+  await page.locator("#diagram svg").waitFor();
+  assert.match(await text("#instance-state"), /awaiting_payment/);
+  assert.equal(await page.locator("#actions, main form, main button:text-is('Send'), main button:text-is('Explain')").count(), 0,
+    "a read key is offered to act");
+});
+
+// signIn opens path in a new browser context and enters key at the prompt.
+async function signIn(key, path) {
+  const p = await newPage();
+  await p.goto(fx.url + path);
+  await p.locator("#key").waitFor({ state: "visible" });
+  await p.fill("#key-input", key);
+  await p.click("#key-form button");
+  return p;
+}
+
+const writer = await signIn(fx.write_key, "/ui/instances/" + encodeURIComponent(fx.payable));
+const forms = (p) => p.locator("#actions form.event").evaluateAll((fs) => fs.map((f) => f.dataset.event));
+
+await step("a write key explains an event from its form, sees a refusal, sends it and sees the new state", async () => {
+  const pay = writer.locator("#actions form[data-event='pay']");
+  await pay.waitFor();
+  assert.deepEqual(await forms(writer), ["pay", "cancel", "payment_overdue"]);
+  assert.match(await pay.innerText(), /amount\s+number/);
+  assert.equal(await pay.locator("#f-pay-amount").getAttribute("type"), "number");
+  // Explain sends nothing: what would happen, each branch with its guard.
+  await pay.locator("#f-pay-amount").fill(String(fx.amount));
+  await pay.locator("#f-pay-method").fill("cash");
+  await pay.locator("button:text-is('Explain')").click();
+  await pay.locator(".explanation .refused").waitFor();
+  assert.match(await pay.locator(".explanation").innerText(), /guard_rejected would be refused/);
+  assert.equal(await pay.locator(".explanation tbody tr").count(), 2, "one row per branch");
+  // Sent anyway: the refusal's detail, and nothing changed.
+  await pay.locator("button:text-is('Send')").click();
+  await pay.locator(".outcome .error").waitFor();
+  assert.match(await pay.locator(".outcome .error").innerText(), /no guard holds.*guard_rejected/s);
+  assert.equal(await writer.locator("#instance-state").innerText(), "awaiting_payment");
+  await pay.locator("#f-pay-method").fill("card");
+  await pay.locator("button:text-is('Explain')").click();
+  await pay.locator(".explanation .accepted").waitFor();
+  assert.equal(await pay.locator(".explanation .accepted [data-to]").innerText(), "paid");
+  assert.equal(await writer.locator("#instance-state").innerText(), "awaiting_payment", "explain changed the instance");
+  await screenshot(writer, "explain");
+  await pay.locator("button:text-is('Send')").click();
+  await writer.locator("#sent").waitFor();
+  assert.equal(await writer.locator("#instance-state").innerText(), "paid");
+  assert.match(await writer.locator("#sent").innerText(), /Sent pay: awaiting_payment → paid \(#1\)/);
+  assert.match(await writer.locator("#history").innerText(), /pay\s+awaiting_payment → paid/);
+  assert.deepEqual(await forms(writer), ["ship", "cancel"]);
+  await screenshot(writer, "sent");
+});
+
+await step("script in a payload sent from a form stays text", async () => {
+  const xss = `<img src=x onerror="window.__xss=1">`;
+  const shown = JSON.stringify(xss); // payloads and contexts are shown as JSON
+  const cancel = writer.locator("#actions form[data-event='cancel']");
+  await cancel.locator("#f-cancel-reason").fill(xss);
+  await cancel.locator("button:text-is('Explain')").click();
+  await cancel.locator(".explanation details").evaluate((d) => (d.open = true));
+  assert.ok((await cancel.locator(".explanation").innerText()).includes(shown), "the context after does not show the reason");
+  await cancel.locator("button:text-is('Send')").click();
+  await writer.locator("#sent").filter({ hasText: "Sent cancel" }).waitFor(); // the note of pay is there until the page is redrawn
+  assert.equal(await writer.locator("#instance-state").innerText(), "refund_pending");
+  await writer.locator("#history details").first().evaluate((d) => (d.open = true));
+  assert.ok((await writer.locator("#history li").first().innerText()).includes(shown), "the payload is not shown as text");
+  assert.equal(await writer.evaluate(() => window.__xss), undefined, "script from a payload ran");
+  assert.equal(await writer.locator("main img, main script").count(), 0, "markup from a payload became elements");
+  await screenshot(writer, "payload-escaped");
+});
+
+// The finance key's worklist: the approval waits in finance_review, which assigns it to the group
+// finance (definitions/approval.yaml).
+const finance = await signIn(fx.finance_key, "/ui/worklist");
+
+await step("the worklist: what waits for the caller, with the events it may send, each linked", async () => {
+  await finance.locator("#worklist table").waitFor();
+  // The one due first, then the one without a due date.
+  const rows = finance.locator("#worklist tbody tr");
+  assert.deepEqual(await rows.locator("td:first-child").allInnerTexts(), [fx.assigned, fx.approval]);
+  const assigned = await rows.nth(0).locator("td").allInnerTexts();
+  assert.deepEqual(assigned.slice(0, 4), [fx.assigned, "approval v1", "manager_review", "finance-key"]);
+  assert.match(assigned[4], /in (71|72)\.\d h|in 3\.0 days/);
+  assert.doesNotMatch(assigned[4], /overdue/);
+  const row = rows.nth(1);
+  const cells = await row.locator("td").allInnerTexts();
+  assert.deepEqual(cells.slice(0, 5), [fx.approval, "approval v1", "finance_review", "group:finance", "–"]);
+  assert.match(cells[5], /approve/);
+  assert.match(await finance.locator("header nav").innerText(), /Worklist/);
+  await screenshot(finance, "worklist");
+  await row.locator("a").click();
+  await finance.waitForURL(new RegExp("/ui/instances/" + fx.approval + "$"));
+  await finance.locator("#actions form").first().waitFor();
+});
+
+await step("a branch's allow: a write key outside its groups is not offered the event, one inside sends it", async () => {
+  await writer.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.approval));
+  await writer.locator("#actions form").first().waitFor();
+  assert.equal(await writer.locator("#instance-state").innerText(), "finance_review");
+  const offered = await forms(writer);
+  assert.ok(!offered.includes("approve") && offered.includes("reject"), `the write key is offered ${offered}`);
+  await finance.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.approval));
+  const approve = finance.locator("#actions form[data-event='approve']");
+  await approve.waitFor();
+  await approve.locator("#f-approve-approver").fill("fiona");
+  await approve.locator("button:text-is('Send')").click();
+  await finance.locator("#sent").waitFor();
+  assert.equal(await finance.locator("#instance-state").innerText(), "approved");
+  assert.match(await finance.locator("#history").innerText(), /by finance-key/);
+  assert.equal(await finance.locator("#actions").count(), 0, "a final instance is offered events");
+  await screenshot(finance, "allowed");
+});
+await writer.context().close();
+await finance.context().close();
 
 await step("the instances a migration stranded, and one of them", async () => {
   await page.goto(fx.url + "/ui/definitions/claim");
@@ -260,6 +377,10 @@ await step("a server without keys asks for none", async () => {
   await other.locator("main table").waitFor();
   assert.match(await other.locator("main").innerText(), /order/);
   assert.equal(await other.locator("#key").isHidden(), true, "a key was asked for");
+  // Its caller is the anonymous user with every right: it is offered the events.
+  await other.goto(fx.open_url + "/ui/instances/" + encodeURIComponent(fx.pending));
+  await other.locator("#actions form[data-event='pay']").waitFor();
+  assert.match(await other.locator("#actions").innerText(), /the anonymous user \(admin\)/);
   await other.context().close();
 });
 

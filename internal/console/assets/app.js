@@ -1,6 +1,10 @@
 // fsmd console: one page that routes itself by its URL (/ui/..., the server answers every such path
 // with this page) and reads the /v1 API with the key the user enters once per browser tab.
 //
+// With a write key (or token) the instance page also acts: it offers the events the caller may
+// send now, each as a form built from the event's payload schema, with "Explain" (what would
+// happen, nothing sent) and "Send". A read key sees no form; GET /v1/me says which the key is.
+//
 // Every value from the API or the URL reaches the page as text (h() makes text nodes, never HTML):
 // ids, contexts and payloads are data, and a script in an instance id stays a string. The one HTML
 // the page inserts is Mermaid's SVG, drawn from the server's diagram (whose names are identifiers)
@@ -66,13 +70,20 @@ class ApiError extends Error {
   }
 }
 
-async function api(path) {
-  const headers = { Accept: "application/json, text/plain" };
+// api reads (GET) or, given a body, sends it as JSON (POST unless method says otherwise); headers
+// are added to the request's.
+async function api(path, { method, body: send, headers: extra } = {}) {
+  const headers = Object.assign({ Accept: "application/json, text/plain" }, extra);
   const key = sessionStorage.getItem(KEY);
   if (key) headers.Authorization = "Bearer " + key;
+  const init = { method: method || (send === undefined ? "GET" : "POST"), headers, cache: "no-store" };
+  if (send !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(send);
+  }
   let resp;
   try {
-    resp = await fetch(path, { headers, cache: "no-store" });
+    resp = await fetch(path, init);
   } catch (e) {
     throw new ApiError(0, { detail: "fsmd does not answer: " + e.message, code: "unreachable" });
   }
@@ -125,6 +136,22 @@ function showKeyState() {
   }
 }
 
+// whoami is GET /v1/me for the key in use (read once per key): who the server takes the caller
+// for, with its role and groups; null when it cannot be read, and then the console only reads.
+let who = null; // { key, answer: Promise }
+function whoami() {
+  const key = sessionStorage.getItem(KEY) || "";
+  if (!who || who.key !== key) {
+    const mine = { key };
+    mine.answer = api("/v1/me").catch(() => {
+      if (who === mine) who = null; // asked again next time: the failure may have been passing
+      return null;
+    });
+    who = mine;
+  }
+  return who.answer;
+}
+
 document.getElementById("key-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const input = document.getElementById("key-input");
@@ -164,6 +191,7 @@ const routes = [
   [/^\/ui\/instances$/, instancesPage],
   [/^\/ui\/instances\/(.+)$/, instancePage],
   [/^\/ui\/migrations\/([^/]+)$/, migrationPage],
+  [/^\/ui\/worklist$/, worklistPage],
 ];
 
 async function render() {
@@ -507,10 +535,11 @@ async function instancesPage(_, q) {
 async function instancePage(id, _, gen) {
   document.title = id + " · fsmd";
   const inst = await api("/v1/instances/" + encodeURIComponent(id));
-  const [diagramText, history, groups] = await Promise.all([
+  const [diagramText, history, groups, offer] = await Promise.all([
     api(`/v1/definitions/${encodeURIComponent(inst.definition)}/diagram?version=${inst.version}`),
     pages("/v1/instances/" + encodeURIComponent(id) + "/history?limit=500", HISTORY_MAX),
     childGroups(inst),
+    offers(inst),
   ]);
   const visited = new Set(history.flatMap((e) => [e.from, e.to]));
   const classes = {};
@@ -524,8 +553,11 @@ async function instancePage(id, _, gen) {
   const edges = Object.fromEntries(Object.entries(taken).map(([k, n]) => [k, n + "×"]));
   const diagram = h("div", { class: "diagram", id: "diagram" });
 
+  const note = sentNote && sentNote.id === inst.id ? sentNote.text : null;
+  sentNote = null;
   const nodes = [
     h("h1", {}, h("span", { class: "mono", id: "instance-id" }, inst.id)),
+    note ? h("p", { class: "sent", id: "sent", role: "status" }, note) : null,
     inst.parent ? h("p", { id: "parent" }, "child ", String(inst.parent.index), " of group ", h("span", { class: "mono" }, inst.parent.group),
       " of ", link(ui.instance(inst.parent.id), h("span", { class: "mono" }, inst.parent.id))) : null,
     facts([["definition", link(ui.definition(inst.definition, { version: inst.version }), inst.definition + " v" + inst.version)],
@@ -545,10 +577,186 @@ async function instancePage(id, _, gen) {
         h("section", { class: "panel", id: "timers" }, h("h2", {}, "Pending timers"),
           table(["Event", "Due", "", "#Attempts", "Last error"], (inst.timers || []).map((t) => [t.event, when(t.due_at), relative(t.due_at),
             t.attempts ? num(t.attempts) : "", t.last_error || ""]), "No timers pending.")))),
+    offer ? actionsPanel(inst, offer) : null,
     groups.length ? childrenPanel(inst, groups) : null,
     h("section", { class: "panel", id: "history" }, h("h2", {}, `History (${history.cut ? "the first " + history.length : history.length} transitions)`), timeline(history, inst)),
   ];
   if (show(gen, nodes)) await drawDiagram(diagram, overlay(diagramText, { classes, edges }), gen);
+}
+
+// ---- acting: the events a write key may send ----------------------------------------------------
+
+// sentNote is what the last event sent from an instance page did, shown once on the page redrawn.
+let sentNote = null; // { id, text }
+
+// mayTake reports whether the caller may take a branch: it has no allow, or allows one of the
+// caller's groups (the server's rule: docs/definitions.md, "Actors").
+const mayTake = (b, me) => !b.allow || b.allow.some((g) => (me.groups || []).includes(g));
+
+// offers is what the instance page lets the caller send: for a write or admin caller and an
+// instance that is not final, the events its state handles with a branch the caller may take, and
+// their payload schemas (from the instance's version). null for a read caller: no form at all.
+async function offers(inst) {
+  if (inst.final) return null;
+  const me = await whoami();
+  if (!me || (me.role !== "write" && me.role !== "admin")) return null;
+  const v = await api(`/v1/definitions/${encodeURIComponent(inst.definition)}/versions/${inst.version}`);
+  const state = (v.states || []).find((s) => s.name === inst.state) || { branches: [] };
+  const branches = state.branches || [];
+  const events = (inst.events || []).filter((ev) => branches.some((b) => b.event === ev && mayTake(b, me)));
+  return { me, events, payloads: v.payloads || {}, branches };
+}
+
+function actionsPanel(inst, offer) {
+  return h("section", { class: "panel", id: "actions" }, h("h2", {}, "Send an event"),
+    h("p", { class: "muted" }, `As ${offer.me.name || "the anonymous user"} (${offer.me.role}). Explain shows what would happen, and sends nothing.`),
+    offer.events.length ? h("div", { class: "event-forms" }, offer.events.map((ev) => eventForm(inst, ev, offer)))
+      : h("p", { class: "muted" }, "None: no event of this state has a branch you may take."));
+}
+
+// eventForm is one event's form: a field per payload property, Explain and Send. Send names the
+// revision shown (If-Match: an instance that moved on meanwhile is refused, not changed blindly) and
+// carries an Idempotency-Key made with the form, so that a send repeated after a lost answer applies
+// once.
+function eventForm(inst, ev, offer) {
+  const schema = offer.payloads[ev] || { properties: {} };
+  const required = new Set(schema.required || []);
+  const fields = Object.entries(schema.properties || {}).map(([name, prop]) => payloadField(ev, name, prop, required.has(name)));
+  const targets = [...new Set(offer.branches.filter((b) => b.event === ev && mayTake(b, offer.me)).map((b) => b.to))];
+  const outcome = h("div", { class: "outcome" });
+  const key = "console-" + Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
+  const path = (what) => "/v1/instances/" + encodeURIComponent(inst.id) + "/" + what;
+  const explainButton = h("button", { type: "button", class: "secondary" }, "Explain");
+  const sendButton = h("button", { type: "submit" }, "Send");
+
+  // run reads the payload and makes one request with the buttons disabled; a payload that does not
+  // read (a JSON field) or a refusal is shown in the form.
+  const run = async (fn) => {
+    let payload;
+    try {
+      payload = Object.fromEntries(fields.map((f) => [f.name, f.read()]).filter(([, v]) => v !== undefined));
+    } catch (e) {
+      outcome.replaceChildren(h("div", { class: "error" }, e.message));
+      return;
+    }
+    explainButton.disabled = sendButton.disabled = true;
+    outcome.replaceChildren(h("p", { class: "muted" }, "…"));
+    try {
+      await fn({ event: ev, payload });
+    } catch (e) {
+      outcome.replaceChildren(problem(e));
+    } finally {
+      explainButton.disabled = sendButton.disabled = false;
+    }
+  };
+  explainButton.addEventListener("click", () => run(async (body) => {
+    outcome.replaceChildren(explanation(await api(path("explain"), { body })));
+  }));
+  const form = h("form", { class: "event", "data-event": ev, onsubmit: (e) => {
+    e.preventDefault();
+    run(async (body) => {
+      const res = await api(path("events"), { body, headers: { "If-Match": String(inst.revision), "Idempotency-Key": key } });
+      const t = res.transition;
+      sentNote = { id: inst.id, text: `Sent ${t.event}: ${t.from} → ${t.to} (#${t.seq}).` };
+      render();
+    });
+  } },
+  h("h3", {}, ev, h("span", { class: "muted" }, " → " + targets.join(" | "))),
+  fields.length ? fields.map((f) => f.node) : h("p", { class: "muted" }, "No payload."),
+  h("div", { class: "buttons" }, explainButton, sendButton), outcome);
+  return form;
+}
+
+// payloadField is the input for one property of a payload's JSON Schema, and how to read its value:
+// undefined leaves the field out (the server then takes its default, or its zero value). Text is
+// sent as typed, so that what the form shows is what is sent; a list, an object or an any is JSON.
+function payloadField(ev, name, prop, required) {
+  const id = "f-" + ev + "-" + name;
+  const kind = prop.format === "date-time" ? "time" : prop["x-fsmd-type"] === "duration" ? "duration" : prop.type || "any";
+  const has = prop.default !== undefined;
+  let input, read;
+  switch (kind) {
+    case "boolean":
+      input = h("input", { id, name, type: "checkbox", checked: prop.default === true });
+      read = () => input.checked;
+      break;
+    case "integer":
+    case "number":
+      input = h("input", { id, name, type: "number", step: kind === "integer" ? "1" : "any", required, value: has ? prop.default : null });
+      read = () => (input.value === "" ? undefined : Number(input.value));
+      break;
+    case "time":
+      // datetime-local is the user's local time, sent as RFC 3339 in UTC.
+      input = h("input", { id, name, type: "datetime-local", step: "1", required, value: has ? localTime(prop.default) : null });
+      read = () => (input.value === "" ? undefined : new Date(input.value).toISOString());
+      break;
+    case "string":
+    case "duration":
+      input = h("input", { id, name, type: "text", required, value: has ? prop.default : null, placeholder: kind === "duration" ? "90m, 2h, 3d" : null });
+      read = () => input.value;
+      break;
+    default: // array, object, any
+      input = h("textarea", { id, name, rows: 3, required, placeholder: kind === "array" ? "[ ]" : kind === "object" ? "{ }" : "JSON" },
+        has ? JSON.stringify(prop.default) : "");
+      read = () => {
+        if (input.value.trim() === "") return undefined;
+        try {
+          return JSON.parse(input.value);
+        } catch (e) {
+          throw new Error(`${name}: not JSON: ${e.message}`);
+        }
+      };
+  }
+  const node = h("div", { class: "field" },
+    h("label", { for: id }, name, required ? h("span", { class: "req", title: "required" }, " *") : null,
+      h("span", { class: "muted" }, " " + (kind === "time" ? "time (local)" : kind))),
+    input, prop.description ? h("small", { class: "muted" }, prop.description) : null);
+  return { name, node, read };
+}
+
+// localTime is an RFC 3339 time as a datetime-local value ("" for the zero time, or none).
+function localTime(iso) {
+  const d = new Date(iso);
+  if (isNaN(d) || d.getFullYear() < 1000) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+// explanation shows what POST .../explain answered: where the event would lead (or why it would be
+// refused), each branch with its guard, and the context after.
+function explanation(x) {
+  return h("div", { class: "explanation" },
+    x.error ? h("p", { class: "refused" }, h("span", { class: "badge bad" }, x.error.code), " would be refused: ", x.error.detail)
+      : h("p", { class: "accepted" }, "Would go to ", h("span", { class: "badge", "data-to": x.to }, x.to), " (nothing was sent)."),
+    (x.branches || []).length ? table(["#Branch", "To", "Guard", "Result", "Allowed", "Taken"], x.branches.map((b, i) => [String(i),
+      b.to, b.guard ? h("span", { class: "mono" }, b.guard) : "–", b.result === undefined ? "–" : String(b.result),
+      b.allowed ? "yes" : h("span", { class: "badge bad" }, "no"), b.taken ? h("span", { class: "badge final" }, "taken") : ""])) : null,
+    x.context ? h("details", {}, h("summary", {}, "context after"), json(x.context)) : null);
+}
+
+// ---- the worklist ---------------------------------------------------------------------------------
+
+// worklistPage lists what waits for the caller (GET /v1/worklist): the instances whose state
+// assigns them, oldest due first, with the events the caller may send now.
+async function worklistPage() {
+  document.title = "Worklist · fsmd";
+  const items = await pages("/v1/worklist", 1000);
+  return [
+    h("h1", {}, "Worklist"),
+    h("p", { class: "muted" }, "Instances waiting in a state that assigns them, the oldest due first."),
+    h("div", { class: "panel", id: "worklist" }, table(["Instance", "Definition", "State", "Assignees", "Due", "Events you may send"],
+      items.map((it) => worklistRow(it)), "Nothing is waiting.")),
+    items.cut ? h("p", { class: "muted" }, `Only the first ${num(items.length)} are shown.`) : null,
+  ];
+}
+
+function worklistRow(it) {
+  const i = it.instance || {};
+  return [link(ui.instance(i.id), h("span", { class: "mono" }, i.id)), i.definition + " v" + i.version,
+    h("span", { class: "badge" + (i.final ? " final" : "") }, i.state), (i.assignees || []).join(", ") || "–",
+    it.due_at ? h("span", { class: it.overdue ? "due overdue" : "due" }, when(it.due_at), " (" + relative(it.due_at) + ")",
+      it.overdue ? h("span", { class: "badge bad" }, "overdue") : null) : "–",
+    (it.events || []).map((e) => h("span", { class: "badge", style: "margin-right:6px" }, e))];
 }
 
 // ---- children ---------------------------------------------------------------------------------
