@@ -20,11 +20,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fsmd-io/fsmd/internal/auth"
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 )
 
-// withKey sends the API key (when there is one) with every request.
+// withKey sends the credential (an API key or a token, when there is one) with every request.
 type withKey struct {
 	key  string
 	next http.RoundTripper
@@ -44,6 +43,8 @@ type server struct {
 	base      string // http://127.0.0.1:PORT
 	pprofAddr string // with -cpuprofile: where the child serves net/http/pprof
 	logPath   string
+	bearer    string        // what the clients send as Authorization: Bearer (an API key, a token), or ""
+	client    *http.Client  // sends bearer with every request
 	done      chan struct{} // closed when the child has exited
 }
 
@@ -134,29 +135,29 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// start runs fsmd serve on databaseURL, listening on a port of 127.0.0.1 it picks, and waits until
-// /readyz answers 200. The child's log goes to a file in the scratch folder.
-func (b *bench) start(ctx context.Context, bin, databaseURL string) (*server, error) {
-	defs, err := filepath.Abs(b.c.Definitions)
+// start runs fsmd serve on databaseURL with v's definitions and credentials, listening on a port of
+// 127.0.0.1 it picks, and waits until /readyz answers 200. The child's log goes to a file in the
+// scratch folder.
+func (b *bench) start(ctx context.Context, bin, databaseURL string, v variant) (*server, error) {
+	defs, err := filepath.Abs(v.definitions)
 	if err != nil {
 		return nil, err
 	}
-	s := &server{logPath: filepath.Join(b.dir, "fsmd.log"), done: make(chan struct{})}
+	b.starts++
+	logName := "fsmd.log"
+	if b.starts > 1 {
+		logName = fmt.Sprintf("fsmd-%d-%s.log", b.starts, v.name)
+	}
+	s := &server{logPath: filepath.Join(b.dir, logName), done: make(chan struct{})}
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--database-url", databaseURL, "--definitions", defs}
+	authArgs, bearer, err := b.credentials(v.auth)
+	if err != nil {
+		return nil, err
+	}
+	args, s.bearer = append(args, authArgs...), bearer
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
-	}
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--database-url", databaseURL, "--definitions", defs}
-	if b.c.APIKey {
-		key, line, err := auth.New(auth.Write, "bench")
-		if err != nil {
-			return nil, err
-		}
-		file := filepath.Join(b.dir, "keys")
-		if err := os.WriteFile(file, []byte(line+"\n"), 0o600); err != nil {
-			return nil, err
-		}
-		args, b.key = append(args, "--api-keys", file), key
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "FSMD_SHUTDOWN_TIMEOUT=10s")
@@ -252,53 +253,65 @@ func (s *server) stop(b *bench) {
 	}
 }
 
-// runFsmd is the fsmd phase: a fresh database, fsmd on it, the instances, the load.
-func (b *bench) runFsmd(ctx context.Context, pg *dbtest.Server) (fsmdResult, error) {
-	b.progress("building fsmd")
-	bin, err := b.build(ctx)
+// runFsmd is the fsmd phase: a fresh database, fsmd (the binary bin) on it as v says, the
+// instances, the load, the audit check.
+func (b *bench) runFsmd(ctx context.Context, pg *dbtest.Server, bin string, v variant) (fsmdResult, error) {
+	srv, err := b.prepare(ctx, pg, bin, v)
 	if err != nil {
 		return fsmdResult{}, err
 	}
+	defer srv.client.CloseIdleConnections()
+	b.checkpoint(ctx, pg)
+	b.progress("posting events: %d clients, %v warm-up then %v measured", b.c.Clients, b.c.Warmup, b.c.Duration)
+	res, err := b.load(ctx, srv.client, srv)
+	if err != nil {
+		return res, err
+	}
+	res.revisions, err = b.finish(ctx, srv, res.acked)
+	return res, err
+}
+
+// prepare creates a fresh database, starts fsmd (the binary bin) on it as v says, with the HTTP
+// client that sends v's credential, and creates the instances.
+func (b *bench) prepare(ctx context.Context, pg *dbtest.Server, bin string, v variant) (*server, error) {
 	name, dbURL, err := b.createDatabase(ctx, pg, "fsmd_bench_")
 	if err != nil {
-		return fsmdResult{}, err
+		return nil, err
 	}
-	b.progress("starting fsmd on database %s", name)
+	b.progress("starting fsmd (%s) on database %s", v.name, name)
 	t0 := time.Now()
-	srv, err := b.start(ctx, bin, dbURL)
+	srv, err := b.start(ctx, bin, dbURL, v)
 	if err != nil {
-		return fsmdResult{}, err
+		return nil, err
 	}
 	b.progress("fsmd ready in %v at %s (log: %s)", time.Since(t0).Round(time.Millisecond), srv.base, srv.logPath)
 
-	hc := &http.Client{
-		Transport: withKey{key: b.key, next: &http.Transport{MaxIdleConns: 2 * b.c.Clients, MaxIdleConnsPerHost: 2 * b.c.Clients,
+	srv.client = &http.Client{
+		Transport: withKey{key: srv.bearer, next: &http.Transport{MaxIdleConns: 2 * b.c.Clients, MaxIdleConnsPerHost: 2 * b.c.Clients,
 			DisableCompression: true, IdleConnTimeout: time.Minute}},
 		Timeout: 30 * time.Second,
 	}
-	defer hc.CloseIdleConnections()
-
 	t0 = time.Now()
-	if err := b.createInstances(ctx, hc, srv.base); err != nil {
-		return fsmdResult{}, fmt.Errorf("%w\n%s", err, tail(srv.logPath, 10))
+	if err := b.createInstances(ctx, srv.client, srv.base); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, tail(srv.logPath, 10))
 	}
 	el := time.Since(t0)
 	b.progress("created %d instances in %v (%.0f/s)", b.c.Instances, el.Round(time.Millisecond), float64(b.c.Instances)/el.Seconds())
-	b.checkpoint(ctx, pg)
+	return srv, nil
+}
 
-	b.progress("posting events: %d clients, %v warm-up then %v measured", b.c.Clients, b.c.Warmup, b.c.Duration)
-	res, err := b.load(ctx, hc, srv)
+// finish checks that the instances' revisions add up to the acked events (returning their sum)
+// and stops fsmd.
+func (b *bench) finish(ctx context.Context, srv *server, acked int64) (int64, error) {
+	revisions, err := sumRevisions(ctx, srv.client, srv.base)
 	if err != nil {
-		return res, err
+		return 0, err
 	}
-	if res.revisions, err = sumRevisions(ctx, hc, srv.base); err != nil {
-		return res, err
-	}
-	if res.revisions != res.acked {
-		return res, fmt.Errorf("audit check failed: %d events acknowledged, but the instances' revisions add up to %d", res.acked, res.revisions)
+	if revisions != acked {
+		return revisions, fmt.Errorf("audit check failed: %d events acknowledged, but the instances' revisions add up to %d", acked, revisions)
 	}
 	srv.stop(b)
-	return res, nil
+	return revisions, nil
 }
 
 // instanceID names the i-th instance.

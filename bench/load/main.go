@@ -10,6 +10,10 @@
 // its own, and prints both, their ratio, and a last line starting with "RESULT" for scripts. Both
 // databases are dropped at the end.
 //
+// With -auth-compare it measures instead, side by side in alternating rounds, the same load on fsmd
+// without auth, with an API key and with a bearer token, the last two on a definition whose branch
+// has allow and a guard on the actor (auth.go).
+//
 // fsmd runs as a separate process, not in this one, so that the server has its own Go runtime
 // (scheduler, heap, GC) as in production and none of the load generator's work is counted as the
 // server's, or the other way round; the binary is the one `make build` makes.
@@ -47,6 +51,9 @@ type config struct {
 	IdempotencyKey bool          // send an Idempotency-Key with every event
 	CPUProfile     string        // write a CPU profile of fsmd during the measured phase here
 	APIKey         bool          // run fsmd with an API keys file and send a key with every request
+	AuthCompare    bool          // measure no auth, API keys with allow, tokens with allow, side by side
+	Rounds         int           // with AuthCompare: rounds, each running every configuration once
+	TokenAlg       string        // with AuthCompare: the tokens' algorithm (EdDSA, ES256, RS256)
 }
 
 // Limits: the run stays small and local whatever the flags say.
@@ -54,6 +61,7 @@ const (
 	maxClients   = 256
 	maxDuration  = 10 * time.Minute
 	maxInstances = 100_000
+	maxRounds    = 20
 )
 
 // Validate refuses a configuration out of the limits, or a server that is not on this machine.
@@ -69,6 +77,13 @@ func (c config) Validate() error {
 		return fmt.Errorf("-instances %d: want 1 to %d", c.Instances, maxInstances)
 	case c.PgbenchScale < 1 || c.PgbenchScale > 100:
 		return fmt.Errorf("-pgbench-scale %d: want 1 to 100", c.PgbenchScale)
+	case c.Rounds < 1 || c.Rounds > maxRounds:
+		return fmt.Errorf("-rounds %d: want 1 to %d", c.Rounds, maxRounds)
+	case c.AuthCompare && (c.APIKey || c.CPUProfile != "" || c.Definitions != ""):
+		return errors.New("-auth-compare chooses the credentials and definitions and runs fsmd several times: leave out -api-key, -definitions and -cpuprofile")
+	}
+	if _, ok := tokenAlgs[c.TokenAlg]; !ok {
+		return fmt.Errorf("-token-alg %q: want EdDSA, ES256 or RS256", c.TokenAlg)
 	}
 	u, err := url.Parse(c.DatabaseURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -104,6 +119,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.IdempotencyKey, "idempotency-key", false, "send an Idempotency-Key with every event (one more lookup per event)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of fsmd over the measured phase to this file")
 	fs.BoolVar(&c.APIKey, "api-key", false, "run fsmd with API keys and send a key (role write) with every request: what authentication costs")
+	fs.BoolVar(&c.AuthCompare, "auth-compare", false, "instead of fsmd against pgbench, measure side by side fsmd without auth, with an API key and with a bearer token (JWT), the last two on a definition with allow and a guard on the actor: what authorization costs")
+	fs.IntVar(&c.Rounds, "rounds", 3, "with -auth-compare: rounds, each measuring every configuration once, in an order that turns by one each round")
+	fs.StringVar(&c.TokenAlg, "token-alg", "EdDSA", "with -auth-compare: the algorithm of the bearer token's fresh key: EdDSA (Ed25519), ES256 (P-256) or RS256 (RSA 2048)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -142,7 +160,7 @@ type bench struct {
 	out, log io.Writer
 	dir      string // scratch: the fsmd binary, its log, pgbench's logs
 	cleanups []func()
-	key      string // with -api-key: the key the clients send
+	starts   int // fsmd processes started, to name their logs
 }
 
 func newBench(c config, stdout, stderr io.Writer) *bench {
@@ -201,9 +219,11 @@ func (b *bench) run(ctx context.Context) (err error) {
 		}
 		b.c.Definitions = filepath.Join(root, "bench", "testdata")
 	}
-	pgbenchPath, err := findPgbench(b.c.Pgbench)
-	if err != nil {
-		return err
+	pgbenchPath := ""
+	if !b.c.AuthCompare { // -auth-compare runs no pgbench
+		if pgbenchPath, err = findPgbench(b.c.Pgbench); err != nil {
+			return err
+		}
 	}
 	pg, err := dbtest.OpenServer(ctx, b.c.DatabaseURL)
 	if err != nil {
@@ -215,7 +235,19 @@ func (b *bench) run(ctx context.Context) (err error) {
 		return fmt.Errorf("PostgreSQL at %s: %w", hostPort(b.c.DatabaseURL), err)
 	}
 
-	fsmdRes, err := b.runFsmd(ctx, pg)
+	b.progress("building fsmd")
+	bin, err := b.build(ctx)
+	if err != nil {
+		return err
+	}
+	if b.c.AuthCompare {
+		return b.compareAuth(ctx, pg, bin, version)
+	}
+	v := variant{name: "none", auth: authNone, definitions: b.c.Definitions}
+	if b.c.APIKey {
+		v.name, v.auth = "key", authKey
+	}
+	fsmdRes, err := b.runFsmd(ctx, pg, bin, v)
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fsmd-io/fsmd/internal/auth"
 )
 
 func TestPercentile(t *testing.T) {
@@ -80,7 +83,8 @@ func TestReadPgbenchLog(t *testing.T) {
 func TestValidate(t *testing.T) {
 	t.Parallel()
 	ok := config{Clients: 8, Duration: 20 * time.Second, Warmup: 2 * time.Second, Instances: 1000,
-		DatabaseURL: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", PgbenchScale: 10}
+		DatabaseURL: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", PgbenchScale: 10,
+		Rounds: 3, TokenAlg: "EdDSA"}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("the defaults: %v", err)
 	}
@@ -96,6 +100,12 @@ func TestValidate(t *testing.T) {
 		{"too many instances", func(c *config) { c.Instances = maxInstances + 1 }, "-instances"},
 		{"another machine", func(c *config) { c.DatabaseURL = "postgres://u@db.example.com/x" }, "on this machine"},
 		{"not postgres", func(c *config) { c.DatabaseURL = "mysql://127.0.0.1/x" }, "postgres://"},
+		{"no rounds", func(c *config) { c.Rounds = 0 }, "-rounds"},
+		{"too many rounds", func(c *config) { c.Rounds = maxRounds + 1 }, "-rounds"},
+		{"an unknown token algorithm", func(c *config) { c.TokenAlg = "HS256" }, "-token-alg"},
+		{"auth-compare with a key", func(c *config) { c.AuthCompare, c.APIKey = true, true }, "-auth-compare"},
+		{"auth-compare with definitions", func(c *config) { c.AuthCompare, c.Definitions = true, "x" }, "-auth-compare"},
+		{"auth-compare with a profile", func(c *config) { c.AuthCompare, c.CPUProfile = true, "x" }, "-auth-compare"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +123,55 @@ func TestValidate(t *testing.T) {
 		c.DatabaseURL = "postgres://postgres@" + host + ":5432/postgres"
 		if err := c.Validate(); err != nil {
 			t.Errorf("host %s: %v", host, err)
+		}
+	}
+}
+
+// TestNewToken checks that the token -auth-compare sends is one fsmd accepts, as fsmd serve's
+// --jwt-* flags configure it, and names the caller the allow definition lets deposit.
+func TestNewToken(t *testing.T) {
+	t.Parallel()
+	for alg := range tokenAlgs {
+		t.Run(alg, func(t *testing.T) {
+			t.Parallel()
+			jwks, token, err := newToken(alg, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(t.TempDir(), "jwks.json")
+			if err := os.WriteFile(file, jwks, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			tokens, err := auth.NewTokens(auth.TokenConfig{JWKSFile: file, Issuer: tokenIssuer, Audience: tokenAudience})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := tokens.Verify(token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Name != benchName || p.Role != auth.Write || !slices.Equal(p.Groups, []string{benchGroup}) {
+				t.Errorf("Verify = %+v, want %s, write, [%s]", p, benchName, benchGroup)
+			}
+			other, err := auth.NewTokens(auth.TokenConfig{JWKSFile: file, Issuer: tokenIssuer, Audience: "another"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.Verify(token); err == nil {
+				t.Error("a server with another audience accepted the token")
+			}
+		})
+	}
+}
+
+func TestMedian(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		xs   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(tt.xs); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.xs, got, tt.want)
 		}
 	}
 }
