@@ -87,6 +87,36 @@ var apiDocument = sync.OnceValues(func() (*apiConformance, error) {
 func init() {
 	openapi3filter.RegisterBodyDecoder("application/json", apiJSONBody)
 	openapi3filter.RegisterBodyDecoder("application/problem+json", apiJSONBody)
+	openapi3filter.RegisterBodyDecoder("application/x-ndjson", apiNDJSONBody)
+}
+
+// apiNDJSONBody decodes a stream of JSON lines as the array of its lines, which is how the
+// document types a stream (internal/apidoc, "A stream of JSON lines"): each line must be one JSON
+// value, and the body must end with a newline when it is not empty.
+func apiNDJSONBody(body io.Reader, h http.Header, s *openapi3.SchemaRef, enc openapi3filter.EncodingFn) (any, error) {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	lines := []any{}
+	if len(data) == 0 {
+		return lines, nil
+	}
+	if data[len(data)-1] != '\n' {
+		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errors.New("the last line has no newline")}
+	}
+	for i, line := range bytes.Split(data[:len(data)-1], []byte("\n")) {
+		if !json.Valid(line) {
+			return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat,
+				Cause: fmt.Errorf("line %d is not one JSON value: %.100q", i+1, line)}
+		}
+		v, err := apiJSONBody(bytes.NewReader(line), h, s, enc)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		lines = append(lines, v)
+	}
+	return lines, nil
 }
 
 // apiJSONBody decodes a JSON body as kin-openapi does (numbers as json.Number), except a number

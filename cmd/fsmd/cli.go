@@ -33,6 +33,7 @@ func commands() []command {
 		{"serve", serveArgs, "run the service: the REST API and Swagger UI", runServe},
 		{"migrate", migrateArgs, "plan (dry run) or run the migration of a definition's running instances to a newer version", runMigrate},
 		{"stats", statsArgs, "print a definition's process stats from the audit log, as JSON", runStats},
+		{"export", exportArgs, "write a definition's instances with their histories, as NDJSON", runExport},
 		{"keys", keysArgs, "make a new API key and the line of the keys file that grants it a role", runKeys},
 		{"validate", "[--format text|json] [PATH...]", "check definition files and report every problem", runValidate},
 		{"test", "[-run REGEX] [-v] [--coverage] [PATH...]", "run the transition tables (*.test.yaml)", runTest},

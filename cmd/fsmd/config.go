@@ -24,6 +24,7 @@ const (
 	defaultTimerPoll      = "200ms"
 	defaultMetricsRefresh = "10s"
 	defaultExprBudget     = "100ms"
+	defaultRetentionEvery = "1m"
 )
 
 // serveConfig is the configuration of `fsmd serve`. Each flag has an environment variable; a flag
@@ -42,6 +43,9 @@ type serveConfig struct {
 	// ExprBudget (FSMD_EXPR_BUDGET, default 100ms) is the time the expressions of one event may
 	// take together; past it the event is refused with expression_failed and the evaluation stops.
 	ExprBudget time.Duration
+	// RetentionEvery (FSMD_RETENTION_EVERY, default 1m) is the pause between two passes of the
+	// retention job, which deletes the final instances past their definition's retention.
+	RetentionEvery time.Duration
 	// WebhookSecret (FSMD_WEBHOOK_SECRET, an environment variable only: a flag would show in ps)
 	// keys the signatures of the outbox's deliveries. Without it no dispatcher runs: the deliveries
 	// wait in the outbox.
@@ -87,6 +91,9 @@ func (c serveConfig) Validate() error {
 	if c.ExprBudget < time.Millisecond || c.ExprBudget > 10*time.Second {
 		return fmt.Errorf("--expr-budget must be from 1ms to 10s, not %v", c.ExprBudget)
 	}
+	if c.RetentionEvery < time.Second || c.RetentionEvery > 24*time.Hour {
+		return fmt.Errorf("--retention-every must be from 1s to 24h, not %v", c.RetentionEvery)
+	}
 	return nil
 }
 
@@ -126,6 +133,7 @@ type serveFlags struct {
 	jwt                                             auth.TokenConfig
 	jwtSkew, logLevel                               string
 	shutdown, timerPoll, metricsRefresh, exprBudget string
+	retentionEvery                                  string
 	// A variable that is no boolean is wrong only when its flag does not decide.
 	watchErr, metricsAuthErr error
 }
@@ -163,6 +171,7 @@ func defineServeFlags(fs *flag.FlagSet, c *serveConfig) *serveFlags {
 	fs.StringVar(&r.timerPoll, "timer-poll", env("FSMD_TIMER_POLL", defaultTimerPoll), "how often to look for due timers when none were due: the most a timer waits past its deadline, besides the work (FSMD_TIMER_POLL)")
 	fs.StringVar(&r.metricsRefresh, "metrics-refresh", env("FSMD_METRICS_REFRESH", defaultMetricsRefresh), "how often the counts /metrics shows (instances by state, due timers, outbox rows, migrations) are read from the database: the most they lag (FSMD_METRICS_REFRESH)")
 	fs.StringVar(&r.exprBudget, "expr-budget", env("FSMD_EXPR_BUDGET", defaultExprBudget), "the time the expressions of one event (guards, set, timer at) may take together, from 1ms to 10s; past it the event is refused with expression_failed (FSMD_EXPR_BUDGET)")
+	fs.StringVar(&r.retentionEvery, "retention-every", env("FSMD_RETENTION_EVERY", defaultRetentionEvery), "the pause between two passes of the retention job, which deletes the final instances past their definition's retention, from 1s to 24h (FSMD_RETENTION_EVERY)")
 	return r
 }
 
@@ -217,5 +226,6 @@ func (c *serveConfig) read(fs *flag.FlagSet, rest []string, r *serveFlags) error
 	c.TimerPoll = v.duration("--timer-poll", r.timerPoll)
 	c.MetricsRefresh = v.duration("--metrics-refresh", r.metricsRefresh)
 	c.ExprBudget = v.duration("--expr-budget", r.exprBudget)
+	c.RetentionEvery = v.duration("--retention-every", r.retentionEvery)
 	return v.err
 }

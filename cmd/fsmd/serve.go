@@ -17,7 +17,7 @@ import (
 )
 
 // serveArgs is the synopsis of fsmd serve.
-const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION] [--metrics-refresh DURATION] [--expr-budget DURATION] [--webhook-allow NETS] [--webhook-deny NETS]"
+const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION] [--metrics-refresh DURATION] [--expr-budget DURATION] [--retention-every DURATION] [--webhook-allow NETS] [--webhook-deny NETS]"
 
 // runServe is `fsmd serve`: the configuration from the flags and the environment (config.go), then
 // serve until SIGINT or SIGTERM.
@@ -77,6 +77,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	// The message dispatcher: every process runs one; they share the messages between instances
 	// (definitions.md, "Messages"), each delivered once, with the poll of the timers.
 	bg.run(func(ctx context.Context) { a.svc.RunMessages(ctx, service.MessageOptions{Poll: c.TimerPoll}) })
+	// The retention job: every process runs one; on PostgreSQL they share the batches
+	// (definitions.md, "Retention").
+	bg.run(func(ctx context.Context) {
+		a.svc.RunRetention(ctx, service.RetentionOptions{Every: c.RetentionEvery})
+	})
 	d, err := newDispatcher(a, c, log, registry)
 	if err != nil {
 		return err

@@ -61,6 +61,11 @@ var yamlTypes = []string{"application/yaml", "application/x-yaml", "text/yaml"}
 //     the body is the file as it is, which a validator must not decode (it would find an object
 //     where the schema says string): `format: binary` says so. text/plain stays a string, which
 //     Swagger UI shows as a text box to paste the YAML into.
+//   - A stream of JSON lines. swag gives an NDJSON answer (application/x-ndjson) the schema of the
+//     operation's JSON answer, a page ({items, next}); the stream is the page's items, one a line,
+//     with no page around them. Its schema becomes an array of the items: OpenAPI 3.0 has no
+//     schema for a sequence of documents, and an array of them is what a client collects (and
+//     what the tests' conformance harness checks a stream as).
 //   - A value of any type may be null. swag gives a field of type any (a context's, a payload's
 //     values) the empty schema; OpenAPI 3.0.3 lets it be null, but validators that follow 3.0.0
 //     (kin-openapi among them) want `nullable: true` to accept null, and say so.
@@ -92,10 +97,35 @@ func exact(doc *openapi3.T) error {
 				if len(content) == 0 {
 					return fmt.Errorf("%s %s: answer %d: @Produce lists no type but %s", method, path, status, ProblemType)
 				}
+				if mt := content.Get(NDJSONType); mt != nil {
+					if err := ndjsonLines(mt); err != nil {
+						return fmt.Errorf("%s %s: answer %d: %w", method, path, status, err)
+					}
+				}
 			}
 			rawTextBody(op)
 		}
 	}
+	return nil
+}
+
+// NDJSONType is the content type of a stream of JSON lines.
+const NDJSONType = "application/x-ndjson"
+
+// ndjsonLines gives an NDJSON answer the schema of its lines: an array of the items of the page
+// schema swag gave it.
+func ndjsonLines(mt *openapi3.MediaType) error {
+	if mt.Schema == nil || mt.Schema.Value == nil {
+		return fmt.Errorf("%s has no schema", NDJSONType)
+	}
+	items := mt.Schema.Value.Properties["items"]
+	if items == nil || items.Value == nil || !items.Value.Type.Is("array") || items.Value.Items == nil {
+		return fmt.Errorf("%s: the JSON answer is not a page (an object with an array `items`)", NDJSONType)
+	}
+	lines := openapi3.NewArraySchema()
+	lines.Items = items.Value.Items
+	lines.Description = "one item a line (application/x-ndjson), shown as an array"
+	mt.Schema = openapi3.NewSchemaRef("", lines)
 	return nil
 }
 

@@ -96,3 +96,57 @@ func TestFromSwaggerRefuses(t *testing.T) {
 		t.Errorf("err %v, want one about application/problem+json", err)
 	}
 }
+
+// TestNDJSONLines: an NDJSON answer is typed as the array of its page's items, the JSON answer
+// keeps its page.
+func TestNDJSONLines(t *testing.T) {
+	t.Parallel()
+	const doc2 = `{
+  "swagger": "2.0", "info": {"title": "t", "version": "1"}, "basePath": "/",
+  "paths": {"/things": {"get": {
+    "produces": ["application/json", "application/x-ndjson", "application/problem+json"],
+    "responses": {"200": {"description": "ok", "schema": {"$ref": "#/definitions/Page"}},
+      "400": {"description": "no", "schema": {"$ref": "#/definitions/Problem"}}}
+  }}},
+  "definitions": {
+    "Page": {"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/definitions/Thing"}}, "next": {"type": "string"}}},
+    "Thing": {"type": "object", "properties": {"n": {"type": "integer"}}},
+    "Problem": {"type": "object", "properties": {"code": {"type": "string"}}}
+  }
+}`
+	out, err := FromSwagger([]byte(doc2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]struct {
+				Content map[string]struct {
+					Schema struct {
+						Ref   string `json:"$ref"`
+						Type  string
+						Items struct {
+							Ref string `json:"$ref"`
+						}
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	content := doc.Paths["/things"]["get"].Responses["200"].Content
+	if s := content["application/json"].Schema; s.Ref != "#/components/schemas/Page" {
+		t.Errorf("application/json: %+v, want the page", s)
+	}
+	if s := content["application/x-ndjson"].Schema; s.Type != "array" || s.Items.Ref != "#/components/schemas/Thing" {
+		t.Errorf("application/x-ndjson: %+v, want an array of Thing", s)
+	}
+
+	// A stream that is not a page's items is refused.
+	bad := strings.Replace(doc2, `"$ref": "#/definitions/Page"}}`, `"$ref": "#/definitions/Thing"}}`, 1)
+	if _, err := FromSwagger([]byte(bad)); err == nil || !strings.Contains(err.Error(), "not a page") {
+		t.Errorf("a stream of a non-page: %v", err)
+	}
+}

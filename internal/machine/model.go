@@ -29,6 +29,7 @@ type Definition struct {
 	Migrate     *Migrate               // nil when the file has no migrate section
 	Notify      []*Webhook             // the `notify` section, in file order (notify.go)
 	Groups      map[string]*ChildGroup // every child group of every state, by name (children.go)
+	Retention   *Retention             // how long final instances are kept (retention.go); nil: for ever
 	NamePos     Pos
 	InitialPos  Pos
 

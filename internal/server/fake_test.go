@@ -97,6 +97,10 @@ func (f *fakeService) History(_ context.Context, id string, after int64, limit i
 	return service.Page[service.HistoryEntry]{}, err
 }
 
+func (f *fakeService) StreamHistory(_ context.Context, id string, after int64, _ func(service.HistoryEntry) error) error {
+	return f.record(func() { f.id, f.after = id, after })
+}
+
 func (f *fakeService) ListDefinitions(_ context.Context, after string, limit int) (service.Page[service.DefinitionSummary], error) {
 	err := f.record(func() { f.id, f.limit = after, limit })
 	return service.Page[service.DefinitionSummary]{Items: f.defs}, err

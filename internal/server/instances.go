@@ -348,12 +348,13 @@ func (s *server) explain(c echo.Context) error {
 // history godoc
 //
 //	@Summary		An instance's history
-//	@Description	The audit log of the instance, oldest first: one row per accepted event (from the API, a timer or a migration). `seq` is gap-free per instance. A page holds at most `limit` rows and at most 4 MiB of JSON; pass the page's `next` as `after` for the next page.
+//	@Description	The audit log of the instance, oldest first: one row per accepted event (from the API, a timer or a migration). `seq` is gap-free per instance. A page holds at most `limit` rows and at most 4 MiB of JSON; pass the page's `next` as `after` for the next page. With `format=ndjson` the answer is the whole history (after `after`) as application/x-ndjson, one HistoryEntry a line, streamed with bounded memory whatever its length; `limit` does not go with it.
 //	@Tags			instances
-//	@Produce		json,application/problem+json
-//	@Param			id				path		string	true	"instance id"						minlength(1)	maxlength(200)
-//	@Param			limit			query		int		false	"page size"							minimum(1)		maximum(1000)	default(100)
-//	@Param			after			query		int		false	"the last seq of the previous page"	minimum(0)
+//	@Produce		json,application/x-ndjson,application/problem+json
+//	@Param			id				path		string	true	"instance id"															minlength(1)	maxlength(200)
+//	@Param			limit			query		int		false	"page size"																minimum(1)		maximum(1000)	default(100)
+//	@Param			after			query		int		false	"the last seq of the previous page (ndjson: of the rows already read)"	minimum(0)
+//	@Param			format			query		string	false	"json: a page; ndjson: the whole history, one HistoryEntry a line"		Enums(json, ndjson)	default(json)
 //	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	service.Page[service.HistoryEntry]
 //	@Failure		400				{object}	Problem				"invalid_request: a bad id or query parameter"
@@ -375,7 +376,7 @@ func (s *server) history(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	q, err := parseQuery(c, "limit", "after")
+	q, err := parseQuery(c, "limit", "after", "format")
 	if err != nil {
 		return err
 	}
@@ -386,6 +387,16 @@ func (s *server) history(c echo.Context) error {
 	after, err := q.int("after", 0, maxInt64, 0)
 	if err != nil {
 		return err
+	}
+	switch q.get("format") {
+	case "", "json":
+	case "ndjson":
+		if q.get("limit") != "" {
+			return invalid("limit does not go with format=ndjson, which streams the whole history (after resumes it)")
+		}
+		return s.historyNDJSON(c, id, after)
+	default:
+		return invalid("format must be json or ndjson, not %q", q.get("format"))
 	}
 	page, err := s.svc.History(c.Request().Context(), id, after, limit)
 	if err != nil {

@@ -37,6 +37,8 @@ type Service interface {
 	SendEvent(ctx context.Context, req service.SendEvent) (res service.EventResult, replayed bool, err error)
 	Explain(ctx context.Context, id string, req service.SendEvent) (service.Explanation, error) // req: the event, its payload and its actor
 	History(ctx context.Context, id string, afterSeq int64, limit int) (service.Page[service.HistoryEntry], error)
+	// StreamHistory calls each with every history row after afterSeq, a page read at a time.
+	StreamHistory(ctx context.Context, id string, afterSeq int64, each func(service.HistoryEntry) error) error
 	ListDefinitions(ctx context.Context, after string, limit int) (service.Page[service.DefinitionSummary], error)
 	GetDefinition(ctx context.Context, name string) (service.DefinitionVersion, error) // the latest version
 	DefinitionVersions(ctx context.Context, name string, after, limit int) (service.Page[service.DefinitionVersion], error)

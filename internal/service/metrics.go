@@ -33,7 +33,8 @@ const DefaultMetricsRefresh = 10 * time.Second
 // The timer lag is observed as timers fire (after their transaction commits), in the process
 // that fires them.
 type serviceMetrics struct {
-	timerLag *prometheus.HistogramVec
+	timerLag         *prometheus.HistogramVec
+	retentionDeleted *prometheus.CounterVec // retention.go
 
 	mu   sync.RWMutex
 	snap metricsSnapshot
@@ -87,8 +88,12 @@ func (s *Service) RegisterMetrics(reg prometheus.Registerer) error {
 			Help:    "How late timers fired: the time of firing less the time they were due, by definition.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"definition"}),
+		retentionDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fsmd_retention_deleted_total",
+			Help: "Final instances deleted by this process's retention job (with their history, timers, deliveries and messages), by definition.",
+		}, []string{"definition"}),
 	}
-	for _, c := range []prometheus.Collector{m.timerLag, m, collectors.NewDBStatsCollector(s.db.X.DB, "fsmd")} {
+	for _, c := range []prometheus.Collector{m.timerLag, m.retentionDeleted, m, collectors.NewDBStatsCollector(s.db.X.DB, "fsmd")} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

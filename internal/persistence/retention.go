@@ -1,0 +1,114 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// RetentionPage selects a page of the instances the retention job (service.ApplyRetention) may
+// delete: the final instances of Definition whose updated_at (when they became final) is before
+// Before, after the cursor (AfterAt, AfterID: the last instance of the page before, zero for the
+// first) in (updated_at, id) order, at most Limit of them.
+type RetentionPage struct {
+	Definition string
+	Before     time.Time
+	AfterAt    time.Time
+	AfterID    string
+	Limit      int
+}
+
+// DueInstance is an instance of a RetentionPage: its id, and when it became final (the cursor).
+type DueInstance struct {
+	ID        string `db:"id"`
+	UpdatedAt dbTime `db:"updated_at"`
+}
+
+// At is when it became final.
+func (d DueInstance) At() time.Time { return d.UpdatedAt.Time() }
+
+// retentionDue is what makes an instance due, on instances i: final before a time, and no parent
+// left. A child whose parent still exists is left for later (it goes after its parent, so that a
+// kept parent's children stay listed).
+const retentionDue = `i.definition = ? AND i.final AND i.updated_at < ?
+	AND (i.parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM instances p WHERE p.id = i.parent_id))`
+
+// InstanceListFinalDue reads a page of the instances due for deletion, without locking them,
+// through instances_final_updated_idx: the cursor moves past a waiting child all the same, so that
+// a pass reads the index range once.
+func InstanceListFinalDue(ctx context.Context, ex Executor, p RetentionPage) ([]DueInstance, error) {
+	d := ex.dialect()
+	var rows []DueInstance
+	err := selectContext(ctx, ex, &rows, retentionPageQuery, retentionPageArgs(d, p)...)
+	if err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: list the final instances of %q due for deletion: %w", p.Definition, err)))
+	}
+	return rows, nil
+}
+
+// retentionPageQuery is InstanceListFinalDue's query: a range of instances_final_updated_idx.
+const retentionPageQuery = `SELECT i.id, i.updated_at FROM instances i WHERE ` + retentionDue + `
+	AND (i.updated_at, i.id) > (?, ?) ORDER BY i.updated_at, i.id LIMIT ?`
+
+func retentionPageArgs(d Dialect, p RetentionPage) []any {
+	return []any{p.Definition, timeArg(d, p.Before), timeArg(d, p.AfterAt), p.AfterID, p.Limit}
+}
+
+// InstanceDeleteFinal deletes those of ids that are still due (of definition, final before before,
+// without a parent) with everything that names them, in tx: their audit rows and timers (which
+// reference them), their webhook deliveries, the messages addressed to them (pending ones could
+// never be taken now) and the dead messages they sent. A pending message an instance sent is kept:
+// it is its target's event. It returns the ids it deleted.
+//
+// The instances are locked first, and on PostgreSQL with SKIP LOCKED: an instance that something
+// else holds (an event, refused since it is final; an operator's repair) is passed over until the
+// next pass, so that the batch waits for nothing and nothing waits long for it. The dependent rows go
+// before the instances, which the foreign keys require.
+func InstanceDeleteFinal(ctx context.Context, tx *Tx, definition string, before time.Time, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	d := tx.Dialect
+	in, args := idList(d, ids)
+	query := `SELECT i.id FROM instances i WHERE i.id ` + in + ` AND ` + retentionDue
+	if d == Postgres {
+		query += ` FOR UPDATE OF i SKIP LOCKED`
+	}
+	var locked []string
+	if err := selectContext(ctx, tx, &locked, query, append(args, definition, timeArg(d, before))...); err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: lock %d final instances of %q: %w", len(ids), definition, err)))
+	}
+	if len(locked) == 0 {
+		return nil, nil
+	}
+	in, args = idList(d, locked)
+	for _, stmt := range []struct{ what, query string }{
+		{"audit rows", `DELETE FROM transitions WHERE instance_id ` + in},
+		{"timers", `DELETE FROM timers WHERE instance_id ` + in},
+		{"webhook deliveries", `DELETE FROM outbox WHERE instance_id ` + in},
+		{"messages to them", `DELETE FROM messages WHERE target ` + in},
+		{"dead messages from them", `DELETE FROM messages WHERE status = 'dead' AND sender ` + in},
+		{"rows", `DELETE FROM instances WHERE id ` + in},
+	} {
+		if _, err := execContext(ctx, tx, stmt.query, args...); err != nil {
+			return nil, translate(canceled(ctx, fmt.Errorf("persistence: delete the %s of %d final instances of %q: %w",
+				stmt.what, len(locked), definition, err)))
+		}
+	}
+	return locked, nil
+}
+
+// idList is `= ANY(?)` with the ids as one array on PostgreSQL (one plan whatever their number),
+// `IN (?, ?, ...)` with an argument each on SQLite.
+func idList(d Dialect, ids []string) (string, []any) {
+	if d == Postgres {
+		return `= ANY(?)`, []any{pq.Array(ids)}
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return `IN (` + placeholders(len(ids)) + `)`, args
+}
