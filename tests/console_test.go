@@ -17,6 +17,7 @@ import (
 	"github.com/fsmd-io/fsmd/internal/auth"
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/server"
 	"github.com/fsmd-io/fsmd/internal/service"
 )
@@ -29,8 +30,11 @@ import (
 // state, listed and paged) with the way back from a child to its parent; and acting: a write key
 // explains and sends an event from the form its payload schema makes, a read key sees no form, a
 // branch's allow hides its event from a key not in its groups, and script in a payload stays
-// text. The script writes a screenshot of each
-// page to tests/ui/screenshots (or $FSMD_SCREENSHOTS). `make ui-deps` installs what it needs.
+// text; and operating (an admin key): a bulk on loans planned (its table) then run to done, a repair
+// with a reason holding script (kept as text), a suspend then a resume, a terminate confirmed in the
+// page, a dead letter re-driven, while read and write keys see none of these controls. The script
+// writes a screenshot of each page to tests/ui/screenshots (or $FSMD_SCREENSHOTS). `make ui-deps`
+// installs what it needs.
 
 // consoleManyLegs is how many legs the second trip books: more than the 100 a group lists at first.
 const consoleManyLegs = 105
@@ -60,6 +64,12 @@ type consoleFixture struct {
 	ManyTrip    string   `json:"many_trip"` // a trip booking consoleManyLegs legs: more than a group's list shows at first
 	ManyLegs    int      `json:"many_legs"`
 	DoneTrip    string   `json:"done_trip"` // a trip cancelled when its first leg failed: its children were started by a state it has left
+	AdminKey    string   `json:"admin_key"`
+	BulkLoans   []string `json:"bulk_loans"`  // loans in draft of purpose "bulk": 2000 and 3000 (submit takes them to kyc_check), 60000 (refused), 500 (filtered out by amount)
+	RepairLoan  string   `json:"repair_loan"` // loans in draft, one for each operation
+	PauseLoan   string   `json:"pause_loan"`
+	EndLoan     string   `json:"end_loan"`
+	DeadLetter  string   `json:"dead_letter"` // a dead webhook delivery of order-3
 	Screenshots string   `json:"screenshots"`
 }
 
@@ -78,6 +88,14 @@ func TestConsole(t *testing.T) {
 	if err := svc.Register(ctx, set); err != nil {
 		t.Fatal(err)
 	}
+	// Bulks run as under fsmd serve, for the console's Run to be followed to its end.
+	bulkCtx, stopBulks := context.WithCancel(ctx)
+	bulking := make(chan struct{})
+	go func() {
+		defer close(bulking)
+		svc.RunBulks(bulkCtx, 100*time.Millisecond)
+	}()
+	t.Cleanup(func() { stopBulks(); <-bulking })
 	keys, parsed := consoleKeys(t)
 	srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed}))
 	t.Cleanup(srv.Close)
@@ -127,6 +145,18 @@ func TestConsole(t *testing.T) {
 	want(as("POST", "/v1/instances", map[string]any{"definition": "approval", "id": "approval-2",
 		"context": map[string]any{"requester": "rita", "manager": "finance-key"}}), 201)
 	send("approval-2", "submit", map[string]any{"amount": 100.0, "description": "a chair"}, 200)
+
+	// Loans (definitions/loan.yaml) for the admin's bulk and one for each operation on an instance.
+	bulkLoans := []string{"loan-bulk-1", "loan-bulk-2", "loan-bulk-3", "loan-bulk-4"}
+	for i, amount := range []float64{2000, 3000, 60000, 500} {
+		want(as("POST", "/v1/instances", map[string]any{"definition": "loan", "id": bulkLoans[i],
+			"context": map[string]any{"applicant_id": "c-" + fmt.Sprint(i), "amount_requested": amount, "purpose": "bulk"}}), 201)
+	}
+	for _, id := range []string{"loan-repair", "loan-pause", "loan-end"} {
+		want(as("POST", "/v1/instances", map[string]any{"definition": "loan", "id": id,
+			"context": map[string]any{"applicant_id": "c-9", "amount_requested": 5000.0}}), 201)
+	}
+	consoleDeadLetter(t, db, "dl-console-1", "order-3")
 
 	// A claim that the migration to version 2 strands (its state is gone), and one that moves.
 	claimV1, err := os.ReadFile(apiPutDir + "/claim_v1.yaml")
@@ -246,7 +276,9 @@ func TestConsole(t *testing.T) {
 	fixture, _ := json.Marshal(consoleFixture{URL: srv.URL, OpenURL: noKeys.URL, Key: keys["read"], WriteKey: keys["write"],
 		FinanceKey: keys["finance"], Payable: "order-pay", Amount: 25, Approval: "approval-1", Assigned: "approval-2", Order: "order-1", OrderState: "delivered",
 		OrderEvents: 3, Pending: "order-5", XSS: consoleXSS, Stranded: "claim-h1", Trip: "trip-1", TripLegs: tripLegs,
-		ManyTrip: "trip-many", ManyLegs: consoleManyLegs, DoneTrip: "trip-done", Screenshots: shots})
+		ManyTrip: "trip-many", ManyLegs: consoleManyLegs, DoneTrip: "trip-done", Screenshots: shots,
+		AdminKey: keys["admin"], BulkLoans: bulkLoans, RepairLoan: "loan-repair", PauseLoan: "loan-pause", EndLoan: "loan-end",
+		DeadLetter: "dl-console-1"})
 
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
@@ -259,6 +291,33 @@ func TestConsole(t *testing.T) {
 	t.Logf("console.mjs:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("console.mjs: %v", err)
+	}
+}
+
+// consoleDeadLetter stores a dead webhook delivery of instance inst (to its definition's crm webhook,
+// which has no other row of it), as the dispatcher leaves one it gave up on: inserted due long ago,
+// claimed, and failed for good.
+func consoleDeadLetter(t *testing.T, db *persistence.DB, id, inst string) {
+	t.Helper()
+	ctx := context.Background()
+	at := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	err := db.WithTx(ctx, func(tx *persistence.Tx) error {
+		row := persistence.OutboxRow{ID: id, InstanceID: inst, Seq: 1, Definition: "order", Version: 1, Webhook: "crm",
+			URL: "https://crm.example.com/fsmd/orders", Destination: "https://crm.example.com:443",
+			Body: []byte(`{"instance":"` + inst + `","event":"pay"}`), NextTryAt: at, CreatedAt: time.Now()}
+		if err := persistence.OutboxInsert(ctx, tx, []persistence.OutboxRow{row}); err != nil {
+			return err
+		}
+		claimed, err := persistence.OutboxClaim(ctx, tx, persistence.OutboxClaimParams{Now: at.Add(time.Minute),
+			LeaseUntil: at.Add(time.Hour), Claim: "console", Limit: 1})
+		if err != nil || len(claimed) != 1 || claimed[0].ID != id {
+			return fmt.Errorf("claimed %v: %v", claimed, err)
+		}
+		return persistence.OutboxFail(ctx, tx, persistence.OutboxFailParams{ID: id, Claim: "console", At: time.Now(),
+			Error: "HTTP 503 from https://crm.example.com/fsmd/orders", Dead: true})
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -270,6 +270,332 @@ const docTemplate = `{
                 }
             }
         },
+        "/v1/bulk/{id}": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The bulk's status (running, done, cancelled, failed), the instances it matched when it started, those applied and refused so far, and the outcomes per from state and to state (or refusal code).",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operators"
+                ],
+                "summary": "A bulk's progress",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "bulk id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Bulk"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a bad id or a query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the key's role may not do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such bulk",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/bulk/{id}/cancel": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Stops a running bulk after the batch it is doing; the instances it did stay done. A bulk that is not running is answered as it is.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operators"
+                ],
+                "summary": "Cancel a bulk",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "bulk id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Bulk"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a bad id or a query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the key's role may not do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such bulk",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: a body that is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
         "/v1/definitions": {
             "get": {
                 "security": [
@@ -776,6 +1102,408 @@ const docTemplate = `{
                 }
             }
         },
+        "/v1/definitions/{name}/bulk": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Starts sending the event (or applying the action) to every running instance of the definition that matches the filter, in batches in id order, each instance at most once, audited with source bulk and the bulk's id as request id. 202 with the bulk; GET /v1/bulk/{id} follows it. One bulk runs at a time per definition (409 bulk_running).",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operators"
+                ],
+                "summary": "Run a bulk",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "definition name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the filter, and the event (with its payload) or the action",
+                        "name": "request",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/service.BulkRequest"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "202": {
+                        "description": "Accepted",
+                        "schema": {
+                            "$ref": "#/definitions/service.Bulk"
+                        },
+                        "headers": {
+                            "Location": {
+                                "type": "string",
+                                "description": "/v1/bulk/{id}"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: malformed JSON, an unknown field, neither event nor action or both, a bad filter (naming it), a reason missing",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the key's role may not do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such definition",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "bulk_running: the definition has a running bulk",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "422": {
+                        "description": "unknown_event: the definition has no such event",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/definitions/{name}/bulk/plan": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Decides the event (or action) on every running instance of the definition that matches the filter, as the run would, and counts the outcomes per from state and to state (or refusal code), with the first ids of each. Writes nothing.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operators"
+                ],
+                "summary": "Plan a bulk (a dry run)",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "definition name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the filter, and the event (with its payload) or the action",
+                        "name": "request",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/service.BulkRequest"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.BulkPlan"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: malformed JSON, an unknown field, neither event nor action or both, a bad filter (naming it), a reason missing",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the key's role may not do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such definition",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "422": {
+                        "description": "unknown_event: the definition has no such event",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
         "/v1/definitions/{name}/diagram": {
             "get": {
                 "security": [
@@ -883,6 +1611,241 @@ const docTemplate = `{
                     },
                     "413": {
                         "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/definitions/{name}/events": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Fires the event at the running instance of the definition that has the key value (docs/operators.md, Correlate): ` + "`" + `key` + "`" + ` names one of the definition's ` + "`" + `keys` + "`" + ` and its value, typed as its context field. Then everything is as for POST /v1/instances/{id}/events: the same answer, Idempotency-Key (per instance: a replay finds the instance even when it has finished since), If-Match, Idempotent-Replayed. 404 not_found when no running instance has the value.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "instances"
+                ],
+                "summary": "Send an event by key",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "definition name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the key and its value, the event and its payload",
+                        "name": "request",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/service.KeyedEvent"
+                        }
+                    },
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "at most 200 printable ASCII characters",
+                        "name": "Idempotency-Key",
+                        "in": "header"
+                    },
+                    {
+                        "type": "string",
+                        "description": "the revision the client saw, as ETag gives it (quoted), weak (W/ and quoted) or bare",
+                        "name": "If-Match",
+                        "in": "header"
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.EventResult"
+                        },
+                        "headers": {
+                            "Idempotent-Replayed": {
+                                "type": "string",
+                                "description": "true on a replayed answer"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: malformed JSON, an unknown or repeated field or key, a missing event, a key the definition does not declare, a key value of the wrong type or empty, a bad name or header, a query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the role of the key or token may not do this; transition_forbidden: no branch allows the caller (allowed: the groups per branch; instance)",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such definition, or no running instance has the key value",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "invalid_transition, guard_rejected (with blockers), instance_final (each with instance); key_exists: the event's set gives the instance a key value another running instance has",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "412": {
+                        "description": "version_conflict: If-Match names another revision (instance: as it is now)",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "422": {
+                        "description": "unknown_event, invalid_payload, idempotency_mismatch, expression_failed (an error, the time budget, a context over its size limit)",
                         "schema": {
                             "$ref": "#/definitions/server.Problem"
                         },
@@ -2003,7 +2966,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "A page of instances in id order: at most ` + "`" + `limit` + "`" + ` of them and at most 4 MiB of JSON. Pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page; the last page has no ` + "`" + `next` + "`" + `.",
+                "description": "A page of instances in id order: at most ` + "`" + `limit` + "`" + ` of them and at most 4 MiB of JSON. Pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page; the last page has no ` + "`" + `next` + "`" + `. Context filters (docs/operators.md, Find), which need ` + "`" + `definition` + "`" + `: ` + "`" + `ctx.\u003cpath\u003e=\u003cvalue\u003e` + "`" + ` (a dotted path to a scalar field of the definition's context, the value read as the field's type), and for int, float and time fields ` + "`" + `ctx.\u003cpath\u003e[gt]=` + "`" + `, ` + "`" + `[gte]` + "`" + `, ` + "`" + `[lt]` + "`" + `, ` + "`" + `[lte]` + "`" + `; all of them must hold.",
                 "produces": [
                     "application/json",
                     "application/problem+json"
@@ -2055,6 +3018,12 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "type": "boolean",
+                        "description": "true: only suspended instances",
+                        "name": "suspended",
+                        "in": "query"
+                    },
+                    {
                         "maximum": 1000,
                         "minimum": 1,
                         "type": "integer",
@@ -2091,7 +3060,7 @@ const docTemplate = `{
                         }
                     },
                     "400": {
-                        "description": "invalid_request: a bad or unknown query parameter",
+                        "description": "invalid_request: a bad or unknown query parameter; a ctx. filter without definition, on a path the definition does not declare or that is not a scalar, with a value not of the field's type, or a range on a field that is not int, float or time (the detail names the parameter)",
                         "schema": {
                             "$ref": "#/definitions/server.Problem"
                         },
@@ -2305,7 +3274,7 @@ const docTemplate = `{
                         }
                     },
                     "409": {
-                        "description": "instance_exists: the id is taken by an instance created with another body (instance: that instance)",
+                        "description": "instance_exists: the id is taken by an instance created with another body (instance: that instance); key_exists: another running instance of the definition has a value of one of its keys that this context (or a child the initial state starts) has",
                         "schema": {
                             "$ref": "#/definitions/server.Problem"
                         },
@@ -3062,7 +4031,7 @@ const docTemplate = `{
                         }
                     },
                     "409": {
-                        "description": "invalid_transition, guard_rejected (with blockers), instance_final (each with instance)",
+                        "description": "invalid_transition, guard_rejected (with blockers), instance_final (each with instance); key_exists: the transition's set (or a child it starts) takes a key value another running instance has",
                         "schema": {
                             "$ref": "#/definitions/server.Problem"
                         },
@@ -3356,9 +4325,10 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "The audit log of the instance, oldest first: one row per accepted event (from the API, a timer or a migration). ` + "`" + `seq` + "`" + ` is gap-free per instance. A page holds at most ` + "`" + `limit` + "`" + ` rows and at most 4 MiB of JSON; pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page.",
+                "description": "The audit log of the instance, oldest first: one row per accepted event (from the API, a timer or a migration). ` + "`" + `seq` + "`" + ` is gap-free per instance. A page holds at most ` + "`" + `limit` + "`" + ` rows and at most 4 MiB of JSON; pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page. With ` + "`" + `format=ndjson` + "`" + ` the answer is the whole history (after ` + "`" + `after` + "`" + `) as application/x-ndjson, one HistoryEntry a line, streamed with bounded memory whatever its length; ` + "`" + `limit` + "`" + ` does not go with it.",
                 "produces": [
                     "application/json",
+                    "application/x-ndjson",
                     "application/problem+json"
                 ],
                 "tags": [
@@ -3387,8 +4357,19 @@ const docTemplate = `{
                     {
                         "minimum": 0,
                         "type": "integer",
-                        "description": "the last seq of the previous page",
+                        "description": "the last seq of the previous page (ndjson: of the rows already read)",
                         "name": "after",
+                        "in": "query"
+                    },
+                    {
+                        "enum": [
+                            "json",
+                            "ndjson"
+                        ],
+                        "type": "string",
+                        "default": "json",
+                        "description": "json: a page; ndjson: the whole history, one HistoryEntry a line",
+                        "name": "format",
                         "in": "query"
                     },
                     {
@@ -3465,6 +4446,790 @@ const docTemplate = `{
                     },
                     "413": {
                         "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/instances/{id}/repair": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Puts a running instance in a state of its definition, entering it as a transition would (the state left is left, the state's timers armed, its children started, its task computed), with ` + "`" + `context` + "`" + ` merged over its own, field by field. The history gains a row of source repair (event repair, the payload {state, context, reason}). Answers like an event.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operators"
+                ],
+                "summary": "Repair an instance",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "instance id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "the state, the context fields to change, why",
+                        "name": "request",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/service.RepairRequest"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.EventResult"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: malformed JSON, an unknown field, a reason missing, too long or with a control character",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: only the admin role may do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such instance",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "instance_final: the instance has ended (with instance)",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "422": {
+                        "description": "unknown_state: a state the definition does not declare; invalid_context: a context its schema refuses; expression_failed (each with instance)",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/instances/{id}/resume": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Resumes a suspended instance: its timers whose time passed fire, each once, and the messages that waited are delivered. The history gains a row of source admin (event resume). Resuming an instance that is not suspended changes nothing.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operators"
+                ],
+                "summary": "Resume an instance",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "instance id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "why",
+                        "name": "request",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/service.AdminRequest"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Instance"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: malformed JSON, an unknown field, a reason missing, too long or with a control character",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: only the admin role may do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such instance",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "instance_final: the instance has ended (with instance)",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/instances/{id}/suspend": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Suspends a running instance: its events are refused with 409 instance_suspended, its timers are held and messages to it wait, until it is resumed. The history gains a row of source admin (event suspend) with the reason (required). Suspending a suspended instance changes nothing.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operators"
+                ],
+                "summary": "Suspend an instance",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "instance id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "why",
+                        "name": "request",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/service.AdminRequest"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Instance"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: malformed JSON, an unknown field, a reason missing, too long or with a control character",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: only the admin role may do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such instance",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "instance_final: the instance has ended (with instance)",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body is not application/json",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            }
+        },
+        "/v1/instances/{id}/terminate": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Ends a running instance where it is: it becomes final with terminated true, its timers are cancelled, its task cleared, and its running children are terminated with it. The history gains a row of source admin (event terminate) with the reason (required). Its parent gets no on_final.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operators"
+                ],
+                "summary": "Terminate an instance",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "instance id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "why",
+                        "name": "request",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/service.AdminRequest"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Instance"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: malformed JSON, an unknown field, a reason missing, too long or with a control character",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: only the admin role may do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such instance",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "409": {
+                        "description": "instance_final: the instance has ended (with instance)",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "415": {
+                        "description": "unsupported_media_type: the body is not application/json",
                         "schema": {
                             "$ref": "#/definitions/server.Problem"
                         },
@@ -5127,6 +6892,10 @@ const docTemplate = `{
                         "idempotency_mismatch",
                         "expression_failed",
                         "migration_running",
+                        "bulk_running",
+                        "unknown_state",
+                        "instance_suspended",
+                        "key_exists",
                         "transition_forbidden",
                         "invalid_request",
                         "body_too_large",
@@ -5197,6 +6966,16 @@ const docTemplate = `{
                 }
             }
         },
+        "service.AdminRequest": {
+            "type": "object",
+            "properties": {
+                "reason": {
+                    "description": "why, for the history (required to suspend and terminate)",
+                    "type": "string",
+                    "maxLength": 1000
+                }
+            }
+        },
         "service.AssignRequest": {
             "type": "object",
             "required": [
@@ -5244,6 +7023,167 @@ const docTemplate = `{
                 },
                 "to": {
                     "type": "string"
+                }
+            }
+        },
+        "service.Bulk": {
+            "type": "object",
+            "required": [
+                "applied",
+                "created_at",
+                "definition",
+                "id",
+                "outcomes",
+                "refused",
+                "request",
+                "status",
+                "total",
+                "updated_at"
+            ],
+            "properties": {
+                "applied": {
+                    "type": "integer"
+                },
+                "created_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "definition": {
+                    "type": "string"
+                },
+                "error": {
+                    "description": "failed: why",
+                    "type": "string"
+                },
+                "finished_at": {
+                    "type": "string",
+                    "format": "date-time"
+                },
+                "id": {
+                    "type": "string"
+                },
+                "outcomes": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.BulkOutcome"
+                    }
+                },
+                "refused": {
+                    "type": "integer"
+                },
+                "request": {
+                    "$ref": "#/definitions/service.BulkRequest"
+                },
+                "status": {
+                    "type": "string",
+                    "enum": [
+                        "running",
+                        "done",
+                        "cancelled",
+                        "failed"
+                    ]
+                },
+                "total": {
+                    "description": "the instances that matched when it started",
+                    "type": "integer"
+                },
+                "updated_at": {
+                    "type": "string",
+                    "format": "date-time"
+                }
+            }
+        },
+        "service.BulkFilter": {
+            "type": "object",
+            "properties": {
+                "ctx": {
+                    "description": "Ctx filters on context fields as GET /v1/instances's ctx. parameters do: a path, with [gt],\n[gte], [lt] or [lte] for a range, and the value.",
+                    "type": "object"
+                },
+                "state": {
+                    "type": "string",
+                    "maxLength": 200
+                },
+                "version": {
+                    "type": "integer",
+                    "minimum": 1
+                }
+            }
+        },
+        "service.BulkOutcome": {
+            "type": "object",
+            "required": [
+                "count",
+                "from_state",
+                "sample"
+            ],
+            "properties": {
+                "code": {
+                    "type": "string"
+                },
+                "count": {
+                    "type": "integer"
+                },
+                "from_state": {
+                    "type": "string"
+                },
+                "sample": {
+                    "description": "the smallest ids, at most 5",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "to_state": {
+                    "type": "string"
+                }
+            }
+        },
+        "service.BulkPlan": {
+            "type": "object",
+            "required": [
+                "outcomes",
+                "total"
+            ],
+            "properties": {
+                "outcomes": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.BulkOutcome"
+                    }
+                },
+                "total": {
+                    "type": "integer"
+                }
+            }
+        },
+        "service.BulkRequest": {
+            "type": "object",
+            "properties": {
+                "action": {
+                    "type": "string",
+                    "enum": [
+                        "suspend",
+                        "resume",
+                        "terminate"
+                    ]
+                },
+                "event": {
+                    "type": "string",
+                    "maxLength": 200
+                },
+                "filter": {
+                    "$ref": "#/definitions/service.BulkFilter"
+                },
+                "payload": {
+                    "type": "object",
+                    "additionalProperties": {},
+                    "x-nullable": true
+                },
+                "reason": {
+                    "description": "for the history; required with suspend and terminate",
+                    "type": "string",
+                    "maxLength": 1000
                 }
             }
         },
@@ -5429,6 +7369,13 @@ const docTemplate = `{
                 "description": {
                     "type": "string"
                 },
+                "keys": {
+                    "description": "Keys are the latest version's ` + "`" + `keys` + "`" + ` (dotted paths): what an instance of it may be found by\n(POST /v1/definitions/{name}/events, the console's search); absent when it has none.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
                 "name": {
                     "type": "string"
                 },
@@ -5472,6 +7419,19 @@ const docTemplate = `{
                 "hash": {
                     "description": "sha256 of the source, hex",
                     "type": "string"
+                },
+                "index": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
+                },
+                "keys": {
+                    "description": "Keys and Index are the version's ` + "`" + `keys` + "`" + ` and ` + "`" + `index` + "`" + ` (dotted paths to context fields), absent\nwhen it has none (docs/operators.md, Find and Correlate).",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
                 },
                 "name": {
                     "type": "string"
@@ -5759,6 +7719,13 @@ const docTemplate = `{
                 "state": {
                     "type": "string"
                 },
+                "suspended": {
+                    "description": "Suspended: an operator suspended it (events are refused with instance_suspended until it is\nresumed); Terminated: an operator ended it where it was (it is final). Absent when false.",
+                    "type": "boolean"
+                },
+                "terminated": {
+                    "type": "boolean"
+                },
                 "timers": {
                     "description": "Timers are the pending timers of the current state, by due time: GET /v1/instances/{id} only\n(absent from the other answers).",
                     "type": "array",
@@ -5772,6 +7739,30 @@ const docTemplate = `{
                 },
                 "version": {
                     "type": "integer"
+                }
+            }
+        },
+        "service.KeyedEvent": {
+            "type": "object",
+            "required": [
+                "event",
+                "key"
+            ],
+            "properties": {
+                "event": {
+                    "type": "string",
+                    "maxLength": 200,
+                    "minLength": 1
+                },
+                "key": {
+                    "description": "Key names one of the definition's keys and its value, typed as the context field: {\"order_number\": \"A-17\"}.",
+                    "type": "object",
+                    "additionalProperties": {}
+                },
+                "payload": {
+                    "type": "object",
+                    "additionalProperties": {},
+                    "x-nullable": true
                 }
             }
         },
@@ -6222,6 +8213,32 @@ const docTemplate = `{
                 },
                 "version": {
                     "type": "integer"
+                }
+            }
+        },
+        "service.RepairRequest": {
+            "type": "object",
+            "required": [
+                "reason",
+                "state"
+            ],
+            "properties": {
+                "context": {
+                    "description": "fields merged over its context",
+                    "type": "object",
+                    "additionalProperties": {},
+                    "x-nullable": true
+                },
+                "reason": {
+                    "description": "why, for the history",
+                    "type": "string",
+                    "maxLength": 1000
+                },
+                "state": {
+                    "description": "the state to put it in",
+                    "type": "string",
+                    "maxLength": 200,
+                    "minLength": 1
                 }
             }
         },

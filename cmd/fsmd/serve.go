@@ -77,6 +77,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	// The message dispatcher: every process runs one; they share the messages between instances
 	// (definitions.md, "Messages"), each delivered once, with the poll of the timers.
 	bg.run(func(ctx context.Context) { a.svc.RunMessages(ctx, service.MessageOptions{Poll: c.TimerPoll}) })
+	// The bulk runner: every process runs one; a bulk left running by a process that ended is taken
+	// up by the others (docs/operators.md, "Bulk").
+	bg.run(func(ctx context.Context) { a.svc.RunBulks(ctx, c.TimerPoll) })
 	// The retention job: every process runs one; on PostgreSQL they share the batches
 	// (definitions.md, "Retention").
 	bg.run(func(ctx context.Context) {

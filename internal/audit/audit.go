@@ -23,6 +23,9 @@ const (
 	SourceMigration = "migration" // the instance moved to another version of its definition
 	SourceMessage   = "message"   // another instance sent the event (a `send` of its transition)
 	SourceAssign    = "assign"    // the instance's assignees were replaced (POST /v1/instances/{id}/assign)
+	SourceAdmin     = "admin"     // an operator suspended, resumed or terminated the instance
+	SourceRepair    = "repair"    // an operator put the instance in a state (POST /v1/instances/{id}/repair)
+	SourceBulk      = "bulk"      // a bulk sent the event (or applied its action): request_id is the bulk's id
 )
 
 // Row is one transition of an instance: the row persistence stores (its fields are documented
@@ -87,7 +90,7 @@ func Assign(ctx context.Context, tx *persistence.Tx, assignees []string, r Row) 
 // check enforces the log's rules on a row: a known source, and a seq from 1.
 func check(r Row) error {
 	switch r.Source {
-	case SourceAPI, SourceTimer, SourceMigration, SourceMessage, SourceAssign:
+	case SourceAPI, SourceTimer, SourceMigration, SourceMessage, SourceAssign, SourceAdmin, SourceRepair, SourceBulk:
 	default:
 		return fmt.Errorf("audit: transition %d of instance %q: unknown source %q", r.Seq, r.InstanceID, r.Source)
 	}

@@ -116,6 +116,30 @@ func TestTokensSkew(t *testing.T) {
 	}
 }
 
+// TestTokensRemembered: a token verified once is answered from memory until it expires (the same
+// principal), and not after: an expired token is refused even when it was verified before.
+func TestTokensRemembered(t *testing.T) {
+	t.Parallel()
+	is := authtest.NewIssuer(t, t.TempDir())
+	tokens, err := auth.NewTokens(auth.TokenConfig{JWKSFile: is.JWKS, Skew: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := is.Sign(t, "ed", claims("exp", time.Now().Add(time.Second)))
+	first, err := tokens.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := tokens.Verify(tok)
+	if err != nil || again.Name != first.Name || again.Role != first.Role || len(again.Groups) != len(first.Groups) {
+		t.Fatalf("verified again: %+v %v, want %+v", again, err, first)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := tokens.Verify(tok); err == nil {
+		t.Error("a remembered token was accepted after it expired")
+	}
+}
+
 // TestNewTokensRefuses: a JWKS fsmd cannot use is refused at start, naming the key.
 func TestNewTokensRefuses(t *testing.T) {
 	t.Parallel()

@@ -18,6 +18,7 @@ const (
 	// the actor's.
 	TransitionForbidden = "transition_forbidden"
 	InstanceFinal       = "instance_final"     // the instance is in a final state
+	InstanceSuspended   = "instance_suspended" // an operator suspended the instance: it takes no event until resumed
 	InvalidPayload      = "invalid_payload"    // the payload does not fit the event's schema
 	InvalidContext      = "invalid_context"    // the context does not fit the definition's schema
 	InvalidDefinition   = "invalid_definition" // a definition that does not validate
@@ -34,6 +35,9 @@ const (
 	IdempotencyMismatch = "idempotency_mismatch" // an Idempotency-Key reused with another request
 	InstanceExists      = "instance_exists"      // a client-chosen id taken by another instance
 	MigrationRunning    = "migration_running"    // a migration of the definition is running already
+	KeyExists           = "key_exists"           // another running instance of the definition has the key value (its `keys`)
+	BulkRunning         = "bulk_running"         // a bulk of the definition is running already
+	UnknownState        = "unknown_state"        // a repair names a state its definition does not declare
 )
 
 // The refusals of the HTTP layer, before the service is asked (or when it cannot answer).

@@ -30,6 +30,8 @@ type Definition struct {
 	Notify      []*Webhook             // the `notify` section, in file order (notify.go)
 	Groups      map[string]*ChildGroup // every child group of every state, by name (children.go)
 	Retention   *Retention             // how long final instances are kept (retention.go); nil: for ever
+	Keys        []*FieldRef            // `keys`: fields unique among running instances (keys.go)
+	Index       []*FieldRef            // `index`: fields GET /v1/instances filters on through an index (keys.go)
 	NamePos     Pos
 	InitialPos  Pos
 

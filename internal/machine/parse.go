@@ -14,7 +14,7 @@ import (
 )
 
 var (
-	definitionKeys = []string{"name", "description", "initial", "context", "events", "states", "migrate", "notify", "retention"}
+	definitionKeys = []string{"name", "description", "initial", "context", "events", "states", "migrate", "notify", "retention", "keys", "index"}
 	stateKeys      = []string{"description", "final", "on", "timers", "children", "assign", "due"}
 	branchKeys     = []string{"to", "guard", "guard_message", "set", "send", "allow"}
 	sendKeys       = []string{"to", "event", "payload"}
@@ -105,6 +105,12 @@ func (d *parser) definition(root *yaml.Node) *Definition {
 	}
 	if e, ok := top.Get("migrate"); ok {
 		def.Migrate = d.migrate(def, e)
+	}
+	if e, ok := top.Get("keys"); ok {
+		def.Keys = d.fieldRefs(def, e.Val, "keys") // keys.go
+	}
+	if e, ok := top.Get("index"); ok {
+		def.Index = d.fieldRefs(def, e.Val, "index")
 	}
 	if e, ok := top.Get("retention"); ok {
 		def.Retention = d.retention(e.Val)

@@ -65,7 +65,7 @@ states:
     on:
       go: b
   b: {final: true}
-`, []string{`t.yaml:2:1: error: unknown key "colour" in a definition (expected context, description, events, initial, migrate, name, notify, retention or states)`}},
+`, []string{`t.yaml:2:1: error: unknown key "colour" in a definition (expected context, description, events, index, initial, keys, migrate, name, notify, retention or states)`}},
 
 		{"unknown key in a state", `name: t
 initial: a

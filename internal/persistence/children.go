@@ -55,7 +55,8 @@ func ChildrenInsert(ctx context.Context, tx *Tx, rows []InstanceRow, arms [][]Ar
 	now := timeArg(Postgres, rows[0].CreatedAt)
 	_, err := execContext(ctx, tx, `INSERT INTO instances (`+instanceColumns+`)
 		SELECT c.id, c.def, c.version, c.state, c.context::jsonb, 0, c.final, '', ?::timestamptz, ?::timestamptz, ?::timestamptz,
-			c.parent, c.grp, c.rev, c.idx, c.on_final, c.depth, c.children::jsonb, NULLIF(c.assignees, '')::jsonb, NULLIF(c.due, '')::timestamptz
+			c.parent, c.grp, c.rev, c.idx, c.on_final, c.depth, c.children::jsonb, NULLIF(c.assignees, '')::jsonb, NULLIF(c.due, '')::timestamptz,
+			false, false
 		FROM unnest(?::text[], ?::text[], ?::integer[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[], ?::bigint[],
 			?::integer[], ?::text[], ?::integer[], ?::text[], ?::text[], ?::text[])
 			AS c(id, def, version, state, context, final, parent, grp, rev, idx, on_final, depth, children, assignees, due)`,

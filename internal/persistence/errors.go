@@ -56,10 +56,12 @@ func translate(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrInvalidText),
-		errors.Is(err, ErrUnavailable):
+		errors.Is(err, ErrUnavailable), errors.Is(err, ErrKeyExists):
 		return err
 	case errors.Is(err, sql.ErrNoRows):
 		return &translated{ErrNotFound, err}
+	case keyIndexOf(err) != "": // before the other unique keys: a business key taken is no race (keylookup.go)
+		return &translated{ErrKeyExists, err}
 	case isUniqueViolation(err):
 		return &translated{ErrConflict, err}
 	case isInvalidText(err):

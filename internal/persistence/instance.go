@@ -36,6 +36,9 @@ type InstanceRow struct {
 	Children []byte
 	// Its task (migrations/postgres/011_tasks.sql): who should act, and by when.
 	Task
+	// Suspended: an operator suspended it (events refused, timers held, messages waiting);
+	// Terminated: an operator ended it where it was (Final too). migrations/postgres/012_admin.sql.
+	Suspended, Terminated bool
 }
 
 // Task is an instance's assignees (user names and "group:NAME"s; none: nil) and when they are due
@@ -106,9 +109,16 @@ type InstanceListParams struct {
 	Group      string    // with Parent: only the children of this group ("" for every group)
 	Assignee   string    // "" for every instance; else only those whose assignees name it (a name or "group:NAME")
 	OverdueAt  time.Time // zero for every instance; else only those due before it
-	After      string    // the instances whose id is greater ("" for the first page)
-	Limit      int       // at most this many; 0 or less for no limit
-	MaxBytes   int       // stop after the row that takes their Bytes past it; 0 for no bound
+	Suspended  bool      // only the suspended instances
+	Running    bool      // only the instances not final
+	// TouchedBy, when set, also selects the instances of Definition with an audit row of this
+	// request id, whatever the other filters say (a bulk's batch done again).
+	TouchedBy string
+	After     string // the instances whose id is greater ("" for the first page)
+	Limit     int    // at most this many; 0 or less for no limit
+	MaxBytes  int    // stop after the row that takes their Bytes past it; 0 for no bound
+	// Ctx are filters on context fields (ctxfield.go), all of which must hold; they need Definition.
+	Ctx []CtxFilter
 }
 
 // Bytes is about the size of the row as JSON (TransitionRow.Bytes).
@@ -143,6 +153,8 @@ type instanceRow struct {
 	Children    []byte         `db:"children"`
 	Assignees   []byte         `db:"assignees"` // a JSON array, or NULL
 	DueAt       dbTime         `db:"due_at"`    // zero for NULL
+	Suspended   bool           `db:"suspended"`
+	Terminated  bool           `db:"terminated"`
 }
 
 func (r instanceRow) row() InstanceRow {
@@ -152,7 +164,7 @@ func (r instanceRow) row() InstanceRow {
 		CreatedAt: r.CreatedAt.Time(), UpdatedAt: r.UpdatedAt.Time(), EnteredAt: r.EnteredAt.Time(),
 		ParentID: r.ParentID.String, ParentGroup: r.ParentGroup, ParentRev: r.ParentRev, ParentIndex: r.ParentIndex,
 		OnFinal: r.OnFinal, Depth: r.Depth, Children: r.Children,
-		Task: Task{Assignees: decodeAssignees(r.Assignees), DueAt: r.DueAt.Time()},
+		Task: Task{Assignees: decodeAssignees(r.Assignees), DueAt: r.DueAt.Time()}, Suspended: r.Suspended, Terminated: r.Terminated,
 	}
 }
 
@@ -169,14 +181,16 @@ func decodeAssignees(b []byte) []string {
 }
 
 const instanceColumns = `id, definition, version, state, context, revision, final, create_hash, created_at, updated_at, entered_at, ` +
-	`parent_id, parent_group, parent_rev, parent_index, on_final, depth, children, assignees, due_at`
+	`parent_id, parent_group, parent_rev, parent_index, on_final, depth, children, assignees, due_at, suspended, terminated`
 
 // The queries of the instance functions that are prepared on PostgreSQL (see preparedQueries).
 const (
+	// ON CONFLICT (id), not every key: a business key taken (keylookup.go) must fail the insert,
+	// not pass for an instance of that id.
 	instanceInsertQuery = `
 		INSERT INTO instances (` + instanceColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
 	instanceGetQuery          = `SELECT ` + instanceColumns + ` FROM instances WHERE id = ?`
 	instanceGetForUpdateQuery = instanceGetQuery + ` FOR UPDATE`
 	instanceUpdateQuery       = `
@@ -195,7 +209,7 @@ func InstanceInsert(ctx context.Context, tx *Tx, r InstanceRow) error {
 		r.ID, r.Definition, r.Version, r.State, jsonArg(r.Context, "{}"), r.Revision, r.Final,
 		r.CreateHash, timeArg(d, r.CreatedAt), timeArg(d, r.UpdatedAt), timeArg(d, r.EnteredAt),
 		nullString(r.ParentID), r.ParentGroup, r.ParentRev, r.ParentIndex, r.OnFinal, r.Depth, jsonArg(r.Children, "{}"),
-		r.assigneesArg(), r.dueArg(d))
+		r.assigneesArg(), r.dueArg(d), r.Suspended, r.Terminated)
 	if err != nil {
 		return translate(fmt.Errorf("persistence: insert instance %q: %w", r.ID, err))
 	}
@@ -252,12 +266,53 @@ func (u InstanceUpdateParams) setTask(d Dialect) []any {
 // InstanceList returns a page of instances in id order (keyset pagination: pass the last id of a
 // page as After for the next).
 func InstanceList(ctx context.Context, ex Executor, p InstanceListParams) ([]InstanceRow, error) {
+	query, args, err := instanceListQuery(ex.dialect(), p)
+	if err != nil {
+		return nil, err
+	}
+	out, err := selectBounded(ctx, ex, p.MaxBytes, instanceRow.row, query, args...)
+	if err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: list instances: %w", err)))
+	}
+	return out, nil
+}
+
+// instanceListQuery is InstanceList's query (written with ?) and its arguments.
+// InstanceCount counts the instances p selects (its After, Limit and MaxBytes aside).
+func InstanceCount(ctx context.Context, ex Executor, p InstanceListParams) (int64, error) {
+	p.After, p.Limit = "", 0
+	query, args, err := instanceListQuery(ex.dialect(), p)
+	if err != nil {
+		return 0, err
+	}
+	query = `SELECT COUNT(*) FROM instances` + strings.TrimSuffix(query[strings.Index(query, " FROM instances")+len(" FROM instances"):], " ORDER BY id")
+	var n int64
+	if err := getContext(ctx, ex, &n, query, args...); err != nil {
+		return 0, translate(canceled(ctx, fmt.Errorf("persistence: count instances: %w", err)))
+	}
+	return n, nil
+}
+
+func instanceListQuery(d Dialect, p InstanceListParams) (string, []any, error) {
 	var (
 		where []string
 		args  []any
 	)
-	if p.Definition != "" {
+	switch {
+	case len(p.Ctx) > 0 && p.Definition != "":
+		// A literal, as the partial indexes of `index` name it (ctxfield.go).
+		where = append(where, definitionIs(p.Definition))
+	case len(p.Ctx) > 0:
+		return "", nil, fmt.Errorf("persistence: list instances: context filters need a definition")
+	case p.Definition != "":
 		where, args = append(where, "definition = ?"), append(args, p.Definition)
+	}
+	for _, f := range p.Ctx {
+		cond, arg, err := ctxCondition(d, f)
+		if err != nil {
+			return "", nil, err
+		}
+		where, args = append(where, cond), append(args, arg)
 	}
 	if p.State != "" {
 		where, args = append(where, "state = ?"), append(args, p.State)
@@ -272,11 +327,22 @@ func InstanceList(ctx context.Context, ex Executor, p InstanceListParams) ([]Ins
 		where, args = append(where, "parent_group = ?"), append(args, p.Group)
 	}
 	if p.Assignee != "" {
-		cond, a := assignedTo(ex.dialect(), []string{p.Assignee})
+		cond, a := assignedTo(d, []string{p.Assignee})
 		where, args = append(where, cond), append(args, a...)
 	}
+	if p.Suspended {
+		where = append(where, "suspended")
+	}
+	if p.Running {
+		where = append(where, "NOT final")
+	}
 	if !p.OverdueAt.IsZero() {
-		where, args = append(where, "due_at IS NOT NULL AND due_at < ? AND NOT final"), append(args, timeArg(ex.dialect(), p.OverdueAt))
+		where, args = append(where, "due_at IS NOT NULL AND due_at < ? AND NOT final"), append(args, timeArg(d, p.OverdueAt))
+	}
+	if p.TouchedBy != "" && len(where) > 0 {
+		where = []string{"((" + strings.Join(where, " AND ") + ") OR (definition = ? AND EXISTS (SELECT 1 FROM transitions t " +
+			"WHERE t.instance_id = instances.id AND t.request_id = ?)))"}
+		args = append(args, p.Definition, p.TouchedBy)
 	}
 	if p.After != "" {
 		where, args = append(where, "id > ?"), append(args, p.After)
@@ -291,11 +357,7 @@ func InstanceList(ctx context.Context, ex Executor, p InstanceListParams) ([]Ins
 		b.WriteString(` LIMIT ?`)
 		args = append(args, p.Limit)
 	}
-	out, err := selectBounded(ctx, ex, p.MaxBytes, instanceRow.row, b.String(), args...)
-	if err != nil {
-		return nil, translate(canceled(ctx, fmt.Errorf("persistence: list instances: %w", err)))
-	}
-	return out, nil
+	return b.String(), args, nil
 }
 
 // InstanceCountRunning returns the number of instances not in a final state, by definition (every

@@ -81,7 +81,8 @@ func MessagesInsert(ctx context.Context, tx *Tx, rows []MessageRow) error {
 // target) pair, oldest first (the order of its messages_pending_idx).
 const messagesDueQuery = `SELECT ` + messageColumns + ` FROM messages m WHERE m.status = 'pending'
 	AND NOT EXISTS (SELECT 1 FROM messages e WHERE e.sender = m.sender AND e.target = m.target AND e.seq < m.seq
-		AND e.status = 'pending')`
+		AND e.status = 'pending')
+	AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = m.target AND i.suspended)`
 
 // MessagesDue returns up to limit messages to deliver, oldest first: each the first pending message
 // of its (sender, target) pair, so that a pair's messages are delivered in order. It locks nothing:

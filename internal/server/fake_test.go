@@ -32,6 +32,9 @@ type fakeService struct {
 	filter   service.InstanceFilter
 	worklist service.WorklistRequest
 	assign   service.AssignRequest
+	admin    service.AdminRequest
+	repair   service.RepairRequest
+	bulk     service.BulkRequest
 	id       string
 	after    int64
 	limit    int
@@ -82,9 +85,54 @@ func (f *fakeService) Assign(_ context.Context, req service.AssignRequest) (serv
 	return f.inst, err
 }
 
+func (f *fakeService) Suspend(_ context.Context, req service.AdminRequest) (service.Instance, error) {
+	err := f.record(func() { f.admin = req })
+	return f.inst, err
+}
+
+func (f *fakeService) Resume(_ context.Context, req service.AdminRequest) (service.Instance, error) {
+	err := f.record(func() { f.admin = req })
+	return f.inst, err
+}
+
+func (f *fakeService) Terminate(_ context.Context, req service.AdminRequest) (service.Instance, error) {
+	err := f.record(func() { f.admin = req })
+	return f.inst, err
+}
+
+func (f *fakeService) Repair(_ context.Context, req service.RepairRequest) (service.EventResult, error) {
+	err := f.record(func() { f.repair = req })
+	return service.EventResult{Instance: f.inst}, err
+}
+
+func (f *fakeService) PlanBulk(_ context.Context, req service.BulkRequest) (service.BulkPlan, error) {
+	err := f.record(func() { f.bulk = req })
+	return service.BulkPlan{Outcomes: []service.BulkOutcome{}}, err
+}
+
+func (f *fakeService) StartBulk(_ context.Context, req service.BulkRequest) (service.Bulk, error) {
+	err := f.record(func() { f.bulk = req })
+	return service.Bulk{ID: "b-1", Outcomes: []service.BulkOutcome{}}, err
+}
+
+func (f *fakeService) GetBulk(_ context.Context, id string) (service.Bulk, error) {
+	err := f.record(func() { f.id = id })
+	return service.Bulk{ID: id, Outcomes: []service.BulkOutcome{}}, err
+}
+
+func (f *fakeService) CancelBulk(_ context.Context, id string) (service.Bulk, error) {
+	err := f.record(func() { f.id = id })
+	return service.Bulk{ID: id, Outcomes: []service.BulkOutcome{}}, err
+}
+
 func (f *fakeService) SendEvent(_ context.Context, req service.SendEvent) (service.EventResult, bool, error) {
 	err := f.record(func() { f.event = req })
 	return service.EventResult{Instance: f.inst}, f.replayed, err
+}
+
+func (f *fakeService) InstanceByKey(_ context.Context, definition string, key map[string]any, _ string) (string, error) {
+	err := f.record(func() { f.id = definition })
+	return f.inst.ID, err
 }
 
 func (f *fakeService) Explain(_ context.Context, id string, req service.SendEvent) (service.Explanation, error) {

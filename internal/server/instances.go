@@ -3,7 +3,6 @@ package server
 import (
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -25,7 +24,7 @@ import (
 //	@Failure		401				{object}	Problem					"unauthorized: no key, or not a key of this server"
 //	@Failure		403				{object}	Problem					"forbidden: the key's role may not do this"
 //	@Failure		404				{object}	Problem					"not_found: no such definition"
-//	@Failure		409				{object}	Problem					"instance_exists: the id is taken by an instance created with another body (instance: that instance)"
+//	@Failure		409				{object}	Problem					"instance_exists: the id is taken by an instance created with another body (instance: that instance); key_exists: another running instance of the definition has a value of one of its keys that this context (or a child the initial state starts) has"
 //	@Failure		413				{object}	Problem					"body_too_large: a body over the server's limit"
 //	@Failure		415				{object}	Problem					"unsupported_media_type: the body is not application/json"
 //	@Failure		422				{object}	Problem					"invalid_context: the context does not match the definition's schema, or is over its size limit"
@@ -108,7 +107,7 @@ func (s *server) getInstance(c echo.Context) error {
 // listInstances godoc
 //
 //	@Summary		List instances
-//	@Description	A page of instances in id order: at most `limit` of them and at most 4 MiB of JSON. Pass the page's `next` as `after` for the next page; the last page has no `next`.
+//	@Description	A page of instances in id order: at most `limit` of them and at most 4 MiB of JSON. Pass the page's `next` as `after` for the next page; the last page has no `next`. Context filters (docs/operators.md, Find), which need `definition`: `ctx.<path>=<value>` (a dotted path to a scalar field of the definition's context, the value read as the field's type), and for int, float and time fields `ctx.<path>[gt]=`, `[gte]`, `[lt]`, `[lte]`; all of them must hold.
 //	@Tags			instances
 //	@Produce		json,application/problem+json
 //	@Param			definition		query		string	false	"only instances of this definition"						maxlength(200)
@@ -117,11 +116,12 @@ func (s *server) getInstance(c echo.Context) error {
 //	@Param			parent			query		string	false	"only the children this instance started"				maxlength(200)
 //	@Param			assignee		query		string	false	"only instances assigned to this user name or group:NAME"	maxlength(200)
 //	@Param			overdue			query		bool	false	"true: only running instances past their due date"
+//	@Param			suspended		query		bool	false	"true: only suspended instances"
 //	@Param			limit			query		int		false	"page size"												minimum(1)	maximum(1000)	default(100)
 //	@Param			after			query		string	false	"the last id of the previous page"						maxlength(200)
 //	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
 //	@Success		200				{object}	service.Page[service.Instance]
-//	@Failure		400				{object}	Problem				"invalid_request: a bad or unknown query parameter"
+//	@Failure		400				{object}	Problem				"invalid_request: a bad or unknown query parameter; a ctx. filter without definition, on a path the definition does not declare or that is not a scalar, with a value not of the field's type, or a range on a field that is not int, float or time (the detail names the parameter)"
 //	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
 //	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
 //	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
@@ -135,11 +135,11 @@ func (s *server) getInstance(c echo.Context) error {
 //	@Security		BearerAuth
 //	@Router			/v1/instances [get]
 func (s *server) listInstances(c echo.Context) error {
-	q, err := parseQuery(c, "definition", "state", "version", "parent", "assignee", "overdue", "limit", "after")
+	q, conds, err := parseFindQuery(c, "definition", "state", "version", "parent", "assignee", "overdue", "suspended", "limit", "after") // find.go
 	if err != nil {
 		return err
 	}
-	var f service.InstanceFilter
+	f := service.InstanceFilter{Ctx: conds}
 	if f.Definition, err = q.id("definition"); err != nil {
 		return err
 	}
@@ -152,12 +152,11 @@ func (s *server) listInstances(c echo.Context) error {
 	if f.Assignee, err = q.id("assignee"); err != nil {
 		return err
 	}
-	switch q.get("overdue") {
-	case "", "false":
-	case "true":
-		f.Overdue = true
-	default:
-		return invalid("query parameter overdue must be true or false")
+	if f.Overdue, err = q.flag("overdue"); err != nil {
+		return err
+	}
+	if f.Suspended, err = q.flag("suspended"); err != nil {
+		return err
 	}
 	if f.Version, err = q.version(); err != nil {
 		return err
@@ -244,7 +243,7 @@ func (s *server) listChildren(c echo.Context) error {
 //	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
 //	@Failure		403				{object}	Problem				"forbidden: the role of the key or token may not do this; transition_forbidden: no branch allows the caller (allowed: the groups per branch; instance)"
 //	@Failure		404				{object}	Problem				"not_found: no such instance"
-//	@Failure		409				{object}	Problem				"invalid_transition, guard_rejected (with blockers), instance_final (each with instance)"
+//	@Failure		409				{object}	Problem				"invalid_transition, guard_rejected (with blockers), instance_final (each with instance); key_exists: the transition's set (or a child it starts) takes a key value another running instance has"
 //	@Failure		412				{object}	Problem				"version_conflict: If-Match names another revision (instance: as it is now)"
 //	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
 //	@Failure		415				{object}	Problem				"unsupported_media_type: the body is not application/json"
@@ -283,18 +282,7 @@ func (s *server) sendEvent(c echo.Context) error {
 		return err
 	}
 	req.InstanceID, req.IdempotencyKey, req.IfMatch = id, key, rev
-	req.RequestID, req.Actor, req.Groups = RequestID(c.Request().Context()), actor(c), actorGroups(c)
-	start := time.Now()
-	res, replayed, err := s.svc.SendEvent(c.Request().Context(), req)
-	s.metrics.observe(req.Event, res, replayed, err, time.Since(start))
-	if err != nil {
-		return err
-	}
-	if replayed {
-		c.Response().Header().Set("Idempotent-Replayed", "true")
-	}
-	noteInstance(c, res.Instance)
-	return c.JSON(http.StatusOK, res)
+	return s.fire(c, req) // correlate.go
 }
 
 // explain godoc

@@ -66,6 +66,11 @@ func parseQuery(c echo.Context, known ...string) (query, error) {
 	if err != nil {
 		return nil, invalid("malformed query string: %v", err)
 	}
+	return checkQuery(vs, known...)
+}
+
+// checkQuery checks parsed parameters as parseQuery does.
+func checkQuery(vs url.Values, known ...string) (query, error) {
 	for name, v := range vs {
 		if !slices.Contains(known, name) {
 			if len(known) == 0 {
@@ -117,6 +122,17 @@ const maxInt64 = 1<<63 - 1
 func (q query) limit() (int, error) {
 	v, err := q.int("limit", 1, maxLimit, defaultLimit)
 	return int(v), err
+}
+
+// flag returns a boolean parameter: true or false, false when absent.
+func (q query) flag(name string) (bool, error) {
+	switch q.get(name) {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, invalid("query parameter %s must be true or false", name)
 }
 
 // version returns the version parameter: a positive integer, 0 when absent.

@@ -34,9 +34,13 @@ var problemKinds = map[string]problemKind{
 	code.GuardRejected:        {http.StatusConflict, "Guard rejected"},
 	code.TransitionForbidden:  {http.StatusForbidden, "Transition forbidden"},
 	code.InstanceFinal:        {http.StatusConflict, "Instance is final"},
+	code.InstanceSuspended:    {http.StatusConflict, "Instance is suspended"},
 	code.InstanceExists:       {http.StatusConflict, "Instance exists"},
+	code.KeyExists:            {http.StatusConflict, "Key exists"},
 	code.VersionConflict:      {http.StatusPreconditionFailed, "Version conflict"},
 	code.MigrationRunning:     {http.StatusConflict, "Migration running"},
+	code.BulkRunning:          {http.StatusConflict, "Bulk running"},
+	code.UnknownState:         {http.StatusUnprocessableEntity, "Unknown state"},
 	code.UnknownEvent:         {http.StatusUnprocessableEntity, "Unknown event"},
 	code.InvalidPayload:       {http.StatusUnprocessableEntity, "Invalid payload"},
 	code.InvalidContext:       {http.StatusUnprocessableEntity, "Invalid context"},
@@ -72,7 +76,7 @@ type Problem struct {
 	Title     string              `json:"title" validate:"required" example:"Guard rejected"`
 	Status    int                 `json:"status" validate:"required" example:"409"`
 	Detail    string              `json:"detail" validate:"required" example:"event pay in state created: no guard holds: payment must cover the order amount"`
-	Code      string              `json:"code" validate:"required" example:"guard_rejected" enums:"not_found,invalid_transition,guard_rejected,instance_final,instance_exists,version_conflict,unknown_event,invalid_payload,invalid_context,invalid_definition,idempotency_mismatch,expression_failed,migration_running,transition_forbidden,invalid_request,body_too_large,unsupported_media_type,method_not_allowed,unauthorized,forbidden,too_many_requests,unavailable,outcome_unknown,internal_error"`
+	Code      string              `json:"code" validate:"required" example:"guard_rejected" enums:"not_found,invalid_transition,guard_rejected,instance_final,instance_exists,version_conflict,unknown_event,invalid_payload,invalid_context,invalid_definition,idempotency_mismatch,expression_failed,migration_running,bulk_running,unknown_state,instance_suspended,key_exists,transition_forbidden,invalid_request,body_too_large,unsupported_media_type,method_not_allowed,unauthorized,forbidden,too_many_requests,unavailable,outcome_unknown,internal_error"`
 	Instance  *service.Instance   `json:"instance,omitempty"`   // the instance as it is now: version_conflict, instance_exists and refused events
 	Blockers  []machine.Blocker   `json:"blockers,omitempty"`   // guard_rejected: one entry per branch, in order
 	Allowed   []machine.Allowed   `json:"allowed,omitempty"`    // transition_forbidden: per branch, the groups that may take it

@@ -150,6 +150,7 @@ func TestProblemTable(t *testing.T) {
 		"expression_failed": 422, "migration_running": 409, "invalid_request": 400, "body_too_large": 413,
 		"unsupported_media_type": 415, "method_not_allowed": 405, "unavailable": 503, "outcome_unknown": 503, "internal_error": 500,
 		"unauthorized": 401, "forbidden": 403, "too_many_requests": 429, "transition_forbidden": 403,
+		"key_exists": 409, "instance_suspended": 409, "bulk_running": 409, "unknown_state": 422,
 	}
 	if len(problemKinds) != len(want) {
 		t.Errorf("the table has %d codes, want %d", len(problemKinds), len(want))

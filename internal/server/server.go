@@ -32,9 +32,19 @@ type Service interface {
 	ListChildren(ctx context.Context, id string, f service.InstanceFilter) (service.Page[service.Instance], error)
 	Worklist(ctx context.Context, req service.WorklistRequest) (service.Page[service.WorkItem], error)
 	Assign(ctx context.Context, req service.AssignRequest) (service.Instance, error)
+	Suspend(ctx context.Context, req service.AdminRequest) (service.Instance, error)
+	Resume(ctx context.Context, req service.AdminRequest) (service.Instance, error)
+	Terminate(ctx context.Context, req service.AdminRequest) (service.Instance, error)
+	Repair(ctx context.Context, req service.RepairRequest) (service.EventResult, error)
+	PlanBulk(ctx context.Context, req service.BulkRequest) (service.BulkPlan, error)
+	StartBulk(ctx context.Context, req service.BulkRequest) (service.Bulk, error)
+	GetBulk(ctx context.Context, id string) (service.Bulk, error)
+	CancelBulk(ctx context.Context, id string) (service.Bulk, error)
 	// SendEvent fires an event; replayed is true when the Idempotency-Key was seen with the same
 	// request and res is the first answer.
 	SendEvent(ctx context.Context, req service.SendEvent) (res service.EventResult, replayed bool, err error)
+	// InstanceByKey finds the running instance of a definition that has a key value (service/keys.go).
+	InstanceByKey(ctx context.Context, definition string, key map[string]any, idempotencyKey string) (string, error)
 	Explain(ctx context.Context, id string, req service.SendEvent) (service.Explanation, error) // req: the event, its payload and its actor
 	History(ctx context.Context, id string, afterSeq int64, limit int) (service.Page[service.HistoryEntry], error)
 	// StreamHistory calls each with every history row after afterSeq, a page read at a time.
@@ -145,6 +155,14 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.GET("/instances/:id/children", s.listChildren)
 	v1.POST("/instances/:id/assign", s.assign) // tasks.go
 	v1.GET("/worklist", s.worklist)
+	v1.POST("/instances/:id/suspend", s.suspendInstance) // admin.go
+	v1.POST("/instances/:id/resume", s.resumeInstance)
+	v1.POST("/instances/:id/terminate", s.terminateInstance)
+	v1.POST("/instances/:id/repair", s.repairInstance)
+	v1.POST("/definitions/:name/bulk/plan", s.planBulk) // bulk.go
+	v1.POST("/definitions/:name/bulk", s.startBulk)
+	v1.GET("/bulk/:id", s.getBulk)
+	v1.POST("/bulk/:id/cancel", s.cancelBulk)
 
 	v1.GET("/definitions", s.listDefinitions)
 	v1.GET("/definitions/:name", s.getDefinition)
@@ -152,7 +170,8 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.GET("/definitions/:name/versions", s.definitionVersions)
 	v1.GET("/definitions/:name/versions/:version", s.definitionVersion)
 	v1.GET("/definitions/:name/diagram", s.diagram)
-	v1.GET("/definitions/:name/stats", s.definitionStats) // stats.go
+	v1.GET("/definitions/:name/stats", s.definitionStats)  // stats.go
+	v1.POST("/definitions/:name/events", s.sendEventByKey) // correlate.go
 	v1.POST("/definitions/:name/migrations/plan", s.planMigration)
 	v1.POST("/definitions/:name/migrations", s.startMigration)
 	v1.GET("/definitions/:name/migrations", s.listMigrations)

@@ -107,7 +107,7 @@ func instanceOf(def *machine.Definition, row persistence.InstanceRow, ctx map[st
 	if row.ParentID != "" {
 		inst.Parent = &ParentRef{ID: row.ParentID, Group: row.ParentGroup, Index: row.ParentIndex}
 	}
-	inst.Assignees = row.Assignees
+	inst.Assignees, inst.Suspended, inst.Terminated = row.Assignees, row.Suspended, row.Terminated
 	if !row.DueAt.IsZero() {
 		due := row.DueAt
 		inst.DueAt = &due

@@ -66,6 +66,12 @@ func (s *Service) decide(ctx context.Context, l loaded, req SendEvent, now time.
 // built with it.
 func (s *Service) fireOn(ctx context.Context, l loaded, req SendEvent, now time.Time) (*move, error) {
 	event, payload, sender := req.Event, req.Payload, req.sender
+	switch {
+	case l.row.Terminated: // final in a state that is not
+		return nil, &machine.InstanceFinalError{State: l.row.State, Event: event}
+	case l.row.Suspended:
+		return nil, &InstanceSuspendedError{ID: l.row.ID, Event: event}
+	}
 	snap, err := snapshot(l.def, l.row)
 	if err != nil {
 		return nil, err

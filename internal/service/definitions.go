@@ -33,7 +33,8 @@ func (s *Service) ListDefinitions(ctx context.Context, after string, limit int) 
 			if err != nil {
 				return DefinitionSummary{}, err
 			}
-			return DefinitionSummary{Name: name, Version: row.Version, Description: def.Description, Running: running[name]}, nil
+			return DefinitionSummary{Name: name, Version: row.Version, Description: def.Description, Running: running[name],
+				Keys: fieldNames(def.Keys)}, nil
 		},
 		key: func(d DefinitionSummary) string { return d.Name },
 	})
@@ -182,6 +183,7 @@ func toDefinition(def *machine.Definition, row persistence.DefinitionRow) Defini
 			}
 		}
 	}
+	v.Keys, v.Index = fieldNames(def.Keys), fieldNames(def.Index) // find.go
 	v.Payloads = make(map[string]any, len(v.Events))
 	noPayload := schema.ObjectOf()
 	for _, ev := range v.Events {

@@ -85,6 +85,9 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 		// row means it was created.
 		err = s.retryUncertain(ctx, id, err, insert)
 	}
+	if errors.Is(err, persistence.ErrKeyExists) { // keys.go
+		return Instance{}, false, s.keyConflict(ctx, err, append([]persistence.InstanceRow{inst}, children...))
+	}
 	if errors.Is(err, persistence.ErrConflict) {
 		existing, err := s.instance(ctx, s.db, id)
 		if err != nil {
@@ -150,7 +153,11 @@ func (s *Service) ListChildren(ctx context.Context, id string, f InstanceFilter)
 
 // ListInstances returns a page of instances in id order.
 func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) (Page[Instance], error) {
-	now := s.now() // one time for every read of the page
+	now := s.now()                   // one time for every read of the page
+	filters, err := s.findFilters(f) // find.go
+	if err != nil {
+		return Page[Instance]{}, err
+	}
 	page, err := readPage(pageSpec[persistence.InstanceRow, Instance]{
 		limit: f.Limit,
 		fetch: func(last *persistence.InstanceRow, n, maxBytes int) ([]persistence.InstanceRow, error) {
@@ -158,8 +165,10 @@ func (s *Service) ListInstances(ctx context.Context, f InstanceFilter) (Page[Ins
 			if last != nil {
 				after = last.ID
 			}
+			n = ctxBatch(filters, f.Limit, n) // find.go
 			p := persistence.InstanceListParams{Definition: f.Definition, State: f.State, Version: f.Version, Parent: f.Parent,
-				Group: f.Group, Assignee: f.Assignee, After: after, Limit: n, MaxBytes: maxBytes}
+				Group: f.Group, Assignee: f.Assignee, Suspended: f.Suspended, After: after, Limit: n, MaxBytes: maxBytes,
+				Ctx: filters}
 			if f.Overdue {
 				p.OverdueAt = now
 			}

@@ -173,6 +173,9 @@ func (s *Service) deliver(ctx context.Context, m persistence.MessageRow) error {
 		if err != nil {
 			return err
 		}
+		if row.Suspended {
+			return nil // it waits, pending, until its target is resumed (MessagesDue leaves it out meanwhile)
+		}
 		l, err := s.load(row, row.ID, nil)
 		if err != nil {
 			s.log.Warn("a message could not be delivered; trying again", slog.String("message", m.ID),

@@ -81,6 +81,9 @@ func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow)
 	if err != nil {
 		return 0, err
 	}
+	if l.row.Suspended {
+		return 0, nil // they wait, pending, until the target is resumed
+	}
 	// Decide, with no transaction open: each message on the row the one before leaves (prepare
 	// and dropRow make it without writing).
 	var batch []decided

@@ -171,6 +171,9 @@ func hashOf(source []byte) string {
 // already, and returns the stored row and whether it is new. Two processes registering the same
 // content at once both end with the one row.
 func (s *Service) register(ctx context.Context, def *machine.Definition) (persistence.DefinitionRow, bool, error) {
+	if err := s.ensureIndexes(ctx, def); err != nil { // its keys hold from its first instance (keys.go)
+		return persistence.DefinitionRow{}, false, err
+	}
 	// Two processes registering different content at once may pick the same version; the one that
 	// loses the race registers again, after the winner.
 	for attempt := 0; ; attempt++ {

@@ -30,6 +30,7 @@ type Service struct {
 
 	outboxWake  atomic.Pointer[func()]         // SetOutboxWake's
 	messageWake wake                           // RunMessages waits on it as well as on its poll (messages.go)
+	bulkWake    wake                           // RunBulks too: a bulk was started (bulk.go)
 	metrics     atomic.Pointer[serviceMetrics] // RegisterMetrics's; nil before
 
 	stats statsBuffer // transitions and refusals counted, not yet in the database (stats.go)

@@ -168,6 +168,20 @@ func (e *AssignForbiddenError) Error() string {
 // Code is the error code.
 func (e *AssignForbiddenError) Code() string { return code.Forbidden }
 
+// checkReason checks the reason an operator gives: at most MaxReasonLength characters, no control
+// character but a line break; required: not empty.
+func checkReason(reason string, required bool) error {
+	switch {
+	case required && strings.TrimSpace(reason) == "":
+		return &BadRequestError{"reason is required: say why, for the history"}
+	case utf8.RuneCountInString(reason) > MaxReasonLength:
+		return &BadRequestError{fmt.Sprintf("reason is longer than %d characters", MaxReasonLength)}
+	case !utf8.ValidString(reason) || strings.ContainsFunc(reason, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }):
+		return &BadRequestError{"reason contains a control character other than a line break"}
+	}
+	return nil
+}
+
 // assignEvent is the event name of a reassignment's audit row (its source says assign).
 const assignEvent = "assign"
 
@@ -181,10 +195,9 @@ func (s *Service) Assign(ctx context.Context, req AssignRequest) (Instance, erro
 		return Instance{}, &BadRequestError{"to: " + err.Error()}
 	case len(to) == 0:
 		return Instance{}, &BadRequestError{"to names nobody: give at least one user name or group:NAME"}
-	case utf8.RuneCountInString(req.Reason) > MaxReasonLength:
-		return Instance{}, &BadRequestError{fmt.Sprintf("reason is longer than %d characters", MaxReasonLength)}
-	case !utf8.ValidString(req.Reason) || strings.ContainsFunc(req.Reason, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }):
-		return Instance{}, &BadRequestError{"reason contains a control character other than a line break"}
+	}
+	if err := checkReason(req.Reason, false); err != nil {
+		return Instance{}, err
 	}
 	payload, _ := json.Marshal(struct { // strings always encode
 		To     []string `json:"to"`

@@ -102,6 +102,9 @@ func (s *Service) fireFirst(ctx context.Context, row persistence.InstanceRow, o 
 		if t.NextTryAt.After(now) {
 			return nil // put off after a failure: it keeps its place
 		}
+		if row.Suspended { // suspended since its timers were last held (or armed by a migration): hold them
+			return persistence.TimersHold(ctx, s.db, row.ID)
+		}
 		f, ferr := s.fire(ctx, row, t, now) // no lock is held
 		if ferr == nil {
 			ferr = s.writeFiring(ctx, f, t, now)

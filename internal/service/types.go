@@ -42,6 +42,10 @@ type Instance struct {
 	// POST /v1/instances/{id}/assign): user names and "group:NAME"s; absent when it has none.
 	Assignees []string   `json:"assignees,omitempty"`
 	DueAt     *time.Time `json:"due_at,omitempty" format:"date-time"`
+	// Suspended: an operator suspended it (events are refused with instance_suspended until it is
+	// resumed); Terminated: an operator ended it where it was (it is final). Absent when false.
+	Suspended  bool `json:"suspended,omitempty"`
+	Terminated bool `json:"terminated,omitempty"`
 }
 
 // ParentRef is a child's parent: its id, the group that started the child, and the child's index
@@ -176,11 +180,13 @@ type Page[T any] struct {
 type InstanceFilter struct {
 	Definition string
 	State      string
-	Version    int    // 0 for any
-	Parent     string // only the children of this instance ("" for any)
-	Group      string // with Parent: only the children of this group
-	Assignee   string // only the instances whose assignees name it: a user name, or group:NAME ("" for any)
-	Overdue    bool   // only the running instances past their due date
+	Version    int            // 0 for any
+	Parent     string         // only the children of this instance ("" for any)
+	Group      string         // with Parent: only the children of this group
+	Assignee   string         // only the instances whose assignees name it: a user name, or group:NAME ("" for any)
+	Overdue    bool           // only the running instances past their due date
+	Ctx        []CtxCondition // ctx.<path>[op]=value filters, all of which must hold; they need Definition (find.go)
+	Suspended  bool           // only the suspended instances
 	After      string
 	Limit      int
 }
@@ -191,6 +197,9 @@ type DefinitionSummary struct {
 	Version     int    `json:"version" validate:"required"` // the latest
 	Description string `json:"description" validate:"required"`
 	Running     int64  `json:"running" validate:"required"` // instances not in a final state, every version
+	// Keys are the latest version's `keys` (dotted paths): what an instance of it may be found by
+	// (POST /v1/definitions/{name}/events, the console's search); absent when it has none.
+	Keys []string `json:"keys,omitempty"`
 }
 
 // DefinitionVersion is one stored version of a definition.
@@ -207,6 +216,10 @@ type DefinitionVersion struct {
 	// for an event without a declared payload.
 	Payloads  map[string]any `json:"payloads" validate:"required" swaggertype:"object"`
 	CreatedAt time.Time      `json:"created_at" validate:"required" format:"date-time"`
+	// Keys and Index are the version's `keys` and `index` (dotted paths to context fields), absent
+	// when it has none (docs/operators.md, Find and Correlate).
+	Keys  []string `json:"keys,omitempty"`
+	Index []string `json:"index,omitempty"`
 	// RunningByVersion counts the definition's running instances (not in a final state) per version
 	// they run on, in version order, leaving out versions with none. Only GET /v1/definitions/{name}
 	// has it (as [] when nothing runs); the answers about one stored version leave it out. Entries

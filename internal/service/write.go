@@ -3,6 +3,7 @@ package service
 import (
 	"cmp"
 	"context"
+	"errors"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
@@ -59,6 +60,9 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 			}
 			return persistence.ChildrenInsert(ctx, tx, m.children, m.childArms)
 		})
+	}
+	if errors.Is(err, persistence.ErrKeyExists) { // a key the transition's set, or a child, takes (keys.go)
+		return EventResult{}, persistence.InstanceRow{}, s.keyConflict(ctx, err, append([]persistence.InstanceRow{next}, m.children...))
 	}
 	if err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err

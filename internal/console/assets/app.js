@@ -5,6 +5,12 @@
 // send now, each as a form built from the event's payload schema, with "Explain" (what would
 // happen, nothing sent) and "Send". A read key sees no form; GET /v1/me says which the key is.
 //
+// With an admin key the console also operates (docs/operators.md): an instance page offers
+// suspend/resume, terminate and repair, each with a reason; a definition page offers a bulk (a
+// filter, an event or an action, its plan, then the run followed as it goes); the dead letters page
+// re-drives a webhook delivery. Read and write keys see none of these controls (the server refuses
+// them anyway: they need the admin role).
+//
 // Every value from the API or the URL reaches the page as text (h() makes text nodes, never HTML):
 // ids, contexts and payloads are data, and a script in an instance id stays a string. The one HTML
 // the page inserts is Mermaid's SVG, drawn from the server's diagram (whose names are identifiers)
@@ -19,6 +25,7 @@ const HISTORY_MAX = 2000; // transitions an instance page reads
 const PAGES_MAX = 8; // pages of a list read for one view: each is at most 4 MiB, so at most 32 MiB
 const CHILDREN_READ = 1000; // children of a group an instance page reads (one page) and counts by state
 const CHILDREN_SHOWN = 100; // children of a group listed at first, and added by each "more"
+const BULK_POLL_MS = 500; // how often a running bulk's progress is read
 
 const main = document.getElementById("main");
 let generation = 0; // bumped at every navigation: work of an older page stops touching the DOM
@@ -164,11 +171,38 @@ document.getElementById("key-form").addEventListener("submit", (ev) => {
   render();
 });
 
-document.getElementById("find").addEventListener("submit", (ev) => {
+document.getElementById("find").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  const id = document.getElementById("find-id").value.trim();
-  if (id) navigate(ui.instance(id));
+  const text = document.getElementById("find-id").value.trim();
+  if (text) navigate(await findInstance(text));
 });
+
+// findInstance is where the search box leads: the instance with that id, else those that have it
+// as a key value (docs/operators.md, "Correlate"): "A-17" is looked for in every key of every
+// definition that declares keys, "order_number=A-17" in that key only. One found opens it, several
+// are listed; none opens the id's page, which says that there is no such instance.
+async function findInstance(text) {
+  try {
+    await api("/v1/instances/" + encodeURIComponent(text));
+    return ui.instance(text);
+  } catch (e) {
+    if (e.status !== 404) return ui.instance(text);
+  }
+  const eq = text.indexOf("=");
+  const want = eq > 0 ? text.slice(0, eq).trim() : "", value = eq > 0 ? text.slice(eq + 1).trim() : text;
+  const defs = await pages("/v1/definitions", 1000).catch(() => []);
+  for (const d of defs) {
+    for (const key of d.keys || []) {
+      if (want && key !== want) continue;
+      const filter = { definition: d.name, ["ctx." + key]: value };
+      const page = await api("/v1/instances?" + new URLSearchParams(Object.assign({ limit: 2 }, filter))).catch(() => null);
+      const items = (page && page.items) || []; // a value not of the key's type is refused: not found there
+      if (items.length === 1) return ui.instance(items[0].id);
+      if (items.length > 1) return ui.instances(filter);
+    }
+  }
+  return ui.instance(text);
+}
 
 // ---- routing --------------------------------------------------------------------------------
 
@@ -192,6 +226,7 @@ const routes = [
   [/^\/ui\/instances\/(.+)$/, instancePage],
   [/^\/ui\/migrations\/([^/]+)$/, migrationPage],
   [/^\/ui\/worklist$/, worklistPage],
+  [/^\/ui\/dead-letters$/, deadLettersPage],
 ];
 
 async function render() {
@@ -361,10 +396,11 @@ async function definitionsPage() {
 async function definitionPage(name, q, gen) {
   document.title = name + " · fsmd";
   const days = Number(q.get("days")) || 7;
-  const [def, versions, migrations] = await Promise.all([
+  const [def, versions, migrations, me] = await Promise.all([
     api("/v1/definitions/" + encodeURIComponent(name)),
     pages("/v1/definitions/" + encodeURIComponent(name) + "/versions", 1000),
     api("/v1/definitions/" + encodeURIComponent(name) + "/migrations?limit=10"),
+    whoami(),
   ]);
   const version = Number(q.get("version")) || def.version;
   const vs = versions;
@@ -393,6 +429,7 @@ async function definitionPage(name, q, gen) {
           h("span", { class: "swatch", style: "background:" + f }), ["none", "few", "", "", "most"][i] || "")),
           "· transition labels: event · count in the window · click a state to list its instances", childrenLegend(diagramText))),
       h("section", { class: "panel" }, stats)),
+    isAdmin(me) ? bulkPanel(name, def, vs, gen) : null,
     versionsPanel(name, def, vs),
     migrationsPanel(migrations.items || []),
   ];
@@ -494,7 +531,7 @@ function strandedTable(stranded) {
 }
 
 function statusBadge(status) {
-  return h("span", { class: "badge " + (status === "done" ? "final" : status === "failed" ? "bad" : "") }, status);
+  return h("span", { class: "badge " + (status === "done" ? "final" : status === "failed" ? "bad" : status === "cancelled" ? "warn" : "") }, status);
 }
 
 async function migrationPage(id) {
@@ -516,18 +553,21 @@ async function migrationPage(id) {
 async function instancesPage(_, q) {
   const filter = {};
   for (const k of ["definition", "state", "version", "parent", "after"]) if (q.get(k)) filter[k] = q.get(k);
+  for (const [k, v] of q) if (k.startsWith("ctx.") && v) filter[k] = v; // context filters: the search box's keys
   document.title = "Instances · fsmd";
   const page = await api("/v1/instances?" + new URLSearchParams(Object.assign({ limit: 50 }, filter)));
   const items = page.items || [];
   const title = [filter.parent ? "Children of " + filter.parent : "Instances", filter.definition && "of " + filter.definition,
-    filter.version && "on v" + filter.version, filter.state && "in " + filter.state].filter(Boolean).join(" ");
+    filter.version && "on v" + filter.version, filter.state && "in " + filter.state,
+    ...Object.keys(filter).filter((k) => k.startsWith("ctx.")).map((k) => "with " + k.slice(4) + " = " + filter[k])].filter(Boolean).join(" ");
   return [
     h("h1", {}, title),
     filter.definition ? h("p", {}, link(ui.definition(filter.definition), "← " + filter.definition)) : null,
     filter.parent ? h("p", {}, link(ui.instance(filter.parent), "← " + filter.parent)) : null,
     h("div", { class: "panel" }, table(["Id", "Definition", "#Version", "State", "Updated"], items.map((i) => [
       link(ui.instance(i.id), h("span", { class: "mono" }, i.id)), i.definition, "v" + i.version,
-      h("span", { class: "badge" + (i.final ? " final" : "") }, i.state), when(i.updated_at)]), "No instances match."),
+      [h("span", { class: "badge" + (i.final ? " final" : "") }, i.state), i.suspended ? h("span", { class: "badge warn" }, "suspended") : null,
+        i.terminated ? h("span", { class: "badge bad" }, "terminated") : null], when(i.updated_at)]), "No instances match."),
     page.next ? h("p", {}, link(ui.instances(Object.assign({}, filter, { after: page.next })), "Next page →")) : null),
   ];
 }
@@ -561,7 +601,9 @@ async function instancePage(id, _, gen) {
     inst.parent ? h("p", { id: "parent" }, "child ", String(inst.parent.index), " of group ", h("span", { class: "mono" }, inst.parent.group),
       " of ", link(ui.instance(inst.parent.id), h("span", { class: "mono" }, inst.parent.id))) : null,
     facts([["definition", link(ui.definition(inst.definition, { version: inst.version }), inst.definition + " v" + inst.version)],
-      ["state", h("span", { class: "badge" + (inst.final ? " final" : ""), id: "instance-state" }, inst.state)],
+      ["state", [h("span", { class: "badge" + (inst.final ? " final" : ""), id: "instance-state" }, inst.state),
+        inst.suspended ? h("span", { class: "badge warn", id: "instance-suspended" }, "suspended") : null,
+        inst.terminated ? h("span", { class: "badge bad", id: "instance-terminated" }, "terminated") : null]],
       ["revision", String(inst.revision)], ["in state since", when(inst.entered_at) + " (" + relative(inst.entered_at) + ")"],
       ["created", when(inst.created_at)], ["updated", when(inst.updated_at)]]),
     h("div", { class: "grid" },
@@ -578,6 +620,7 @@ async function instancePage(id, _, gen) {
           table(["Event", "Due", "", "#Attempts", "Last error"], (inst.timers || []).map((t) => [t.event, when(t.due_at), relative(t.due_at),
             t.attempts ? num(t.attempts) : "", t.last_error || ""]), "No timers pending.")))),
     offer ? actionsPanel(inst, offer) : null,
+    offer && offer.me.role === "admin" ? adminPanel(inst, offer) : null,
     groups.length ? childrenPanel(inst, groups) : null,
     h("section", { class: "panel", id: "history" }, h("h2", {}, `History (${history.cut ? "the first " + history.length : history.length} transitions)`), timeline(history, inst)),
   ];
@@ -604,7 +647,7 @@ async function offers(inst) {
   const state = (v.states || []).find((s) => s.name === inst.state) || { branches: [] };
   const branches = state.branches || [];
   const events = (inst.events || []).filter((ev) => branches.some((b) => b.event === ev && mayTake(b, me)));
-  return { me, events, payloads: v.payloads || {}, branches };
+  return { me, events, payloads: v.payloads || {}, branches, states: v.states || [] };
 }
 
 function actionsPanel(inst, offer) {
@@ -732,6 +775,304 @@ function explanation(x) {
       b.to, b.guard ? h("span", { class: "mono" }, b.guard) : "–", b.result === undefined ? "–" : String(b.result),
       b.allowed ? "yes" : h("span", { class: "badge bad" }, "no"), b.taken ? h("span", { class: "badge final" }, "taken") : ""])) : null,
     x.context ? h("details", {}, h("summary", {}, "context after"), json(x.context)) : null);
+}
+
+// ---- operating: what an admin key may do (docs/operators.md) ------------------------------------
+
+// isAdmin: the caller (GET /v1/me) has the admin role, which operating needs.
+const isAdmin = (me) => !!me && me.role === "admin";
+
+// opRun makes one request from an operator's form with its buttons disabled, and shows a refusal's
+// detail in the form's outcome.
+async function opRun(outcome, buttons, fn) {
+  buttons.forEach((b) => (b.disabled = true));
+  outcome.replaceChildren(h("p", { class: "muted" }, "…"));
+  try {
+    await fn();
+  } catch (e) {
+    outcome.replaceChildren(problem(e));
+  } finally {
+    buttons.forEach((b) => (b.disabled = false));
+  }
+}
+
+// readJSON reads a JSON textarea: undefined when empty; an object when one is wanted.
+function readJSON(input, what) {
+  const text = input.value.trim();
+  if (text === "") return undefined;
+  let v;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${what}: not JSON: ${e.message}`);
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error(`${what}: a JSON object is wanted, like {"field": "value"}`);
+  return v;
+}
+
+function opField(id, label, input, note) {
+  return h("div", { class: "field" }, h("label", { for: id }, label), input, note ? h("small", { class: "muted" }, note) : null);
+}
+
+const reasonInput = (id, required) => h("input", { id, name: "reason", type: "text", maxlength: 1000, required, autocomplete: "off",
+  placeholder: required ? "why (kept in its history)" : "why (optional)" });
+
+// adminPanel is an instance's operator section (an admin key, an instance that is not final):
+// suspend or resume, terminate (confirmed in the page), and repair to any state of its version,
+// each with a reason. Each redraws the page once done, or shows why it was refused.
+function adminPanel(inst, offer) {
+  const path = (what) => "/v1/instances/" + encodeURIComponent(inst.id) + "/" + what;
+  const done = (text) => {
+    sentNote = { id: inst.id, text };
+    render();
+  };
+
+  // Suspend, or resume a suspended one.
+  const pauseReason = reasonInput("op-pause-reason", !inst.suspended);
+  const pauseButton = h("button", { type: "submit" }, inst.suspended ? "Resume" : "Suspend");
+  const pauseOutcome = h("div", { class: "outcome" });
+  const pause = h("form", { class: "op", id: inst.suspended ? "op-resume" : "op-suspend", onsubmit: (e) => {
+    e.preventDefault();
+    const reason = pauseReason.value.trim();
+    opRun(pauseOutcome, [pauseButton], async () => {
+      if (inst.suspended) {
+        await api(path("resume"), { body: reason ? { reason } : {} });
+        done("Resumed" + (reason ? ": " + reason : "."));
+      } else {
+        await api(path("suspend"), { body: { reason } });
+        done("Suspended: " + reason);
+      }
+    });
+  } },
+  h("h3", {}, inst.suspended ? "Resume" : "Suspend"),
+  h("p", { class: "muted" }, inst.suspended ? "It is suspended: it refuses every event and its timers wait. Resumed, the timers that came due fire once."
+    : "Suspended, it refuses every event, its timers wait and messages to it are held, until resumed."),
+  opField("op-pause-reason", inst.suspended ? "reason" : ["reason", h("span", { class: "req", title: "required" }, " *")], pauseReason),
+  h("div", { class: "buttons" }, pauseButton), pauseOutcome);
+
+  // Terminate: final where it is. A second click confirms (in the page: no dialog).
+  const endReason = reasonInput("op-terminate-reason", true);
+  const endButton = h("button", { type: "submit", class: "danger" }, "Terminate");
+  const endOutcome = h("div", { class: "outcome" });
+  const end = h("form", { class: "op", id: "op-terminate", onsubmit: (e) => {
+    e.preventDefault();
+    const reason = endReason.value.trim();
+    const yes = h("button", { type: "button", class: "danger", id: "op-terminate-confirm" }, "Yes, terminate");
+    const no = h("button", { type: "button", class: "secondary" }, "No");
+    no.addEventListener("click", () => endOutcome.replaceChildren());
+    yes.addEventListener("click", () => opRun(endOutcome, [endButton, yes, no], async () => {
+      await api(path("terminate"), { body: { reason } });
+      done("Terminated: " + reason);
+    }));
+    endOutcome.replaceChildren(h("div", { class: "confirm" },
+      h("p", {}, "Terminate ", h("span", { class: "mono" }, inst.id), " for good? It becomes final in ", inst.state,
+        ", its timers are cancelled and its running children terminated with it."), h("div", { class: "buttons" }, yes, no)));
+  } },
+  h("h3", {}, "Terminate"),
+  h("p", { class: "muted" }, "Final where it is: it takes no event any more, and its parent is not told it ended."),
+  opField("op-terminate-reason", ["reason", h("span", { class: "req", title: "required" }, " *")], endReason),
+  h("div", { class: "buttons" }, endButton), endOutcome);
+
+  // Repair: into a state of its version, with context fields merged over its context.
+  const stateSelect = h("select", { id: "op-repair-state", name: "state", required: true },
+    h("option", { value: "" }, "choose a state"),
+    offer.states.map((s) => h("option", { value: s.name }, s.name + (s.final ? " (final)" : "") + (s.name === inst.state ? " (now)" : ""))));
+  const ctxInput = h("textarea", { id: "op-repair-context", name: "context", rows: 3, placeholder: '{"field": "value"}' });
+  const fixReason = reasonInput("op-repair-reason", true);
+  const fixButton = h("button", { type: "submit" }, "Repair");
+  const fixOutcome = h("div", { class: "outcome" });
+  const fix = h("form", { class: "op", id: "op-repair", onsubmit: (e) => {
+    e.preventDefault();
+    let context;
+    try {
+      context = readJSON(ctxInput, "context");
+    } catch (err) {
+      fixOutcome.replaceChildren(h("div", { class: "error" }, err.message));
+      return;
+    }
+    const body = { state: stateSelect.value, reason: fixReason.value.trim() };
+    if (context) body.context = context;
+    opRun(fixOutcome, [fixButton], async () => {
+      const res = await api(path("repair"), { body });
+      const t = res.transition || {};
+      done(`Repaired: ${t.from || inst.state} → ${t.to || body.state}${t.seq ? " (#" + t.seq + ")" : ""}.`);
+    });
+  } },
+  h("h3", {}, "Repair"),
+  h("p", { class: "muted" }, "Enters the state as a transition would, whatever its handlers say; the context fields given are merged over its context."),
+  opField("op-repair-state", ["state", h("span", { class: "req", title: "required" }, " *")], stateSelect),
+  opField("op-repair-context", "context fields (JSON, optional)", ctxInput),
+  opField("op-repair-reason", ["reason", h("span", { class: "req", title: "required" }, " *")], fixReason),
+  h("div", { class: "buttons" }, fixButton), fixOutcome);
+
+  return h("section", { class: "panel", id: "admin" }, h("h2", {}, "Operate"),
+    h("p", { class: "muted" }, `As ${offer.me.name || "the anonymous user"} (admin). Each is a row in its history, with the reason.`),
+    h("div", { class: "op-forms" }, pause, end, fix));
+}
+
+// bulkPanel is a definition's bulk section (an admin key): a filter (state, version, context
+// fields), an event with its payload or an action with a reason; Plan shows what it would do to
+// the running instances that match, counted (nothing written), with a button to run that very
+// request, whose progress is then read every BULK_POLL_MS until it ends. Changing the form drops
+// the plan: what runs is always what was planned.
+function bulkPanel(name, def, vs, gen) {
+  const states = (def.states || []).filter((s) => !s.final);
+  const stateSelect = h("select", { id: "bulk-state", name: "state" }, h("option", { value: "" }, "any running state"),
+    states.map((s) => h("option", { value: s.name }, s.name)));
+  const versionSelect = h("select", { id: "bulk-version", name: "version" }, h("option", { value: "" }, "any version"),
+    vs.map((v) => h("option", { value: String(v.version) }, "v" + v.version)));
+  const ctxInput = h("textarea", { id: "bulk-ctx", name: "ctx", rows: 2, placeholder: '{"amount[gte]": 100, "customer.tier": "gold"}' });
+  const whatSelect = h("select", { id: "bulk-what", name: "what", required: true },
+    h("optgroup", { label: "Send an event" }, (def.events || []).map((ev) => h("option", { value: "event:" + ev }, ev))),
+    h("optgroup", { label: "Act" }, ["suspend", "resume", "terminate"].map((a) => h("option", { value: "action:" + a }, a))));
+  const payloadInput = h("textarea", { id: "bulk-payload", name: "payload", rows: 2, placeholder: '{"reason": "price error"}' });
+  const reasonField = reasonInput("bulk-reason", false);
+  reasonField.placeholder = "why (required to suspend or terminate)";
+  const planButton = h("button", { type: "submit", id: "bulk-plan-button" }, "Plan");
+  const planBox = h("div", { id: "bulk-plan" });
+  const runBox = h("div", { id: "bulk-run" });
+  const payloadField = opField("bulk-payload", "payload (JSON, for an event)", payloadInput);
+  const showPayload = () => (payloadField.hidden = !whatSelect.value.startsWith("event:"));
+  whatSelect.addEventListener("change", showPayload);
+  showPayload();
+
+  const request = () => {
+    const filter = {};
+    if (stateSelect.value) filter.state = stateSelect.value;
+    if (versionSelect.value) filter.version = Number(versionSelect.value);
+    const ctx = readJSON(ctxInput, "context filters");
+    if (ctx) filter.ctx = ctx;
+    const [kind, what] = [whatSelect.value.slice(0, whatSelect.value.indexOf(":")), whatSelect.value.slice(whatSelect.value.indexOf(":") + 1)];
+    const body = { filter };
+    if (kind === "event") {
+      body.event = what;
+      const payload = readJSON(payloadInput, "payload");
+      if (payload) body.payload = payload;
+    } else body.action = what;
+    const reason = reasonField.value.trim();
+    if (reason) body.reason = reason;
+    return body;
+  };
+
+  const form = h("form", { class: "op bulk", id: "bulk-form", oninput: () => planBox.replaceChildren(), onchange: () => planBox.replaceChildren(),
+    onsubmit: (e) => {
+      e.preventDefault();
+      let body;
+      try {
+        body = request();
+      } catch (err) {
+        planBox.replaceChildren(h("div", { class: "error" }, err.message));
+        return;
+      }
+      opRun(planBox, [planButton], async () => {
+        const plan = await api("/v1/definitions/" + encodeURIComponent(name) + "/bulk/plan", { body });
+        if (gen !== generation) return;
+        const run = h("button", { type: "button", id: "bulk-run-button", disabled: !plan.total }, `Run on ${num(plan.total)} instances`);
+        run.addEventListener("click", () => {
+          run.disabled = true;
+          startBulk(name, body, runBox, gen).catch(() => (run.disabled = false)); // started, the plan is used up
+        });
+        planBox.replaceChildren(h("div", { class: "plan" },
+          h("p", { id: "bulk-total" }, plan.total === 1 ? "1 running instance matches." : `${num(plan.total)} running instances match.`,
+            " ", h("span", { class: "muted" }, "A plan: nothing was written.")),
+          outcomesTable(plan.outcomes || []), h("div", { class: "buttons" }, run)));
+      });
+    } },
+  h("div", { class: "bulk-fields" },
+    h("fieldset", {}, h("legend", {}, "Which running instances"),
+      opField("bulk-state", "state", stateSelect), opField("bulk-version", "version", versionSelect),
+      opField("bulk-ctx", "context fields (JSON)", ctxInput, "a path and a value; [gt], [gte], [lt] or [lte] after a path for a range")),
+    h("fieldset", {}, h("legend", {}, "What to do"),
+      opField("bulk-what", "event or action", whatSelect), payloadField, opField("bulk-reason", "reason", reasonField))),
+  h("div", { class: "buttons" }, planButton, h("span", { class: "muted" }, "Plan first: it shows what would happen, then offers to run it.")));
+  return h("section", { class: "panel", id: "bulk" }, h("h2", {}, "Bulk"), form, planBox, runBox);
+}
+
+// outcomesTable is a plan's (or a run's) outcomes: per from state, where the event took them or
+// why it was refused, with the first ids.
+function outcomesTable(outcomes) {
+  return table(["From state", "To state or refusal", "#Count", "Sample"], outcomes.map((o) => [o.from_state,
+    o.code ? h("span", { class: "badge bad" }, o.code) : h("span", { class: "badge" }, o.to_state),
+    num(o.count), (o.sample || []).map((id, i) => [i ? ", " : "", link(ui.instance(id), h("span", { class: "mono" }, id))])]),
+  "No running instance matches.");
+}
+
+// startBulk runs a planned request and follows it in box until it is no longer running (or the
+// page is left), with Cancel while it runs.
+async function startBulk(name, body, box, gen) {
+  let b;
+  try {
+    b = await api("/v1/definitions/" + encodeURIComponent(name) + "/bulk", { body });
+  } catch (e) {
+    box.replaceChildren(problem(e));
+    throw e;
+  }
+  const cancel = h("button", { type: "button", class: "danger", id: "bulk-cancel" }, "Cancel");
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try {
+      draw(await api("/v1/bulk/" + encodeURIComponent(b.id) + "/cancel", { body: {} }));
+    } catch (e) {
+      box.append(problem(e));
+    }
+  });
+  const draw = (x) => {
+    b = x;
+    box.replaceChildren(h("div", { class: "progress" },
+      h("p", { id: "bulk-status" }, "Bulk ", h("span", { class: "mono" }, x.id), " ", statusBadge(x.status), " ",
+        h("span", { id: "bulk-counts" }, `applied ${num(x.applied)} · refused ${num(x.refused)} · of ${num(x.total)}`),
+        " ", x.status === "running" ? cancel : null),
+      x.total ? h("div", { class: "meter" }, h("div", { style: `width:${Math.min(100, (100 * (x.applied + x.refused)) / x.total)}%` })) : null,
+      x.error ? h("div", { class: "error" }, x.error) : null,
+      outcomesTable(x.outcomes || [])));
+  };
+  draw(b);
+  while (b.status === "running") {
+    await new Promise((r) => setTimeout(r, BULK_POLL_MS));
+    if (gen !== generation) return;
+    try {
+      draw(await api("/v1/bulk/" + encodeURIComponent(b.id)));
+    } catch (e) {
+      box.append(problem(e)); // shown once; the next read may work
+    }
+  }
+}
+
+// ---- dead letters -----------------------------------------------------------------------------------
+
+// deadLettersPage lists the webhook deliveries given up on (GET /v1/outbox/dead), with a Re-drive
+// button on each for an admin key (POST /v1/outbox/dead/{id}/redrive: another round of attempts).
+async function deadLettersPage(_, q) {
+  document.title = "Dead letters · fsmd";
+  const filter = {};
+  for (const k of ["definition", "webhook"]) if (q.get(k)) filter[k] = q.get(k);
+  const [items, me] = await Promise.all([pages("/v1/outbox/dead?" + new URLSearchParams(Object.assign({ limit: 100 }, filter)), 1000), whoami()]);
+  const admin = isAdmin(me);
+  const head = ["Delivery", "Instance", "#Seq", "Webhook", "#Attempts", "Last error", "Last try", "Body"].concat(admin ? [""] : []);
+  return [
+    h("h1", {}, "Dead letters", filter.definition ? " of " + filter.definition : "", filter.webhook ? " to " + filter.webhook : ""),
+    h("p", { class: "muted" }, "Webhook deliveries given up on: kept, and not tried again until re-driven.",
+      admin ? " Re-driving one gives it another round of attempts, due now." : ""),
+    h("div", { class: "panel", id: "dead-letters" }, table(head, items.map((d) => {
+      const row = [h("span", { class: "mono" }, d.id), link(ui.instance(d.instance), h("span", { class: "mono" }, d.instance)), num(d.seq),
+        [d.webhook, h("div", { class: "muted mono" }, d.url)], num(d.attempts), d.last_error || "", when(d.last_try_at),
+        h("details", {}, h("summary", {}, "body"), json(d.body))];
+      if (admin) row.push(redriveButton(d));
+      return row;
+    }), "No dead letters.")),
+    items.cut ? h("p", { class: "muted" }, `Only the first ${num(items.length)} are shown.`) : null,
+  ];
+}
+
+function redriveButton(d) {
+  const cell = h("div", { class: "redrive" });
+  const button = h("button", { type: "button", class: "redrive", "data-id": d.id }, "Re-drive");
+  button.addEventListener("click", () => opRun(cell, [button], async () => {
+    await api("/v1/outbox/dead/" + encodeURIComponent(d.id) + "/redrive", { body: {} });
+    button.remove();
+    cell.replaceChildren(h("span", { class: "badge final" }, "re-driven"));
+  }));
+  return [button, cell];
 }
 
 // ---- the worklist ---------------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Bulks (migrations/postgres/012_admin.sql): an event or an action sent to the running instances of
+// a definition that match a filter, in batches in id order, each batch's progress written after
+// its instances' transitions.
+
+// BulkRow is a bulk as stored.
+type BulkRow struct {
+	ID         string
+	Definition string
+	Request    []byte // the request's JSON
+	Status     string // running, done, cancelled, failed
+	Total      int64
+	Applied    int64
+	Refused    int64
+	Outcomes   []byte // a JSON array
+	Cursor     string // the last id done
+	Error      string
+	Actor      string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	FinishedAt time.Time // zero while running
+}
+
+// bulkRow is BulkRow as scanned.
+type bulkRow struct {
+	ID         string `db:"id"`
+	Definition string `db:"definition"`
+	Request    []byte `db:"request"`
+	Status     string `db:"status"`
+	Total      int64  `db:"total"`
+	Applied    int64  `db:"applied"`
+	Refused    int64  `db:"refused"`
+	Outcomes   []byte `db:"outcomes"`
+	Cursor     string `db:"cursor"`
+	Error      string `db:"error"`
+	Actor      string `db:"actor"`
+	CreatedAt  dbTime `db:"created_at"`
+	UpdatedAt  dbTime `db:"updated_at"`
+	FinishedAt dbTime `db:"finished_at"`
+}
+
+func (r bulkRow) row() BulkRow {
+	return BulkRow{ID: r.ID, Definition: r.Definition, Request: r.Request, Status: r.Status, Total: r.Total, Applied: r.Applied,
+		Refused: r.Refused, Outcomes: r.Outcomes, Cursor: r.Cursor, Error: r.Error, Actor: r.Actor,
+		CreatedAt: r.CreatedAt.Time(), UpdatedAt: r.UpdatedAt.Time(), FinishedAt: r.FinishedAt.Time()}
+}
+
+const bulkColumns = `id, definition, request, status, total, applied, refused, outcomes, cursor, error, actor, created_at, updated_at, finished_at`
+
+// BulkInsert stores a new running bulk. ErrConflict when the definition has a running bulk.
+func BulkInsert(ctx context.Context, ex Executor, b BulkRow) error {
+	d := ex.dialect()
+	_, err := execContext(ctx, ex, `INSERT INTO bulks (`+bulkColumns+`) VALUES (?, ?, ?, 'running', ?, 0, 0, '[]', '', '', ?, ?, ?, NULL)`,
+		b.ID, b.Definition, string(b.Request), b.Total, b.Actor, timeArg(d, b.CreatedAt), timeArg(d, b.CreatedAt))
+	if err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: insert bulk %q of %s: %w", b.ID, b.Definition, err)))
+	}
+	return nil
+}
+
+// BulkGet returns a bulk. ErrNotFound when there is none.
+func BulkGet(ctx context.Context, ex Executor, id string) (BulkRow, error) {
+	var b bulkRow
+	if err := getContext(ctx, ex, &b, `SELECT `+bulkColumns+` FROM bulks WHERE id = ?`, id); err != nil {
+		return BulkRow{}, notFound(err, "bulk %q", id)
+	}
+	return b.row(), nil
+}
+
+// BulksRunning returns the running bulks, oldest first.
+func BulksRunning(ctx context.Context, ex Executor) ([]BulkRow, error) {
+	var rows []bulkRow
+	if err := selectContext(ctx, ex, &rows, `SELECT `+bulkColumns+` FROM bulks WHERE status = 'running' ORDER BY created_at, id`); err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: running bulks: %w", err)))
+	}
+	out := make([]BulkRow, len(rows))
+	for i, r := range rows {
+		out[i] = r.row()
+	}
+	return out, nil
+}
+
+// BulkProgress is what a batch of a bulk did: the cursor it started after (From) and ended at
+// (To), its counts and the bulk's outcomes with it.
+type BulkProgress struct {
+	ID               string
+	From, To         string
+	Applied, Refused int64
+	Outcomes         []byte
+	At               time.Time
+}
+
+// BulkAdvance records a batch, provided the bulk is still running at p.From: false when it is not
+// (it was cancelled, or another process did the batch).
+func BulkAdvance(ctx context.Context, ex Executor, p BulkProgress) (bool, error) {
+	res, err := execContext(ctx, ex, `UPDATE bulks SET cursor = ?, applied = applied + ?, refused = refused + ?, outcomes = ?, updated_at = ?
+		WHERE id = ? AND status = 'running' AND cursor = ?`,
+		p.To, p.Applied, p.Refused, string(p.Outcomes), timeArg(ex.dialect(), p.At), p.ID, p.From)
+	if err != nil {
+		return false, translate(canceled(ctx, fmt.Errorf("persistence: advance bulk %q: %w", p.ID, err)))
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// BulkFinish ends a running bulk with status (done, cancelled or failed) and, for failed, why;
+// false when it was not running any more.
+func BulkFinish(ctx context.Context, ex Executor, id, status, why string, at time.Time) (bool, error) {
+	d := ex.dialect()
+	res, err := execContext(ctx, ex, `UPDATE bulks SET status = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ? AND status = 'running'`,
+		status, why, timeArg(d, at), timeArg(d, at), id)
+	if err != nil {
+		return false, translate(canceled(ctx, fmt.Errorf("persistence: finish bulk %q: %w", id, err)))
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// TransitionWithRequestID returns the latest audit row of an instance whose request_id is
+// requestID (a bulk's id); ok is false when it has none.
+func TransitionWithRequestID(ctx context.Context, ex Executor, instanceID, requestID string) (TransitionRow, bool, error) {
+	var rows []transitionRow
+	err := selectContext(ctx, ex, &rows, `SELECT `+transitionReadColumns+` FROM transitions
+		WHERE instance_id = ? AND request_id = ? ORDER BY seq DESC LIMIT 1`, instanceID, requestID)
+	if err != nil {
+		return TransitionRow{}, false, translate(canceled(ctx, fmt.Errorf("persistence: the transition %q of instance %q: %w", requestID, instanceID, err)))
+	}
+	if len(rows) == 0 {
+		return TransitionRow{}, false, nil
+	}
+	return rows[0].row(), true, nil
+}
