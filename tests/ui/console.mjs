@@ -24,9 +24,9 @@ async function newPage() {
   const page = await context.newPage();
   page.on("pageerror", (e) => problems.push("page error: " + e.message));
   page.on("console", (m) => {
-    // A 401 is the console asking for a key, a 404 a test that looks for what is not there, and a
-    // 409 an event the test sends to see it refused.
-    if (m.type() === "error" && !/status of 40[149]/.test(m.text())) problems.push("console error: " + m.text());
+    // A 401 is the console asking for a key, a 404 a test that looks for what is not there, a 409
+    // an event the test sends to see it refused, and a 422 a repair the test sends to see it refused.
+    if (m.type() === "error" && !/status of (40[149]|422)/.test(m.text())) problems.push("console error: " + m.text());
   });
   page.on("dialog", async (d) => {
     problems.push("a dialog opened: " + d.message());
@@ -150,6 +150,27 @@ await step("a read key sees no form and no button to act", async () => {
     "a read key is offered to act");
 });
 
+// The controls of an admin key (docs/operators.md): none of them for a read key, on the pages that
+// have them for an admin.
+const operating = "#bulk, #bulk-form, #admin, #op-suspend, #op-resume, #op-terminate, #op-repair, button.redrive";
+
+await step("a read key sees no bulk, repair, suspend, terminate or re-drive", async () => {
+  await page.goto(fx.url + "/ui/definitions/loan");
+  await page.locator("#diagram svg").waitFor();
+  assert.equal(await page.locator(operating).count(), 0, "a read key is offered to operate on a definition");
+  assert.equal(await page.locator("main button, main form").count(), 0);
+  await page.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.pause_loan));
+  await page.locator("#diagram svg").waitFor();
+  assert.equal(await page.locator(operating).count(), 0, "a read key is offered to operate on an instance");
+  assert.equal(await page.locator("main button, main form").count(), 0);
+  await page.click("header nav a:text-is('Dead letters')");
+  await page.waitForURL(/\/ui\/dead-letters$/);
+  await page.locator("#dead-letters table").waitFor();
+  assert.match(await text("#dead-letters"), new RegExp(fx.dead_letter + "[\\s\\S]*HTTP 503"));
+  assert.equal(await page.locator("main button").count(), 0, "a read key is offered to re-drive");
+  await screenshot(page, "dead-letters-read");
+});
+
 // signIn opens path in a new browser context and enters key at the prompt.
 async function signIn(key, path) {
   const p = await newPage();
@@ -255,8 +276,130 @@ await step("a branch's allow: a write key outside its groups is not offered the 
   assert.equal(await finance.locator("#actions").count(), 0, "a final instance is offered events");
   await screenshot(finance, "allowed");
 });
+await step("a write key sees no bulk, repair, suspend, terminate or re-drive", async () => {
+  await writer.goto(fx.url + "/ui/definitions/loan");
+  await writer.locator("#diagram svg").waitFor();
+  assert.equal(await writer.locator(operating).count(), 0, "a write key is offered to operate on a definition");
+  await writer.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.pause_loan));
+  await writer.locator("#actions form[data-event='submit']").waitFor(); // it may send events
+  assert.equal(await writer.locator(operating).count(), 0, "a write key is offered to operate on an instance");
+  assert.equal(await writer.locator("main button:text-is('Suspend'), main button:text-is('Terminate'), main button:text-is('Repair')").count(), 0);
+  await writer.goto(fx.url + "/ui/dead-letters");
+  await writer.locator("#dead-letters table").waitFor();
+  assert.equal(await writer.locator(operating).count(), 0, "a write key is offered to re-drive");
+});
 await writer.context().close();
 await finance.context().close();
+
+const admin = await signIn(fx.admin_key, "/ui/definitions/loan");
+
+await step("an admin plans a bulk (the plan's table), then runs it and follows it to done", async () => {
+  await admin.locator("#bulk-form").waitFor();
+  await admin.selectOption("#bulk-state", "draft");
+  await admin.fill("#bulk-ctx", JSON.stringify({ purpose: "bulk", "amount_requested[gte]": 1000 }));
+  await admin.selectOption("#bulk-what", "event:submit");
+  await admin.click("#bulk-plan-button");
+  await admin.locator("#bulk-plan table, #bulk-plan .error").first().waitFor();
+  assert.equal(await admin.locator("#bulk-plan .error").count(), 0, await admin.locator("#bulk-plan").innerText());
+  assert.match(await admin.locator("#bulk-total").innerText(), /^3 running instances match/);
+  const rows = admin.locator("#bulk-plan tbody tr");
+  const got = [];
+  for (let i = 0; i < (await rows.count()); i++) got.push(await rows.nth(i).locator("td").allInnerTexts());
+  got.sort((a, b) => (a[1] < b[1] ? -1 : 1));
+  assert.deepEqual(got, [["draft", "guard_rejected", "1", fx.bulk_loans[2]],
+    ["draft", "kyc_check", "2", fx.bulk_loans[0] + ", " + fx.bulk_loans[1]]]);
+  assert.deepEqual(await admin.locator("#bulk-plan tbody a").evaluateAll((as) => as.map((a) => a.getAttribute("href"))),
+    [2, 0, 1].map((i) => "/ui/instances/" + fx.bulk_loans[i]), "the sample ids link to their instances");
+  await screenshot(admin, "bulk-plan");
+  // A changed form drops the plan: what runs is what was planned.
+  await admin.selectOption("#bulk-what", "action:suspend");
+  assert.equal(await admin.locator("#bulk-plan table, #bulk-run-button").count(), 0, "the plan stays when the form changes");
+  await admin.selectOption("#bulk-what", "event:submit");
+  await admin.click("#bulk-plan-button");
+  await admin.locator("#bulk-run-button").filter({ hasText: "Run on 3 instances" }).waitFor();
+  await admin.click("#bulk-run-button");
+  await admin.locator("#bulk-status").filter({ hasText: /\bdone\b/ }).waitFor();
+  assert.match(await admin.locator("#bulk-counts").innerText(), /^applied 2 · refused 1 · of 3$/);
+  assert.equal(await admin.locator("#bulk-cancel").count(), 0, "Cancel is offered for a bulk that is done");
+  assert.equal(await admin.locator("#bulk-run-button").isDisabled(), true, "a plan can be run twice");
+  await screenshot(admin, "bulk-done");
+  // Its instances: moved by the bulk, the refused one where it was.
+  await admin.click(`#bulk-run a[href='/ui/instances/${fx.bulk_loans[0]}']`);
+  await admin.locator("#diagram svg").waitFor();
+  assert.equal(await admin.locator("#instance-state").innerText(), "kyc_check");
+  assert.match(await admin.locator("#history li").first().innerText(), /bulk by admin-key/);
+});
+
+await step("an admin repairs an instance with a reason (script in it stays text); a refused repair shows why", async () => {
+  const xss = `<img src=x onerror="window.__xss=1">`;
+  await admin.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.repair_loan));
+  const repair = admin.locator("#admin form#op-repair");
+  await repair.waitFor();
+  assert.equal(await admin.locator("#instance-state").innerText(), "draft");
+  await admin.selectOption("#op-repair-state", "credit_check");
+  await admin.fill("#op-repair-context", JSON.stringify({ amount_requested: "lots" }));
+  await admin.fill("#op-repair-reason", xss);
+  await repair.locator("button:text-is('Repair')").click();
+  await repair.locator(".outcome .error").waitFor();
+  assert.match(await repair.locator(".outcome .error").innerText(), /invalid_context/);
+  assert.equal(await admin.locator("#instance-state").innerText(), "draft");
+  await admin.fill("#op-repair-context", JSON.stringify({ hold_reason: "fixed by hand" }));
+  await repair.locator("button:text-is('Repair')").click();
+  await admin.locator("#sent").filter({ hasText: "Repaired" }).waitFor();
+  assert.equal(await admin.locator("#instance-state").innerText(), "credit_check");
+  assert.match(await admin.locator("#sent").innerText(), /Repaired: draft → credit_check \(#1\)/);
+  const row = admin.locator("#history ol.timeline > li").first();
+  assert.match(await row.innerText(), /repair by admin-key/);
+  assert.match(await row.innerText(), /repair\s+draft → credit_check/);
+  await row.locator("details").evaluate((d) => (d.open = true));
+  const shown = await row.innerText();
+  assert.ok(shown.includes(JSON.stringify(xss)), "the reason is not shown as text:\n" + shown);
+  assert.ok(shown.includes("fixed by hand"), "the context after misses the repair's field");
+  assert.equal(await admin.evaluate(() => window.__xss), undefined, "script from a reason ran");
+  assert.equal(await admin.locator("main img, main script").count(), 0, "markup from a reason became elements");
+  await screenshot(admin, "repaired");
+});
+
+await step("an admin suspends then resumes an instance", async () => {
+  await admin.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.pause_loan));
+  await admin.locator("#op-suspend").waitFor();
+  assert.equal(await admin.locator("#instance-suspended").count(), 0);
+  await admin.fill("#op-pause-reason", "waiting for the bureau");
+  await admin.locator("#op-suspend button:text-is('Suspend')").click();
+  await admin.locator("#op-resume").waitFor();
+  assert.equal(await admin.locator("#instance-suspended").innerText(), "suspended");
+  assert.match(await admin.locator("#sent").innerText(), /Suspended: waiting for the bureau/);
+  assert.match(await admin.locator("#history ol.timeline > li").first().innerText(), /admin by admin-key[\s\S]*suspend\s+draft → draft/);
+  await screenshot(admin, "suspended");
+  await admin.locator("#op-resume button:text-is('Resume')").click();
+  await admin.locator("#op-suspend").waitFor();
+  assert.equal(await admin.locator("#instance-suspended").count(), 0);
+  assert.match(await admin.locator("#history ol.timeline > li").first().innerText(), /resume\s+draft → draft/);
+});
+
+await step("an admin terminates an instance, confirmed in the page", async () => {
+  await admin.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.end_loan));
+  await admin.locator("#op-terminate").waitFor();
+  await admin.fill("#op-terminate-reason", "a duplicate application");
+  await admin.locator("#op-terminate button:text-is('Terminate')").click();
+  await admin.locator("#op-terminate-confirm").click();
+  await admin.locator("#instance-terminated").waitFor();
+  assert.equal(await admin.locator("#instance-state").innerText(), "draft");
+  assert.equal(await admin.locator("#admin, #actions").count(), 0, "a terminated instance is offered to act");
+});
+
+await step("an admin re-drives a dead letter", async () => {
+  await admin.goto(fx.url + "/ui/dead-letters");
+  const button = admin.locator(`#dead-letters button.redrive[data-id='${fx.dead_letter}']`);
+  await button.waitFor();
+  await screenshot(admin, "dead-letters-admin");
+  await button.click();
+  await admin.locator("#dead-letters .redrive .badge").filter({ hasText: "re-driven" }).waitFor();
+  await admin.reload();
+  await admin.locator("#dead-letters").waitFor();
+  assert.match(await admin.locator("#dead-letters").innerText(), /No dead letters/);
+});
+await admin.context().close();
 
 await step("the instances a migration stranded, and one of them", async () => {
   await page.goto(fx.url + "/ui/definitions/claim");

@@ -941,7 +941,9 @@ function bulkPanel(name, def, vs, gen) {
     if (stateSelect.value) filter.state = stateSelect.value;
     if (versionSelect.value) filter.version = Number(versionSelect.value);
     const ctx = readJSON(ctxInput, "context filters");
-    if (ctx) filter.ctx = ctx;
+    // Values go as text, which the server reads as the field's type (as GET /v1/instances's ctx.
+    // parameters): a JSON number in filter.ctx is refused by the server as it is now.
+    if (ctx) filter.ctx = Object.fromEntries(Object.entries(ctx).map(([k, v]) => [k, typeof v === "number" || typeof v === "boolean" ? String(v) : v]));
     const [kind, what] = [whatSelect.value.slice(0, whatSelect.value.indexOf(":")), whatSelect.value.slice(whatSelect.value.indexOf(":") + 1)];
     const body = { filter };
     if (kind === "event") {
