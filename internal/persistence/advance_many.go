@@ -31,6 +31,15 @@ func InstanceAdvanceMany(ctx context.Context, tx *Tx, u InstanceUpdateParams, r 
 	if err := InstanceUpdate(ctx, tx, u); err != nil {
 		return err
 	}
+	if err := transitionsInsert(ctx, tx, r); err != nil {
+		return fmt.Errorf("persistence: the transitions of instance %q: %w", u.ID, err)
+	}
+	return nil
+}
+
+// transitionsInsert inserts audit rows in one statement. ErrConflict when a seq or an idempotency
+// key is taken: the caller's transaction then fails as a whole.
+func transitionsInsert(ctx context.Context, tx *Tx, r []TransitionRow) error {
 	d := tx.Dialect
 	var b strings.Builder
 	b.WriteString(`INSERT INTO transitions (` + transitionReadColumns + `) VALUES `)
@@ -46,7 +55,7 @@ func InstanceAdvanceMany(ctx context.Context, tx *Tx, u InstanceUpdateParams, r 
 			nullInt(t.FromVersion), timeArg(d, t.At), nullString(t.Dropped), nullString(t.Actor), t.ActorKind)
 	}
 	if _, err := execContext(ctx, tx, b.String(), args...); err != nil {
-		return translate(canceled(ctx, fmt.Errorf("persistence: insert %d transitions of instance %q: %w", len(r), u.ID, err)))
+		return translate(canceled(ctx, fmt.Errorf("insert %d transitions: %w", len(r), err)))
 	}
 	return nil
 }

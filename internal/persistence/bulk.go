@@ -21,6 +21,7 @@ type BulkRow struct {
 	Refused    int64
 	Outcomes   []byte // a JSON array
 	Cursor     string // the last id done
+	Pending    string // the last id of the batch being done; "" between batches
 	Error      string
 	Actor      string
 	CreatedAt  time.Time
@@ -39,6 +40,7 @@ type bulkRow struct {
 	Refused    int64  `db:"refused"`
 	Outcomes   []byte `db:"outcomes"`
 	Cursor     string `db:"cursor"`
+	Pending    string `db:"pending"`
 	Error      string `db:"error"`
 	Actor      string `db:"actor"`
 	CreatedAt  dbTime `db:"created_at"`
@@ -48,16 +50,16 @@ type bulkRow struct {
 
 func (r bulkRow) row() BulkRow {
 	return BulkRow{ID: r.ID, Definition: r.Definition, Request: r.Request, Status: r.Status, Total: r.Total, Applied: r.Applied,
-		Refused: r.Refused, Outcomes: r.Outcomes, Cursor: r.Cursor, Error: r.Error, Actor: r.Actor,
+		Refused: r.Refused, Outcomes: r.Outcomes, Cursor: r.Cursor, Pending: r.Pending, Error: r.Error, Actor: r.Actor,
 		CreatedAt: r.CreatedAt.Time(), UpdatedAt: r.UpdatedAt.Time(), FinishedAt: r.FinishedAt.Time()}
 }
 
-const bulkColumns = `id, definition, request, status, total, applied, refused, outcomes, cursor, error, actor, created_at, updated_at, finished_at`
+const bulkColumns = `id, definition, request, status, total, applied, refused, outcomes, cursor, pending, error, actor, created_at, updated_at, finished_at`
 
 // BulkInsert stores a new running bulk. ErrConflict when the definition has a running bulk.
 func BulkInsert(ctx context.Context, ex Executor, b BulkRow) error {
 	d := ex.dialect()
-	_, err := execContext(ctx, ex, `INSERT INTO bulks (`+bulkColumns+`) VALUES (?, ?, ?, 'running', ?, 0, 0, '[]', '', '', ?, ?, ?, NULL)`,
+	_, err := execContext(ctx, ex, `INSERT INTO bulks (`+bulkColumns+`) VALUES (?, ?, ?, 'running', ?, 0, 0, '[]', '', '', '', ?, ?, ?, NULL)`,
 		b.ID, b.Definition, string(b.Request), b.Total, b.Actor, timeArg(d, b.CreatedAt), timeArg(d, b.CreatedAt))
 	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: insert bulk %q of %s: %w", b.ID, b.Definition, err)))
@@ -100,11 +102,23 @@ type BulkProgress struct {
 // BulkAdvance records a batch, provided the bulk is still running at p.From: false when it is not
 // (it was cancelled, or another process did the batch).
 func BulkAdvance(ctx context.Context, ex Executor, p BulkProgress) (bool, error) {
-	res, err := execContext(ctx, ex, `UPDATE bulks SET cursor = ?, applied = applied + ?, refused = refused + ?, outcomes = ?, updated_at = ?
+	res, err := execContext(ctx, ex, `UPDATE bulks SET cursor = ?, pending = '', applied = applied + ?, refused = refused + ?, outcomes = ?,
+			updated_at = ?
 		WHERE id = ? AND status = 'running' AND cursor = ?`,
 		p.To, p.Applied, p.Refused, string(p.Outcomes), timeArg(ex.dialect(), p.At), p.ID, p.From)
 	if err != nil {
 		return false, translate(canceled(ctx, fmt.Errorf("persistence: advance bulk %q: %w", p.ID, err)))
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// BulkMark records that the batch after cursor, up to pending, is being done, provided the bulk is
+// still running at cursor: false when it is not.
+func BulkMark(ctx context.Context, ex Executor, id, cursor, pending string) (bool, error) {
+	res, err := execContext(ctx, ex, `UPDATE bulks SET pending = ? WHERE id = ? AND status = 'running' AND cursor = ?`, pending, id, cursor)
+	if err != nil {
+		return false, translate(canceled(ctx, fmt.Errorf("persistence: mark a batch of bulk %q: %w", id, err)))
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
@@ -136,4 +150,27 @@ func TransitionWithRequestID(ctx context.Context, ex Executor, instanceID, reque
 		return TransitionRow{}, false, nil
 	}
 	return rows[0].row(), true, nil
+}
+
+// TransitionsWithRequestID returns, of the instances ids, those with an audit row of requestID (a
+// bulk's id), each with its latest such row: one query for a bulk's batch.
+func TransitionsWithRequestID(ctx context.Context, ex Executor, requestID string, ids []string) (map[string]TransitionRow, error) {
+	out := map[string]TransitionRow{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := []any{requestID}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	var rows []transitionRow
+	err := selectContext(ctx, ex, &rows, `SELECT `+transitionReadColumns+` FROM transitions
+		WHERE request_id = ? AND instance_id IN (`+placeholders(len(ids))+`) ORDER BY instance_id, seq`, args...)
+	if err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: the transitions %q of %d instances: %w", requestID, len(ids), err)))
+	}
+	for _, r := range rows {
+		out[r.InstanceID] = r.row()
+	}
+	return out, nil
 }

@@ -112,8 +112,10 @@ type InstanceListParams struct {
 	Suspended  bool      // only the suspended instances
 	Running    bool      // only the instances not final
 	// TouchedBy, when set, also selects the instances of Definition with an audit row of this
-	// request id, whatever the other filters say (a bulk's batch done again).
+	// request id, whatever the other filters say (a bulk's batch done again, within UpTo: the
+	// condition cannot use an index).
 	TouchedBy string
+	UpTo      string // the instances whose id is at most this ("" for no bound)
 	After     string // the instances whose id is greater ("" for the first page)
 	Limit     int    // at most this many; 0 or less for no limit
 	MaxBytes  int    // stop after the row that takes their Bytes past it; 0 for no bound
@@ -346,6 +348,9 @@ func instanceListQuery(d Dialect, p InstanceListParams) (string, []any, error) {
 	}
 	if p.After != "" {
 		where, args = append(where, "id > ?"), append(args, p.After)
+	}
+	if p.UpTo != "" {
+		where, args = append(where, "id <= ?"), append(args, p.UpTo)
 	}
 	var b strings.Builder
 	b.WriteString(`SELECT ` + instanceColumns + ` FROM instances`)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,7 +101,7 @@ func (e *BulkRunningError) Code() string { return code.BulkRunning }
 
 // bulkBatch is how many instances a batch of a run takes; bulkWorkers how many of them at once.
 const (
-	bulkBatch   = 200
+	bulkBatch   = 1000
 	bulkWorkers = 4
 	bulkSample  = 5
 )
@@ -140,8 +141,12 @@ func (s *Service) checkBulk(req BulkRequest) (*machine.Definition, persistence.I
 		switch v := req.Filter.Ctx[key].(type) {
 		case string:
 			value = v
-		case float64, bool:
-			value = fmt.Sprint(v)
+		case json.Number: // the server decodes numbers exactly
+			value = v.String()
+		case float64:
+			value = strconv.FormatFloat(v, 'f', -1, 64) // 1000000, not 1e+06
+		case bool:
+			value = strconv.FormatBool(v)
 		default:
 			return nil, persistence.InstanceListParams{}, &BadRequestError{fmt.Sprintf("filter.ctx.%s: want a string, a number or a boolean", key)}
 		}
@@ -422,9 +427,12 @@ func (s *Service) bulkBatch(ctx context.Context, row persistence.BulkRow) (bool,
 		_, ferr := persistence.BulkFinish(ctx, s.db, row.ID, "failed", err.Error(), s.now())
 		return false, ferr
 	}
-	// The instances of a batch done again after a crash may match no more (the bulk moved them):
-	// those with a row of the bulk are taken too, and answered from it.
-	params.After, params.Limit, params.TouchedBy = row.Cursor, bulkBatch, row.ID
+	params.After, params.Limit = row.Cursor, bulkBatch
+	if row.Pending != "" {
+		// A batch done again after a crash: its instances that match no more because the bulk
+		// moved them are taken too (they have its row), and answered from their rows.
+		params.TouchedBy, params.UpTo = row.ID, row.Pending
+	}
 	rows, err := persistence.InstanceList(ctx, s.db, params)
 	if err != nil {
 		return false, err
@@ -433,10 +441,22 @@ func (s *Service) bulkBatch(ctx context.Context, row persistence.BulkRow) (bool,
 		_, err := persistence.BulkFinish(ctx, s.db, row.ID, "done", "", s.now())
 		return true, err
 	}
+	if row.Pending == "" {
+		if ok, err := persistence.BulkMark(ctx, s.db, row.ID, row.Cursor, rows[len(rows)-1].ID); err != nil || !ok {
+			return false, err // cancelled, or another process is at it
+		}
+	}
 	last := rows[len(rows)-1].ID // before round shuffles them
 	t := newBulkTally(b.Outcomes)
 	applied0, refused0 := t.applied, t.refused
-	err = round(rows, bulkWorkers, func(inst persistence.InstanceRow) error {
+	slow := rows
+	if req.Event != "" {
+		if slow, err = s.bulkFast(ctx, rows, req, row.ID, t); err != nil {
+			s.log.Warn("a bulk's batch failed; trying again", slog.String("bulk", row.ID), slog.Any("error", err))
+			return false, nil
+		}
+	}
+	err = round(slow, bulkWorkers, func(inst persistence.InstanceRow) error {
 		k, err := s.applyOne(ctx, inst, req, row.ID)
 		if err == nil {
 			t.add(inst.ID, k)
@@ -451,6 +471,107 @@ func (s *Service) bulkBatch(ctx context.Context, row persistence.BulkRow) (bool,
 	_, err = persistence.BulkAdvance(ctx, s.db, persistence.BulkProgress{ID: row.ID, From: row.Cursor, To: last,
 		Applied: t.applied - applied0, Refused: t.refused - refused0, Outcomes: outcomes, At: s.now()})
 	return true, err
+}
+
+// bulkFast applies a bulk's event to the instances of a batch whose transition is plain (no
+// webhook, message, child or exit: the engine's decision and its audit row are all it writes) in
+// one transaction of a few set-based statements (persistence.AdvanceBatch), and counts the
+// refusals (which write nothing, as the event path's do): the run's speed is then the database's
+// set-based writes, not a round trip per instance. It returns the instances left to the event
+// path: those with other effects, and all of them when the batch's write finds one that moved
+// meanwhile (an API event came first), so that each is decided again on its own. The instances of
+// a batch done again after a crash that have a row of the bulk are counted from it.
+func (s *Service) bulkFast(ctx context.Context, rows []persistence.InstanceRow, req BulkRequest, id string, t *bulkTally) ([]persistence.InstanceRow, error) {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	done, err := persistence.TransitionsWithRequestID(ctx, s.db, id, ids)
+	if err != nil {
+		return nil, err
+	}
+	hash := requestHash(map[string]any{"event": req.Event, "payload": orEmpty(req.Payload)})
+	now := s.now()
+	type fast struct {
+		l    loaded
+		m    *move
+		key  outcomeKey
+		item persistence.Advance
+		next persistence.InstanceRow
+	}
+	decided := make([]*fast, len(rows))
+	var mu sync.Mutex
+	var slow []persistence.InstanceRow
+	index := make(map[string]int, len(rows))
+	for i, r := range rows {
+		index[r.ID] = i
+	}
+	err = round(slices.Clone(rows), bulkWorkers, func(inst persistence.InstanceRow) error {
+		if prev, ok := done[inst.ID]; ok {
+			decided[index[inst.ID]] = &fast{key: outcomeKey{from: prev.From, to: prev.To}}
+			return nil
+		}
+		l, err := s.load(inst, inst.ID, nil)
+		if err != nil {
+			return err
+		}
+		ev := bulkEvent(req, inst.ID, id)
+		d := s.decide(ctx, l, ev, now)
+		switch {
+		case d.err != nil && code.Of(d.err) != "":
+			decided[index[inst.ID]] = &fast{key: outcomeKey{from: inst.State, code: code.Of(d.err)}}
+			return nil
+		case d.err != nil:
+			return d.err
+		}
+		m := d.transition
+		if len(m.Sent) > 0 || len(m.Start) > 0 || len(m.Exit) > 0 || m.groups != nil || len(l.def.Notify) > 0 {
+			mu.Lock()
+			slow = append(slow, inst)
+			mu.Unlock()
+			return nil
+		}
+		r, next, err := prepare(l, m, ev, hash, now)
+		if err != nil {
+			return err
+		}
+		decided[index[inst.ID]] = &fast{l: l, m: m, key: outcomeKey{from: m.From, to: m.To},
+			item: persistence.Advance{Update: updateOf(l, m, next, now), Row: r}, next: next}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var items []persistence.Advance
+	for _, f := range decided {
+		if f != nil && f.m != nil {
+			items = append(items, f.item)
+		}
+	}
+	err = s.db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.AdvanceBatch(ctx, tx, items) })
+	if errors.Is(err, persistence.ErrConflict) || errors.Is(err, persistence.ErrKeyExists) {
+		return rows, nil // one moved, or a key is taken: each on its own, through the event path
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range decided {
+		if f == nil {
+			continue
+		}
+		if f.m != nil {
+			s.cache.drop(f.next.ID)
+			s.countTransition(f.l.row.Definition, f.m.From, f.m.To, f.m.Event, f.l.row.EnteredAt, now)
+			t.add(f.next.ID, f.key)
+			continue
+		}
+	}
+	for i, f := range decided {
+		if f != nil && f.m == nil {
+			t.add(rows[i].ID, f.key)
+		}
+	}
+	return slow, nil
 }
 
 // applyOne applies req to one instance as the bulk id: the event through the event path, or the

@@ -27,15 +27,7 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 	if err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
-	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
-		Version: next.Version, State: next.State, Context: next.Context, Revision: rev, Final: next.Final,
-		UpdatedAt: now, EnteredAt: next.EnteredAt, Children: m.groups}
-	if t.Task != nil { // the state entered sets (or clears) the task; a stay keeps it
-		update.Task = &next.Task
-	}
-	if len(t.Cancel) > 0 || len(t.Arm) > 0 { // the timers change with the transition, in its statement
-		update.Timers = &persistence.TimerChange{Cancel: len(t.Cancel) > 0, Arms: arms(t.Arm)}
-	}
+	update := updateOf(l, m, next, now)
 	// The webhooks it notifies get their outbox rows with it, in its statement (or transaction).
 	if len(l.def.Notify) > 0 {
 		update.Outbox, err = outbox.Rows(outbox.RowsParams{Definition: l.def, Version: l.row.Version, InstanceID: l.row.ID, Seq: rev,
@@ -80,6 +72,21 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 		ex.AfterCommit(s.messageWake.signal) // the local dispatcher delivers them without waiting for its poll
 	}
 	return answer(l, next, t, now), next, nil
+}
+
+// updateOf is the update of l's instance to next by the transition m, with its timers' change.
+func updateOf(l loaded, m *move, next persistence.InstanceRow, now time.Time) persistence.InstanceUpdateParams {
+	t := m.Transition
+	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
+		Version: next.Version, State: next.State, Context: next.Context, Revision: next.Revision, Final: next.Final,
+		UpdatedAt: now, EnteredAt: next.EnteredAt, Children: m.groups}
+	if t.Task != nil { // the state entered sets (or clears) the task; a stay keeps it
+		update.Task = &next.Task
+	}
+	if len(t.Cancel) > 0 || len(t.Arm) > 0 { // the timers change with the transition, in its statement
+		update.Timers = &persistence.TimerChange{Cancel: len(t.Cancel) > 0, Arms: arms(t.Arm)}
+	}
+	return update
 }
 
 // prepare makes the audit row of the transition m of l and the instance's row after it.

@@ -36,6 +36,9 @@ CREATE TABLE bulks (
     -- [{from_state, to_state | code, count, sample}], as the batches found them.
     outcomes    jsonb NOT NULL DEFAULT '[]',
     cursor      text COLLATE "C" NOT NULL DEFAULT '',
+    -- the last id of the batch being done ('' between batches): a batch found pending is being
+    -- done again after a crash, and takes its instances that match no more because it moved them.
+    pending     text COLLATE "C" NOT NULL DEFAULT '',
     error       text NOT NULL DEFAULT '',
     actor       text NOT NULL DEFAULT '',
     created_at  timestamptz NOT NULL,

@@ -63,6 +63,7 @@ CREATE TABLE bulks (
     refused     INTEGER NOT NULL DEFAULT 0,
     outcomes    TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(outcomes)),
     cursor      TEXT NOT NULL DEFAULT '',
+    pending     TEXT NOT NULL DEFAULT '',
     error       TEXT NOT NULL DEFAULT '',
     actor       TEXT NOT NULL DEFAULT '',
     created_at  TEXT NOT NULL,

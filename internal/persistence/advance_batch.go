@@ -1,0 +1,146 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Advance is one accepted transition of a batch (AdvanceBatch): the instance's update and its
+// audit row, as InstanceAdvance takes them.
+type Advance struct {
+	Update InstanceUpdateParams
+	Row    TransitionRow
+}
+
+// AdvanceBatch writes the transitions of many instances in tx, each on the condition that its
+// instance is still at Update.ExpectRevision and not suspended: on PostgreSQL in a few set-based
+// statements whatever their number (the updates, the audit rows, the timers cancelled and armed),
+// on SQLite an update per instance and the rest set-based. The transitions must have no outbox
+// rows, messages or children: a bulk's batch of plain transitions. ErrConflict when an instance
+// moved (or was suspended) meanwhile, or a seq or an idempotency key is taken: the caller's
+// transaction then fails as a whole.
+func AdvanceBatch(ctx context.Context, tx *Tx, items []Advance) error {
+	if len(items) == 0 {
+		return nil
+	}
+	for _, it := range items {
+		u := it.Update
+		if len(u.Outbox) > 0 || len(u.Messages) > 0 || u.Children != nil || u.ID != it.Row.InstanceID || u.Revision != it.Row.Seq {
+			return fmt.Errorf("persistence: a batch advance of instance %q with effects, or its row %d of %q", u.ID, it.Row.Seq, it.Row.InstanceID)
+		}
+	}
+	if err := batchUpdate(ctx, tx, items); err != nil {
+		return err
+	}
+	rows := make([]TransitionRow, len(items))
+	var cancel []string
+	var arms []Advance
+	for i, it := range items {
+		rows[i] = it.Row
+		if t := it.Update.Timers; t != nil {
+			if t.Cancel {
+				cancel = append(cancel, it.Update.ID)
+			}
+			if len(t.Arms) > 0 {
+				arms = append(arms, it)
+			}
+		}
+	}
+	if err := transitionsInsert(ctx, tx, rows); err != nil {
+		return fmt.Errorf("persistence: a batch of %d transitions: %w", len(items), err)
+	}
+	if len(cancel) > 0 {
+		args := make([]any, len(cancel))
+		for i, id := range cancel {
+			args[i] = id
+		}
+		if _, err := execContext(ctx, tx, `DELETE FROM timers WHERE instance_id IN (`+placeholders(len(cancel))+`)`, args...); err != nil {
+			return translate(canceled(ctx, fmt.Errorf("persistence: cancel the timers of %d instances: %w", len(cancel), err)))
+		}
+	}
+	if len(arms) > 0 {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO timers (` + timerColumns + `) VALUES `)
+		var args []any
+		for _, it := range arms {
+			for i, a := range it.Update.Timers.Arms {
+				if len(args) > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("(?, ?, ?, ?, ?, ?, 0, '')")
+				at := timeArg(tx.Dialect, a.DueAt)
+				args = append(args, it.Update.ID, it.Update.Revision, i, a.Event, at, at)
+			}
+		}
+		if _, err := execContext(ctx, tx, b.String(), args...); err != nil {
+			return translate(canceled(ctx, fmt.Errorf("persistence: arm the timers of %d instances: %w", len(arms), err)))
+		}
+	}
+	return nil
+}
+
+// batchUpdate applies the instances' updates: on PostgreSQL one UPDATE ... FROM unnest.
+func batchUpdate(ctx context.Context, tx *Tx, items []Advance) error {
+	if tx.Dialect != Postgres {
+		for _, it := range items {
+			if err := instanceUpdateNotSuspended(ctx, tx, it.Update); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	n := len(items)
+	ids, states, contexts, assignees, dues := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	expects, revs, versions := make([]int64, n), make([]int64, n), make([]int64, n)
+	finals, setTask := make([]bool, n), make([]bool, n)
+	updated, entered := make([]string, n), make([]string, n)
+	for i, it := range items {
+		u := it.Update
+		ids[i], states[i], contexts[i] = u.ID, u.State, jsonArg(u.Context, "{}").(string)
+		expects[i], revs[i], versions[i], finals[i] = u.ExpectRevision, u.Revision, int64(u.Version), u.Final
+		updated[i], entered[i] = u.UpdatedAt.UTC().Format(time.RFC3339Nano), u.EnteredAt.UTC().Format(time.RFC3339Nano)
+		if u.Task != nil {
+			setTask[i] = true
+			if a, ok := u.Task.assigneesArg().(string); ok {
+				assignees[i] = a
+			}
+			if !u.Task.DueAt.IsZero() {
+				dues[i] = u.Task.DueAt.UTC().Format(time.RFC3339Nano)
+			}
+		}
+	}
+	res, err := execContext(ctx, tx, `UPDATE instances i SET version = u.version, state = u.state, context = u.context::jsonb,
+			revision = u.rev, final = u.final, updated_at = u.updated::timestamptz, entered_at = u.entered::timestamptz,
+			assignees = CASE WHEN u.set_task THEN NULLIF(u.assignees, '')::jsonb ELSE i.assignees END,
+			due_at = CASE WHEN u.set_task THEN NULLIF(u.due, '')::timestamptz ELSE i.due_at END
+		FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::integer[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[],
+			?::boolean[], ?::text[], ?::text[])
+			AS u(id, expect, rev, version, state, context, final, updated, entered, set_task, assignees, due)
+		WHERE i.id = u.id AND i.revision = u.expect AND NOT i.suspended`,
+		pq.Array(ids), pq.Array(expects), pq.Array(revs), pq.Array(versions), pq.Array(states), pq.Array(contexts), pq.Array(finals),
+		pq.Array(updated), pq.Array(entered), pq.Array(setTask), pq.Array(assignees), pq.Array(dues))
+	if err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: update %d instances: %w", n, err)))
+	}
+	if got, err := res.RowsAffected(); err != nil || got != int64(n) {
+		return fmt.Errorf("persistence: %d of %d instances were at the revision read and not suspended: %w", got, n, ErrConflict)
+	}
+	return nil
+}
+
+// instanceUpdateNotSuspended is InstanceUpdate on the condition that the instance is not suspended
+// either (SQLite's part of a batch).
+func instanceUpdateNotSuspended(ctx context.Context, tx *Tx, u InstanceUpdateParams) error {
+	d := tx.Dialect
+	args := append([]any{u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
+		timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), jsonOrNull(u.Children)}, u.setTask(d)...)
+	res, err := execContext(ctx, tx, instanceUpdateQuery+` AND NOT suspended`, append(args, u.ID, u.ExpectRevision)...)
+	if err != nil {
+		return translate(fmt.Errorf("persistence: update instance %q: %w", u.ID, err))
+	}
+	return conflictUnlessOne(res, "instance %q is not at revision %d, or is suspended", u.ID, u.ExpectRevision)
+}
