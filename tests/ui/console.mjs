@@ -265,6 +265,8 @@ await step("a branch's allow: a write key outside its groups is not offered the 
   assert.equal(await writer.locator("#instance-state").innerText(), "finance_review");
   const offered = await forms(writer);
   assert.ok(!offered.includes("approve") && offered.includes("reject"), `the write key is offered ${offered}`);
+  const why = await writer.locator("#withheld li[data-event='approve']").innerText();
+  assert.match(why, /approve: not offered, only finance may take it/, "why approve is not offered");
   await finance.goto(fx.url + "/ui/instances/" + encodeURIComponent(fx.approval));
   const approve = finance.locator("#actions form[data-event='approve']");
   await approve.waitFor();

@@ -647,14 +647,19 @@ async function offers(inst) {
   const state = (v.states || []).find((s) => s.name === inst.state) || { branches: [] };
   const branches = state.branches || [];
   const events = (inst.events || []).filter((ev) => branches.some((b) => b.event === ev && mayTake(b, me)));
-  return { me, events, payloads: v.payloads || {}, branches, states: v.states || [] };
+  // withheld: the state's other events, and the groups that may take them (why they are not offered).
+  const withheld = (inst.events || []).filter((ev) => !events.includes(ev)).map((ev) => ({ event: ev,
+    groups: [...new Set(branches.filter((b) => b.event === ev).flatMap((b) => b.allow || []))] }));
+  return { me, events, withheld, payloads: v.payloads || {}, branches, states: v.states || [] };
 }
 
 function actionsPanel(inst, offer) {
   return h("section", { class: "panel", id: "actions" }, h("h2", {}, "Send an event"),
     h("p", { class: "muted" }, `As ${offer.me.name || "the anonymous user"} (${offer.me.role}). Explain shows what would happen, and sends nothing.`),
     offer.events.length ? h("div", { class: "event-forms" }, offer.events.map((ev) => eventForm(inst, ev, offer)))
-      : h("p", { class: "muted" }, "None: no event of this state has a branch you may take."));
+      : h("p", { class: "muted" }, "None: no event of this state has a branch you may take."),
+    offer.withheld.length ? h("ul", { class: "muted", id: "withheld" }, offer.withheld.map((w) =>
+      h("li", { "data-event": w.event }, `${w.event}: not offered, only ${w.groups.join(", ")} may take it (allow)`))) : null);
 }
 
 // eventForm is one event's form: a field per payload property, Explain and Send. Send names the
