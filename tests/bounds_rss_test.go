@@ -127,9 +127,20 @@ func testHistoryMemory(t *testing.T, dbURL string) {
 // rss reads a memory figure of the child from /proc (VmRSS: now; VmHWM: the peak), in bytes.
 func rss(t *testing.T, child *fsmdChild, field string) int64 {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", child.cmd.Process.Pid))
+	v, err := procStatus(child.cmd.Process.Pid, field)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+// procStatus reads a memory figure of a process from /proc/PID/status, in bytes. Not the rusage of
+// a child that has exited: on Linux its ru_maxrss may count the memory of the parent it was
+// forked from, before it ran its own program (a test binary of hundreds of MB under -race).
+func procStatus(pid int, field string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -138,11 +149,10 @@ func rss(t *testing.T, child *fsmdChild, field string) int64 {
 		if ok && name == field {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			if err != nil {
-				t.Fatalf("%s: %v", sc.Text(), err)
+				return 0, fmt.Errorf("%s: %v", sc.Text(), err)
 			}
-			return kb << 10
+			return kb << 10, nil
 		}
 	}
-	t.Fatalf("no %s in /proc/%d/status", field, child.cmd.Process.Pid)
-	return 0
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
