@@ -120,6 +120,15 @@ func TestCrossSiteContentType(t *testing.T) {
 		"POST /v1/outbox/dead/redrive":               {"/v1/outbox/dead/redrive", "", "application/json"},
 		"POST /v1/outbox/dead/:id/redrive":           {"/v1/outbox/dead/nope/redrive", "", "application/json"},
 		"POST /v1/messages/dead/:id/redrive":         {"/v1/messages/dead/nope/redrive", "", "application/json"},
+		"POST /v1/instances/:id/assign":              {"/v1/instances/nope/assign", `{"to":["ann"]}`, "application/json"},
+		"POST /v1/instances/:id/suspend":             {"/v1/instances/nope/suspend", `{"reason":"x"}`, "application/json"},
+		"POST /v1/instances/:id/resume":              {"/v1/instances/nope/resume", `{}`, "application/json"},
+		"POST /v1/instances/:id/terminate":           {"/v1/instances/nope/terminate", `{"reason":"x"}`, "application/json"},
+		"POST /v1/instances/:id/repair":              {"/v1/instances/nope/repair", `{"state":"open","reason":"x"}`, "application/json"},
+		"POST /v1/definitions/:name/events":          {"/v1/definitions/door/events", `{"key":{"code":"1"},"event":"knock"}`, "application/json"},
+		"POST /v1/definitions/:name/bulk/plan":       {"/v1/definitions/door/bulk/plan", `{"filter":{},"event":"knock"}`, "application/json"},
+		"POST /v1/definitions/:name/bulk":            {"/v1/definitions/door/bulk", `{"filter":{"state":"nowhere"},"event":"knock"}`, "application/json"},
+		"POST /v1/bulk/:id/cancel":                   {"/v1/bulk/nope/cancel", "", "application/json"},
 	}
 	for _, r := range e.Routes() {
 		switch r.Method {
