@@ -3,8 +3,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -35,39 +33,13 @@ func TestActorsOverTheAPI(t *testing.T) {
 		if err := svc.Register(ctx, set); err != nil {
 			t.Fatal(err)
 		}
-		keys := map[string]string{}
-		var file strings.Builder
-		for _, k := range []struct {
-			name   string
-			groups []string
-		}{{"alice", []string{"finance", "engineering"}}, {"bob", nil}, {"dave", []string{"finance"}}, {"erin", []string{"engineering"}}} {
-			key, line, err := auth.New(auth.Write, k.name, k.groups...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			keys[k.name] = key
-			file.WriteString(line + "\n")
-		}
-		parsed, err := auth.Parse("keys", strings.NewReader(file.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
+		keys, parsed := testKeys(t, testKey{auth.Write, "alice", []string{"finance", "engineering"}}, testKey{auth.Write, "bob", nil},
+			testKey{auth.Write, "dave", []string{"finance"}}, testKey{auth.Write, "erin", []string{"engineering"}})
 		srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed}))
 		t.Cleanup(srv.Close)
 		call := func(who, path, body string) (int, map[string]any) {
 			t.Helper()
-			req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+keys[who])
-			resp, err := http.DefaultClient.Do(req) // through the conformance harness
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			var out map[string]any
-			_ = json.Unmarshal(b, &out)
-			return resp.StatusCode, out
+			return callerOf(t, srv.URL, keys[who])("POST", path, body)
 		}
 		if code, _ := call("alice", "/v1/instances", `{"definition": "approval", "id": "pr-1", "context": {"requester": "alice"}}`); code != 201 {
 			t.Fatalf("create: %d", code)

@@ -2,9 +2,6 @@ package tests
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -44,6 +41,21 @@ states:
   closed: {final: true}
 `
 
+// adminPoker sends poke to the instance its context names.
+const adminPoker = `name: poker
+initial: idle
+context:
+  target: string
+states:
+  idle:
+    on:
+      go:
+        to: done
+        send:
+          - {to: ctx.target, event: poke}
+  done: {final: true}
+`
+
 // TestOperatorsOverTheAPI: an admin suspends, resumes, repairs and terminates instances through
 // the API, on both databases. Suspended: events are 409 instance_suspended, a timer due meanwhile
 // does not fire, ?suspended=true finds it; resumed: the timer fires once, however many periods
@@ -56,7 +68,7 @@ func TestOperatorsOverTheAPI(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		ctx := context.Background()
 		dir := t.TempDir()
-		files := map[string][]byte{"ticket.yaml": []byte(adminTicket)}
+		files := map[string][]byte{"ticket.yaml": []byte(adminTicket), "poker.yaml": []byte(adminPoker)}
 		for _, name := range []string{"trip.yaml", "booking.yaml"} {
 			files[name] = apiReadFile(t, filepath.Join("..", "definitions", name))
 		}
@@ -75,51 +87,16 @@ func TestOperatorsOverTheAPI(t *testing.T) {
 		if err := svc.Register(ctx, set); err != nil {
 			t.Fatal(err)
 		}
-		keys := map[string]string{}
-		var file strings.Builder
-		for _, k := range []struct {
-			role auth.Role
-			name string
-		}{{auth.Admin, "root"}, {auth.Write, "wendy"}} {
-			key, line, err := auth.New(k.role, k.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			keys[k.name] = key
-			file.WriteString(line + "\n")
-		}
-		parsed, err := auth.Parse("keys", strings.NewReader(file.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
+		keys, parsed := testKeys(t, testKey{auth.Admin, "root", nil}, testKey{auth.Write, "wendy", nil})
 		srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed}))
 		t.Cleanup(srv.Close)
 		call := func(who, method, path, body string) (int, map[string]any) {
 			t.Helper()
-			req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-			if body != "" {
-				req.Header.Set("Content-Type", "application/json")
-			}
-			req.Header.Set("Authorization", "Bearer "+keys[who])
-			resp, err := http.DefaultClient.Do(req) // through the conformance harness
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			var out map[string]any
-			if err := json.Unmarshal(b, &out); err != nil {
-				t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-			}
-			return resp.StatusCode, out
+			return callerOf(t, srv.URL, keys[who])(method, path, body)
 		}
 		must := func(who, method, path, body string, status int) map[string]any {
 			t.Helper()
-			code, out := call(who, method, path, body)
-			if code != status {
-				t.Fatalf("%s %s %s: %d %v, want %d", method, path, body, code, out, status)
-			}
-			return out
+			return callerOf(t, srv.URL, keys[who]).must(t, method, path, body, status)
 		}
 		lastRow := func(id string) service.HistoryEntry {
 			t.Helper()
@@ -178,6 +155,27 @@ func TestOperatorsOverTheAPI(t *testing.T) {
 		}
 		if r := lastRow("t-1"); r.Source != "timer" || r.Event != "ping" {
 			t.Errorf("after resuming, the last row: %+v", r)
+		}
+
+		// A message to a suspended instance waits, pending, and is delivered once it is resumed.
+		must("root", "POST", "/v1/instances", `{"definition": "ticket", "id": "t-2"}`, 201)
+		must("root", "POST", "/v1/instances/t-2/suspend", `{"reason": "hold its mail"}`, 200)
+		must("root", "POST", "/v1/instances", `{"definition": "poker", "id": "p-1", "context": {"target": "t-2"}}`, 201)
+		must("root", "POST", "/v1/instances/p-1/events", `{"event": "go"}`, 200)
+		deliver := func() {
+			t.Helper()
+			if _, err := svc.DeliverDue(ctx, service.MessageOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deliver()
+		if got := must("root", "GET", "/v1/instances/t-2", "", 200); got["context"].(map[string]any)["note"] != "" || got["revision"] != 1.0 {
+			t.Errorf("a message was delivered to a suspended instance: %v", got)
+		}
+		must("root", "POST", "/v1/instances/t-2/resume", `{"reason": "mail again"}`, 200)
+		deliver()
+		if got := must("root", "GET", "/v1/instances/t-2", "", 200); got["context"].(map[string]any)["note"] != "poked" {
+			t.Errorf("the message that waited was not delivered after the resume: %v", got)
 		}
 
 		// Repair: to a state no handler leads to, with the context merged; bad ones write nothing.

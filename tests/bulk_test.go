@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -101,31 +100,10 @@ func TestBulkOverTheAPI(t *testing.T) {
 		bulkSeed(t, db, n)
 		srv := httptest.NewServer(server.New(svc, server.Options{}))
 		t.Cleanup(srv.Close)
-		call := func(method, path, body string) (int, map[string]any) {
-			t.Helper()
-			req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-			if body != "" {
-				req.Header.Set("Content-Type", "application/json")
-			}
-			resp, err := http.DefaultClient.Do(req) // through the conformance harness
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			var out map[string]any
-			if err := json.Unmarshal(b, &out); err != nil {
-				t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-			}
-			return resp.StatusCode, out
-		}
+		call := callerOf(t, srv.URL, "")
 		must := func(method, path, body string, status int) map[string]any {
 			t.Helper()
-			code, out := call(method, path, body)
-			if code != status {
-				t.Fatalf("%s %s %.200s: %d %v, want %d", method, path, body, code, out, status)
-			}
-			return out
+			return call.must(t, method, path, body, status)
 		}
 		runAll := func(id string) map[string]any {
 			t.Helper()

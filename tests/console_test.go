@@ -325,25 +325,13 @@ func consoleDeadLetter(t *testing.T, db *persistence.DB, id, inst string) {
 // write key in the group finance).
 func consoleKeys(t *testing.T) (map[string]string, *auth.Keys) {
 	t.Helper()
-	keys := map[string]string{}
-	var file strings.Builder
-	for _, k := range []struct {
-		name   string
-		role   auth.Role
-		groups []string
-	}{{"read", auth.Read, nil}, {"write", auth.Write, nil}, {"admin", auth.Admin, nil}, {"finance", auth.Write, []string{"finance"}}} {
-		key, line, err := auth.New(k.role, k.name+"-key", k.groups...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[k.name] = key
-		file.WriteString(line + "\n")
+	keys, parsed := testKeys(t, testKey{auth.Read, "read-key", nil}, testKey{auth.Write, "write-key", nil},
+		testKey{auth.Admin, "admin-key", nil}, testKey{auth.Write, "finance-key", []string{"finance"}})
+	byRole := map[string]string{}
+	for name, key := range keys {
+		byRole[strings.TrimSuffix(name, "-key")] = key
 	}
-	parsed, err := auth.Parse("keys", strings.NewReader(file.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys, parsed
+	return byRole, parsed
 }
 
 // consoleTools finds node and the driver script, and checks that Chromium and playwright-core are

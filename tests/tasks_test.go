@@ -3,8 +3,6 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -40,9 +38,6 @@ func (c *tasksClock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// tasksCaller calls the API with one credential: an API key or a token.
-type tasksCaller func(method, path, body string) (int, map[string]any)
-
 // TestTasksOverTheAPI: the approval example's tasks through the API with keys and tokens, on both
 // databases: a submitted request is assigned to its manager or to the managers group, due in three
 // days; each caller's work list holds what is assigned to them or their groups, with the events
@@ -69,27 +64,9 @@ func TestTasksOverTheAPI(t *testing.T) {
 		if err := svc.RegisterMetrics(reg); err != nil {
 			t.Fatal(err)
 		}
-		keys := map[string]string{}
-		var file strings.Builder
-		for _, k := range []struct {
-			role   auth.Role
-			name   string
-			groups []string
-		}{
-			{auth.Write, "alice", nil}, {auth.Write, "bob", []string{"managers"}}, {auth.Write, "erin", nil},
-			{auth.Write, "carol", []string{"approvers"}}, {auth.Read, "rita", []string{"managers"}}, {auth.Admin, "root", nil},
-		} {
-			key, line, err := auth.New(k.role, k.name, k.groups...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			keys[k.name] = key
-			file.WriteString(line + "\n")
-		}
-		parsed, err := auth.Parse("keys", strings.NewReader(file.String()))
-		if err != nil {
-			t.Fatal(err)
-		}
+		keys, parsed := testKeys(t,
+			testKey{auth.Write, "alice", nil}, testKey{auth.Write, "bob", []string{"managers"}}, testKey{auth.Write, "erin", nil},
+			testKey{auth.Write, "carol", []string{"approvers"}}, testKey{auth.Read, "rita", []string{"managers"}}, testKey{auth.Admin, "root", nil})
 		is := authtest.NewIssuer(t, t.TempDir())
 		tokens, err := auth.NewTokens(auth.TokenConfig{JWKSFile: is.JWKS, Issuer: "https://id.example", Audience: "fsmd"})
 		if err != nil {
@@ -97,35 +74,11 @@ func TestTasksOverTheAPI(t *testing.T) {
 		}
 		srv := httptest.NewServer(server.New(svc, server.Options{Keys: parsed, Tokens: tokens}))
 		t.Cleanup(srv.Close)
-		as := func(bearer string) tasksCaller {
-			return func(method, path, body string) (int, map[string]any) {
-				t.Helper()
-				req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-				if body != "" {
-					req.Header.Set("Content-Type", "application/json")
-				}
-				req.Header.Set("Authorization", "Bearer "+bearer)
-				resp, err := http.DefaultClient.Do(req) // through the conformance harness
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				var out map[string]any
-				if err := json.Unmarshal(b, &out); err != nil {
-					t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-				}
-				return resp.StatusCode, out
-			}
-		}
+		as := func(bearer string) apiCaller { return callerOf(t, srv.URL, bearer) }
 		alice, bob, erin, carol, rita, root := as(keys["alice"]), as(keys["bob"]), as(keys["erin"]), as(keys["carol"]), as(keys["rita"]), as(keys["root"])
-		must := func(call tasksCaller, method, path, body string, status int) map[string]any {
+		must := func(call apiCaller, method, path, body string, status int) map[string]any {
 			t.Helper()
-			code, out := call(method, path, body)
-			if code != status {
-				t.Fatalf("%s %s %s: %d %v, want %d", method, path, body, code, out, status)
-			}
-			return out
+			return call.must(t, method, path, body, status)
 		}
 		for _, c := range []struct{ id, ctx string }{
 			{"pr-1", `{"requester": "alice"}`}, {"pr-2", `{"requester": "alice", "manager": "erin"}`}, {"pr-3", `{"requester": "alice"}`},
@@ -140,7 +93,7 @@ func TestTasksOverTheAPI(t *testing.T) {
 		// pr-3 leaves manager_review: its task is the approvers group's, due in 48 hours.
 		must(bob, "POST", "/v1/instances/pr-3/events", `{"event": "escalate"}`, 200)
 
-		worklist := func(call tasksCaller) (ids []string, items []map[string]any) {
+		worklist := func(call apiCaller) (ids []string, items []map[string]any) {
 			t.Helper()
 			out := must(call, "GET", "/v1/worklist", "", 200)
 			for _, it := range out["items"].([]any) {
@@ -152,7 +105,7 @@ func TestTasksOverTheAPI(t *testing.T) {
 		}
 		for _, tt := range []struct {
 			name string
-			call tasksCaller
+			call apiCaller
 			want string
 		}{
 			{"bob, of the managers group", bob, "pr-1"}, {"erin, named", erin, "pr-2"}, {"rita, a read key of managers", rita, "pr-1"},
@@ -264,7 +217,7 @@ func TestTasksOverTheAPI(t *testing.T) {
 		}
 
 		// allow with tokens: pr-3 is escalated; only the approvers group may approve it.
-		token := func(sub string, groups ...string) tasksCaller {
+		token := func(sub string, groups ...string) apiCaller {
 			return as(is.Sign(t, "ed", map[string]any{"iss": "https://id.example", "aud": "fsmd", "sub": sub, "fsmd_role": "write",
 				"groups": groups, "exp": time.Now().Add(time.Hour), "iat": time.Now()}))
 		}

@@ -46,14 +46,7 @@ func (s *server) sendEventByKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := parseQuery(c); err != nil {
-		return err
-	}
-	key, err := idempotencyKey(c)
-	if err != nil {
-		return err
-	}
-	rev, err := ifMatch(c)
+	key, rev, err := eventHeaders(c)
 	if err != nil {
 		return err
 	}

@@ -263,14 +263,7 @@ func (s *server) sendEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := parseQuery(c); err != nil {
-		return err
-	}
-	key, err := idempotencyKey(c)
-	if err != nil {
-		return err
-	}
-	rev, err := ifMatch(c)
+	key, rev, err := eventHeaders(c)
 	if err != nil {
 		return err
 	}
@@ -283,6 +276,19 @@ func (s *server) sendEvent(c echo.Context) error {
 	}
 	req.InstanceID, req.IdempotencyKey, req.IfMatch = id, key, rev
 	return s.fire(c, req) // correlate.go
+}
+
+// eventHeaders reads what an event's request says besides its body: no query parameter, its
+// Idempotency-Key and its If-Match (by id or by key alike).
+func eventHeaders(c echo.Context) (key string, rev *int64, err error) {
+	if _, err := parseQuery(c); err != nil {
+		return "", nil, err
+	}
+	if key, err = idempotencyKey(c); err != nil {
+		return "", nil, err
+	}
+	rev, err = ifMatch(c)
+	return key, rev, err
 }
 
 // explain godoc
