@@ -167,6 +167,9 @@ func TestBulkOverTheAPI(t *testing.T) {
 		if float64(once) != done["applied"] || once != twice {
 			t.Errorf("%d instances have %d rows of the bulk, applied %v: each must have one", once, twice, done["applied"])
 		}
+		if list := must("GET", "/v1/definitions/job/bulk", "", 200)["items"].([]any); len(list) != 1 || list[0].(map[string]any)["id"] != id {
+			t.Errorf("the definition's bulks: %v, want %s", list, id)
+		}
 		plan2 := must("POST", "/v1/definitions/job/bulk/plan", body, 200)
 		if strings.Contains(asJSON(plan2["outcomes"]), `"to_state":"cancelled"`) {
 			t.Errorf("after the run, a plan would still cancel: %v", plan2)

@@ -1103,6 +1103,178 @@ const docTemplate = `{
             }
         },
         "/v1/definitions/{name}/bulk": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "A page of the definition's bulks, newest first, in ` + "`" + `items` + "`" + `: the running one, if any, and those that ended, each as GET /v1/bulk/{id} shows it. Pass the page's ` + "`" + `next` + "`" + ` as ` + "`" + `after` + "`" + ` for the next page.",
+                "produces": [
+                    "application/json",
+                    "application/problem+json"
+                ],
+                "tags": [
+                    "operators"
+                ],
+                "summary": "List a definition's bulks",
+                "parameters": [
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "definition name",
+                        "name": "name",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "maximum": 1000,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 20,
+                        "description": "at most this many",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "maxLength": 200,
+                        "minLength": 1,
+                        "type": "string",
+                        "description": "the id of the last bulk of the previous page",
+                        "name": "after",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one",
+                        "name": "X-Request-ID",
+                        "in": "header"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/service.Page-service_Bulk"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "invalid_request: a bad name or query parameter",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "401": {
+                        "description": "unauthorized: no key, or not a key of this server",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=\"fsmd\", with error=\"invalid_token\" when the key sent is not valid"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "forbidden: the key's role may not do this",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "404": {
+                        "description": "not_found: no such definition",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "413": {
+                        "description": "body_too_large: a body over the server's limit",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "429": {
+                        "description": "too_many_requests: too many failed authentications from this client; Retry-After says when to try again",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "500": {
+                        "description": "internal_error",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    },
+                    "503": {
+                        "description": "unavailable: the database does not answer, or the request timed out; retry later",
+                        "schema": {
+                            "$ref": "#/definitions/server.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before trying again"
+                            },
+                            "X-Request-ID": {
+                                "type": "string",
+                                "description": "the request id: the one sent, when sane, else a generated one"
+                            }
+                        }
+                    }
+                }
+            },
             "post": {
                 "security": [
                     {
@@ -7947,6 +8119,23 @@ const docTemplate = `{
                     "items": {
                         "type": "string"
                     }
+                }
+            }
+        },
+        "service.Page-service_Bulk": {
+            "type": "object",
+            "required": [
+                "items"
+            ],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/service.Bulk"
+                    }
+                },
+                "next": {
+                    "type": "string"
                 }
             }
         },

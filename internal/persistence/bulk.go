@@ -174,3 +174,27 @@ func TransitionsWithRequestID(ctx context.Context, ex Executor, requestID string
 	}
 	return out, nil
 }
+
+// BulkListParams selects a page of a definition's bulks, newest first.
+type BulkListParams struct {
+	Definition string
+	After      string // the bulks older than this id ("" for the first page)
+	Limit      int
+	MaxBytes   int // stop after the row that takes their Bytes past it; 0 for no bound
+}
+
+// Bytes is about the size of the row as JSON.
+func (r BulkRow) Bytes() int { return len(r.Request) + len(r.Outcomes) + len(r.Error) + rowOverhead }
+
+// BulkList returns a page of a definition's bulks, newest first (ids are time-ordered).
+func BulkList(ctx context.Context, ex Executor, p BulkListParams) ([]BulkRow, error) {
+	query, args := `SELECT `+bulkColumns+` FROM bulks WHERE definition = ?`, []any{p.Definition}
+	if p.After != "" {
+		query, args = query+` AND id < ?`, append(args, p.After)
+	}
+	out, err := selectBounded(ctx, ex, p.MaxBytes, bulkRow.row, query+` ORDER BY id DESC LIMIT ?`, append(args, p.Limit)...)
+	if err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: list the bulks of %s: %w", p.Definition, err)))
+	}
+	return out, nil
+}

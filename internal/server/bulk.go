@@ -147,6 +147,55 @@ func (s *server) getBulk(c echo.Context) error {
 	return c.JSON(http.StatusOK, b)
 }
 
+// listBulks godoc
+//
+//	@Summary		List a definition's bulks
+//	@Description	A page of the definition's bulks, newest first, in `items`: the running one, if any, and those that ended, each as GET /v1/bulk/{id} shows it. Pass the page's `next` as `after` for the next page.
+//	@Tags			operators
+//	@Produce		json,application/problem+json
+//	@Param			name			path		string	true	"definition name"								minlength(1)	maxlength(200)
+//	@Param			limit			query		int		false	"at most this many"								minimum(1)		maximum(1000)	default(20)
+//	@Param			after			query		string	false	"the id of the last bulk of the previous page"	minlength(1)	maxlength(200)
+//	@Param			X-Request-ID	header		string	false	"request id, kept when it is 1 to 200 printable ASCII characters; any other value is replaced by a generated one"
+//	@Success		200				{object}	service.Page[service.Bulk]
+//	@Failure		400				{object}	Problem				"invalid_request: a bad name or query parameter"
+//	@Failure		404				{object}	Problem				"not_found: no such definition"
+//	@Failure		401				{object}	Problem				"unauthorized: no key, or not a key of this server"
+//	@Failure		403				{object}	Problem				"forbidden: the key's role may not do this"
+//	@Failure		413				{object}	Problem				"body_too_large: a body over the server's limit"
+//	@Failure		429				{object}	Problem				"too_many_requests: too many failed authentications from this client; Retry-After says when to try again"
+//	@Failure		500				{object}	Problem				"internal_error"
+//	@Failure		503				{object}	Problem				"unavailable: the database does not answer, or the request timed out; retry later"
+//	@Header			401				{string}	WWW-Authenticate	"Bearer realm="fsmd", with error="invalid_token" when the key sent is not valid"
+//	@Header			429				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Header			all				{string}	X-Request-ID		"the request id: the one sent, when sane, else a generated one"
+//	@Header			503				{integer}	Retry-After			"seconds to wait before trying again"
+//	@Security		BearerAuth
+//	@Router			/v1/definitions/{name}/bulk [get]
+func (s *server) listBulks(c echo.Context) error {
+	name, err := pathID(c, "name")
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(c, "limit", "after")
+	if err != nil {
+		return err
+	}
+	limit, err := q.int("limit", 1, maxLimit, 20)
+	if err != nil {
+		return err
+	}
+	after, err := q.id("after")
+	if err != nil {
+		return err
+	}
+	page, err := s.svc.ListBulks(c.Request().Context(), name, after, int(limit))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, nonNilPage[service.Bulk](page))
+}
+
 // cancelBulk godoc
 //
 //	@Summary		Cancel a bulk

@@ -120,6 +120,11 @@ func (f *fakeService) GetBulk(_ context.Context, id string) (service.Bulk, error
 	return service.Bulk{ID: id, Outcomes: []service.BulkOutcome{}}, err
 }
 
+func (f *fakeService) ListBulks(_ context.Context, name, after string, limit int) (service.Page[service.Bulk], error) {
+	err := f.record(func() { f.id = name })
+	return service.Page[service.Bulk]{}, err
+}
+
 func (f *fakeService) CancelBulk(_ context.Context, id string) (service.Bulk, error) {
 	err := f.record(func() { f.id = id })
 	return service.Bulk{ID: id, Outcomes: []service.BulkOutcome{}}, err

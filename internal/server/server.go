@@ -39,6 +39,7 @@ type Service interface {
 	PlanBulk(ctx context.Context, req service.BulkRequest) (service.BulkPlan, error)
 	StartBulk(ctx context.Context, req service.BulkRequest) (service.Bulk, error)
 	GetBulk(ctx context.Context, id string) (service.Bulk, error)
+	ListBulks(ctx context.Context, name, after string, limit int) (service.Page[service.Bulk], error)
 	CancelBulk(ctx context.Context, id string) (service.Bulk, error)
 	// SendEvent fires an event; replayed is true when the Idempotency-Key was seen with the same
 	// request and res is the first answer.
@@ -162,6 +163,7 @@ func New(svc Service, o Options) *echo.Echo {
 	v1.POST("/definitions/:name/bulk/plan", s.planBulk) // bulk.go
 	v1.POST("/definitions/:name/bulk", s.startBulk)
 	v1.GET("/bulk/:id", s.getBulk)
+	v1.GET("/definitions/:name/bulk", s.listBulks)
 	v1.POST("/bulk/:id/cancel", s.cancelBulk)
 
 	v1.GET("/definitions", s.listDefinitions)

@@ -352,6 +352,27 @@ func (s *Service) GetBulk(ctx context.Context, id string) (Bulk, error) {
 	return bulkOf(row)
 }
 
+// ListBulks returns a page of a definition's bulks, newest first: the running one, if any, and
+// those that ended.
+func (s *Service) ListBulks(ctx context.Context, name, after string, limit int) (Page[Bulk], error) {
+	if len(s.reg.all(name)) == 0 {
+		return Page[Bulk]{}, &NotFoundError{What: "definition", Key: name}
+	}
+	page, err := readPage(pageSpec[persistence.BulkRow, Bulk]{
+		limit: limit,
+		fetch: func(last *persistence.BulkRow, n, maxBytes int) ([]persistence.BulkRow, error) {
+			if last != nil {
+				after = last.ID
+			}
+			return persistence.BulkList(ctx, s.db, persistence.BulkListParams{Definition: name, After: after, Limit: n, MaxBytes: maxBytes})
+		},
+		size: persistence.BulkRow.Bytes,
+		item: bulkOf,
+		key:  func(b Bulk) string { return b.ID },
+	})
+	return page, s.dbError(err)
+}
+
 // CancelBulk stops a running bulk after the batch it is doing: the instances done stay done. A
 // bulk that is not running is answered as it is.
 func (s *Service) CancelBulk(ctx context.Context, id string) (Bulk, error) {
