@@ -18,7 +18,7 @@ type testKey struct {
 }
 
 // testKeys makes a key for each of ks and the parsed keys file that holds them: the keys by name.
-func testKeys(t *testing.T, ks ...testKey) (map[string]string, *auth.Keys) {
+func testKeys(t testing.TB, ks ...testKey) (map[string]string, *auth.Keys) {
 	t.Helper()
 	keys := map[string]string{}
 	var file strings.Builder
