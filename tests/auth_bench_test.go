@@ -44,9 +44,10 @@ states:
 // BenchmarkEventPathAuth measures what authentication, `allow` and the actor add to the event path
 // (issue 15: under 5%), side by side on one database, one service and one process, interleaved:
 // each iteration is a round that sends authBenchEvents events one after the other through the HTTP
-// API to each of three servers of the same service, a: without keys, to a definition without
+// API to each of four servers of the same service, a: without keys, to a definition without
 // allow; b: with an API key of the group, to the same definition with allow and a guard on
-// actor.name; c: a bearer token (EdDSA) likewise. It reports each one's µs per event over all
+// actor.name; c: a bearer token (EdDSA) likewise; k: the API key to the plain definition (the
+// authentication alone). It reports each one's µs per event over all
 // rounds and b's, c's and k's ratio to a's events per second:
 //
 //	go test ./tests -run '^$' -bench EventPathAuth -benchtime 10x
