@@ -137,21 +137,6 @@ func BulkFinish(ctx context.Context, ex Executor, id, status, why string, at tim
 	return n == 1, err
 }
 
-// TransitionWithRequestID returns the latest audit row of an instance whose request_id is
-// requestID (a bulk's id); ok is false when it has none.
-func TransitionWithRequestID(ctx context.Context, ex Executor, instanceID, requestID string) (TransitionRow, bool, error) {
-	var rows []transitionRow
-	err := selectContext(ctx, ex, &rows, `SELECT `+transitionReadColumns+` FROM transitions
-		WHERE instance_id = ? AND request_id = ? ORDER BY seq DESC LIMIT 1`, instanceID, requestID)
-	if err != nil {
-		return TransitionRow{}, false, translate(canceled(ctx, fmt.Errorf("persistence: the transition %q of instance %q: %w", requestID, instanceID, err)))
-	}
-	if len(rows) == 0 {
-		return TransitionRow{}, false, nil
-	}
-	return rows[0].row(), true, nil
-}
-
 // TransitionsWithRequestID returns, of the instances ids, those with an audit row of requestID (a
 // bulk's id), each with its latest such row: one query for a bulk's batch.
 func TransitionsWithRequestID(ctx context.Context, ex Executor, requestID string, ids []string) (map[string]TransitionRow, error) {

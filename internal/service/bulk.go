@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,7 +136,7 @@ func (s *Service) checkBulk(req BulkRequest) (*machine.Definition, persistence.I
 		}
 	}
 	conds := make([]CtxCondition, 0, len(req.Filter.Ctx))
-	for _, key := range slices.Sorted(mapKeys(req.Filter.Ctx)) {
+	for _, key := range slices.Sorted(maps.Keys(req.Filter.Ctx)) {
 		path, op, _ := strings.Cut(strings.TrimSuffix(key, "]"), "[")
 		var value string
 		switch v := req.Filter.Ctx[key].(type) {
@@ -158,16 +159,6 @@ func (s *Service) checkBulk(req BulkRequest) (*machine.Definition, persistence.I
 	}
 	return def, persistence.InstanceListParams{Definition: def.Name, State: req.Filter.State, Version: req.Filter.Version,
 		Ctx: filters, Running: true}, nil
-}
-
-func mapKeys(m map[string]any) func(yield func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // outcomeKey is one row of a bulk's outcomes.
@@ -468,17 +459,27 @@ func (s *Service) bulkBatch(ctx context.Context, row persistence.BulkRow) (bool,
 		}
 	}
 	last := rows[len(rows)-1].ID // before round shuffles them
+	// The instances of a batch done again after a crash that have a row of the bulk: one query for
+	// the batch, and they are counted from their rows, never sent the event again.
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	done, err := persistence.TransitionsWithRequestID(ctx, s.db, row.ID, ids)
+	if err != nil {
+		return false, err
+	}
 	t := newBulkTally(b.Outcomes)
 	applied0, refused0 := t.applied, t.refused
 	slow := rows
 	if req.Event != "" {
-		if slow, err = s.bulkFast(ctx, rows, req, row.ID, t); err != nil {
+		if slow, err = s.bulkFast(ctx, rows, done, req, row.ID, t); err != nil {
 			s.log.Warn("a bulk's batch failed; trying again", slog.String("bulk", row.ID), slog.Any("error", err))
 			return false, nil
 		}
 	}
 	err = round(slow, bulkWorkers, func(inst persistence.InstanceRow) error {
-		k, err := s.applyOne(ctx, inst, req, row.ID)
+		k, err := s.applyOne(ctx, inst, done, req, row.ID)
 		if err == nil {
 			t.add(inst.ID, k)
 		}
@@ -500,17 +501,10 @@ func (s *Service) bulkBatch(ctx context.Context, row persistence.BulkRow) (bool,
 // refusals (which write nothing, as the event path's do): the run's speed is then the database's
 // set-based writes, not a round trip per instance. It returns the instances left to the event
 // path: those with other effects, and all of them when the batch's write finds one that moved
-// meanwhile (an API event came first), so that each is decided again on its own. The instances of
-// a batch done again after a crash that have a row of the bulk are counted from it.
-func (s *Service) bulkFast(ctx context.Context, rows []persistence.InstanceRow, req BulkRequest, id string, t *bulkTally) ([]persistence.InstanceRow, error) {
-	ids := make([]string, len(rows))
-	for i, r := range rows {
-		ids[i] = r.ID
-	}
-	done, err := persistence.TransitionsWithRequestID(ctx, s.db, id, ids)
-	if err != nil {
-		return nil, err
-	}
+// meanwhile (an API event came first), so that each is decided again on its own. The instances
+// done already (done: their row of the bulk) are counted from it.
+func (s *Service) bulkFast(ctx context.Context, rows []persistence.InstanceRow, done map[string]persistence.TransitionRow, req BulkRequest,
+	id string, t *bulkTally) ([]persistence.InstanceRow, error) {
 	hash := requestHash(map[string]any{"event": req.Event, "payload": orEmpty(req.Payload)})
 	now := s.now()
 	type fast struct {
@@ -527,7 +521,7 @@ func (s *Service) bulkFast(ctx context.Context, rows []persistence.InstanceRow, 
 	for i, r := range rows {
 		index[r.ID] = i
 	}
-	err = round(slices.Clone(rows), bulkWorkers, func(inst persistence.InstanceRow) error {
+	err := round(slices.Clone(rows), bulkWorkers, func(inst persistence.InstanceRow) error {
 		if prev, ok := done[inst.ID]; ok {
 			decided[index[inst.ID]] = &fast{key: outcomeKey{from: prev.From, to: prev.To}}
 			return nil
@@ -576,31 +570,26 @@ func (s *Service) bulkFast(ctx context.Context, rows []persistence.InstanceRow, 
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range decided {
-		if f == nil {
+	for i, f := range decided {
+		if f == nil { // left to the event path
 			continue
 		}
-		if f.m != nil {
+		if f.m != nil { // written: as write does once it commits
 			s.cache.drop(f.next.ID)
 			s.countTransition(f.l.row.Definition, f.m.From, f.m.To, f.m.Event, f.l.row.EnteredAt, now)
-			t.add(f.next.ID, f.key)
-			continue
 		}
-	}
-	for i, f := range decided {
-		if f != nil && f.m == nil {
-			t.add(rows[i].ID, f.key)
-		}
+		t.add(rows[i].ID, f.key)
 	}
 	return slow, nil
 }
 
 // applyOne applies req to one instance as the bulk id: the event through the event path, or the
-// action; an instance that has a row of this bulk already (a batch done again after a crash) is
-// counted from it, not sent the event again.
-func (s *Service) applyOne(ctx context.Context, inst persistence.InstanceRow, req BulkRequest, id string) (outcomeKey, error) {
-	if prev, ok, err := persistence.TransitionWithRequestID(ctx, s.db, inst.ID, id); err != nil || ok {
-		return outcomeKey{from: prev.From, to: prev.To}, err
+// action; an instance that has a row of this bulk already (done: a batch done again after a
+// crash) is counted from it, not sent the event again.
+func (s *Service) applyOne(ctx context.Context, inst persistence.InstanceRow, done map[string]persistence.TransitionRow, req BulkRequest,
+	id string) (outcomeKey, error) {
+	if prev, ok := done[inst.ID]; ok {
+		return outcomeKey{from: prev.From, to: prev.To}, nil
 	}
 	k := outcomeKey{from: inst.State}
 	if req.Action != "" {
