@@ -58,6 +58,11 @@ type Type struct {
 	Kind   Kind
 	Elem   *Type
 	Fields []*Field
+	// Optional makes nil (JSON null) a value of the type, and its zero (`T?`, `optional: true`).
+	Optional bool
+	// Enum, when set, is every value the type admits, in the order declared: typed values (string
+	// or int), for kinds String and Int only.
+	Enum []any
 }
 
 // Field is one named field of an object.

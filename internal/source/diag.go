@@ -28,6 +28,9 @@ type Diagnostic struct {
 	Col      int      `json:"column" validate:"required"`
 	Severity Severity `json:"severity" validate:"required"`
 	Message  string   `json:"message" validate:"required"`
+	// Kind names what validation proved, for the findings of guard analysis (unsatisfiable, shadowed,
+	// not_exhaustive): tools match on it rather than on the message.
+	Kind string `json:"kind,omitempty" enums:"unsatisfiable,shadowed,not_exhaustive"`
 }
 
 // String formats d as compilers do: "path:line:col: error: message".
@@ -107,10 +110,15 @@ type Reporter struct {
 
 // Errorf reports an error at p.
 func (r *Reporter) Errorf(p Pos, format string, args ...any) {
-	r.Diags = append(r.Diags, Diagnostic{r.File, p.Line, p.Col, SevError, fmt.Sprintf(format, args...)})
+	r.Diags = append(r.Diags, Diagnostic{File: r.File, Line: p.Line, Col: p.Col, Severity: SevError, Message: fmt.Sprintf(format, args...)})
+}
+
+// Finding reports what guard analysis proved at p, as an error or a warning with its kind.
+func (r *Reporter) Finding(p Pos, sev Severity, kind, format string, args ...any) {
+	r.Diags = append(r.Diags, Diagnostic{File: r.File, Line: p.Line, Col: p.Col, Severity: sev, Kind: kind, Message: fmt.Sprintf(format, args...)})
 }
 
 // Warnf reports a warning at p.
 func (r *Reporter) Warnf(p Pos, format string, args ...any) {
-	r.Diags = append(r.Diags, Diagnostic{r.File, p.Line, p.Col, SevWarning, fmt.Sprintf(format, args...)})
+	r.Diags = append(r.Diags, Diagnostic{File: r.File, Line: p.Line, Col: p.Col, Severity: SevWarning, Message: fmt.Sprintf(format, args...)})
 }
