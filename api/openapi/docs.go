@@ -8725,6 +8725,15 @@ const docTemplate = `{
                 "file": {
                     "type": "string"
                 },
+                "kind": {
+                    "description": "Kind names what validation proved, for the findings of guard analysis (unsatisfiable, shadowed,\nnot_exhaustive): tools match on it rather than on the message.",
+                    "type": "string",
+                    "enum": [
+                        "unsatisfiable",
+                        "shadowed",
+                        "not_exhaustive"
+                    ]
+                },
                 "line": {
                     "type": "integer"
                 },
