@@ -41,8 +41,9 @@ type configKey struct {
 
 // programKey identifies a compiled expression within its environment.
 type programKey struct {
-	src  string
-	want *schema.Type
+	src    string
+	want   *schema.Type
+	notNil Facts
 }
 
 // compiled is what compiling against one environment prepares and finds: the expr configuration,
@@ -52,6 +53,7 @@ type compiled struct {
 	key      configKey
 	config   *conf.Config
 	programs map[programKey]result
+	enums    enumSets // the values of the enumerations met, as sets (enum.go)
 }
 
 type result struct {
@@ -85,7 +87,7 @@ func (c *configCache) get(key configKey) *compiled {
 		}
 	}
 	c.mu.Unlock()
-	return &compiled{key: key, config: newConfig(key), programs: map[programKey]result{}}
+	return &compiled{key: key, config: newConfig(key), programs: map[programKey]result{}, enums: enumSets{}}
 }
 
 func (c *configCache) put(e *compiled) {

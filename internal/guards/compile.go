@@ -10,7 +10,6 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/checker"
 	"github.com/expr-lang/expr/compiler"
-	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
@@ -24,7 +23,10 @@ import (
 // so that the calls to metered builtins get the event's meter as their first argument and each
 // predicate body begins with a check of the time budget (syntactic rewrites before the type check),
 // and `+` on strings goes through the meter (a rewrite that needs the types, after it). expr's own patchers would each cost a type check of their own on every compile.
-func compileIn(config *conf.Config, key configKey, src string, want *schema.Type) (*Program, error) {
+// Between the two, checkOptional refuses unchecked uses of optional values and literals outside an
+// enumeration, on the tree as written (given: the facts of the branch's guard).
+func compileIn(c *compiled, src string, want *schema.Type, given Facts) (*Program, error) {
+	config, key := c.config, c.key
 	tree, err := parser.ParseWithConfig(src, config)
 	if err != nil {
 		return nil, compileError(src, err)
@@ -37,6 +39,10 @@ func compileIn(config *conf.Config, key configKey, src string, want *schema.Type
 	addTicks(&tree.Node)
 	if _, err := checker.Check(tree, config); err != nil {
 		return nil, compileError(src, err)
+	}
+	proved, err := checkOptional(src, tree.Node, key.Env, want, given.list(), c.enums)
+	if err != nil {
+		return nil, err
 	}
 	ops := &arithmetic{}
 	ast.Walk(&tree.Node, ops)
@@ -57,7 +63,7 @@ func compileIn(config *conf.Config, key configKey, src string, want *schema.Type
 			return nil, compileError(src, err)
 		}
 	}
-	p := &Program{Source: src, key: key, tree: tree}
+	p := &Program{Source: src, key: key, tree: tree, notNil: exported(proved)}
 	if want != boolType {
 		p.want = want
 	}

@@ -150,6 +150,9 @@ func (p *Program) Value(s Scope) (any, error) {
 	if p.want == nil {
 		return out, nil
 	}
+	if out == nil && p.want.Optional { // nil is a value of an optional field: it clears it
+		return nil, nil
+	}
 	v, err := p.want.Decode(plain(out), "", schema.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("evaluating %q: %w", p.Source, err)

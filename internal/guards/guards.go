@@ -56,7 +56,16 @@ type Env struct {
 	// Item, when set, makes `item` (of this type) and `index` (int) known: a child's context is
 	// computed per element of its group's `for_each` (or per count, item then being the index).
 	Item *schema.Type
+	// NotNil is what is known of optional values where the expression is evaluated: a branch's
+	// `set` and `send` expressions run only when its guard held, so the guard's facts
+	// (Program.NotNil: its conjuncts `X != nil`) let them use X plainly. It does not change the
+	// names and types expressions see, so environments that differ only in it share a cache entry.
+	NotNil Facts
 }
+
+// Facts are the optional values (paths such as ctx.paid_at) that a guard proves not nil when it
+// holds, as Program.NotNil gives them for Env.NotNil. Comparable, so that Env stays a map key.
+type Facts string
 
 // ChildGroupType is what expressions see of one child group: `children.<group>`.
 var ChildGroupType = schema.ObjectOf(
@@ -79,6 +88,7 @@ func (e *Error) Error() string { return e.Message }
 type Program struct {
 	Source string
 	want   *schema.Type // the type the value is converted to; nil for a guard
+	notNil Facts        // what a guard proves of optional values when it holds (checkOptional)
 	key    configKey    // the environment it was checked in
 
 	once sync.Once
@@ -111,13 +121,15 @@ func compile(src string, env Env, want *schema.Type) (*Program, error) {
 	if err := tooLong(src); err != nil {
 		return nil, err
 	}
+	given := env.NotNil
+	env.NotNil = ""
 	c := configs.get(configKey{Env: env, asBool: want == boolType})
 	defer configs.put(c)
-	key := programKey{src, want}
+	key := programKey{src, want, given}
 	if r, ok := c.programs[key]; ok {
 		return r.prog, r.err
 	}
-	p, err := compileIn(c.config, c.key, src, want)
+	p, err := compileIn(c, src, want, given)
 	if len(c.programs) < maxPrograms {
 		c.programs[key] = result{p, err}
 	}
