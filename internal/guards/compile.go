@@ -40,7 +40,7 @@ func compileIn(c *compiled, src string, want *schema.Type, given Facts) (*Progra
 	if _, err := checker.Check(tree, config); err != nil {
 		return nil, compileError(src, err)
 	}
-	proved, err := checkOptional(src, tree.Node, key.Env, want, given.list(), c.enums)
+	proved, loose, err := checkOptional(src, tree.Node, key.Env, want, given.list(), c.enums)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +51,7 @@ func compileIn(c *compiled, src string, want *schema.Type, given Facts) (*Progra
 			return nil, compileError(src, err)
 		}
 	}
+	loosen(loose)
 	if err := fits(tree.Node.Nature(), want); err != nil {
 		return nil, &Error{Line: 1, Message: err.Error()}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
 
 	"github.com/fsmd-io/fsmd/internal/schema"
 )
@@ -89,6 +90,9 @@ type nilPass struct {
 	enums enumSets
 	lets  []letVar       // the `let` variables in scope, innermost last
 	elems []*schema.Type // the element type of each enclosing predicate's list, innermost last
+	// loose are the operands of == and != that may be nil: expr compiles == of two ints (strings)
+	// to an instruction that fails on nil, so they are given the type any once checked (loosen).
+	loose []ast.Node
 	err   error
 }
 
@@ -100,22 +104,52 @@ type letVar struct {
 // checkOptional runs the pass over the tree of an expression whose value goes to want (boolType for
 // a guard), in which the keys of given are known not nil. It returns the facts the expression proves
 // when it is true (a guard's, for its branch's `set`).
-func checkOptional(src string, root ast.Node, env Env, want *schema.Type, given facts, enums enumSets) (facts, error) {
+// It also returns the operands to loosen once the tree is checked for the last time.
+func checkOptional(src string, root ast.Node, env Env, want *schema.Type, given facts, enums enumSets) (facts, []ast.Node, error) {
 	p := &nilPass{src: src, env: env, enums: enums}
 	p.place(root, given, want)
 	if p.err != nil {
-		return nil, p.err
+		return nil, nil, p.err
 	}
 	if want != boolType {
-		return nil, nil
+		return nil, p.loose, nil
 	}
-	return p.facts(root, true), nil
+	return p.facts(root, true), p.loose, nil
 }
 
-func (p *nilPass) fail(n ast.Node, format string, args ...any) {
-	if p.err == nil {
-		p.err = positioned(p.src, n, fmt.Sprintf(format, args...))
+// loosen makes the operands of == and != that may be nil of type any, so that their comparison
+// is expr's generic one, for which nil equals only nil.
+func loosen(nodes []ast.Node) {
+	for _, n := range nodes {
+		if _, isNil := n.(*ast.NilNode); !isNil {
+			n.SetType(anyType)
+		}
 	}
+}
+
+// fail records the first error, at the start of n: a path's position is its last member's, and
+// `ctx.paid_at` reads better pointed at from its beginning.
+func (p *nilPass) fail(n ast.Node, format string, args ...any) {
+	if p.err != nil {
+		return
+	}
+	loc := n.Location()
+	for m := n; ; {
+		switch x := m.(type) {
+		case *ast.MemberNode:
+			m = x.Node
+			continue
+		case *ast.ChainNode:
+			m = x.Node
+			continue
+		}
+		if from := m.Location().From; from < loc.From {
+			loc.From = from
+		}
+		break
+	}
+	fe := &file.Error{Location: loc, Message: fmt.Sprintf(format, args...)}
+	p.err = compileError(p.src, fe.Bind(file.NewSource(p.src)))
 }
 
 // allowsNil reports whether a place of type want admits nil: an optional field's, or any's. A nil
@@ -390,6 +424,12 @@ func (p *nilPass) binary(n *ast.BinaryNode, f facts, want *schema.Type) info {
 	switch n.Operator {
 	case "==", "!=":
 		l, r := p.expr(n.Left, f, nil), p.expr(n.Right, f, nil)
+		if l.mayBeNil() {
+			p.loose = append(p.loose, n.Left)
+		}
+		if r.mayBeNil() {
+			p.loose = append(p.loose, n.Right)
+		}
 		p.enumCompare(l.typ, n.Left, n.Right)
 		p.enumCompare(r.typ, n.Right, n.Left)
 		return info{}
