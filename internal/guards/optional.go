@@ -51,12 +51,13 @@ func (f facts) with(more facts) facts {
 	return append(append(out, f...), more...)
 }
 
-// without drops the facts whose key mentions name: on entering a scope where name means something
-// else (a `let`, a predicate's #), what was proved of it outside no longer holds.
+// without drops the facts about paths from name (a key names a variable only at its root): on
+// entering a scope where name means something else (a `let`, a predicate's # and #acc), what was
+// proved of it outside no longer holds.
 func (f facts) without(name string) facts {
 	var out facts
 	for i, x := range f {
-		if strings.Contains(x, name) {
+		if rest, ok := strings.CutPrefix(x, name); ok && (name == "#" || rest == "" || strings.ContainsRune(".[?", rune(rest[0]))) {
 			if out == nil {
 				out = append(make(facts, 0, len(f)), f[:i]...)
 			}
@@ -411,7 +412,9 @@ func (p *nilPass) member(n *ast.MemberNode, f facts) info {
 	}
 	i := p.optional(n, t, f)
 	if base.mayBeNil() && !i.mayBeNil() { // a?.b with a unchecked: nil when a is
-		if k, ok := keyOf(n); !ok || !f.has(k) {
+		if k, ok := keyOf(n); n.Method {
+			i.nilAt, i.nilWhy = base.nilAt, base.nilWhy // a method is called: a needs the check
+		} else if !ok || !f.has(k) {
 			i.nilAt, i.nilWhy = n, fmt.Sprintf("%s may be nil: check %[1]s != nil first, or use %[1]s ?? <default>", n.String())
 		}
 	}

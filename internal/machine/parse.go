@@ -276,6 +276,9 @@ func (d *parser) branch(def *Definition, s *State, event string, n *yaml.Node) *
 			b.Guard = prog
 		}
 	}
+	// `set` and `send` run only when the guard held, on the same ctx and event: what it proves of
+	// optional values (`ctx.paid_at != nil && ...`) lets them use those values plainly.
+	env.NotNil = b.Guard.NotNil()
 	if m, ok := spec.Get("guard_message"); ok {
 		b.GuardMessage, _ = d.Scalar(m.Val, "guard_message")
 	}
