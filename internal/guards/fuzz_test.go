@@ -19,6 +19,38 @@ var fuzzWants = []*schema.Type{
 	schema.ListOf(schema.Scalar(schema.String)),
 	schema.ObjectOf(&schema.Field{Name: "tier", Type: schema.Scalar(schema.String)}),
 	schema.Scalar(schema.Any),
+	{Kind: schema.Time, Optional: true},
+	{Kind: schema.String, Enum: []any{"bronze", "silver", "gold"}},
+	schema.ListOf(&schema.Type{Kind: schema.Int, Optional: true}),
+}
+
+// optionalEnv is benchEnv with optional fields and enumerations (optional.go, enum.go), chosen by
+// the high bit of the fuzzer's kind byte; optionalScope has them nil.
+func optionalEnv() Env {
+	optTime := &schema.Type{Kind: schema.Time, Optional: true}
+	ctx := schema.ObjectOf(
+		&schema.Field{Name: "amount", Type: schema.Scalar(schema.Float)},
+		&schema.Field{Name: "paid_at", Type: optTime},
+		&schema.Field{Name: "count", Type: &schema.Type{Kind: schema.Int, Optional: true}},
+		&schema.Field{Name: "tier", Type: &schema.Type{Kind: schema.String, Enum: []any{"bronze", "silver", "gold"}}},
+		&schema.Field{Name: "level", Type: &schema.Type{Kind: schema.Int, Enum: []any{1, 2, 3}}},
+		&schema.Field{Name: "scores", Type: schema.ListOf(&schema.Type{Kind: schema.Int, Optional: true})},
+		&schema.Field{Name: "tags", Type: &schema.Type{Kind: schema.List, Elem: schema.Scalar(schema.String), Optional: true}},
+		&schema.Field{Name: "address", Type: &schema.Type{Kind: schema.Object, Optional: true, Fields: []*schema.Field{
+			{Name: "city", Type: schema.Scalar(schema.String)},
+			{Name: "since", Type: optTime},
+		}}},
+	)
+	return Env{Context: ctx, Event: schema.ObjectOf(&schema.Field{Name: "at", Type: optTime})}
+}
+
+func optionalScope() Scope {
+	return NewScope(Vars{
+		Ctx: map[string]any{"amount": 1.0, "paid_at": nil, "count": nil, "tier": "gold", "level": 1,
+			"scores": []any{nil, 2}, "tags": nil, "address": nil},
+		Event: map[string]any{"at": nil},
+		Now:   time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+	})
 }
 
 // fuzzTimeout bounds compiling and evaluating one expression: both are bounded (source size, AST
@@ -68,13 +100,28 @@ func FuzzCompile(f *testing.F) {
 		{`reduce(1..100, #acc + #, 0)`, 2},
 		{"\x00\xff", 0},
 		{``, 0},
+		{`ctx.paid_at != nil && now - ctx.paid_at > duration("1h")`, 0x80},
+		{`ctx.paid_at == nil || ctx.paid_at < now`, 0x80},
+		{`ctx.paid_at + duration("1h")`, 0x85},
+		{`ctx.paid_at ?? now`, 0x8a},
+		{`ctx.count == 3 && ctx.tier in ["gold", "platinum"]`, 0x80},
+		{`ctx.address?.city == "x" && (ctx.address?.since ?? now) <= now`, 0x80},
+		{`all(ctx.scores, # != nil && # > 0) && ctx.level != -1`, 0x80},
+		{`let c = ctx.address; c != nil ? c.city : "none"`, 0x81},
+		{`ctx.count > 0 ? "gold" : "platinum"`, 0x8b},
+		{`map(ctx.scores, # ?? 0)`, 0x8c},
+		{`nil`, 0x8a},
 	} {
 		f.Add(seed.src, seed.kind)
 	}
-	env := benchEnv()
-	scope := benchScope()
+	env, scope := benchEnv(), benchScope()
+	optEnv, optScope := optionalEnv(), optionalScope()
 	f.Fuzz(func(t *testing.T, src string, kind uint8) {
-		want := fuzzWants[int(kind)%len(fuzzWants)]
+		want := fuzzWants[int(kind&0x7f)%len(fuzzWants)]
+		env, scope := env, scope
+		if kind&0x80 != 0 {
+			env, scope = optEnv, optScope
+		}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -107,7 +154,7 @@ func fuzzCompileAndRun(t *testing.T, src string, want *schema.Type, env Env, sco
 		return
 	}
 	v, err := p.Value(scope)
-	if err == nil && want.Kind != schema.Any {
+	if err == nil && want.Kind != schema.Any && (v != nil || !want.Optional) { // nil clears an optional field
 		if _, err := want.Decode(v, "", schema.Options{}); err != nil {
 			t.Errorf("%q: value %#v does not fit %s: %v", src, v, want, err)
 		}
