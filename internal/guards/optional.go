@@ -415,7 +415,7 @@ func (p *nilPass) member(n *ast.MemberNode, f facts) info {
 		if k, ok := keyOf(n); n.Method {
 			i.nilAt, i.nilWhy = base.nilAt, base.nilWhy // a method is called: a needs the check
 		} else if !ok || !f.has(k) {
-			i.nilAt, i.nilWhy = n, fmt.Sprintf("%s may be nil: check %[1]s != nil first, or use %[1]s ?? <default>", n.String())
+			i.nilAt, i.nilWhy = n, fmt.Sprintf("%s may be nil: check %s != nil first, or use %[1]s ?? <default>", n.String(), base.nilAt.String())
 		}
 	}
 	return i
@@ -498,9 +498,7 @@ func (p *nilPass) facts(n ast.Node, truth bool) facts {
 			} else if _, ok := n.Right.(*ast.NilNode); !ok {
 				return nil
 			}
-			if k, ok := keyOf(x); ok {
-				return facts{k}
-			}
+			return notNilPath(x)
 		case "&&", "and":
 			if truth {
 				return p.facts(n.Left, true).with(p.facts(n.Right, true))
@@ -514,8 +512,34 @@ func (p *nilPass) facts(n ast.Node, truth bool) facts {
 	return nil
 }
 
+// notNilPath is what x != nil proves: x, and the base of each ?. in it (a?.b is nil when a is).
+func notNilPath(x ast.Node) facts {
+	k, ok := keyOf(x)
+	if !ok {
+		return nil
+	}
+	out := facts{k}
+	for {
+		switch m := x.(type) {
+		case *ast.ChainNode:
+			x = m.Node
+			continue
+		case *ast.MemberNode:
+			if m.Optional {
+				if b, ok := keyOf(m.Node); ok {
+					out = append(out, b)
+				}
+			}
+			x = m.Node
+			continue
+		}
+		return out
+	}
+}
+
 // keyOf names a path (a name, # or a member chain of field names and constant indexes) the same
-// way wherever it is written, so that a fact about it is found where it is used.
+// way wherever it is written, so that a fact about it is found where it is used. a?.b and a.b have
+// the same key: when either is not nil, a is not nil and both are a.b.
 func keyOf(n ast.Node) (string, bool) {
 	switch n := n.(type) {
 	case *ast.IdentifierNode:
@@ -529,18 +553,14 @@ func keyOf(n ast.Node) (string, bool) {
 		if !ok {
 			return "", false
 		}
-		sep := ""
-		if n.Optional {
-			sep = "?"
-		}
 		switch pr := n.Property.(type) {
 		case *ast.StringNode:
 			if isName(pr.Value) {
-				return base + sep + "." + pr.Value, true
+				return base + "." + pr.Value, true
 			}
-			return base + sep + "[" + strconv.Quote(pr.Value) + "]", true
+			return base + "[" + strconv.Quote(pr.Value) + "]", true
 		case *ast.IntegerNode:
-			return base + sep + "[" + strconv.Itoa(pr.Value) + "]", true
+			return base + "[" + strconv.Itoa(pr.Value) + "]", true
 		}
 	}
 	return "", false

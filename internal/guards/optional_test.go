@@ -81,6 +81,8 @@ var optAccepted = []string{
 	`ctx.address != nil && ctx.address.zip != nil && len(ctx.address.zip) == 5`,
 	`ctx.address?.city == "Paris"`,
 	`(ctx.address?.city ?? "") startsWith "P"`,
+	`ctx.address?.city != nil && ctx.address.city == "x"`,
+	`ctx.address?.zip != nil && len(ctx.address.zip) == 5 && len(ctx.address?.zip) == 5`,
 	`ctx.tags != nil && len(ctx.tags) > 0`,
 	`ctx.tags == nil || "x" in ctx.tags`,
 	`all(ctx.scores, # != nil && # > 0)`,
@@ -259,6 +261,7 @@ func TestGuardFacts(t *testing.T) {
 		{`ctx.amount > 0`, ""},
 		{`ctx.address != nil && ctx.address.zip != nil`, "ctx.address\nctx.address.zip"},
 		{`let x = ctx.count ?? 0; ctx.paid_at != nil && x > 0`, ""},
+		{`ctx.address?.zip != nil`, "ctx.address\nctx.address.zip"},
 	}
 	for _, tt := range tests {
 		g, err := guards.CompileGuard(tt.guard, optEnv)
