@@ -223,7 +223,11 @@ func (p *nilPass) expr(n ast.Node, f facts, want *schema.Type) info {
 		p.enumLiteral(n, want)
 		return info{}
 	case *ast.IdentifierNode:
-		return info{typ: p.identType(n.Value)}
+		t := p.identType(n.Value)
+		if n.Value == "item" && t == p.env.Item { // a child's element, of a list of optional ones
+			return p.optional(n, t, f)
+		}
+		return info{typ: t} // a let variable is not nil: its value was checked as a plain use
 	case *ast.PointerNode:
 		if n.Name != "" || len(p.elems) == 0 {
 			return info{}

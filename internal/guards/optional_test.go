@@ -361,3 +361,17 @@ func TestOptionalRuntime(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionalItem: a child's element, of a list of optional elements, is an optional value.
+func TestOptionalItem(t *testing.T) {
+	t.Parallel()
+	e := guards.Env{Context: optCtx, NoEvent: true, Item: opt(tInt)}
+	if _, err := guards.CompileValue(`item + 1`, e, tInt); err == nil || !strings.Contains(err.Error(), "item is optional") {
+		t.Errorf("item + 1: %v", err)
+	}
+	for _, src := range []string{`(item ?? 0) + 1`, `item != nil ? item + 1 : 0`, `let x = item ?? 0; x + 1`} {
+		if _, err := guards.CompileValue(src, e, tInt); err != nil {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+}
