@@ -16,11 +16,10 @@ import (
 // values in expressions"). expr's checker sees an optional field as its plain type, because it lets
 // anything be compared with nil; so this pass, over the checked tree, finds where a value that may be
 // nil is used where a plain one is needed, and where an enumeration is compared with (or set to) a
-// literal outside it. A value may be nil when it is an optional field (ctx, event, item, a `let`
-// holding one of them, the elements of a list of optional elements) that no fact proves set, the
-// literal nil, or a `?.`, `??` or ternary that can give nil. It may be nil as an operand of == and !=,
-// the left of ?? and of `in`, or where the expression's own target is optional (an optional field,
-// any). Facts are what a condition proves when it holds, or fails: `X != nil` (or `X == nil` being
+// literal outside it. A value may be nil when it is an optional field (of ctx, event or a `let`
+// object; item; the elements of a list of optional elements) that no fact proves set, the literal
+// nil, or a `?.`, `??` or ternary that can give nil. It may be nil as an operand of == and !=, the
+// left of ??, or where the expression's own target is optional (an optional field, any). Facts are what a condition proves when it holds, or fails: `X != nil` (or `X == nil` being
 // false), through &&, || and !; they hold in the right operand of && (||), the branches of a ternary,
 // and a branch's `set` expressions (Env.NotNil). Everything else is a plain use: arithmetic,
 // ordering, function and builtin arguments, member and index access (`ctx.address.city` uses
@@ -57,7 +56,7 @@ func (f facts) with(more facts) facts {
 func (f facts) without(name string) facts {
 	var out facts
 	for i, x := range f {
-		if rest, ok := strings.CutPrefix(x, name); ok && (name == "#" || rest == "" || strings.ContainsRune(".[?", rune(rest[0]))) {
+		if rest, ok := strings.CutPrefix(x, name); ok && (name == "#" || rest == "" || strings.ContainsRune(".[", rune(rest[0]))) {
 			if out == nil {
 				out = append(make(facts, 0, len(f)), f[:i]...)
 			}
@@ -425,8 +424,8 @@ func (p *nilPass) member(n *ast.MemberNode, f facts) info {
 	return i
 }
 
-// binary handles the operators that admit nil (==, !=, ??, the left of in) and those that carry
-// facts (&&, ||); all others use both operands plainly.
+// binary handles the operators that admit nil (==, !=, ??) and those that carry facts (&&, ||);
+// all others use both operands plainly.
 func (p *nilPass) binary(n *ast.BinaryNode, f facts, want *schema.Type) info {
 	switch n.Operator {
 	case "==", "!=":
@@ -445,9 +444,9 @@ func (p *nilPass) binary(n *ast.BinaryNode, f facts, want *schema.Type) info {
 		r := p.expr(n.Right, f, want)
 		return info{typ: l.typ, nilAt: r.nilAt, nilWhy: r.nilWhy}
 	case "in":
-		// Membership compares with ==, so the needle may be nil (nil is in no list of plain
-		// values); the list is read, and must be checked like any other use.
-		l := p.expr(n.Left, f, nil)
+		// Both sides are plain uses: expr's optimizer turns `x in [literals]` into a lookup in a
+		// set, where nil finds the zero value (nil in ["", "a"] is true), and the list is read.
+		l := p.place(n.Left, f, nil)
 		r := p.place(n.Right, f, nil)
 		p.enumIn(l.typ, n.Left, r.typ, n.Right)
 		return info{}
