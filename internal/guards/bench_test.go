@@ -137,3 +137,22 @@ func BenchmarkEvalLoop(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCompileGuardEnum compiles a comparison with a field of 10,000 values: the enumeration's
+// set is built once per environment, so each literal costs a lookup (enum.go).
+func BenchmarkCompileGuardEnum(b *testing.B) {
+	values := make([]any, 10000)
+	for i := range values {
+		values[i] = "v" + strconv.Itoa(i)
+	}
+	env := Env{Context: schema.ObjectOf(&schema.Field{Name: "code", Type: &schema.Type{Kind: schema.String, Enum: values}})}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		i++
+		src := `ctx.code in ["v1", "v9999"] || ctx.code == "v` + strconv.Itoa(i%10000) + `"`
+		if _, err := CompileGuard(src, env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
