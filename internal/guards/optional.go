@@ -2,9 +2,6 @@ package guards
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
@@ -14,63 +11,19 @@ import (
 
 // The check of optional values and enumerations (definitions.md §5, docs/definitions.md "Optional
 // values in expressions"). expr's checker sees an optional field as its plain type, because it lets
-// anything be compared with nil; so this pass, over the checked tree, finds where a value that may be
-// nil is used where a plain one is needed, and where an enumeration is compared with (or set to) a
-// literal outside it. A value may be nil when it is an optional field (of ctx, event or a `let`
+// anything be compared with nil; so this pass, over the checked tree, finds where a value that may
+// be nil is used where a plain one is needed, and where an enumeration is compared with (or set to)
+// a literal outside it. A value may be nil when it is an optional field (of ctx, event or a `let`
 // object; item; the elements of a list of optional elements) that no fact proves set, the literal
 // nil, or a `?.`, `??` or ternary that can give nil. It may be nil as an operand of == and !=, the
-// left of ??, or where the expression's own target is optional (an optional field, any). Facts are what a condition proves when it holds, or fails: `X != nil` (or `X == nil` being
-// false), through &&, || and !; they hold in the right operand of && (||), the branches of a ternary,
-// and a branch's `set` expressions (Env.NotNil). Everything else is a plain use: arithmetic,
-// ordering, function and builtin arguments, member and index access (`ctx.address.city` uses
-// ctx.address), literals' elements where the target is not optional. This is deliberately simple
-// and sound: a use it cannot prove safe is refused, and the fix is always a check or a `??`.
-
-// facts are the keys (keyOf) of the expressions known not to be nil. A facts value is never changed
-// in place once made: extending it copies, so that sibling subexpressions share their parent's.
-type facts []string
-
-func (f facts) has(k string) bool {
-	for _, x := range f {
-		if x == k {
-			return true
-		}
-	}
-	return false
-}
-
-func (f facts) with(more facts) facts {
-	if len(more) == 0 {
-		return f
-	}
-	if len(f) == 0 {
-		return more
-	}
-	out := make(facts, 0, len(f)+len(more))
-	return append(append(out, f...), more...)
-}
-
-// without drops the facts about paths from name (a key names a variable only at its root): on
-// entering a scope where name means something else (a `let`, a predicate's # and #acc), what was
-// proved of it outside no longer holds.
-func (f facts) without(name string) facts {
-	var out facts
-	for i, x := range f {
-		if rest, ok := strings.CutPrefix(x, name); ok && (name == "#" || rest == "" || strings.ContainsRune(".[", rune(rest[0]))) {
-			if out == nil {
-				out = append(make(facts, 0, len(f)), f[:i]...)
-			}
-			continue
-		}
-		if out != nil {
-			out = append(out, x)
-		}
-	}
-	if out == nil {
-		return f
-	}
-	return out
-}
+// left of ??, or where the expression's own target is optional (an optional field, any). Facts are
+// what a condition proves when it holds, or fails: `X != nil` (or `X == nil` being false), through
+// &&, || and !; they hold in the right operand of && (||), the branches of a ternary, and a
+// branch's `set` expressions (Env.NotNil). Everything else is a plain use: arithmetic, ordering,
+// both sides of `in`, function and builtin arguments, member and index access (ctx.address.city
+// uses ctx.address),
+// literals' elements where the target is not optional. This is deliberately simple and sound: a use
+// it cannot prove safe is refused, and the fix is always a check or a `??`.
 
 // info is what the pass learns of a subexpression: its schema type where the schema says (nil:
 // unknown, e.g. a builtin's result), and, when it may be nil, the node that makes it so (an optional
@@ -480,129 +433,4 @@ func (p *nilPass) builtin(n *ast.BuiltinNode, f facts) {
 			elem = i.typ.Elem
 		}
 	}
-}
-
-// facts is what n proves not nil when its value is truth.
-func (p *nilPass) facts(n ast.Node, truth bool) facts {
-	switch n := n.(type) {
-	case *ast.UnaryNode:
-		if n.Operator == "!" || n.Operator == "not" {
-			return p.facts(n.Node, !truth)
-		}
-	case *ast.BinaryNode:
-		switch n.Operator {
-		case "!=", "==":
-			if (n.Operator == "!=") != truth {
-				return nil
-			}
-			x := n.Left
-			if _, ok := x.(*ast.NilNode); ok {
-				x = n.Right
-			} else if _, ok := n.Right.(*ast.NilNode); !ok {
-				return nil
-			}
-			return notNilPath(x)
-		case "&&", "and":
-			if truth {
-				return p.facts(n.Left, true).with(p.facts(n.Right, true))
-			}
-		case "||", "or":
-			if !truth {
-				return p.facts(n.Left, false).with(p.facts(n.Right, false))
-			}
-		}
-	}
-	return nil
-}
-
-// notNilPath is what x != nil proves: x, and the base of each ?. in it (a?.b is nil when a is).
-func notNilPath(x ast.Node) facts {
-	k, ok := keyOf(x)
-	if !ok {
-		return nil
-	}
-	out := facts{k}
-	for {
-		switch m := x.(type) {
-		case *ast.ChainNode:
-			x = m.Node
-			continue
-		case *ast.MemberNode:
-			if m.Optional {
-				if b, ok := keyOf(m.Node); ok {
-					out = append(out, b)
-				}
-			}
-			x = m.Node
-			continue
-		}
-		return out
-	}
-}
-
-// keyOf names a path (a name, # or a member chain of field names and constant indexes) the same
-// way wherever it is written, so that a fact about it is found where it is used. a?.b and a.b have
-// the same key: when either is not nil, a is not nil and both are a.b.
-func keyOf(n ast.Node) (string, bool) {
-	switch n := n.(type) {
-	case *ast.IdentifierNode:
-		return n.Value, true
-	case *ast.PointerNode:
-		return "#" + n.Name, true
-	case *ast.ChainNode:
-		return keyOf(n.Node)
-	case *ast.MemberNode:
-		base, ok := keyOf(n.Node)
-		if !ok {
-			return "", false
-		}
-		switch pr := n.Property.(type) {
-		case *ast.StringNode:
-			if isName(pr.Value) {
-				return base + "." + pr.Value, true
-			}
-			return base + "[" + strconv.Quote(pr.Value) + "]", true
-		case *ast.IntegerNode:
-			return base + "[" + strconv.Itoa(pr.Value) + "]", true
-		}
-	}
-	return "", false
-}
-
-func isName(s string) bool {
-	for i, c := range s {
-		if c != '_' && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (i == 0 || c < '0' || c > '9') {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// NotNil is what a guard proves of optional values when it holds, for Env.NotNil of its branch's
-// `set` and `send` expressions ("" for other expressions, or a guard that proves nothing).
-func (p *Program) NotNil() Facts {
-	if p == nil {
-		return ""
-	}
-	return p.notNil
-}
-
-func (f Facts) list() facts {
-	if f == "" {
-		return nil
-	}
-	return strings.Split(string(f), "\n")
-}
-
-// exported keeps the facts about paths of ctx and event: the other expressions of a branch see the
-// same ctx and event, but not the guard's `let` variables or predicates' elements.
-func exported(f facts) Facts {
-	var keep []string
-	for _, k := range f {
-		if (strings.HasPrefix(k, "ctx.") || strings.HasPrefix(k, "event.")) && !strings.ContainsAny(k, "#\n") && !slices.Contains(keep, k) {
-			keep = append(keep, k)
-		}
-	}
-	slices.Sort(keep)
-	return Facts(strings.Join(keep, "\n"))
 }
