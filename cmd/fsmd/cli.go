@@ -36,7 +36,7 @@ func commands() []command {
 		{"export", exportArgs, "write a definition's instances with their histories, as NDJSON", runExport},
 		{"keys", keysArgs, "make a new API key and the line of the keys file that grants it a role", runKeys},
 		{"validate", "[--format text|json] [PATH...]", "check definition files and report every problem", runValidate},
-		{"test", "[-run REGEX] [-v] [--coverage] [PATH...]", "run the transition tables (*.test.yaml)", runTest},
+		{"test", testArgs, "run the transition tables (*.test.yaml), or explore the definitions (--explore)", runTest},
 		{"version", "", "print the version", runVersion},
 		{"help", "[COMMAND]", "show help for fsmd or a command", runHelp},
 	}

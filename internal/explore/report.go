@@ -173,7 +173,7 @@ func (r *Report) WriteText(out io.Writer) {
 		fmt.Fprintf(out, "  NOT REACHED %s: %s\n", m.State, m.why(file))
 	}
 	for _, f := range r.Failing {
-		fmt.Fprintf(out, "  FAILING     event %s: expression_failed in all %d attempts: %s\n", f.Event, f.Attempts, f.Err)
+		fmt.Fprintf(out, "  FAILING     event %s: expression_failed in every one of %s: %s\n", f.Event, plural(f.Attempts, "attempt"), f.Err)
 	}
 }
 
@@ -196,8 +196,8 @@ func (m Miss) why(file string) string {
 		return fmt.Sprintf("nearest reached state %s; the guard of its %s branch %d was never evaluated: %s (%s)",
 			m.Nearest, b.Event, b.Branch, b.Guard, at)
 	}
-	return fmt.Sprintf("nearest reached state %s; blocked by the guard of its %s branch %d, false in all %d evaluations: %s (%s)",
-		m.Nearest, b.Event, b.Branch, b.Evaluated, b.Guard, at)
+	return fmt.Sprintf("nearest reached state %s; blocked by the guard of its %s branch %d, never true in %s: %s (%s)",
+		m.Nearest, b.Event, b.Branch, plural(b.Evaluated, "evaluation"), b.Guard, at)
 }
 
 // Sequence is the way to the state on one line: the initial context, then each step.
