@@ -217,69 +217,132 @@ func eachChoice(dims [][]any, max int) [][]int {
 }
 
 // pairwise covers every pair of values of two fields, greedily: each row starts from a pair not yet
-// covered and fills the other fields with the values that cover most new pairs.
+// covered and fills the other fields with the values that cover most new pairs; of the rows grown
+// from the first few uncovered pairs, the one covering most is kept.
 func pairwise(dims [][]any, max int) [][]int {
-	n := len(dims)
-	covered := make([][][]bool, n) // covered[i][j][a*len(dims[j])+b], i < j
-	left := 0
-	for i := range dims {
-		covered[i] = make([][]bool, n)
-		for j := i + 1; j < n; j++ {
-			covered[i][j] = make([]bool, len(dims[i])*len(dims[j]))
-			left += len(covered[i][j])
-		}
-	}
-	isCovered := func(i, a, j, b int) bool {
-		if i > j {
-			i, a, j, b = j, b, i, a
-		}
-		return covered[i][j][a*len(dims[j])+b]
-	}
+	p := newPairs(dims)
 	var rows [][]int
-	for left > 0 && len(rows) < max {
-		row := make([]int, n)
-		for k := range row {
-			row[k] = -1
-		}
-	seed:
-		for i := 0; i < n; i++ {
-			for j := i + 1; j < n; j++ {
-				for x, c := range covered[i][j] {
-					if !c {
-						row[i], row[j] = x/len(dims[j]), x%len(dims[j])
-						break seed
-					}
+	for p.left > 0 && len(rows) < max {
+		var best []int
+		bestNew := -1
+		for _, seed := range p.uncovered(8) {
+			for shift := range len(dims) { // each field filled first once: greedy depends on the order
+				row := p.grow(seed, shift)
+				if n := p.fresh(row); n > bestNew {
+					best, bestNew = row, n
 				}
 			}
 		}
-		for k := range row {
-			if row[k] >= 0 {
-				continue
-			}
-			best, bestNew := 0, -1
-			for v := range dims[k] {
-				fresh := 0
-				for m := range row {
-					if m != k && row[m] >= 0 && !isCovered(k, v, m, row[m]) {
-						fresh++
-					}
-				}
-				if fresh > bestNew {
-					best, bestNew = v, fresh
-				}
-			}
-			row[k] = best
-		}
-		for i := 0; i < n; i++ {
-			for j := i + 1; j < n; j++ {
-				x := row[i]*len(dims[j]) + row[j]
-				if !covered[i][j][x] {
-					covered[i][j][x] = true
-					left--
-				}
-			}
-		}
-		rows = append(rows, row)
+		p.cover(best)
+		rows = append(rows, best)
 	}
 	return rows
+}
+
+// pairs tracks which pairs of values of two fields some row has: covered[i][j][a*len(dims[j])+b]
+// for fields i < j.
+type pairs struct {
+	dims    [][]any
+	covered [][][]bool
+	left    int
+}
+
+func newPairs(dims [][]any) *pairs {
+	p := &pairs{dims: dims, covered: make([][][]bool, len(dims))}
+	for i := range dims {
+		p.covered[i] = make([][]bool, len(dims))
+		for j := i + 1; j < len(dims); j++ {
+			p.covered[i][j] = make([]bool, len(dims[i])*len(dims[j]))
+			p.left += len(p.covered[i][j])
+		}
+	}
+	return p
+}
+
+func (p *pairs) has(i, a, j, b int) bool {
+	if i > j {
+		i, a, j, b = j, b, i, a
+	}
+	return p.covered[i][j][a*len(p.dims[j])+b]
+}
+
+// uncovered are up to n pairs no row has yet, as {i, a, j, b}, one per two fields.
+func (p *pairs) uncovered(n int) [][4]int {
+	var out [][4]int
+	for i := range p.dims {
+		for j := i + 1; j < len(p.dims); j++ {
+			for x, c := range p.covered[i][j] {
+				if !c { // the first of each two fields: seeds spread over the fields
+					out = append(out, [4]int{i, x / len(p.dims[j]), j, x % len(p.dims[j])})
+					if len(out) == n {
+						return out
+					}
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// grow makes a row holding seed, each other field at the value that covers most new pairs with
+// the fields set before it, filling from field shift on.
+func (p *pairs) grow(seed [4]int, shift int) []int {
+	row := make([]int, len(p.dims))
+	for k := range row {
+		row[k] = -1
+	}
+	row[seed[0]], row[seed[2]] = seed[1], seed[3]
+	for o := range row {
+		k := (o + shift) % len(row)
+		if row[k] >= 0 {
+			continue
+		}
+		best, bestNew, bestOpen := 0, -1, -1
+		for v := range p.dims[k] {
+			n, open := 0, 0
+			for m := range row {
+				if m == k {
+					continue
+				}
+				if row[m] >= 0 && !p.has(k, v, m, row[m]) {
+					n++
+				}
+				for b := range p.dims[m] { // ties go to the value with most pairs still to cover
+					if !p.has(k, v, m, b) {
+						open++
+					}
+				}
+			}
+			if n > bestNew || n == bestNew && open > bestOpen {
+				best, bestNew, bestOpen = v, n, open
+			}
+		}
+		row[k] = best
+	}
+	return row
+}
+
+// fresh counts the pairs of row no row has yet.
+func (p *pairs) fresh(row []int) int {
+	n := 0
+	for i := range row {
+		for j := i + 1; j < len(row); j++ {
+			if !p.covered[i][j][row[i]*len(p.dims[j])+row[j]] {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func (p *pairs) cover(row []int) {
+	for i := range row {
+		for j := i + 1; j < len(row); j++ {
+			if x := row[i]*len(p.dims[j]) + row[j]; !p.covered[i][j][x] {
+				p.covered[i][j][x] = true
+				p.left--
+			}
+		}
+	}
 }
