@@ -43,7 +43,7 @@ states:
     on:
       open:
         to: opened
-        guard: state == "never"
+        guard: now > instance.created_at + duration("1000h")
   opened: {final: true}
 `)
 	invalid := t.TempDir()
@@ -59,7 +59,7 @@ states:
 			out: "reached     locked: advance 1h"},
 		{args: []string{"test", good, "--explore", "--depth", "1"}, code: exitOK, last: "3 states reached, 0 not"},
 		{args: []string{"test", "--explore", bad}, code: exitFailed, last: "1 states reached, 1 not",
-			out: `NOT REACHED opened: nearest reached state closed; blocked by the guard of its open branch 1, never true in 1 evaluation: state == "never" (` + filepath.Join(bad, "vault.yaml") + ":8:16)"},
+			out: `NOT REACHED opened: nearest reached state closed; blocked by the guard of its open branch 1, never true in 1 evaluation: now > instance.created_at + duration("1000h") (` + filepath.Join(bad, "vault.yaml") + ":8:16)"},
 		{args: []string{"test", "--explore", invalid}, code: exitFailed, last: "0 states reached, 0 not", out: "nowhere"},
 		{args: []string{"test", "--explore", filepath.Join(good, "missing")}, code: exitUsage, out: "missing"},
 		{args: []string{"test", "--depth", "3", good}, code: exitUsage, out: "--depth needs --explore"},
