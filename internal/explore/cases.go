@@ -3,6 +3,8 @@ package explore
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 
 	"go.yaml.in/yaml/v3"
 
@@ -21,6 +23,18 @@ func (r *Report) Cases() ([]byte, error) {
 		given := flow(mapping())
 		if len(re.Ctx) > 0 {
 			add(given, "ctx", value(re.Ctx))
+		}
+		if len(re.Children) > 0 { // started by the initial state: a table's given sets no children itself
+			ch := flow(mapping())
+			for _, g := range slices.Sorted(maps.Keys(re.Children)) {
+				c := re.Children[g]
+				counts := flow(mapping())
+				add(counts, "total", value(c.Total))
+				add(counts, "running", value(c.Running))
+				add(counts, "final", value(c.Final))
+				add(ch, g, counts)
+			}
+			add(given, "children", ch)
 		}
 		if len(r.Actor.Groups) > 0 { // the walk's actor is in every group a branch allows
 			a := mapping()

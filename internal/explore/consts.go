@@ -11,8 +11,12 @@ import (
 )
 
 // consts maps a field path as written in expressions ("event.amount", "ctx.customer.tier") to the
-// constants guards compare it with, in the order first seen.
+// constants guards compare it with, in the order first seen. A path compared only with another
+// field is present with no constants.
 type consts map[string][]any
+
+// links are the pairs of fields guards compare with each other, flattened: a0, b0, a1, b1, ...
+type links []string
 
 func (c consts) add(path string, v any) {
 	for _, have := range c[path] {
@@ -25,25 +29,20 @@ func (c consts) add(path string, v any) {
 
 // link records that a guard compares two fields (`event.amount <= ctx.amount`): each gets the
 // other's constants once all are collected (share), and both count as compared.
-func (c consts) link(a, b string) {
+func (c consts) link(l *links, a, b string) {
 	if _, ok := c[a]; !ok {
 		c[a] = nil
 	}
 	if _, ok := c[b]; !ok {
 		c[b] = nil
 	}
-	c[linkKey] = append(c[linkKey], a, b)
+	*l = append(*l, a, b)
 }
 
-// linkKey holds the links among the paths: a key no path can be.
-const linkKey = " links"
-
 // share gives each linked field the constants of the other.
-func (c consts) share() {
-	links := c[linkKey]
-	delete(c, linkKey)
+func (c consts) share(links links) {
 	for i := 0; i+1 < len(links); i += 2 {
-		a, b := links[i].(string), links[i+1].(string)
+		a, b := links[i], links[i+1]
 		for _, v := range slices.Clone(c[b]) {
 			if len(c[a]) < maxConstsPerPath {
 				c.add(a, v)
@@ -63,7 +62,7 @@ const maxConstsPerPath = 16
 
 // collect adds what the guard src compares fields with. A guard that does not parse adds nothing:
 // the definition was validated, and this is only a source of better values.
-func (c consts) collect(src string) {
+func (c consts) collect(src string, l *links) {
 	if src == "" {
 		return
 	}
@@ -71,11 +70,14 @@ func (c consts) collect(src string) {
 	if err != nil {
 		return
 	}
-	ast.Walk(&tree.Node, comparisons{c})
+	ast.Walk(&tree.Node, comparisons{c, l})
 }
 
 // comparisons visits `path OP literal`, `literal OP path` and `path in [literals]`.
-type comparisons struct{ c consts }
+type comparisons struct {
+	c     consts
+	links *links
+}
 
 func (v comparisons) Visit(n *ast.Node) {
 	b, ok := (*n).(*ast.BinaryNode)
@@ -85,7 +87,7 @@ func (v comparisons) Visit(n *ast.Node) {
 	switch b.Operator {
 	case "==", "!=", "<", "<=", ">", ">=":
 		if l, r := fieldPath(b.Left), fieldPath(b.Right); l != "" && r != "" {
-			v.c.link(l, r)
+			v.c.link(v.links, l, r)
 			return
 		}
 		if p := fieldPath(b.Left); p != "" {
@@ -177,15 +179,16 @@ func fieldPath(n ast.Node) string {
 // guard on ctx.amount is then decided by the event that set it.
 func guardConsts(def *machine.Definition) consts {
 	c := consts{}
+	var l links
 	for _, name := range def.StateOrder {
 		st := def.States[name]
 		for _, ev := range st.OnOrder {
 			for _, b := range st.On[ev].Branches {
-				c.collect(b.GuardSource)
+				c.collect(b.GuardSource, &l)
 			}
 		}
 	}
-	c.share()
+	c.share(l)
 	for _, name := range def.StateOrder {
 		st := def.States[name]
 		for _, ev := range st.OnOrder {

@@ -2,12 +2,15 @@ package explore
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
 	"github.com/fsmd-io/fsmd/internal/schema"
+	"github.com/fsmd-io/fsmd/internal/table"
 )
 
 func load(t testing.TB, src string) *machine.Definition {
@@ -357,5 +360,78 @@ func TestBadInputIsBounded(t *testing.T) {
 	}
 	if _, not := names(r); len(not) > 0 {
 		t.Errorf("not reached: %v", not)
+	}
+}
+
+// A definition whose initial state starts children: the walk counts them as the engine starts
+// them, and the cases it writes give them (given.children), so that they pass as tables.
+func TestInitialChildren(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"task.yaml": "name: task\ninitial: open\nstates:\n  open: {on: {finish: done}}\n  done: {final: true}\n",
+		"batch.yaml": `name: batch
+initial: running
+context:
+  items: [string]
+states:
+  running:
+    children:
+      tasks: {definition: task, for_each: ctx.items, on_final: task_done}
+    on:
+      task_done:
+        - {to: finished, guard: children.tasks.running == 0}
+        - {}
+      give_up: abandoned
+  finished: {final: true}
+  abandoned: {final: true}
+`,
+	}
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, diags, err := machine.Load(dir)
+	if err != nil || diags.Errors() > 0 {
+		t.Fatalf("%v %v", err, diags)
+	}
+	def := set.ByName["batch"]
+	r := Explore(def, Options{})
+	if _, not := names(r); len(not) > 0 {
+		t.Fatalf("not reached: %v\n%s", not, text(r))
+	}
+	data, err := r.Cases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "given: {children: {tasks: {total: 0, running: 0, final: 0}}}") {
+		t.Errorf("the cases give no children:\n%s", data)
+	}
+	tab, diags := table.Parse("batch.test.yaml", data)
+	if diags.Errors() > 0 {
+		t.Fatalf("%v\n%s", diags, data)
+	}
+	for _, c := range tab.Cases {
+		if res := table.Run(def, c, nil); !res.Passed() {
+			t.Errorf("case %q fails: %v %v\n%s", c.Name, res.Failures, res.Trace, data)
+		}
+	}
+}
+
+// When no instance can be created, the report says why instead of only "not reached".
+func TestNoInstance(t *testing.T) {
+	def := load(t, `name: t
+initial: a
+context:
+  wait: string
+states:
+  a:
+    on: {go: b}
+    timers: [{at: 'instance.created_at + duration(ctx.wait)', event: go}]
+  b: {final: true}
+`)
+	r := Explore(def, Options{})
+	if out := text(r); r.StartErr == nil || !strings.Contains(out, "no instance could be created from the generated contexts: entering the initial state") {
+		t.Errorf("report:\n%s", out)
 	}
 }

@@ -22,8 +22,11 @@ type Report struct {
 	Failing   []Failing     // events every attempt of which ended in expression_failed, by name
 	Nodes     int           // instances visited
 	Contexts  int           // initial contexts the walk started from
-	Stopped   bool          // Options.Max ended the walk before Options.Depth did
+	Stopped   bool          // Options.Max (or the bound on memory) ended the walk before Options.Depth did
 	Depth     int
+	// StartErr is why an initial context was refused when none was accepted: no instance could be
+	// created (a required field of a type the walk cannot make, an `at` timer that fails).
+	StartErr error
 }
 
 // Reach is a state reached, and a shortest way to it: the context the instance was created with
@@ -32,6 +35,8 @@ type Reach struct {
 	State string
 	Ctx   map[string]any
 	Steps []Step
+	// Children are the child groups the initial state started (a table's given.children).
+	Children map[string]machine.ChildCounts
 }
 
 // Miss is a state never reached.
@@ -64,6 +69,9 @@ type Failing struct {
 
 func (w *walker) report() *Report {
 	r := &Report{Def: w.def, Actor: w.actor, Nodes: len(w.seen), Contexts: w.contexts, Stopped: w.stopped, Depth: w.opts.Depth}
+	if w.contexts == 0 {
+		r.StartErr = w.startErr
+	}
 	for _, name := range w.def.StateOrder {
 		if n := w.reached[name]; n != nil {
 			r.Reached = append(r.Reached, path(n))
@@ -87,21 +95,24 @@ func path(n *node) Reach {
 		steps = append(steps, n.step)
 	}
 	slices.Reverse(steps)
-	return Reach{State: state, Ctx: n.ctx, Steps: steps}
+	return Reach{State: state, Ctx: n.ctx, Steps: steps, Children: n.snap.Children}
 }
 
 // miss explains why state was not reached: the reached state nearest to it in the graph and,
 // when that one has a branch into it, the branch.
 func (w *walker) miss(state string) Miss {
 	m := Miss{State: state}
+	if w.preds == nil {
+		w.preds = predecessors(w.def)
+	}
 	// Breadth-first backwards from state over the definition's branches.
 	dist := map[string]int{state: 0}
 	frontier := []string{state}
 	for d := 1; len(frontier) > 0 && m.Nearest == ""; d++ {
 		var next []string
 		for _, to := range frontier {
-			for _, from := range w.def.StateOrder {
-				if _, ok := dist[from]; ok || !leadsTo(w.def.States[from], to) {
+			for _, from := range w.preds[to] {
+				if _, ok := dist[from]; ok {
 					continue
 				}
 				dist[from] = d
@@ -119,15 +130,21 @@ func (w *walker) miss(state string) Miss {
 	return m
 }
 
-func leadsTo(st *machine.State, to string) bool {
-	for _, ev := range st.OnOrder {
-		for _, b := range st.On[ev].Branches {
-			if b.Target(st.Name) == to {
-				return true
+// predecessors lists, for each state, the states with a branch into it, in the definition's order.
+func predecessors(def *machine.Definition) map[string][]string {
+	preds := map[string][]string{}
+	for _, from := range def.StateOrder {
+		st := def.States[from]
+		for _, ev := range st.OnOrder {
+			for _, b := range st.On[ev].Branches {
+				to := b.Target(from)
+				if ps := preds[to]; len(ps) == 0 || ps[len(ps)-1] != from {
+					preds[to] = append(ps, from)
+				}
 			}
 		}
 	}
-	return false
+	return preds
 }
 
 // blocked is the first branch of from into to, with what the walk saw of its guard.
@@ -165,6 +182,9 @@ func (r *Report) WriteText(out io.Writer) {
 		file, r.Def.Name, len(r.Reached), len(r.Reached)+len(r.Unreached), r.Nodes, r.Contexts, r.Depth)
 	if r.Stopped {
 		fmt.Fprintf(out, "    stopped at %d instances (--max): deeper states may be reachable\n", r.Nodes)
+	}
+	if r.StartErr != nil {
+		fmt.Fprintf(out, "    no instance could be created from the generated contexts: %v\n", r.StartErr)
 	}
 	for _, re := range r.Reached {
 		fmt.Fprintf(out, "  reached     %s: %s\n", re.State, re.Sequence())

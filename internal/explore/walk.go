@@ -1,12 +1,13 @@
 package explore
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"maps"
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/code"
@@ -56,14 +57,17 @@ type walker struct {
 	opts     Options
 	actor    machine.Actor
 	payloads map[string][]map[string]any
-	seen     map[string]bool
+	seen     map[[sha256.Size]byte]bool // the keys of the instances visited, hashed: a context may be large
+	bytes    int                        // the size of the keys hashed, a measure of the contexts held
+	startErr error                      // why the first initial context was refused
 	queue    []*node
 	reached  map[string]*node
 	order    []string // states in the order first reached
 	attempts map[string]*attempts
 	guards   map[branchKey]*guardStats
-	relevant map[string]bool // the context fields that tell instances apart; nil: all
-	stopped  bool            // Max was reached
+	relevant map[string]bool     // the context fields that tell instances apart; nil: all
+	stopped  bool                // Max was reached
+	preds    map[string][]string // the states with a branch into each state; built for the report
 	contexts int
 }
 
@@ -89,7 +93,7 @@ func Explore(def *machine.Definition, opts Options) *Report {
 	}
 	g := &gen{consts: guardConsts(def), now: Start}
 	w := &walker{def: def, opts: opts, actor: actorOf(def), payloads: map[string][]map[string]any{},
-		relevant: relevant(def), seen: map[string]bool{}, reached: map[string]*node{}, attempts: map[string]*attempts{}, guards: map[branchKey]*guardStats{}}
+		relevant: relevant(def), seen: map[[sha256.Size]byte]bool{}, reached: map[string]*node{}, attempts: map[string]*attempts{}, guards: map[branchKey]*guardStats{}}
 	for _, name := range slices.Sorted(maps.Keys(def.Events)) {
 		for _, p := range g.object(def.Events[name].Payload, "event", 0) {
 			w.payloads[name] = append(w.payloads[name], p)
@@ -129,6 +133,9 @@ func actorOf(def *machine.Definition) machine.Actor {
 func (w *walker) root(ctx map[string]any) {
 	b, err := machine.Limits{}.Begin(w.def, machine.Snapshot{ID: "test", Version: 1, Context: ctx}, Start)
 	if err != nil {
+		if w.startErr == nil {
+			w.startErr = err
+		}
 		return
 	}
 	w.contexts++
@@ -137,17 +144,23 @@ func (w *walker) root(ctx map[string]any) {
 	w.add(n)
 }
 
-// add queues n unless an instance alike was reached before (or Max is reached).
+// maxBytes bounds the contexts a walk holds, measured as the size of the instances' keys: with
+// contexts near their bound (schema.MaxContextSize), Max instances alone would not bound memory.
+const maxBytes = 256 << 20
+
+// add queues n unless an instance alike was reached before (or Max or maxBytes is reached).
 func (w *walker) add(n *node) {
 	k := key(n, w.relevant)
-	if w.seen[k] {
+	h := sha256.Sum256(k)
+	if w.seen[h] {
 		return
 	}
-	if len(w.seen) >= w.opts.Max {
+	if len(w.seen) >= w.opts.Max || w.bytes+len(k) > maxBytes {
 		w.stopped = true
 		return
 	}
-	w.seen[k] = true
+	w.seen[h] = true
+	w.bytes += len(k)
 	w.queue = append(w.queue, n)
 	if w.reached[n.snap.State] == nil {
 		w.reached[n.snap.State] = n
@@ -311,8 +324,8 @@ func withIDs(group string, c machine.ChildCounts) machine.ChildCounts {
 }
 
 // key identifies an instance for the walk: two nodes with the same key behave alike from then on.
-func key(n *node, relevant map[string]bool) string {
-	var b strings.Builder
+func key(n *node, relevant map[string]bool) []byte {
+	var b bytes.Buffer
 	b.WriteString(n.snap.State)
 	b.WriteByte('|')
 	b.WriteString(strconv.FormatInt(n.clock.Unix(), 10))
@@ -328,7 +341,7 @@ func key(n *node, relevant map[string]bool) string {
 		c := n.snap.Children[g]
 		b.WriteString("|" + g + ":" + strconv.Itoa(c.Total) + "," + strconv.Itoa(c.Running) + "," + strconv.Itoa(c.Final))
 	}
-	return b.String()
+	return b.Bytes()
 }
 
 // only is ctx with the fields of keep; all of it when keep is nil.
