@@ -435,3 +435,28 @@ states:
 		t.Errorf("report:\n%s", out)
 	}
 }
+
+// A walk whose every event runs its expressions to their time budget stops at the Timeout, and
+// says so.
+func TestTimeout(t *testing.T) {
+	def := load(t, `name: t
+initial: a
+events:
+  spin: {k: int, s: string, b: bool}
+states:
+  a:
+    on:
+      spin:
+        - {to: b, guard: 'all(1..3000, {all(1..3000, {# > 0})})'}
+  b: {on: {spin: a}}
+`)
+	start := time.Now()
+	r := Explore(def, Options{Timeout: 300 * time.Millisecond})
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("took %v", took)
+	}
+	if out := text(r); !r.TimedOut || !strings.Contains(out, "stopped after 300ms") ||
+		!strings.Contains(out, "blocked by the guard of its spin branch 1, which failed (expression_failed) in") {
+		t.Errorf("report:\n%s", out)
+	}
+}

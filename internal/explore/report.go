@@ -24,6 +24,8 @@ type Report struct {
 	Contexts  int           // initial contexts the walk started from
 	Stopped   bool          // Options.Max (or the bound on memory) ended the walk before Options.Depth did
 	Depth     int
+	TimedOut  bool // Options.Timeout ended it
+	Timeout   time.Duration
 	// StartErr is why an initial context was refused when none was accepted: no instance could be
 	// created (a required field of a type the walk cannot make, an `at` timer that fails).
 	StartErr error
@@ -57,6 +59,7 @@ type Blocked struct {
 	Guard     string      // its source; "" for a branch without guard
 	Pos       machine.Pos // of the guard, or of the branch without one
 	Evaluated int         // how often the guard was evaluated; it never held
+	Failed    int         // how many of those evaluations failed (expression_failed)
 	Attempts  int         // how often the event was tried, in any state
 }
 
@@ -68,7 +71,8 @@ type Failing struct {
 }
 
 func (w *walker) report() *Report {
-	r := &Report{Def: w.def, Actor: w.actor, Nodes: len(w.seen), Contexts: w.contexts, Stopped: w.stopped, Depth: w.opts.Depth}
+	r := &Report{Def: w.def, Actor: w.actor, Nodes: len(w.seen), Contexts: w.contexts, Stopped: w.stopped, Depth: w.opts.Depth,
+		TimedOut: w.timedOut, Timeout: w.opts.Timeout}
 	if w.contexts == 0 {
 		r.StartErr = w.startErr
 	}
@@ -160,7 +164,7 @@ func (w *walker) blocked(from, to string) *Blocked {
 				bl.Pos = b.Pos
 			}
 			if s := w.guards[branchKey{from, ev, b.Index}]; s != nil {
-				bl.Evaluated = s.evaluated
+				bl.Evaluated, bl.Failed = s.evaluated, s.failed
 			}
 			if a := w.attempts[ev]; a != nil {
 				bl.Attempts = a.n
@@ -180,7 +184,10 @@ func (r *Report) WriteText(out io.Writer) {
 	}
 	fmt.Fprintf(out, "%s: %s: %d of %d states reached (%d instances from %d initial contexts, depth %d)\n",
 		file, r.Def.Name, len(r.Reached), len(r.Reached)+len(r.Unreached), r.Nodes, r.Contexts, r.Depth)
-	if r.Stopped {
+	switch {
+	case r.TimedOut:
+		fmt.Fprintf(out, "    stopped after %s at %d instances: deeper states may be reachable\n", r.Timeout, r.Nodes)
+	case r.Stopped:
 		fmt.Fprintf(out, "    stopped at %d instances (--max): deeper states may be reachable\n", r.Nodes)
 	}
 	if r.StartErr != nil {
@@ -212,6 +219,9 @@ func (m Miss) why(file string) string {
 	case b.Guard == "":
 		return fmt.Sprintf("nearest reached state %s; its %s branch %d, without guard, was never taken: an earlier branch always held (%s)",
 			m.Nearest, b.Event, b.Branch, at)
+	case b.Failed > 0:
+		return fmt.Sprintf("nearest reached state %s; blocked by the guard of its %s branch %d, which failed (expression_failed) in %d of %s: %s (%s)",
+			m.Nearest, b.Event, b.Branch, b.Failed, plural(b.Evaluated, "evaluation"), b.Guard, at)
 	case b.Evaluated == 0:
 		return fmt.Sprintf("nearest reached state %s; the guard of its %s branch %d was never evaluated: %s (%s)",
 			m.Nearest, b.Event, b.Branch, b.Guard, at)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/code"
@@ -17,8 +19,9 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultDepth = 8
-	DefaultMax   = 20000
+	DefaultDepth   = 8
+	DefaultMax     = 20000
+	DefaultTimeout = time.Minute
 )
 
 // Start is the time the walk starts at: a transition table's default `now`, so that the cases it
@@ -29,6 +32,9 @@ var Start = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 type Options struct {
 	Depth int // steps (events and clock advances) from the initial state; 0: DefaultDepth
 	Max   int // instances visited at most, all initial contexts together; 0: DefaultMax
+	// Timeout ends a walk that takes longer (reported as stopped); 0: DefaultTimeout. A definition
+	// whose expressions each run up to their time budget would otherwise take Max times that.
+	Timeout time.Duration
 }
 
 // Step is one step of a sequence: an event with its payload, or a clock advance that fires the
@@ -65,8 +71,10 @@ type walker struct {
 	order    []string // states in the order first reached
 	attempts map[string]*attempts
 	guards   map[branchKey]*guardStats
-	relevant map[string]bool     // the context fields that tell instances apart; nil: all
-	stopped  bool                // Max was reached
+	relevant map[string]bool // the context fields that tell instances apart; nil: all
+	stopped  bool            // Max was reached
+	timedOut bool            // so was the Timeout
+	deadline time.Time
 	preds    map[string][]string // the states with a branch into each state; built for the report
 	contexts int
 }
@@ -81,7 +89,8 @@ type branchKey struct {
 	branch       int
 }
 
-type guardStats struct{ evaluated, held int }
+// guardStats count the evaluations of one guard: how many held, how many failed.
+type guardStats struct{ evaluated, held, failed int }
 
 // Explore walks def and reports what it reached.
 func Explore(def *machine.Definition, opts Options) *Report {
@@ -91,9 +100,13 @@ func Explore(def *machine.Definition, opts Options) *Report {
 	if opts.Max <= 0 {
 		opts.Max = DefaultMax
 	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+
 	g := &gen{consts: guardConsts(def), now: Start}
 	w := &walker{def: def, opts: opts, actor: actorOf(def), payloads: map[string][]map[string]any{},
-		relevant: relevant(def), seen: map[[sha256.Size]byte]bool{}, reached: map[string]*node{}, attempts: map[string]*attempts{}, guards: map[branchKey]*guardStats{}}
+		deadline: time.Now().Add(opts.Timeout), relevant: relevant(def), seen: map[[sha256.Size]byte]bool{}, reached: map[string]*node{}, attempts: map[string]*attempts{}, guards: map[branchKey]*guardStats{}}
 	for _, name := range slices.Sorted(maps.Keys(def.Events)) {
 		for _, p := range g.object(def.Events[name].Payload, "event", 0) {
 			w.payloads[name] = append(w.payloads[name], p)
@@ -103,6 +116,9 @@ func Explore(def *machine.Definition, opts Options) *Report {
 		w.root(ctx)
 	}
 	for i := 0; i < len(w.queue); i++ {
+		if w.late() {
+			break
+		}
 		n := w.queue[i]
 		w.queue[i] = nil // what a node needs is kept by its children; the rest can go
 		if n.depth < opts.Depth && !def.Final(n.snap.State) {
@@ -182,6 +198,9 @@ func (w *walker) expand(n *node) {
 			payloads = []map[string]any{nil}
 		}
 		for _, p := range payloads {
+			if w.late() {
+				return
+			}
 			c := n.child(Step{Event: ev, Payload: p})
 			if w.fire(c, w.actor, ev, p) == nil {
 				w.add(c)
@@ -191,6 +210,14 @@ func (w *walker) expand(n *node) {
 	if len(n.pending) > 0 {
 		w.advance(n)
 	}
+}
+
+// late reports whether the walk is past its deadline, and marks it stopped when it is.
+func (w *walker) late() bool {
+	if !w.timedOut && time.Now().After(w.deadline) {
+		w.stopped, w.timedOut = true, true
+	}
+	return w.timedOut
 }
 
 func (n *node) child(s Step) *node {
@@ -277,6 +304,12 @@ func (w *walker) record(state, event string, t *machine.Transition, err error) {
 		if a.err == "" {
 			a.err = err.Error()
 		}
+		var e *machine.ExpressionError
+		if errors.As(err, &e) && strings.HasPrefix(e.Where, "guard of branch ") {
+			if i, err := strconv.Atoi(strings.TrimPrefix(e.Where, "guard of branch ")); err == nil {
+				w.guard(state, event, i-1, false).failed++
+			}
+		}
 	case code.GuardRejected:
 		a.n++
 		for _, b := range w.def.States[state].On[event].Branches {
@@ -287,7 +320,7 @@ func (w *walker) record(state, event string, t *machine.Transition, err error) {
 	}
 }
 
-func (w *walker) guard(state, event string, branch int, held bool) {
+func (w *walker) guard(state, event string, branch int, held bool) *guardStats {
 	k := branchKey{state, event, branch}
 	s := w.guards[k]
 	if s == nil {
@@ -298,6 +331,7 @@ func (w *walker) guard(state, event string, branch int, held bool) {
 	if held {
 		s.held++
 	}
+	return s
 }
 
 // started are the child counts of a state entered: every child it starts, running.
