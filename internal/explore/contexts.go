@@ -7,7 +7,7 @@ import (
 	"github.com/fsmd-io/fsmd/internal/schema"
 )
 
-// omit is the candidate "leave the field out": it takes its default.
+// omitted is the type of omit, the candidate "leave the field out": the field takes its default.
 type omitted struct{}
 
 var omit = omitted{}

@@ -25,6 +25,7 @@ type Report struct {
 	Stopped   bool          // Options.Max (or the bound on memory) ended the walk before Options.Depth did
 	Depth     int
 	TimedOut  bool // Options.Timeout ended it
+	Full      bool // the bound on the contexts held (256 MiB) ended it
 	Timeout   time.Duration
 	// StartErr is why an initial context was refused when none was accepted: no instance could be
 	// created (a required field of a type the walk cannot make, an `at` timer that fails).
@@ -72,7 +73,7 @@ type Failing struct {
 
 func (w *walker) report() *Report {
 	r := &Report{Def: w.def, Actor: w.actor, Nodes: len(w.seen), Contexts: w.contexts, Stopped: w.stopped, Depth: w.opts.Depth,
-		TimedOut: w.timedOut, Timeout: w.opts.Timeout}
+		TimedOut: w.timedOut, Timeout: w.opts.Timeout, Full: w.full}
 	if w.contexts == 0 {
 		r.StartErr = w.startErr
 	}
@@ -187,6 +188,8 @@ func (r *Report) WriteText(out io.Writer) {
 	switch {
 	case r.TimedOut:
 		fmt.Fprintf(out, "    stopped after %s at %d instances: deeper states may be reachable\n", r.Timeout, r.Nodes)
+	case r.Full:
+		fmt.Fprintf(out, "    stopped at %d instances, holding %d MiB of contexts: deeper states may be reachable\n", r.Nodes, maxBytes>>20)
 	case r.Stopped:
 		fmt.Fprintf(out, "    stopped at %d instances (--max): deeper states may be reachable\n", r.Nodes)
 	}

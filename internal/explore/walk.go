@@ -75,6 +75,7 @@ type walker struct {
 	stopped  bool            // Max was reached
 	timedOut bool            // so was the Timeout
 	deadline time.Time
+	full     bool                // maxBytes was reached
 	preds    map[string][]string // the states with a branch into each state; built for the report
 	contexts int
 }
@@ -172,7 +173,7 @@ func (w *walker) add(n *node) {
 		return
 	}
 	if len(w.seen) >= w.opts.Max || w.bytes+len(k) > maxBytes {
-		w.stopped = true
+		w.stopped, w.full = true, w.full || len(w.seen) < w.opts.Max
 		return
 	}
 	w.seen[h] = true
