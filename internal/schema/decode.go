@@ -33,7 +33,25 @@ type Options struct {
 // Decode converts a loosely typed value (from encoding/json, YAML, or already typed) into the typed
 // value of t. Objects get every declared field: missing ones take their default or zero. Unknown fields
 // are errors. prefix names the value in errors ("" for none).
+//
+// nil (JSON null) is a value of an optional type and of `any` only; a value of an enumeration must be
+// one of its values. A `set`, a payload, a created context, a migrated one and a stored one are all
+// decoded here, so that each refuses alike what the type does not admit.
 func (t *Type) Decode(v any, prefix string, o Options) (any, error) {
+	if v == nil && t.Kind != Any {
+		if t.Optional {
+			return nil, nil
+		}
+		return nil, &DecodeError{prefix, fmt.Sprintf("expected %s, got null (only an optional type, %s?, takes null)", t.base(), t.base())}
+	}
+	out, err := t.decode(v, prefix, o)
+	if err == nil && len(t.Enum) > 0 && !t.InEnum(out) {
+		return nil, &DecodeError{prefix, fmt.Sprintf("expected one of %s, got %s", enumList(t.Enum), enumValue(out))}
+	}
+	return out, err
+}
+
+func (t *Type) decode(v any, prefix string, o Options) (any, error) {
 	switch t.Kind {
 	case Any:
 		return anyValue(v, prefix)

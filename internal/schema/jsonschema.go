@@ -3,9 +3,27 @@ package schema
 // JSONSchema is the type as JSON Schema (draft 2020-12), for a client that builds a form or checks
 // a body before it sends it: what Decode accepts, as far as JSON Schema says it. An object takes no
 // other fields; a required field without a default is required; a default is given as JSON
-// (Encode). A time is an RFC 3339 string (format date-time); a duration a string such as "90m" or
+// (Encode). An optional type also takes null (its "type" lists "null"); an enumeration lists its
+// values in "enum" (and null when optional). A time is an RFC 3339 string (format date-time); a duration a string such as "90m" or
 // "3d" (x-fsmd-type duration: JSON Schema has no format for it); any, anything.
 func (t *Type) JSONSchema() map[string]any {
+	s := t.plainSchema()
+	if len(t.Enum) > 0 {
+		values := make([]any, len(t.Enum), len(t.Enum)+1)
+		copy(values, t.Enum)
+		if t.Optional {
+			values = append(values, nil)
+		}
+		s["enum"] = values
+	}
+	if typ, ok := s["type"].(string); ok && t.Optional {
+		s["type"] = []any{typ, "null"}
+	}
+	return s
+}
+
+// plainSchema is the JSON Schema of t's kind, neither null nor the enumeration considered.
+func (t *Type) plainSchema() map[string]any {
 	switch t.Kind {
 	case String:
 		return map[string]any{"type": "string"}

@@ -158,7 +158,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"float refuses NaN", tFloat, math.NaN(), `f: expected a finite float, got NaN`},
 		{"float refuses infinity", tFloat, math.Inf(1), `f: expected a finite float, got +Inf`},
 		{"string refuses a number", tString, 1.0, `f: expected string, got number`},
-		{"string refuses null", tString, nil, `f: expected string, got null`},
+		{"string refuses null", tString, nil, `f: expected string, got null (only an optional type, string?, takes null)`},
 		{"bool refuses a string", tBool, "true", `f: expected bool, got string "true"`},
 		{"time refuses a date alone", tTime, "2026-01-02", `f: expected time (RFC 3339, e.g. 2026-01-02T15:04:05Z), got "2026-01-02"`},
 		{"time refuses a number", tTime, 1.0, `f: expected time, got number`},

@@ -110,7 +110,21 @@ func (t *Type) Path(path []string) *Field {
 	return f
 }
 
+// String is the type as the format writes it, for people: `time?` for an optional time, and an
+// enumeration's values after its kind (`string enum ["bronze", "silver"]`, at most enumShown of them).
+// Two types that print alike may still differ in a long enumeration: compare types with Identical.
 func (t *Type) String() string {
+	s := t.base()
+	if t.Optional {
+		s += "?"
+	}
+	if len(t.Enum) > 0 {
+		s += " enum " + enumList(t.Enum)
+	}
+	return s
+}
+
+func (t *Type) base() string {
 	switch t.Kind {
 	case List:
 		return "[" + t.Elem.String() + "]"
@@ -129,8 +143,16 @@ func (t *Type) String() string {
 	return t.Kind.String()
 }
 
-// Zero returns the zero value of the type: the default of every field of an object, or its zero.
+// Zero returns the zero value of the type: nil for an optional type, the first value of an
+// enumeration (its kind's zero may not be one of its values), the default of every field of an
+// object, or its kind's zero.
 func (t *Type) Zero() any {
+	if t.Optional {
+		return nil
+	}
+	if len(t.Enum) > 0 {
+		return t.Enum[0]
+	}
 	switch t.Kind {
 	case String:
 		return ""
