@@ -61,7 +61,7 @@ func sameFields(a, b *schema.Type) bool {
 	}
 	for _, f := range a.Fields {
 		g := b.Field(f.Name)
-		if g == nil || g.Type.String() != f.Type.String() {
+		if g == nil || !schema.Identical(g.Type, f.Type) {
 			return false
 		}
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // fieldSpecKeys are the keys of a field's spec: a mapping with a `type` key.
-var fieldSpecKeys = []string{"type", "default", "required", "description", "fields"}
+var fieldSpecKeys = []string{"type", "default", "required", "description", "fields", "optional", "enum"}
 
 // object parses a mapping of field name to type (the `context` section, an event's payload, a
 // nested object) into an object type.
@@ -66,6 +66,12 @@ func (d *parser) field(e source.Entry, what string, depth int) *schema.Field {
 	if f.Type == nil {
 		return nil
 	}
+	if o, ok := spec.Get("optional"); ok && d.Boolean(o.Val, "optional") {
+		d.optional(f.Type, o.KeyNode, "field "+e.Key)
+	}
+	if en, ok := spec.Get("enum"); ok {
+		d.enum(f.Type, en, e.Key)
+	}
 	if r, ok := spec.Get("required"); ok {
 		f.Required = d.Boolean(r.Val, "required")
 	}
@@ -113,6 +119,18 @@ func (d *parser) typeExpr(n *yaml.Node, what string, depth int) *schema.Type {
 			d.Errorf(source.At(n), "%s has no type", what)
 			return nil
 		}
+		if s, ok := strings.CutSuffix(n.Value, "?"); ok { // `time?`, `"[string]?"`: optional
+			inner := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s, Line: n.Line, Column: n.Column}
+			t := d.typeExpr(inner, what, depth)
+			if t != nil && t.Optional {
+				d.Errorf(source.At(n), "%s: %q is optional twice; one ? is enough", what, n.Value)
+				return nil
+			}
+			if t != nil && !d.optional(t, n, what) {
+				return nil
+			}
+			return t
+		}
 		if s := n.Value; strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
 			inner := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s[1 : len(s)-1], Line: n.Line, Column: n.Column + 1}
 			elem := d.typeExpr(inner, what, depth+1)
@@ -124,11 +142,26 @@ func (d *parser) typeExpr(n *yaml.Node, what string, depth int) *schema.Type {
 		if k, ok := schema.ScalarKind(n.Value); ok {
 			return schema.Scalar(k)
 		}
-		d.Errorf(source.At(n), "%s: unknown type %q (expected string, int, float, bool, time, duration, any, [T] or a mapping of fields)", what, n.Value)
+		d.Errorf(source.At(n), "%s: unknown type %q (expected string, int, float, bool, time, duration, any, [T], T? or a mapping of fields)", what, n.Value)
 		return nil
 	}
 	d.Errorf(source.At(n), "%s: not a type", what)
 	return nil
+}
+
+// optional makes t optional (`T?`, `optional: true`), or reports, at n, why it cannot be: an object
+// is never null (its fields can be optional), and `any` already takes null.
+func (d *parser) optional(t *schema.Type, n *yaml.Node, what string) bool {
+	switch t.Kind {
+	case schema.Object:
+		d.Errorf(source.At(n), "%s: an object cannot be optional; make its fields optional instead", what)
+		return false
+	case schema.Any:
+		d.Errorf(source.At(n), "%s: any cannot be optional: it already takes null", what)
+		return false
+	}
+	t.Optional = true
+	return true
 }
 
 func hasKey(n *yaml.Node, key string) bool {

@@ -111,7 +111,7 @@ states:
     on:
       go: b
   b: {final: true}
-`, []string{`t.yaml:4:21: error: unknown key "colour" in field k (expected default, description, fields, required or type)`}},
+`, []string{`t.yaml:4:21: error: unknown key "colour" in field k (expected default, description, enum, fields, optional, required or type)`}},
 
 		{"unknown key in migrate", `name: t
 initial: a
@@ -668,7 +668,7 @@ states:
       go: b
   b: {final: true}
 `, []string{
-			`t.yaml:4:6: error: field a: unknown type "integer" (expected string, int, float, bool, time, duration, any, [T] or a mapping of fields)`,
+			`t.yaml:4:6: error: field a: unknown type "integer" (expected string, int, float, bool, time, duration, any, [T], T? or a mapping of fields)`,
 			`t.yaml:5:6: error: field b: a list type names one element type, like [string]; this list has 2`,
 			`t.yaml:6:27: error: default of field c does not fit its type: expected int, got number (a number with a fraction)`,
 			`t.yaml:7:28: error: default of field d does not fit its type: expected time (RFC 3339, e.g. 2026-01-02T15:04:05Z), got "yesterday"`,
@@ -676,7 +676,7 @@ states:
 			"t.yaml:10:13: error: field g of type object needs `fields`",
 			"t.yaml:11:21: error: `fields` goes only with type: object",
 			`t.yaml:12:6: error: field i has no type`,
-			`t.yaml:13:7: error: field j: unknown type "strin" (expected string, int, float, bool, time, duration, any, [T] or a mapping of fields)`,
+			`t.yaml:13:7: error: field j: unknown type "strin" (expected string, int, float, bool, time, duration, any, [T], T? or a mapping of fields)`,
 			`t.yaml:14:31: error: default of field k does not fit its type: [1]: expected int, got string "2"`,
 			`t.yaml:15:32: error: default of field l does not fit its type: expected duration (e.g. 90m, 72h, 3d), got "3 days"`,
 			`t.yaml:16:29: error: default of field m does not fit its type: expected float, got string "1.5"`,

@@ -120,7 +120,7 @@ func rewriteOf(from, to *machine.Definition) *Rewrite {
 	}
 	defaults := make(map[string]any, len(to.Context.Fields))
 	for _, f := range to.Context.Fields {
-		if old := from.Context.Field(f.Name); old != nil && old.Type.String() != f.Type.String() {
+		if old := from.Context.Field(f.Name); old != nil && !schema.Identical(old.Type, f.Type) {
 			return nil // the old value may not fit: each instance's is checked
 		}
 		defaults[f.Name] = schema.Clone(f.Type.Zero())
