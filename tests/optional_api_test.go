@@ -1,0 +1,102 @@
+package tests
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Optional values and enumerations through the API (docs/definitions.md, "Optional values and
+// enumerations"), on both databases: an unset optional field reads null, a `set` gives it a value
+// and nil clears it; a value outside an enumeration is refused at the edge, naming the field; a
+// null key is no key (two instances without one do not clash), and a ctx filter never matches null.
+
+const optionalMember = `name: member
+initial: open
+context:
+  number: string?
+  tier: {type: string, enum: [basic, silver, gold]}
+  paid_at: time?
+keys: [number]
+index: [paid_at, tier]
+events:
+  pay: {at: time}
+  upgrade:
+    to: {type: string, enum: [basic, silver, gold]}
+states:
+  open:
+    on:
+      pay: {set: {paid_at: event.at}}
+      unpay: {set: {paid_at: nil}}
+      upgrade: {set: {tier: event.to}}
+      close: closed
+  closed: {final: true}
+`
+
+func TestOptionalAndEnumAPI(t *testing.T) {
+	t.Parallel()
+	apiEach(t, func(t *testing.T, env *apiEnv) {
+		if r := env.putDefinition(t, "member", optionalMember); r.status != http.StatusCreated {
+			t.Fatalf("PUT member: %s", r)
+		}
+		isNull := func(what string, ctx map[string]any, field string) {
+			t.Helper()
+			if v, ok := ctx[field]; !ok || v != nil {
+				t.Errorf("%s: ctx.%s = %#v (present %v), want null", what, field, v, ok)
+			}
+		}
+		m1 := env.create(t, "member", "m1", nil)
+		isNull("created", m1.Context, "paid_at")
+		isNull("created", m1.Context, "number")
+		if m1.Context["tier"] != "basic" {
+			t.Errorf("created: tier %v, want basic (the first value)", m1.Context["tier"])
+		}
+		// A second instance without a number: a null key is no key, no clash. An explicit null too.
+		env.create(t, "member", "m2", map[string]any{"paid_at": nil, "number": nil, "tier": "gold"})
+		env.create(t, "member", "m3", map[string]any{"number": "A-1"})
+		apiProblemOf(t, env.do(t, "POST", "/v1/instances", map[string]any{"definition": "member", "context": map[string]any{"number": "A-1"}}),
+			http.StatusConflict, "key_exists")
+
+		p := apiProblemOf(t, env.do(t, "POST", "/v1/instances", map[string]any{"definition": "member", "context": map[string]any{"tier": "platinum"}}),
+			http.StatusUnprocessableEntity, "invalid_context")
+		if !strings.Contains(p.Detail, "tier") || !strings.Contains(p.Detail, `expected one of ["basic", "silver", "gold"], got "platinum"`) {
+			t.Errorf("invalid_context detail %q", p.Detail)
+		}
+		p = apiProblemOf(t, env.fire(t, "m1", "upgrade", map[string]any{"to": "platinum"}), http.StatusUnprocessableEntity, "invalid_payload")
+		if !strings.Contains(p.Detail, `to: expected one of ["basic", "silver", "gold"], got "platinum"`) {
+			t.Errorf("invalid_payload detail %q", p.Detail)
+		}
+		p = apiProblemOf(t, env.fire(t, "m1", "pay", map[string]any{"at": nil}), http.StatusUnprocessableEntity, "invalid_payload")
+		if !strings.Contains(p.Detail, "at: expected time, got null") {
+			t.Errorf("a null for a plain time: detail %q", p.Detail)
+		}
+		if got := env.instance(t, "m1"); got.Revision != m1.Revision {
+			t.Errorf("a refused event changed the instance: revision %d, was %d", got.Revision, m1.Revision)
+		}
+
+		env.mustFire(t, "m1", "pay", map[string]any{"at": "2026-03-01T09:00:00Z"})
+		if got := env.instance(t, "m1").Context["paid_at"]; got != "2026-03-01T09:00:00Z" {
+			t.Errorf("after pay: paid_at %#v", got)
+		}
+		// A filter matches the value set, never a null.
+		if got := env.listIDs(t, "definition", "member", "ctx.paid_at[gte]", "2000-01-01T00:00:00Z"); !slices.Equal(got, []string{"m1"}) {
+			t.Errorf("ctx.paid_at[gte]: %v, want [m1]", got)
+		}
+		if got := env.listIDs(t, "definition", "member", "ctx.tier", "gold"); !slices.Equal(got, []string{"m2"}) {
+			t.Errorf("ctx.tier=gold: %v, want [m2]", got)
+		}
+		env.mustFire(t, "m1", "unpay", nil)
+		isNull("after unpay", env.instance(t, "m1").Context, "paid_at")
+		if got := env.listIDs(t, "definition", "member", "ctx.paid_at[gte]", "2000-01-01T00:00:00Z"); len(got) != 0 {
+			t.Errorf("ctx.paid_at[gte] after unpay: %v, want none", got)
+		}
+		// The history keeps the nulls too.
+		h := env.history(t, "m1", 0)
+		if last := h[len(h)-1]; last.ContextAfter == nil {
+			t.Errorf("history: %+v", last)
+		} else {
+			isNull("history", last.ContextAfter, "paid_at")
+		}
+	})
+}
