@@ -61,6 +61,12 @@ func TestDecideOptionalAndEnum(t *testing.T) {
 		{name: "a rule repairs the removed value", from: tiers,
 			to:  "  tier: {type: string, enum: [bronze, silver]}\nmigrate:\n  context:\n    tier: 'ctx.tier == \"gold\" ? \"silver\" : ctx.tier'\n",
 			ctx: map[string]any{"tier": "gold"}, field: "tier", want: "silver"},
+		{name: "a rule turns the zero time into null", from: "  paid_at: time\n",
+			to:  "  paid_at: time?\nmigrate:\n  context:\n    paid_at: 'ctx.paid_at == date(\"0001-01-01T00:00:00Z\") ? nil : ctx.paid_at'\n",
+			ctx: map[string]any{}, field: "paid_at", want: nil},
+		{name: "the same rule keeps a time", from: "  paid_at: time\n",
+			to:  "  paid_at: time?\nmigrate:\n  context:\n    paid_at: 'ctx.paid_at == date(\"0001-01-01T00:00:00Z\") ? nil : ctx.paid_at'\n",
+			ctx: map[string]any{"paid_at": "2026-01-02T15:04:05Z"}, field: "paid_at", want: jan1},
 		{name: "an int enum losing a value", from: "  level: {type: int, enum: [1, 2, 3]}\n", to: "  level: {type: int, enum: [1, 2]}\n",
 			ctx: map[string]any{"level": 3}, reason: migration.ContextInvalid, detail: "ctx.level: expected one of [1, 2], got 3"},
 	}
