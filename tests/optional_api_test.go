@@ -58,7 +58,16 @@ func TestOptionalAndEnumAPI(t *testing.T) {
 		apiProblemOf(t, env.do(t, "POST", "/v1/instances", map[string]any{"definition": "member", "context": map[string]any{"number": "A-1"}}),
 			http.StatusConflict, "key_exists")
 
-		p := apiProblemOf(t, env.do(t, "POST", "/v1/instances", map[string]any{"definition": "member", "context": map[string]any{"tier": "platinum"}}),
+		// No instance is found by a null key.
+		p := apiProblemOf(t, env.do(t, "POST", "/v1/definitions/member/events", map[string]any{"key": map[string]any{"number": nil}, "event": "close"}),
+			http.StatusBadRequest, "invalid_request")
+		if !strings.Contains(p.Detail, "key.number is null") {
+			t.Errorf("a null key: detail %q", p.Detail)
+		}
+		apiWant[apiEventResult](t, env.do(t, "POST", "/v1/definitions/member/events", map[string]any{"key": map[string]any{"number": "A-1"}, "event": "upgrade",
+			"payload": map[string]any{"to": "silver"}}), http.StatusOK)
+
+		p = apiProblemOf(t, env.do(t, "POST", "/v1/instances", map[string]any{"definition": "member", "context": map[string]any{"tier": "platinum"}}),
 			http.StatusUnprocessableEntity, "invalid_context")
 		if !strings.Contains(p.Detail, "tier") || !strings.Contains(p.Detail, `expected one of ["basic", "silver", "gold"], got "platinum"`) {
 			t.Errorf("invalid_context detail %q", p.Detail)

@@ -181,6 +181,9 @@ func (s *Service) InstanceByKey(ctx context.Context, definition string, key map[
 	if k == nil {
 		return "", &BadRequestError{fmt.Sprintf("field key: %s has no key %q (its keys: %s)", definition, name, strings.Join(names, ", "))}
 	}
+	if raw == nil { // an optional key field's null is no key, as its zero value is none
+		return "", &BadRequestError{fmt.Sprintf("field key.%s is null: an instance without a key value cannot be found by it", name)}
+	}
 	value, err := schema.Scalar(k.Kind).Decode(raw, "key."+name, schema.Options{})
 	if err != nil {
 		return "", &BadRequestError{fmt.Sprintf("field %v", err)}
