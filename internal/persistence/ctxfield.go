@@ -43,7 +43,9 @@ const timeKeyOffset = 100_000_000_000
 // numbers, booleans, and for times an instant to the microsecond (a finer part is cut), compared
 // as instants and not as the RFC 3339 text they are stored as (whose fractions and offsets vary in
 // width). A value of another JSON type (left by an older version of the definition) is NULL, which
-// no filter matches, rather than an error that a cast would raise in an index.
+// no filter matches, rather than an error that a cast would raise in an index. A JSON null (an
+// optional field without a value) is NULL as well: no filter matches it, and a key that is null is
+// left out of its unique index (keyPredicate), so that instances without one never clash.
 func ctxExpr(d Dialect, f CtxField) string {
 	if d == Postgres {
 		path := "'{" + strings.Join(f.Path, ",") + "}'" // names are letters, digits and _ (machine's rule)
