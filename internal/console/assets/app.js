@@ -716,13 +716,27 @@ function eventForm(inst, ev, offer) {
 }
 
 // payloadField is the input for one property of a payload's JSON Schema, and how to read its value:
-// undefined leaves the field out (the server then takes its default, or its zero value). Text is
-// sent as typed, so that what the form shows is what is sent; a list, an object or an any is JSON.
+// undefined leaves the field out (the server then takes its default, or its zero value: null for an
+// optional field, whose type lists "null"). Text is sent as typed, so that what the form shows is
+// what is sent, except that an optional field left empty is left out; a list, an object or an any
+// is JSON. An enumeration is a select of its values.
 function payloadField(ev, name, prop, required) {
   const id = "f-" + ev + "-" + name;
-  const kind = prop.format === "date-time" ? "time" : prop["x-fsmd-type"] === "duration" ? "duration" : prop.type || "any";
-  const has = prop.default !== undefined;
+  const types = Array.isArray(prop.type) ? prop.type : [prop.type];
+  const optional = types.includes("null");
+  const base = types.find((t) => t && t !== "null");
+  const kind = prop.format === "date-time" ? "time" : prop["x-fsmd-type"] === "duration" ? "duration" : base || "any";
+  const has = prop.default !== undefined && prop.default !== null;
   let input, read;
+  if (Array.isArray(prop.enum)) {
+    // The options are the values by index, so that an int enum is sent as a number.
+    const values = prop.enum.filter((v) => v !== null);
+    const none = required && !optional ? null : h("option", { value: "" }, optional ? "(none)" : "(default)");
+    input = h("select", { id, name, required }, none,
+      values.map((v, i) => h("option", { value: String(i), selected: has && prop.default === v }, String(v))));
+    read = () => (input.value === "" ? undefined : values[Number(input.value)]);
+    return fieldNode(id, name, prop, required, optional, "one of " + values.length, input, read);
+  }
   switch (kind) {
     case "boolean":
       input = h("input", { id, name, type: "checkbox", checked: prop.default === true });
@@ -741,7 +755,7 @@ function payloadField(ev, name, prop, required) {
     case "string":
     case "duration":
       input = h("input", { id, name, type: "text", required, value: has ? prop.default : null, placeholder: kind === "duration" ? "90m, 2h, 3d" : null });
-      read = () => input.value;
+      read = () => (optional && input.value === "" ? undefined : input.value);
       break;
     default: // array, object, any
       input = h("textarea", { id, name, rows: 3, required, placeholder: kind === "array" ? "[ ]" : kind === "object" ? "{ }" : "JSON" },
@@ -755,9 +769,15 @@ function payloadField(ev, name, prop, required) {
         }
       };
   }
+  return fieldNode(id, name, prop, required, optional, kind === "time" ? "time (local)" : kind, input, read);
+}
+
+// fieldNode is a payload field's label (its name, * when required, its kind, "optional: empty is
+// null" when it takes null), its input and its description.
+function fieldNode(id, name, prop, required, optional, kind, input, read) {
   const node = h("div", { class: "field" },
     h("label", { for: id }, name, required ? h("span", { class: "req", title: "required" }, " *") : null,
-      h("span", { class: "muted" }, " " + (kind === "time" ? "time (local)" : kind))),
+      h("span", { class: "muted" }, " " + kind + (optional ? " (optional: empty is null)" : ""))),
     input, prop.description ? h("small", { class: "muted" }, prop.description) : null);
   return { name, node, read };
 }
