@@ -3,7 +3,9 @@
 // conversion of loosely typed input (JSON or YAML values) into the typed Go values expressions see.
 //
 // Typed values are: string, int, float64, bool, time.Time, time.Duration, []any for lists and
-// map[string]any for objects, in which every declared field is present.
+// map[string]any for objects, in which every declared field is present; nil is the value of an
+// optional type without one (and an `any` value of JSON null). An enumeration's values are strings
+// or ints.
 package schema
 
 import (
