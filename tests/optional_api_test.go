@@ -109,3 +109,44 @@ func TestOptionalAndEnumAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestOptionalAndEnumMigrationAPI: version 2 of member drops gold from the tier enumeration and
+// adds an optional field. A migration moves the basic and silver members (each decided in Go: the
+// tier's type changed) and strands the gold one as context_invalid, naming the field; the moved ones
+// keep their nulls and times and read the new field as null.
+func TestOptionalAndEnumMigrationAPI(t *testing.T) {
+	t.Parallel()
+	apiEach(t, func(t *testing.T, env *apiEnv) {
+		if r := env.putDefinition(t, "member", optionalMember); r.status != http.StatusCreated {
+			t.Fatalf("PUT member: %s", r)
+		}
+		env.create(t, "member", "m1", nil)
+		env.create(t, "member", "m2", map[string]any{"tier": "gold"})
+		env.create(t, "member", "m3", map[string]any{"tier": "silver", "paid_at": "2026-03-01T09:00:00Z"})
+		v2 := strings.Replace(optionalMember, "tier: {type: string, enum: [basic, silver, gold]}",
+			"tier: {type: string, enum: [basic, silver]}\n  left_at: time?", 1)
+		v2 = strings.Replace(v2, "to: {type: string, enum: [basic, silver, gold]}", "to: {type: string, enum: [basic, silver]}", 1)
+		v2 += "migrate:\n  policy: manual\n"
+		if r := env.putDefinition(t, "member", v2); r.status != http.StatusCreated {
+			t.Fatalf("PUT member version 2: %s", r)
+		}
+		done := env.awaitMigration(t, env.startMigration(t, "member", nil).ID)
+		if done.Status != "done" || done.Migrated != 2 || done.Stranded != 1 || done.Result == nil || len(done.Result.Stranded) != 1 {
+			t.Fatalf("the migration: %+v", done)
+		}
+		s := done.Result.Stranded[0]
+		if s.Reason != "context_invalid" || !slices.Equal(s.Sample, []string{"m2"}) ||
+			!strings.Contains(s.Detail, `ctx.tier: expected one of ["basic", "silver"], got "gold"`) {
+			t.Errorf("stranded: %+v", s)
+		}
+		for id, want := range map[string]any{"m1": nil, "m3": "2026-03-01T09:00:00Z"} {
+			got := env.instance(t, id)
+			if v, ok := got.Context["left_at"]; got.Version != 2 || !ok || v != nil || got.Context["paid_at"] != want {
+				t.Errorf("%s after the migration: version %d, context %v", id, got.Version, got.Context)
+			}
+		}
+		if got := env.instance(t, "m2"); got.Version != 1 || got.Context["tier"] != "gold" {
+			t.Errorf("m2 after the migration: version %d, context %v", got.Version, got.Context)
+		}
+	})
+}

@@ -52,6 +52,8 @@ type Rewrite struct {
 	// A context of another shape (an unknown field, a value of the wrong JSON type: written outside
 	// fsmd) is decided in Go like the guarded ones, and stranded as context_invalid if it does not fit.
 	Fields, Kinds []string
+	// Nullable says, for each of Fields, whether null is also of its shape (an optional field).
+	Nullable []bool
 }
 
 // jsonKinds is the JSON type a value of each kind is stored as.
@@ -142,6 +144,7 @@ func rewriteOf(from, to *machine.Definition) *Rewrite {
 			return nil // a kind SQL cannot check: each instance's context is checked in Go
 		}
 		r.Fields, r.Kinds = append(r.Fields, f.Name), append(r.Kinds, kind)
+		r.Nullable = append(r.Nullable, f.Type.Optional) // its null is of its shape: SQL moves it too
 	}
 	return r
 }

@@ -169,7 +169,8 @@ type After struct {
 
 // ContextShape is the top-level shape of a stored context that SQL can check: its fields (no other)
 // and the JSON type of each (Kinds: a jsonb_typeof name, "integer" for a number without a fraction,
-// or "any"), and its size: MaxText bounds the bytes of the context as PostgreSQL writes it out (0
+// or "any"; with " or null" after it, OptionalKind, for an optional field, which also holds null),
+// and its size: MaxText bounds the bytes of the context as PostgreSQL writes it out (0
 // for none). A rewrite that adds defaults sets it to the context bound less their size, so that SQL
 // never moves a context the new one would take past the bound; a context over it is decided by
 // the caller, exactly.
@@ -185,9 +186,14 @@ type ContextShape struct {
 const shapeFails = `(? > 0 AND octet_length(context::text) > ? OR EXISTS (
 	SELECT 1 FROM jsonb_each(context) AS e(k, v)
 	LEFT JOIN unnest(?::text[], ?::text[]) AS f(name, kind) ON f.name = e.k
+	CROSS JOIN LATERAL (SELECT split_part(f.kind, ' ', 1) AS base, f.kind LIKE '% or null' AS nullable) AS s
 	WHERE f.name IS NULL
-		OR (f.kind <> 'any' AND jsonb_typeof(e.v) <> (CASE WHEN f.kind = 'integer' THEN 'number' ELSE f.kind END))
-		OR (f.kind = 'integer' AND jsonb_typeof(e.v) = 'number' AND e.v::text ~ '[.eE]')))`
+		OR (s.base <> 'any' AND NOT (s.nullable AND jsonb_typeof(e.v) = 'null')
+			AND jsonb_typeof(e.v) <> (CASE WHEN s.base = 'integer' THEN 'number' ELSE s.base END))
+		OR (s.base = 'integer' AND jsonb_typeof(e.v) = 'number' AND e.v::text ~ '[.eE]')))`
+
+// OptionalKind is the kind of a ContextShape for an optional field of kind: its JSON type, or null.
+func OptionalKind(kind string) string { return kind + " or null" }
 
 // args are the arguments of shapeFails.
 func (c ContextShape) args() []any {

@@ -258,7 +258,13 @@ func (s *Service) migrationBatch() int { return cmp.Or(s.mig.batch, 1000) }
 
 // contextShape is the shape SQL checks a stored context against before it moves it with rw.
 func contextShape(rw *migration.Rewrite) persistence.ContextShape {
-	return persistence.ContextShape{Fields: rw.Fields, Kinds: rw.Kinds, MaxText: rw.MaxText()}
+	kinds := slices.Clone(rw.Kinds)
+	for i, nullable := range rw.Nullable {
+		if nullable {
+			kinds[i] = persistence.OptionalKind(kinds[i])
+		}
+	}
+	return persistence.ContextShape{Fields: rw.Fields, Kinds: kinds, MaxText: rw.MaxText()}
 }
 
 // migrationOutcome decides where an instance goes from its stored row, typed as every event types
