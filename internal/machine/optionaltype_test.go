@@ -65,6 +65,7 @@ func TestParseOptionalAndEnumErrors(t *testing.T) {
 		{"any?", "  a: any?\n", []string{`t.yaml:4:6: error: field a: any cannot be optional: it already takes null`}},
 		{"an optional object", "  a: {type: object, fields: {x: int}, optional: true}\n",
 			[]string{`t.yaml:4:39: error: field a: an object cannot be optional; make its fields optional instead`}},
+		{"optional false and T?", "  a: {type: \"time?\", optional: false}\n", []string{`t.yaml:4:32: error: field a: optional: false contradicts its type time?`}},
 		{"optional not a bool", "  a: {type: int, optional: yes please}\n", []string{`t.yaml:4:28: error: optional must be true or false, not "yes please"`}},
 		{"null default of a plain field", "  a: {type: time, default: null}\n",
 			[]string{`t.yaml:4:28: error: default of field a does not fit its type: expected time, got null (only an optional type, time?, takes null)`}},

@@ -66,8 +66,13 @@ func (d *parser) field(e source.Entry, what string, depth int) *schema.Field {
 	if f.Type == nil {
 		return nil
 	}
-	if o, ok := spec.Get("optional"); ok && d.Boolean(o.Val, "optional") {
-		d.optional(f.Type, o.KeyNode, "field "+e.Key)
+	if o, ok := spec.Get("optional"); ok {
+		switch yes := d.Boolean(o.Val, "optional"); {
+		case yes:
+			d.optional(f.Type, o.KeyNode, "field "+e.Key)
+		case f.Type.Optional && d.Resolve(o.Val).Tag == "!!bool": // `optional: false` and `time?`
+			d.Errorf(source.At(o.Val), "field %s: optional: false contradicts its type %s", e.Key, f.Type)
+		}
 	}
 	if en, ok := spec.Get("enum"); ok {
 		d.enum(f.Type, en, e.Key)
