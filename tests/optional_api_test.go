@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -45,6 +46,12 @@ func TestOptionalAndEnumAPI(t *testing.T) {
 			if v, ok := ctx[field]; !ok || v != nil {
 				t.Errorf("%s: ctx.%s = %#v (present %v), want null", what, field, v, ok)
 			}
+		}
+		// The payload's JSON Schema lists the enumeration's values.
+		def := apiRaw(t, env.do(t, "GET", "/v1/definitions/member", nil))
+		to := def["payloads"].(map[string]any)["upgrade"].(map[string]any)["properties"].(map[string]any)["to"]
+		if b, _ := json.Marshal(to); string(b) != `{"enum":["basic","silver","gold"],"type":"string"}` {
+			t.Errorf("the JSON Schema of upgrade's to: %s", b)
 		}
 		m1 := env.create(t, "member", "m1", nil)
 		isNull("created", m1.Context, "paid_at")
