@@ -4,8 +4,9 @@ package schema
 // a body before it sends it: what Decode accepts, as far as JSON Schema says it. An object takes no
 // other fields; a required field without a default is required; a default is given as JSON
 // (Encode). An optional type also takes null (its "type" lists "null"); an enumeration lists its
-// values in "enum" (and null when optional). A time is an RFC 3339 string (format date-time); a duration a string such as "90m" or
-// "3d" (x-fsmd-type duration: JSON Schema has no format for it); any, anything.
+// values in "enum" (and null when optional). A time is an RFC 3339 string (format date-time); a
+// duration a string such as "90m" or "3d" (x-fsmd-type duration: JSON Schema has no format for
+// it); any, anything.
 func (t *Type) JSONSchema() map[string]any {
 	s := t.plainSchema()
 	if len(t.Enum) > 0 {

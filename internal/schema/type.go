@@ -126,6 +126,7 @@ func (t *Type) String() string {
 	return s
 }
 
+// base is the type written without its own `?` and enumeration (a list's element keeps its own).
 func (t *Type) base() string {
 	switch t.Kind {
 	case List:
