@@ -155,5 +155,24 @@ func TestOptionalAndEnumMigrationAPI(t *testing.T) {
 		if got := env.instance(t, "m2"); got.Version != 1 || got.Context["tier"] != "gold" {
 			t.Errorf("m2 after the migration: version %d, context %v", got.Version, got.Context)
 		}
+
+		// Version 3 only adds a field: every other is of the same type, so that PostgreSQL moves the
+		// instances in one statement, their nulls being of the context's shape; m2, on version 1,
+		// still holds gold and stays.
+		v3 := strings.Replace(v2, "  left_at: time?", "  left_at: time?\n  note: string?", 1)
+		if r := env.putDefinition(t, "member", v3); r.status != http.StatusCreated {
+			t.Fatalf("PUT member version 3: %s", r)
+		}
+		done = env.awaitMigration(t, env.startMigration(t, "member", nil).ID)
+		if done.Status != "done" || done.Migrated != 2 || done.Stranded != 1 {
+			t.Fatalf("the migration to version 3: %+v", done)
+		}
+		for id, want := range map[string]any{"m1": nil, "m3": "2026-03-01T09:00:00Z"} {
+			got := env.instance(t, id)
+			note, ok := got.Context["note"]
+			if got.Version != 3 || !ok || note != nil || got.Context["left_at"] != nil || got.Context["paid_at"] != want {
+				t.Errorf("%s after the migration to version 3: version %d, context %v", id, got.Version, got.Context)
+			}
+		}
 	})
 }
