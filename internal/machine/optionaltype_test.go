@@ -143,7 +143,6 @@ states:
     on:
       pay: {to: a, set: {paid_at: now}}
       clear: {to: a, set: {paid_at: nil}}
-      wipe: {to: a, set: {amount: nil}}
       tier: {to: a, set: {tier: event.to}}
 `))
 	if diags.Errors() > 0 {
@@ -163,7 +162,6 @@ states:
 		{"clear", nil, now, "paid_at", nil, ""},
 		{"tier", map[string]any{"to": "gold"}, nil, "tier", "gold", ""},
 		{"tier", map[string]any{"to": "platinum"}, nil, "", nil, `set: tier: evaluating "event.to": expected one of ["bronze", "silver", "gold"], got "platinum"`},
-		{"wipe", nil, nil, "", nil, `set: amount: evaluating "nil": expected float, got null`},
 	}
 	for _, tt := range tests {
 		s := start
@@ -188,5 +186,35 @@ states:
 	var pe *machine.InvalidPayloadError
 	if !errors.As(err, &pe) || !strings.Contains(err.Error(), `to: expected one of ["bronze", "silver", "gold", "platinum"], got "tin"`) {
 		t.Errorf("payload out of the enum: %v", err)
+	}
+}
+
+// The expression checks of optional values and enumerations, through Parse with the types in the
+// file: each refusal at the line:col of the file.
+func TestParseOptionalUse(t *testing.T) {
+	t.Parallel()
+	const head = `name: t
+initial: a
+context:
+  paid_at: time?
+  tier: {type: string, enum: [bronze, silver, gold]}
+states:
+  a:
+    on:
+`
+	tests := []struct{ on, want string }{
+		{`      go: {to: a, guard: ctx.paid_at != nil && now - ctx.paid_at > duration("1h")}`, ""},
+		{`      go: {to: a, guard: ctx.paid_at != nil, set: {paid_at: ctx.paid_at + duration("1h")}}`, ""},
+		{`      go: {to: a, set: {paid_at: 'ctx.paid_at ?? now'}}`, ""},
+		{`      go: {to: a, guard: now - ctx.paid_at > duration("1h")}`, "t.yaml:9:32: error: guard: ctx.paid_at is optional: check ctx.paid_at != nil first, or use ctx.paid_at ?? <default>"},
+		{`      go: {to: a, guard: ctx.tier == "platinum"}`, `t.yaml:9:38: error: guard: "platinum" is not a value of ctx.tier, which is one of "bronze", "silver", "gold"`},
+		{`      go: {to: a, set: {tier: '"tin"'}}`, `t.yaml:9:32: error: set tier: "tin" is not a value of the field, which is one of "bronze", "silver", "gold"`},
+	}
+	for _, tt := range tests {
+		_, diags := machine.Parse("t.yaml", []byte(head+tt.on+"\n"))
+		got := fmt.Sprint(diags)
+		if tt.want == "" && diags.Errors() > 0 || tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("%s:\n got %s\nwant %q", tt.on, got, tt.want)
+		}
 	}
 }
