@@ -24,11 +24,12 @@ build: ## Build bin/fsmd
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/fsmd ./cmd/fsmd
 
 .PHONY: test
-test: ui-deps ## Run everything: vet, every test under the race detector (the console's in Chromium too), the example tables, brief fuzzing
+test: ui-deps ## Run everything: vet, every test under the race detector (the console's in Chromium too), the example tables and their exploration, brief fuzzing
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	$(GO) run ./cmd/fsmd validate definitions/
 	$(GO) run ./cmd/fsmd test --coverage definitions/
+	$(GO) run ./cmd/fsmd test --explore definitions/
 	$(MAKE) --no-print-directory fuzz
 
 .PHONY: ui-deps
