@@ -266,7 +266,7 @@ func (w *walker) fire(c *node, actor machine.Actor, event string, payload map[st
 			if cc, ok := c.snap.Children[g.Name]; ok && g.OnFinal == event && cc.Running > 0 {
 				cc.Final, cc.Running = cc.Final+1, cc.Running-1
 				c.snap.Children = maps.Clone(c.snap.Children)
-				c.snap.Children[g.Name] = withIDs(g.Name, cc)
+				c.snap.Children[g.Name] = cc.WithIDs("test", g.Name, 1)
 			}
 		}
 	}
@@ -343,19 +343,9 @@ func started(starts []machine.ChildStart) map[string]machine.ChildCounts {
 			m = map[string]machine.ChildCounts{}
 		}
 		n := len(s.Contexts)
-		m[s.Group.Name] = withIDs(s.Group.Name, machine.ChildCounts{Total: n, Running: n})
+		m[s.Group.Name] = (machine.ChildCounts{Total: n, Running: n}).WithIDs("test", s.Group.Name, 1)
 	}
 	return m
-}
-
-// withIDs gives the running children of a group their ids by the child id rule, as a transition
-// table does for an instance "test" at version 1.
-func withIDs(group string, c machine.ChildCounts) machine.ChildCounts {
-	c.IDs = make([]string, c.Running)
-	for i := range c.IDs {
-		c.IDs[i] = machine.ChildID("test", group, 1, c.Total-c.Running+i)
-	}
-	return c
 }
 
 // key identifies an instance for the walk: two nodes with the same key behave alike from then on.

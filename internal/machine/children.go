@@ -64,6 +64,17 @@ type ChildStart struct {
 	Contexts []map[string]any
 }
 
+// WithIDs gives c's running children of group their ids by the child id rule, as children of parent
+// started at rev: the last Running indexes. The tools that run a definition without a database
+// (transition tables, exploration) count children so.
+func (c ChildCounts) WithIDs(parent, group string, rev int64) ChildCounts {
+	c.IDs = make([]string, c.Running)
+	for i := range c.IDs {
+		c.IDs[i] = ChildID(parent, group, rev, c.Total-c.Running+i)
+	}
+	return c
+}
+
 // ChildID is the id of the child at index of group, started by the transition of parent to rev.
 func ChildID(parent, group string, rev int64, index int) string {
 	return fmt.Sprintf("%s.%s.%d.%d", parent, group, rev, index)

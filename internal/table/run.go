@@ -107,7 +107,7 @@ func start(def *machine.Definition, g Given, cov *Coverage) (*instance, error) {
 		if snap.Children == nil {
 			snap.Children = map[string]machine.ChildCounts{}
 		}
-		snap.Children[name] = withIDs(name, c)
+		snap.Children[name] = c.WithIDs("test", name, 1)
 	}
 	due, err := def.Timers(snap)
 	if err != nil {
@@ -127,16 +127,6 @@ func orEmpty(m map[string]any) map[string]any {
 	return m
 }
 
-// withIDs gives the running children of a group ids, by the child id rule (instance test at
-// revision 1): the last Running indexes.
-func withIDs(group string, c machine.ChildCounts) machine.ChildCounts {
-	c.IDs = make([]string, c.Running)
-	for i := range c.IDs {
-		c.IDs[i] = machine.ChildID("test", group, 1, c.Total-c.Running+i)
-	}
-	return c
-}
-
 // fire handles one event, as the service would. An event that is the on_final of a group of the
 // state counts as a child's outcome received: the group's final goes up (it is the one being
 // handled), as it does when a child's message is delivered.
@@ -146,7 +136,7 @@ func (in *instance) fire(actor machine.Actor, event string, payload map[string]a
 			if c, ok := in.snap.Children[g.Name]; ok && g.OnFinal == event && c.Running > 0 {
 				c.Final, c.Running = c.Final+1, c.Running-1
 				in.snap.Children = maps.Clone(in.snap.Children)
-				in.snap.Children[g.Name] = withIDs(g.Name, c)
+				in.snap.Children[g.Name] = c.WithIDs("test", g.Name, 1)
 			}
 		}
 	}
@@ -184,7 +174,7 @@ func (in *instance) fire(actor machine.Actor, event string, payload map[string]a
 				in.snap.Children = map[string]machine.ChildCounts{}
 			}
 			n := len(s.Contexts)
-			in.snap.Children[s.Group.Name] = withIDs(s.Group.Name, machine.ChildCounts{Total: n, Running: n})
+			in.snap.Children[s.Group.Name] = (machine.ChildCounts{Total: n, Running: n}).WithIDs("test", s.Group.Name, 1)
 			in.tracef("  starts %d %s children (%s)", n, s.Group.Name, s.Group.Definition)
 		}
 		in.started = append(in.started, t.Start...)
