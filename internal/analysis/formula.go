@@ -1,0 +1,68 @@
+package analysis
+
+// formula is a guard in negation normal form: negations are pushed down to the literals (an atom or
+// its negation), and whatever the analysis does not understand is one opaque leaf, its own negation.
+type formula struct {
+	kind fkind
+	lit  int        // fLit: index into analyzer.lits
+	sub  []*formula // fAnd, fOr
+}
+
+type fkind uint8
+
+const (
+	fTrue fkind = iota
+	fFalse
+	fOpaque
+	fLit
+	fAnd
+	fOr
+)
+
+var (
+	trueF   = &formula{kind: fTrue}
+	falseF  = &formula{kind: fFalse}
+	opaqueF = &formula{kind: fOpaque}
+)
+
+func and(fs ...*formula) *formula { return join(fAnd, fs) }
+func or(fs ...*formula) *formula  { return join(fOr, fs) }
+
+// join builds a conjunction or disjunction, folding constants and flattening nested ones of its kind.
+func join(k fkind, fs []*formula) *formula {
+	unit, zero := trueF, falseF // x && true = x; x && false = false
+	if k == fOr {
+		unit, zero = falseF, trueF
+	}
+	var sub []*formula
+	for _, f := range fs {
+		switch {
+		case f == zero || f.kind == zero.kind:
+			return zero
+		case f.kind == unit.kind:
+		case f.kind == k:
+			sub = append(sub, f.sub...)
+		default:
+			sub = append(sub, f)
+		}
+	}
+	switch len(sub) {
+	case 0:
+		return unit
+	case 1:
+		return sub[0]
+	}
+	return &formula{kind: k, sub: sub}
+}
+
+// vars adds the variables f reads.
+func (f *formula) vars(a *analyzer, seen map[int]bool) {
+	switch f.kind {
+	case fLit:
+		seen[a.lits[f.lit].atom.v] = true
+	case fAnd, fOr:
+		for _, s := range f.sub {
+			s.vars(a, seen)
+		}
+	}
+}
