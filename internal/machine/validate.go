@@ -57,6 +57,7 @@ func validate(def *Definition, r *source.Reporter) {
 	}
 	validateNotify(def, r)
 	validateChildren(def, r)
+	analyzeGuards(def, r)
 	if r.Diags.Errors() > 0 {
 		return
 	}

@@ -272,7 +272,7 @@ states:
         guard: "true"
       y:
         - to: b
-          guard: "false"
+          guard: now > instance.entered_at
         - {}
   b: {final: true}
 `, nil},
@@ -401,7 +401,9 @@ states:
         to: b
         guard: event.amount > 0
   b: {final: true}
-`, []string{`t.yaml:14:22: error: guard: unknown field amount`}},
+`, []string{
+			`t.yaml:9:7: warning: on.go in state "a": not exhaustive: every guard is false when event.amount == 0, and no branch is taken`,
+			`t.yaml:14:22: error: guard: unknown field amount`}},
 
 		{"a set of the wrong type", `name: t
 initial: a
