@@ -85,14 +85,16 @@ func (a *analyzer) atom(v int, o op, c any) *formula {
 	}
 	if never { // an int compared with a fraction
 		f := c.(float64)
-		switch o {
-		case opEq: // nil equals no number either
+		switch {
+		case (o == opEq || o == opNe) && x.optional: // no int equals it; nil is eval's business
+			return a.add(&atom{v: v, op: o, c: f})
+		case o == opEq:
 			return falseF
-		case opNe:
+		case o == opNe:
 			return trueF
-		case opLt, opGe: // x < 2.5 is x < 3
+		case o == opLt || o == opGe: // x < 2.5 is x < 3
 			n = int64(math.Ceil(f))
-		case opLe, opGt: // x <= 2.5 is x <= 2
+		default: // x <= 2.5 is x <= 2
 			n = int64(math.Floor(f))
 		}
 	}
@@ -161,19 +163,14 @@ func truth(b bool) tri {
 	return tFalse
 }
 
-// eval decides an atom on a value of its variable.
+// eval decides an atom on a value of its variable. On nil only == nil and != nil are decided: how
+// expr compares nil with a value depends on the static type it gives the field (an error for a
+// field typed int, false for one typed any), so that is left unknown.
 func (x *atom) eval(rep any) tri {
-	if rep == nil || x.c == nil && (x.op == opEq || x.op == opNe) {
-		switch {
-		case x.op == opEq && x.c == nil:
-			return truth(rep == nil)
-		case x.op == opNe && x.c == nil:
-			return truth(rep != nil)
-		case x.op == opEq:
-			return tFalse
-		case x.op == opNe:
-			return tTrue
-		}
+	if x.c == nil && (x.op == opEq || x.op == opNe) {
+		return truth((rep == nil) == (x.op == opEq))
+	}
+	if rep == nil {
 		return tUnknown
 	}
 	switch x.op {

@@ -19,8 +19,8 @@ func newAnalyzer(env Env) *analyzer {
 }
 
 // The two readings of a formula with unknown parts. possible: true for some truth of the unknown
-// parts (unknowns are true, an atom unknown on a cell may hold there); definite: true whatever they
-// are (unknowns are false, an atom holds only where it is surely true).
+// parts (unknowns are true, an atom unknown on a cell may hold there); definite: evaluates to true
+// whatever they are, without an error (evaluates).
 type mode uint8
 
 const (
@@ -48,28 +48,19 @@ var trueDNF = dnf{conj{}}
 
 // dnf expands f for a mode, dropping the conjunctions no cell satisfies. Past the bounds it sets over.
 func (a *analyzer) dnf(f *formula, m mode) dnf {
+	if m == definite {
+		return a.evaluates(f)
+	}
 	if a.over {
 		return nil
 	}
 	switch f.kind {
-	case fTrue:
+	case fTrue, fOpaque: // an unknown part may be true
 		return trueDNF
 	case fFalse:
 		return nil
-	case fOpaque:
-		if m == possible {
-			return trueDNF
-		}
-		return nil
 	case fLit:
-		v, s := a.litSet(f.lit, m)
-		switch {
-		case s.empty():
-			return nil
-		case s.full(len(a.vars[v].cells)):
-			return trueDNF
-		}
-		return dnf{conj{{v, s}}}
+		return a.litDNF(f.lit, possible)
 	case fOr:
 		var out dnf
 		for _, sub := range f.sub {
@@ -77,8 +68,7 @@ func (a *analyzer) dnf(f *formula, m mode) dnf {
 			if len(d) > 0 && len(d[0]) == 0 { // true: the disjunction is true
 				return trueDNF
 			}
-			out = append(out, d...)
-			if len(out) > maxConjuncts {
+			if out = append(out, d...); len(out) > maxConjuncts {
 				a.over = true
 				return nil
 			}
@@ -92,6 +82,57 @@ func (a *analyzer) dnf(f *formula, m mode) dnf {
 		}
 	}
 	return acc
+}
+
+// evaluates is where f surely evaluates to true, without an error: the definite reading. expr
+// evaluates && and || from the left and stops at the first operand that decides, and an error (an
+// unknown part may fail, nil compared by order does) ends the evaluation: so x || y is true where x
+// is, or where x is surely false and y true. Children keep the order of the source through
+// negation normal form (neg keeps it), which makes this exact.
+func (a *analyzer) evaluates(f *formula) dnf {
+	if a.over {
+		return nil
+	}
+	switch f.kind {
+	case fTrue:
+		return trueDNF
+	case fFalse, fOpaque: // an unknown part may be false or fail
+		return nil
+	case fLit:
+		return a.litDNF(f.lit, definite)
+	case fOr:
+		var out dnf
+		before := trueDNF // where the children before this one are surely false
+		for _, sub := range f.sub {
+			if out = append(out, a.product(before, a.evaluates(sub))...); len(out) > maxConjuncts {
+				a.over = true
+				return nil
+			}
+			if before = a.product(before, a.evaluates(neg(sub))); len(before) == 0 {
+				break
+			}
+		}
+		return out
+	}
+	acc := trueDNF
+	for _, sub := range f.sub {
+		if acc = a.product(acc, a.evaluates(sub)); len(acc) == 0 {
+			return nil
+		}
+	}
+	return acc
+}
+
+// litDNF is a literal in a mode: the cells where it holds, as one constraint.
+func (a *analyzer) litDNF(l int, m mode) dnf {
+	v, s := a.litSet(l, m)
+	switch {
+	case s.empty():
+		return nil
+	case s.full(len(a.vars[v].cells)):
+		return trueDNF
+	}
+	return dnf{conj{{v, s}}}
 }
 
 // product is the conjunction of two formulas in disjunctive normal form.

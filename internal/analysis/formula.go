@@ -29,16 +29,22 @@ func and(fs ...*formula) *formula { return join(fAnd, fs) }
 func or(fs ...*formula) *formula  { return join(fOr, fs) }
 
 // join builds a conjunction or disjunction, folding constants and flattening nested ones of its kind.
+// x && true is x; false && x is false; but x && false is not quite false: x is evaluated first and
+// may fail, which the definite reading (evaluates) must see, so the operands before a decisive
+// constant stay.
 func join(k fkind, fs []*formula) *formula {
-	unit, zero := trueF, falseF // x && true = x; x && false = false
+	unit, zero := trueF, falseF
 	if k == fOr {
 		unit, zero = falseF, trueF
 	}
 	var sub []*formula
 	for _, f := range fs {
 		switch {
-		case f == zero || f.kind == zero.kind:
-			return zero
+		case f.kind == zero.kind:
+			if len(sub) == 0 {
+				return zero
+			}
+			return &formula{kind: k, sub: append(sub, zero)}
 		case f.kind == unit.kind:
 		case f.kind == k:
 			sub = append(sub, f.sub...)
