@@ -81,6 +81,13 @@ func (b Binding) String() string {
 // Analyze returns what can be proved about h's guards, in branch order, the handler's finding last.
 // It never fails: what it cannot read or reason about within its bounds yields no finding.
 func Analyze(h Handler, env Env) []Finding {
+	guarded := false
+	for _, b := range h.Branches {
+		guarded = guarded || b.Guard != ""
+	}
+	if !guarded { // most handlers: nothing to prove, and nothing to spend
+		return nil
+	}
 	a := newAnalyzer(env)
 	return a.handler(h)
 }

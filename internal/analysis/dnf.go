@@ -9,13 +9,14 @@ type analyzer struct {
 	byPath map[string]int // -1: a path of a type the analysis does not reason about
 	lits   []literal
 	guards []*formula
-	negs   [2]map[int]dnf // the disjunctive normal form of each guard's negation, by mode
+	negs   [2][]dnf // the disjunctive normal form of each guard's negation, by mode
+	done   [2][]bool
 	work   int
 	over   bool // a bound was hit: the handler gets no finding
 }
 
 func newAnalyzer(env Env) *analyzer {
-	return &analyzer{env: env, byPath: map[string]int{}, negs: [2]map[int]dnf{{}, {}}}
+	return &analyzer{env: env, byPath: map[string]int{}}
 }
 
 // The two readings of a formula with unknown parts. possible: true for some truth of the unknown
@@ -239,12 +240,13 @@ func neg(f *formula) *formula {
 
 // negDNF is the disjunctive normal form of the negation of guard j, computed once per mode.
 func (a *analyzer) negDNF(j int, m mode) dnf {
-	if d, ok := a.negs[m][j]; ok {
-		return d
+	if a.done[m] == nil {
+		a.negs[m], a.done[m] = make([]dnf, len(a.guards)), make([]bool, len(a.guards))
 	}
-	d := a.dnf(neg(a.guards[j]), m)
-	a.negs[m][j] = d
-	return d
+	if !a.done[m][j] {
+		a.negs[m][j], a.done[m][j] = a.dnf(neg(a.guards[j]), m), true
+	}
+	return a.negs[m][j]
 }
 
 // satisfiable reports whether some input may make g true while the guards of the branches in

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"errors"
 	"math"
 	"strings"
 
@@ -34,11 +35,23 @@ func (a *analyzer) guard(src string) *formula {
 	if len(src) > MaxSourceBytes {
 		return opaqueF
 	}
-	tree, err := parser.ParseWithConfig(src, parseConfig)
+	tree, err := parse(src)
 	if err != nil || tree == nil || tree.Node == nil {
 		return opaqueF
 	}
 	return a.tr(tree.Node, false)
+}
+
+// parse parses a guard. It compiled before it reached the analysis, so expr's parser has read it
+// once already; should it panic all the same, the guard is unknown. (A parser is not reused: it
+// counts the nodes of every expression it ever parsed against the limit.)
+func parse(src string) (tree *parser.Tree, err error) {
+	defer func() {
+		if recover() != nil {
+			tree, err = nil, errors.New("expr's parser panicked")
+		}
+	}()
+	return parser.ParseWithConfig(src, parseConfig)
 }
 
 // tr translates a boolean expression into a formula in negation normal form: neg asks for its
