@@ -9,14 +9,16 @@ import (
 // A branch without a guard (or one whose guard the analysis cannot decide) makes it exhaustive as
 // far as the analysis knows.
 func (a *analyzer) witness(h Handler, guards []*formula) ([]Binding, bool) {
+	for _, b := range h.Branches {
+		if b.Guard == "" {
+			return nil, false
+		}
+	}
 	if len(guards) == 0 {
 		return nil, false
 	}
 	acc := trueDNF
-	for j, b := range h.Branches {
-		if b.Guard == "" {
-			return nil, false
-		}
+	for j := range h.Branches {
 		if acc = a.product(acc, a.negDNF(j, definite)); len(acc) == 0 || a.over {
 			return nil, false
 		}
