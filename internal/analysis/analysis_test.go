@@ -74,6 +74,10 @@ func TestAnalyze(t *testing.T) {
 		{"a guard that does not parse is unknown", []string{"ctx.n >", "ctx.n > 1 && ctx.n < 0"}, "2 unsatisfiable"},
 		{"beyond 2^53 ints and floats round: unknown", []string{"ctx.n > 9007199254740993.0 && ctx.n < 9007199254740995.0", ""}, ""},
 		{"int boundaries", []string{"ctx.n >= 9223372036854775807 && ctx.n > 9223372036854775806", "ctx.n > 9223372036854775807", ""}, "2 unsatisfiable"},
+		{"a comparison of two fields cannot fail: the witness holds whatever it is", []string{"ctx.amount >= ctx.n && ctx.n > 1"},
+			"0 not_exhaustive [ctx.n == 1]"},
+		{"a call may fail before the rest decides: no witness", []string{"len(ctx.tier) > 2 && ctx.n > 1"}, ""},
+		{"a call after the deciding part is never evaluated", []string{"ctx.n > 1 && len(ctx.tier) > 2"}, "0 not_exhaustive [ctx.n == 1]"},
 		{"shadowed by two branches together", []string{"ctx.n < 0", "ctx.n > 0", "ctx.n != 0", ""}, "3 shadowed"},
 		{"a restricted branch shadows nothing", []string{"ctx.n < 0", "ctx.n < 0"}, "0 not_exhaustive [ctx.n == 0]"},
 	} {

@@ -1,18 +1,23 @@
 package analysis
 
-import "math/bits"
+import (
+	"math/bits"
+
+	"github.com/fsmd-io/fsmd/internal/schema"
+)
 
 // analyzer holds what one handler's guards read: their variables and literals, and the work spent.
 type analyzer struct {
-	env    Env
-	vars   []*variable
-	byPath map[string]int // -1: a path of a type the analysis does not reason about
-	lits   []literal
-	guards []*formula
-	negs   [2][]dnf // the disjunctive normal form of each guard's negation, by mode
-	done   [2][]bool
-	work   int
-	over   bool // a bound was hit: the handler gets no finding
+	env       Env
+	vars      []*variable
+	byPath    map[string]int // -1: a path of a type the analysis does not reason about
+	stateType *schema.Type   // the type of `state`: one of Env.States
+	lits      []literal
+	guards    []*formula
+	negs      [2][]dnf // the disjunctive normal form of each guard's negation, by mode
+	done      [2][]bool
+	work      int
+	over      bool // a bound was hit: the handler gets no finding
 }
 
 func newAnalyzer(env Env) *analyzer {
@@ -56,7 +61,7 @@ func (a *analyzer) dnf(f *formula, m mode) dnf {
 		return nil
 	}
 	switch f.kind {
-	case fTrue, fOpaque: // an unknown part may be true
+	case fTrue, fOpaque, fUnknown: // an unknown part may be true
 		return trueDNF
 	case fFalse:
 		return nil
@@ -87,9 +92,9 @@ func (a *analyzer) dnf(f *formula, m mode) dnf {
 
 // evaluates is where f surely evaluates to true, without an error: the definite reading. expr
 // evaluates && and || from the left and stops at the first operand that decides, and an error (an
-// unknown part may fail, nil compared by order does) ends the evaluation: so x || y is true where x
-// is, or where x is surely false and y true. Children keep the order of the source through
-// negation normal form (neg keeps it), which makes this exact.
+// opaque part may fail, nil compared by order does) ends the evaluation: so x || y surely holds
+// where x does, or where x cannot fail and y surely holds. Children keep the order of the source
+// through negation normal form (neg keeps it).
 func (a *analyzer) evaluates(f *formula) dnf {
 	if a.over {
 		return nil
@@ -97,7 +102,7 @@ func (a *analyzer) evaluates(f *formula) dnf {
 	switch f.kind {
 	case fTrue:
 		return trueDNF
-	case fFalse, fOpaque: // an unknown part may be false or fail
+	case fFalse, fOpaque, fUnknown: // an unknown part may be false or fail
 		return nil
 	case fLit:
 		return a.litDNF(f.lit, definite)
@@ -109,7 +114,7 @@ func (a *analyzer) evaluates(f *formula) dnf {
 				a.over = true
 				return nil
 			}
-			if before = a.product(before, a.evaluates(neg(sub))); len(before) == 0 {
+			if before = a.product(before, a.noError(sub)); len(before) == 0 {
 				break
 			}
 		}
@@ -122,6 +127,35 @@ func (a *analyzer) evaluates(f *formula) dnf {
 		}
 	}
 	return acc
+}
+
+// noError is where f surely evaluates without an error, to true or false: where each of its parts
+// does (a part that is not evaluated cannot fail, so this asks a little more than needed).
+func (a *analyzer) noError(f *formula) dnf {
+	if a.over {
+		return nil
+	}
+	switch f.kind {
+	case fOpaque:
+		return nil
+	case fLit: // an atom fails, or is decided in expr's own way, on the cells where it is unknown
+		v, pos := a.litSet(f.lit&^1, definite)
+		_, neg := a.litSet(f.lit|1, definite)
+		s := pos.or(neg)
+		if s.full(len(a.vars[v].cells)) {
+			return trueDNF
+		}
+		return dnf{conj{{v, s}}}
+	case fAnd, fOr:
+		acc := trueDNF
+		for _, sub := range f.sub {
+			if acc = a.product(acc, a.noError(sub)); len(acc) == 0 {
+				return nil
+			}
+		}
+		return acc
+	}
+	return trueDNF
 }
 
 // litDNF is a literal in a mode: the cells where it holds, as one constraint.
@@ -270,6 +304,14 @@ func (s bitset) and(t bitset) bitset {
 	out := make(bitset, len(s))
 	for i := range s {
 		out[i] = s[i] & t[i]
+	}
+	return out
+}
+
+func (s bitset) or(t bitset) bitset {
+	out := make(bitset, len(s))
+	for i := range s {
+		out[i] = s[i] | t[i]
 	}
 	return out
 }

@@ -1,7 +1,9 @@
 package analysis
 
 // formula is a guard in negation normal form: negations are pushed down to the literals (an atom or
-// its negation), and whatever the analysis does not understand is one opaque leaf, its own negation.
+// its negation), and whatever the analysis does not understand is one leaf, its own negation:
+// unknown when it cannot fail (a comparison of two fields of one kind), opaque when it may (a call,
+// arithmetic).
 type formula struct {
 	kind fkind
 	lit  int        // fLit: index into analyzer.lits
@@ -13,16 +15,18 @@ type fkind uint8
 const (
 	fTrue fkind = iota
 	fFalse
-	fOpaque
+	fOpaque  // may be true or false, or fail
+	fUnknown // may be true or false, never fails
 	fLit
 	fAnd
 	fOr
 )
 
 var (
-	trueF   = &formula{kind: fTrue}
-	falseF  = &formula{kind: fFalse}
-	opaqueF = &formula{kind: fOpaque}
+	trueF    = &formula{kind: fTrue}
+	falseF   = &formula{kind: fFalse}
+	opaqueF  = &formula{kind: fOpaque}
+	unknownF = &formula{kind: fUnknown}
 )
 
 func and(fs ...*formula) *formula { return join(fAnd, fs) }

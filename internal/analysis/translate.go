@@ -3,6 +3,7 @@ package analysis
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
@@ -82,7 +83,11 @@ func (a *analyzer) tr(n ast.Node, neg bool) *formula {
 			}
 			return or(a.tr(n.Left, false), a.tr(n.Right, false))
 		case "==", "!=", "<", "<=", ">", ">=":
-			return a.literal(a.compare(n), neg)
+			f := a.compare(n)
+			if f == opaqueF && a.total(n) {
+				return unknownF
+			}
+			return a.literal(f, neg)
 		case "in":
 			return a.literal(a.in(n), neg)
 		}
@@ -110,6 +115,52 @@ func (a *analyzer) literal(f *formula, neg bool) *formula {
 		return &formula{kind: fLit, lit: f.lit ^ 1}
 	}
 	return f
+}
+
+// total reports whether a comparison the analysis does not decide cannot fail either: both operands
+// are fields (or constants) of one kind that expr compares without an error, and never nil.
+func (a *analyzer) total(n *ast.BinaryNode) bool {
+	l, r := a.kindOf(n.Left), a.kindOf(n.Right)
+	switch {
+	case l == schema.Any || r == schema.Any:
+		return false
+	case (l == schema.Int || l == schema.Float) && (r == schema.Int || r == schema.Float):
+		return true
+	case l != r:
+		return false
+	case l == schema.Bool:
+		return n.Operator == "==" || n.Operator == "!="
+	}
+	return l == schema.String || l == schema.Time || l == schema.Duration
+}
+
+// kindOf is the kind of a constant or of a field that is never nil; Any for anything else.
+func (a *analyzer) kindOf(n ast.Node) schema.Kind {
+	if c, ok := constant(n); ok {
+		switch c.(type) {
+		case int64:
+			return schema.Int
+		case float64:
+			return schema.Float
+		case string:
+			return schema.String
+		case bool:
+			return schema.Bool
+		}
+		return schema.Any
+	}
+	if id, ok := n.(*ast.IdentifierNode); ok && id.Value == "now" {
+		return schema.Time
+	}
+	_, t, ok := a.resolve(n)
+	if !ok || t.Optional || len(t.Enum) > 0 && t.Kind != schema.String && t.Kind != schema.Int {
+		return schema.Any
+	}
+	switch t.Kind {
+	case schema.Int, schema.Float, schema.String, schema.Bool, schema.Time, schema.Duration:
+		return t.Kind
+	}
+	return schema.Any
 }
 
 // compare reads `path op constant` (or `constant op path`).
@@ -180,26 +231,34 @@ func constant(n ast.Node) (any, bool) {
 // path reads a field path (ctx.a.b, ctx["a"], event.x, state, actor.kind, ...) and returns its
 // variable, when its type is one the analysis reasons about.
 func (a *analyzer) path(n ast.Node) (int, bool) {
-	var names []string
-	for {
-		if m, ok := n.(*ast.MemberNode); ok {
-			p, isName := m.Property.(*ast.StringNode)
-			if !isName || m.Optional || m.Method {
-				return 0, false
-			}
-			names = append(names, p.Value)
-			n = m.Node
-			continue
-		}
-		break
-	}
-	id, ok := n.(*ast.IdentifierNode)
+	name, t, ok := a.resolve(n)
 	if !ok {
 		return 0, false
 	}
-	for i, j := 0, len(names)-1; i < j; i, j = i+1, j-1 {
-		names[i], names[j] = names[j], names[i]
+	return a.variable(name, t)
+}
+
+// resolve reads a field path and its type. A field of an optional object is not resolved: expr's
+// behaviour on nil is not ours to guess.
+func (a *analyzer) resolve(n ast.Node) (string, *schema.Type, bool) {
+	var names []string
+	for {
+		m, ok := n.(*ast.MemberNode)
+		if !ok {
+			break
+		}
+		p, isName := m.Property.(*ast.StringNode)
+		if !isName || m.Optional || m.Method {
+			return "", nil, false
+		}
+		names = append(names, p.Value)
+		n = m.Node
 	}
+	id, ok := n.(*ast.IdentifierNode)
+	if !ok {
+		return "", nil, false
+	}
+	slices.Reverse(names)
 	var t *schema.Type
 	switch id.Value {
 	case "ctx":
@@ -214,23 +273,26 @@ func (a *analyzer) path(n ast.Node) (int, bool) {
 		t = instanceType
 	case "state":
 		if len(names) > 0 {
-			return 0, false
+			return "", nil, false
 		}
-		return a.variable("state", stateType(a.env.States))
+		if a.stateType == nil {
+			a.stateType = stateType(a.env.States)
+		}
+		return "state", a.stateType, true
 	default:
-		return 0, false
+		return "", nil, false
 	}
 	if t == nil || len(names) == 0 {
-		return 0, false
+		return "", nil, false
 	}
 	for i, name := range names {
 		f := t.Field(name)
-		if f == nil || (f.Type.Optional && i < len(names)-1) { // a field of nil: expr's behaviour is not ours to guess
-			return 0, false
+		if f == nil || (f.Type.Optional && i < len(names)-1) {
+			return "", nil, false
 		}
 		t = f.Type
 	}
-	return a.variable(id.Value+"."+strings.Join(names, "."), t)
+	return id.Value + "." + strings.Join(names, "."), t, true
 }
 
 var (
@@ -242,6 +304,8 @@ var (
 		&schema.Field{Name: "id", Type: schema.Scalar(schema.String)},
 		&schema.Field{Name: "version", Type: schema.Scalar(schema.Int)},
 		&schema.Field{Name: "parent", Type: schema.Scalar(schema.String)},
+		&schema.Field{Name: "created_at", Type: schema.Scalar(schema.Time)},
+		&schema.Field{Name: "entered_at", Type: schema.Scalar(schema.Time)},
 	)
 )
 
