@@ -1,23 +1,27 @@
 package analysis
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fsmd-io/fsmd/internal/guards"
 )
 
 // FuzzAnalysis analyses handlers whose guards are arbitrary text (one guard a line, "-" for an
-// unguarded branch): it must never panic, must stay within its bounds of time, and may only report
-// findings at the guards and the handler it was given.
+// unguarded branch) over the schema of TestSoundness: it must never panic, must stay within its
+// bounds of time, may only report findings at the guards and the handler it was given, and, when
+// the guards compile, each finding must hold on random inputs as in TestSoundness.
 func FuzzAnalysis(f *testing.F) {
 	for _, seed := range []string{
-		"ctx.amount > 5 && ctx.amount < 1",
-		"ctx.amount > 0\nctx.amount > 100\n-",
+		"ctx.x > 5 && ctx.x < 1",
+		"ctx.x > 0\nctx.x > 100\n-",
 		`ctx.tier == "gold"` + "\n" + `ctx.tier == "bronze"`,
-		`ctx.tier in ["gold", "silver"] || !(ctx.n >= 3 ? ctx.paid_at == nil : ctx.note != "x")`,
-		`state == "open" and not (ctx.level in [1, 2.5, -3])`,
-		"ctx.n > 9223372036854775807 || ctx.n < -9223372036854775808 || ctx.amount > 1e308",
-		"len(ctx.tier) > ctx.n + 1\nctx.customer.tier == nil",
+		`ctx.tier in ["gold", "silver"] || !(ctx.n >= 3 ? ctx.opt == nil : ctx.s != "x")`,
+		`state == "a" and not (ctx.level in [1, 2.5, -3])`,
+		"ctx.n > 9223372036854775807 || ctx.n < -9223372036854775808 || ctx.x > 1e308",
+		"len(ctx.s) > ctx.n + 1\nctx.opt > 2\nctx.x >= ctx.n && event.method == \"card\"",
 		strings.Repeat("!(", 200) + "ctx.n > 1" + strings.Repeat(")", 200),
 		"let ctx = {n: 1}; ctx.n > 2\nctx?.n > 1\nctx[\"n\"] == 2\n$env.ctx.n > 1",
 	} {
@@ -36,7 +40,7 @@ func FuzzAnalysis(f *testing.F) {
 			h.Branches[i].Pos.Line = i + 1
 		}
 		start := time.Now()
-		fs := Analyze(h, testEnv)
+		fs := Analyze(h, propEnv)
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("%q took %v", text, took)
 		}
@@ -50,5 +54,25 @@ func FuzzAnalysis(f *testing.F) {
 				t.Errorf("message %q", f.Message)
 			}
 		}
+		if len(fs) == 0 {
+			return
+		}
+		var p propEval
+		for _, b := range h.Branches {
+			if b.Guard == "" {
+				return // the property test's evaluation takes guarded branches only
+			}
+			prog, err := guards.CompileGuard(b.Guard, guards.Env{Context: propContext, Event: propEvent})
+			if err != nil {
+				return
+			}
+			p.progs = append(p.progs, prog)
+		}
+		r := rand.New(rand.NewPCG(uint64(len(text)), 17))
+		for _, f := range fs {
+			checkFinding(t, r, h, p, f, 50)
+		}
 	})
 }
+
+var propEnv = Env{Context: propContext, Event: propEvent, States: propStates}

@@ -144,7 +144,7 @@ func TestSoundness(t *testing.T) {
 		seed = s // SOUNDNESS_SEED=n go test -run TestSoundness: other handlers
 	}
 	r := rand.New(rand.NewPCG(seed, 2))
-	env := Env{Context: propContext, Event: propEvent, States: propStates}
+	env := propEnv
 	genv := guards.Env{Context: propContext, Event: propEvent}
 	counts := map[string]int{}
 	skipped := 0
