@@ -34,7 +34,11 @@ func analyzeGuards(def *Definition, r *source.Reporter) {
 		if ev := def.Events[h.Event]; ev != nil {
 			env.Event = ev.Payload
 		}
+		deliberate := refusesOnPurpose(h)
 		for _, f := range analysis.Analyze(in, env) {
+			if deliberate && f.Kind == analysis.NotExhaustive {
+				continue
+			}
 			r.Finding(f.Pos, f.Severity, f.Kind, "on.%s in state %q: %s", h.Event, first[h], f.Message)
 		}
 	}
@@ -49,4 +53,17 @@ func analysisHandler(h *Handler) (analysis.Handler, bool) {
 		in.Branches[i] = analysis.Branch{Guard: b.GuardSource, Pos: b.GuardPos, Restricted: b.Allow != nil}
 	}
 	return in, true
+}
+
+// refusesOnPurpose reports whether every branch of h is guarded and says, in its guard_message, what
+// its refusal means: the author has written down that an event none of them takes is refused
+// (guard_rejected, with those messages), so a handler that is not exhaustive is what was meant, not
+// an oversight worth a warning. A branch without a message leaves the question open.
+func refusesOnPurpose(h *Handler) bool {
+	for _, b := range h.Branches {
+		if b.GuardSource == "" || b.GuardMessage == "" {
+			return false
+		}
+	}
+	return true
 }
