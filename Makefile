@@ -6,6 +6,7 @@ PKGS      := ./...
 # -fuzztime duration runs out (go.dev/issue/75804, fixed in Go 1.27); a count sets no deadline.
 FUZZ_PARSE   ?= 70000x
 FUZZ_COMPILE ?= 280000x
+FUZZ_ANALYSIS ?= 200000x
 # The Mermaid release whose built file the console embeds (make assets).
 MERMAID_VERSION ?= 12.3.0
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -49,9 +50,10 @@ test-race: ## Run the Go tests under the race detector
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target briefly (FUZZ_PARSE, FUZZ_COMPILE: executions, or a duration such as 90s)
+fuzz: ## Run each fuzz target briefly (FUZZ_PARSE, FUZZ_COMPILE, FUZZ_ANALYSIS: executions, or a duration such as 90s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_PARSE) -fuzzminimizetime 2s ./internal/machine
 	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZ_COMPILE) -fuzzminimizetime 2s ./internal/guards
+	$(GO) test -run '^$$' -fuzz '^FuzzAnalysis$$' -fuzztime $(FUZZ_ANALYSIS) -fuzzminimizetime 2s ./internal/analysis
 
 .PHONY: bench
 bench: ## Run the benchmarks (Fire against the looplab/fsm baseline, loading 1,000 definitions)
