@@ -87,11 +87,7 @@ func (g *gen) ofKind(t *schema.Type, path string, depth int) []any {
 		}
 		return out
 	}
-	out := []any{nil, "x"} // any: untyped
-	for _, c := range cs {
-		out = append(out, c)
-	}
-	return out
+	return append([]any{nil, "x"}, cs...) // any: untyped
 }
 
 // object combines the candidates of t's fields into at most maxRows objects.

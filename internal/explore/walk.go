@@ -107,11 +107,10 @@ func Explore(def *machine.Definition, opts Options) *Report {
 
 	g := &gen{consts: guardConsts(def), now: Start}
 	w := &walker{def: def, opts: opts, actor: actorOf(def), payloads: map[string][]map[string]any{},
-		deadline: time.Now().Add(opts.Timeout), relevant: relevant(def), seen: map[[sha256.Size]byte]bool{}, reached: map[string]*node{}, attempts: map[string]*attempts{}, guards: map[branchKey]*guardStats{}}
+		deadline: time.Now().Add(opts.Timeout), relevant: relevant(def), seen: map[[sha256.Size]byte]bool{},
+		reached: map[string]*node{}, attempts: map[string]*attempts{}, guards: map[branchKey]*guardStats{}}
 	for _, name := range slices.Sorted(maps.Keys(def.Events)) {
-		for _, p := range g.object(def.Events[name].Payload, "event", 0) {
-			w.payloads[name] = append(w.payloads[name], p)
-		}
+		w.payloads[name] = append(w.payloads[name], g.object(def.Events[name].Payload, "event", 0)...)
 	}
 	for _, ctx := range g.contexts(def) {
 		w.root(ctx)
