@@ -183,8 +183,8 @@ func (r *Report) WriteText(out io.Writer) {
 	if file == "" {
 		file = r.Def.Name
 	}
-	fmt.Fprintf(out, "%s: %s: %d of %d states reached (%d instances from %d initial contexts, depth %d)\n",
-		file, r.Def.Name, len(r.Reached), len(r.Reached)+len(r.Unreached), r.Nodes, r.Contexts, r.Depth)
+	fmt.Fprintf(out, "%s: %s: %d of %d states reached (%s from %s, depth %d)\n", file, r.Def.Name, len(r.Reached),
+		len(r.Reached)+len(r.Unreached), count(r.Nodes, "instance", "instances"), count(r.Contexts, "initial context", "initial contexts"), r.Depth)
 	switch {
 	case r.TimedOut:
 		fmt.Fprintf(out, "    stopped after %s at %d instances: deeper states may be reachable\n", r.Timeout, r.Nodes)
@@ -278,4 +278,12 @@ func formatDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// count writes n with its noun: "1 instance", "3 instances".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
