@@ -49,8 +49,9 @@ const (
 type variant struct {
 	name        string // a, b, c with -auth-compare; names its log
 	auth        authMode
-	definitions string // the folder fsmd serves
-	describe    string // for the report
+	definitions string   // the folder fsmd serves
+	args        []string // more flags for fsmd serve (-log-compare: --log-level)
+	describe    string   // for the report
 }
 
 // The caller's name and group, for the key and the token; testdata/allow lets benchGroup deposit.
@@ -142,11 +143,8 @@ func newToken(alg string, ttl time.Duration) (jwks []byte, token string, err err
 	return jwks, string(signed), nil
 }
 
-// compareAuth starts fsmd in the three configurations, each on a database of its own with its
-// instances, then runs the load -rounds times against each in turn, round r starting with the r-th
-// (a, b, c; b, c, a; c, a, b; ...), so that none always runs first or last and what else the machine
-// does falls on the three alike; the processes stay up between rounds (each round has its warm-up
-// and starts with a CHECKPOINT). Then it checks each database's audit and reports side by side.
+// compareAuth runs the load against fsmd in the three configurations side by side
+// (compareVariants) and reports their ratios to a.
 func (b *bench) compareAuth(ctx context.Context, pg *dbtest.Server, bin, version string) error {
 	root, err := moduleRoot(ctx)
 	if err != nil {
@@ -158,10 +156,31 @@ func (b *bench) compareAuth(ctx context.Context, pg *dbtest.Server, bin, version
 		{name: "b", auth: authKey, definitions: allow, describe: "API key (write, groups=" + benchGroup + "); account with allow and a guard on actor.name (bench/load/testdata/allow)"},
 		{name: "c", auth: authToken, definitions: allow, describe: "bearer token (" + b.c.TokenAlg + " JWT, --jwt-jwks/issuer/audience); the same allow definition"},
 	}
+	results, err := b.compareVariants(ctx, pg, bin, vs)
+	if err != nil {
+		return err
+	}
+	b.reportCompare("auth", version, vs, results, func(tot []totals) (string, bool) {
+		ok := true
+		for _, t := range tot[1:] {
+			ok = ok && t.rate/tot[0].rate >= targetAuth
+		}
+		return fmt.Sprintf("b and c at least %.2f of a's events/s over all rounds", targetAuth), ok
+	})
+	return nil
+}
+
+// compareVariants starts fsmd as each of vs says, each on a database of its own with its
+// instances, then runs the load -rounds times against each in turn, round r starting with the r-th
+// (a, b, c; b, c, a; c, a, b; ...), so that none always runs first or last and what else the machine
+// does falls on all alike; the processes stay up between rounds (each round has its warm-up and
+// starts with a CHECKPOINT). Then it checks each database's audit. The results are [variant][round].
+func (b *bench) compareVariants(ctx context.Context, pg *dbtest.Server, bin string, vs []variant) ([][]fsmdResult, error) {
 	servers := make([]*server, len(vs))
 	for i, v := range vs {
+		var err error
 		if servers[i], err = b.prepare(ctx, pg, bin, v); err != nil {
-			return fmt.Errorf("%s: %w", v.name, err)
+			return nil, fmt.Errorf("%s: %w", v.name, err)
 		}
 		defer servers[i].client.CloseIdleConnections()
 	}
@@ -176,24 +195,23 @@ func (b *bench) compareAuth(ctx context.Context, pg *dbtest.Server, bin, version
 			b.checkpoint(ctx, pg)
 			res, err := b.load(ctx, servers[i].client, servers[i])
 			if err != nil {
-				return fmt.Errorf("round %d, %s: %w", r+1, vs[i].name, err)
+				return nil, fmt.Errorf("round %d, %s: %w", r+1, vs[i].name, err)
 			}
 			if res.errors > 0 {
-				return fmt.Errorf("round %d, %s: %d requests failed", r+1, vs[i].name, res.errors)
+				return nil, fmt.Errorf("round %d, %s: %d requests failed", r+1, vs[i].name, res.errors)
 			}
 			b.progress("round %d of %d, %s: %.1f events/s", r+1, b.c.Rounds, vs[i].name, res.rate)
 			results[i][r], acked[i] = res, acked[i]+res.acked
 		}
 	}
 	for i, v := range vs {
-		revisions, err := b.finish(ctx, servers[i], acked[i])
+		revisions, rss, err := b.finish(ctx, servers[i], acked[i])
 		if err != nil {
-			return fmt.Errorf("%s: %w", v.name, err)
+			return nil, fmt.Errorf("%s: %w", v.name, err)
 		}
-		b.progress("%s: audit check: %d events acknowledged, %d counted in the instances' revisions", v.name, acked[i], revisions)
+		b.progress("%s: audit check: %d events acknowledged, %d counted in the instances' revisions; fsmd's peak RSS %s MiB", v.name, acked[i], revisions, mib(rss))
 	}
-	b.reportAuth(version, vs, results)
-	return nil
+	return results, nil
 }
 
 // targetAuth: authorization and the actor add under 5% to the event path (issue 15): b and c at
@@ -240,10 +258,12 @@ func sumUp(rs []fsmdResult) totals {
 	return t
 }
 
-func (b *bench) reportAuth(version string, vs []variant, results [][]fsmdResult) {
+// reportCompare reports a comparison of variants (kind: auth or log), the first the reference the
+// others are divided by; target says what the target is and whether the totals meet it.
+func (b *bench) reportCompare(kind, version string, vs []variant, results [][]fsmdResult, target func([]totals) (string, bool)) {
 	w := b.out
-	fmt.Fprintf(w, "\nfsmd auth compare: %d clients, %d rounds of %v measured after %v warm-up per configuration, %d instances, PostgreSQL %s on %s\n",
-		b.c.Clients, b.c.Rounds, b.c.Duration, b.c.Warmup, b.c.Instances, version, hostPort(b.c.DatabaseURL))
+	fmt.Fprintf(w, "\nfsmd %s compare: %d clients, %d rounds of %v measured after %v warm-up per configuration, %d instances, %s\n",
+		kind, b.c.Clients, b.c.Rounds, b.c.Duration, b.c.Warmup, b.c.Instances, b.databaseName(version))
 	for _, v := range vs {
 		fmt.Fprintf(w, "  %s: %s\n", v.name, v.describe)
 	}
@@ -284,15 +304,13 @@ func (b *bench) reportAuth(version string, vs []variant, results [][]fsmdResult)
 		fmt.Fprintf(w, "%-6s %-4s %8d %10.1f %7.3f %7s %7s %10s %10s\n", "all", v.name, t.count, t.rate, t.rate/tot[0].rate,
 			ms(t.p50), ms(t.p99), us(t.fsmdUS), us(t.pgUS))
 	}
-	ok := true
 	var kv []string
 	for i, v := range vs {
-		kv = append(kv, fmt.Sprintf("%s_events_per_s=%.1f", v.name, tot[i].rate))
+		kv = append(kv, fmt.Sprintf("%s_events_per_s=%.1f %s_fsmd_cpu_us=%.0f", v.name, tot[i].rate, v.name, tot[i].fsmdUS))
 	}
 	for i, v := range vs[1:] {
 		t := tot[i+1]
 		ratio := t.rate / tot[0].rate
-		ok = ok && ratio >= targetAuth
 		rounds := make([]string, len(t.ratios))
 		for j, x := range t.ratios {
 			rounds[j] = fmt.Sprintf("%.3f", x)
@@ -302,13 +320,13 @@ func (b *bench) reportAuth(version string, vs []variant, results [][]fsmdResult)
 			v.name, ratio, med, strings.Join(rounds, " "), v.name, t.fsmdCPURatio)
 		kv = append(kv, fmt.Sprintf("ratio_%s=%.3f median_ratio_%s=%.3f fsmd_cpu_ratio_%s=%.3f", v.name, ratio, v.name, med, v.name, t.fsmdCPURatio))
 	}
-	verdict := "missed"
-	if ok {
-		verdict = "met"
+	what, ok := target(tot)
+	fmt.Fprintf(w, "target: %s: %s\n", what, verdict(ok))
+	if kind == "auth" {
+		kv = append([]string{"token_alg=" + b.c.TokenAlg}, kv...)
 	}
-	fmt.Fprintf(w, "target: b and c at least %.2f of a's events/s over all rounds: %s\n", targetAuth, verdict)
-	fmt.Fprintf(w, "RESULT auth-compare clients=%d duration=%s rounds=%d token_alg=%s %s target=%s\n",
-		b.c.Clients, b.c.Duration, b.c.Rounds, b.c.TokenAlg, strings.Join(kv, " "), verdict)
+	fmt.Fprintf(w, "RESULT %s-compare database=%s clients=%d duration=%s rounds=%d %s target=%s\n",
+		kind, b.c.Database, b.c.Clients, b.c.Duration, b.c.Rounds, strings.Join(kv, " "), verdict(ok))
 }
 
 // median of xs (the mean of the middle two when their number is even); xs is not changed.

@@ -44,6 +44,8 @@ type server struct {
 	pprofAddr string // with -cpuprofile: where the child serves net/http/pprof
 	logPath   string
 	bearer    string        // what the clients send as Authorization: Bearer (an API key, a token), or ""
+	dbName    string        // its database: the PostgreSQL database's name, or the SQLite file
+	dbURL     string        // what fsmd was given as --database-url
 	client    *http.Client  // sends bearer with every request
 	done      chan struct{} // closed when the child has exited
 }
@@ -57,6 +59,9 @@ type fsmdResult struct {
 	acked     int64 // events acknowledged in the whole run, warm-up included
 	revisions int64 // the sum of the instances' revisions afterwards: acked when nothing is lost
 	cpu       cpuUse
+	peakRSS   int64  // fsmd's peak resident set (VmHWM) over its whole life, in bytes; -1 when not read
+	dbName    string // the database fsmd ran on (the ceiling replays fsmd's write on its instances)
+	dbURL     string
 }
 
 // pprofOverlay is compiled into the fsmd binary (go build -overlay, nothing is written to
@@ -150,6 +155,10 @@ func (b *bench) start(ctx context.Context, bin, databaseURL string, v variant) (
 	}
 	s := &server{logPath: filepath.Join(b.dir, logName), done: make(chan struct{})}
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--database-url", databaseURL, "--definitions", defs}
+	if b.c.LogLevel != "" {
+		args = append(args, "--log-level", b.c.LogLevel)
+	}
+	args = append(args, v.args...) // after -log-level: a variant's level is the one that counts
 	authArgs, bearer, err := b.credentials(v.auth)
 	if err != nil {
 		return nil, err
@@ -267,14 +276,15 @@ func (b *bench) runFsmd(ctx context.Context, pg *dbtest.Server, bin string, v va
 	if err != nil {
 		return res, err
 	}
-	res.revisions, err = b.finish(ctx, srv, res.acked)
+	res.dbName, res.dbURL = srv.dbName, srv.dbURL
+	res.revisions, res.peakRSS, err = b.finish(ctx, srv, res.acked)
 	return res, err
 }
 
 // prepare creates a fresh database, starts fsmd (the binary bin) on it as v says, with the HTTP
 // client that sends v's credential, and creates the instances.
 func (b *bench) prepare(ctx context.Context, pg *dbtest.Server, bin string, v variant) (*server, error) {
-	name, dbURL, err := b.createDatabase(ctx, pg, "fsmd_bench_")
+	name, dbURL, err := b.fsmdDatabase(ctx, pg)
 	if err != nil {
 		return nil, err
 	}
@@ -284,6 +294,7 @@ func (b *bench) prepare(ctx context.Context, pg *dbtest.Server, bin string, v va
 	if err != nil {
 		return nil, err
 	}
+	srv.dbName, srv.dbURL = name, dbURL
 	b.progress("fsmd ready in %v at %s (log: %s)", time.Since(t0).Round(time.Millisecond), srv.base, srv.logPath)
 
 	srv.client = &http.Client{
@@ -300,22 +311,28 @@ func (b *bench) prepare(ctx context.Context, pg *dbtest.Server, bin string, v va
 	return srv, nil
 }
 
-// finish checks that the instances' revisions add up to the acked events (returning their sum)
-// and stops fsmd.
-func (b *bench) finish(ctx context.Context, srv *server, acked int64) (int64, error) {
+// finish checks that the instances' revisions add up to the acked events (returning their sum),
+// reads fsmd's peak RSS (-1 when it cannot) and stops fsmd.
+func (b *bench) finish(ctx context.Context, srv *server, acked int64) (int64, int64, error) {
 	revisions, err := sumRevisions(ctx, srv.client, srv.base)
 	if err != nil {
-		return 0, err
+		return 0, -1, err
 	}
 	if revisions != acked {
-		return revisions, fmt.Errorf("audit check failed: %d events acknowledged, but the instances' revisions add up to %d", acked, revisions)
+		return revisions, -1, fmt.Errorf("audit check failed: %d events acknowledged, but the instances' revisions add up to %d", acked, revisions)
 	}
+	rss := peakRSS(srv.cmd.Process.Pid)
 	srv.stop(b)
-	return revisions, nil
+	return revisions, rss, nil
 }
 
+// firstInstance numbers the instances: their ids are numbers (1000000, 1000001, ...), so that the
+// ceiling's pgbench script, whose variables are numbers, can name them. All have 7 digits (up to
+// maxInstances), so their order as text is their order as numbers.
+const firstInstance = 1_000_000
+
 // instanceID names the i-th instance.
-func instanceID(i int) string { return fmt.Sprintf("acct-%06d", i) }
+func instanceID(i int) string { return strconv.Itoa(firstInstance + i) }
 
 // createInstances creates the instances with the clients' concurrency.
 func (b *bench) createInstances(ctx context.Context, hc *http.Client, base string) error {

@@ -84,7 +84,7 @@ func TestValidate(t *testing.T) {
 	t.Parallel()
 	ok := config{Clients: 8, Duration: 20 * time.Second, Warmup: 2 * time.Second, Instances: 1000,
 		DatabaseURL: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", PgbenchScale: 10,
-		Rounds: 3, TokenAlg: "EdDSA"}
+		Rounds: 3, TokenAlg: "EdDSA", Database: "postgres"}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("the defaults: %v", err)
 	}
@@ -106,6 +106,11 @@ func TestValidate(t *testing.T) {
 		{"auth-compare with a key", func(c *config) { c.AuthCompare, c.APIKey = true, true }, "-auth-compare"},
 		{"auth-compare with definitions", func(c *config) { c.AuthCompare, c.Definitions = true, "x" }, "-auth-compare"},
 		{"auth-compare with a profile", func(c *config) { c.AuthCompare, c.CPUProfile = true, "x" }, "-auth-compare"},
+		{"another database", func(c *config) { c.Database = "mysql" }, "-database"},
+		{"an unknown log level", func(c *config) { c.LogLevel = "verbose" }, "-log-level"},
+		{"log-compare with a log level", func(c *config) { c.LogCompare, c.LogLevel = true, "warn" }, "-log-compare"},
+		{"log-compare with auth-compare", func(c *config) { c.LogCompare, c.AuthCompare = true, true }, "-log-compare"},
+		{"fewer instances than clients", func(c *config) { c.Instances = 4 }, "the ceiling"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +122,18 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want an error about %s", err, tt.want)
 			}
 		})
+	}
+	for name, change := range map[string]func(c *config){
+		"sqlite, whatever the URL":                func(c *config) { c.Database, c.DatabaseURL = "sqlite", "" },
+		"fewer instances than clients, on SQLite": func(c *config) { c.Database, c.Instances = "sqlite", 4 },
+		"fewer instances than clients, comparing": func(c *config) { c.LogCompare, c.Instances = true, 4 },
+		"a log level": func(c *config) { c.LogLevel = "warn" },
+	} {
+		c := ok
+		change(&c)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 	for _, host := range []string{"localhost", "127.0.0.1", "[::1]"} {
 		c := ok

@@ -72,18 +72,14 @@ func pgEnv(u, database string) ([]string, error) {
 	return env, nil
 }
 
-// runPgbench is the pgbench phase: a fresh database initialized at the scale, a warm-up, then
-// pgbench -N with the clients for the duration, each transaction's time logged.
-func (b *bench) runPgbench(ctx context.Context, pg *dbtest.Server, bin string) (pgbenchResult, error) {
-	name, _, err := b.createDatabase(ctx, pg, "fsmd_bench_pgbench_")
+// pgbenchCommand returns a function that runs the pgbench bin on database with the arguments
+// given, in the scratch folder, and returns its output.
+func (b *bench) pgbenchCommand(ctx context.Context, bin, database string) (func(args ...string) (string, error), error) {
+	env, err := pgEnv(b.c.DatabaseURL, database)
 	if err != nil {
-		return pgbenchResult{}, err
+		return nil, err
 	}
-	env, err := pgEnv(b.c.DatabaseURL, name)
-	if err != nil {
-		return pgbenchResult{}, err
-	}
-	pgbench := func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env, cmd.Dir = env, b.dir
 		out, err := cmd.CombinedOutput()
@@ -91,6 +87,19 @@ func (b *bench) runPgbench(ctx context.Context, pg *dbtest.Server, bin string) (
 			return "", fmt.Errorf("pgbench %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return string(out), nil
+	}, nil
+}
+
+// runPgbench is the pgbench phase: a fresh database initialized at the scale, a warm-up, then
+// pgbench -N with the clients for the duration, each transaction's time logged.
+func (b *bench) runPgbench(ctx context.Context, pg *dbtest.Server, bin string) (pgbenchResult, error) {
+	name, _, err := b.createDatabase(ctx, pg, "fsmd_bench_pgbench_")
+	if err != nil {
+		return pgbenchResult{}, err
+	}
+	pgbench, err := b.pgbenchCommand(ctx, bin, name)
+	if err != nil {
+		return pgbenchResult{}, err
 	}
 	b.progress("pgbench -i -s %d on database %s", b.c.PgbenchScale, name)
 	if _, err := pgbench("-i", "-q", "-s", strconv.Itoa(b.c.PgbenchScale)); err != nil {
@@ -104,10 +113,16 @@ func (b *bench) runPgbench(ctx context.Context, pg *dbtest.Server, bin string) (
 		}
 	}
 	b.progress("pgbench -N -c %s -j %s -T %d", c, c, seconds(b.c.Duration))
-	prefix := filepath.Join(b.dir, "pgbench_log")
 	// -n: the warm-up vacuumed already, so that the CPU measured is the transactions'.
+	return b.pgbenchMeasured(pgbench, "pgbench_log", []string{"-n", "-N", "-c", c, "-j", c, "-T", strconv.Itoa(seconds(b.c.Duration))})
+}
+
+// pgbenchMeasured runs a measured pgbench with args, each transaction's time logged (-l, to files
+// named after logName), and returns its summary, latencies and the CPU used meanwhile.
+func (b *bench) pgbenchMeasured(pgbench func(args ...string) (string, error), logName string, args []string) (pgbenchResult, error) {
+	prefix := filepath.Join(b.dir, logName)
 	cpuStart := sampleCPU(0)
-	out, err := pgbench("-n", "-N", "-c", c, "-j", c, "-T", strconv.Itoa(seconds(b.c.Duration)), "-l", "--log-prefix="+prefix)
+	out, err := pgbench(append(args, "-l", "--log-prefix="+prefix)...)
 	if err != nil {
 		return pgbenchResult{}, err
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fsmd-io/fsmd/bench/internal/procstat"
@@ -72,4 +74,42 @@ func (s cpuSample) use(end cpuSample) cpuUse {
 	u.server, u.client = cores(s.server, end.server), cores(s.client, end.client)
 	u.postgres, u.machine = cores(s.postgres, end.postgres), cores(s.busy, end.busy)
 	return u
+}
+
+// peakRSS is the peak resident set size of process pid (VmHWM in /proc/PID/status, Linux), in
+// bytes, read while it runs; -1 when it cannot be read.
+func peakRSS(pid int) int64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return -1
+	}
+	return parseVmHWM(string(data))
+}
+
+// parseVmHWM reads the VmHWM line of a /proc/PID/status ("VmHWM:     51234 kB"); -1 without one.
+func parseVmHWM(status string) int64 {
+	for line := range strings.Lines(status) {
+		rest, ok := strings.CutPrefix(line, "VmHWM:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return -1
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb < 0 {
+			return -1
+		}
+		return kb << 10
+	}
+	return -1
+}
+
+// mib writes bytes in MiB with one decimal, "-" when unknown.
+func mib(n int64) string {
+	if n < 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64)
 }
