@@ -222,6 +222,7 @@ func (b *bench) runCeiling(ctx context.Context, pg *dbtest.Server, bin, dbName, 
 		return pgbenchResult{}, err
 	}
 	b.progress("ceiling: pgbench -f %s -M prepared, replaying the write of event %d of instance %s on database %s", script, last.Seq, inst.ID, dbName)
+	upd0, hot0 := hotUpdates(ctx, db)
 	c := strconv.Itoa(b.c.Clients)
 	phase := func(d time.Duration, measured bool) (pgbenchResult, error) {
 		base, err := ceilingReset(ctx, db)
@@ -254,7 +255,24 @@ func (b *bench) runCeiling(ctx context.Context, pg *dbtest.Server, bin, dbName, 
 		}
 	}
 	b.progress("ceiling: pgbench -c %s -j %s -T %d", c, c, seconds(b.c.Duration))
-	return phase(b.c.Duration, true)
+	res, err := phase(b.c.Duration, true)
+	if err == nil {
+		upd1, hot1 := hotUpdates(ctx, db)
+		b.progress("ceiling: HOT updates of the instances (PostgreSQL's statistics, which may lag a second): fsmd's phase %d of %d, the ceiling's (its resets included) %d of %d",
+			hot0, upd0, hot1-hot0, upd1-upd0)
+	}
+	return res, err
+}
+
+// hotUpdates reads PostgreSQL's count of the updates of the instances table, and of those that
+// were HOT (no index touched): fsmd's updates are not (updated_at is indexed), and neither may the
+// ceiling's be. -1 when they cannot be read.
+func hotUpdates(ctx context.Context, db *persistence.DB) (updates, hot int64) {
+	err := db.X.QueryRowxContext(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'instances'`).Scan(&updates, &hot)
+	if err != nil {
+		return -1, -1
+	}
+	return updates, hot
 }
 
 // ceilingReset brings every instance of the load to one revision, the highest (so that no audit
