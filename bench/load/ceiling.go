@@ -57,8 +57,8 @@ type ceilingScript struct {
 	uses   map[string]int
 }
 
-// Times the replay writes: the two it alternates between, and the one every instance is left at
-// between two pgbench runs (distinct, so that the first update of a run changes updated_at too).
+// Times the replay writes: the two it alternates between, and from the third on those every
+// instance is left at between two pgbench runs (distinct, so that every update changes updated_at).
 var (
 	ceilingTimeA    = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	ceilingTimeB    = ceilingTimeA.Add(time.Second)
@@ -224,8 +224,10 @@ func (b *bench) runCeiling(ctx context.Context, pg *dbtest.Server, bin, dbName, 
 	b.progress("ceiling: pgbench -f %s -M prepared, replaying the write of event %d of instance %s on database %s", script, last.Seq, inst.ID, dbName)
 	upd0, hot0 := hotUpdates(ctx, db)
 	c := strconv.Itoa(b.c.Clients)
+	resets := 0
 	phase := func(d time.Duration, measured bool) (pgbenchResult, error) {
-		base, err := ceilingReset(ctx, db)
+		resets++
+		base, err := ceilingReset(ctx, db, resets)
 		if err != nil {
 			return pgbenchResult{}, err
 		}
@@ -258,7 +260,7 @@ func (b *bench) runCeiling(ctx context.Context, pg *dbtest.Server, bin, dbName, 
 	res, err := phase(b.c.Duration, true)
 	if err == nil {
 		upd1, hot1 := hotUpdates(ctx, db)
-		b.progress("ceiling: HOT updates of the instances (PostgreSQL's statistics, which may lag a second): fsmd's phase %d of %d, the ceiling's (its resets included) %d of %d",
+		b.progress("ceiling: HOT updates of the instances (PostgreSQL's statistics, which may lag a second): fsmd's phase %d of %d, the ceiling's (its resets, never HOT, included) %d of %d",
 			hot0, upd0, hot1-hot0, upd1-upd0)
 	}
 	return res, err
@@ -276,15 +278,16 @@ func hotUpdates(ctx context.Context, db *persistence.DB) (updates, hot int64) {
 }
 
 // ceilingReset brings every instance of the load to one revision, the highest (so that no audit
-// row the replay writes can meet one written before), and to a time of its own, and returns the
-// revision: each client's script starts there.
-func ceilingReset(ctx context.Context, db *persistence.DB) (int64, error) {
+// row the replay writes can meet one written before), and to a time of the k-th reset's own (so
+// that neither the reset's update nor the replay's next one is HOT), and returns the revision: each
+// client's script starts there.
+func ceilingReset(ctx context.Context, db *persistence.DB, k int) (int64, error) {
 	var base int64
 	if err := db.X.QueryRowxContext(ctx, `SELECT COALESCE(max(revision), 0) FROM instances WHERE definition = 'account'`).Scan(&base); err != nil {
 		return 0, fmt.Errorf("ceiling: %w", err)
 	}
-	if _, err := db.X.ExecContext(ctx, `UPDATE instances SET revision = $1, updated_at = $2 WHERE definition = 'account'`,
-		base, ceilingTimeRest); err != nil {
+	if _, err := db.X.ExecContext(ctx, `UPDATE instances SET updated_at = $1, revision = $2 WHERE definition = 'account'`,
+		ceilingTimeRest.Add(time.Duration(k)*time.Second), base); err != nil {
 		return 0, fmt.Errorf("ceiling: %w", err)
 	}
 	return base, nil
