@@ -185,7 +185,7 @@ func jsonEqual(a, b any) bool {
 	return bytes.Equal(x, y)
 }
 
-func TestParseVmHWM(t *testing.T) {
+func TestParseStatusSize(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		status string
@@ -193,11 +193,12 @@ func TestParseVmHWM(t *testing.T) {
 	}{
 		{"Name:\tfsmd\nVmPeak:\t  1264112 kB\nVmHWM:\t    51234 kB\nVmRSS:\t    40000 kB\n", 51234 << 10},
 		{"Name:\tfsmd\nVmRSS:\t    40000 kB\n", -1},
+		{"VmHWMx:\t    12 kB\n", -1},
 		{"VmHWM:\t    x kB\n", -1},
 		{"VmHWM:\t    12 MB\n", -1},
 	} {
-		if got := parseVmHWM(tt.status); got != tt.want {
-			t.Errorf("parseVmHWM(%q) = %d, want %d", tt.status, got, tt.want)
+		if got := parseStatusSize(tt.status, "VmHWM"); got != tt.want {
+			t.Errorf("parseStatusSize(%q, VmHWM) = %d, want %d", tt.status, got, tt.want)
 		}
 	}
 	if got := peakRSS(-1); got != -1 {

@@ -307,7 +307,9 @@ func (b *bench) prepare(ctx context.Context, pg *dbtest.Server, bin string, v va
 		return nil, fmt.Errorf("%w\n%s", err, tail(srv.logPath, 10))
 	}
 	el := time.Since(t0)
-	b.progress("created %d instances in %v (%.0f/s)", b.c.Instances, el.Round(time.Millisecond), float64(b.c.Instances)/el.Seconds())
+	pid := srv.cmd.Process.Pid
+	b.progress("created %d instances in %v (%.0f/s); fsmd's RSS %s MiB, its peak so far %s MiB", b.c.Instances, el.Round(time.Millisecond),
+		float64(b.c.Instances)/el.Seconds(), mib(procStatus(pid, "VmRSS")), mib(peakRSS(pid)))
 	return srv, nil
 }
 

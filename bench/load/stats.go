@@ -78,18 +78,22 @@ func (s cpuSample) use(end cpuSample) cpuUse {
 
 // peakRSS is the peak resident set size of process pid (VmHWM in /proc/PID/status, Linux), in
 // bytes, read while it runs; -1 when it cannot be read.
-func peakRSS(pid int) int64 {
+func peakRSS(pid int) int64 { return procStatus(pid, "VmHWM") }
+
+// procStatus reads a size field of /proc/PID/status (VmHWM, VmRSS), in bytes; -1 when it cannot.
+func procStatus(pid int, field string) int64 {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return -1
 	}
-	return parseVmHWM(string(data))
+	return parseStatusSize(string(data), field)
 }
 
-// parseVmHWM reads the VmHWM line of a /proc/PID/status ("VmHWM:     51234 kB"); -1 without one.
-func parseVmHWM(status string) int64 {
+// parseStatusSize reads the line field of a /proc/PID/status ("VmHWM:     51234 kB"), in bytes; -1
+// without one.
+func parseStatusSize(status, field string) int64 {
 	for line := range strings.Lines(status) {
-		rest, ok := strings.CutPrefix(line, "VmHWM:")
+		rest, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
