@@ -14,7 +14,8 @@ package main
 //   - each client owns a slice of the instances (client c those numbered c, c+C, c+2C, ...) and
 //     takes them in turn, so that the revision condition holds: every statement updates one row
 //     and inserts one audit row, at the next seq (checked afterwards from the revisions);
-//   - the id, the revision read and the new revision (the audit row's seq) are pgbench variables,
+//   - the id, the revision read and the new revision (the audit row's seq, and with
+//     -idempotency-key the event's key, which must differ from event to event) are pgbench variables,
 //     the other arguments constants passed with -D; all go as parameters of a prepared statement
 //     (-M prepared), as lib/pq sends them; NULL arguments are written NULL, empty texts '' (pgbench
 //     -D takes no empty value);
@@ -41,6 +42,7 @@ import (
 // The sentinels that mark, in the statement's arguments, the ones a replay varies.
 const (
 	sentinelID     = "\x00ceiling-instance"
+	sentinelKey    = "\x00ceiling-key" // the event's Idempotency-Key (-idempotency-key)
 	sentinelExpect = int64(-1_000_001) // the revision read
 	sentinelRev    = int64(-1_000_002) // the new revision and the audit row's seq
 )
@@ -80,6 +82,11 @@ func buildCeilingScript(inst persistence.InstanceRow, last persistence.Transitio
 		UpdatedAt: sentinelTime, EnteredAt: inst.EnteredAt}
 	r := last
 	r.InstanceID, r.Seq, r.At = sentinelID, sentinelRev, sentinelTime
+	if r.IdempotencyKey != "" {
+		// Each event's key is its own (unique per instance): the replay's is the new revision,
+		// as unique, since pgbench has no text variables.
+		r.IdempotencyKey = sentinelKey
+	}
 	query, args := persistence.AdvanceStatementPostgres(u, r)
 	// Its whitespace is folded below, and pgbench reads ":name" and ";" itself: none of these may
 	// be a literal of the statement's own (a cast's "::" is not a variable to pgbench).
@@ -94,8 +101,11 @@ func buildCeilingScript(inst persistence.InstanceRow, last persistence.Transitio
 			names[i] = "NULL"
 			continue
 		case string:
-			if v == sentinelID {
+			switch v {
+			case sentinelID:
 				names[i] = ":id"
+			case sentinelKey:
+				names[i] = ":rev"
 			}
 		case int64:
 			switch v {

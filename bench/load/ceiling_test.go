@@ -64,6 +64,16 @@ func TestBuildCeilingScript(t *testing.T) {
 			t.Errorf("the constants have no %q:\n%s", want, consts)
 		}
 	}
+	// With -idempotency-key every event has a key of its own: the replay's is the new revision.
+	keyed := last
+	keyed.IdempotencyKey = "c0-1"
+	k, err := buildCeilingScript(inst, keyed, 8, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.uses[":rev"] != 3 || strings.Contains(strings.Join(k.consts, "\n"), "=c0-1") {
+		t.Errorf("a keyed event: :rev used %d times (want 3), constants %v", k.uses[":rev"], k.consts)
+	}
 	if _, err := buildCeilingScript(inst, last, 8, 7); err == nil {
 		t.Error("fewer instances than clients: no error")
 	}
