@@ -19,10 +19,10 @@ package main
 //     the other arguments constants passed with -D; all go as parameters of a prepared statement
 //     (-M prepared), as lib/pq sends them; NULL arguments are written NULL, empty texts '' (pgbench
 //     -D takes no empty value);
-//   - updated_at changes on every update, as fsmd's "now" does: it is in an index
-//     (instances_final_updated_idx), so an update that kept it could be a HOT update, cheaper
-//     than fsmd's. pgbench has no text variables, so each row alternates between two times from
-//     one of its updates to the next (a \if on the row's round).
+//   - updated_at changes on every update, as fsmd's "now" does (no index holds it since migration
+//     015, but the replay stays faithful whatever the schema). pgbench has no text variables, so
+//     each row alternates between two times from one of its updates to the next (a \if on the
+//     row's round).
 
 import (
 	"context"
@@ -277,8 +277,8 @@ func (b *bench) runCeiling(ctx context.Context, pg *dbtest.Server, bin, dbName, 
 }
 
 // hotUpdates reads PostgreSQL's count of the updates of the instances table, and of those that
-// were HOT (no index touched): fsmd's updates are not (updated_at is indexed), and neither may the
-// ceiling's be. -1 when they cannot be read.
+// were HOT (no index touched): the ceiling's should be HOT as often as fsmd's, or it is not a
+// replay of fsmd's write. -1 when they cannot be read.
 func hotUpdates(ctx context.Context, db *persistence.DB) (updates, hot int64) {
 	err := db.X.QueryRowxContext(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'instances'`).Scan(&updates, &hot)
 	if err != nil {

@@ -9,9 +9,9 @@ import (
 )
 
 // RetentionPage selects a page of the instances the retention job (service.ApplyRetention) may
-// delete: the final instances of Definition whose updated_at (when they became final) is before
+// delete: the final instances of Definition whose ended_at (when they became final) is before
 // Before, after the cursor (AfterAt, AfterID: the last instance of the page before, zero for the
-// first) in (updated_at, id) order, at most Limit of them.
+// first) in (ended_at, id) order, at most Limit of them.
 type RetentionPage struct {
 	Definition string
 	Before     time.Time
@@ -23,20 +23,21 @@ type RetentionPage struct {
 // DueInstance is an instance of a RetentionPage: its id, and when it became final (the cursor).
 type DueInstance struct {
 	ID        string `db:"id"`
-	UpdatedAt dbTime `db:"updated_at"`
+	EndedAt dbTime `db:"ended_at"`
 }
 
 // At is when it became final.
-func (d DueInstance) At() time.Time { return d.UpdatedAt.Time() }
+func (d DueInstance) At() time.Time { return d.EndedAt.Time() }
 
 // retentionDue is what makes an instance due, on instances i: final before a time, and no parent
 // left. A child whose parent still exists is left for later (it goes after its parent, so that a
 // kept parent's children stay listed).
-const retentionDue = `i.definition = ? AND i.final AND i.updated_at < ?
+// ended_at (migration 015) is set, from updated_at, only on final instances.
+const retentionDue = `i.definition = ? AND i.ended_at < ?
 	AND (i.parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM instances p WHERE p.id = i.parent_id))`
 
 // InstanceListFinalDue reads a page of the instances due for deletion, without locking them,
-// through instances_final_updated_idx: the cursor moves past a waiting child all the same, so that
+// through instances_ended_idx: the cursor moves past a waiting child all the same, so that
 // a pass reads the index range once.
 func InstanceListFinalDue(ctx context.Context, ex Executor, p RetentionPage) ([]DueInstance, error) {
 	d := ex.dialect()
@@ -48,9 +49,9 @@ func InstanceListFinalDue(ctx context.Context, ex Executor, p RetentionPage) ([]
 	return rows, nil
 }
 
-// retentionPageQuery is InstanceListFinalDue's query: a range of instances_final_updated_idx.
-const retentionPageQuery = `SELECT i.id, i.updated_at FROM instances i WHERE ` + retentionDue + `
-	AND (i.updated_at, i.id) > (?, ?) ORDER BY i.updated_at, i.id LIMIT ?`
+// retentionPageQuery is InstanceListFinalDue's query: a range of instances_ended_idx.
+const retentionPageQuery = `SELECT i.id, i.ended_at FROM instances i WHERE ` + retentionDue + `
+	AND (i.ended_at, i.id) > (?, ?) ORDER BY i.ended_at, i.id LIMIT ?`
 
 func retentionPageArgs(d Dialect, p RetentionPage) []any {
 	return []any{p.Definition, timeArg(d, p.Before), timeArg(d, p.AfterAt), p.AfterID, p.Limit}

@@ -12,7 +12,7 @@ import (
 )
 
 // TestRetentionPageUsesIndex: the retention job's page query reads a range of the partial index
-// instances_final_updated_idx, on both databases, among many running instances of the definition
+// instances_ended_idx, on both databases, among many running instances of the definition
 // (which the index leaves out) and final ones of others, at the start of a pass and mid-way.
 func TestRetentionPageUsesIndex(t *testing.T) {
 	t.Parallel()
@@ -83,8 +83,8 @@ func TestRetentionPageUsesIndex(t *testing.T) {
 				}
 			}
 			rows.Close()
-			if text := strings.Join(plan, "\n"); !strings.Contains(text, "instances_final_updated_idx") {
-				t.Errorf("the page after %q does not read instances_final_updated_idx:\n%s", p.AfterID, text)
+			if text := strings.Join(plan, "\n"); !strings.Contains(text, "instances_ended_idx") {
+				t.Errorf("the page after %q does not read instances_ended_idx:\n%s", p.AfterID, text)
 			}
 		}
 		got, err := persistence.InstanceListFinalDue(ctx, db, persistence.RetentionPage{Definition: "shop", Before: now.AddDate(0, 0, -90), Limit: 5000})
