@@ -153,19 +153,8 @@ func advanceStatement(u InstanceUpdateParams, r TransitionRow) (string, []any) {
 // the writes are statements in ex, or in a short transaction of their own when ex is the database
 // (SQLite's write lock is held for the write, never while the event is decided).
 func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r TransitionRow) error {
-	if u.ID != r.InstanceID || u.Revision != r.Seq {
-		return fmt.Errorf("persistence: advance instance %q to revision %d with transition %d of instance %q",
-			u.ID, u.Revision, r.Seq, r.InstanceID)
-	}
-	for _, o := range u.Outbox {
-		if o.InstanceID != u.ID || o.Seq != u.Revision {
-			return fmt.Errorf("persistence: advance instance %q to revision %d with the outbox row of %q %d", u.ID, u.Revision, o.InstanceID, o.Seq)
-		}
-	}
-	for _, m := range u.Messages {
-		if m.Sender != u.ID || m.SenderSeq != u.Revision {
-			return fmt.Errorf("persistence: advance instance %q to revision %d with the message of %q %d", u.ID, u.Revision, m.Sender, m.SenderSeq)
-		}
+	if err := checkAdvance(u, r); err != nil {
+		return err
 	}
 	switch ex := ex.(type) {
 	case *DB:
@@ -183,6 +172,26 @@ func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r
 		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))
 	}
 	return conflictUnlessOne(res, "instance %q is not at revision %d", u.ID, u.ExpectRevision)
+}
+
+// checkAdvance checks that an update, its audit row, its outbox rows and its messages are of one
+// instance and one revision.
+func checkAdvance(u InstanceUpdateParams, r TransitionRow) error {
+	if u.ID != r.InstanceID || u.Revision != r.Seq {
+		return fmt.Errorf("persistence: advance instance %q to revision %d with transition %d of instance %q",
+			u.ID, u.Revision, r.Seq, r.InstanceID)
+	}
+	for _, o := range u.Outbox {
+		if o.InstanceID != u.ID || o.Seq != u.Revision {
+			return fmt.Errorf("persistence: advance instance %q to revision %d with the outbox row of %q %d", u.ID, u.Revision, o.InstanceID, o.Seq)
+		}
+	}
+	for _, m := range u.Messages {
+		if m.Sender != u.ID || m.SenderSeq != u.Revision {
+			return fmt.Errorf("persistence: advance instance %q to revision %d with the message of %q %d", u.ID, u.Revision, m.Sender, m.SenderSeq)
+		}
+	}
+	return nil
 }
 
 // advanceInTx is InstanceAdvance as statements in a transaction (SQLite).

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -36,6 +37,12 @@ func AdvanceBatch(ctx context.Context, tx *Tx, items []Advance) error {
 	if err := batchUpdate(ctx, tx, items); err != nil {
 		return err
 	}
+	return batchEffects(ctx, tx, items)
+}
+
+// batchEffects writes what goes with the updates of a batch of transitions: their audit rows, and
+// their timers cancelled and armed, in a statement each.
+func batchEffects(ctx context.Context, tx *Tx, items []Advance) error {
 	rows := make([]TransitionRow, len(items))
 	var cancel []string
 	var arms []Advance
@@ -54,11 +61,8 @@ func AdvanceBatch(ctx context.Context, tx *Tx, items []Advance) error {
 		return fmt.Errorf("persistence: a batch of %d transitions: %w", len(items), err)
 	}
 	if len(cancel) > 0 {
-		args := make([]any, len(cancel))
-		for i, id := range cancel {
-			args[i] = id
-		}
-		if _, err := execContext(ctx, tx, `DELETE FROM timers WHERE instance_id IN (`+placeholders(len(cancel))+`)`, args...); err != nil {
+		in, args := idList(tx.Dialect, cancel)
+		if _, err := execContext(ctx, tx, `DELETE FROM timers WHERE instance_id `+in, args...); err != nil {
 			return translate(canceled(ctx, fmt.Errorf("persistence: cancel the timers of %d instances: %w", len(cancel), err)))
 		}
 	}
@@ -83,15 +87,34 @@ func AdvanceBatch(ctx context.Context, tx *Tx, items []Advance) error {
 	return nil
 }
 
-// batchUpdate applies the instances' updates: on PostgreSQL one UPDATE ... FROM unnest.
+// batchUpdate applies the instances' updates, all of them or none: ErrConflict when one moved.
 func batchUpdate(ctx context.Context, tx *Tx, items []Advance) error {
+	applied, err := batchApply(ctx, tx, items)
+	if err != nil {
+		return err
+	}
+	if n := len(applied); n != len(items) {
+		return fmt.Errorf("persistence: %d of %d instances were at the revision read and not suspended: %w", n, len(items), ErrConflict)
+	}
+	return nil
+}
+
+// batchApply applies each of the instances' updates whose instance is still at the revision read
+// and not suspended, and returns the ids of those it applied: on PostgreSQL one UPDATE ... FROM
+// unnest, on SQLite an update each. The others are left as they are, and the transaction usable.
+func batchApply(ctx context.Context, tx *Tx, items []Advance) (map[string]bool, error) {
+	applied := make(map[string]bool, len(items))
 	if tx.Dialect != Postgres {
 		for _, it := range items {
-			if err := instanceUpdateNotSuspended(ctx, tx, it.Update); err != nil {
-				return err
+			err := instanceUpdateNotSuspended(ctx, tx, it.Update)
+			switch {
+			case err == nil:
+				applied[it.Update.ID] = true
+			case !errors.Is(err, ErrConflict):
+				return nil, err
 			}
 		}
-		return nil
+		return applied, nil
 	}
 	n := len(items)
 	ids, states, contexts, assignees, dues := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -113,23 +136,25 @@ func batchUpdate(ctx context.Context, tx *Tx, items []Advance) error {
 			}
 		}
 	}
-	res, err := execContext(ctx, tx, `UPDATE instances i SET version = u.version, state = u.state, context = u.context::jsonb,
+	var done []string
+	err := selectContext(ctx, tx, &done, `UPDATE instances i SET version = u.version, state = u.state, context = u.context::jsonb,
 			revision = u.rev, final = u.final, updated_at = u.updated::timestamptz, entered_at = u.entered::timestamptz,
 			assignees = CASE WHEN u.set_task THEN NULLIF(u.assignees, '')::jsonb ELSE i.assignees END,
 			due_at = CASE WHEN u.set_task THEN NULLIF(u.due, '')::timestamptz ELSE i.due_at END
 		FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::integer[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[],
 			?::boolean[], ?::text[], ?::text[])
 			AS u(id, expect, rev, version, state, context, final, updated, entered, set_task, assignees, due)
-		WHERE i.id = u.id AND i.revision = u.expect AND NOT i.suspended`,
+		WHERE i.id = u.id AND i.revision = u.expect AND NOT i.suspended
+		RETURNING i.id`,
 		pq.Array(ids), pq.Array(expects), pq.Array(revs), pq.Array(versions), pq.Array(states), pq.Array(contexts), pq.Array(finals),
 		pq.Array(updated), pq.Array(entered), pq.Array(setTask), pq.Array(assignees), pq.Array(dues))
 	if err != nil {
-		return translate(canceled(ctx, fmt.Errorf("persistence: update %d instances: %w", n, err)))
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: update %d instances: %w", n, err)))
 	}
-	if got, err := res.RowsAffected(); err != nil || got != int64(n) {
-		return fmt.Errorf("persistence: %d of %d instances were at the revision read and not suspended: %w", got, n, ErrConflict)
+	for _, id := range done {
+		applied[id] = true
 	}
-	return nil
+	return applied, nil
 }
 
 // instanceUpdateNotSuspended is InstanceUpdate on the condition that the instance is not suspended

@@ -16,9 +16,10 @@
 //
 // Who owns transactions: this package, for everything an API request, a timer, a message, a
 // migration or a registration writes (CreateInstance, the event path through
-// persistence.InstanceAdvance, the timers' drops and deletions, a message's delivery or drop with
-// its deletion (messages.go), a migration's record, each of its batches with its progress, and its
-// end (migrate_run.go), definition registration, outbox re-drives, the stats rollup), so that what
+// persistence.InstanceAdvance, the timers' batches (timers_batch.go) and their single firings, a
+// message's delivery or drop with its deletion (messages.go), a migration's record, each of its
+// batches with its progress, and its end (migrate_run.go), definition registration, outbox
+// re-drives, the stats rollup), so that what
 // one step writes commits or fails whole, with one `now`; each store function in persistence takes
 // the transaction it is handed and begins none, except InstanceAdvance on the database itself, whose
 // one write is its own transaction. The one other owner is the outbox's dispatcher

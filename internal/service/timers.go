@@ -17,7 +17,7 @@ import (
 // TimerOptions configure the scheduler of RunTimers.
 type TimerOptions struct {
 	Poll    time.Duration // how often it looks for due timers when there were none: 200 ms when 0
-	Batch   int           // instances with due timers read per round: 100 when 0
+	Batch   int           // instances with due timers claimed per round: 1,000 (persistence.MaxTimerBatch, also the most) when 0
 	Backoff time.Duration // the first pause before a timer that failed to fire is tried again: 1 s when 0
 	MaxWait time.Duration // the longest such pause, and after a failed round: 1 min when 0
 }
@@ -26,8 +26,8 @@ func (o TimerOptions) withDefaults() TimerOptions {
 	if o.Poll <= 0 {
 		o.Poll = 200 * time.Millisecond
 	}
-	if o.Batch <= 0 {
-		o.Batch = 100
+	if o.Batch <= 0 || o.Batch > persistence.MaxTimerBatch {
+		o.Batch = persistence.MaxTimerBatch
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = time.Second
@@ -38,53 +38,35 @@ func (o TimerOptions) withDefaults() TimerOptions {
 	return o
 }
 
-// RunTimers fires due timers until ctx ends: every fsmd process runs one. A round reads the
-// instances of up to Batch due timers and fires, per instance, its earliest due timer through the
-// event path (FireDue); a full round is followed by another at once, else by a pause of Poll.
+// RunTimers fires due timers until ctx ends: every fsmd process runs one. A round claims the
+// instances of up to Batch due timers and fires, per instance, its earliest due timer, the batch
+// set-based in one transaction (FireDue, timers_batch.go); a full round is followed by another at
+// once, else by a pause of Poll.
 func (s *Service) RunTimers(ctx context.Context, o TimerOptions) {
 	o = o.withDefaults()
 	s.poll(ctx, "firing due timers", o.Poll, o.MaxWait, o.Batch, nil,
 		func(ctx context.Context) (int, error) { return s.FireDue(ctx, o) })
 }
 
-// FireDue is one round of RunTimers: it returns how many instances had a due timer.
-//
-// As for any event (SendEvent), no lock is held while a timer's event is decided: the round reads
-// the instances of up to Batch due timers, then, timerWorkers instances at a time, takes an
-// instance's turn, decides the event of its earliest due timer on the row read, and writes the
-// outcome with the timer's deletion on the condition that the instance has not moved since. When it
-// has (an event came first, or another process's scheduler fired the timer), the event is decided
-// again on a fresh read, up to maxDecisions times; then it waits for the next round. Several
-// processes may so decide the same timer, but only one writes it: each fires exactly once.
-func (s *Service) FireDue(ctx context.Context, o TimerOptions) (int, error) {
-	o = o.withDefaults()
-	rows, err := persistence.TimersClaim(ctx, s.db, s.now(), o.Batch)
-	if err != nil {
-		return 0, err
-	}
-	err = round(rows, timerWorkers, func(row persistence.InstanceRow) error {
-		defer s.cache.drop(row.ID) // the cached row is behind what was written
-		return s.fireFirst(ctx, row, o)
-	})
-	return len(rows), err
-}
-
-// timerWorkers is how many instances a round fires at once: their decisions and writes are
-// independent, so round trips overlap, and timers that spend their time budget delay the others less.
+// timerWorkers is how many instances a round decides at once, and fires at once on the single
+// path: their decisions and writes are independent, so round trips overlap, and timers that spend
+// their time budget delay the others less.
 const timerWorkers = 4
 
 // fireFirst fires the earliest due timer of an instance, read as row (the later ones wait for it:
 // the timers of an instance fire in deadline order), in the instance's turn. A failure other than
 // the database's is the timer's: it is put off with backoff. An error is the database's or the
 // process's: the round stops, and the next tries again.
-func (s *Service) fireFirst(ctx context.Context, row persistence.InstanceRow, o TimerOptions) error {
+//
+// stale says that row is known to be behind (the instance moved since): it is read again first.
+func (s *Service) fireFirst(ctx context.Context, row persistence.InstanceRow, o TimerOptions, stale bool) error {
 	release, err := s.turns.take(ctx, row.ID)
 	if err != nil {
 		return err
 	}
 	defer release()
 	for i := range maxDecisions {
-		if i > 0 { // the instance moved on since it was read
+		if i > 0 || stale { // the instance moved on since it was read
 			row, err = persistence.InstanceGet(ctx, s.db, row.ID)
 			if errors.Is(err, persistence.ErrNotFound) {
 				return nil // gone with its timers
@@ -144,8 +126,15 @@ func (s *Service) fire(ctx context.Context, row persistence.InstanceRow, t persi
 	if err != nil {
 		return firing{}, err
 	}
+	return s.fireLoaded(ctx, l, t, now)
+}
+
+// fireLoaded is fire on the instance loaded.
+func (s *Service) fireLoaded(ctx context.Context, l loaded, t persistence.Timer, now time.Time) (firing, error) {
+	row := l.row
 	f := firing{l: l, req: SendEvent{InstanceID: row.ID, Event: t.Event, RequestID: fmt.Sprintf("timer %d/%d", t.Revision, t.Idx),
 		source: audit.SourceTimer}}
+	var err error
 	f.tr, err = s.fireOn(ctx, l, f.req, now)
 	if err != nil {
 		if code.Of(err) == "" {
@@ -192,15 +181,21 @@ func (s *Service) writeFiring(ctx context.Context, f firing, t persistence.Timer
 func (s *Service) drop(ctx context.Context, tx *persistence.Tx, l loaded, event string, payload []byte, req SendEvent, why error,
 	now time.Time) (persistence.InstanceRow, error) {
 	row, next := s.dropRow(l, event, payload, req, why, now)
+	if err := audit.AppendWithUpdate(ctx, tx, dropUpdate(l, next, now), row); err != nil {
+		return persistence.InstanceRow{}, err
+	}
+	return next, nil
+}
+
+// dropUpdate is the update of l's instance to next by a drop: its revision, and its children's
+// counts when the drop counted in a group.
+func dropUpdate(l loaded, next persistence.InstanceRow, now time.Time) persistence.InstanceUpdateParams {
 	u := persistence.InstanceUpdateParams{ID: l.row.ID, ExpectRevision: l.row.Revision, Version: l.row.Version,
 		State: l.row.State, Context: l.row.Context, Revision: next.Revision, Final: l.row.Final, UpdatedAt: now, EnteredAt: l.row.EnteredAt}
 	if !bytes.Equal(next.Children, l.row.Children) {
 		u.Children = next.Children
 	}
-	if err := audit.AppendWithUpdate(ctx, tx, u, row); err != nil {
-		return persistence.InstanceRow{}, err
-	}
-	return next, nil
+	return u
 }
 
 // dropRow makes the audit row of a refused event and the instance's row after it.

@@ -22,26 +22,13 @@ import (
 func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, m *move, req SendEvent, hash string,
 	now time.Time) (EventResult, persistence.InstanceRow, error) {
 	t := m.Transition
-	rev := l.row.Revision + 1
 	row, next, err := prepare(l, m, req, hash, now)
 	if err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
 	update := updateOf(l, m, next, now)
-	// The webhooks it notifies get their outbox rows with it, in its statement (or transaction).
-	if len(l.def.Notify) > 0 {
-		update.Outbox, err = outbox.Rows(outbox.RowsParams{Definition: l.def, Version: l.row.Version, InstanceID: l.row.ID, Seq: rev,
-			Source: row.Source, Transition: t, Now: now,
-			PayloadJSON: row.Payload, ContextBeforeJSON: row.ContextBefore, ContextAfterJSON: row.ContextAfter})
-		if err != nil {
-			return EventResult{}, persistence.InstanceRow{}, err
-		}
-	}
-	// The messages it sends are written with it too (messages.go).
-	if len(t.Sent) > 0 {
-		if update.Messages, err = messageRows(l.row.ID, rev, t.Sent, now); err != nil {
-			return EventResult{}, persistence.InstanceRow{}, err
-		}
+	if err := withEffects(l, m, row, &update, now); err != nil {
+		return EventResult{}, persistence.InstanceRow{}, err
 	}
 	if len(m.children) == 0 {
 		err = audit.AppendWithUpdate(ctx, ex, update, row)
@@ -59,9 +46,37 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 	if err != nil {
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
-	// Once committed: the transition counts in the stats, with its time in the state left
-	// (stats.go), and the local dispatcher delivers its webhooks without waiting for its poll. A stay
-	// does not count: it neither leaves nor enters its state, whose time runs on.
+	s.afterWrite(ex, l, t, update, now)
+	return answer(l, next, t, now), next, nil
+}
+
+// withEffects adds to the update of the transition m of l (its audit row r) what it writes besides:
+// the outbox rows of the webhooks it notifies and the messages it sends (messages.go), written in its
+// statement or transaction.
+func withEffects(l loaded, m *move, r audit.Row, update *persistence.InstanceUpdateParams, now time.Time) error {
+	t := m.Transition
+	var err error
+	if len(l.def.Notify) > 0 {
+		update.Outbox, err = outbox.Rows(outbox.RowsParams{Definition: l.def, Version: l.row.Version, InstanceID: l.row.ID, Seq: update.Revision,
+			Source: r.Source, Transition: t, Now: now,
+			PayloadJSON: r.Payload, ContextBeforeJSON: r.ContextBefore, ContextAfterJSON: r.ContextAfter})
+		if err != nil {
+			return err
+		}
+	}
+	if len(t.Sent) > 0 {
+		if update.Messages, err = messageRows(l.row.ID, update.Revision, t.Sent, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// afterWrite is what follows the write of the transition t of l with update through ex, once it
+// has committed: the transition counts in the stats, with its time in the state left (stats.go),
+// and the local dispatchers deliver its webhooks and messages without waiting for their polls. A
+// stay does not count: it neither leaves nor enters its state, whose time runs on.
+func (s *Service) afterWrite(ex persistence.Executor, l loaded, t *machine.Transition, update persistence.InstanceUpdateParams, now time.Time) {
 	if !t.Stayed {
 		ex.AfterCommit(func() { s.countTransition(l.row.Definition, t.From, t.To, t.Event, l.row.EnteredAt, now) })
 	}
@@ -69,9 +84,8 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 		ex.AfterCommit(s.wakeOutbox)
 	}
 	if len(update.Messages) > 0 {
-		ex.AfterCommit(s.messageWake.signal) // the local dispatcher delivers them without waiting for its poll
+		ex.AfterCommit(s.messageWake.signal)
 	}
-	return answer(l, next, t, now), next, nil
 }
 
 // updateOf is the update of l's instance to next by the transition m, with its timers' change.

@@ -1,0 +1,120 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fsmd-io/fsmd/internal/dbtest"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// TestTimerBatchCrash: fsmd is killed with SIGKILL while its scheduler fires 30,000 due timers in
+// batches (a batch is one transaction). No instance is half-written: each is either untouched
+// (waiting at revision 0, its timer armed, no history) or fired whole (rung at revision 1, its one
+// audit row from the timer, no timer left). Restarted, fsmd fires the rest: each timer exactly once.
+func TestTimerBatchCrash(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) { testTimerBatchCrash(t, dbtest.PostgresDatabaseURL(t), 30_000) })
+	t.Run("sqlite", func(t *testing.T) { testTimerBatchCrash(t, dbtest.SQLiteURL(t), 30_000) })
+}
+
+// timerBatchWhole is the count of the instances that are neither untouched nor fired whole.
+const timerBatchWhole = `SELECT count(*) FROM instances i WHERE NOT (
+	(i.state = 'waiting' AND i.revision = 0 AND NOT i.final
+		AND (SELECT count(*) FROM transitions t WHERE t.instance_id = i.id) = 0
+		AND (SELECT count(*) FROM timers m WHERE m.instance_id = i.id) = 1)
+	OR (i.state = 'rung' AND i.revision = 1 AND i.final
+		AND (SELECT count(*) FROM transitions t WHERE t.instance_id = i.id) = 1
+		AND (SELECT count(*) FROM transitions t WHERE t.instance_id = i.id AND t.seq = 1 AND t.source = 'timer' AND t.event = 'ring') = 1
+		AND (SELECT count(*) FROM timers m WHERE m.instance_id = i.id) = 0))`
+
+func testTimerBatchCrash(t *testing.T, dbURL string, n int) {
+	defs, err := filepath.Abs("testdata/timers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := startFsmd(t, dbURL, defs, "--timer-poll", "50ms") // registers ping
+	db, err := persistence.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	seedPings(t, db, n)
+
+	deadline := time.Now().Add(120 * time.Second)
+	fired := int64(0)
+	for fired < int64(n/10) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d timers fired after 120 s; log:\n%s", fired, n, child.log.tail())
+		}
+		time.Sleep(5 * time.Millisecond)
+		fired = countClaims(t, db, "SELECT count(*) FROM transitions")
+	}
+	child.kill()
+	waitForOrphans(t, db)
+	fired = countClaims(t, db, "SELECT count(*) FROM instances WHERE state = 'rung'")
+	if fired == int64(n) {
+		t.Fatalf("all %d timers fired before the kill: nothing was cut", n)
+	}
+	if half := countClaims(t, db, timerBatchWhole); half != 0 {
+		t.Fatalf("%d instances half-written after the kill (%d of %d fired)", half, fired, n)
+	}
+	t.Logf("killed with %d of %d fired, none half-written", fired, n)
+
+	child = startFsmd(t, dbURL, defs, "--timer-poll", "50ms")
+	for countClaims(t, db, "SELECT count(*) FROM instances WHERE state = 'rung'") < int64(n) {
+		if time.Now().After(deadline.Add(60 * time.Second)) {
+			t.Fatalf("the restarted fsmd did not fire the rest; log:\n%s", child.log.tail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for query, want := range map[string]int64{
+		timerBatchWhole: 0,
+		"SELECT count(*) FROM transitions WHERE source = 'timer' AND seq = 1 AND dropped IS NULL": int64(n),
+		"SELECT count(*) FROM transitions": int64(n),
+		"SELECT count(*) FROM timers":      0,
+	} {
+		if got := countClaims(t, db, query); got != want {
+			t.Errorf("%s: %d, want %d", query, got, want)
+		}
+	}
+}
+
+// seedPings creates n ping instances (tests/testdata/timers) whose timers are all due, as creating
+// them through the API would arm them.
+func seedPings(t *testing.T, db *persistence.DB, n int) {
+	t.Helper()
+	ctx := context.Background()
+	due := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	err := db.WithTx(ctx, func(tx *persistence.Tx) error {
+		if db.Dialect == persistence.Postgres { // a statement each: n round trips would dominate the test
+			if _, err := tx.X.ExecContext(ctx, `INSERT INTO instances
+				(id, definition, version, state, context, revision, final, create_hash, created_at, updated_at, entered_at)
+				SELECT 'ping-' || lpad(i::text, 6, '0'), 'ping', 1, 'waiting', jsonb_build_object('due', $1::text), 0, false, 'seed', $2, $2, $2
+				FROM generate_series(0, $3::int - 1) AS i`, due.Format(time.RFC3339), now, n); err != nil {
+				return err
+			}
+			_, err := tx.X.ExecContext(ctx, `INSERT INTO timers (instance_id, revision, idx, event, due_at, next_try_at)
+				SELECT 'ping-' || lpad(i::text, 6, '0'), 0, 0, 'ring', $1, $1 FROM generate_series(0, $2::int - 1) AS i`, due, n)
+			return err
+		}
+		for i := range n {
+			id := fmt.Sprintf("ping-%06d", i)
+			err := persistence.InstanceInsert(ctx, tx, persistence.InstanceRow{ID: id, Definition: "ping", Version: 1, State: "waiting",
+				Context: fmt.Appendf(nil, `{"due": %q}`, due.Format(time.RFC3339)), CreateHash: "seed", CreatedAt: now, UpdatedAt: now, EnteredAt: now})
+			if err != nil {
+				return err
+			}
+			if err := persistence.TimersReplace(ctx, tx, id, false, 0, []persistence.Arm{{Event: "ring", DueAt: due}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("seeding: %v", err)
+	}
+}
