@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -46,6 +47,7 @@ type config struct {
 	sqlite     bool
 	binaries   []string // "" for this tree's scheduler in this process
 	rounds     int
+	parallel   int // TimerOptions.Rounds of the in-process schedulers
 	runTimeout time.Duration
 }
 
@@ -62,8 +64,23 @@ func main() {
 	flag.BoolVar(&c.sqlite, "sqlite", false, "run on SQLite (a file in a temporary folder) instead of PostgreSQL")
 	flag.StringVar(&bins, "fsmd", "", "comma-separated fsmd binaries to run as the schedulers (fsmd serve), one run each, in turn; empty: this tree's, in process")
 	flag.IntVar(&c.rounds, "rounds", 1, "how many times to run the list of -fsmd binaries, in turn")
+	flag.IntVar(&c.parallel, "parallel", 0, "the in-process schedulers' rounds at once on PostgreSQL (service.TimerOptions.Rounds; 0: its default)")
 	flag.DurationVar(&c.runTimeout, "timeout", 2*time.Minute, "how long after the last due time a run may take")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process to the file (the in-process scheduler's runs)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	c.binaries = []string{""}
 	if bins != "" {
 		c.binaries = strings.Split(bins, ",")
@@ -81,6 +98,7 @@ func main() {
 			r, err := run(ctx, c, bin)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "timers: %s: %v\n", label(bin), err)
+				pprof.StopCPUProfile()
 				os.Exit(1)
 			}
 			r.round = round + 1

@@ -156,7 +156,7 @@ func inProcess(ctx, sctx context.Context, wg *sync.WaitGroup, c config, dbURL st
 	}
 	return func() {
 		for _, svc := range svcs {
-			running.Go(func() { svc.RunTimers(sctx, service.TimerOptions{Poll: c.poll}) })
+			running.Go(func() { svc.RunTimers(sctx, service.TimerOptions{Poll: c.poll, Rounds: c.parallel}) })
 		}
 	}, nil
 }

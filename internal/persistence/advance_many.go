@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/lib/pq"
 )
 
 // InstanceAdvanceMany writes several transitions of one instance in tx, in three statements
@@ -37,10 +40,15 @@ func InstanceAdvanceMany(ctx context.Context, tx *Tx, u InstanceUpdateParams, r 
 	return nil
 }
 
-// transitionsInsert inserts audit rows in one statement. ErrConflict when a seq or an idempotency
-// key is taken: the caller's transaction then fails as a whole.
+// transitionsInsert inserts audit rows in one statement: on PostgreSQL from arrays (unnest), whose
+// statement is the same whatever their number (a row of 20 placeholders each would be parsed and
+// planned afresh, and cost more than the insert); on SQLite a row of values each. ErrConflict when
+// a seq or an idempotency key is taken: the caller's transaction then fails as a whole.
 func transitionsInsert(ctx context.Context, tx *Tx, r []TransitionRow) error {
 	d := tx.Dialect
+	if d == Postgres {
+		return transitionsInsertArrays(ctx, tx, r)
+	}
 	var b strings.Builder
 	b.WriteString(`INSERT INTO transitions (` + transitionReadColumns + `) VALUES `)
 	args := make([]any, 0, 20*len(r))
@@ -56,6 +64,43 @@ func transitionsInsert(ctx context.Context, tx *Tx, r []TransitionRow) error {
 	}
 	if _, err := execContext(ctx, tx, b.String(), args...); err != nil {
 		return translate(canceled(ctx, fmt.Errorf("insert %d transitions: %w", len(r), err)))
+	}
+	return nil
+}
+
+// transitionsInsertArrays is transitionsInsert on PostgreSQL: a column each as an array. The
+// columns that may be NULL go as '' (0 for from_version), which is what NULL stands for in them.
+const transitionsInsertArraysQuery = `INSERT INTO transitions (` + transitionReadColumns + `)
+	SELECT id, seq, event, from_state, to_state, branch, guards, payload, context_before, context_after, source, request_id,
+		NULLIF(idempotency_key, ''), request_hash, definition_version, NULLIF(from_version, 0), at, NULLIF(dropped, ''),
+		NULLIF(actor, ''), actor_kind
+	FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::integer[], ?::jsonb[], ?::jsonb[], ?::jsonb[], ?::jsonb[],
+		?::text[], ?::text[], ?::text[], ?::text[], ?::integer[], ?::integer[], ?::timestamptz[], ?::text[], ?::text[], ?::text[])
+		AS r(id, seq, event, from_state, to_state, branch, guards, payload, context_before, context_after, source, request_id,
+			idempotency_key, request_hash, definition_version, from_version, at, dropped, actor, actor_kind)`
+
+func transitionsInsertArrays(ctx context.Context, tx *Tx, r []TransitionRow) error {
+	n := len(r)
+	ids, events, from, to, guards, payloads, before, after := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	sources, requests, keys, hashes, at, dropped, actors, kinds := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	seqs, branches, versions, fromVersions := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, t := range r {
+		ids[i], seqs[i], events[i], from[i], to[i], branches[i] = t.InstanceID, t.Seq, t.Event, t.From, t.To, int64(t.Branch)
+		guards[i], payloads[i] = jsonArg(t.Guards, "[]").(string), jsonArg(t.Payload, "{}").(string)
+		before[i], after[i] = jsonArg(t.ContextBefore, "{}").(string), jsonArg(t.ContextAfter, "{}").(string)
+		sources[i], requests[i], keys[i], hashes[i] = t.Source, t.RequestID, t.IdempotencyKey, t.RequestHash
+		versions[i], fromVersions[i] = int64(t.DefinitionVersion), int64(t.FromVersion)
+		at[i] = t.At.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) // as timeArg writes a time
+		dropped[i], actors[i], kinds[i] = t.Dropped, t.Actor, t.ActorKind
+	}
+	_, err := execContext(ctx, tx, transitionsInsertArraysQuery, pq.Array(ids), pq.Array(seqs), pq.Array(events), pq.Array(from),
+		pq.Array(to), pq.Array(branches), pq.Array(guards), pq.Array(payloads), pq.Array(before), pq.Array(after), pq.Array(sources),
+		pq.Array(requests), pq.Array(keys), pq.Array(hashes), pq.Array(versions), pq.Array(fromVersions), pq.Array(at),
+		pq.Array(dropped), pq.Array(actors), pq.Array(kinds))
+	if err != nil {
+		return translate(canceled(ctx, fmt.Errorf("insert %d transitions: %w", n, err)))
 	}
 	return nil
 }

@@ -116,10 +116,13 @@ func TimersFire(ctx context.Context, tx *Tx, items []TimerFiring) ([]string, err
 	if len(fired) == 0 {
 		return moved, nil
 	}
-	// The timers fired first, before a transition's cancel would delete them unseen: their count
-	// checks that each was still there.
 	if err := timersDelete(ctx, tx, fired); err != nil {
 		return nil, err
+	}
+	for i, a := range advances { // cancelled with the timers fired
+		if t := a.Update.Timers; t != nil && t.Cancel {
+			advances[i].Update.Timers = &TimerChange{Arms: t.Arms}
+		}
 	}
 	if err := batchEffects(ctx, tx, advances); err != nil {
 		return nil, err
@@ -133,22 +136,32 @@ func TimersFire(ctx context.Context, tx *Tx, items []TimerFiring) ([]string, err
 	return moved, nil
 }
 
-// timersDelete deletes the timers fired by a batch, all of them or none: ErrConflict when one is
-// not there any more. On PostgreSQL one statement; on SQLite one each (embedded: no round trips).
+// timersDelete deletes the timers fired by a batch, all of them or none (ErrConflict when one is not
+// there any more), and the other timers of the instances whose transition cancels them: on
+// PostgreSQL in one statement, which counts the fired ones among those it deletes; on SQLite a
+// delete each (embedded: no round trips), then the cancels.
 func timersDelete(ctx context.Context, tx *Tx, fired []TimerFiring) error {
 	var n int64
+	var cancel []string
+	for _, f := range fired {
+		if t := f.Update.Timers; t != nil && t.Cancel {
+			cancel = append(cancel, f.Update.ID)
+		}
+	}
 	if tx.Dialect == Postgres {
-		ids, revs, idxs := make([]string, len(fired)), make([]int64, len(fired)), make([]int64, len(fired))
+		ids, revs, idxs, all := make([]string, len(fired)), make([]int64, len(fired)), make([]int64, len(fired)), make([]bool, len(fired))
 		for i, f := range fired {
 			ids[i], revs[i], idxs[i] = f.Timer.InstanceID, f.Timer.Revision, int64(f.Timer.Idx)
+			all[i] = f.Update.Timers != nil && f.Update.Timers.Cancel
 		}
-		res, err := execContext(ctx, tx, `DELETE FROM timers t USING unnest(?::text[], ?::bigint[], ?::integer[]) AS f(id, rev, idx)
-			WHERE t.instance_id = f.id AND t.revision = f.rev AND t.idx = f.idx`, pq.Array(ids), pq.Array(revs), pq.Array(idxs))
+		err := getContext(ctx, tx, &n, `WITH d AS (
+				DELETE FROM timers t USING unnest(?::text[], ?::bigint[], ?::integer[], ?::boolean[]) AS f(id, rev, idx, cancel)
+				WHERE t.instance_id = f.id AND (f.cancel OR (t.revision = f.rev AND t.idx = f.idx))
+				RETURNING t.revision = f.rev AND t.idx = f.idx AS fired
+			)
+			SELECT count(*) FROM d WHERE fired`, pq.Array(ids), pq.Array(revs), pq.Array(idxs), pq.Array(all))
 		if err != nil {
 			return translate(canceled(ctx, fmt.Errorf("persistence: delete %d fired timers: %w", len(fired), err)))
-		}
-		if n, err = res.RowsAffected(); err != nil {
-			return fmt.Errorf("persistence: rows affected: %w", err)
 		}
 	} else {
 		for _, f := range fired {
@@ -162,6 +175,12 @@ func timersDelete(ctx context.Context, tx *Tx, fired []TimerFiring) error {
 				return fmt.Errorf("persistence: rows affected: %w", err)
 			}
 			n += one
+		}
+		if len(cancel) > 0 {
+			in, args := idList(tx.Dialect, cancel)
+			if _, err := execContext(ctx, tx, `DELETE FROM timers WHERE instance_id `+in, args...); err != nil {
+				return translate(canceled(ctx, fmt.Errorf("persistence: cancel the timers of %d instances: %w", len(cancel), err)))
+			}
 		}
 	}
 	if n != int64(len(fired)) {

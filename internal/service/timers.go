@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
@@ -20,6 +21,9 @@ type TimerOptions struct {
 	Batch   int           // instances with due timers claimed per round: 1,000 (persistence.MaxTimerBatch, also the most) when 0
 	Backoff time.Duration // the first pause before a timer that failed to fire is tried again: 1 s when 0
 	MaxWait time.Duration // the longest such pause, and after a failed round: 1 min when 0
+	// Rounds is how many rounds run at once on PostgreSQL, each a batch of its own (the claims
+	// skip each other's instances): 2 when 0, at most 8. On SQLite one: batches are not locked.
+	Rounds int
 }
 
 func (o TimerOptions) withDefaults() TimerOptions {
@@ -35,6 +39,10 @@ func (o TimerOptions) withDefaults() TimerOptions {
 	if o.MaxWait <= 0 {
 		o.MaxWait = time.Minute
 	}
+	if o.Rounds <= 0 {
+		o.Rounds = 2
+	}
+	o.Rounds = min(o.Rounds, 8)
 	return o
 }
 
@@ -44,8 +52,18 @@ func (o TimerOptions) withDefaults() TimerOptions {
 // once, else by a pause of Poll.
 func (s *Service) RunTimers(ctx context.Context, o TimerOptions) {
 	o = o.withDefaults()
-	s.poll(ctx, "firing due timers", o.Poll, o.MaxWait, o.Batch, nil,
-		func(ctx context.Context) (int, error) { return s.FireDue(ctx, o) })
+	rounds := o.Rounds
+	if s.db.Dialect != persistence.Postgres {
+		rounds = 1
+	}
+	var wg sync.WaitGroup
+	for range rounds {
+		wg.Go(func() {
+			s.poll(ctx, "firing due timers", o.Poll, o.MaxWait, o.Batch, nil,
+				func(ctx context.Context) (int, error) { return s.FireDue(ctx, o) })
+		})
+	}
+	wg.Wait()
 }
 
 // timerWorkers is how many instances a round decides at once, and fires at once on the single
