@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -105,8 +106,13 @@ func batchUpdate(ctx context.Context, tx *Tx, items []Advance) error {
 func batchApply(ctx context.Context, tx *Tx, items []Advance) (map[string]bool, error) {
 	applied := make(map[string]bool, len(items))
 	if tx.Dialect != Postgres {
+		st, err := prepareInTx(ctx, tx, instanceUpdateQuery+` AND NOT suspended`)
+		if err != nil {
+			return nil, err
+		}
+		defer st.Close()
 		for _, it := range items {
-			err := instanceUpdateNotSuspended(ctx, tx, it.Update)
+			err := instanceUpdateNotSuspended(ctx, tx.Dialect, st, it.Update)
 			switch {
 			case err == nil:
 				applied[it.Update.ID] = true
@@ -158,12 +164,11 @@ func batchApply(ctx context.Context, tx *Tx, items []Advance) (map[string]bool, 
 }
 
 // instanceUpdateNotSuspended is InstanceUpdate on the condition that the instance is not suspended
-// either (SQLite's part of a batch).
-func instanceUpdateNotSuspended(ctx context.Context, tx *Tx, u InstanceUpdateParams) error {
-	d := tx.Dialect
+// either (SQLite's part of a batch), through st, instanceUpdateQuery with that condition.
+func instanceUpdateNotSuspended(ctx context.Context, d Dialect, st *sql.Stmt, u InstanceUpdateParams) error {
 	args := append([]any{u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
 		timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), jsonOrNull(u.Children)}, u.setTask(d)...)
-	res, err := execContext(ctx, tx, instanceUpdateQuery+` AND NOT suspended`, append(args, u.ID, u.ExpectRevision)...)
+	res, err := st.ExecContext(ctx, append(args, u.ID, u.ExpectRevision)...)
 	if err != nil {
 		return translate(fmt.Errorf("persistence: update instance %q: %w", u.ID, err))
 	}

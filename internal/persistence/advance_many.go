@@ -40,36 +40,35 @@ func InstanceAdvanceMany(ctx context.Context, tx *Tx, u InstanceUpdateParams, r 
 	return nil
 }
 
-// transitionsInsert inserts audit rows in one statement: on PostgreSQL from arrays (unnest), whose
-// statement is the same whatever their number (a row of 20 placeholders each would be parsed and
-// planned afresh, and cost more than the insert); on SQLite a row of values each. ErrConflict when
-// a seq or an idempotency key is taken: the caller's transaction then fails as a whole.
+// transitionsInsert inserts audit rows: on PostgreSQL in one statement from arrays (unnest), whose
+// text is the same whatever their number (a row of 20 placeholders each would be parsed and
+// planned afresh, and cost more than the insert); on SQLite (embedded: no round trips) one
+// statement prepared once and run for each row, as parsing is most of what SQLite's inserts cost.
+// ErrConflict when a seq or an idempotency key is taken: the caller's transaction then fails as a
+// whole.
 func transitionsInsert(ctx context.Context, tx *Tx, r []TransitionRow) error {
 	d := tx.Dialect
 	if d == Postgres {
 		return transitionsInsertArrays(ctx, tx, r)
 	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO transitions (` + transitionReadColumns + `) VALUES `)
-	args := make([]any, 0, 20*len(r))
-	for i, t := range r {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(" + placeholders(20) + ")")
-		args = append(args, t.InstanceID, t.Seq, t.Event, t.From, t.To, t.Branch,
+	st, err := prepareInTx(ctx, tx, `INSERT INTO transitions (`+transitionReadColumns+`) VALUES (`+placeholders(20)+`)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, t := range r {
+		if _, err := st.ExecContext(ctx, t.InstanceID, t.Seq, t.Event, t.From, t.To, t.Branch,
 			jsonArg(t.Guards, "[]"), jsonArg(t.Payload, "{}"), jsonArg(t.ContextBefore, "{}"), jsonArg(t.ContextAfter, "{}"),
 			t.Source, t.RequestID, nullString(t.IdempotencyKey), t.RequestHash, t.DefinitionVersion,
-			nullInt(t.FromVersion), timeArg(d, t.At), nullString(t.Dropped), nullString(t.Actor), t.ActorKind)
-	}
-	if _, err := execContext(ctx, tx, b.String(), args...); err != nil {
-		return translate(canceled(ctx, fmt.Errorf("insert %d transitions: %w", len(r), err)))
+			nullInt(t.FromVersion), timeArg(d, t.At), nullString(t.Dropped), nullString(t.Actor), t.ActorKind); err != nil {
+			return translate(canceled(ctx, fmt.Errorf("insert transition %d of instance %q: %w", t.Seq, t.InstanceID, err)))
+		}
 	}
 	return nil
 }
 
 // transitionsInsertArrays is transitionsInsert on PostgreSQL: a column each as an array. The
-// columns that may be NULL go as '' (0 for from_version), which is what NULL stands for in them.
+// columns that may be NULL go as ” (0 for from_version), which is what NULL stands for in them.
 const transitionsInsertArraysQuery = `INSERT INTO transitions (` + transitionReadColumns + `)
 	SELECT id, seq, event, from_state, to_state, branch, guards, payload, context_before, context_after, source, request_id,
 		NULLIF(idempotency_key, ''), request_hash, definition_version, NULLIF(from_version, 0), at, NULLIF(dropped, ''),

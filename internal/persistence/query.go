@@ -74,6 +74,17 @@ func execContext(ctx context.Context, ex Executor, query string, args ...any) (s
 	return ex.ext().ExecContext(ctx, q(ex.dialect(), query), args...)
 }
 
+// prepareInTx prepares query (written with ?) in tx, for a statement that a batch runs once per
+// row on SQLite: modernc.org/sqlite parses a statement again at every Exec of its text, which
+// would cost a batch more than its writes. The caller closes it.
+func prepareInTx(ctx context.Context, tx *Tx, query string) (*sql.Stmt, error) {
+	st, err := tx.X.PrepareContext(ctx, q(tx.Dialect, query))
+	if err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: prepare %q: %w", query, err)))
+	}
+	return st, nil
+}
+
 // notFound describes a failed read of one row: ErrNotFound for no row, the translated error
 // otherwise.
 func notFound(err error, format string, args ...any) error {

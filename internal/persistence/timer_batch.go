@@ -139,7 +139,7 @@ func TimersFire(ctx context.Context, tx *Tx, items []TimerFiring) ([]string, err
 // timersDelete deletes the timers fired by a batch, all of them or none (ErrConflict when one is not
 // there any more), and the other timers of the instances whose transition cancels them: on
 // PostgreSQL in one statement, which counts the fired ones among those it deletes; on SQLite a
-// delete each (embedded: no round trips), then the cancels.
+// delete each (embedded: no round trips; one statement prepared), then the cancels.
 func timersDelete(ctx context.Context, tx *Tx, fired []TimerFiring) error {
 	var n int64
 	var cancel []string
@@ -164,9 +164,13 @@ func timersDelete(ctx context.Context, tx *Tx, fired []TimerFiring) error {
 			return translate(canceled(ctx, fmt.Errorf("persistence: delete %d fired timers: %w", len(fired), err)))
 		}
 	} else {
+		st, err := prepareInTx(ctx, tx, `DELETE FROM timers WHERE instance_id = ? AND revision = ? AND idx = ?`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
 		for _, f := range fired {
-			res, err := execContext(ctx, tx, `DELETE FROM timers WHERE instance_id = ? AND revision = ? AND idx = ?`,
-				f.Timer.InstanceID, f.Timer.Revision, f.Timer.Idx)
+			res, err := st.ExecContext(ctx, f.Timer.InstanceID, f.Timer.Revision, f.Timer.Idx)
 			if err != nil {
 				return translate(canceled(ctx, fmt.Errorf("persistence: delete timer %s of instance %q: %w", f.Timer.Event, f.Timer.InstanceID, err)))
 			}
