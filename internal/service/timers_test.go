@@ -242,7 +242,7 @@ states:
 // TestSlowTimerHoldsNoLock: a timer whose event spends its whole time budget is dropped
 // (expression_failed), and meanwhile the events of another instance are not delayed: the scheduler
 // decides with no lock on it (on SQLite with no transaction, so not SQLite's write lock; on
-// PostgreSQL only the instances of its batch are locked). Before issue 12, it decided in the
+// PostgreSQL only the instances of its batch are locked). Before, it decided in the
 // transaction of its round, which on SQLite held the write lock for the whole evaluation.
 func TestSlowTimerHoldsNoLock(t *testing.T) {
 	// Not parallel: it measures latencies.
