@@ -71,11 +71,11 @@ func AppendMoves(ctx context.Context, tx *persistence.Tx, m persistence.Migratio
 	return persistence.InstanceMoveRows(ctx, tx, m, rows)
 }
 
-// AppendMovesInSQL moves the next batch of the running instances of one (version, state) to
+// AppendMovesInSQL moves the next batch of the running instances of some states of one version to
 // m.ToVersion, each with its audit row, without reading them into the client
-// (persistence.InstanceMoveState, PostgreSQL). It returns how many moved and the last id.
-func AppendMovesInSQL(ctx context.Context, tx *persistence.Tx, m persistence.MigrationBatch, s persistence.MoveState) (int, string, error) {
-	return persistence.InstanceMoveState(ctx, tx, m, s)
+// (persistence.InstanceMoveStates, PostgreSQL). It returns the batch's size, last id and moves.
+func AppendMovesInSQL(ctx context.Context, tx *persistence.Tx, m persistence.MigrationBatch, s persistence.MoveStates) (persistence.MovedStates, error) {
+	return persistence.InstanceMoveStates(ctx, tx, m, s)
 }
 
 // Assign replaces the assignees of an instance, with r, the audit row that records it, in tx: both

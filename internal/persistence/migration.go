@@ -2,8 +2,11 @@ package persistence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // MigrationRow is one migration of running instances to a newer version (the migrations table).
@@ -142,27 +145,32 @@ type RunningBatchParams struct {
 	Limit      int
 	Lock       bool // FOR UPDATE on PostgreSQL (SQLite's transaction holds the write lock)
 	// Misshapen, when set (PostgreSQL), selects only the instances whose context does not have that
-	// shape: those InstanceMoveState leaves.
+	// shape: those InstanceMoveStates leaves.
 	Misshapen *ContextShape
 }
 
 // InstanceRunningBatch returns running instances of one version of a definition, in id order.
 func InstanceRunningBatch(ctx context.Context, ex Executor, p RunningBatchParams) ([]InstanceRow, error) {
-	query := `SELECT ` + instanceColumns + ` FROM instances
-		WHERE definition = ? AND version = ? AND NOT final AND id > ?`
-	args := []any{p.Definition, p.Version, p.After}
+	query := `SELECT ` + instanceColumns + ` FROM instances`
+	var args []any
+	misshapen := p.Misshapen != nil && ex.dialect() == Postgres
+	if misshapen {
+		query += ` ` + shapeJoin
+		args = p.Misshapen.joinArgs()
+	}
+	query += ` WHERE definition = ? AND version = ? AND NOT final AND id > ?`
+	args = append(args, p.Definition, p.Version, p.After)
 	if p.State != "" { // its own condition, so that PostgreSQL can use the (definition, state, id) index
 		query += ` AND state = ?`
 		args = append(args, p.State)
 	}
-	if p.Misshapen != nil && ex.dialect() == Postgres {
-		query += ` AND ` + shapeFails
-		args = append(args, p.Misshapen.args()...)
+	if misshapen {
+		query += ` AND ` + p.Misshapen.fails()
 	}
 	query += ` ORDER BY id LIMIT ?`
 	args = append(args, p.Limit)
 	if p.Lock && ex.dialect() == Postgres {
-		query += ` FOR UPDATE`
+		query += ` FOR UPDATE OF instances`
 	}
 	var rows []instanceRow
 	if err := selectContext(ctx, ex, &rows, query, args...); err != nil {
@@ -199,4 +207,29 @@ func nullTimeArg(d Dialect, t time.Time) any {
 		return nil
 	}
 	return timeArg(d, t)
+}
+
+// InstanceCountMisshapen counts, per state, the running instances of one version of a definition in
+// states whose context does not have shape (PostgreSQL only): what InstanceMoveStates would leave
+// there, in one pass over them all instead of a read per state.
+func InstanceCountMisshapen(ctx context.Context, ex Executor, definition string, version int, states []string, shape ContextShape) (map[string]int64, error) {
+	if ex.dialect() != Postgres {
+		return nil, errors.New("persistence: checking contexts in SQL needs PostgreSQL")
+	}
+	var rows []struct {
+		State string `db:"state"`
+		N     int64  `db:"n"`
+	}
+	query := `SELECT state, count(*) AS n FROM instances ` + shapeJoin + `
+		WHERE definition = ? AND version = ? AND NOT final AND state = ANY(?) AND ` + shape.fails() + `
+		GROUP BY state`
+	args := append(shape.joinArgs(), definition, version, pq.Array(states))
+	if err := selectContext(ctx, ex, &rows, query, args...); err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: check the contexts of %s version %d: %w", definition, version, err)))
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.State] = r.N
+	}
+	return out, nil
 }

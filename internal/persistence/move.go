@@ -2,7 +2,6 @@ package persistence
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 // another version of their definition, each with its audit row, in a few statements instead of two
 // per instance.
 
-// MovesInSQL reports whether the database moves a group of instances in SQL (InstanceMoveState:
+// MovesInSQL reports whether the database moves a group of instances in SQL (InstanceMoveStates:
 // a batch in one statement, their contexts rewritten and checked by SQL, no row through the
 // client): PostgreSQL does. Where it does not, the caller decides each instance and writes the
 // batch with InstanceMoveRows.
@@ -144,121 +143,6 @@ func moveRowsOneByOne(ctx context.Context, tx *Tx, m MigrationBatch, rows []Move
 		}
 	}
 	return nil
-}
-
-// MoveState selects the running instances of one (version, state) of a definition for
-// InstanceMoveState, and says where they go: all to one state, their contexts rewritten by SQL.
-type MoveState struct {
-	Definition string
-	FromState  string
-	After      string // the last id of the previous batch
-	Limit      int
-	ToState    string
-	Final      bool   // ToState is final
-	Defaults   []byte // a JSON object: the new version's fields with their initial values; the old context's values win
-	Drop       []string
-	Shape      ContextShape // only contexts of this shape move; the others stay for the caller to decide
-	Timers     []After      // the timers of ToState, counted from each instance's entered_at
-}
-
-// After is a timer that fires a time after its state was entered.
-type After struct {
-	Event string
-	After time.Duration
-}
-
-// ContextShape is the top-level shape of a stored context that SQL can check: its fields (no other)
-// and the JSON type of each (Kinds: a jsonb_typeof name, "integer" for a number without a fraction,
-// or "any"; with " or null" after it, OptionalKind, for an optional field, which also holds null),
-// and its size: MaxText bounds the bytes of the context as PostgreSQL writes it out (0
-// for none). A rewrite that adds defaults sets it to the context bound less their size, so that SQL
-// never moves a context the new one would take past the bound; a context over it is decided by
-// the caller, exactly.
-type ContextShape struct {
-	Fields, Kinds []string
-	MaxText       int
-}
-
-// shapeFails is an SQL condition on the column context (three arguments: MaxText, Fields and
-// Kinds): true when the context is longer than MaxText as text, has a field the shape lacks, or a
-// value of another JSON type. (No question mark in it, a regular expression's included: the
-// queries are written with ? for their arguments.)
-const shapeFails = `(? > 0 AND octet_length(context::text) > ? OR EXISTS (
-	SELECT 1 FROM jsonb_each(context) AS e(k, v)
-	LEFT JOIN unnest(?::text[], ?::text[]) AS f(name, kind) ON f.name = e.k
-	CROSS JOIN LATERAL (SELECT split_part(f.kind, ' ', 1) AS base, f.kind LIKE '% or null' AS nullable) AS s
-	WHERE f.name IS NULL
-		OR (s.base <> 'any' AND NOT (s.nullable AND jsonb_typeof(e.v) = 'null')
-			AND jsonb_typeof(e.v) <> (CASE WHEN s.base = 'integer' THEN 'number' ELSE s.base END))
-		OR (s.base = 'integer' AND jsonb_typeof(e.v) = 'number' AND e.v::text ~ '[.eE]')))`
-
-// OptionalKind is the kind of a ContextShape for an optional field of kind: its JSON type, or null.
-func OptionalKind(kind string) string { return kind + " or null" }
-
-// args are the arguments of shapeFails.
-func (c ContextShape) args() []any {
-	return []any{c.MaxText, c.MaxText, pq.Array(c.Fields), pq.Array(c.Kinds)}
-}
-
-// moveStateQuery moves a batch of the running instances of one (version, state), in id order, with
-// their audit rows, on PostgreSQL: one statement, no row through the client. The batch is locked
-// first (FOR UPDATE), so that events sent to its instances meanwhile wait and then see the new
-// version. The new context is Defaults with the old context's fields over it, less Drop. A context
-// not of the shape is skipped. The instances' timers are replaced by those of ToState, counted
-// from when each entered its state (a migration does not re-enter it).
-const moveStateQuery = `
-	WITH batch AS (
-		SELECT id, context, revision FROM instances
-		WHERE definition = ? AND state = ? AND version = ? AND NOT final AND id > ? AND NOT ` + shapeFails + `
-		ORDER BY id LIMIT ?
-		FOR UPDATE
-	), moved AS (
-		UPDATE instances i
-		SET version = ?, state = ?, context = ?::jsonb || (i.context - ?::text[]), revision = i.revision + 1,
-			final = ?, updated_at = ?
-		FROM batch b WHERE i.id = b.id
-		RETURNING i.id, i.revision, i.entered_at, b.context AS before, i.context AS after
-	), untimed AS (
-		DELETE FROM timers t USING moved WHERE t.instance_id = moved.id
-	), armed AS (
-		INSERT INTO timers (` + timerColumns + `)
-		SELECT moved.id, moved.revision, a.idx, a.event, moved.entered_at + a.after, moved.entered_at + a.after, 0, ''
-		FROM moved CROSS JOIN unnest(?::integer[], ?::text[], ?::interval[]) AS a(idx, event, after)
-	), audited AS (
-		INSERT INTO transitions (` + transitionColumns + `, actor_kind)
-		SELECT id, revision, ?::text, ?::text, ?::text, 0, '[]', '{}', before, after, 'migration', ?::text, NULL, '',
-			?::integer, ?::integer, ?::timestamptz, 'migration'
-		FROM moved
-		RETURNING instance_id
-	)
-	SELECT count(*) AS n, coalesce(max(instance_id), '') AS last FROM audited`
-
-// InstanceMoveState moves the next batch of s's instances whose context has s.Shape (PostgreSQL
-// only), each with its audit row, in the caller's transaction. It returns how many moved and the last
-// id: fewer than s.Limit when the batch was the last one. Those of another shape stay.
-func InstanceMoveState(ctx context.Context, tx *Tx, m MigrationBatch, s MoveState) (int, string, error) {
-	if tx.Dialect != Postgres {
-		return 0, "", errors.New("persistence: moving instances in SQL needs PostgreSQL")
-	}
-	at := timeArg(Postgres, m.At)
-	tIdx, tEvents, tAfter := make([]int64, len(s.Timers)), make([]string, len(s.Timers)), make([]string, len(s.Timers))
-	for i, t := range s.Timers {
-		tIdx[i], tEvents[i], tAfter[i] = int64(i), t.Event, fmt.Sprintf("%d microseconds", t.After.Microseconds())
-	}
-	var out struct {
-		N    int    `db:"n"`
-		Last string `db:"last"`
-	}
-	args := append(append([]any{s.Definition, s.FromState, m.FromVersion, s.After}, s.Shape.args()...), s.Limit,
-		m.ToVersion, s.ToState, jsonArg(s.Defaults, "{}"), pq.Array(s.Drop), s.Final, at,
-		pq.Array(tIdx), pq.Array(tEvents), pq.Array(tAfter),
-		m.Event, s.FromState, s.ToState, m.MigrationID, m.ToVersion, m.FromVersion, at)
-	err := getContext(ctx, tx, &out, moveStateQuery, args...)
-	if err != nil {
-		return 0, "", translate(canceled(ctx, fmt.Errorf("persistence: move instances of %s version %d in state %q to version %d: %w",
-			s.Definition, m.FromVersion, s.FromState, m.ToVersion, err)))
-	}
-	return out.N, out.Last, nil
 }
 
 // StateCount is how many running instances a (version, state) of a definition has.

@@ -181,13 +181,45 @@ func (s *Service) planMigration(ctx context.Context, name string, req MigrationR
 	}
 	agg := newTally(name, toVersion)
 	now := s.now()
+	// What SQL would move is counted; the contexts it would leave (of another shape: written outside
+	// fsmd) are counted in one pass per version, on a connection of its own while the groups decided
+	// in Go are read on another, and then read and decided here in Go, as the run will.
+	type counted struct {
+		misshapen map[groupKey]int64
+		err       error
+	}
+	checked := make(chan counted, 1)
+	go func() {
+		m, err := s.countMisshapen(ctx, name, groups)
+		checked <- counted{m, err}
+	}()
+
 	for _, g := range groups {
+		if err != nil {
+			break
+		}
 		switch g.how {
-		case inSQL:
-			// What SQL would move is counted; the contexts it would leave (of another shape: written
-			// outside fsmd) are decided here in Go, as the run will.
+		case stranded:
+			err = agg.addStranded(ctx, s.db, name, g)
+		case evaluate:
+			err = s.runningBatches(ctx, name, g, nil, func(rows []persistence.InstanceRow) {
+				for _, r := range rows {
+					agg.add(r, migrationOutcome(g.mp, r, now))
+				}
+			})
+		}
+	}
+	c := <-checked
+	if err = cmp.Or(err, c.err); err != nil {
+		return MigrationPlan{}, err
+	}
+	for _, g := range groups {
+		if g.how != inSQL {
+			continue
+		}
+		var misshapen int64
+		if c.misshapen[groupKey{g.version, g.state}] > 0 {
 			shape := contextShape(g.mp.Rewrite())
-			var misshapen int64
 			err := s.runningBatches(ctx, name, g, &shape, func(rows []persistence.InstanceRow) {
 				misshapen += int64(len(rows))
 				for _, r := range rows {
@@ -197,23 +229,40 @@ func (s *Service) planMigration(ctx context.Context, name string, req MigrationR
 			if err != nil {
 				return MigrationPlan{}, err
 			}
-			agg.addMoves(g, g.to, g.n-misshapen)
-		case stranded:
-			if err := agg.addStranded(ctx, s.db, name, g); err != nil {
-				return MigrationPlan{}, err
-			}
-		case evaluate:
-			err := s.runningBatches(ctx, name, g, nil, func(rows []persistence.InstanceRow) {
-				for _, r := range rows {
-					agg.add(r, migrationOutcome(g.mp, r, now))
-				}
-			})
-			if err != nil {
-				return MigrationPlan{}, err
-			}
 		}
+		agg.addMoves(g, g.to, g.n-misshapen)
 	}
 	return agg.plan(), nil
+}
+
+// groupKey names a group: a (version, state).
+type groupKey struct {
+	version int
+	state   string
+}
+
+// countMisshapen counts, per group that moves in SQL, its instances whose context SQL would leave
+// (not of its version's shape): one query per version.
+func (s *Service) countMisshapen(ctx context.Context, name string, groups []group) (map[groupKey]int64, error) {
+	states := map[int][]string{}
+	shapes := map[int]persistence.ContextShape{}
+	for _, g := range groups {
+		if g.how == inSQL {
+			states[g.version] = append(states[g.version], g.state)
+			shapes[g.version] = contextShape(g.mp.Rewrite()) // one Mapping per version: one shape
+		}
+	}
+	out := map[groupKey]int64{}
+	for _, v := range slices.Sorted(maps.Keys(states)) {
+		counts, err := persistence.InstanceCountMisshapen(ctx, s.db, name, v, states[v], shapes[v])
+		if err != nil {
+			return nil, err
+		}
+		for state, n := range counts {
+			out[groupKey{v, state}] = n
+		}
+	}
+	return out, nil
 }
 
 // runningBatches calls fn with the running instances of g, a batch at a time in id order, read
@@ -255,6 +304,15 @@ func (s *Service) runningBatches(ctx context.Context, name string, g group, miss
 
 // migrationBatch is how many instances a migration takes per batch (Options.MigrationBatch).
 func (s *Service) migrationBatch() int { return cmp.Or(s.mig.batch, 1000) }
+
+// migrationWorkers is how many groups a migration moves at once (Options.MigrationWorkers): one
+// where the database takes one writer at a time (SQLite).
+func (s *Service) migrationWorkers() int {
+	if !s.db.MovesInSQL() {
+		return 1
+	}
+	return cmp.Or(s.mig.workers, 2)
+}
 
 // contextShape is the shape SQL checks a stored context against before it moves it with rw.
 func contextShape(rw *migration.Rewrite) persistence.ContextShape {
@@ -365,6 +423,29 @@ func (p MigrationPlan) migrated() (n int64) {
 		n += m.Count
 	}
 	return n
+}
+
+// merge adds the counts of o (a batch's) to t, and o's sample ids to t's while it has room.
+func (t *tally) merge(o *tally) {
+	t.p.Total += o.p.Total
+	for k, n := range o.moves {
+		t.moves[k] += n
+	}
+	for k, os := range o.stranded {
+		s := t.stranded[k]
+		if s == nil {
+			c := *os
+			c.Sample = slices.Clone(os.Sample)
+			t.stranded[k] = &c
+			continue
+		}
+		s.Count += os.Count
+		for _, id := range os.Sample {
+			if len(s.Sample) < sampleSize && !slices.Contains(s.Sample, id) {
+				s.Sample = append(s.Sample, id)
+			}
+		}
+	}
 }
 
 // clone copies the tally, so that a batch can be counted on the copy.

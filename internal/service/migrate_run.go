@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/audit"
@@ -143,7 +144,7 @@ func (s *Service) runMigration(ctx context.Context, id string) (MigrationStatus,
 	if err != nil {
 		return MigrationStatus{}, s.finishMigration(ctx, row, nil, err)
 	}
-	r := &migrationRun{s: s, row: row, agg: newTally(row.Definition, row.ToVersion)}
+	r := &migrationRun{s: s, start: row, row: row, agg: newTally(row.Definition, row.ToVersion)}
 	var done MigrationPlan // what earlier runs of this migration moved (their stranded are counted again)
 	if len(row.Result) > 0 && json.Unmarshal(row.Result, &done) == nil {
 		for _, mv := range done.Moves {
@@ -153,18 +154,8 @@ func (s *Service) runMigration(ctx context.Context, id string) (MigrationStatus,
 	}
 	req := MigrationRequest{ToVersion: row.ToVersion, Filter: &MigrationFilter{Version: row.FromVersion, State: row.FromState}}
 	groups, err := s.migrationGroups(ctx, row.Definition, to, row.ToVersion, req)
-	for _, g := range groups {
-		if err != nil {
-			break
-		}
-		switch g.how {
-		case stranded:
-			err = r.agg.addStranded(ctx, s.db, row.Definition, g)
-		case inSQL:
-			err = r.inSQL(ctx, g)
-		case evaluate:
-			err = r.evaluate(ctx, g)
-		}
+	if err == nil {
+		err = r.moveGroups(ctx, groups)
 	}
 	if err != nil && ctx.Err() != nil {
 		return MigrationStatus{}, err // stopped, not failed: it stays running, and the next start resumes it
@@ -181,29 +172,46 @@ func (s *Service) runMigration(ctx context.Context, id string) (MigrationStatus,
 
 // migrationRun is one execution of a migration: its counts and progress row as of the last commit.
 type migrationRun struct {
-	s   *Service
-	row persistence.MigrationRow
+	s     *Service
+	start persistence.MigrationRow // as read at the start, for its id, definition and versions: never written
+	// mu is held by a batch from its progress write to its commit, so that the progress row, written
+	// by batches of several groups moving at once, follows their commits in order.
+	mu  sync.Mutex
+	row persistence.MigrationRow // under mu
 	agg *tally
 }
 
 // migrationEvent is the event name of a migration's audit row (its source says migration).
 const migrationEvent = "migrate"
 
-// commit writes a batch with write, and the progress it makes (counted by count on a copy of the
-// counts) in the same transaction; the counts and row become the copy's once it commits. It
-// returns how many instances the batch had: 0 when there were none left.
-func (r *migrationRun) commit(ctx context.Context, write func(tx *persistence.Tx, next *tally) (int, error)) (int, error) {
+// commit writes a batch with write, which counts what it does on a tally of its own, and the
+// progress it makes, the run's counts with the batch's, in the same transaction; the counts and row
+// become those once it commits. It returns how many instances the batch had: 0 when there were
+// none left.
+func (r *migrationRun) commit(ctx context.Context, write func(tx *persistence.Tx, batch *tally) (int, error)) (int, error) {
 	var (
 		next    *tally
 		nextRow persistence.MigrationRow
 		n       int
+		held    bool // r.mu, from the progress write to the commit (a retry of the batch keeps it)
 	)
+	defer func() {
+		if held {
+			r.mu.Unlock()
+		}
+	}()
 	err := r.s.db.WithTx(ctx, func(tx *persistence.Tx) error {
-		next = r.agg.clone()
+		batch := newTally(r.start.Definition, r.start.ToVersion)
 		var err error
-		if n, err = write(tx, next); err != nil || n == 0 {
+		if n, err = write(tx, batch); err != nil || n == 0 {
 			return err
 		}
+		if !held {
+			r.mu.Lock()
+			held = true
+		}
+		next = r.agg.clone()
+		next.merge(batch)
 		p := next.plan()
 		nextRow = r.row
 		nextRow.Migrated, nextRow.Stranded = p.migrated(), p.Total-p.migrated()
@@ -216,46 +224,15 @@ func (r *migrationRun) commit(ctx context.Context, write func(tx *persistence.Tx
 	return n, err
 }
 
-// inSQL moves a group whose instances all go to one state with a context SQL rewrites, batch by
-// batch, none of them read into Go; then the few SQL leaves, in Go.
-func (r *migrationRun) inSQL(ctx context.Context, g group) error {
-	rw := g.mp.Rewrite()
-	timers := make([]persistence.After, len(g.timers))
-	for i, d := range g.timers {
-		timers[i] = persistence.After{Event: d.Event, After: d.After}
-	}
-	mv := persistence.MigrationBatch{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: migrationEvent}
-	sel := persistence.MoveState{Definition: r.row.Definition, FromState: g.state, Limit: r.s.migrationBatch(), ToState: g.to,
-		Final: g.mp.To.Final(g.to), Defaults: rw.Defaults, Drop: rw.Drop, Shape: contextShape(rw), Timers: timers}
+// evaluate moves the instances of a group after the id after ("" for all) whose data decides, batch
+// by batch: each instance's move is decided in Go, and the batch's moves written together.
+func (r *migrationRun) evaluate(ctx context.Context, g group, after string) error {
+	mv := persistence.MigrationBatch{FromVersion: g.version, ToVersion: r.start.ToVersion, MigrationID: r.start.ID, Event: migrationEvent}
+	p := persistence.RunningBatchParams{Definition: r.start.Definition, Version: g.version, State: g.state,
+		After: after, Limit: r.s.migrationBatch(), Lock: true}
 	for {
 		var last string
-		n, err := r.commit(ctx, func(tx *persistence.Tx, next *tally) (int, error) {
-			mv.At = r.s.now()
-			n, l, err := audit.AppendMovesInSQL(ctx, tx, mv, sel)
-			next.addMoves(g, g.to, int64(n))
-			last = l
-			return n, err
-		})
-		if err != nil {
-			return err
-		}
-		if n < sel.Limit {
-			// What SQL left (contexts of another shape, written outside fsmd) is decided in Go.
-			return r.evaluate(ctx, g)
-		}
-		sel.After = last
-	}
-}
-
-// evaluate moves a group whose instances' data decides, batch by batch: each instance's move is
-// decided in Go, and the batch's moves written together.
-func (r *migrationRun) evaluate(ctx context.Context, g group) error {
-	mv := persistence.MigrationBatch{FromVersion: g.version, ToVersion: r.row.ToVersion, MigrationID: r.row.ID, Event: migrationEvent}
-	p := persistence.RunningBatchParams{Definition: r.row.Definition, Version: g.version, State: g.state,
-		Limit: r.s.migrationBatch(), Lock: true}
-	for {
-		var last string
-		n, err := r.commit(ctx, func(tx *persistence.Tx, next *tally) (int, error) {
+		n, err := r.commit(ctx, func(tx *persistence.Tx, batch *tally) (int, error) {
 			rows, err := persistence.InstanceRunningBatch(ctx, tx, p)
 			if err != nil || len(rows) == 0 {
 				return 0, err
@@ -265,7 +242,7 @@ func (r *migrationRun) evaluate(ctx context.Context, g group) error {
 			moved := make([]persistence.MovedInstance, 0, len(rows))
 			for _, row := range rows {
 				o := migrationOutcome(g.mp, row, mv.At)
-				next.add(row, o)
+				batch.add(row, o)
 				if o.Stranded() {
 					continue
 				}

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -338,9 +339,9 @@ func TestMigrationRunResumes(t *testing.T) {
 		}
 		// Cancel once a few batches have committed.
 		ctx, cancel := context.WithCancel(context.Background())
-		batches := 0
+		var batches atomic.Int32 // batches of two groups may run at once
 		stop := c.service(t, 4, func() time.Time {
-			if batches++; batches == 4 {
+			if batches.Add(1) == 4 {
 				cancel()
 			}
 			return c.now

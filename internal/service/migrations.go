@@ -14,6 +14,7 @@ import (
 // migration stopped that way stays running in the database and is resumed by the next start.
 type migrations struct {
 	batch       int  // instances per transaction (Options.MigrationBatch)
+	workers     int  // groups moved at once (Options.MigrationWorkers)
 	perInstance bool // decide and write every instance in Go, even where SQL could move them (tests compare the two)
 	ctx         context.Context
 	cancel      context.CancelFunc

@@ -55,6 +55,10 @@ type Options struct {
 	CacheBytes int
 	// MigrationBatch is how many instances a migration moves per transaction: 1000 when 0.
 	MigrationBatch int
+	// MigrationWorkers is how many groups (a version and state) a migration moves at once on
+	// PostgreSQL, each batch on a connection of its own: 2 when 0. SQLite takes one writer at a time:
+	// 1 there.
+	MigrationWorkers int
 	// ExprBudget is the time the expressions of one event (guards, set, timer at) may take
 	// together: guards.DefaultBudget (100 ms) when 0.
 	ExprBudget time.Duration
@@ -79,7 +83,7 @@ func New(db *persistence.DB, o Options) *Service {
 	// One `now` per transaction, in UTC and to the microsecond that PostgreSQL keeps, so that what is
 	// returned is what is stored.
 	s.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
-	s.mig.batch = o.MigrationBatch
+	s.mig.batch, s.mig.workers = o.MigrationBatch, o.MigrationWorkers
 	s.mig.ctx, s.mig.cancel = context.WithCancel(context.Background())
 	return s
 }
