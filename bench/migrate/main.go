@@ -52,6 +52,7 @@ func main() {
 		dir       = flag.String("definitions", "bench/migrate/testdata", "the folder of claim.v1.yaml and claim.yaml")
 		rule      = flag.Bool("context-rule", false, "add a migrate.context rule to version 2, so that every instance is decided in Go")
 		batch     = flag.Int("batch", 0, "instances per batch of the migration (service.Options.MigrationBatch; 0 for its default)")
+		workers   = flag.Int("workers", 0, "batches a migration runs at once (service.Options.MigrationWorkers; 0 for its default)")
 		profile   = flag.String("cpuprofile", "", "write a CPU profile of the migration's run (not the plan) to this file")
 		planProf  = flag.String("plan-cpuprofile", "", "write a CPU profile of the plan to this file")
 		seedOnly  = flag.Bool("seed-only", false, "create the instances and version 2, print the database's URL and keep it (to study the statements by hand)")
@@ -65,6 +66,10 @@ func main() {
 	}
 	if *batch < 0 || *batch > maxBatch {
 		fmt.Fprintf(os.Stderr, "migrate: -batch %d: want 0 to %d\n", *batch, maxBatch)
+		os.Exit(2)
+	}
+	if *workers < 0 || *workers > maxWorkers {
+		fmt.Fprintf(os.Stderr, "migrate: -workers %d: want 0 to %d\n", *workers, maxWorkers)
 		os.Exit(2)
 	}
 	if *rounds < 1 || *rounds > maxRounds {
@@ -83,9 +88,12 @@ func main() {
 		if *batch > 0 {
 			newArgs = append(newArgs, "-batch", strconv.Itoa(*batch))
 		}
+		if *workers > 0 {
+			newArgs = append(newArgs, "-workers", strconv.Itoa(*workers))
+		}
 		err = compare(ctx, *old, *rounds, common, newArgs, os.Stdout)
 	} else {
-		err = run(ctx, options{n: *instances, serverURL: *dbURL, dir: *dir, contextRule: *rule, batch: *batch,
+		err = run(ctx, options{n: *instances, serverURL: *dbURL, dir: *dir, contextRule: *rule, batch: *batch, workers: *workers,
 			profile: *profile, planProfile: *planProf, seedOnly: *seedOnly}, os.Stdout)
 	}
 	if err != nil {
@@ -94,8 +102,11 @@ func main() {
 	}
 }
 
-// maxBatch bounds -batch.
-const maxBatch = 100_000
+// maxBatch and maxWorkers bound -batch and -workers.
+const (
+	maxBatch   = 100_000
+	maxWorkers = 16
+)
 
 // options are one run's flags.
 type options struct {
@@ -104,6 +115,7 @@ type options struct {
 	dir         string
 	contextRule bool
 	batch       int
+	workers     int
 	profile     string
 	planProfile string
 	seedOnly    bool
@@ -139,7 +151,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	svc := service.New(db, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MigrationBatch: o.batch})
+	svc := service.New(db, service.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MigrationBatch: o.batch,
+		MigrationWorkers: o.workers})
 	defer svc.Close()
 	if _, err := svc.PutDefinition(ctx, "claim", v1); err != nil {
 		return fmt.Errorf("claim version 1: %w", err)
@@ -223,8 +236,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "checked: every instance on version 2 with one migration row\n")
 	fmt.Fprintf(out, "run: %.0f MB of WAL written (the whole server's), CPU %.1f s in this process, %.1f s in PostgreSQL's (all of its processes)\n",
 		walBytes/1e6, cpu.Seconds(), pgCPU.Seconds())
-	fmt.Fprintf(out, "RESULT instances=%d context_rule=%v batch=%d plan_s=%.2f run_s=%.2f wal_mb=%.0f cpu_s=%.1f pg_cpu_s=%.1f cpus=%d\n",
-		n, contextRule, o.batch, planTime.Seconds(), runTime.Seconds(), walBytes/1e6, cpu.Seconds(), pgCPU.Seconds(), runtime.NumCPU())
+	fmt.Fprintf(out, "RESULT instances=%d context_rule=%v batch=%d workers=%d plan_s=%.2f run_s=%.2f wal_mb=%.0f cpu_s=%.1f pg_cpu_s=%.1f cpus=%d\n",
+		n, contextRule, o.batch, o.workers, planTime.Seconds(), runTime.Seconds(), walBytes/1e6, cpu.Seconds(), pgCPU.Seconds(), runtime.NumCPU())
 	return nil
 }
 

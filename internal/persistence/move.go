@@ -175,3 +175,20 @@ func InstanceRunningSample(ctx context.Context, ex Executor, definition string, 
 	}
 	return ids, nil
 }
+
+// CommitLazily makes the commit of tx return without waiting for its write-ahead log to reach the
+// disk, on PostgreSQL (synchronous_commit off, for this transaction only; a no-op on SQLite). For a
+// migration's batches, whose progress row commits with them: a crash of the server may lose the
+// last batches, each whole (instances, audit rows and progress together), and the resumed migration
+// moves them again; nothing is ever half-written. Whatever commits after a batch and depends on it
+// (an event on a moved instance, the migration's end) is a synchronous commit, which flushes the
+// log up to itself, the batch's included: nothing acknowledged rests on a batch that could be lost.
+func CommitLazily(ctx context.Context, tx *Tx) error {
+	if tx.Dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.X.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: commit lazily: %w", err)))
+	}
+	return nil
+}

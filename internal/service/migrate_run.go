@@ -201,6 +201,11 @@ func (r *migrationRun) commit(ctx context.Context, write func(tx *persistence.Tx
 		}
 	}()
 	err := r.s.db.WithTx(ctx, func(tx *persistence.Tx) error {
+		// The batch's commit does not wait for the disk: a crash of the server loses whole batches,
+		// which the resumed run moves again; the run's end, written synchronously, flushes them all.
+		if err := persistence.CommitLazily(ctx, tx); err != nil {
+			return err
+		}
 		batch := newTally(r.start.Definition, r.start.ToVersion)
 		var err error
 		if n, err = write(tx, batch); err != nil || n == 0 {
