@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -453,5 +454,44 @@ func TestMigrationRunElsewhere(t *testing.T) {
 	st, err := m.runMigration(ctx, "m")
 	if err != nil || st.Status != "done" || st.Migrated != 8 {
 		t.Fatalf("after the release: %+v, %v", st, err)
+	}
+}
+
+// TestMigrationRunLateMisfit: a context of another shape far into the SQL pass (its first), in a
+// state moved in SQL; SQL leaves it, and Go decides it from that batch on: stranded as
+// context_invalid, as the plan said, and every other instance moved.
+func TestMigrationRunLateMisfit(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Postgres(t)
+	c := newClaims(t, db, "late")
+	c.seed(t, 240)
+	if _, err := db.X.Exec(`UPDATE instances SET context = '{"amount": 2.5, "note": "", "tags": []}' WHERE id = 'late-00202'`); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := c.service(t, 7, nil).PlanMigration(context.Background(), "late", MigrationRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := c.run(t, c.service(t, 7, nil), "m")
+	if got, want := planString(*st.Result, "late"), planString(plan, "late"); got != want {
+		t.Errorf("result:\n got %s\nwant %s (the plan)", got, want)
+	}
+	var misfits int64
+	for _, s := range plan.Stranded { // planString took the name off its samples
+		if s.Reason == "context_invalid" {
+			misfits += s.Count
+			if s.FromState != "approved" || !slices.Equal(s.Sample, []string{"-00202"}) {
+				t.Errorf("stranded %+v, want late-00202 in approved", s)
+			}
+		}
+	}
+	if misfits != 1 {
+		t.Errorf("%d context_invalid, want 1: %+v", misfits, plan.Stranded)
+	}
+	for id, in := range c.instances(t) {
+		stays := id == "-00202" || in.State == "on_hold" || in.State == "paid"
+		if onV1 := in.Version == 1; onV1 != stays {
+			t.Errorf("%s: version %d in %s", id, in.Version, in.State)
+		}
 	}
 }
