@@ -40,6 +40,7 @@ type appConfig struct {
 	Folder      folderUse
 	Logger      *slog.Logger  // the service's log; discarded when nil
 	ExprBudget  time.Duration // the service's expression budget; its default when 0
+	GroupCommit int           // the service's group commit (service.Options.GroupCommit)
 	Diagnostics io.Writer     // where the definitions' problems are printed, as fsmd validate does
 }
 
@@ -62,7 +63,7 @@ func openService(ctx context.Context, c appConfig) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", persistence.Redact(c.DatabaseURL), err)
 	}
-	a := &app{db: db, svc: service.New(db, service.Options{Logger: log, ExprBudget: c.ExprBudget}), set: set}
+	a := &app{db: db, svc: service.New(db, service.Options{Logger: log, ExprBudget: c.ExprBudget, GroupCommit: c.GroupCommit}), set: set}
 	if err := a.svc.Register(ctx, set); err != nil {
 		a.Close()
 		return nil, err

@@ -145,6 +145,17 @@ func (v *values) duration(flag, s string) time.Duration {
 	return d
 }
 
+func (v *values) integer(flag, s string) int {
+	if v.err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		v.err = fmt.Errorf("%s: %q is not a whole number", flag, s)
+	}
+	return n
+}
+
 func (v *values) networks(flag, s string) []netip.Prefix {
 	if v.err != nil {
 		return nil

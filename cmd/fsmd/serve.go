@@ -17,7 +17,7 @@ import (
 )
 
 // serveArgs is the synopsis of fsmd serve.
-const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION] [--metrics-refresh DURATION] [--expr-budget DURATION] [--retention-every DURATION] [--webhook-allow NETS] [--webhook-deny NETS]"
+const serveArgs = "[--addr ADDR] [--database-url URL] [--definitions DIR] [--watch] [--timer-poll DURATION] [--metrics-refresh DURATION] [--expr-budget DURATION] [--retention-every DURATION] [--group-commit N] [--webhook-allow NETS] [--webhook-deny NETS]"
 
 // runServe is `fsmd serve`: the configuration from the flags and the environment (config.go), then
 // serve until SIGINT or SIGTERM.
@@ -49,7 +49,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 		folder = readFolderState(c.Definitions)
 	}
 	a, err := openService(ctx, appConfig{DatabaseURL: c.DatabaseURL, Definitions: c.Definitions, Folder: serveFolder,
-		Logger: log, ExprBudget: c.ExprBudget, Diagnostics: stderr})
+		Logger: log, ExprBudget: c.ExprBudget, GroupCommit: c.GroupCommit, Diagnostics: stderr})
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,26 @@ func AppendWithUpdate(ctx context.Context, ex persistence.Executor, u persistenc
 	return persistence.InstanceAdvance(ctx, ex, u, r)
 }
 
+// AppendGroup writes the transitions of several instances, each with the update of its instance
+// as AppendWithUpdate writes it, in one transaction of db that they share (group commit:
+// persistence.AdvanceGroup). It returns each item's error in order: nil once the transaction has
+// committed, else what AppendWithUpdate would have returned for it alone.
+func AppendGroup(ctx context.Context, db *persistence.DB, items []persistence.Advance) []error {
+	errs := make([]error, len(items))
+	valid := make([]persistence.Advance, 0, len(items))
+	at := make([]int, 0, len(items)) // where each valid item is in items
+	for i, it := range items {
+		if errs[i] = check(it.Row); errs[i] == nil {
+			valid = append(valid, it)
+			at = append(at, i)
+		}
+	}
+	for k, err := range persistence.AdvanceGroup(ctx, db, valid) {
+		errs[at[k]] = err
+	}
+	return errs
+}
+
 // AppendMany writes several transitions of one instance without other effects, and deletes the
 // messages that caused them, in tx (persistence.InstanceAdvanceMany).
 func AppendMany(ctx context.Context, tx *persistence.Tx, u persistence.InstanceUpdateParams, rows []Row, messages []string) error {

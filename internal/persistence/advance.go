@@ -156,6 +156,12 @@ func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r
 	if err := checkAdvance(u, r); err != nil {
 		return err
 	}
+	return advanceOn(ctx, ex, u, r)
+}
+
+// advanceOn is InstanceAdvance once checked: the one statement on PostgreSQL, the statements of
+// advanceInTx on SQLite (in a transaction of their own when ex is the database).
+func advanceOn(ctx context.Context, ex Executor, u InstanceUpdateParams, r TransitionRow) error {
 	switch ex := ex.(type) {
 	case *DB:
 		if ex.Dialect != Postgres {

@@ -11,8 +11,8 @@ import (
 	"github.com/lib/pq"
 )
 
-// Advance is one accepted transition of a batch (AdvanceBatch): the instance's update and its
-// audit row, as InstanceAdvance takes them.
+// Advance is one accepted transition of a batch (AdvanceBatch) or a group (AdvanceGroup): the
+// instance's update and its audit row, as InstanceAdvance takes them.
 type Advance struct {
 	Update InstanceUpdateParams
 	Row    TransitionRow

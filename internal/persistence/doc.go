@@ -12,6 +12,8 @@
 //     transaction), retries the whole fn on a serialization failure, a deadlock or SQLITE_BUSY, and
 //     translates database errors once into [ErrNotFound], [ErrConflict], [ErrInvalidText] and
 //     [ErrUnavailable].
+//   - [AdvanceGroup] writes several instances' transitions, each as [InstanceAdvance] does, in one
+//     transaction that they share (group commit), one's failure failing none of the others.
 //   - Store functions are named noun-then-verb (DefinitionGet, InstanceUpdate). Reads take an
 //     [Executor] (a *DB or a *Tx); writes take the caller's *Tx and never begin their own.
 //   - Inserts use ON CONFLICT DO NOTHING and report ErrConflict from the row count, so a conflict

@@ -21,6 +21,7 @@ var preparedQueries = append([]string{
 	instanceUpdateQuery,
 	transitionInsertQuery,
 	transitionByKeyQuery,
+	advanceRowsQuery,
 }, advanceQueries...)
 
 // prepare prepares preparedQueries on PostgreSQL (a no-op on SQLite).

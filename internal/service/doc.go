@@ -12,6 +12,9 @@
 //	  service/write.go        the update + audit row (+ timers, outbox), if still at the revision read:
 //	                          persistence.InstanceAdvance, one statement (PostgreSQL) or a short
 //	                          transaction (SQLite); moved on -> decide again on a fresh read
+//	  service/group.go          ... queued, and written with the events of other instances queued at
+//	                          the same time in one transaction (group commit: one flush for all;
+//	                          persistence.AdvanceGroup); answered once that commits
 //	  service/answer.go     -> 200 {instance, transition} (a replay: rebuilt from the audit row)
 //
 // Who owns transactions: this package, for everything an API request, a timer, a message, a
@@ -22,7 +25,8 @@
 // re-drives, the stats rollup), so that what
 // one step writes commits or fails whole, with one `now`; each store function in persistence takes
 // the transaction it is handed and begins none, except InstanceAdvance on the database itself, whose
-// one write is its own transaction. The one other owner is the outbox's dispatcher
+// one write is its own transaction, and AdvanceGroup, the group commit's transaction of several
+// events' writes (group.go). The one other owner is the outbox's dispatcher
 // (internal/outbox), which claims its deliveries and records their outcomes in transactions of its
 // own: it runs apart from any request, and what it writes is only the outbox's (and, with a dead
 // letter, the message of its webhook's on_dead: ondead.go).

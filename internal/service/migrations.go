@@ -160,10 +160,14 @@ func (s *Service) autoMigrate(ctx context.Context, name string) error {
 	return nil
 }
 
-// Close stops the background migrations and waits for them; they resume at the next start. It adds
-// the stats counted in memory to the database (trying for at most 5 s).
+// Close stops the background migrations and waits for them; they resume at the next start. It lets
+// the group commit's writer write what is queued and stops it (an event written later is written
+// alone). It adds the stats counted in memory to the database (trying for at most 5 s).
 func (s *Service) Close() {
 	s.mig.cancel()
 	s.mig.wg.Wait()
+	if s.group != nil {
+		s.group.close()
+	}
 	s.closeStats() // adds the counts held (stats.go)
 }

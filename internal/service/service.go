@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,8 +18,9 @@ import (
 type Service struct {
 	db    *persistence.DB
 	reg   *registry
-	cache *cache // of instance rows, for the PostgreSQL event path (empty on SQLite)
-	turns turns  // the events of an instance take turns (SendEvent)
+	cache *cache     // of instance rows, for the PostgreSQL event path (empty on SQLite)
+	turns turns      // the events of an instance take turns (SendEvent)
+	group *committer // the events' group commit (group.go); nil when off
 	mig   migrations
 	now   func() time.Time
 	log   *slog.Logger
@@ -62,6 +64,10 @@ type Options struct {
 	// ExprBudget is the time the expressions of one event (guards, set, timer at) may take
 	// together: guards.DefaultBudget (100 ms) when 0.
 	ExprBudget time.Duration
+	// GroupCommit is how many events written at the same time for different instances may share
+	// one commit (group.go): DefaultGroupCommit when 0; 1 or less turns group commit off (each
+	// event is its own commit).
+	GroupCommit int
 }
 
 // New makes a service over db. Register loads the definitions before it serves.
@@ -84,6 +90,9 @@ func New(db *persistence.DB, o Options) *Service {
 	// returned is what is stored.
 	s.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
 	s.mig.batch, s.mig.workers = o.MigrationBatch, o.MigrationWorkers
+	if n := cmp.Or(o.GroupCommit, DefaultGroupCommit); n > 1 {
+		s.group = newCommitter(db, n)
+	}
 	s.mig.ctx, s.mig.cancel = context.WithCancel(context.Background())
 	return s
 }

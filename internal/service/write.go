@@ -31,7 +31,7 @@ func (s *Service) write(ctx context.Context, ex persistence.Executor, l loaded, 
 		return EventResult{}, persistence.InstanceRow{}, err
 	}
 	if len(m.children) == 0 {
-		err = audit.AppendWithUpdate(ctx, ex, update, row)
+		err = s.appendWithUpdate(ctx, ex, update, row)
 	} else {
 		err = persistence.InTx(ctx, ex, func(tx *persistence.Tx) error {
 			if err := audit.AppendWithUpdate(ctx, tx, update, row); err != nil {
@@ -86,6 +86,16 @@ func (s *Service) afterWrite(ex persistence.Executor, l loaded, t *machine.Trans
 	if len(update.Messages) > 0 {
 		ex.AfterCommit(s.messageWake.signal)
 	}
+}
+
+// appendWithUpdate writes u with its audit row r through ex: in the next group commit (group.go)
+// when ex is the database and group commit is on, else as audit.AppendWithUpdate writes it (a
+// caller's transaction is its own commit already).
+func (s *Service) appendWithUpdate(ctx context.Context, ex persistence.Executor, u persistence.InstanceUpdateParams, r audit.Row) error {
+	if db, ok := ex.(*persistence.DB); ok && s.group != nil && db == s.db {
+		return s.group.advance(ctx, u, r)
+	}
+	return audit.AppendWithUpdate(ctx, ex, u, r)
 }
 
 // updateOf is the update of l's instance to next by the transition m, with its timers' change.

@@ -1,0 +1,187 @@
+package service
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fsmd-io/fsmd/internal/audit"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// Group commit: the events decided at the same time for different instances share one commit.
+// An event written on its own pays a commit of its own, one WAL flush (an fsync) each: on SQLite,
+// with its one writer, the flushes follow one another and bound the events per second. Here each
+// event's write (the update of its instance and its audit row, with its timers, outbox rows and
+// messages) is queued; one writer goroutine takes what is queued, up to maxGroup events and
+// groupBytes of their data, without waiting for more (at low load a group is the one event there
+// is, written as before, and no latency is added), and writes them in one transaction
+// (audit.AppendGroup, persistence.AdvanceGroup); while it commits, the next events queue and form
+// the next group.
+//
+// Guarantees, each event as it would have without the group:
+//   - it is answered only once the transaction holding it has committed (durably, with the
+//     database's synchronous commit), or with the error it would have had alone: ErrConflict when
+//     its instance moved on (decided again on a fresh read, event.go), its own statement's error
+//     (a key taken...), which fails no other event of the group, or the transaction's error, which
+//     is every event's in it (a broken connection during COMMIT leaves each event's outcome to be
+//     resolved from its audit row, outcome.go, as it would alone);
+//   - a request whose context ends while its event is still queued withdraws it: nothing is
+//     written and it is answered with its context's error; once the writer has taken it, the
+//     event's outcome is waited for (a group's transaction is short and never cut short), so that
+//     the answer and the cache say what was written.
+//
+// The queue holds at most groupQueue events: a request beyond waits to enqueue, under its context.
+
+// DefaultGroupCommit is how many events one commit may hold unless Options say otherwise.
+const DefaultGroupCommit = 64
+
+// groupBytes bounds the data of the events of one group (the contexts, payloads and effects they
+// write), so that a group of large events stays a few MiB in memory and in one transaction.
+const groupBytes = 4 << 20
+
+// groupQueue is how many events may wait for the writer.
+const groupQueue = 1024
+
+// committer is the queue of event writes and its writer goroutine.
+type committer struct {
+	db       *persistence.DB
+	maxGroup int
+	queue    chan *groupWrite
+	mu       sync.RWMutex // held shared to enqueue, exclusively to close the queue
+	closed   bool         // guarded by mu: writes go their own way (InstanceAdvance) after close
+	done     chan struct{}
+}
+
+// groupWrite is one event's write, waiting for its group.
+type groupWrite struct {
+	item  persistence.Advance
+	size  int
+	state atomic.Int32 // writeQueued, then writeTaken by the writer or writeWithdrawn by the request
+	err   chan error   // the outcome, once; buffered
+}
+
+// The states of a groupWrite.
+const (
+	writeQueued int32 = iota
+	writeTaken
+	writeWithdrawn
+)
+
+// newCommitter starts the writer of groups of at most maxGroup events (2 or more).
+func newCommitter(db *persistence.DB, maxGroup int) *committer {
+	c := &committer{db: db, maxGroup: maxGroup, queue: make(chan *groupWrite, groupQueue), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// advance writes the update u and its audit row r in the next group, and returns once it is
+// committed, with what audit.AppendWithUpdate would have returned for it alone.
+func (c *committer) advance(ctx context.Context, u persistence.InstanceUpdateParams, r audit.Row) error {
+	w := &groupWrite{item: persistence.Advance{Update: u, Row: r}, size: writeSize(u, r), err: make(chan error, 1)}
+	c.mu.RLock()
+	if c.closed { // the service is closing: the event is written alone
+		c.mu.RUnlock()
+		return audit.AppendWithUpdate(ctx, c.db, u, r)
+	}
+	select {
+	case c.queue <- w:
+		c.mu.RUnlock()
+	case <-ctx.Done():
+		c.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-w.err:
+		return err
+	case <-ctx.Done():
+		if w.state.CompareAndSwap(writeQueued, writeWithdrawn) {
+			return ctx.Err() // not taken: never written
+		}
+		return <-w.err // taken: its group is being written, and says what became of it
+	}
+}
+
+// writeSize is about how many bytes an event's write holds.
+func writeSize(u persistence.InstanceUpdateParams, r audit.Row) int {
+	n := 512 + len(u.Context) + len(u.Children) + len(r.Guards) + len(r.Payload) + len(r.ContextBefore) + len(r.ContextAfter)
+	for _, o := range u.Outbox {
+		n += len(o.Body) + len(o.URL)
+	}
+	for _, m := range u.Messages {
+		n += len(m.Payload)
+	}
+	return n
+}
+
+// run is the writer: it takes the queued writes a group at a time until the queue is closed and
+// empty.
+func (c *committer) run() {
+	defer close(c.done)
+	group := make([]*groupWrite, 0, c.maxGroup)
+	var next *groupWrite // the write that did not fit in the group before
+	for {
+		if next == nil {
+			w, ok := <-c.queue
+			if !ok {
+				return
+			}
+			next = w
+		}
+		group = append(group[:0], next)
+		size := next.size
+		next = nil
+	fill:
+		for len(group) < c.maxGroup {
+			select {
+			case w, ok := <-c.queue:
+				if !ok {
+					break fill
+				}
+				if size+w.size > groupBytes {
+					next = w
+					break fill
+				}
+				group = append(group, w)
+				size += w.size
+			default: // nothing more queued: no waiting for more
+				break fill
+			}
+		}
+		c.commit(group)
+		clear(group) // the writes are the requests' now: keep no reference
+	}
+}
+
+// commit writes the group's writes that are not withdrawn, in one transaction, and hands each its
+// outcome.
+func (c *committer) commit(group []*groupWrite) {
+	taken := make([]*groupWrite, 0, len(group))
+	items := make([]persistence.Advance, 0, len(group))
+	for _, w := range group {
+		if w.state.CompareAndSwap(writeQueued, writeTaken) {
+			taken = append(taken, w)
+			items = append(items, w.item)
+		}
+	}
+	if len(items) == 0 {
+		return
+	}
+	// The group belongs to no request: it runs to its end whatever becomes of them (see advance).
+	errs := audit.AppendGroup(context.Background(), c.db, items)
+	for i, w := range taken {
+		w.err <- errs[i]
+	}
+}
+
+// close stops taking writes (the later ones are written alone), lets the writer write what is
+// queued, and waits for it.
+func (c *committer) close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.queue)
+	}
+	c.mu.Unlock()
+	<-c.done
+}
