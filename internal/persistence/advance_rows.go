@@ -132,13 +132,15 @@ func advanceRows(ctx context.Context, db *DB, items []Advance) ([]bool, error) {
 }
 
 // pgTimeText is t as timestamptz text, to the microsecond PostgreSQL keeps.
-func pgTimeText(t time.Time) string { return t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) }
+func pgTimeText(t time.Time) string {
+	return t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+}
 
 // rowArrays are the audit rows of advanceRowsQuery, a column per array.
 type rowArrays struct {
 	instance, event, from, to, guards, payload, before, after, source, request, key, hash, at, dropped, actor, kind []string
-	seq                                                                                                            []int64
-	branch, version, fromVersion                                                                                   []int64
+	seq                                                                                                             []int64
+	branch, version, fromVersion                                                                                    []int64
 }
 
 func newRowArrays(n int) *rowArrays {
