@@ -54,7 +54,7 @@ func (r *runs) Set(s string) error {
 type config struct {
 	clients, instances, rounds int
 	duration, warmup           time.Duration
-	definitions, dir           string
+	definitions, dir, log      string
 }
 
 func main() {
@@ -68,6 +68,7 @@ func main() {
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up of a run, not counted")
 	flag.StringVar(&c.definitions, "definitions", "bench/testdata", "the folder with account.yaml")
 	flag.StringVar(&c.dir, "dir", "", "where the SQLite files go (a temporary folder when empty)")
+	flag.StringVar(&c.log, "log", "", "append fsmd's log (stderr) to this file (dropped when empty)")
 	flag.Parse()
 	if len(rs) == 0 || c.clients < 1 || c.clients > 256 || c.instances < 1 || c.instances > 100000 || c.rounds < 1 || c.rounds > 20 ||
 		c.duration <= 0 || c.duration > 10*time.Minute || c.warmup < 0 {
@@ -138,6 +139,15 @@ func runOne(c config, r runSpec, defs, db string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.warmup+c.duration+5*time.Minute)
 	defer cancel()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--database-url", db, "--definitions", defs, "--log-level", "warn"}, r.args...)
+	logTo := io.Discard
+	if c.log != "" {
+		f, err := os.OpenFile(c.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close() // after the process is stopped and its log read (deferred below)
+		logTo = f
+	}
 	cmd := exec.Command(r.bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -147,19 +157,10 @@ func runOne(c config, r runSpec, defs, db string) (result, error) {
 	if err := cmd.Start(); err != nil {
 		return result{}, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
 	addr := make(chan string, 1)
-	go func() { // the address from the "fsmd serving" line; the rest is read and dropped
+	logged := make(chan struct{}) // closed when the log is read to its end
+	go func() {                   // the address from the "fsmd serving" line; the log to -log
+		defer close(logged)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -167,8 +168,19 @@ func runOne(c config, r runSpec, defs, db string) (result, error) {
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "fsmd serving" {
 				addr <- rec.Addr
 			}
+			fmt.Fprintf(logTo, "%s\n", sc.Bytes())
 		}
-		_, _ = io.Copy(io.Discard, stderr)
+		_, _ = io.Copy(logTo, stderr)
+	}()
+	defer func() { // SIGTERM, then SIGKILL after 15 s
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-logged: // the pipe closes when the process has exited
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-logged
+		}
+		_ = cmd.Wait()
 	}()
 	var base string
 	select {

@@ -200,11 +200,18 @@ func checkAdvance(u InstanceUpdateParams, r TransitionRow) error {
 	return nil
 }
 
-// advanceInTx is InstanceAdvance as statements in a transaction (SQLite).
+// advanceInTx is InstanceAdvance as statements in a transaction (SQLite): the update, then the
+// rest (advanceEffects).
 func advanceInTx(ctx context.Context, tx *Tx, u InstanceUpdateParams, r TransitionRow) error {
 	if err := InstanceUpdate(ctx, tx, u); err != nil {
 		return err
 	}
+	return advanceEffects(ctx, tx, u, r)
+}
+
+// advanceEffects is what advanceInTx writes after the update: the audit row, the timers' change,
+// the outbox rows and the messages.
+func advanceEffects(ctx context.Context, tx *Tx, u InstanceUpdateParams, r TransitionRow) error {
 	if err := TransitionInsert(ctx, tx, r); err != nil {
 		return err
 	}

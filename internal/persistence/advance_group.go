@@ -23,10 +23,10 @@ import (
 //   - a condition that does not hold (the instance moved on: 0 rows) writes nothing and leaves the
 //     transaction usable, on both databases;
 //   - a statement that fails on the item's own data (a seq, idempotency key or business key taken,
-//     text or a value the database refuses: ownError) is undone alone on SQLite, where a savepoint
-//     per item costs no round trip; on PostgreSQL, where it aborts the transaction, the group is
-//     rolled back and run again without that item (a savepoint there would cost two round trips
-//     per item, failures are rare);
+//     text or a value the database refuses: ownError) fails the transaction (on PostgreSQL it
+//     aborts it; on SQLite the item's update is in it already), which is rolled back and run again
+//     without that item: failures are rare, and a savepoint per item would cost two statements
+//     (on PostgreSQL two round trips) for every item of every group;
 //   - what fails the transaction itself (the connection, the commit, a statement failing for no
 //     reason of its item's) is the error of every item still in the group, as it would have been
 //     each one's alone. WithTx reruns the group after a serialization failure, a deadlock or
@@ -82,12 +82,12 @@ func AdvanceGroup(ctx context.Context, db *DB, items []Advance) []error {
 			clear(own) // an attempt WithTx reruns starts afresh
 			failed = -1
 			for k, i := range live {
-				err := advanceItem(ctx, tx, items[i])
+				undone, err := advanceItem(ctx, tx, items[i])
 				switch {
 				case err == nil:
 				case !ownError(err):
 					return err
-				case tx.Dialect == Postgres && pgCode(err) != "":
+				case !undone:
 					failed = k
 					return err
 				default:
@@ -124,27 +124,23 @@ func pick(items []Advance, at []int) []Advance {
 	return out
 }
 
-// advanceItem writes one item of a group in tx. On SQLite a failure of its own is undone alone
-// (a savepoint around its statements), and the transaction goes on.
-func advanceItem(ctx context.Context, tx *Tx, it Advance) error {
+// advanceItem writes one item of a group in tx. undone reports, with an error, that the item left
+// nothing in tx and the transaction goes on: its update found its instance moved on (0 rows, on
+// either database), or failed on SQLite (a failed statement undoes itself there). Otherwise the
+// transaction cannot be committed without what the item half wrote (SQLite: a statement after its
+// update failed) or at all (PostgreSQL: a failed statement aborts the transaction).
+//
+// No savepoints: an item of its own failing after its update is rare, and rerunning the group
+// without it is cheaper than two more statements for every item.
+func advanceItem(ctx context.Context, tx *Tx, it Advance) (undone bool, err error) {
 	if tx.Dialect == Postgres {
-		return advanceOn(ctx, tx, it.Update, it.Row)
+		err := advanceOn(ctx, tx, it.Update, it.Row)
+		return err != nil && pgCode(err) == "", err
 	}
-	const sp = "advance_item"
-	if err := Savepoint(ctx, tx, sp); err != nil {
-		return err
+	if err := InstanceUpdate(ctx, tx, it.Update); err != nil {
+		return true, err
 	}
-	err := advanceInTx(ctx, tx, it.Update, it.Row)
-	switch {
-	case err == nil:
-		return ReleaseSavepoint(ctx, tx, sp)
-	case !ownError(err):
-		return err // the transaction fails whole
-	}
-	if rerr := RollbackToSavepoint(ctx, tx, sp); rerr != nil {
-		return rerr
-	}
-	return err
+	return false, advanceEffects(ctx, tx, it.Update, it.Row)
 }
 
 // ownError reports whether err, the failure of one item's statements, comes from that item's own

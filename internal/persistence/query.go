@@ -24,13 +24,25 @@ var preparedQueries = append([]string{
 	advanceRowsQuery,
 }, advanceQueries...)
 
-// prepare prepares preparedQueries on PostgreSQL (a no-op on SQLite).
+// sqlitePreparedQueries are the queries of the event path prepared on SQLite: those of an event's
+// read and of its write (advanceInTx). There, parsing a statement took about as long as running
+// it (modernc.org/sqlite prepares each query it is not given prepared), and the group commit's
+// writer runs them one after the other for every event of a group.
+var sqlitePreparedQueries = []string{
+	instanceGetQuery,
+	instanceUpdateQuery,
+	transitionInsertQuery,
+	transitionByKeyQuery,
+}
+
+// prepare prepares preparedQueries on PostgreSQL, sqlitePreparedQueries on SQLite.
 func (db *DB) prepare(ctx context.Context) error {
+	queries := preparedQueries
 	if db.Dialect != Postgres {
-		return nil
+		queries = sqlitePreparedQueries
 	}
-	db.stmts = make(map[string]*sqlx.Stmt, len(preparedQueries))
-	for _, query := range preparedQueries {
+	db.stmts = make(map[string]*sqlx.Stmt, len(queries))
+	for _, query := range queries {
 		st, err := db.X.PreparexContext(ctx, q(db.Dialect, query))
 		if err != nil {
 			return translate(fmt.Errorf("persistence: prepare %q: %w", query, err))
@@ -40,8 +52,8 @@ func (db *DB) prepare(ctx context.Context) error {
 	return nil
 }
 
-// prepared returns query's prepared statement (nil when it has none: SQLite, or a query not in
-// preparedQueries). Within a transaction, it is the statement bound to the transaction's
+// prepared returns query's prepared statement (nil when it has none: a query not in
+// preparedQueries, or on SQLite not in sqlitePreparedQueries). Within a transaction, it is the statement bound to the transaction's
 // connection (prepared there first if it is not yet; an error preparing it is returned by the
 // statement's first use).
 func (db *DB) prepared(_ context.Context, query string) *sqlx.Stmt { return db.stmts[query] }
