@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -27,9 +28,10 @@ import (
 //     is every event's in it (a broken connection during COMMIT leaves each event's outcome to be
 //     resolved from its audit row, outcome.go, as it would alone);
 //   - a request whose context ends while its event is still queued withdraws it: nothing is
-//     written and it is answered with its context's error; once the writer has taken it, the
-//     event's outcome is waited for (a group's transaction is short and never cut short), so that
-//     the answer and the cache say what was written.
+//     written and it is answered with its context's error; once the writer has taken it, its
+//     cancellation cancels the group's statements, as it would its own write alone, and the group
+//     is written again without it (commit); a commit begun is not cut short, and the outcome is
+//     waited for, so that the answer and the cache say what was written.
 //
 // The queue holds at most groupQueue events: a request beyond waits to enqueue, under its context.
 
@@ -55,6 +57,7 @@ type committer struct {
 
 // groupWrite is one event's write, waiting for its group.
 type groupWrite struct {
+	ctx   context.Context // the request's
 	item  persistence.Advance
 	size  int
 	state atomic.Int32 // writeQueued, then writeTaken by the writer or writeWithdrawn by the request
@@ -78,7 +81,7 @@ func newCommitter(db *persistence.DB, maxGroup int) *committer {
 // advance writes the update u and its audit row r in the next group, and returns once it is
 // committed, with what audit.AppendWithUpdate would have returned for it alone.
 func (c *committer) advance(ctx context.Context, u persistence.InstanceUpdateParams, r audit.Row) error {
-	w := &groupWrite{item: persistence.Advance{Update: u, Row: r}, size: writeSize(u, r), err: make(chan error, 1)}
+	w := &groupWrite{ctx: ctx, item: persistence.Advance{Update: u, Row: r}, size: writeSize(u, r), err: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed { // the service is closing: the event is written alone
 		c.mu.RUnlock()
@@ -98,7 +101,7 @@ func (c *committer) advance(ctx context.Context, u persistence.InstanceUpdatePar
 		if w.state.CompareAndSwap(writeQueued, writeWithdrawn) {
 			return ctx.Err() // not taken: never written
 		}
-		return <-w.err // taken: its group is being written, and says what became of it
+		return <-w.err // taken: its group is being written (see commit), and says what became of it
 	}
 }
 
@@ -155,23 +158,56 @@ func (c *committer) run() {
 
 // commit writes the group's writes that are not withdrawn, in one transaction, and hands each its
 // outcome.
+//
+// A request canceled while its write is being written cancels the group's statements, as it would
+// cancel its own write alone (nothing of it is written, and it is answered with its context's
+// error); the group is then written again without it, so that the others are delayed by a retry,
+// never failed. A commit begun is not cut short (persistence.WithTx): what committed is answered as
+// written, canceled or not.
 func (c *committer) commit(group []*groupWrite) {
 	taken := make([]*groupWrite, 0, len(group))
-	items := make([]persistence.Advance, 0, len(group))
 	for _, w := range group {
 		if w.state.CompareAndSwap(writeQueued, writeTaken) {
 			taken = append(taken, w)
-			items = append(items, w.item)
 		}
 	}
-	if len(items) == 0 {
-		return
+	for len(taken) > 0 { // each round answers at least the writes whose request was canceled
+		items := make([]persistence.Advance, len(taken))
+		gctx, cancel := context.WithCancel(context.Background())
+		if len(taken) == 1 { // alone: under its request's context, exactly as without a group
+			gctx, cancel = context.WithCancel(taken[0].ctx)
+		}
+		stops := make([]func() bool, len(taken))
+		for i, w := range taken {
+			items[i] = w.item
+			stops[i] = context.AfterFunc(w.ctx, cancel)
+		}
+		errs := audit.AppendGroup(gctx, c.db, items)
+		for _, stop := range stops {
+			stop()
+		}
+		canceled := gctx.Err() != nil
+		cancel()
+		var again []*groupWrite
+		for i, w := range taken {
+			err := errs[i]
+			switch {
+			case canceled && cutShort(err) && w.ctx.Err() != nil:
+				w.err <- w.ctx.Err() // its own cancellation: nothing written
+			case canceled && cutShort(err):
+				again = append(again, w) // another's cancellation cut it short: written again
+			default:
+				w.err <- err
+			}
+		}
+		taken = again
 	}
-	// The group belongs to no request: it runs to its end whatever becomes of them (see advance).
-	errs := audit.AppendGroup(context.Background(), c.db, items)
-	for i, w := range taken {
-		w.err <- errs[i]
-	}
+}
+
+// cutShort reports whether err is a group's write canceled before it committed: nothing of it
+// written. (A connection broken at the same time leaves the outcome to be resolved: not cut short.)
+func cutShort(err error) bool {
+	return errors.Is(err, context.Canceled) && !errors.Is(err, persistence.ErrUnavailable)
 }
 
 // close stops taking writes (the later ones are written alone), lets the writer write what is
