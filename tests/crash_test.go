@@ -34,6 +34,7 @@ const (
 // crashShape is how many counters the load goes to, from how many goroutines.
 type crashShape struct {
 	instances, workers int
+	flags              []string // of fsmd serve
 }
 
 // crashOutcome is what the client knows of an event it sent.
@@ -95,18 +96,18 @@ func (b *crashBook) sorted() []*crashEvent {
 // answered 200, replayed exactly when it was stored before the kill, and at the end every keyed event
 // is in the log exactly once.
 func TestCrash(t *testing.T) {
-	shape := crashShape{crashInstances, crashWorkers}
+	shape := crashShape{instances: crashInstances, workers: crashWorkers}
 	t.Run("postgres", func(t *testing.T) { testCrash(t, dbtest.PostgresDatabaseURL(t), shape) })
 	t.Run("sqlite", func(t *testing.T) { testCrash(t, dbtest.SQLiteURL(t), shape) })
 }
 
-// TestCrashGroupCommit is TestCrash with 32 goroutines sending to 64 counters, so that the events
-// written at the kill are groups of many instances sharing one commit (--group-commit, on by
-// default): every acknowledged event is in the log exactly once, and of a group whose commit the
-// kill interrupted nothing is half-written (each counter's revision is its number of rows, its
-// history gap-free).
+// TestCrashGroupCommit is TestCrash with 32 goroutines sending to 64 counters and --group-commit 64
+// (on PostgreSQL too, where it is off by default), so that the events written at the kill are
+// groups of many instances sharing one commit: every acknowledged event is in the log exactly once,
+// and of a group whose commit the kill interrupted nothing is half-written (each counter's revision
+// is its number of rows, its history gap-free).
 func TestCrashGroupCommit(t *testing.T) {
-	shape := crashShape{instances: 64, workers: 32}
+	shape := crashShape{instances: 64, workers: 32, flags: []string{"--group-commit", "64"}}
 	t.Run("postgres", func(t *testing.T) { testCrash(t, dbtest.PostgresDatabaseURL(t), shape) })
 	t.Run("sqlite", func(t *testing.T) { testCrash(t, dbtest.SQLiteURL(t), shape) })
 }
@@ -123,7 +124,7 @@ func testCrash(t *testing.T, dbURL string, shape crashShape) {
 	}
 	t.Cleanup(func() { db.Close() })
 
-	child := startFsmd(t, dbURL, defs)
+	child := startFsmd(t, dbURL, defs, shape.flags...)
 	c := newCounterClient(t, child.base, 10*time.Second)
 	ids := make([]string, shape.instances)
 	for k := range ids {
@@ -141,7 +142,7 @@ func testCrash(t *testing.T, dbURL string, shape crashShape) {
 			t.Fatalf("round %d: the load failed before the kill; child log:\n%s", round, child.log.tail())
 		}
 		waitForOrphans(t, db)
-		child = startFsmd(t, dbURL, defs)
+		child = startFsmd(t, dbURL, defs, shape.flags...)
 		c = newCounterClient(t, child.base, 10*time.Second)
 		stored = verifyCrash(t, c, db, ids, book)
 		if t.Failed() {

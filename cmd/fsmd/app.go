@@ -40,7 +40,7 @@ type appConfig struct {
 	Folder      folderUse
 	Logger      *slog.Logger  // the service's log; discarded when nil
 	ExprBudget  time.Duration // the service's expression budget; its default when 0
-	GroupCommit int           // the service's group commit (service.Options.GroupCommit)
+	GroupCommit int           // the service's group commit (service.Options.GroupCommit); its default when 0
 	Diagnostics io.Writer     // where the definitions' problems are printed, as fsmd validate does
 }
 

@@ -25,7 +25,7 @@ const (
 	defaultMetricsRefresh = "10s"
 	defaultExprBudget     = "100ms"
 	defaultRetentionEvery = "1m"
-	defaultGroupCommit    = "64" // service.DefaultGroupCommit
+	defaultGroupCommit    = "0" // the database's: 64 on SQLite, off on PostgreSQL
 )
 
 // serveConfig is the configuration of `fsmd serve`. Each flag has an environment variable; a flag
@@ -47,8 +47,9 @@ type serveConfig struct {
 	// RetentionEvery (FSMD_RETENTION_EVERY, default 1m) is the pause between two passes of the
 	// retention job, which deletes the final instances past their definition's retention.
 	RetentionEvery time.Duration
-	// GroupCommit (FSMD_GROUP_COMMIT, default 64) is how many events written at the same time for
-	// different instances may share one commit; 1 writes each event in a commit of its own.
+	// GroupCommit (FSMD_GROUP_COMMIT) is how many events written at the same time for different
+	// instances may share one commit; 1 writes each event in a commit of its own; 0 (the default)
+	// is the database's default (service.Options.GroupCommit).
 	GroupCommit int
 	// WebhookSecret (FSMD_WEBHOOK_SECRET, an environment variable only: a flag would show in ps)
 	// keys the signatures of the outbox's deliveries. Without it no dispatcher runs: the deliveries
@@ -95,8 +96,8 @@ func (c serveConfig) Validate() error {
 	if c.ExprBudget < time.Millisecond || c.ExprBudget > 10*time.Second {
 		return fmt.Errorf("--expr-budget must be from 1ms to 10s, not %v", c.ExprBudget)
 	}
-	if c.GroupCommit < 1 || c.GroupCommit > 1024 {
-		return fmt.Errorf("--group-commit must be from 1 to 1024, not %d", c.GroupCommit)
+	if c.GroupCommit < 0 || c.GroupCommit > 1024 {
+		return fmt.Errorf("--group-commit must be from 0 to 1024, not %d", c.GroupCommit)
 	}
 	if c.RetentionEvery < time.Second || c.RetentionEvery > 24*time.Hour {
 		return fmt.Errorf("--retention-every must be from 1s to 24h, not %v", c.RetentionEvery)
@@ -179,7 +180,7 @@ func defineServeFlags(fs *flag.FlagSet, c *serveConfig) *serveFlags {
 	fs.StringVar(&r.metricsRefresh, "metrics-refresh", env("FSMD_METRICS_REFRESH", defaultMetricsRefresh), "how often the counts /metrics shows (instances by state, due timers, outbox rows, migrations) are read from the database: the most they lag (FSMD_METRICS_REFRESH)")
 	fs.StringVar(&r.exprBudget, "expr-budget", env("FSMD_EXPR_BUDGET", defaultExprBudget), "the time the expressions of one event (guards, set, timer at) may take together, from 1ms to 10s; past it the event is refused with expression_failed (FSMD_EXPR_BUDGET)")
 	fs.StringVar(&r.retentionEvery, "retention-every", env("FSMD_RETENTION_EVERY", defaultRetentionEvery), "the pause between two passes of the retention job, which deletes the final instances past their definition's retention, from 1s to 24h (FSMD_RETENTION_EVERY)")
-	fs.StringVar(&r.groupCommit, "group-commit", env("FSMD_GROUP_COMMIT", defaultGroupCommit), "how many events written at the same time for different instances may share one commit, from 1 to 1024; 1 commits each event alone (FSMD_GROUP_COMMIT)")
+	fs.StringVar(&r.groupCommit, "group-commit", env("FSMD_GROUP_COMMIT", defaultGroupCommit), "how many events written at the same time for different instances may share one commit, from 0 to 1024: 1 commits each event alone, 0 is the database's default (64 on SQLite, off on PostgreSQL) (FSMD_GROUP_COMMIT)")
 	return r
 }
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestServeGroupCommit: --group-commit (FSMD_GROUP_COMMIT) takes a whole number from 1 to 1024;
+// TestServeGroupCommit: --group-commit (FSMD_GROUP_COMMIT) takes a whole number from 0 to 1024;
 // fsmd serve refuses anything else before it opens the database.
 func TestServeGroupCommit(t *testing.T) {
 	// Not parallel: it sets an environment variable.
@@ -16,15 +16,14 @@ func TestServeGroupCommit(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"", []string{"--group-commit", "0"}, "--group-commit must be from 1 to 1024, not 0"},
-		{"", []string{"--group-commit", "1025"}, "--group-commit must be from 1 to 1024, not 1025"},
-		{"", []string{"--group-commit", "-3"}, "--group-commit must be from 1 to 1024, not -3"},
+		{"", []string{"--group-commit", "1025"}, "--group-commit must be from 0 to 1024, not 1025"},
+		{"", []string{"--group-commit", "-3"}, "--group-commit must be from 0 to 1024, not -3"},
 		{"", []string{"--group-commit", "many"}, `--group-commit: "many" is not a whole number`},
-		{"2000", nil, "--group-commit must be from 1 to 1024, not 2000"},
-		{"2000", []string{"--group-commit", "0"}, "--group-commit must be from 1 to 1024, not 0"}, // the flag wins
+		{"2000", nil, "--group-commit must be from 0 to 1024, not 2000"},
+		{"2000", []string{"--group-commit", "-1"}, "--group-commit must be from 0 to 1024, not -1"}, // the flag wins
 	}
 	for _, tt := range tests {
-		t.Setenv("FSMD_GROUP_COMMIT", cmp.Or(tt.env, "64"))
+		t.Setenv("FSMD_GROUP_COMMIT", cmp.Or(tt.env, "0"))
 		var stderr strings.Builder
 		code := runServe(append([]string{"--definitions", t.TempDir()}, tt.args...), io.Discard, &stderr)
 		if code != exitUsage || !strings.Contains(stderr.String(), tt.want) {

@@ -20,7 +20,8 @@
 //     leaves the transaction usable on PostgreSQL too (no "current transaction is aborted").
 //   - On PostgreSQL the queries of the event path are prepared statements, prepared once per pooled
 //     connection (preparedQueries in query.go), so that the server does not parse and plan them on
-//     every event.
+//     every event; on SQLite those of an event's read and write are (sqlitePreparedQueries), where
+//     parsing a statement cost as much as running it.
 //
 // Times are timestamptz on PostgreSQL (microsecond precision: written truncated to the microsecond)
 // and fixed-width UTC RFC 3339 text with nanoseconds on SQLite; both come back as UTC time.Time.

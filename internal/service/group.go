@@ -35,8 +35,20 @@ import (
 //
 // The queue holds at most groupQueue events: a request beyond waits to enqueue, under its context.
 
-// DefaultGroupCommit is how many events one commit may hold unless Options say otherwise.
+// DefaultGroupCommit is how many events one commit may hold unless Options say otherwise, on
+// SQLite.
 const DefaultGroupCommit = 64
+
+// defaultGroupCommit is Options.GroupCommit's default on d: on SQLite, whose one writer pays an
+// fsync per commit, group commit doubled the events per second; on PostgreSQL, which flushes the
+// commits of concurrent sessions together already, one writer feeding one connection halved them
+// on the 2 cores measured (bench/README.md), so it is off there unless asked for.
+func defaultGroupCommit(d persistence.Dialect) int {
+	if d == persistence.Postgres {
+		return 1
+	}
+	return DefaultGroupCommit
+}
 
 // groupBytes bounds the data of the events of one group (the contexts, payloads and effects they
 // write), so that a group of large events stays a few MiB in memory and in one transaction.

@@ -121,7 +121,7 @@ func TestGroupBrokenConnection(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { db.Close() })
-			s := New(db, Options{Logger: slog.New(slog.DiscardHandler)})
+			s := New(db, Options{Logger: slog.New(slog.DiscardHandler), GroupCommit: DefaultGroupCommit})
 			t.Cleanup(s.Close)
 			def, diags := machine.Parse("tally.yaml", []byte("name: tally\ninitial: counting\ncontext:\n  n: int\nstates:\n  counting:\n    on:\n      add: {to: counting, set: {n: ctx.n + 1}}\n"))
 			if diags.Errors() > 0 {

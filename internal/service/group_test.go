@@ -28,8 +28,8 @@ func TestGroupCommitConcurrent(t *testing.T) {
 		instances int
 		group     int
 	}{
-		{"many instances", 24, 0},
-		{"one instance", 1, 0},
+		{"many instances", 24, service.DefaultGroupCommit},
+		{"one instance", 1, service.DefaultGroupCommit},
 		{"many instances, group commit off", 24, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,8 +113,11 @@ func TestGroupCommitFailingEvent(t *testing.T) {
 	const instances, rounds = 16, 10
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		ctx := context.Background()
-		svc := start(t, db, tally)
+		svc := service.New(db, service.Options{GroupCommit: service.DefaultGroupCommit}) // on PostgreSQL too
 		t.Cleanup(svc.Close)
+		if err := svc.Register(ctx, set(t, tally)); err != nil {
+			t.Fatal(err)
+		}
 		for i := range instances {
 			create(t, svc, "tally", fmt.Sprint("f", i))
 		}
