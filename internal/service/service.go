@@ -92,7 +92,7 @@ func New(db *persistence.DB, o Options) *Service {
 	s.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
 	s.mig.batch, s.mig.workers = o.MigrationBatch, o.MigrationWorkers
 	if n := cmp.Or(o.GroupCommit, defaultGroupCommit(db.Dialect)); n > 1 {
-		s.group = newCommitter(db, n)
+		s.group = newCommitter(db, n, groupWriters(db.Dialect))
 	}
 	s.mig.ctx, s.mig.cancel = context.WithCancel(context.Background())
 	return s
