@@ -23,10 +23,11 @@ import (
 //   - a condition that does not hold (the instance moved on: 0 rows) writes nothing and leaves the
 //     transaction usable, on both databases;
 //   - a statement that fails on the item's own data (a seq, idempotency key or business key taken,
-//     text or a value the database refuses: ownError) fails the transaction (on PostgreSQL it
-//     aborts it; on SQLite the item's update is in it already), which is rolled back and run again
-//     without that item: failures are rare, and a savepoint per item would cost two statements
-//     (on PostgreSQL two round trips) for every item of every group;
+//     text or a value the database refuses: ownError) is undone alone on SQLite when it is the
+//     item's update (SQLite undoes a failed statement); otherwise it fails the transaction (on
+//     PostgreSQL it aborts it; on SQLite the item's update is in it already), which is rolled back
+//     and run again without that item: failures are rare, and a savepoint per item would cost two
+//     statements (on PostgreSQL two round trips) for every item of every group;
 //   - what fails the transaction itself (the connection, the commit, a statement failing for no
 //     reason of its item's) is the error of every item still in the group, as it would have been
 //     each one's alone. WithTx reruns the group after a serialization failure, a deadlock or

@@ -14,7 +14,7 @@ import (
 // An event written on its own pays a commit of its own, one WAL flush (an fsync) each: on SQLite,
 // with its one writer, the flushes follow one another and bound the events per second. Here each
 // event's write (the update of its instance and its audit row, with its timers, outbox rows and
-// messages) is queued; one writer goroutine takes what is queued, up to maxGroup events and
+// messages) is queued; a writer goroutine takes what is queued, up to maxGroup events and
 // groupBytes of their data, without waiting for more (at low load a group is the one event there
 // is, written as before, and no latency is added), and writes them in one transaction
 // (audit.AppendGroup, persistence.AdvanceGroup); while it commits, the next events queue and form
@@ -41,9 +41,9 @@ import (
 const DefaultGroupCommit = 64
 
 // defaultGroupCommit is Options.GroupCommit's default on d: on SQLite, whose one writer pays an
-// fsync per commit, group commit doubled the events per second; on PostgreSQL, which flushes the
-// commits of concurrent sessions together already, one writer feeding one connection halved them
-// on the 2 cores measured (bench/README.md), so it is off there unless asked for.
+// fsync per commit, group commit about doubled the events per second; on PostgreSQL, which flushes
+// the commits of concurrent sessions together already, it cost a quarter of them on the 2 cores
+// measured (bench/README.md), so it is off there unless asked for.
 func defaultGroupCommit(d persistence.Dialect) int {
 	if d == persistence.Postgres {
 		return 1
