@@ -42,8 +42,8 @@ const DefaultGroupCommit = 64
 
 // defaultGroupCommit is Options.GroupCommit's default on d: on SQLite, whose one writer pays an
 // fsync per commit, group commit about doubled the events per second; on PostgreSQL, which flushes
-// the commits of concurrent sessions together already, it cost a quarter of them on the 2 cores
-// measured (bench/README.md), so it is off there unless asked for.
+// the commits of concurrent sessions together already, it measured no faster (0.75 to 0.97 of
+// them on the 2 cores here: bench/README.md), so it is off there unless asked for.
 func defaultGroupCommit(d persistence.Dialect) int {
 	if d == persistence.Postgres {
 		return 1
