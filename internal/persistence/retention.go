@@ -22,7 +22,7 @@ type RetentionPage struct {
 
 // DueInstance is an instance of a RetentionPage: its id, and when it became final (the cursor).
 type DueInstance struct {
-	ID        string `db:"id"`
+	ID      string `db:"id"`
 	EndedAt dbTime `db:"ended_at"`
 }
 
