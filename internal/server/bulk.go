@@ -181,15 +181,11 @@ func (s *server) listBulks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	limit, err := q.int("limit", 1, maxLimit, 20)
+	after, limit, err := q.page(historyPageLimit)
 	if err != nil {
 		return err
 	}
-	after, err := q.id("after")
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.ListBulks(c.Request().Context(), name, after, int(limit))
+	page, err := s.svc.ListBulks(c.Request().Context(), name, after, limit)
 	if err != nil {
 		return err
 	}

@@ -40,11 +40,7 @@ func (s *server) listDefinitions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	limit, err := q.limit()
-	if err != nil {
-		return err
-	}
-	after, err := q.id("after")
+	after, limit, err := q.page(defaultLimit)
 	if err != nil {
 		return err
 	}

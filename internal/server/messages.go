@@ -37,10 +37,7 @@ func (s *server) listDeadMessages(c echo.Context) error {
 		return err
 	}
 	var f service.DeadMessageFilter
-	if f.Limit, err = q.limit(); err != nil {
-		return err
-	}
-	if f.After, err = q.id("after"); err != nil {
+	if f.After, f.Limit, err = q.page(defaultLimit); err != nil {
 		return err
 	}
 	page, err := s.svc.ListDeadMessages(c.Request().Context(), f)

@@ -16,7 +16,10 @@ import (
 const (
 	maxIDLen     = ident.MaxLength // characters of an id or name, in a path, a query or a body
 	defaultLimit = service.DefaultPageLimit
-	maxLimit     = service.MaxPageLimit
+	// historyPageLimit is the default page of the lists of what was done to a definition: its
+	// migrations and its bulks.
+	historyPageLimit = 20
+	maxLimit         = service.MaxPageLimit
 )
 
 // checkID checks an id or a name a client sends (in a path, a body or a query) by ident.Check's
@@ -122,6 +125,17 @@ const maxInt64 = 1<<63 - 1
 func (q query) limit() (int, error) {
 	v, err := q.int("limit", 1, maxLimit, defaultLimit)
 	return int(v), err
+}
+
+// page reads the parameters of a list paged by id: after (an id, "" for the first page) and limit
+// (def when absent).
+func (q query) page(def int64) (after string, limit int, err error) {
+	n, err := q.int("limit", 1, maxLimit, def)
+	if err != nil {
+		return "", 0, err
+	}
+	after, err = q.id("after")
+	return after, int(n), err
 }
 
 // flag returns a boolean parameter: true or false, false when absent.
