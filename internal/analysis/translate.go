@@ -136,7 +136,7 @@ func (a *analyzer) total(n *ast.BinaryNode) bool {
 
 // kindOf is the kind of a constant or of a field that is never nil; Any for anything else.
 func (a *analyzer) kindOf(n ast.Node) schema.Kind {
-	if c, ok := constant(n); ok {
+	if c, ok := Constant(n); ok {
 		switch c.(type) {
 		case int64:
 			return schema.Int
@@ -167,12 +167,12 @@ func (a *analyzer) kindOf(n ast.Node) schema.Kind {
 func (a *analyzer) compare(n *ast.BinaryNode) *formula {
 	op := ops[n.Operator]
 	v, ok := a.path(n.Left)
-	c, isConst := constant(n.Right)
+	c, isConst := Constant(n.Right)
 	if !ok || !isConst {
 		if v, ok = a.path(n.Right); !ok {
 			return opaqueF
 		}
-		if c, isConst = constant(n.Left); !isConst {
+		if c, isConst = Constant(n.Left); !isConst {
 			return opaqueF
 		}
 		op = flipped[op]
@@ -189,7 +189,7 @@ func (a *analyzer) in(n *ast.BinaryNode) *formula {
 	}
 	values := make([]any, 0, len(list.Nodes))
 	for _, e := range list.Nodes {
-		c, ok := constant(e)
+		c, ok := Constant(e)
 		if !ok || c == nil { // nil in a list: expr's optimizer looks it up as the key's zero value
 			return opaqueF
 		}
@@ -198,8 +198,9 @@ func (a *analyzer) in(n *ast.BinaryNode) *formula {
 	return a.atom(v, opIn, values)
 }
 
-// constant reads a literal: int64, float64, string, bool, or nil for nil.
-func constant(n ast.Node) (any, bool) {
+// Constant reads a literal of expr's syntax tree: int64, float64, string, bool, or nil for nil; a
+// negated number is its negative. Exploration reads guards' constants with it too.
+func Constant(n ast.Node) (any, bool) {
 	switch n := n.(type) {
 	case *ast.IntegerNode:
 		return int64(n.Value), true

@@ -7,6 +7,7 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
 
+	"github.com/fsmd-io/fsmd/internal/analysis"
 	"github.com/fsmd-io/fsmd/internal/machine"
 )
 
@@ -111,35 +112,12 @@ func (v comparisons) literal(path string, n ast.Node) {
 	if len(v.c[path]) >= maxConstsPerPath {
 		return
 	}
-	if val, ok := literal(n); ok {
+	if val, ok := analysis.Constant(n); ok {
+		if i, isInt := val.(int64); isInt {
+			val = int(i) // as schema.Decode types an int
+		}
 		v.c.add(path, val)
 	}
-}
-
-// literal is the value of a constant node: int, float64, string, bool or nil.
-func literal(n ast.Node) (any, bool) {
-	switch n := n.(type) {
-	case *ast.IntegerNode:
-		return n.Value, true
-	case *ast.FloatNode:
-		return n.Value, true
-	case *ast.StringNode:
-		return n.Value, true
-	case *ast.BoolNode:
-		return n.Value, true
-	case *ast.NilNode:
-		return nil, true
-	case *ast.UnaryNode: // -5 parses as a minus applied to 5
-		if n.Operator == "-" {
-			switch x, _ := literal(n.Node); x := x.(type) {
-			case int:
-				return -x, true
-			case float64:
-				return -x, true
-			}
-		}
-	}
-	return nil, false
 }
 
 // fieldPath is the dotted path of a member chain rooted at ctx or event ("ctx.customer.tier"), or "".
