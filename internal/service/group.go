@@ -149,13 +149,6 @@ func writeSize(u persistence.InstanceUpdateParams, r audit.Row) int {
 	return n
 }
 
-// run is the writer: it takes the queued writes a group at a time until the queue is closed and
-// empty.
-func (c *committer) run() {
-	defer close(c.done)
-	c.loop()
-}
-
 // loop is a writer's work: groups, until the queue is closed and empty.
 func (c *committer) loop() {
 	group := make([]*groupWrite, 0, c.maxGroup)
@@ -210,10 +203,11 @@ func (c *committer) commit(group []*groupWrite) {
 	}
 	for len(taken) > 0 { // each round answers at least the writes whose request was canceled
 		items := make([]persistence.Advance, len(taken))
-		gctx, cancel := context.WithCancel(context.Background())
+		parent := context.Background()
 		if len(taken) == 1 { // alone: under its request's context, exactly as without a group
-			gctx, cancel = context.WithCancel(taken[0].ctx)
+			parent = taken[0].ctx
 		}
+		gctx, cancel := context.WithCancel(parent)
 		stops := make([]func() bool, len(taken))
 		for i, w := range taken {
 			items[i] = w.item

@@ -67,7 +67,7 @@ func TestCommitterLifecycle(t *testing.T) {
 		for len(c.queue) < 2 {
 			time.Sleep(time.Millisecond)
 		}
-		go c.run()
+		go runWriter(c)
 		c.close()
 		select {
 		case <-c.done:
@@ -150,7 +150,7 @@ func TestGroupBrokenConnection(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			fired := p.DropAt(tt.when, "cut-request-3")
-			go held.run()
+			go runWriter(held)
 			wg.Wait()
 			select {
 			case <-fired:
@@ -169,4 +169,11 @@ func TestGroupBrokenConnection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runWriter is the one writer of a committer the test built by hand, closing done when it stops,
+// as newCommitter's writers do.
+func runWriter(c *committer) {
+	defer close(c.done)
+	c.loop()
 }
