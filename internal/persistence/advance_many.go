@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
-
-	"github.com/lib/pq"
 )
 
 // InstanceAdvanceMany writes several transitions of one instance in tx, in three statements
@@ -79,27 +76,12 @@ const transitionsInsertArraysQuery = `INSERT INTO transitions (` + transitionRea
 			idempotency_key, request_hash, definition_version, from_version, at, dropped, actor, actor_kind)`
 
 func transitionsInsertArrays(ctx context.Context, tx *Tx, r []TransitionRow) error {
-	n := len(r)
-	ids, events, from, to, guards, payloads, before, after := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	sources, requests, keys, hashes, at, dropped, actors, kinds := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	seqs, branches, versions, fromVersions := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	a := newRowArrays(len(r))
 	for i, t := range r {
-		ids[i], seqs[i], events[i], from[i], to[i], branches[i] = t.InstanceID, t.Seq, t.Event, t.From, t.To, int64(t.Branch)
-		guards[i], payloads[i] = jsonArg(t.Guards, "[]").(string), jsonArg(t.Payload, "{}").(string)
-		before[i], after[i] = jsonArg(t.ContextBefore, "{}").(string), jsonArg(t.ContextAfter, "{}").(string)
-		sources[i], requests[i], keys[i], hashes[i] = t.Source, t.RequestID, t.IdempotencyKey, t.RequestHash
-		versions[i], fromVersions[i] = int64(t.DefinitionVersion), int64(t.FromVersion)
-		at[i] = t.At.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano) // as timeArg writes a time
-		dropped[i], actors[i], kinds[i] = t.Dropped, t.Actor, t.ActorKind
+		a.add(i, t)
 	}
-	_, err := execContext(ctx, tx, transitionsInsertArraysQuery, pq.Array(ids), pq.Array(seqs), pq.Array(events), pq.Array(from),
-		pq.Array(to), pq.Array(branches), pq.Array(guards), pq.Array(payloads), pq.Array(before), pq.Array(after), pq.Array(sources),
-		pq.Array(requests), pq.Array(keys), pq.Array(hashes), pq.Array(versions), pq.Array(fromVersions), pq.Array(at),
-		pq.Array(dropped), pq.Array(actors), pq.Array(kinds))
-	if err != nil {
-		return translate(canceled(ctx, fmt.Errorf("insert %d transitions: %w", n, err)))
+	if _, err := execContext(ctx, tx, transitionsInsertArraysQuery, a.args()...); err != nil {
+		return translate(canceled(ctx, fmt.Errorf("insert %d transitions: %w", len(r), err)))
 	}
 	return nil
 }

@@ -136,7 +136,8 @@ func pgTimeText(t time.Time) string {
 	return t.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
 }
 
-// rowArrays are the audit rows of advanceRowsQuery, a column per array.
+// rowArrays are audit rows as a column per array, for advanceRowsQuery and
+// transitionsInsertArraysQuery (both take them in the order of args).
 type rowArrays struct {
 	instance, event, from, to, guards, payload, before, after, source, request, key, hash, at, dropped, actor, kind []string
 	seq                                                                                                             []int64
