@@ -30,9 +30,11 @@ func AdvanceBatch(ctx context.Context, tx *Tx, items []Advance) error {
 		return nil
 	}
 	for _, it := range items {
-		u := it.Update
-		if len(u.Outbox) > 0 || len(u.Messages) > 0 || u.Children != nil || u.ID != it.Row.InstanceID || u.Revision != it.Row.Seq {
-			return fmt.Errorf("persistence: a batch advance of instance %q with effects, or its row %d of %q", u.ID, it.Row.Seq, it.Row.InstanceID)
+		if err := checkAdvance(it.Update, it.Row); err != nil {
+			return err
+		}
+		if u := it.Update; len(u.Outbox) > 0 || len(u.Messages) > 0 || u.Children != nil {
+			return fmt.Errorf("persistence: a batch advance of instance %q with outbox rows, messages or children", u.ID)
 		}
 	}
 	if err := batchUpdate(ctx, tx, items); err != nil {
