@@ -148,7 +148,17 @@ func taskRow(t machine.Task) persistence.Task {
 func arms(due []machine.Due) []persistence.Arm {
 	out := make([]persistence.Arm, len(due))
 	for i, d := range due {
-		out[i] = persistence.Arm{Event: d.Event, DueAt: d.At}
+		out[i] = persistence.Arm{Event: d.Event, DueAt: ceilMicro(d.At)}
 	}
 	return out
+}
+
+// ceilMicro rounds t up to the microsecond, the precision both databases keep: a deadline stored
+// truncated (an `at` expression's time may have nanoseconds) could be reached, and the timer fired
+// with that `now`, up to a microsecond before the time the definition gave it.
+func ceilMicro(t time.Time) time.Time {
+	if c := t.Truncate(time.Microsecond); !c.Equal(t) {
+		return c.Add(time.Microsecond)
+	}
+	return t
 }
