@@ -168,9 +168,7 @@ func batchApply(ctx context.Context, tx *Tx, items []Advance) (map[string]bool, 
 // instanceUpdateNotSuspended is InstanceUpdate on the condition that the instance is not suspended
 // either (SQLite's part of a batch), through st, instanceUpdateQuery with that condition.
 func instanceUpdateNotSuspended(ctx context.Context, d Dialect, st *sql.Stmt, u InstanceUpdateParams) error {
-	args := append([]any{u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
-		timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), jsonOrNull(u.Children)}, u.setTask(d)...)
-	res, err := st.ExecContext(ctx, append(args, u.ID, u.ExpectRevision)...)
+	res, err := st.ExecContext(ctx, u.updateArgs(d)...)
 	if err != nil {
 		return translate(fmt.Errorf("persistence: update instance %q: %w", u.ID, err))
 	}

@@ -75,8 +75,12 @@ type InstanceUpdateParams struct {
 	Context        []byte
 	Revision       int64
 	Final          bool
-	UpdatedAt      time.Time
-	EnteredAt      time.Time
+	// Stays says that Version, State and Final are what the instance has at ExpectRevision (a
+	// transition to the same state, a drop, a message's reply): InstanceUpdate then writes no index
+	// on them (instanceStayQuery). The advance statement of PostgreSQL ignores it.
+	Stays     bool
+	UpdatedAt time.Time
+	EnteredAt time.Time
 	// Children, when set, replaces the instance's child group counts (InstanceRow.Children); nil
 	// keeps them.
 	Children []byte
@@ -197,10 +201,22 @@ const (
 	instanceGetForUpdateQuery = instanceGetQuery + ` FOR UPDATE`
 	instanceUpdateQuery       = `
 		UPDATE instances
-		SET version = ?, state = ?, context = ?, revision = ?, final = ?, updated_at = ?, entered_at = ?,
-			children = COALESCE(?, children),
-			assignees = CASE WHEN ? THEN ? ELSE assignees END, due_at = CASE WHEN ? THEN ? ELSE due_at END
+		SET version = ?, state = ?, final = ?, ` + instanceSetStays + `
 		WHERE id = ? AND revision = ?`
+	// instanceStayQuery is instanceUpdateQuery for an update that keeps the instance's version,
+	// state and finality (InstanceUpdateParams.Stays): it leaves them out of its SET and checks
+	// them in its WHERE instead, so that a caller wrong about them gets ErrConflict, never an
+	// instance left in its state. On SQLite an UPDATE rewrites the entries of every index on a
+	// column it sets, whatever the value: the indexes on the state and the finality were 3 of the 7
+	// pages an event's commit wrote to the WAL. (PostgreSQL compares the values: a HOT update.)
+	instanceStayQuery = `
+		UPDATE instances
+		SET ` + instanceSetStays + `
+		WHERE id = ? AND revision = ? AND version = ? AND state = ? AND final = ?`
+	// instanceSetStays is what both updates set.
+	instanceSetStays = `context = ?, revision = ?, updated_at = ?, entered_at = ?,
+			children = COALESCE(?, children),
+			assignees = CASE WHEN ? THEN ? ELSE assignees END, due_at = CASE WHEN ? THEN ? ELSE due_at END`
 )
 
 // InstanceInsert stores a new instance. ErrConflict when the id exists; the transaction stays
@@ -246,14 +262,32 @@ func InstanceGetForUpdate(ctx context.Context, tx *Tx, id string) (InstanceRow, 
 // InstanceUpdate writes the new state of an instance, provided it is still at u.ExpectRevision:
 // ErrConflict when it is not (or does not exist).
 func InstanceUpdate(ctx context.Context, tx *Tx, u InstanceUpdateParams) error {
-	d := tx.Dialect
-	args := append([]any{u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
-		timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), jsonOrNull(u.Children)}, u.setTask(d)...)
-	res, err := execContext(ctx, tx, instanceUpdateQuery, append(args, u.ID, u.ExpectRevision)...)
+	query, args := u.statement(tx.Dialect)
+	res, err := execContext(ctx, tx, query, args...)
 	if err != nil {
 		return translate(fmt.Errorf("persistence: update instance %q: %w", u.ID, err))
 	}
 	return conflictUnlessOne(res, "instance %q is not at revision %d", u.ID, u.ExpectRevision)
+}
+
+// statement is u's update (instanceStayQuery when it Stays, else instanceUpdateQuery) and its
+// arguments.
+func (u InstanceUpdateParams) statement(d Dialect) (string, []any) {
+	if u.Stays {
+		return instanceStayQuery, append(u.setArgs(d), u.ID, u.ExpectRevision, u.Version, u.State, u.Final)
+	}
+	return instanceUpdateQuery, u.updateArgs(d)
+}
+
+// updateArgs is the arguments of instanceUpdateQuery for u.
+func (u InstanceUpdateParams) updateArgs(d Dialect) []any {
+	return append(append([]any{u.Version, u.State, u.Final}, u.setArgs(d)...), u.ID, u.ExpectRevision)
+}
+
+// setArgs is the arguments of instanceSetStays.
+func (u InstanceUpdateParams) setArgs(d Dialect) []any {
+	return append([]any{jsonArg(u.Context, "{}"), u.Revision, timeArg(d, u.UpdatedAt), timeArg(d, u.EnteredAt), jsonOrNull(u.Children)},
+		u.setTask(d)...)
 }
 
 // setTask is the four arguments of the update's task: whether to set it, the assignees, whether

@@ -48,6 +48,16 @@ func TestInstanceInsertGetUpdate(t *testing.T) {
 			t.Fatalf("InstanceGet after the update: %v", err)
 		}
 		equalInstance(t, got, want)
+
+		// An update that keeps the version, state and finality (Stays) writes the rest.
+		stay := persistence.InstanceUpdateParams{ID: "i-1", ExpectRevision: 1, Version: 2, State: "paid", Final: true, Stays: true,
+			Context: []byte(`{"n":2}`), Revision: 2, UpdatedAt: later.Add(time.Minute), EnteredAt: later}
+		mustTx(t, db, func(tx *persistence.Tx) error { return persistence.InstanceUpdate(ctx, tx, stay) })
+		want.Context, want.Revision, want.UpdatedAt = stay.Context, 2, stay.UpdatedAt
+		if got, err = persistence.InstanceGet(ctx, db, "i-1"); err != nil {
+			t.Fatalf("InstanceGet after the update that stays: %v", err)
+		}
+		equalInstance(t, got, want)
 	})
 }
 
@@ -77,6 +87,23 @@ func TestInstanceErrors(t *testing.T) {
 			{"update: another revision", func(tx *persistence.Tx) error {
 				return persistence.InstanceUpdate(ctx, tx, persistence.InstanceUpdateParams{
 					ID: "i-1", ExpectRevision: 7, Version: 1, State: "paid", Revision: 8,
+				})
+			}, persistence.ErrConflict},
+			// Stays is checked, never trusted: an update that says so wrongly would leave the
+			// instance in a state it has left.
+			{"update that stays: another state", func(tx *persistence.Tx) error {
+				return persistence.InstanceUpdate(ctx, tx, persistence.InstanceUpdateParams{
+					ID: "i-1", ExpectRevision: 0, Version: 1, State: "paid", Revision: 1, Stays: true,
+				})
+			}, persistence.ErrConflict},
+			{"update that stays: another version", func(tx *persistence.Tx) error {
+				return persistence.InstanceUpdate(ctx, tx, persistence.InstanceUpdateParams{
+					ID: "i-1", ExpectRevision: 0, Version: 2, State: "created", Revision: 1, Stays: true,
+				})
+			}, persistence.ErrConflict},
+			{"update that stays: final", func(tx *persistence.Tx) error {
+				return persistence.InstanceUpdate(ctx, tx, persistence.InstanceUpdateParams{
+					ID: "i-1", ExpectRevision: 0, Version: 1, State: "created", Final: true, Revision: 1, Stays: true,
 				})
 			}, persistence.ErrConflict},
 			{"update: no such instance", func(tx *persistence.Tx) error {

@@ -19,6 +19,7 @@ var preparedQueries = append([]string{
 	instanceGetQuery,
 	instanceGetForUpdateQuery,
 	instanceUpdateQuery,
+	instanceStayQuery,
 	transitionInsertQuery,
 	transitionByKeyQuery,
 	advanceRowsQuery,
@@ -31,6 +32,7 @@ var preparedQueries = append([]string{
 var sqlitePreparedQueries = []string{
 	instanceGetQuery,
 	instanceUpdateQuery,
+	instanceStayQuery,
 	transitionInsertQuery,
 	transitionByKeyQuery,
 }

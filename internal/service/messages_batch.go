@@ -131,7 +131,7 @@ func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow)
 			after := run[len(run)-1].after
 			u := persistence.InstanceUpdateParams{ID: after.ID, ExpectRevision: run[0].before.row.Revision, Version: after.Version,
 				State: after.State, Context: after.Context, Revision: after.Revision, Final: after.Final, UpdatedAt: now,
-				EnteredAt: after.EnteredAt, Children: after.Children}
+				EnteredAt: after.EnteredAt, Children: after.Children, Stays: stays(run[0].before.row, after)}
 			run = nil
 			return audit.AppendMany(ctx, tx, u, rows, nil)
 		}

@@ -103,7 +103,7 @@ func updateOf(l loaded, m *move, next persistence.InstanceRow, now time.Time) pe
 	t := m.Transition
 	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
 		Version: next.Version, State: next.State, Context: next.Context, Revision: next.Revision, Final: next.Final,
-		UpdatedAt: now, EnteredAt: next.EnteredAt, Children: m.groups}
+		UpdatedAt: now, EnteredAt: next.EnteredAt, Children: m.groups, Stays: stays(l.row, next)}
 	if t.Task != nil { // the state entered sets (or clears) the task; a stay keeps it
 		update.Task = &next.Task
 	}
@@ -111,6 +111,11 @@ func updateOf(l loaded, m *move, next persistence.InstanceRow, now time.Time) pe
 		update.Timers = &persistence.TimerChange{Cancel: len(t.Cancel) > 0, Arms: arms(t.Arm)}
 	}
 	return update
+}
+
+// stays reports whether next keeps before's version, state and finality (persistence writes less).
+func stays(before, next persistence.InstanceRow) bool {
+	return before.Version == next.Version && before.State == next.State && before.Final == next.Final
 }
 
 // prepare makes the audit row of the transition m of l and the instance's row after it.
