@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fsmd-io/fsmd/internal/audit"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 )
@@ -78,6 +80,9 @@ type committer struct {
 	mu       sync.RWMutex // held shared to enqueue, exclusively to close the queue
 	closed   bool         // guarded by mu: writes go their own way (InstanceAdvance) after close
 	done     chan struct{}
+	// sizes observes how many events each transaction of the writers held: group commit's effect,
+	// served by /metrics (fsmd_group_commit_events) once RegisterMetrics registers it.
+	sizes prometheus.Histogram
 }
 
 // groupWrite is one event's write, waiting for its group.
@@ -98,7 +103,12 @@ const (
 
 // newCommitter starts the writers (at least one) of groups of at most maxGroup events (2 or more).
 func newCommitter(db *persistence.DB, maxGroup, writers int) *committer {
-	c := &committer{db: db, maxGroup: maxGroup, queue: make(chan *groupWrite, groupQueue), done: make(chan struct{})}
+	c := &committer{db: db, maxGroup: maxGroup, queue: make(chan *groupWrite, groupQueue), done: make(chan struct{}),
+		sizes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fsmd_group_commit_events",
+			Help:    "How many events each group commit of this process held (1: an event written alone).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		})}
 	var wg sync.WaitGroup
 	for range max(writers, 1) {
 		wg.Go(c.loop)
@@ -213,6 +223,7 @@ func (c *committer) commit(group []*groupWrite) {
 			items[i] = w.item
 			stops[i] = context.AfterFunc(w.ctx, cancel)
 		}
+		c.sizes.Observe(float64(len(items)))
 		errs := audit.AppendGroup(gctx, c.db, items)
 		for _, stop := range stops {
 			stop()

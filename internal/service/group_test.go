@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/fsmd-io/fsmd/internal/dbtest"
 	"github.com/fsmd-io/fsmd/internal/persistence"
 	"github.com/fsmd-io/fsmd/internal/service"
@@ -169,4 +172,65 @@ func rowsOf(t *testing.T, db *persistence.DB, id string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestGroupCommitSizesMetric: fsmd_group_commit_events observes each group's size, so that the sizes
+// add up to the events written (each in one group); it is not served when group commit is off.
+func TestGroupCommitSizesMetric(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		group int
+	}{{"on", service.DefaultGroupCommit}, {"off", 1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
+				svc := service.New(db, service.Options{GroupCommit: tt.group})
+				t.Cleanup(svc.Close)
+				reg := prometheus.NewRegistry()
+				if err := svc.RegisterMetrics(reg); err != nil {
+					t.Fatal(err)
+				}
+				if err := svc.Register(context.Background(), set(t, tally)); err != nil {
+					t.Fatal(err)
+				}
+				const workers, events = 8, 5
+				for w := range workers {
+					create(t, svc, "tally", fmt.Sprint("s", w))
+				}
+				var wg sync.WaitGroup
+				for w := range workers {
+					wg.Go(func() {
+						for e := range events {
+							if _, _, err := svc.SendEvent(context.Background(), service.SendEvent{InstanceID: fmt.Sprint("s", w), Event: "add",
+								RequestID: fmt.Sprint("s", w, "e", e)}); err != nil {
+								t.Error(err)
+							}
+						}
+					})
+				}
+				wg.Wait()
+				mfs, err := reg.Gather()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var h *dto.Histogram
+				for _, mf := range mfs {
+					if mf.GetName() == "fsmd_group_commit_events" {
+						h = mf.GetMetric()[0].GetHistogram()
+					}
+				}
+				switch {
+				case tt.group == 1 && h != nil:
+					t.Errorf("group commit off, and fsmd_group_commit_events is served: %v", h)
+				case tt.group == 1:
+				case h == nil:
+					t.Fatal("no fsmd_group_commit_events")
+				case h.GetSampleSum() != workers*events || h.GetSampleCount() < 1 || h.GetSampleCount() > workers*events:
+					t.Errorf("fsmd_group_commit_events: %d groups of %g events in all, want %d events in 1 to %d groups",
+						h.GetSampleCount(), h.GetSampleSum(), workers*events, workers*events)
+				}
+			})
+		})
+	}
 }

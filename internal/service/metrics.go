@@ -79,7 +79,8 @@ var (
 )
 
 // RegisterMetrics registers the service's metrics with reg (the registry /metrics serves): the
-// counts of the snapshot RunMetrics refreshes, the timer lag, and the database pool's statistics.
+// counts of the snapshot RunMetrics refreshes, the timer lag, the group commit's sizes (when it is
+// on), and the database pool's statistics.
 // Call it once per service, before RunTimers, so that the first timers are observed.
 func (s *Service) RegisterMetrics(reg prometheus.Registerer) error {
 	m := &serviceMetrics{
@@ -93,7 +94,11 @@ func (s *Service) RegisterMetrics(reg prometheus.Registerer) error {
 			Help: "Final instances deleted by this process's retention job (with their history, timers, deliveries and messages), by definition.",
 		}, []string{"definition"}),
 	}
-	for _, c := range []prometheus.Collector{m.timerLag, m.retentionDeleted, m, collectors.NewDBStatsCollector(s.db.X.DB, "fsmd")} {
+	cs := []prometheus.Collector{m.timerLag, m.retentionDeleted, m, collectors.NewDBStatsCollector(s.db.X.DB, "fsmd")}
+	if s.group != nil {
+		cs = append(cs, s.group.sizes)
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
