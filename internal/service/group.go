@@ -103,12 +103,7 @@ const (
 
 // newCommitter starts the writers (at least one) of groups of at most maxGroup events (2 or more).
 func newCommitter(db *persistence.DB, maxGroup, writers int) *committer {
-	c := &committer{db: db, maxGroup: maxGroup, queue: make(chan *groupWrite, groupQueue), done: make(chan struct{}),
-		sizes: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "fsmd_group_commit_events",
-			Help:    "How many events each group commit of this process held (1: an event written alone).",
-			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
-		})}
+	c := idleCommitter(db, maxGroup)
 	var wg sync.WaitGroup
 	for range max(writers, 1) {
 		wg.Go(c.loop)
@@ -118,6 +113,16 @@ func newCommitter(db *persistence.DB, maxGroup, writers int) *committer {
 		close(c.done)
 	}()
 	return c
+}
+
+// idleCommitter is a committer whose writers are not started yet.
+func idleCommitter(db *persistence.DB, maxGroup int) *committer {
+	return &committer{db: db, maxGroup: maxGroup, queue: make(chan *groupWrite, groupQueue), done: make(chan struct{}),
+		sizes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fsmd_group_commit_events",
+			Help:    "How many events each group commit of this process held (1: an event written alone).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		})}
 }
 
 // advance writes the update u and its audit row r in the next group, and returns once it is

@@ -45,7 +45,7 @@ func TestCommitterLifecycle(t *testing.T) {
 				persistence.TransitionRow{InstanceID: id, Seq: 1, Event: "e", From: "s", To: "s", Source: "api", DefinitionVersion: 1, At: now}
 		}
 		// A writer that is not running yet: what is queued stays queued.
-		c := &committer{db: db, maxGroup: 8, queue: make(chan *groupWrite, groupQueue), done: make(chan struct{})}
+		c := idleCommitter(db, 8)
 		canceled, cancel := context.WithCancel(ctx)
 		withdrawn := make(chan error, 1)
 		go func() {
@@ -137,7 +137,7 @@ func TestGroupBrokenConnection(t *testing.T) {
 			}
 			// A writer held back until every event is queued: they are one group.
 			s.group.close()
-			held := &committer{db: db, maxGroup: 64, queue: make(chan *groupWrite, groupQueue), done: make(chan struct{})}
+			held := idleCommitter(db, 64)
 			s.group = held
 			errs := make([]error, events)
 			var wg sync.WaitGroup
