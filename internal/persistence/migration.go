@@ -80,6 +80,32 @@ func MigrationGet(ctx context.Context, ex Executor, id string) (MigrationRow, er
 	return r.row(), nil
 }
 
+// MigrationGetForUpdate returns a migration and locks it until tx ends (SELECT ... FOR UPDATE on
+// PostgreSQL; SQLite's transaction holds the write lock): a transaction still writing its progress
+// is waited for. ErrNotFound when there is none.
+func MigrationGetForUpdate(ctx context.Context, tx *Tx, id string) (MigrationRow, error) {
+	query := `SELECT ` + migrationColumns + ` FROM migrations WHERE id = ?`
+	if tx.Dialect == Postgres {
+		query += ` FOR UPDATE`
+	}
+	var r migrationRow
+	if err := getContext(ctx, tx, &r, query, id); err != nil {
+		return MigrationRow{}, notFound(err, "migration %q", id)
+	}
+	return r.row(), nil
+}
+
+// MigrationFail ends a migration as failed, with why, leaving its progress as the batches that
+// committed wrote it (whatever the run knows of them): ErrConflict when there is no such migration.
+func MigrationFail(ctx context.Context, ex Executor, id, why string, at time.Time) error {
+	res, err := execContext(ctx, ex, `UPDATE migrations SET status = 'failed', error = ?, finished_at = ? WHERE id = ?`,
+		why, nullTimeArg(ex.dialect(), at), id)
+	if err != nil {
+		return translate(fmt.Errorf("persistence: fail migration %q: %w", id, err))
+	}
+	return conflictUnlessOne(res, "no migration %q", id)
+}
+
 // MigrationGetRunning returns the migration of a definition that is running. ErrNotFound when
 // none is.
 func MigrationGetRunning(ctx context.Context, ex Executor, definition string) (MigrationRow, error) {

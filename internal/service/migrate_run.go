@@ -22,8 +22,12 @@ import (
 //   - one per batch: the batch's instances locked and moved with their audit rows, and the
 //     migration's progress, together, so that a run stopped anywhere (a crash, Close) resumes after
 //     its last batch and moves no instance twice;
-//   - the end: done with its result, or failed with the error, under a context of its own, so that
-//     it is written whatever became of the run's.
+//   - the end: done with its result, or failed with the error (the progress left as the committed
+//     batches wrote it), under a context of its own, so that it is written whatever became of the
+//     run's.
+//
+// A batch whose connection broke during its COMMIT may have committed without the answer coming
+// back: the run reads its progress row back before going on (settle), and goes on when it did.
 
 // MigrationStatus is a migration's progress and result (api.md).
 type MigrationStatus struct {
@@ -223,10 +227,48 @@ func (r *migrationRun) commit(ctx context.Context, write func(tx *persistence.Tx
 		nextRow.Result, _ = json.Marshal(p)
 		return persistence.MigrationUpdate(ctx, tx, nextRow)
 	})
+	if err != nil && held && errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		// The connection broke during the batch: its COMMIT may have applied without the answer
+		// coming back. Found out before any other batch writes its progress (r.mu is held), so that
+		// the run's counts are those committed.
+		var committed bool
+		if committed, err = r.settle(ctx, nextRow, err); committed {
+			err = nil
+		}
+	}
 	if err == nil && n > 0 {
 		r.agg, r.row = next, nextRow
 	}
 	return n, err
+}
+
+// settle finds out, after the connection broke during the commit of a batch whose progress was
+// to be want, whether it committed, from the progress row: the batches write it one at a time, in
+// the order they commit (r.mu), each with the instances it took added, so it is either want (the
+// batch committed) or r.row (it did not). The row is locked on a new connection, which waits for
+// a transaction still committing. Not committed, cause is returned: nothing of the batch was
+// written. Unreadable within resolveWindow, or neither, the error says the batch's outcome is
+// unknown.
+func (r *migrationRun) settle(ctx context.Context, want persistence.MigrationRow, cause error) (bool, error) {
+	var got persistence.MigrationRow
+	err := r.s.retryUncertain(ctx, want.ID, cause, func(rctx context.Context) error {
+		return r.s.db.WithTx(rctx, func(tx *persistence.Tx) error {
+			var err error
+			got, err = persistence.MigrationGetForUpdate(rctx, tx, want.ID)
+			return err
+		})
+	})
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("migration %s: a batch's connection broke during its commit, and whether it committed could not be read back: %w",
+			want.ID, errors.Join(cause, err))
+	case got.Migrated == want.Migrated && got.Stranded == want.Stranded:
+		return true, nil
+	case got.Migrated == r.row.Migrated && got.Stranded == r.row.Stranded:
+		return false, cause
+	}
+	return false, fmt.Errorf("migration %s: a batch's connection broke during its commit, and its progress (%d migrated, %d stranded) "+
+		"is neither the batch's nor the one before: %w", want.ID, got.Migrated, got.Stranded, cause)
 }
 
 // evaluate moves the instances of a group after the id after ("" for all) whose data decides, batch
@@ -283,8 +325,16 @@ func (s *Service) finishMigration(ctx context.Context, row persistence.Migration
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	// In a transaction: on SQLite that queues it with the process's other writers (events keep
-	// coming) instead of racing them for the lock.
-	if err := s.db.WithTx(wctx, func(tx *persistence.Tx) error { return persistence.MigrationUpdate(wctx, tx, row) }); err != nil {
+	// coming) instead of racing them for the lock. A failure leaves the progress as the batches that
+	// committed wrote it: the run's own counts may lack a batch whose commit's outcome it could not
+	// learn.
+	err := s.db.WithTx(wctx, func(tx *persistence.Tx) error {
+		if runErr != nil {
+			return persistence.MigrationFail(wctx, tx, row.ID, row.Error, row.FinishedAt)
+		}
+		return persistence.MigrationUpdate(wctx, tx, row)
+	})
+	if err != nil {
 		return errors.Join(runErr, err)
 	}
 	if runErr == nil {
