@@ -1,11 +1,20 @@
 package tests
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/dbtest"
+	"github.com/fsmd-io/fsmd/internal/machine"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+	"github.com/fsmd-io/fsmd/internal/service"
 )
 
 // The write paths besides an event's and a creation's (outcome_test.go), each with the connection
@@ -77,5 +86,102 @@ func (e *apiEnv) settledMigration(t testing.TB, name string) apiMigration {
 			t.Fatalf("the migrations of %s: %+v", name, list.Items)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ambiguousService serves the definitions (YAML sources) on a PostgreSQL database of its own
+// through a proxy (proxiedPostgres), with no background work: the test runs the rounds.
+func ambiguousService(t *testing.T, defs ...string) (*service.Service, *persistence.DB, *dbtest.Proxy) {
+	t.Helper()
+	db, p := proxiedPostgres(t)
+	dir := t.TempDir()
+	for i, src := range defs {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("d%d.yaml", i)), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, diags, err := machine.Load(dir)
+	if err != nil || diags.Errors() > 0 {
+		t.Fatalf("%v %v", err, diags)
+	}
+	svc := service.New(db, service.Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(svc.Close)
+	if err := svc.Register(context.Background(), set); err != nil {
+		t.Fatal(err)
+	}
+	return svc, db, p
+}
+
+// awaitFired waits for the proxy's break.
+func awaitFired(t testing.TB, fired <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-fired:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the proxy never saw %s", what)
+	}
+}
+
+// countOf is the one number query (written with $1...) returns.
+func countOf(t testing.TB, db *persistence.DB, query string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := db.X.QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// TestAmbiguousBulk: a bulk whose batch (the set-based write of its instances' transitions), or
+// whose progress (one statement, its own commit), or the mark of its batch, loses its COMMIT's
+// answer, or never gets there. The bulk's next rounds redo the batch: the instances the lost
+// commit moved are counted from their rows of the bulk, never sent the event again. When it is
+// done, its counts are the plan's and every instance it moved has one row of it.
+func TestAmbiguousBulk(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		when    dbtest.When
+		markers []string
+	}{
+		{"batch, after forwarding", dbtest.AfterForwarding, []string{"UPDATE instances i SET version = u.version", "COMMIT"}},
+		{"batch, before forwarding", dbtest.BeforeForwarding, []string{"UPDATE instances i SET version = u.version", "COMMIT"}},
+		{"progress, after forwarding", dbtest.AfterForwarding, []string{"UPDATE bulks SET cursor"}},
+		{"progress, before forwarding", dbtest.BeforeForwarding, []string{"UPDATE bulks SET cursor"}},
+		{"mark, after forwarding", dbtest.AfterForwarding, []string{"UPDATE bulks SET pending"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			svc, db, p := ambiguousService(t, bulkJob)
+			bulkSeed(t, db, 60)
+			req := service.BulkRequest{Definition: "job", Filter: service.BulkFilter{State: "queued"}, Event: "start",
+				Caller: service.Caller{Name: "ops", Admin: true, Write: true}}
+			plan, err := svc.PlanBulk(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := svc.StartBulk(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fired := p.DropAt(c.when, c.markers...)
+			for range 20 {
+				_, _ = svc.BulkRound(ctx) // a round that lost its connection fails; the next goes on
+				if b, err = svc.GetBulk(ctx, b.ID); err != nil || b.Status != "running" {
+					break
+				}
+			}
+			awaitFired(t, fired, "the bulk's write")
+			if err != nil || b.Status != "done" || b.Applied != plan.Total || b.Refused != 0 || !reflect.DeepEqual(b.Outcomes, plan.Outcomes) {
+				t.Fatalf("the bulk %+v, %v; the plan %+v", b, err, plan)
+			}
+			rows := countOf(t, db, `SELECT COUNT(*) FROM transitions WHERE request_id = $1`, b.ID)
+			moved := countOf(t, db, `SELECT COUNT(DISTINCT instance_id) FROM transitions WHERE request_id = $1`, b.ID)
+			running := countOf(t, db, `SELECT COUNT(*) FROM instances WHERE state = 'running' AND revision = 1`)
+			if rows != plan.Total || moved != plan.Total || running != plan.Total {
+				t.Errorf("%d rows of the bulk on %d instances, %d instances started; want %d each", rows, moved, running, plan.Total)
+			}
+		})
 	}
 }

@@ -93,6 +93,14 @@ func TestAPIAmbiguousCreate(t *testing.T) {
 // drop a connection (dbtest.Proxy).
 func apiProxied(t *testing.T) (*apiEnv, *dbtest.Proxy) {
 	t.Helper()
+	db, p := proxiedPostgres(t)
+	return apiServe(t, db), p
+}
+
+// proxiedPostgres opens a PostgreSQL database of its own through a proxy the test can cut or make
+// drop a connection (dbtest.Proxy), holding one of apiPostgresSlots until the test ends.
+func proxiedPostgres(t *testing.T) (*persistence.DB, *dbtest.Proxy) {
+	t.Helper()
 	apiPostgresSlot(t)
 	u, err := url.Parse(dbtest.PostgresDatabaseURL(t))
 	if err != nil {
@@ -108,5 +116,5 @@ func apiProxied(t *testing.T) (*apiEnv, *dbtest.Proxy) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return apiServe(t, db), p
+	return db, p
 }
