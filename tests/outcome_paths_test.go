@@ -185,3 +185,127 @@ func TestAmbiguousBulk(t *testing.T) {
 		})
 	}
 }
+
+// TestAmbiguousTimers: a round of due timers (claimed, fired and deleted in one transaction)
+// loses its COMMIT's answer, or never gets there; the scheduler's next rounds fire what is still
+// due. Each timer fires once: one ring per instance, and no timer left.
+func TestAmbiguousTimers(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		when dbtest.When
+	}{{"after forwarding", dbtest.AfterForwarding}, {"before forwarding", dbtest.BeforeForwarding}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			const n = 40
+			svc, db, p := ambiguousService(t, string(apiReadFile(t, "testdata/timers/ping.yaml")))
+			seedPings(t, db, n)
+			fired := p.DropAt(c.when, "SKIP LOCKED", "COMMIT") // the claim, then the batch's commit
+			for range 20 {
+				if got, err := svc.FireDue(ctx, service.TimerOptions{}); err == nil && got == 0 {
+					break
+				}
+			}
+			awaitFired(t, fired, "the batch's commit")
+			rings := countOf(t, db, `SELECT COUNT(*) FROM transitions WHERE event = 'ring' AND source = 'timer'`)
+			rung := countOf(t, db, `SELECT COUNT(*) FROM instances WHERE state = 'rung' AND revision = 1`)
+			left := countOf(t, db, `SELECT COUNT(*) FROM timers`)
+			if rings != n || rung != n || left != 0 {
+				t.Errorf("%d rings, %d instances rung, %d timers left; want %d, %d, 0", rings, rung, left, n, n)
+			}
+		})
+	}
+}
+
+// The messages of TestAmbiguousMessages: a sender's go sends each of its peers a numbered ping;
+// a counter takes only the next ping (a duplicate would be a dropped row, refused by its guard).
+const (
+	ambiguousFanout = `name: fanout
+initial: on
+context:
+  peers: [string]
+  n: int
+states:
+  on:
+    on:
+      go:
+        to: on
+        set: {n: ctx.n + 1}
+        send:
+          - {to: ctx.peers, event: ping, payload: {n: ctx.n + 1}}
+`
+	ambiguousCounter = `name: counter
+initial: on
+context:
+  last: int
+events:
+  ping:
+    n: {type: int, required: true}
+states:
+  on:
+    on:
+      ping:
+        to: on
+        guard: event.n == ctx.last + 1
+        guard_message: pings come one after the other
+        set: {last: event.n}
+`
+)
+
+// TestAmbiguousMessages: the delivery of messages (the target's transition and the message's
+// deletion, in one transaction) loses its COMMIT's answer, or never gets there: one message to
+// each target, delivered on its own, or a run of three, delivered together. The dispatcher's next
+// rounds deliver what is still pending: each message exactly once (the counter took every ping,
+// in order, and dropped none), and none left.
+func TestAmbiguousMessages(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		when  dbtest.When
+		pings int
+	}{
+		{"one, after forwarding", dbtest.AfterForwarding, 1},
+		{"one, before forwarding", dbtest.BeforeForwarding, 1},
+		{"a run, after forwarding", dbtest.AfterForwarding, 3},
+		{"a run, before forwarding", dbtest.BeforeForwarding, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			svc, db, p := ambiguousService(t, ambiguousFanout, ambiguousCounter)
+			peers := []any{"c1", "c2"}
+			for _, id := range peers {
+				if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "counter", ID: id.(string)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "fanout", ID: "f", Context: map[string]any{"peers": peers}}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range c.pings {
+				if _, _, err := svc.SendEvent(ctx, service.SendEvent{InstanceID: "f", Event: "go", RequestID: fmt.Sprint("go-", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fired := p.DropAt(c.when, "DELETE FROM messages", "COMMIT")
+			for range 20 {
+				if got, err := svc.DeliverDue(ctx, service.MessageOptions{}); err == nil && got == 0 {
+					break
+				}
+			}
+			awaitFired(t, fired, "a delivery's commit")
+			for _, id := range peers {
+				took := countOf(t, db, `SELECT COUNT(*) FROM transitions WHERE instance_id = $1 AND source = 'message' AND dropped IS NULL`, id)
+				dropped := countOf(t, db, `SELECT COUNT(*) FROM transitions WHERE instance_id = $1 AND dropped IS NOT NULL`, id)
+				last := countOf(t, db, `SELECT (context->>'last')::bigint FROM instances WHERE id = $1`, id)
+				if took != int64(c.pings) || dropped != 0 || last != int64(c.pings) {
+					t.Errorf("%s: took %d pings, dropped %d, last %d; want %d, 0, %d", id, took, dropped, last, c.pings, c.pings)
+				}
+			}
+			if left := countOf(t, db, `SELECT COUNT(*) FROM messages`); left != 0 {
+				t.Errorf("%d messages left", left)
+			}
+		})
+	}
+}
