@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -117,4 +118,60 @@ func proxiedPostgres(t *testing.T) (*persistence.DB, *dbtest.Proxy) {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db, p
+}
+
+// TestAPIAmbiguousAdmin: the connection breaks during an operator's change of an instance:
+// suspend, resume and terminate (a transaction: broken after its COMMIT was forwarded, or before)
+// and repair (one statement, its own commit: broken after it was forwarded, or before). Committed,
+// fsmd finds out from the audit row and answers 200 with the instance as changed, never
+// unavailable; not, it answers 200 too once it has written the change on a new connection
+// (repair), or 503 unavailable with nothing written (the others). The history has the change once,
+// or not at all after a 503.
+func TestAPIAmbiguousAdmin(t *testing.T) {
+	t.Parallel()
+	env, p := apiProxied(t)
+	for i, c := range []struct {
+		action  string
+		body    map[string]any
+		when    dbtest.When
+		commit  bool // the markers end with COMMIT: the change is a transaction
+		changed func(inst map[string]any) bool
+	}{
+		{"suspend", map[string]any{"reason": "r"}, dbtest.AfterForwarding, true, func(m map[string]any) bool { return m["suspended"] == true }},
+		{"suspend", map[string]any{"reason": "r"}, dbtest.BeforeForwarding, true, func(m map[string]any) bool { return m["suspended"] == true }},
+		{"resume", map[string]any{}, dbtest.AfterForwarding, true, func(m map[string]any) bool { return m["suspended"] != true }},
+		{"terminate", map[string]any{"reason": "r"}, dbtest.AfterForwarding, true, func(m map[string]any) bool { return m["final"] == true }},
+		{"repair", map[string]any{"state": "opened", "reason": "r"}, dbtest.AfterForwarding, false,
+			func(m map[string]any) bool { return m["instance"].(map[string]any)["state"] == "opened" }},
+		{"repair", map[string]any{"state": "opened", "reason": "r"}, dbtest.BeforeForwarding, false,
+			func(m map[string]any) bool { return m["instance"].(map[string]any)["state"] == "opened" }},
+	} {
+		id := fmt.Sprintf("adm-%d", i)
+		env.door(t, id)
+		if c.action == "resume" {
+			env.do(t, "POST", apiPath("/v1/instances/%s/suspend", id), map[string]any{"reason": "first"})
+		}
+		marker := fmt.Sprintf("ambiguous-%s-%d", c.action, i)
+		markers := []string{marker}
+		if c.commit {
+			markers = append(markers, "COMMIT")
+		}
+		fired := p.DropAt(c.when, markers...)
+		r := env.do(t, "POST", apiPath("/v1/instances/%s/%s", id, c.action), c.body, "X-Request-ID", marker)
+		awaitFired(t, fired, c.action+"'s write")
+		// Read in SQL: the API's schema of a history entry does not list the sources admin and repair.
+		rows := countOf(t, env.db, `SELECT COUNT(*) FROM transitions WHERE instance_id = $1 AND request_id = $2`, id, marker)
+		switch {
+		case r.status == http.StatusOK:
+			if !c.changed(apiRaw(t, r)) || rows != 1 {
+				t.Errorf("%s (%d): %s; %d rows of it, want the change once", c.action, c.when, r, rows)
+			}
+		case r.status == http.StatusServiceUnavailable && c.when == dbtest.BeforeForwarding:
+			if code := apiRaw(t, r)["code"]; code != "unavailable" || rows != 0 {
+				t.Errorf("%s (%d): %s; %d rows of it, want none", c.action, c.when, r, rows)
+			}
+		default:
+			t.Errorf("%s (%d): %s", c.action, c.when, r)
+		}
+	}
 }

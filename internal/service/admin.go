@@ -129,6 +129,7 @@ func (s *Service) setFlags(ctx context.Context, req AdminRequest, event string,
 	change func(tx *persistence.Tx, l loaded, u *persistence.AdminUpdate) (bool, error)) (Instance, error) {
 	var next persistence.InstanceRow
 	var def *machine.Definition
+	var seq int64 // the audit row's, once the change is being written
 	err := s.db.WithTx(ctx, func(tx *persistence.Tx) error {
 		row, err := persistence.InstanceGetForUpdate(ctx, tx, req.InstanceID)
 		l, err := s.load(row, req.InstanceID, err)
@@ -147,6 +148,7 @@ func (s *Service) setFlags(ctx context.Context, req AdminRequest, event string,
 		if err != nil || !changed {
 			return err
 		}
+		seq = u.Revision
 		if err := persistence.InstanceSetFlags(ctx, tx, u, adminRow(l.row, req, event, u)); err != nil {
 			return err
 		}
@@ -157,6 +159,18 @@ func (s *Service) setFlags(ctx context.Context, req AdminRequest, event string,
 		return nil
 	})
 	s.cache.drop(req.InstanceID)
+	if seq > 0 && errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		// The connection broke once the change was sent: its COMMIT may have applied without the
+		// answer coming back. Its audit row says (outcome.go): applied, it is answered as written;
+		// not, 503 unavailable (nothing written); unreadable, 503 outcome_unknown.
+		out, rerr := s.resolve(ctx, SendEvent{InstanceID: req.InstanceID, Event: event, RequestID: req.RequestID}, seq, err)
+		switch {
+		case rerr != nil:
+			err = rerr
+		case out.applied:
+			err = nil
+		}
+	}
 	if err != nil {
 		return Instance{}, s.dbError(err)
 	}
@@ -238,8 +252,24 @@ func (s *Service) Repair(ctx context.Context, req RepairRequest) (EventResult, e
 			return EventResult{}, s.dbError(err)
 		}
 		res, _, err := s.write(ctx, s.db, l, m, ev, "", now)
-		if errors.Is(err, persistence.ErrConflict) {
-			continue // the instance moved on: decide again on a fresh read
+		if errors.Is(err, persistence.ErrConflict) || (errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err)) {
+			// The write did not say whether it applied (outcome.go): the instance moved on, maybe by
+			// this write sent again on a new connection, or the connection broke once it was sent.
+			seq := l.row.Revision + 1
+			var out outcome
+			if errors.Is(err, persistence.ErrConflict) {
+				out, err = s.ownTransition(ctx, s.db, ev, seq)
+			} else {
+				out, err = s.resolve(ctx, ev, seq, err)
+			}
+			switch {
+			case err != nil:
+				return EventResult{}, s.dbError(err)
+			case out.applied:
+				res, err := s.replay(ctx, l, out.row) // its answer, from its audit row
+				return res, s.dbError(err)
+			}
+			continue // not written: decide again on a fresh read
 		}
 		return res, s.dbError(err)
 	}
