@@ -94,16 +94,24 @@ func TestCommitterLifecycle(t *testing.T) {
 // TestGroupBrokenConnection: the connection to PostgreSQL breaks during a group's write (a proxy
 // cuts it on one event's request id, which the group's statement carries with the others'). After
 // the statement was forwarded the server committed the whole group without fsmd hearing back;
-// before, nothing was written. Either way every event of the group is answered 200 and is in its
-// history once: each resolves its own outcome from its audit row, as an event alone does
-// (outcome.go), and one written is never written again.
+// before, nothing was written. The same for a group whose events notify a webhook, written in a
+// transaction: broken after its COMMIT was forwarded, or before. Either way every event of the
+// group is answered 200 and is in its history once, with its one delivery: each resolves its own
+// outcome from its audit row, as an event alone does (outcome.go), and one written is never
+// written again.
 func TestGroupBrokenConnection(t *testing.T) {
 	t.Parallel()
 	const events = 8
 	for _, tt := range []struct {
-		name string
-		when dbtest.When
-	}{{"after forwarding", dbtest.AfterForwarding}, {"before forwarding", dbtest.BeforeForwarding}} {
+		name   string
+		when   dbtest.When
+		notify bool // the events write outbox rows: the group is a transaction, cut at its COMMIT
+	}{
+		{"after forwarding", dbtest.AfterForwarding, false},
+		{"before forwarding", dbtest.BeforeForwarding, false},
+		{"commit, after forwarding", dbtest.AfterForwarding, true},
+		{"commit, before forwarding", dbtest.BeforeForwarding, true},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
@@ -123,7 +131,13 @@ func TestGroupBrokenConnection(t *testing.T) {
 			t.Cleanup(func() { db.Close() })
 			s := New(db, Options{Logger: slog.New(slog.DiscardHandler), GroupCommit: DefaultGroupCommit})
 			t.Cleanup(s.Close)
-			def, diags := machine.Parse("tally.yaml", []byte("name: tally\ninitial: counting\ncontext:\n  n: int\nstates:\n  counting:\n    on:\n      add: {to: counting, set: {n: ctx.n + 1}}\n"))
+			src := "name: tally\ninitial: counting\ncontext:\n  n: int\nstates:\n  counting:\n    on:\n      add: {to: counting, set: {n: ctx.n + 1}}\n"
+			markers := []string{"cut-request-3"}
+			if tt.notify {
+				src += "notify:\n  - {name: hook, url: 'http://127.0.0.1:9/'}\n"
+				markers = append(markers, "COMMIT")
+			}
+			def, diags := machine.Parse("tally.yaml", []byte(src))
 			if diags.Errors() > 0 {
 				t.Fatal(diags)
 			}
@@ -149,7 +163,7 @@ func TestGroupBrokenConnection(t *testing.T) {
 			for len(held.queue) < events {
 				time.Sleep(time.Millisecond)
 			}
-			fired := p.DropAt(tt.when, "cut-request-3")
+			fired := p.DropAt(tt.when, markers...)
 			go runWriter(held)
 			wg.Wait()
 			select {
@@ -165,6 +179,13 @@ func TestGroupBrokenConnection(t *testing.T) {
 					t.Errorf("%s: %v", id, errs[i])
 				case err != nil || len(rows) != 1 || rows[0].RequestID != fmt.Sprint("cut-request-", i):
 					t.Errorf("%s: history %+v, %v; want its one event", id, rows, err)
+				}
+				var deliveries int
+				if err := db.X.QueryRow(`SELECT COUNT(*) FROM outbox WHERE instance_id = $1`, id).Scan(&deliveries); err != nil {
+					t.Fatal(err)
+				}
+				if want := map[bool]int{true: 1}[tt.notify]; deliveries != want {
+					t.Errorf("%s: %d deliveries, want %d", id, deliveries, want)
 				}
 			}
 		})
