@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -99,25 +98,11 @@ func apiProxied(t *testing.T) (*apiEnv, *dbtest.Proxy) {
 }
 
 // proxiedPostgres opens a PostgreSQL database of its own through a proxy the test can cut or make
-// drop a connection (dbtest.Proxy), holding one of apiPostgresSlots until the test ends.
+// drop a connection (dbtest.PostgresProxied), holding one of apiPostgresSlots until the test ends.
 func proxiedPostgres(t *testing.T) (*persistence.DB, *dbtest.Proxy) {
 	t.Helper()
 	apiPostgresSlot(t)
-	u, err := url.Parse(dbtest.PostgresDatabaseURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := dbtest.NewProxy(t, u.Host)
-	u.Host = p.Addr()
-	q := u.Query()
-	q.Set("connect_timeout", "2")
-	u.RawQuery = q.Encode()
-	db, err := persistence.Open(context.Background(), u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db, p
+	return dbtest.PostgresProxied(t)
 }
 
 // TestAPIAmbiguousAdmin: the connection breaks during an operator's change of an instance:

@@ -164,6 +164,28 @@ func PostgresDatabaseURL(t testing.TB) string {
 	return u
 }
 
+// PostgresProxied is like Postgres, the database reached through a Proxy of its own (with a
+// connect timeout of 2 s), which the test can cut, restore, or make drop a connection at a chosen
+// request (Proxy.DropAt).
+func PostgresProxied(t testing.TB) (*persistence.DB, *Proxy) {
+	t.Helper()
+	u, err := url.Parse(PostgresDatabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	q := u.Query()
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	db, err := persistence.Open(context.Background(), u.String())
+	if err != nil {
+		t.Fatalf("dbtest: open %s through a proxy: %v", persistence.Redact(u.String()), err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, p
+}
+
 // postgres makes the database of Postgres and returns it open, and its URL.
 func postgres(t testing.TB) (*persistence.DB, string) {
 	t.Helper()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -115,20 +114,7 @@ func TestGroupBrokenConnection(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			u, err := url.Parse(dbtest.PostgresDatabaseURL(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := dbtest.NewProxy(t, u.Host)
-			u.Host = p.Addr()
-			q := u.Query()
-			q.Set("connect_timeout", "2")
-			u.RawQuery = q.Encode()
-			db, err := persistence.Open(ctx, u.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
+			db, p := dbtest.PostgresProxied(t)
 			s := New(db, Options{Logger: slog.New(slog.DiscardHandler), GroupCommit: DefaultGroupCommit})
 			t.Cleanup(s.Close)
 			src := "name: tally\ninitial: counting\ncontext:\n  n: int\nstates:\n  counting:\n    on:\n      add: {to: counting, set: {n: ctx.n + 1}}\n"
