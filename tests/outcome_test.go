@@ -160,3 +160,55 @@ func TestAPIAmbiguousAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIAmbiguousStart: the connection breaks while a bulk or a migration is recorded: after
+// the record was forwarded (a statement of its own for a bulk, its transaction's COMMIT for a
+// migration: recorded, the answer lost), or before. The client gets 202 with the one bulk or
+// migration there is, never unavailable for one recorded; or, before forwarding, 503 unavailable
+// with none recorded. A migration answered 202 runs to its end.
+func TestAPIAmbiguousStart(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		when    dbtest.When
+		markers []string
+	}{
+		{"bulk, after forwarding", dbtest.AfterForwarding, []string{"INSERT INTO bulks"}},
+		{"bulk, before forwarding", dbtest.BeforeForwarding, []string{"INSERT INTO bulks"}},
+		{"migration, after forwarding", dbtest.AfterForwarding, []string{"INSERT INTO migrations", "COMMIT"}},
+		{"migration, before forwarding", dbtest.BeforeForwarding, []string{"INSERT INTO migrations", "COMMIT"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env, p := apiProxied(t)
+			bulk := c.markers[0] == "INSERT INTO bulks"
+			path, list := "/v1/definitions/door/bulk", "/v1/definitions/door/bulk"
+			var body any = map[string]any{"filter": map[string]any{}, "event": "knock"}
+			if bulk {
+				env.door(t, "start-1")
+			} else {
+				env.seedClaims(t)
+				env.putClaim(t, apiClaimV2(t, "  policy: manual\n"), 2)
+				path, list, body = "/v1/definitions/claim/migrations", "/v1/definitions/claim/migrations", nil
+			}
+			fired := p.DropAt(c.when, c.markers...)
+			r := env.do(t, "POST", path, body)
+			awaitFired(t, fired, "the record")
+			recorded := len(apiWant[apiPage[map[string]any]](t, env.do(t, "GET", list, nil), http.StatusOK).Items)
+			switch {
+			case r.status == http.StatusAccepted && recorded == 1:
+				if !bulk {
+					if m := env.settledMigration(t, "claim"); m.Status != "done" || m.Migrated != 4 {
+						t.Errorf("the migration %+v", m)
+					}
+				}
+			case r.status == http.StatusServiceUnavailable && c.when == dbtest.BeforeForwarding && recorded == 0:
+				if code := apiRaw(t, r)["code"]; code != "unavailable" {
+					t.Errorf("%s", r)
+				}
+			default:
+				t.Errorf("%s; %d recorded", r, recorded)
+			}
+		})
+	}
+}

@@ -320,7 +320,20 @@ func (s *Service) StartBulk(ctx context.Context, req BulkRequest) (Bulk, error) 
 	}
 	row := persistence.BulkRow{ID: ident.New(now), Definition: def.Name, Request: body, Total: total, Actor: req.Caller.Name}
 	row.CreatedAt, row.UpdatedAt = now, now
-	if err := persistence.BulkInsert(ctx, s.db, row); err != nil {
+	err = persistence.BulkInsert(ctx, s.db, row)
+	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		// The statement may have committed without its answer (outcome.go): inserting the same row
+		// again on a new connection settles it.
+		err = s.retryUncertain(ctx, "bulk", row.ID, err, func(ctx context.Context) error { return persistence.BulkInsert(ctx, s.db, row) })
+	}
+	if errors.Is(err, persistence.ErrConflict) {
+		// A conflict with a bulk of this (new) id is this one: its statement sent again, by
+		// database/sql on a new connection after a broken one, or above.
+		if _, gerr := persistence.BulkGet(ctx, s.db, row.ID); gerr == nil {
+			err = nil
+		}
+	}
+	if err != nil {
 		if errors.Is(err, persistence.ErrConflict) {
 			return Bulk{}, &BulkRunningError{Definition: def.Name}
 		}

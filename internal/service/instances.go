@@ -83,7 +83,7 @@ func (s *Service) CreateInstance(ctx context.Context, req CreateInstance) (Insta
 		// The COMMIT may have applied without its answer (outcome.go): inserting the same row again
 		// on a new connection settles it, as the key is the id: a conflict with this request's own
 		// row means it was created.
-		err = s.retryUncertain(ctx, id, err, insert)
+		err = s.retryUncertain(ctx, "instance", id, err, insert)
 	}
 	if errors.Is(err, persistence.ErrKeyExists) { // keys.go
 		return Instance{}, false, s.keyConflict(ctx, err, append([]persistence.InstanceRow{inst}, children...))

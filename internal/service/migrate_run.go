@@ -106,7 +106,21 @@ func (s *Service) startMigration(ctx context.Context, id, name string, req Migra
 	}
 	row := persistence.MigrationRow{ID: id, Definition: name, ToVersion: toVersion, FromVersion: req.fromVersion(),
 		FromState: req.fromState(), Status: "running", Total: total, StartedAt: s.now()}
-	err = s.db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.MigrationInsert(ctx, tx, row) })
+	insert := func(ctx context.Context) error {
+		return s.db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.MigrationInsert(ctx, tx, row) })
+	}
+	err = insert(ctx)
+	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		// The COMMIT may have applied without its answer (outcome.go): inserting the same row again
+		// on a new connection settles it (it waits for a commit still in flight).
+		err = s.retryUncertain(ctx, "migration", id, err, insert)
+	}
+	if errors.Is(err, persistence.ErrConflict) {
+		// A conflict with a migration of this (new) id is this one, recorded by a try above.
+		if _, gerr := persistence.MigrationGet(ctx, s.db, id); gerr == nil {
+			err = nil
+		}
+	}
 	if errors.Is(err, persistence.ErrConflict) {
 		if running, rerr := persistence.MigrationGetRunning(ctx, s.db, name); rerr == nil {
 			return MigrationStatus{}, &MigrationRunningError{Definition: name, ID: running.ID, ToVersion: running.ToVersion}
@@ -251,7 +265,7 @@ func (r *migrationRun) commit(ctx context.Context, write func(tx *persistence.Tx
 // unknown.
 func (r *migrationRun) settle(ctx context.Context, want persistence.MigrationRow, cause error) (bool, error) {
 	var got persistence.MigrationRow
-	err := r.s.retryUncertain(ctx, want.ID, cause, func(rctx context.Context) error {
+	err := r.s.retryUncertain(ctx, "migration", want.ID, cause, func(rctx context.Context) error {
 		return r.s.db.WithTx(rctx, func(tx *persistence.Tx) error {
 			var err error
 			got, err = persistence.MigrationGetForUpdate(rctx, tx, want.ID)

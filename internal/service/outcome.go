@@ -25,17 +25,25 @@ import (
 // connection): a statement still running on the old connection holds that lock until it commits or
 // rolls back, so what the lock then shows is final.
 
-// OutcomeUnknownError: the write of an event (or a creation) may or may not have applied, and fsmd
-// could not find out in time (503 outcome_unknown): sending it again with the same Idempotency-Key
-// (for a creation: the same id) is safe.
+// OutcomeUnknownError: the write of an event (or a creation, an operator's change, the start of a
+// bulk or a migration) may or may not have applied, and fsmd could not find out in time (503
+// outcome_unknown). An event sent again with the same Idempotency-Key (a creation: the same id) is
+// safe; a bulk or a migration is read back before it is started again.
 type OutcomeUnknownError struct {
-	InstanceID string
+	What       string // "instance", "bulk" or "migration"; "" is instance
+	InstanceID string // the instance's id, or the bulk's, or the migration's
 	Err        error
 }
 
 func (e *OutcomeUnknownError) Error() string {
-	return fmt.Sprintf("the write of instance %s may or may not have applied (the database connection broke during it, "+
-		"and the outcome could not be read back: %v); send it again with the same Idempotency-Key to be sure", e.InstanceID, e.Err)
+	what, advice := e.What, "send it again with the same Idempotency-Key to be sure"
+	if what == "" || what == "instance" {
+		what = "instance"
+	} else {
+		advice = "look for it (GET) before starting it again"
+	}
+	return fmt.Sprintf("the write of %s %s may or may not have applied (the database connection broke during it, "+
+		"and the outcome could not be read back: %v); %s", what, e.InstanceID, e.Err, advice)
 }
 func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
 
@@ -72,7 +80,7 @@ func (s *Service) ownTransition(ctx context.Context, ex persistence.Executor, re
 // the database is out of reach, up to resolveWindow; then OutcomeUnknownError.
 func (s *Service) resolve(ctx context.Context, req SendEvent, seq int64, cause error) (outcome, error) {
 	var out outcome
-	err := s.retryUncertain(ctx, req.InstanceID, cause, func(rctx context.Context) error {
+	err := s.retryUncertain(ctx, "instance", req.InstanceID, cause, func(rctx context.Context) error {
 		return s.db.WithTx(rctx, func(tx *persistence.Tx) error {
 			if _, err := persistence.InstanceGetForUpdate(rctx, tx, req.InstanceID); err != nil {
 				return err
@@ -92,7 +100,7 @@ func (s *Service) resolve(ctx context.Context, req SendEvent, seq int64, cause e
 // retryUncertain runs write (again) after a connection broke in an uncertain way, while the
 // database stays out of reach, up to resolveWindow; then OutcomeUnknownError. write must be safe to
 // repeat: a read, or a write keyed so that a repeat of an applied one is a conflict (ErrConflict).
-func (s *Service) retryUncertain(ctx context.Context, id string, cause error, write func(context.Context) error) error {
+func (s *Service) retryUncertain(ctx context.Context, what, id string, cause error, write func(context.Context) error) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveWindow)
 	defer cancel()
 	for try := 1; ; try++ {
@@ -101,10 +109,10 @@ func (s *Service) retryUncertain(ctx context.Context, id string, cause error, wr
 			return err
 		}
 		if rctx.Err() != nil {
-			return &OutcomeUnknownError{InstanceID: id, Err: errors.Join(cause, err)}
+			return &OutcomeUnknownError{What: what, InstanceID: id, Err: errors.Join(cause, err)}
 		}
 		if err := pause(rctx, try); err != nil {
-			return &OutcomeUnknownError{InstanceID: id, Err: errors.Join(cause, err)}
+			return &OutcomeUnknownError{What: what, InstanceID: id, Err: errors.Join(cause, err)}
 		}
 	}
 }
