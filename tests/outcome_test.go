@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,8 +107,8 @@ func proxiedPostgres(t *testing.T) (*persistence.DB, *dbtest.Proxy) {
 }
 
 // TestAPIAmbiguousAdmin: the connection breaks during an operator's change of an instance:
-// suspend, resume and terminate (a transaction: broken after its COMMIT was forwarded, or before)
-// and repair (one statement, its own commit: broken after it was forwarded, or before). Committed,
+// suspend, resume, terminate and assign (a transaction: broken after its COMMIT was forwarded, or
+// before) and repair (one statement, its own commit: broken after it was forwarded, or before). Committed,
 // fsmd finds out from the audit row and answers 200 with the instance as changed, never
 // unavailable; not, it answers 200 too once it has written the change on a new connection
 // (repair), or 503 unavailable with nothing written (the others). The history has the change once,
@@ -126,6 +127,10 @@ func TestAPIAmbiguousAdmin(t *testing.T) {
 		{"suspend", map[string]any{"reason": "r"}, dbtest.BeforeForwarding, true, func(m map[string]any) bool { return m["suspended"] == true }},
 		{"resume", map[string]any{}, dbtest.AfterForwarding, true, func(m map[string]any) bool { return m["suspended"] != true }},
 		{"terminate", map[string]any{"reason": "r"}, dbtest.AfterForwarding, true, func(m map[string]any) bool { return m["final"] == true }},
+		{"assign", map[string]any{"to": []string{"ops-user"}}, dbtest.AfterForwarding, true,
+			func(m map[string]any) bool { return strings.Contains(fmt.Sprint(m), "ops-user") }},
+		{"assign", map[string]any{"to": []string{"ops-user"}}, dbtest.BeforeForwarding, true,
+			func(m map[string]any) bool { return strings.Contains(fmt.Sprint(m), "ops-user") }},
 		{"repair", map[string]any{"state": "opened", "reason": "r"}, dbtest.AfterForwarding, false,
 			func(m map[string]any) bool { return m["instance"].(map[string]any)["state"] == "opened" }},
 		{"repair", map[string]any{"state": "opened", "reason": "r"}, dbtest.BeforeForwarding, false,

@@ -159,19 +159,7 @@ func (s *Service) setFlags(ctx context.Context, req AdminRequest, event string,
 		return nil
 	})
 	s.cache.drop(req.InstanceID)
-	if seq > 0 && errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
-		// The connection broke once the change was sent: its COMMIT may have applied without the
-		// answer coming back. Its audit row says (outcome.go): applied, it is answered as written;
-		// not, 503 unavailable (nothing written); unreadable, 503 outcome_unknown.
-		out, rerr := s.resolve(ctx, SendEvent{InstanceID: req.InstanceID, Event: event, RequestID: req.RequestID}, seq, err)
-		switch {
-		case rerr != nil:
-			err = rerr
-		case out.applied:
-			err = nil
-		}
-	}
-	if err != nil {
+	if err := s.settleChange(ctx, req.InstanceID, event, req.RequestID, seq, err); err != nil {
 		return Instance{}, s.dbError(err)
 	}
 	return toInstance(def, next)

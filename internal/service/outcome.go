@@ -97,6 +97,26 @@ func (s *Service) resolve(ctx context.Context, req SendEvent, seq int64, cause e
 	return out, err
 }
 
+// settleChange is the outcome of an operator's change of an instance (a suspend, an assignment...),
+// written in a transaction with its audit row at seq (0: the transaction failed before writing it)
+// under the event name and the request id, whose transaction ended with err. When the connection
+// broke once the change was sent, its COMMIT may have applied without the answer coming back: the
+// audit row says (resolve). Applied, nil: it is answered as written. Not, err: nothing was
+// written. Unreadable, OutcomeUnknownError.
+func (s *Service) settleChange(ctx context.Context, id, event, requestID string, seq int64, err error) error {
+	if seq == 0 || !errors.Is(err, persistence.ErrUnavailable) || persistence.NeverSent(err) {
+		return err
+	}
+	out, rerr := s.resolve(ctx, SendEvent{InstanceID: id, Event: event, RequestID: requestID}, seq, err)
+	switch {
+	case rerr != nil:
+		return rerr
+	case out.applied:
+		return nil
+	}
+	return err
+}
+
 // retryUncertain runs write (again) after a connection broke in an uncertain way, while the
 // database stays out of reach, up to resolveWindow; then OutcomeUnknownError. write must be safe to
 // repeat: a read, or a write keyed so that a repeat of an applied one is a conflict (ErrConflict).

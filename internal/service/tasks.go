@@ -205,6 +205,7 @@ func (s *Service) Assign(ctx context.Context, req AssignRequest) (Instance, erro
 	}{to, req.Reason})
 	var next persistence.InstanceRow
 	var def *machine.Definition
+	var seq int64 // the audit row's, once the assignment is being written
 	err = s.db.WithTx(ctx, func(tx *persistence.Tx) error {
 		row, err := persistence.InstanceGetForUpdate(ctx, tx, req.InstanceID)
 		l, err := s.load(row, req.InstanceID, err)
@@ -223,6 +224,7 @@ func (s *Service) Assign(ctx context.Context, req AssignRequest) (Instance, erro
 			Guards: []byte("[]"), Payload: payload, ContextBefore: l.row.Context, ContextAfter: l.row.Context,
 			Source: audit.SourceAssign, RequestID: req.RequestID, DefinitionVersion: l.row.Version, At: now,
 			Actor: req.Caller.Name, ActorKind: machine.ActorUser}
+		seq = r.Seq
 		if err := audit.Assign(ctx, tx, to, r); err != nil {
 			return err
 		}
@@ -230,7 +232,7 @@ func (s *Service) Assign(ctx context.Context, req AssignRequest) (Instance, erro
 		next.Assignees, next.Revision, next.UpdatedAt = to, r.Seq, now
 		return nil
 	})
-	if err != nil {
+	if err := s.settleChange(ctx, req.InstanceID, assignEvent, req.RequestID, seq, err); err != nil { // outcome.go
 		return Instance{}, s.dbError(err)
 	}
 	s.cache.put(next)
