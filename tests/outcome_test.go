@@ -217,3 +217,34 @@ func TestAPIAmbiguousStart(t *testing.T) {
 		})
 	}
 }
+
+// TestAPIAmbiguousPut: the connection breaks while a new version of a definition is stored, after
+// its COMMIT was forwarded (stored; the answer lost) or before. The client gets 201 with the one
+// version there is, and the version's migration (policy auto) runs as after any put: the
+// instances are on it; or, before forwarding, 503 unavailable with nothing stored.
+func TestAPIAmbiguousPut(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		when dbtest.When
+	}{{"after forwarding", dbtest.AfterForwarding}, {"before forwarding", dbtest.BeforeForwarding}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env, p := apiProxied(t)
+			env.seedClaims(t)
+			fired := p.DropAt(c.when, "INSERT INTO definitions", "COMMIT")
+			r := env.do(t, "PUT", "/v1/definitions/claim", apiClaimV2(t, ""), "Content-Type", "application/yaml")
+			awaitFired(t, fired, "the version's commit")
+			versions := countOf(t, env.db, `SELECT COUNT(*) FROM definitions WHERE name = 'claim'`)
+			switch {
+			case r.status == http.StatusCreated && versions == 2:
+				if m := env.settledMigration(t, "claim"); m.Status != "done" || m.Migrated != 4 {
+					t.Errorf("the migration %+v", m)
+				}
+			case r.status == http.StatusServiceUnavailable && c.when == dbtest.BeforeForwarding && versions == 1:
+			default:
+				t.Errorf("%s; %d versions stored", r, versions)
+			}
+		})
+	}
+}

@@ -25,21 +25,25 @@ import (
 // connection): a statement still running on the old connection holds that lock until it commits or
 // rolls back, so what the lock then shows is final.
 
-// OutcomeUnknownError: the write of an event (or a creation, an operator's change, the start of a
-// bulk or a migration) may or may not have applied, and fsmd could not find out in time (503
-// outcome_unknown). An event sent again with the same Idempotency-Key (a creation: the same id) is
-// safe; a bulk or a migration is read back before it is started again.
+// OutcomeUnknownError: the write of an event (or a creation, an operator's change, a definition's
+// version, the start of a bulk or a migration) may or may not have applied, and fsmd could not find
+// out in time (503 outcome_unknown). An event sent again with the same Idempotency-Key (a creation:
+// the same id; a definition: the same content) is safe; a bulk or a migration is read back before
+// it is started again.
 type OutcomeUnknownError struct {
-	What       string // "instance", "bulk" or "migration"; "" is instance
-	InstanceID string // the instance's id, or the bulk's, or the migration's
+	What       string // "instance", "definition", "bulk" or "migration"; "" is instance
+	InstanceID string // the instance's id, or the definition's name, the bulk's id, the migration's
 	Err        error
 }
 
 func (e *OutcomeUnknownError) Error() string {
 	what, advice := e.What, "send it again with the same Idempotency-Key to be sure"
-	if what == "" || what == "instance" {
+	switch what {
+	case "", "instance":
 		what = "instance"
-	} else {
+	case "definition":
+		advice = "put it again: the same content is stored once"
+	default:
 		advice = "look for it (GET) before starting it again"
 	}
 	return fmt.Sprintf("the write of %s %s may or may not have applied (the database connection broke during it, "+

@@ -215,6 +215,20 @@ func (s *Service) registerOnce(ctx context.Context, def *machine.Definition) (pe
 		created = true
 		return persistence.DefinitionInsert(ctx, tx, row)
 	})
+	if created && errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		// The COMMIT may have applied without its answer (outcome.go): inserting the version again
+		// on a new connection settles it (it waits for a commit still in flight), and a conflict
+		// with this content at this version is this registration. Answered as created, the put
+		// starts its migration (policy auto) as it would have.
+		err = s.retryUncertain(ctx, "definition", def.Name, err, func(ctx context.Context) error {
+			return s.db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.DefinitionInsert(ctx, tx, row) })
+		})
+		if errors.Is(err, persistence.ErrConflict) {
+			if got, gerr := persistence.DefinitionGetByHash(ctx, s.db, def.Name, hash); gerr == nil && got.Version == row.Version {
+				err = nil
+			}
+		}
+	}
 	return row, created, err
 }
 
