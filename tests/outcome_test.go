@@ -248,3 +248,69 @@ func TestAPIAmbiguousPut(t *testing.T) {
 		})
 	}
 }
+
+// TestAPIAmbiguousMaintenance: the connection breaks while a bulk is cancelled (one statement, its
+// own commit) or a dead message is re-driven (a transaction: at its COMMIT, or after its statement),
+// after the write was forwarded or before. Each is answered as done (the bulk cancelled, the message pending), never
+// unavailable for a write that applied, and never 404 for a re-drive of its own; a write that did
+// not reach the server is done on a new connection, or 503 unavailable with nothing written.
+func TestAPIAmbiguousMaintenance(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		when    dbtest.When
+		markers []string
+	}{
+		{"cancel, after forwarding", dbtest.AfterForwarding, []string{"UPDATE bulks SET status"}},
+		{"cancel, before forwarding", dbtest.BeforeForwarding, []string{"UPDATE bulks SET status"}},
+		{"re-drive, after forwarding", dbtest.AfterForwarding, []string{"UPDATE messages SET status = 'pending'", "COMMIT"}},
+		{"re-drive, its statement after forwarding", dbtest.AfterForwarding, []string{"UPDATE messages SET status = 'pending'"}},
+		{"re-drive, before forwarding", dbtest.BeforeForwarding, []string{"UPDATE messages SET status = 'pending'", "COMMIT"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env, p := apiProxied(t)
+			cancel := c.markers[0] == "UPDATE bulks SET status"
+			var path, status string
+			var done func() string // the bulk's status, or the message's
+			if cancel {
+				env.door(t, "m-1")
+				b := apiRaw(t, env.do(t, "POST", "/v1/definitions/door/bulk", map[string]any{"filter": map[string]any{}, "event": "knock"}))
+				id, _ := b["id"].(string)
+				path, status = apiPath("/v1/bulk/%s/cancel", id), "cancelled"
+				done = func() string {
+					var s string
+					if err := env.db.X.QueryRow(`SELECT status FROM bulks WHERE id = $1`, id).Scan(&s); err != nil {
+						t.Fatal(err)
+					}
+					return s
+				}
+			} else {
+				if _, err := env.db.X.Exec(`INSERT INTO messages (id, sender, sender_seq, target, seq, event, payload, status, reason, created_at, dead_at)
+					VALUES ('msg-dead-1', 'someone', 1, 'nobody', 1, 'knock', '{}', 'dead', 'not_found: no instance has id "nobody"', now(), now())`); err != nil {
+					t.Fatal(err)
+				}
+				path, status = "/v1/messages/dead/msg-dead-1/redrive", "pending"
+				done = func() string {
+					var s string
+					if err := env.db.X.QueryRow(`SELECT status FROM messages WHERE id = 'msg-dead-1'`).Scan(&s); err != nil {
+						t.Fatal(err)
+					}
+					return s
+				}
+			}
+			fired := p.DropAt(c.when, c.markers...)
+			r := env.do(t, "POST", path, nil)
+			awaitFired(t, fired, "the write")
+			switch got := done(); {
+			case r.status == http.StatusOK && got == status:
+			case r.status == http.StatusServiceUnavailable && c.when == dbtest.BeforeForwarding && got != status:
+				if code := apiRaw(t, r)["code"]; code != "unavailable" {
+					t.Errorf("%s", r)
+				}
+			default:
+				t.Errorf("%s; then %s", r, got)
+			}
+		})
+	}
+}

@@ -383,7 +383,17 @@ func (s *Service) CancelBulk(ctx context.Context, id string) (Bulk, error) {
 	if _, err := s.GetBulk(ctx, id); err != nil {
 		return Bulk{}, err
 	}
-	if _, err := persistence.BulkFinish(ctx, s.db, id, "cancelled", "", s.now()); err != nil {
+	cancel := func(ctx context.Context) error {
+		_, err := persistence.BulkFinish(ctx, s.db, id, "cancelled", "", s.now())
+		return err
+	}
+	err := cancel(ctx)
+	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		// The statement may have committed without its answer (outcome.go): it applies only to a
+		// running bulk, so sending it again settles it, and the bulk is answered as it then is.
+		err = s.retryUncertain(ctx, "bulk", id, err, cancel)
+	}
+	if err != nil {
 		return Bulk{}, s.dbError(err)
 	}
 	return s.GetBulk(ctx, id)

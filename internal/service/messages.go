@@ -275,7 +275,19 @@ func toDeadMessage(r persistence.MessageRow) (DeadMessage, error) {
 // again). NotFoundError when no dead message has that id (it was delivered, re-driven already, or
 // never was).
 func (s *Service) RedriveDeadMessage(ctx context.Context, id string) (RedriveResult, error) {
-	err := persistence.MessageRedrive(ctx, s.db, id)
+	// In a transaction, not a statement of its own: database/sql sends a statement again on a new
+	// connection after a broken one, and the re-drive sent again would find its own work done (404).
+	redrive := func(ctx context.Context) error {
+		return s.db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.MessageRedrive(ctx, tx, id) })
+	}
+	err := redrive(ctx)
+	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		// The COMMIT may have applied without its answer (outcome.go): re-driving again on a new
+		// connection settles it, and a message no longer dead then was re-driven.
+		if err = s.retryUncertain(ctx, "dead message", id, err, redrive); errors.Is(err, persistence.ErrNotFound) {
+			err = nil
+		}
+	}
 	if errors.Is(err, persistence.ErrNotFound) {
 		return RedriveResult{}, &NotFoundError{What: "dead message", Key: id}
 	}

@@ -77,9 +77,17 @@ func toDeadLetter(r persistence.OutboxRow) DeadLetter {
 // RedriveDeadLetter gives a dead letter another round of attempts, due now. NotFoundError when no
 // dead letter has that id (it was delivered, re-driven already, or never was).
 func (s *Service) RedriveDeadLetter(ctx context.Context, id string) (RedriveResult, error) {
-	err := s.db.WithTx(ctx, func(tx *persistence.Tx) error {
-		return persistence.OutboxRedrive(ctx, tx, id, s.now())
-	})
+	redrive := func(ctx context.Context) error {
+		return s.db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.OutboxRedrive(ctx, tx, id, s.now()) })
+	}
+	err := redrive(ctx)
+	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		// The COMMIT may have applied without its answer (outcome.go): re-driving again on a new
+		// connection settles it, and a dead letter no longer dead then was re-driven.
+		if err = s.retryUncertain(ctx, "dead letter", id, err, redrive); errors.Is(err, persistence.ErrNotFound) {
+			err = nil
+		}
+	}
 	if errors.Is(err, persistence.ErrNotFound) {
 		return RedriveResult{}, &NotFoundError{What: "dead letter", Key: id}
 	}
@@ -99,7 +107,9 @@ func (s *Service) RedriveDeadLetters(ctx context.Context, f DeadLetterFilter) (R
 		return err
 	})
 	if err != nil {
-		return RedriveResult{}, s.dbError(err)
+		// Its count is not read back: after a broken connection it may or may not have applied
+		// (re-driving again is safe).
+		return RedriveResult{}, s.dbError(unknownIfSent("dead letters", "of the filter", err)) // outcome.go
 	}
 	return RedriveResult{Redriven: n}, nil
 }

@@ -31,7 +31,7 @@ import (
 // the same id; a definition: the same content) is safe; a bulk or a migration is read back before
 // it is started again.
 type OutcomeUnknownError struct {
-	What       string // "instance", "definition", "bulk" or "migration"; "" is instance
+	What       string // "instance" (or ""), "definition", "bulk", "migration", "dead letter(s)", "dead message"
 	InstanceID string // the instance's id, or the definition's name, the bulk's id, the migration's
 	Err        error
 }
@@ -43,6 +43,8 @@ func (e *OutcomeUnknownError) Error() string {
 		what = "instance"
 	case "definition":
 		advice = "put it again: the same content is stored once"
+	case "dead letter", "dead letters", "dead message":
+		advice = "list the dead ones: one no longer listed was re-driven (re-driving again is safe)"
 	default:
 		advice = "look for it (GET) before starting it again"
 	}
@@ -117,6 +119,16 @@ func (s *Service) settleChange(ctx context.Context, id, event, requestID string,
 		return rerr
 	case out.applied:
 		return nil
+	}
+	return err
+}
+
+// unknownIfSent is err, the failure of a write that is safe to send again but whose outcome is not
+// read back (a re-drive), as OutcomeUnknownError when the connection broke once it may have been
+// sent: it may have applied, and 503 unavailable would say that nothing was written.
+func unknownIfSent(what, id string, err error) error {
+	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		return &OutcomeUnknownError{What: what, InstanceID: id, Err: err}
 	}
 	return err
 }
