@@ -7801,13 +7801,17 @@ const docTemplate = `{
                     "type": "integer"
                 },
                 "source": {
-                    "description": "api, timer, migration, message",
+                    "description": "audit.Source*",
                     "type": "string",
                     "enum": [
                         "api",
                         "timer",
                         "migration",
-                        "message"
+                        "message",
+                        "assign",
+                        "admin",
+                        "repair",
+                        "bulk"
                     ]
                 },
                 "to": {

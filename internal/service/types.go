@@ -150,7 +150,7 @@ type HistoryEntry struct {
 	Payload           map[string]any `json:"payload" validate:"required"`
 	ContextBefore     map[string]any `json:"context_before" validate:"required"`
 	ContextAfter      map[string]any `json:"context_after" validate:"required"`
-	Source            string         `json:"source" validate:"required" enums:"api,timer,migration,message"` // api, timer, migration, message
+	Source            string         `json:"source" validate:"required" enums:"api,timer,migration,message,assign,admin,repair,bulk"` // audit.Source*
 	RequestID         string         `json:"request_id" validate:"required"`
 	IdempotencyKey    string         `json:"idempotency_key" validate:"required"`
 	DefinitionVersion int            `json:"definition_version" validate:"required"`
