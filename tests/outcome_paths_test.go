@@ -218,41 +218,6 @@ func TestAmbiguousTimers(t *testing.T) {
 	}
 }
 
-// The messages of TestAmbiguousMessages: a sender's go sends each of its peers a numbered ping;
-// a counter takes only the next ping (a duplicate would be a dropped row, refused by its guard).
-const (
-	ambiguousFanout = `name: fanout
-initial: on
-context:
-  peers: [string]
-  n: int
-states:
-  on:
-    on:
-      go:
-        to: on
-        set: {n: ctx.n + 1}
-        send:
-          - {to: ctx.peers, event: ping, payload: {n: ctx.n + 1}}
-`
-	ambiguousCounter = `name: counter
-initial: on
-context:
-  last: int
-events:
-  ping:
-    n: {type: int, required: true}
-states:
-  on:
-    on:
-      ping:
-        to: on
-        guard: event.n == ctx.last + 1
-        guard_message: pings come one after the other
-        set: {last: event.n}
-`
-)
-
 // TestAmbiguousMessages: the delivery of messages (the target's transition and the message's
 // deletion, in one transaction) loses its COMMIT's answer, or never gets there: one message to
 // each target, delivered on its own, or a run of three, delivered together. The dispatcher's next
@@ -273,7 +238,7 @@ func TestAmbiguousMessages(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			svc, db, p := ambiguousService(t, ambiguousFanout, ambiguousCounter)
+			svc, db, p := ambiguousService(t, onceFanout, onceCounter) // messages_exactly_once_test.go: a duplicate is a dropped row
 			peers := []any{"c1", "c2"}
 			for _, id := range peers {
 				if _, _, err := svc.CreateInstance(ctx, service.CreateInstance{Definition: "counter", ID: id.(string)}); err != nil {
