@@ -49,6 +49,23 @@ func TestAPIAmbiguousWrite(t *testing.T) {
 			t.Fatalf("%s: the history %+v, want one row per event", c.name, hist)
 		}
 	}
+	// Each transition counts once in the stats, the one whose commit was read back too.
+	r := env.do(t, "GET", "/v1/definitions/door/stats", nil)
+	stats := apiWant[struct {
+		Transitions []struct {
+			Event string
+			Count int64
+		}
+	}](t, r, http.StatusOK)
+	knocks := int64(0)
+	for _, tr := range stats.Transitions {
+		if tr.Event == "knock" {
+			knocks += tr.Count
+		}
+	}
+	if knocks != 2 {
+		t.Errorf("the stats count %d knocks, want 2: %s", knocks, r.body)
+	}
 }
 
 // TestAPIAmbiguousCreate: the connection breaks during a creation's transaction: after its COMMIT

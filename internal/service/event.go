@@ -101,6 +101,7 @@ func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (Ev
 			return EventResult{}, false, err
 		}
 		if out.applied {
+			s.afterResolved(snap.l, out.row)
 			res, err := s.replay(ctx, snap.l, out.row) // its answer, from its audit row
 			return res, false, err
 		}

@@ -88,6 +88,18 @@ func (s *Service) afterWrite(ex persistence.Executor, l loaded, t *machine.Trans
 	}
 }
 
+// afterResolved is afterWrite for an event's write whose commit was read back from its audit row r
+// (outcome.go): its AfterCommit never ran, the commit having failed as far as the write could tell.
+// The transition counts in the stats as it would have, and the dispatchers look for the webhooks
+// and messages it may have queued rather than waiting for their polls.
+func (s *Service) afterResolved(l loaded, r audit.Row) {
+	if def, _, err := s.reg.get(l.row.Definition, r.DefinitionVersion); err == nil && !stayed(def, r) {
+		s.countTransition(l.row.Definition, r.From, r.To, r.Event, l.row.EnteredAt, r.At)
+	}
+	s.wakeOutbox()
+	s.messageWake.signal()
+}
+
 // appendWithUpdate writes u with its audit row r through ex: in the next group commit (group.go)
 // when ex is the database and group commit is on, else as audit.AppendWithUpdate writes it (a
 // caller's transaction is its own commit already).
