@@ -312,8 +312,10 @@ var (
 
 func stateType(states []string) *schema.Type {
 	t := schema.Scalar(schema.String)
-	for _, s := range states {
-		t.Enum = append(t.Enum, s)
+	values := make([]any, len(states))
+	for i, s := range states {
+		values[i] = s
 	}
+	t.SetEnum(values)
 	return t
 }

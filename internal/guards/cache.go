@@ -53,7 +53,6 @@ type compiled struct {
 	key      configKey
 	config   *conf.Config
 	programs map[programKey]result
-	enums    enumSets // the values of the enumerations met, as sets (enum.go)
 }
 
 type result struct {
@@ -87,7 +86,7 @@ func (c *configCache) get(key configKey) *compiled {
 		}
 	}
 	c.mu.Unlock()
-	return &compiled{key: key, config: newConfig(key), programs: map[programKey]result{}, enums: enumSets{}}
+	return &compiled{key: key, config: newConfig(key), programs: map[programKey]result{}}
 }
 
 func (c *configCache) put(e *compiled) {

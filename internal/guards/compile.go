@@ -40,7 +40,7 @@ func compileIn(c *compiled, src string, want *schema.Type, given Facts) (*Progra
 	if _, err := checker.Check(tree, config); err != nil {
 		return nil, compileError(src, err)
 	}
-	proved, loose, err := checkOptional(src, tree.Node, key.Env, want, given.list(), c.enums)
+	proved, loose, err := checkOptional(src, tree.Node, key.Env, want, given.list())
 	if err != nil {
 		return nil, err
 	}

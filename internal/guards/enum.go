@@ -11,26 +11,6 @@ import (
 	"github.com/fsmd-io/fsmd/internal/schema"
 )
 
-// enumSets holds the values of each enumeration as a set, made on first use and kept with the
-// environment's configuration (cache.go), so that a literal is looked up once, not compared with
-// each of 10,000 values, and the set is not rebuilt for every expression of a definition.
-type enumSets map[*schema.Type]map[any]struct{}
-
-func (s enumSets) admits(t *schema.Type, v any) bool {
-	set, ok := s[t]
-	if !ok {
-		set = make(map[any]struct{}, len(t.Enum))
-		for _, x := range t.Enum {
-			set[x] = struct{}{}
-		}
-		if s != nil {
-			s[t] = set
-		}
-	}
-	_, ok = set[v]
-	return ok
-}
-
 // maxListed bounds how many of an enumeration's values an error lists.
 const maxListed = 10
 
@@ -101,7 +81,7 @@ func (p *nilPass) enumLiteral(n ast.Node, want *schema.Type) {
 		return
 	}
 	v, ok := literal(n)
-	if ok && !p.enums.admits(want, v) {
+	if ok && !want.InEnum(v) {
 		p.fail(n, "%s is not a value of the field, which is one of %s", showValue(v), listEnum(want))
 	}
 }
@@ -112,7 +92,7 @@ func (p *nilPass) enumCompare(t *schema.Type, x, other ast.Node) {
 		return
 	}
 	v, ok := literal(other)
-	if ok && !p.enums.admits(t, v) {
+	if ok && !t.InEnum(v) {
 		p.fail(other, "%s is not a value of %s, which is one of %s: the comparison is always the same", showValue(v), describeNode(x), listEnum(t))
 	}
 }

@@ -40,7 +40,6 @@ func (i info) mayBeNil() bool { return i.nilAt != nil }
 type nilPass struct {
 	src   string
 	env   Env
-	enums enumSets
 	lets  []letVar       // the `let` variables in scope, innermost last
 	elems []*schema.Type // the element type of each enclosing predicate's list, innermost last
 	// loose are the operands of == and != that may be nil: expr compiles == of two ints (strings)
@@ -58,8 +57,8 @@ type letVar struct {
 // a guard), in which the keys of given are known not nil. It returns the facts the expression proves
 // when it is true (a guard's, for its branch's `set`).
 // It also returns the operands to loosen once the tree is checked for the last time.
-func checkOptional(src string, root ast.Node, env Env, want *schema.Type, given facts, enums enumSets) (facts, []ast.Node, error) {
-	p := &nilPass{src: src, env: env, enums: enums}
+func checkOptional(src string, root ast.Node, env Env, want *schema.Type, given facts) (facts, []ast.Node, error) {
+	p := &nilPass{src: src, env: env}
 	p.place(root, given, want)
 	if p.err != nil {
 		return nil, nil, p.err

@@ -56,7 +56,7 @@ func (d *parser) enum(t *schema.Type, e source.Entry, field string) {
 		values = append(values, v)
 	}
 	if len(values) == len(items) {
-		t.Enum = values
+		t.SetEnum(values)
 	}
 }
 

@@ -65,6 +65,9 @@ type Type struct {
 	// Enum, when set, is every value the type admits, in the order declared: typed values (string
 	// or int), for kinds String and Int only.
 	Enum []any
+	// enumSet holds Enum's values when SetEnum made it (a long enumeration): InEnum looks them up
+	// there. Read-only once set: a Type is shared by the goroutines that decode with it.
+	enumSet map[any]struct{}
 }
 
 // Field is one named field of an object.
