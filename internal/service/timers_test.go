@@ -300,7 +300,9 @@ func testSlowTimer(t *testing.T, db *persistence.DB, budget time.Duration) {
 		t.Errorf("the round took %v, want about the budget (%v)", took, budget)
 	}
 	t.Logf("round %v; %d events meanwhile, the slowest %v", took, sent, slowest)
-	if sent == 0 || slowest > 100*time.Millisecond {
+	// Held, the lock would hold an event for about the whole budget; half of it leaves room for a
+	// loaded machine (an event took 130 ms at a load average of 11) and still catches that.
+	if sent == 0 || slowest > budget/2 {
 		t.Errorf("events on another instance: %d sent, the slowest took %v while the timer's event was decided", sent, slowest)
 	}
 	h, err := svc.History(ctx, "slow", 0, 10)
