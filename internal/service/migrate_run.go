@@ -109,22 +109,29 @@ func (s *Service) startMigration(ctx context.Context, id, name string, req Migra
 	insert := func(ctx context.Context) error {
 		return s.db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.MigrationInsert(ctx, tx, row) })
 	}
-	err = insert(ctx)
-	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
-		// The COMMIT may have applied without its answer (outcome.go): inserting the same row again
-		// on a new connection settles it (it waits for a commit still in flight).
-		err = s.retryUncertain(ctx, "migration", id, err, insert)
-	}
-	if errors.Is(err, persistence.ErrConflict) {
+	for try := 1; ; try++ {
+		err = insert(ctx)
+		if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+			// The COMMIT may have applied without its answer (outcome.go): inserting the same row
+			// again on a new connection settles it (it waits for a commit still in flight).
+			err = s.retryUncertain(ctx, "migration", id, err, insert)
+		}
+		if !errors.Is(err, persistence.ErrConflict) {
+			break
+		}
 		// A conflict with a migration of this (new) id is this one, recorded by a try above.
 		if _, gerr := persistence.MigrationGet(ctx, s.db, id); gerr == nil {
 			err = nil
+			break
 		}
-	}
-	if errors.Is(err, persistence.ErrConflict) {
-		if running, rerr := persistence.MigrationGetRunning(ctx, s.db, name); rerr == nil {
+		running, rerr := persistence.MigrationGetRunning(ctx, s.db, name)
+		if rerr == nil {
 			return MigrationStatus{}, &MigrationRunningError{Definition: name, ID: running.ID, ToVersion: running.ToVersion}
 		}
+		if !errors.Is(rerr, persistence.ErrNotFound) || try == 3 {
+			break
+		}
+		// The running migration ended between the insert and the read: insert again.
 	}
 	if err != nil {
 		return MigrationStatus{}, err
