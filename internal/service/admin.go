@@ -243,13 +243,7 @@ func (s *Service) Repair(ctx context.Context, req RepairRequest) (EventResult, e
 		if errors.Is(err, persistence.ErrConflict) || (errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err)) {
 			// The write did not say whether it applied (outcome.go): the instance moved on, maybe by
 			// this write sent again on a new connection, or the connection broke once it was sent.
-			seq := l.row.Revision + 1
-			var out outcome
-			if errors.Is(err, persistence.ErrConflict) {
-				out, err = s.ownTransition(ctx, s.db, ev, seq)
-			} else {
-				out, err = s.resolve(ctx, ev, seq, err)
-			}
+			out, err := s.eventOutcome(ctx, ev, l.row.Revision+1, err)
 			switch {
 			case err != nil:
 				return EventResult{}, s.dbError(err)

@@ -320,12 +320,8 @@ func (s *Service) StartBulk(ctx context.Context, req BulkRequest) (Bulk, error) 
 	}
 	row := persistence.BulkRow{ID: ident.New(now), Definition: def.Name, Request: body, Total: total, Actor: req.Caller.Name}
 	row.CreatedAt, row.UpdatedAt = now, now
-	err = persistence.BulkInsert(ctx, s.db, row)
-	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
-		// The statement may have committed without its answer (outcome.go): inserting the same row
-		// again on a new connection settles it.
-		err = s.retryUncertain(ctx, "bulk", row.ID, err, func(ctx context.Context) error { return persistence.BulkInsert(ctx, s.db, row) })
-	}
+	// Inserting the same row again settles a statement whose answer was lost (outcome.go).
+	err = s.settled(ctx, "bulk", row.ID, func(ctx context.Context) error { return persistence.BulkInsert(ctx, s.db, row) })
 	if errors.Is(err, persistence.ErrConflict) {
 		// A conflict with a bulk of this (new) id is this one: its statement sent again, by
 		// database/sql on a new connection after a broken one, or above.
@@ -383,16 +379,12 @@ func (s *Service) CancelBulk(ctx context.Context, id string) (Bulk, error) {
 	if _, err := s.GetBulk(ctx, id); err != nil {
 		return Bulk{}, err
 	}
-	cancel := func(ctx context.Context) error {
+	// It applies only to a running bulk: sent again after its answer was lost (outcome.go), it
+	// settles, and the bulk is answered as it then is.
+	err := s.settled(ctx, "bulk", id, func(ctx context.Context) error {
 		_, err := persistence.BulkFinish(ctx, s.db, id, "cancelled", "", s.now())
 		return err
-	}
-	err := cancel(ctx)
-	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
-		// The statement may have committed without its answer (outcome.go): it applies only to a
-		// running bulk, so sending it again settles it, and the bulk is answered as it then is.
-		err = s.retryUncertain(ctx, "bulk", id, err, cancel)
-	}
+	})
 	if err != nil {
 		return Bulk{}, s.dbError(err)
 	}

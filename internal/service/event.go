@@ -89,14 +89,7 @@ func (s *Service) sendEvent(ctx context.Context, req SendEvent, hash string) (Ev
 			return res, false, err
 		}
 		// The write did not say whether it applied (outcome.go): find out before answering.
-		seq := snap.l.row.Revision + 1
-		var out outcome
-		if errors.Is(err, persistence.ErrConflict) {
-			out, err = s.ownTransition(ctx, s.db, req, seq)
-		}
-		if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
-			out, err = s.resolve(ctx, req, seq, err)
-		}
+		out, err := s.eventOutcome(ctx, req, snap.l.row.Revision+1, err)
 		if err != nil {
 			return EventResult{}, false, err
 		}

@@ -110,12 +110,8 @@ func (s *Service) startMigration(ctx context.Context, id, name string, req Migra
 		return s.db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.MigrationInsert(ctx, tx, row) })
 	}
 	for try := 1; ; try++ {
-		err = insert(ctx)
-		if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
-			// The COMMIT may have applied without its answer (outcome.go): inserting the same row
-			// again on a new connection settles it (it waits for a commit still in flight).
-			err = s.retryUncertain(ctx, "migration", id, err, insert)
-		}
+		// Inserting the same row again settles a COMMIT whose answer was lost (outcome.go).
+		err = s.settled(ctx, "migration", id, insert)
 		if !errors.Is(err, persistence.ErrConflict) {
 			break
 		}

@@ -133,6 +133,32 @@ func unknownIfSent(what, id string, err error) error {
 	return err
 }
 
+// settled runs write, and when its connection broke once it may have been sent (its COMMIT may have
+// applied without the answer coming back), runs it again on a new connection (retryUncertain),
+// which settles it: write must be safe to repeat.
+func (s *Service) settled(ctx context.Context, what, id string, write func(context.Context) error) error {
+	err := write(ctx)
+	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		err = s.retryUncertain(ctx, what, id, err, write)
+	}
+	return err
+}
+
+// eventOutcome finds out whether the write of req at seq applied after it failed with err, which
+// says neither: a conflict (the instance moved on, maybe by this write sent again on a new
+// connection: ownTransition) or a connection broken once it was sent (resolve). Other errors are
+// returned as they are.
+func (s *Service) eventOutcome(ctx context.Context, req SendEvent, seq int64, err error) (outcome, error) {
+	var out outcome
+	if errors.Is(err, persistence.ErrConflict) {
+		out, err = s.ownTransition(ctx, s.db, req, seq)
+	}
+	if errors.Is(err, persistence.ErrUnavailable) && !persistence.NeverSent(err) {
+		out, err = s.resolve(ctx, req, seq, err)
+	}
+	return out, err
+}
+
 // retryUncertain runs write (again) after a connection broke in an uncertain way, while the
 // database stays out of reach, up to resolveWindow; then OutcomeUnknownError. write must be safe to
 // repeat: a read, or a write keyed so that a repeat of an applied one is a conflict (ErrConflict).
