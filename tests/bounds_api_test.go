@@ -37,7 +37,7 @@ func TestAPIPagesBoundedByBytes(t *testing.T) {
 		env.create(t, "journal", "fat-1", nil)
 		// `<` is one byte in a request; a JSON writer escaping HTML would send six for it.
 		text := strings.Repeat("<", 1_000_000)
-		const events = 10
+		const events = 6                                                  // 6 MB: two pages
 		body := `{"event": "write", "payload": {"text": "` + text + `"}}` // json.Marshal would escape the <s
 		for range events {
 			apiWant[apiEventResult](t, env.do(t, "POST", "/v1/instances/fat-1/events", body), http.StatusOK)
@@ -58,14 +58,14 @@ func TestAPIPagesBoundedByBytes(t *testing.T) {
 			}
 		}
 
-		// Contexts of 200 KB: 40 instances are about 8 MB.
+		// Contexts of 200 KB: 25 instances are about 5 MB, two pages.
 		note := strings.Repeat("n", 200_000)
-		for i := range 40 {
+		for i := range 25 {
 			env.create(t, "door", fmt.Sprintf("wide-%02d", i), map[string]any{"code": "1", "note": note})
 		}
 		insts := env.list(t, url.Values{"definition": {"door"}}, 1000)
-		if len(insts) != 40 {
-			t.Fatalf("the pages of instances hold %d, want 40", len(insts))
+		if len(insts) != 25 {
+			t.Fatalf("the pages of instances hold %d, want 25", len(insts))
 		}
 
 		// Versions with sources near the body limit: 6 of them are about 5.4 MB.

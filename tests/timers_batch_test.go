@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -113,18 +112,17 @@ func seedPings(t *testing.T, db *persistence.DB, n int) {
 				SELECT 'ping-' || lpad(i::text, 6, '0'), 0, 0, 'ring', $1, $1 FROM generate_series(0, $2::int - 1) AS i`, due, n)
 			return err
 		}
-		for i := range n {
-			id := fmt.Sprintf("ping-%06d", i)
-			err := persistence.InstanceInsert(ctx, tx, persistence.InstanceRow{ID: id, Definition: "ping", Version: 1, State: "waiting",
-				Context: fmt.Appendf(nil, `{"due": %q}`, due.Format(time.RFC3339)), CreateHash: "seed", CreatedAt: now, UpdatedAt: now, EnteredAt: now})
-			if err != nil {
-				return err
-			}
-			if err := persistence.TimersReplace(ctx, tx, id, false, 0, []persistence.Arm{{Event: "ring", DueAt: due}}); err != nil {
-				return err
-			}
+		// The same on SQLite, where n inserts through the race detector took a minute.
+		if _, err := tx.X.ExecContext(ctx, `WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < ?1 - 1)
+			INSERT INTO instances (id, definition, version, state, context, revision, final, create_hash, created_at, updated_at, entered_at)
+			SELECT printf('ping-%06d', i), 'ping', 1, 'waiting', json_object('due', ?2), 0, 0, 'seed', ?3, ?3, ?3 FROM s`,
+			n, due.Format(time.RFC3339), sqliteTime(now)); err != nil {
+			return err
 		}
-		return nil
+		_, err := tx.X.ExecContext(ctx, `WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < ?1 - 1)
+			INSERT INTO timers (instance_id, revision, idx, event, due_at, next_try_at, attempts, last_error)
+			SELECT printf('ping-%06d', i), 0, 0, 'ring', ?2, ?2, 0, '' FROM s`, n, sqliteTime(due))
+		return err
 	})
 	if err != nil {
 		t.Fatalf("seeding: %v", err)

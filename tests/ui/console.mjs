@@ -32,7 +32,10 @@ async function newPage() {
     problems.push("a dialog opened: " + d.message());
     await d.dismiss();
   });
-  page.setDefaultTimeout(15000);
+  // Generous: CI runs this beside the other end-to-end tests on two cores, where one page's load
+  // event (Mermaid is 3 MB of script) took more than 15 s. A wait that fails still names its step.
+  page.setDefaultTimeout(30000);
+  page.setDefaultNavigationTimeout(60000);
   return page;
 }
 
