@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -51,7 +52,7 @@ func checkContentType(c echo.Context, want []string) error {
 // one that is not UTF-8: strings are stored verbatim, and encoding/json would silently replace
 // invalid bytes.
 func readBody(c echo.Context) ([]byte, error) {
-	body, err := io.ReadAll(c.Request().Body)
+	body, err := readAll(c.Request())
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -68,6 +69,35 @@ func readBody(c echo.Context) ([]byte, error) {
 	return body, nil
 }
 
+// readAll reads r's body into a buffer of its Content-Length when it gives one (io.ReadAll would
+// grow its buffer again and again), bounded: the body limit middleware refuses more than its limit,
+// and a length beyond maxPrealloc only starts the buffer there.
+func readAll(r *http.Request) ([]byte, error) {
+	if r.ContentLength <= 0 {
+		return io.ReadAll(r.Body)
+	}
+	// As io.ReadAll does, from a buffer one byte longer than the body: the read that finds the end
+	// has room, and nothing grows.
+	b := make([]byte, 0, min(r.ContentLength+1, maxPrealloc))
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// maxPrealloc bounds the buffer a request's Content-Length makes readAll allocate before any byte
+// has come.
+const maxPrealloc = 64 << 10
+
 // decodeBody reads the body into v (a pointer to a struct) strictly: application/json, one JSON
 // object, no field that v does not have (matched exactly, where encoding/json would ignore case), no
 // key twice in any object at any depth, nothing after the object (checkBody). Numbers are
@@ -80,8 +110,10 @@ func decodeBody(c echo.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := checkBody(body, jsonFields(v)); err != nil {
-		return err
+	if fields := jsonFields(v); !quickCheck(body, fields) { // decode_quick.go: most bodies need no more
+		if err := checkBody(body, fields); err != nil {
+			return err
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -244,9 +276,12 @@ func bodyPath(stack []frame) string {
 	return b.String()
 }
 
-// jsonFields lists the JSON names of the fields of the struct v points to.
+// jsonFields lists the JSON names of the fields of the struct v points to, worked out once per type.
 func jsonFields(v any) []string {
 	t := reflect.TypeOf(v).Elem()
+	if names, ok := fieldNames.Load(t); ok {
+		return names.([]string)
+	}
 	var names []string
 	for f := range t.Fields() {
 		if !f.IsExported() {
@@ -261,8 +296,12 @@ func jsonFields(v any) []string {
 		}
 		names = append(names, name)
 	}
+	fieldNames.Store(t, names)
 	return names
 }
+
+// fieldNames caches jsonFields by type: the request types are a handful.
+var fieldNames sync.Map
 
 // jsonError words a decoding error for the client.
 func jsonError(err error) error {
