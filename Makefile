@@ -7,6 +7,7 @@ PKGS      := ./...
 FUZZ_PARSE   ?= 70000x
 FUZZ_COMPILE ?= 280000x
 FUZZ_ANALYSIS ?= 200000x
+FUZZ_BODY     ?= 60000x
 # The Mermaid release whose built file the console embeds (make assets).
 MERMAID_VERSION ?= 12.3.0
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -50,10 +51,11 @@ test-race: ## Run the Go tests under the race detector
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target briefly (FUZZ_PARSE, FUZZ_COMPILE, FUZZ_ANALYSIS: executions, or a duration such as 90s)
+fuzz: ## Run each fuzz target briefly (FUZZ_PARSE, FUZZ_COMPILE, FUZZ_ANALYSIS, FUZZ_BODY: executions, or a duration such as 90s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_PARSE) -fuzzminimizetime 2s ./internal/machine
 	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZ_COMPILE) -fuzzminimizetime 2s ./internal/guards
 	$(GO) test -run '^$$' -fuzz '^FuzzAnalysis$$' -fuzztime $(FUZZ_ANALYSIS) -fuzzminimizetime 2s ./internal/analysis
+	$(GO) test -run '^$$' -fuzz '^FuzzQuickCheck$$' -fuzztime $(FUZZ_BODY) -fuzzminimizetime 2s ./internal/server
 
 .PHONY: bench
 bench: ## Run the benchmarks (Fire against the looplab/fsm baseline, loading 1,000 definitions)
