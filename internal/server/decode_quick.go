@@ -85,7 +85,7 @@ func quickCheck(body []byte, fields []string) bool {
 				i++
 			}
 		}
-		// After a value: a comma, or the end of its object or list.
+	afterValue: // a comma, or the end of the value's object or list
 		i = skipSpace(body, i)
 		if i == len(body) {
 			return false
@@ -108,19 +108,7 @@ func quickCheck(body []byte, fields []string) bool {
 		if depth == 0 {
 			return skipSpace(body, i) == len(body)
 		}
-		// The object or list just closed is a value of the level around it: a comma or its end.
-		i = skipSpace(body, i)
-		if i == len(body) {
-			return false
-		}
-		switch body[i] {
-		case ',':
-			i++
-		case '}', ']':
-			goto closed
-		default:
-			return false
-		}
+		goto afterValue // the object or list just closed is a value of the level around it
 	}
 }
 
