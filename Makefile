@@ -56,6 +56,7 @@ fuzz: ## Run each fuzz target briefly (FUZZ_PARSE, FUZZ_COMPILE, FUZZ_ANALYSIS, 
 	$(GO) test -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZ_COMPILE) -fuzzminimizetime 2s ./internal/guards
 	$(GO) test -run '^$$' -fuzz '^FuzzAnalysis$$' -fuzztime $(FUZZ_ANALYSIS) -fuzzminimizetime 2s ./internal/analysis
 	$(GO) test -run '^$$' -fuzz '^FuzzQuickCheck$$' -fuzztime $(FUZZ_BODY) -fuzzminimizetime 2s ./internal/server
+	$(GO) test -run '^$$' -fuzz '^FuzzQuickEvent$$' -fuzztime $(FUZZ_BODY) -fuzzminimizetime 2s ./internal/server
 
 .PHONY: bench
 bench: ## Run the benchmarks (Fire against the looplab/fsm baseline, loading 1,000 definitions)
