@@ -107,7 +107,15 @@ func (s *Service) startMigration(ctx context.Context, id, name string, req Migra
 	row := persistence.MigrationRow{ID: id, Definition: name, ToVersion: toVersion, FromVersion: req.fromVersion(),
 		FromState: req.fromState(), Status: "running", Total: total, StartedAt: s.now()}
 	insert := func(ctx context.Context) error {
-		return s.db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.MigrationInsert(ctx, tx, row) })
+		return s.db.WithTx(ctx, func(tx *persistence.Tx) error {
+			if err := persistence.MigrationInsert(ctx, tx, row); err != nil {
+				return err
+			}
+			if req.auto {
+				return behind(ctx, tx, name, toVersion)
+			}
+			return nil
+		})
 	}
 	for try := 1; ; try++ {
 		// Inserting the same row again settles a COMMIT whose answer was lost (outcome.go).
@@ -133,6 +141,26 @@ func (s *Service) startMigration(ctx context.Context, id, name string, req Migra
 		return MigrationStatus{}, err
 	}
 	return migrationStatus(row), nil
+}
+
+// errNothingToMove: an automatic migration found, once recorded, no running instance left on an
+// older version (the migration that ran meanwhile moved them), and was not recorded.
+var errNothingToMove = errors.New("no running instance is on an older version")
+
+// behind returns errNothingToMove unless a running instance of name is on a version older than to,
+// read in tx: after the migration's row is inserted, so that a migration that ended just before is
+// seen with what it moved.
+func behind(ctx context.Context, tx *persistence.Tx, name string, to int) error {
+	counts, err := persistence.InstanceCountRunningByVersion(ctx, tx, name)
+	if err != nil {
+		return err
+	}
+	for _, c := range counts {
+		if c.Version < to {
+			return nil
+		}
+	}
+	return errNothingToMove
 }
 
 // errRunElsewhere: another process is running the migration (runMigration returns it at once).

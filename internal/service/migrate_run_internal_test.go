@@ -495,3 +495,38 @@ func TestMigrationRunLateMisfit(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoMigrationNothingLeft: a migration fsmd starts for policy auto that finds, once its row is
+// in, no running instance on an older version (a migration that ended meanwhile moved them: CI saw
+// such an empty migration recorded after the others) is not recorded; one asked for is.
+func TestAutoMigrationNothingLeft(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
+		ctx := context.Background()
+		svc := New(db, Options{Logger: slog.New(slog.DiscardHandler)})
+		t.Cleanup(svc.Close)
+		const door = "name: door\ninitial: shut\nstates:\n  shut: {on: {open: open}}\n  open: {on: {shut: shut}}\n"
+		for _, src := range []string{door, door + "# version 2\n"} {
+			if _, err := svc.PutDefinition(ctx, "door", []byte(src)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := svc.CreateInstance(ctx, CreateInstance{Definition: "door", ID: "d-1"}); err != nil { // on version 2
+			t.Fatal(err)
+		}
+		if _, err := svc.StartMigration(ctx, "door", MigrationRequest{ToVersion: 2, auto: true}); !errors.Is(err, errNothingToMove) {
+			t.Fatalf("an automatic migration with nothing to move: %v, want errNothingToMove", err)
+		}
+		page, err := svc.ListMigrations(ctx, "door", "", 10)
+		if err != nil || len(page.Items) != 0 {
+			t.Fatalf("migrations recorded: %+v %v, want none", page.Items, err)
+		}
+		if err := svc.autoMigrate(ctx, "door"); err != nil {
+			t.Fatalf("autoMigrate: %v", err)
+		}
+		st, err := svc.StartMigration(ctx, "door", MigrationRequest{ToVersion: 2}) // asked for: recorded, if empty
+		if err != nil || st.Total != 0 {
+			t.Fatalf("a migration asked for: %+v %v", st, err)
+		}
+	})
+}

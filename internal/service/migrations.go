@@ -147,7 +147,10 @@ func (s *Service) autoMigrate(ctx context.Context, name string) error {
 	}
 	for _, c := range counts {
 		if c.Version < row.Version {
-			_, err := s.StartMigration(ctx, name, MigrationRequest{ToVersion: row.Version})
+			_, err := s.StartMigration(ctx, name, MigrationRequest{ToVersion: row.Version, auto: true})
+			if errors.Is(err, errNothingToMove) { // moved meanwhile, by a migration that has ended
+				return nil
+			}
 			if running := (*MigrationRunningError)(nil); errors.As(err, &running) {
 				// It starts when the running one is done (runInBackground).
 				s.log.Info("a migration is running: the instances move to the new version after it",

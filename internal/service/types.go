@@ -287,6 +287,8 @@ type Diagnostics = source.Diagnostics
 type MigrationRequest struct {
 	ToVersion int              `json:"to_version,omitempty" minimum:"0"` // 0 or absent: the latest version
 	Filter    *MigrationFilter `json:"filter,omitempty"`
+
+	auto bool // started by fsmd for policy auto, not asked for: not recorded when nothing is left to move
 }
 
 // MigrationFilter narrows a migration to the running instances of one older version and/or one
