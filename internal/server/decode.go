@@ -70,33 +70,20 @@ func readBody(c echo.Context) ([]byte, error) {
 	return body, nil
 }
 
-// readAll reads r's body into a buffer of its Content-Length when it gives one (io.ReadAll would
-// grow its buffer again and again), bounded: the body limit middleware refuses more than its limit,
-// and a length beyond maxPrealloc only starts the buffer there.
+// readAll reads r's body into a buffer of its Content-Length when it gives one, up to maxPrealloc
+// (io.ReadAll would grow its buffer again and again); net/http ends the body at that length, and
+// the body limit middleware bounds it.
 func readAll(r *http.Request) ([]byte, error) {
-	if r.ContentLength <= 0 {
+	if r.ContentLength <= 0 || r.ContentLength > maxPrealloc {
 		return io.ReadAll(r.Body)
 	}
-	// As io.ReadAll does, from a buffer one byte longer than the body: the read that finds the end
-	// has room, and nothing grows.
-	b := make([]byte, 0, min(r.ContentLength+1, maxPrealloc))
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
+	b := make([]byte, r.ContentLength)
+	n, err := io.ReadFull(r.Body, b)
+	return b[:n], err
 }
 
 // maxPrealloc bounds the buffer a request's Content-Length makes readAll allocate before any byte
-// has come.
+// has come; a longer body is read as it comes.
 const maxPrealloc = 64 << 10
 
 // decodeBody reads the body into v (a pointer to a struct) strictly: application/json, one JSON
