@@ -145,7 +145,7 @@ type childrenCounts struct {
 }
 
 // childrenDialects are the databases the tests run on, by name.
-var childrenDialects = map[string]func(testing.TB) string{"postgres": dbtest.PostgresDatabaseURL, "sqlite": dbtest.SQLiteURL}
+var childrenDialects = dbtest.Databases
 
 // childrenTransport is the client's transport: keeps enough idle connections for the goroutines
 // that send events at once.

@@ -48,7 +48,7 @@ const (
 // the handlers under the load. On SQLite it is the fsmd binary (built without -race) on a database
 // file: SQLite is C translated to Go (modernc.org/sqlite), which -race's pointer checks slow about
 // five times, and its writes are serialized, so in this process its half took 35 to 45 s instead
-// of 8 to 15.
+// of 8 to 15. On Citus it is the binary too, as a deployment runs it.
 //
 // The test is not parallel: it loads both cores, and runs alone.
 func TestConcurrency(t *testing.T) {
@@ -60,25 +60,8 @@ func TestConcurrency(t *testing.T) {
 			db := dbtest.Postgres(t)
 			return startCounterServer(t, db), db
 		}},
-		{"sqlite", func(t *testing.T) (string, *persistence.DB) {
-			u := dbtest.SQLiteURL(t)
-			defs, err := filepath.Abs(counterDefinitions)
-			if err != nil {
-				t.Fatal(err)
-			}
-			child := startFsmd(t, u, defs)
-			db, err := persistence.Open(context.Background(), u) // to read the tables, once the load is over
-			if err != nil {
-				t.Fatalf("opening %s: %v", u, err)
-			}
-			t.Cleanup(func() {
-				db.Close()
-				if t.Failed() {
-					t.Logf("fsmd's log:\n%s", child.log.tail())
-				}
-			})
-			return child.base, db
-		}},
+		{"sqlite", func(t *testing.T) (string, *persistence.DB) { return startCounterChild(t, dbtest.SQLiteURL(t)) }},
+		{"citus", func(t *testing.T) (string, *persistence.DB) { return startCounterChild(t, dbtest.CitusDatabaseURL(t)) }},
 	} {
 		t.Run(d.name, func(t *testing.T) {
 			base, db := d.start(t)
@@ -95,6 +78,27 @@ func TestConcurrency(t *testing.T) {
 			})
 		})
 	}
+}
+
+// startCounterChild starts the fsmd binary on the counter definitions and the database at u, and
+// opens u to read the tables once the load is over.
+func startCounterChild(t *testing.T, u string) (string, *persistence.DB) {
+	defs, err := filepath.Abs(counterDefinitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := startFsmd(t, u, defs)
+	db, err := persistence.Open(context.Background(), u) // to read the tables, once the load is over
+	if err != nil {
+		t.Fatalf("opening %s: %v", u, err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		if t.Failed() {
+			t.Logf("fsmd's log:\n%s", child.log.tail())
+		}
+	})
+	return child.base, db
 }
 
 // concAnswer is what the client got for one request.

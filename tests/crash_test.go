@@ -99,6 +99,7 @@ func TestCrash(t *testing.T) {
 	shape := crashShape{instances: crashInstances, workers: crashWorkers}
 	t.Run("postgres", func(t *testing.T) { testCrash(t, dbtest.PostgresDatabaseURL(t), shape) })
 	t.Run("sqlite", func(t *testing.T) { testCrash(t, dbtest.SQLiteURL(t), shape) })
+	t.Run("citus", func(t *testing.T) { testCrash(t, dbtest.CitusDatabaseURL(t), shape) })
 }
 
 // TestCrashGroupCommit is TestCrash with 32 goroutines sending to 64 counters and --group-commit 64
@@ -110,6 +111,7 @@ func TestCrashGroupCommit(t *testing.T) {
 	shape := crashShape{instances: 64, workers: 32, flags: []string{"--group-commit", "64"}}
 	t.Run("postgres", func(t *testing.T) { testCrash(t, dbtest.PostgresDatabaseURL(t), shape) })
 	t.Run("sqlite", func(t *testing.T) { testCrash(t, dbtest.SQLiteURL(t), shape) })
+	t.Run("citus", func(t *testing.T) { testCrash(t, dbtest.CitusDatabaseURL(t), shape) })
 }
 
 func testCrash(t *testing.T, dbURL string, shape crashShape) {

@@ -62,7 +62,7 @@ states:
 // once re-driven after the instance is created. Every exchange is checked against the API document.
 func TestMessagesEndToEnd(t *testing.T) {
 	t.Parallel()
-	for name, dbURL := range map[string]func(testing.TB) string{"postgres": dbtest.PostgresDatabaseURL, "sqlite": dbtest.SQLiteURL} {
+	for name, dbURL := range dbtest.Databases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			child := startFsmd(t, dbURL(t), t.TempDir(), "--timer-poll", "50ms")

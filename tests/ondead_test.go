@@ -55,7 +55,7 @@ type apiDeadLetter struct {
 // is checked against the API document.
 func TestOnDeadEndToEnd(t *testing.T) {
 	t.Parallel()
-	for name, dbURL := range map[string]func(testing.TB) string{"postgres": dbtest.PostgresDatabaseURL, "sqlite": dbtest.SQLiteURL} {
+	for name, dbURL := range dbtest.Databases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var hits atomic.Int64

@@ -21,7 +21,7 @@ import (
 // order per instance, the first one failing and retried.
 func TestOutboxServe(t *testing.T) {
 	t.Parallel()
-	for name, dbURL := range map[string]func(testing.TB) string{"postgres": dbtest.PostgresDatabaseURL, "sqlite": dbtest.SQLiteURL} {
+	for name, dbURL := range dbtest.Databases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			testOutboxServe(t, dbURL(t))

@@ -20,8 +20,12 @@ import (
 // a timer), none before its time.
 func TestTimersProcesses(t *testing.T) {
 	t.Parallel()
+	t.Run("postgres", func(t *testing.T) { t.Parallel(); testTimersProcesses(t, dbtest.PostgresDatabaseURL(t)) })
+	t.Run("citus", func(t *testing.T) { t.Parallel(); testTimersProcesses(t, dbtest.CitusDatabaseURL(t)) })
+}
+
+func testTimersProcesses(t *testing.T, dbURL string) {
 	const perProcess = 1000
-	dbURL := dbtest.PostgresDatabaseURL(t)
 	defs, err := filepath.Abs("testdata/timers")
 	if err != nil {
 		t.Fatal(err)

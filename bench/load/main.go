@@ -60,7 +60,8 @@ type config struct {
 	AuthCompare    bool          // measure no auth, API keys with allow, tokens with allow, side by side
 	Rounds         int           // with AuthCompare: rounds, each running every configuration once
 	TokenAlg       string        // with AuthCompare: the tokens' algorithm (EdDSA, ES256, RS256)
-	Database       string        // postgres, or sqlite (fsmd's embedded default; no pgbench)
+	Database       string        // postgres, sqlite (fsmd's embedded default) or citus; pgbench on postgres only
+	CitusURL       string        // -database citus: the coordinator's database
 	LogLevel       string        // fsmd's --log-level; "" for its default (info)
 	LogCompare     bool          // measure fsmd with --log-level warn and info, side by side
 }
@@ -92,8 +93,10 @@ func (c config) Validate() error {
 		return errors.New("-auth-compare chooses the credentials and definitions and runs fsmd several times: leave out -api-key, -definitions and -cpuprofile")
 	case c.LogCompare && (c.AuthCompare || c.APIKey || c.CPUProfile != "" || c.LogLevel != ""):
 		return errors.New("-log-compare chooses fsmd's log level and runs fsmd twice: leave out -auth-compare, -api-key, -cpuprofile and -log-level")
-	case c.Database != "postgres" && c.Database != "sqlite":
-		return fmt.Errorf("-database %q: want postgres or sqlite", c.Database)
+	case c.Database != "postgres" && c.Database != "sqlite" && c.Database != "citus":
+		return fmt.Errorf("-database %q: want postgres, sqlite or citus", c.Database)
+	case c.Database == "citus" && c.CitusURL == "":
+		return fmt.Errorf("-database citus: want -citus-url (or $%s), the coordinator's database with the citus extension", dbtest.EnvCitusURL)
 	case c.Database == "postgres" && !c.AuthCompare && !c.LogCompare && c.Instances < c.Clients:
 		return fmt.Errorf("-instances %d: want at least -clients (%d): the ceiling gives each client instances of its own", c.Instances, c.Clients)
 	}
@@ -105,8 +108,8 @@ func (c config) Validate() error {
 	if _, ok := tokenAlgs[c.TokenAlg]; !ok {
 		return fmt.Errorf("-token-alg %q: want EdDSA, ES256 or RS256", c.TokenAlg)
 	}
-	if c.Database == "sqlite" {
-		return nil // no server: -database-url is not used
+	if c.Database != "postgres" {
+		return nil // no pgbench: -database-url is not used
 	}
 	u, err := url.Parse(c.DatabaseURL)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -144,7 +147,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.APIKey, "api-key", false, "run fsmd with API keys and send a key (role write) with every request: what authentication costs")
 	fs.BoolVar(&c.AuthCompare, "auth-compare", false, "instead of fsmd against pgbench, measure side by side fsmd without auth, with an API key and with a bearer token (JWT), the last two on a definition with allow and a guard on the actor: what authorization costs")
 	fs.IntVar(&c.Rounds, "rounds", 3, "with -auth-compare: rounds, each measuring every configuration once, in an order that turns by one each round")
-	fs.StringVar(&c.Database, "database", "postgres", "the database fsmd runs on: postgres (with the ceiling and pgbench -N beside it) or sqlite (fsmd's embedded default, a file in a scratch folder; no pgbench)")
+	fs.StringVar(&c.Database, "database", "postgres", "the database fsmd runs on: postgres (with the ceiling and pgbench -N beside it), sqlite (fsmd's embedded default, a file in a scratch folder; no pgbench) or citus (a schema of its own in -citus-url's database, distributed by fsmd; no pgbench)")
+	fs.StringVar(&c.CitusURL, "citus-url", os.Getenv(dbtest.EnvCitusURL), "with -database citus: the Citus coordinator's database ($"+dbtest.EnvCitusURL+" when set)")
 	fs.StringVar(&c.LogLevel, "log-level", "", "fsmd's --log-level (default: fsmd's, info: a line per request)")
 	fs.BoolVar(&c.LogCompare, "log-compare", false, "instead of fsmd against pgbench, measure side by side fsmd with --log-level warn and info (its access log): what the access log costs")
 	fs.StringVar(&c.TokenAlg, "token-alg", "EdDSA", "with -auth-compare: the algorithm of the bearer token's fresh key: EdDSA (Ed25519), ES256 (P-256) or RS256 (RSA 2048)")
@@ -182,12 +186,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // bench is one run: its configuration, its scratch folder, and what it must undo at the end.
 type bench struct {
-	c        config
-	out, log io.Writer
-	dir      string // scratch: the fsmd binary, its log, pgbench's logs
-	cleanups []func()
-	starts   int // fsmd processes started, to name their logs
-	dbs      int // SQLite files made, to name them
+	c            config
+	out, log     io.Writer
+	dir          string // scratch: the fsmd binary, its log, pgbench's logs
+	cleanups     []func()
+	starts       int            // fsmd processes started, to name their logs
+	dbs          int            // SQLite files made, to name them
+	citus        *dbtest.Server // -database citus: the coordinator's database
+	citusVersion string         // "Citus 13.2.2"
 }
 
 func newBench(c config, stdout, stderr io.Writer) *bench {
@@ -221,6 +227,18 @@ func (b *bench) createDatabase(ctx context.Context, pg *dbtest.Server, prefix st
 // scratch folder, which fsmd opens as it opens any (WAL, and SQLite's synchronous=FULL, which fsmd
 // keeps).
 func (b *bench) fsmdDatabase(ctx context.Context, pg *dbtest.Server) (string, string, error) {
+	if b.citus != nil {
+		u, drop, err := b.citus.CreateSchema(ctx, b.c.CitusURL, "fsmd_bench_", 0)
+		if err != nil {
+			return "", "", err
+		}
+		b.cleanup(func() {
+			if err := drop(); err != nil {
+				b.progress("%v", err)
+			}
+		})
+		return "citus", u, nil
+	}
 	if pg == nil {
 		b.dbs++
 		path := filepath.Join(b.dir, fmt.Sprintf("fsmd-%d.db", b.dbs))
@@ -279,6 +297,16 @@ func (b *bench) run(ctx context.Context) (err error) {
 		}
 	}
 
+	if b.c.Database == "citus" {
+		if b.citus, err = dbtest.OpenServer(ctx, b.c.CitusURL); err != nil {
+			return err
+		}
+		b.cleanup(func() { b.citus.Close() })
+		if err := b.citus.DB().QueryRowContext(ctx, "SELECT extversion FROM pg_extension WHERE extname = 'citus'").Scan(&b.citusVersion); err != nil {
+			return fmt.Errorf("citus at %s: %w", hostPort(b.c.CitusURL), err)
+		}
+	}
+
 	b.progress("building fsmd")
 	bin, err := b.build(ctx)
 	if err != nil {
@@ -322,6 +350,9 @@ func (b *bench) run(ctx context.Context) (err error) {
 
 // databaseName says what fsmd ran on, for a report's first line.
 func (b *bench) databaseName(version string) string {
+	if b.c.Database == "citus" {
+		return fmt.Sprintf("Citus %s, coordinator on %s (fsmd's tables distributed, 32 shards each)", version, hostPort(b.c.CitusURL))
+	}
 	if b.c.Database == "sqlite" {
 		return "SQLite (fsmd's embedded default: a file in a scratch folder, WAL, synchronous FULL)"
 	}

@@ -94,8 +94,13 @@ func (b *bench) report(version string, f fsmdResult, c, p pgbenchResult) {
 		c.tps, ms(c.lat.p99), rc, verdict(ceilingOK), p.tps, ms(p.lat.p99), r, verdict(ratioOK && p99OK))
 }
 
-// reportSQLite reports a run on SQLite: fsmd alone, SQLite's work inside its process.
+// reportSQLite reports a run on SQLite: fsmd alone, SQLite's work inside its process; or on Citus
+// (-database citus), fsmd alone too, its servers' work in the machine's.
 func (b *bench) reportSQLite(f fsmdResult) {
+	if b.c.Database == "citus" {
+		b.reportCitus(f)
+		return
+	}
 	w := b.out
 	fmt.Fprintf(w, "\nfsmd load: %d clients, %v measured after %v warm-up, %d instances, %s\n",
 		b.c.Clients, b.c.Duration, b.c.Warmup, b.c.Instances, b.databaseName(""))
@@ -103,13 +108,7 @@ func (b *bench) reportSQLite(f fsmdResult) {
 	events := b.eventsRow()
 	latencyRow(w, events, f.count, f.rate, f.lat, f.errors)
 	fmt.Fprintf(w, "no pgbench: SQLite runs inside fsmd, there is no database server to compare with\n")
-	if f.cpu.machine >= 0 {
-		fmt.Fprintf(w, "CPU per event, in microseconds (%d cores; fsmd includes SQLite; busy: the whole machine):\n", f.cpu.cores)
-		fmt.Fprintf(w, "%-22s %8s %10s %9s %9s\n", "", "fsmd", "PostgreSQL", "client", "busy")
-		u := f.cpu
-		u.postgres = -1 // not used: whatever PostgreSQL does meanwhile is others' work
-		cpuRow(w, events, u, f.count)
-	}
+	aloneCPU(w, events, f, "fsmd includes SQLite; busy: the whole machine")
 	fmt.Fprintf(w, "audit check: %d events acknowledged, %d counted in the instances' revisions\n", f.acked, f.revisions)
 	rssOK := f.peakRSS >= 0 && f.peakRSS < targetRSS
 	fmt.Fprintf(w, "fsmd peak RSS (VmHWM) %s MiB (target < %s MiB with 100,000 instances: %s)\n", mib(f.peakRSS), mib(targetRSS), verdict(rssOK))
@@ -129,4 +128,34 @@ func cpuRow(w io.Writer, name string, u cpuUse, n int) {
 		return "-"
 	}
 	fmt.Fprintf(w, "%-22s %8s %10s %9s %9s\n", name, per(u.server), per(u.postgres), per(u.client), per(u.machine))
+}
+
+// reportCitus reports a run on Citus: fsmd alone. Its yardstick is fsmd on plain PostgreSQL on the
+// same machine (a -database postgres run beside it): no pgbench replays fsmd's statements on Citus.
+func (b *bench) reportCitus(f fsmdResult) {
+	w := b.out
+	fmt.Fprintf(w, "\nfsmd load: %d clients, %v measured after %v warm-up, %d instances, %s\n",
+		b.c.Clients, b.c.Duration, b.c.Warmup, b.c.Instances, b.databaseName(b.citusVersion))
+	latencyHeader(w)
+	events := b.eventsRow()
+	latencyRow(w, events, f.count, f.rate, f.lat, f.errors)
+	fmt.Fprintf(w, "no pgbench on Citus: compare with a -database postgres run beside it (target: Citus >= 0.6 x its events/s)\n")
+	aloneCPU(w, events, f, "busy: the whole machine, Citus's coordinator and workers included")
+	fmt.Fprintf(w, "audit check: %d events acknowledged, %d counted in the instances' revisions\n", f.acked, f.revisions)
+	fmt.Fprintf(w, "RESULT database=citus clients=%d duration=%s fsmd_events_per_s=%.1f fsmd_p50_ms=%s fsmd_p90_ms=%s fsmd_p99_ms=%s fsmd_max_ms=%s fsmd_cpu_us=%.0f fsmd_peak_rss_mib=%s\n",
+		b.c.Clients, b.c.Duration, f.rate, ms(f.lat.p50), ms(f.lat.p90), ms(f.lat.p99), ms(f.lat.max),
+		perEventUS(f.cpu.server, f.cpu, f.count), mib(f.peakRSS))
+}
+
+// aloneCPU writes the CPU per event of a run without a PostgreSQL server of the machine's (its
+// column is not used: whatever that server does meanwhile is others' work), its note in the header.
+func aloneCPU(w io.Writer, events string, f fsmdResult, note string) {
+	if f.cpu.machine < 0 {
+		return
+	}
+	fmt.Fprintf(w, "CPU per event, in microseconds (%d cores; %s):\n", f.cpu.cores, note)
+	fmt.Fprintf(w, "%-22s %8s %10s %9s %9s\n", "", "fsmd", "PostgreSQL", "client", "busy")
+	u := f.cpu
+	u.postgres = -1
+	cpuRow(w, events, u, f.count)
 }

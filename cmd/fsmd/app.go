@@ -63,6 +63,9 @@ func openService(ctx context.Context, c appConfig) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", persistence.Redact(c.DatabaseURL), err)
 	}
+	if db.Distributed {
+		log.Info("the database has the citus extension: fsmd's tables are now distributed by instance (docs/scale-out.md)")
+	}
 	a := &app{db: db, svc: service.New(db, service.Options{Logger: log, ExprBudget: c.ExprBudget, GroupCommit: c.GroupCommit}), set: set}
 	if err := a.svc.Register(ctx, set); err != nil {
 		a.Close()

@@ -108,6 +108,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stderr io.Write
 	serving := slog.NewRecord(time.Now(), slog.LevelInfo, "fsmd serving", 0)
 	serving.Add("addr", ln.Addr().String(), "database", persistence.Redact(c.DatabaseURL),
 		"definitions", len(a.set.ByName), "watch", c.Watch, "version", version)
+	if a.db.Citus {
+		serving.Add("citus", true)
+	}
 	_ = log.Handler().Handle(ctx, serving)
 	if (c.Keys == nil || c.Keys.Len() == 0) && c.Tokens == nil {
 		log.Warn("no API keys (--api-keys): every request is let in; listening on " + ln.Addr().String())

@@ -13,6 +13,14 @@
 // the role must be allowed to CREATE DATABASE) and drops it (WITH (FORCE)) when the test ends. When
 // the server cannot be reached the test is skipped, or fails when CI=true.
 //
+// Citus: when FSMD_TEST_CITUS_URL names a Citus coordinator's database (with the citus extension
+// and its workers registered), Each runs a third subtest, "citus", and Citus and CitusDatabaseURL
+// give a test a schema of its own in that database (fsmd_test_..., reached through search_path,
+// dropped with its distributed tables when the test ends; a database per test would be created on
+// every node, which takes seconds), with 4 shards per table instead of Citus's 32, which is enough
+// for statements to be routed to one shard or fanned out to several. Without the variable Citus
+// skips the test, or fails it under CI=true.
+//
 // The bench programs, which are not tests, make their databases with the functions under them:
 // NewPostgresDatabase, or OpenServer and Server.CreateDatabase, which return errors and a drop
 // function instead of ending a test.
@@ -41,6 +49,12 @@ const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=
 
 // EnvPostgresURL names the environment variable with the URL of the test server.
 const EnvPostgresURL = "FSMD_TEST_DATABASE_URL"
+
+// EnvCitusURL names the environment variable with the URL of the test Citus coordinator's database.
+const EnvCitusURL = "FSMD_TEST_CITUS_URL"
+
+// citusShards is the shard count of the tables of a test's schema on Citus.
+const citusShards = 4
 
 // dbPrefix begins the name of every database Postgres creates.
 const dbPrefix = "fsmd_test_"
@@ -230,18 +244,108 @@ func SQLiteURL(t testing.TB) string {
 	return "sqlite:" + filepath.Join(t.TempDir(), "fsmd.db")
 }
 
-// Each runs fn in two parallel subtests, "postgres" with Postgres(t) and "sqlite" with SQLite(t).
-// The subtests call t.Parallel themselves: fn must not.
+// Each runs fn in parallel subtests: "postgres" with Postgres(t), "sqlite" with SQLite(t) and
+// "citus" with Citus(t). The subtests call t.Parallel themselves: fn must not.
 func Each(t *testing.T, fn func(t *testing.T, db *persistence.DB)) {
 	t.Helper()
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		fn(t, Postgres(t))
+	for _, d := range []struct {
+		name string
+		open func(testing.TB) *persistence.DB
+	}{{"postgres", Postgres}, {"sqlite", SQLite}, {"citus", Citus}} {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, d.open(t))
+		})
+	}
+}
+
+// Databases are the URL makers of Each's subtests by name, for a test that starts fsmd on each.
+var Databases = map[string]func(testing.TB) string{"postgres": PostgresDatabaseURL, "sqlite": SQLiteURL, "citus": CitusDatabaseURL}
+
+// Citus returns a migrated, distributed schema of its own in the test Citus database
+// (FSMD_TEST_CITUS_URL), dropped when the test ends. Without the variable the test is skipped, or
+// fails when CI=true.
+func Citus(t testing.TB) *persistence.DB {
+	t.Helper()
+	u := CitusDatabaseURL(t)
+	db, err := persistence.Open(context.Background(), u)
+	if err != nil {
+		t.Fatalf("dbtest: open %s: %v", persistence.Redact(u), err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// CitusDatabaseURL is like Citus but returns the URL of the fresh schema (empty: the first Open
+// migrates and distributes it) for a test that opens it itself.
+func CitusDatabaseURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(EnvCitusURL)
+	if base == "" {
+		msg := "dbtest: no Citus coordinator (set " + EnvCitusURL + " to the URL of a database with the citus extension)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (CI=true: a missing database fails the test)")
+		}
+		t.Skip(msg)
+		return ""
+	}
+	srv, err := citusServer(base)
+	if err != nil {
+		unreachable(t, os.Getenv("CI") == "true", base, err)
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	u, drop, err := srv.CreateSchema(ctx, base, dbPrefix, citusShards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Error(err)
+		}
 	})
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		fn(t, SQLite(t))
-	})
+	return u
+}
+
+// CreateSchema creates an empty schema named prefix followed by 16 random hex digits in the
+// database of dbURL on s, and returns dbURL with search_path naming it (and, when shards > 0, with
+// citus.shard_count set to it), and a function that drops the schema with its tables.
+func (s *Server) CreateSchema(ctx context.Context, dbURL, prefix string, shards int) (schemaURL string, drop func() error, err error) {
+	pu, err := url.Parse(dbURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("dbtest: %s is not a valid URL", persistence.Redact(dbURL))
+	}
+	schema := prefix + randomHex(8)
+	if _, err := s.db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, fmt.Errorf("dbtest: create schema %s on %s: %w", schema, persistence.Redact(dbURL), err)
+	}
+	q := pu.Query()
+	q.Set("search_path", schema)
+	if shards > 0 {
+		q.Set("citus.shard_count", fmt.Sprint(shards))
+	}
+	pu.RawQuery = q.Encode()
+	return pu.String(), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := s.db.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			return fmt.Errorf("dbtest: drop schema %s: %w", schema, err)
+		}
+		return nil
+	}, nil
+}
+
+// citus is the test Citus database, opened once per process.
+var citus struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+func citusServer(u string) (*Server, error) {
+	citus.once.Do(func() { citus.srv, citus.err = openServer(context.Background(), u) })
+	return citus.srv, citus.err
 }
 
 // unreachable ends a test that needs the server at u: a failure under CI, a skip otherwise.

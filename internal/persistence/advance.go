@@ -162,13 +162,16 @@ func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r
 // advanceOn is InstanceAdvance once checked: the one statement on PostgreSQL, the statements of
 // advanceInTx on SQLite (in a transaction of their own when ex is the database).
 func advanceOn(ctx context.Context, ex Executor, u InstanceUpdateParams, r TransitionRow) error {
+	// On Citus the one statement would be pulled to the coordinator (its INSERT ... SELECT reads a
+	// CTE): the statements of advanceInTx each filter on the instance, so each is routed to the
+	// worker holding it, and their transaction stays on it.
 	switch ex := ex.(type) {
 	case *DB:
-		if ex.Dialect != Postgres {
+		if ex.Dialect != Postgres || ex.Citus {
 			return ex.WithTx(ctx, func(tx *Tx) error { return advanceInTx(ctx, tx, u, r) })
 		}
 	case *Tx:
-		if ex.Dialect != Postgres {
+		if ex.Dialect != Postgres || ex.db.Citus {
 			return advanceInTx(ctx, ex, u, r)
 		}
 	}

@@ -125,7 +125,8 @@ func batchApply(ctx context.Context, tx *Tx, items []Advance) (map[string]bool, 
 		return applied, nil
 	}
 	n := len(items)
-	ids, states, contexts, assignees, dues := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ids, states, contexts, assignees := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	dues := make([]sql.NullString, n) // NULL: no due time
 	expects, revs, versions := make([]int64, n), make([]int64, n), make([]int64, n)
 	finals, setTask := make([]bool, n), make([]bool, n)
 	updated, entered := make([]string, n), make([]string, n)
@@ -140,17 +141,19 @@ func batchApply(ctx context.Context, tx *Tx, items []Advance) (map[string]bool, 
 				assignees[i] = a
 			}
 			if !u.Task.DueAt.IsZero() {
-				dues[i] = u.Task.DueAt.UTC().Format(time.RFC3339Nano)
+				dues[i] = sql.NullString{String: u.Task.DueAt.UTC().Format(time.RFC3339Nano), Valid: true}
 			}
 		}
 	}
+	// The times come typed (timestamptz[]): Citus refuses an UPDATE that casts a column to
+	// timestamptz (a STABLE function, as it depends on the time zone).
 	var done []string
 	err := selectContext(ctx, tx, &done, `UPDATE instances i SET version = u.version, state = u.state, context = u.context::jsonb,
-			revision = u.rev, final = u.final, updated_at = u.updated::timestamptz, entered_at = u.entered::timestamptz,
+			revision = u.rev, final = u.final, updated_at = u.updated, entered_at = u.entered,
 			assignees = CASE WHEN u.set_task THEN NULLIF(u.assignees, '')::jsonb ELSE i.assignees END,
-			due_at = CASE WHEN u.set_task THEN NULLIF(u.due, '')::timestamptz ELSE i.due_at END
-		FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::integer[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::text[],
-			?::boolean[], ?::text[], ?::text[])
+			due_at = CASE WHEN u.set_task THEN u.due ELSE i.due_at END
+		FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::integer[], ?::text[], ?::text[], ?::boolean[], ?::timestamptz[],
+			?::timestamptz[], ?::boolean[], ?::text[], ?::timestamptz[])
 			AS u(id, expect, rev, version, state, context, final, updated, entered, set_task, assignees, due)
 		WHERE i.id = u.id AND i.revision = u.expect AND NOT i.suspended
 		RETURNING i.id`,

@@ -51,7 +51,7 @@ func AdvanceGroup(ctx context.Context, db *DB, items []Advance) []error {
 	// In the order of their instances, as every group: two groups lock instances in the same order
 	// and never deadlock each other.
 	slices.SortFunc(live, func(a, b int) int { return strings.Compare(items[a].Update.ID, items[b].Update.ID) })
-	if len(live) > 1 && rowsAdvanceable(db.Dialect, pick(items, live)) {
+	if len(live) > 1 && !db.Citus && rowsAdvanceable(db.Dialect, pick(items, live)) {
 		written, err := advanceRows(ctx, db, pick(items, live))
 		switch {
 		case err == nil:
@@ -134,12 +134,14 @@ func pick(items []Advance, at []int) []Advance {
 // No savepoints: an item of its own failing after its update is rare, and rerunning the group
 // without it is cheaper than two more statements for every item.
 func advanceItem(ctx context.Context, tx *Tx, it Advance) (undone bool, err error) {
-	if tx.Dialect == Postgres {
+	if tx.Dialect == Postgres && !tx.db.Citus {
 		err := advanceOn(ctx, tx, it.Update, it.Row)
 		return err != nil && pgCode(err) == "", err
 	}
+	// SQLite, and Citus's statements (advanceOn): the update's own failure undoes it, unless it is
+	// a statement's failure on Citus, which aborts the transaction as on PostgreSQL.
 	if err := InstanceUpdate(ctx, tx, it.Update); err != nil {
-		return true, err
+		return tx.Dialect == SQLite || pgCode(err) == "", err
 	}
 	return false, advanceEffects(ctx, tx, it.Update, it.Row)
 }

@@ -125,7 +125,14 @@ func TestKeys(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		ctx := context.Background()
 		seed(t, db, []persistence.DefinitionRow{definition("shop", 1), definition("other", 1)}, nil)
-		if err := persistence.CtxIndexesEnsure(ctx, db, persistence.CtxIndexes{Definition: "shop", Keys: []persistence.CtxField{fNumber}}); err != nil {
+		err := persistence.CtxIndexesEnsure(ctx, db, persistence.CtxIndexes{Definition: "shop", Keys: []persistence.CtxField{fNumber}})
+		if db.Citus { // refused, by name, until keys are built on Citus (docs/scale-out.md)
+			if !errors.Is(err, persistence.ErrKeysOnCitus) || !strings.Contains(err.Error(), `"shop" declares keys`) {
+				t.Fatalf("CtxIndexesEnsure on Citus: %v, want ErrKeysOnCitus naming shop", err)
+			}
+			return
+		}
+		if err != nil {
 			t.Fatalf("CtxIndexesEnsure: %v", err)
 		}
 		index := persistence.KeyIndexName("shop", fNumber)
@@ -142,7 +149,7 @@ func TestKeys(t *testing.T) {
 				t.Fatalf("insert %s: %v", r.ID, err)
 			}
 		}
-		err := insert(shopInstance("a2", `{"number":"A-17"}`))
+		err = insert(shopInstance("a2", `{"number":"A-17"}`))
 		if !errors.Is(err, persistence.ErrKeyExists) || errors.Is(err, persistence.ErrConflict) || persistence.KeyIndex(err) != index {
 			t.Fatalf("a second running A-17: %v (index %q), want ErrKeyExists of %s", err, persistence.KeyIndex(err), index)
 		}

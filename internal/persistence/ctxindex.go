@@ -15,6 +15,9 @@ type CtxIndexes struct {
 	Keys       []CtxField // `keys`: unique among the running instances whose key is set
 }
 
+// ErrKeysOnCitus: a definition declares keys and the database is Citus (CtxIndexesEnsure).
+var ErrKeysOnCitus = errors.New("keys are not supported on Citus")
+
 // KeyTakenError is a unique key index refusing a second running instance with a key value:
 // CREATE UNIQUE INDEX over instances that share one, which the caller names.
 type KeyTakenError struct {
@@ -52,6 +55,11 @@ func CtxIndexesEnsure(ctx context.Context, db *DB, ix CtxIndexes) error {
 		if err := ensureStatistics(ctx, db, ix.Definition, f); err != nil {
 			return err
 		}
+	}
+	if len(ix.Keys) > 0 && db.Citus {
+		return fmt.Errorf("persistence: definition %q declares keys, which fsmd does not support on Citus yet: "+
+			"a key is unique across all running instances, and Citus builds a unique index only on a table's "+
+			"distribution column (instances are distributed by id): %w", ix.Definition, ErrKeysOnCitus)
 	}
 	for _, f := range ix.Keys {
 		name := KeyIndexName(ix.Definition, f)

@@ -75,6 +75,11 @@ func translate(err error) error {
 func pgCode(err error) string {
 	var pe *pq.Error
 	if errors.As(err, &pe) {
+		// Citus reports a unique violation met on a worker while it copies the rows of an INSERT
+		// ... SELECT there as an internal error with the worker's message.
+		if pe.Code == "XX000" && strings.HasPrefix(pe.Message, "duplicate key value violates unique constraint") {
+			return pgUniqueViolation
+		}
 		return string(pe.Code)
 	}
 	return ""

@@ -6,6 +6,13 @@ package persistence
 // SetRetryHook makes WithTx call f before every retry.
 func SetRetryHook(db *DB, f func(attempt int, err error)) { db.onRetry = f }
 
+// SetStatementObserver makes the store functions tell f of every statement they run on db (nil:
+// none), with its arguments; set it before using db.
+func SetStatementObserver(db *DB, f func(query string, args []any)) { db.onStatement = f }
+
+// SQL is query, written with ?, as the database gets it.
+func SQL(d Dialect, query string) string { return q(d, query) }
+
 var (
 	ParseURL  = parseURL
 	Translate = translate

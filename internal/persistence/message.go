@@ -69,12 +69,32 @@ const messageInsertQuery = `INSERT INTO messages (` + messageInsertColumns + `)
 // (advanceInTx); on PostgreSQL they are a part of the advance statement.
 func MessagesInsert(ctx context.Context, tx *Tx, rows []MessageRow) error {
 	for _, m := range rows {
-		if _, err := execContext(ctx, tx, messageInsertQuery, m.ID, m.Sender, m.SenderSeq, m.Target, m.Sender, m.Target,
-			m.Event, jsonArg(m.Payload, "{}"), timeArg(tx.Dialect, m.CreatedAt), m.ChildFinal); err != nil {
+		var err error
+		if tx.db.Citus {
+			err = messageInsertRouted(ctx, tx, m)
+		} else {
+			_, err = execContext(ctx, tx, messageInsertQuery, m.ID, m.Sender, m.SenderSeq, m.Target, m.Sender, m.Target,
+				m.Event, jsonArg(m.Payload, "{}"), timeArg(tx.Dialect, m.CreatedAt), m.ChildFinal)
+		}
+		if err != nil {
 			return translate(canceled(ctx, fmt.Errorf("persistence: insert message %q from %q to %q: %w", m.ID, m.Sender, m.Target, err)))
 		}
 	}
 	return nil
+}
+
+// messageInsertRouted is messageInsertQuery on Citus, which refuses a subquery in an INSERT: the
+// pair's last seq is read first, by its own statement routed to the sender's worker. The sender's
+// transitions are written one at a time, so no other message of the pair comes between the two.
+func messageInsertRouted(ctx context.Context, tx *Tx, m MessageRow) error {
+	var last int64
+	if err := getContext(ctx, tx, &last, `SELECT COALESCE(max(seq), 0) FROM messages WHERE sender = ? AND target = ?`,
+		m.Sender, m.Target); err != nil {
+		return err
+	}
+	_, err := execContext(ctx, tx, `INSERT INTO messages (`+messageInsertColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.Sender, m.SenderSeq, m.Target, last+1, m.Event, jsonArg(m.Payload, "{}"), timeArg(tx.Dialect, m.CreatedAt), m.ChildFinal)
+	return err
 }
 
 // messagesDueQuery reads pending messages each of which is the first pending one of its (sender,
@@ -84,13 +104,25 @@ const messagesDueQuery = `SELECT ` + messageColumns + ` FROM messages m WHERE m.
 		AND e.status = 'pending')
 	AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = m.target AND i.suspended)`
 
+// messagesDueCitusQuery is messagesDueQuery on Citus, where a message (distributed by its sender)
+// and its target are on different workers: the suspended instances are read first, by a subquery
+// of their own (through instances_suspended_idx), which Citus runs before the rest.
+const messagesDueCitusQuery = `SELECT ` + messageColumns + ` FROM messages m WHERE m.status = 'pending'
+	AND NOT EXISTS (SELECT 1 FROM messages e WHERE e.sender = m.sender AND e.target = m.target AND e.seq < m.seq
+		AND e.status = 'pending')
+	AND m.target NOT IN (SELECT id FROM instances WHERE suspended)`
+
 // MessagesDue returns up to limit messages to deliver, oldest first: each the first pending message
 // of its (sender, target) pair, so that a pair's messages are delivered in order. It locks nothing:
 // several processes may read the same messages, and the one whose delivery commits first deletes it
 // (MessageDelete).
 func MessagesDue(ctx context.Context, ex Executor, limit int) ([]MessageRow, error) {
 	var rows []messageRow
-	if err := selectContext(ctx, ex, &rows, messagesDueQuery+` ORDER BY m.created_at, m.id LIMIT ?`, limit); err != nil {
+	query := messagesDueQuery
+	if ex.citus() {
+		query = messagesDueCitusQuery
+	}
+	if err := selectContext(ctx, ex, &rows, query+` ORDER BY m.created_at, m.id LIMIT ?`, limit); err != nil {
 		return nil, translate(canceled(ctx, fmt.Errorf("persistence: due messages: %w", err)))
 	}
 	return messageRows(rows), nil

@@ -53,5 +53,27 @@ func migrate(ctx context.Context, db *DB) error {
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("persistence: migrate %s: %w", db.Dialect, err)
 	}
+	if db.Dialect == Postgres {
+		return distributeOnCitus(ctx, db)
+	}
 	return nil
+}
+
+// distributeOnCitus puts the schema in its distributed form (distribute.go) when the database has
+// the citus extension, under the migrations' lock, and records on db that it is Citus.
+func distributeOnCitus(ctx context.Context, db *DB) error {
+	c, err := db.X.Conn(ctx)
+	if err != nil {
+		return translate(fmt.Errorf("persistence: distribute: %w", err))
+	}
+	defer c.Close()
+	if db.Citus, err = isCitus(ctx, c); err != nil || !db.Citus {
+		return translate(err)
+	}
+	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockID); err != nil {
+		return translate(fmt.Errorf("persistence: distribute: %w", err))
+	}
+	defer c.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockID) //nolint:errcheck // closing the connection unlocks as well
+	db.Distributed, err = distribute(ctx, c)
+	return translate(err)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -195,11 +197,16 @@ func InstanceRunningBatch(ctx context.Context, ex Executor, p RunningBatchParams
 	}
 	query += ` ORDER BY id LIMIT ?`
 	args = append(args, p.Limit)
-	if p.Lock && ex.dialect() == Postgres {
+	lockAfter := p.Lock && ex.citus()
+	if p.Lock && ex.dialect() == Postgres && !lockAfter {
 		query += ` FOR UPDATE OF instances`
 	}
 	var rows []instanceRow
-	if err := selectContext(ctx, ex, &rows, query, args...); err != nil {
+	err := selectContext(ctx, ex, &rows, query, args...)
+	if err == nil && lockAfter && len(rows) > 0 {
+		rows, err = lockRunning(ctx, ex, p, rows)
+	}
+	if err != nil {
 		return nil, translate(fmt.Errorf("persistence: running instances of %s version %d: %w", p.Definition, p.Version, err))
 	}
 	out := make([]InstanceRow, len(rows))
@@ -207,6 +214,24 @@ func InstanceRunningBatch(ctx context.Context, ex Executor, p RunningBatchParams
 		out[i] = r.row()
 	}
 	return out, nil
+}
+
+// lockRunning locks the rows InstanceRunningBatch read, on Citus, which refuses FOR UPDATE in a
+// query over every shard: an update that changes nothing locks them (waiting for one an event
+// holds) and returns them as they are once locked, those still running the version only.
+func lockRunning(ctx context.Context, ex Executor, p RunningBatchParams, read []instanceRow) ([]instanceRow, error) {
+	ids := make([]string, len(read))
+	for i, r := range read {
+		ids[i] = r.ID
+	}
+	var rows []instanceRow
+	if err := selectContext(ctx, ex, &rows, `UPDATE instances SET revision = revision
+		WHERE id = ANY(?) AND definition = ? AND version = ? AND NOT final AND (? = '' OR state = ?) RETURNING `+instanceColumns,
+		pq.Array(ids), p.Definition, p.Version, p.State, p.State); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(rows, func(a, b instanceRow) int { return strings.Compare(a.ID, b.ID) })
+	return rows, nil
 }
 
 // VersionCount is how many running instances a version of a definition has.

@@ -14,9 +14,10 @@ import (
 
 // MovesInSQL reports whether the database moves a group of instances in SQL (InstanceMoveStates:
 // a batch in one statement, their contexts rewritten and checked by SQL, no row through the
-// client): PostgreSQL does. Where it does not, the caller decides each instance and writes the
+// client): PostgreSQL does, but not on Citus (the statement's batch is locked FOR UPDATE over every
+// shard, which Citus refuses). Where it does not, the caller decides each instance and writes the
 // batch with InstanceMoveRows.
-func (db *DB) MovesInSQL() bool { return db.Dialect == Postgres }
+func (db *DB) MovesInSQL() bool { return db.Dialect == Postgres && !db.Citus }
 
 // MigrationBatch is what a migration writes for a batch of its instances: the versions they move
 // between, and the fields their audit rows share.

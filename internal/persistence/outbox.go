@@ -145,7 +145,7 @@ func OutboxInsert(ctx context.Context, tx *Tx, rows []OutboxRow) error {
 			string(r.Body), status[i], timeArg(d, r.NextTryAt), timeArg(d, r.CreatedAt))
 	}
 	b.WriteString(" ON CONFLICT DO NOTHING")
-	res, err := tx.X.ExecContext(ctx, q(d, b.String()), args...)
+	res, err := execContext(ctx, tx, b.String(), args...)
 	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: insert %d outbox rows of instance %q: %w", len(rows), rows[0].InstanceID, err)))
 	}
@@ -162,12 +162,12 @@ func OutboxInsert(ctx context.Context, tx *Tx, rows []OutboxRow) error {
 // outboxBusy returns the chains that have a pending or waiting row, locking (PostgreSQL) the last
 // of each.
 func outboxBusy(ctx context.Context, tx *Tx, chains []chain) (map[chain]bool, error) {
-	var found []struct {
-		Instance string `db:"instance_id"`
-		Webhook  string `db:"webhook"`
-	}
+	var found []chainRow
 	var err error
-	if tx.Dialect == Postgres {
+	switch {
+	case tx.db.Citus:
+		found, err = outboxBusyRouted(ctx, tx, chains)
+	case tx.Dialect == Postgres:
 		instances, webhooks := make([]string, len(chains)), make([]string, len(chains))
 		for i, c := range chains {
 			instances[i], webhooks[i] = c.instance, c.webhook
@@ -177,14 +177,11 @@ func outboxBusy(ctx context.Context, tx *Tx, chains []chain) (map[chain]bool, er
 			LATERAL (SELECT 1 FROM outbox o WHERE o.instance_id = c.instance_id AND o.webhook = c.webhook
 				AND o.status IN ('pending', 'waiting') ORDER BY o.seq DESC LIMIT 1 FOR UPDATE) last`,
 			pq.Array(instances), pq.Array(webhooks))
-	} else {
+	default:
 		for start := 0; start < len(chains) && err == nil; start += sqliteChainsPerQuery {
 			part := chains[start:min(start+sqliteChainsPerQuery, len(chains))]
 			where, args := chainFilter(part, "")
-			var more []struct {
-				Instance string `db:"instance_id"`
-				Webhook  string `db:"webhook"`
-			}
+			var more []chainRow
 			err = selectContext(ctx, tx, &more, `SELECT DISTINCT instance_id, webhook FROM outbox
 				WHERE status IN ('pending', 'waiting') AND (`+where+`)`, args...)
 			found = append(found, more...)
@@ -198,6 +195,33 @@ func outboxBusy(ctx context.Context, tx *Tx, chains []chain) (map[chain]bool, er
 		busy[chain{f.Instance, f.Webhook}] = true
 	}
 	return busy, nil
+}
+
+// outboxBusyRouted is outboxBusy's query on Citus, one per instance, so that each is routed to the
+// worker holding it (the LATERAL join of the PostgreSQL form cannot be pushed down to the shards):
+// it locks every pending or waiting row of the instance's chains, the last among them.
+func outboxBusyRouted(ctx context.Context, tx *Tx, chains []chain) ([]chainRow, error) {
+	var found []chainRow
+	for len(chains) > 0 {
+		id, hooks := chains[0].instance, []string{}
+		rest := chains[:0:0]
+		for _, c := range chains {
+			if c.instance == id {
+				hooks = append(hooks, c.webhook)
+			} else {
+				rest = append(rest, c)
+			}
+		}
+		chains = rest
+		var more []chainRow
+		if err := selectContext(ctx, tx, &more, `SELECT DISTINCT instance_id, webhook FROM (SELECT instance_id, webhook FROM outbox
+			WHERE instance_id = ? AND webhook = ANY(?::text[]) AND status IN ('pending', 'waiting') FOR UPDATE) o`,
+			id, pq.Array(hooks)); err != nil {
+			return nil, err
+		}
+		found = append(found, more...)
+	}
+	return found, nil
 }
 
 // sqliteChainsPerQuery keeps a query's variables well below SQLite's limit (32766).
@@ -318,7 +342,31 @@ func OutboxClaim(ctx context.Context, tx *Tx, p OutboxClaimParams) ([]OutboxRow,
 	}
 	var query string
 	var args []any
-	if d == Postgres {
+	switch {
+	case tx.db.Citus:
+		// FOR UPDATE is refused in a query over every shard: the due rows are read unlocked, then
+		// claimed by an update that checks again that each is due, which a concurrent claim that
+		// took one first (and moved its next_try_at past now) makes fail for that row.
+		var found []struct {
+			Instance string `db:"instance_id"`
+			ID       string `db:"id"`
+		}
+		if err := selectContext(ctx, tx, &found, `SELECT o.instance_id, o.id FROM outbox o WHERE `+due+`
+			ORDER BY o.next_try_at, o.id LIMIT ?`, append(dueArgs, p.Limit)...); err != nil {
+			return nil, translate(canceled(ctx, fmt.Errorf("persistence: claim outbox rows: %w", err)))
+		}
+		if len(found) == 0 {
+			return nil, nil
+		}
+		instances, ids := make([]string, len(found)), make([]string, len(found))
+		for i, f := range found {
+			instances[i], ids[i] = f.Instance, f.ID
+		}
+		query = `UPDATE outbox o SET next_try_at = ?, claim = ?
+			WHERE o.instance_id = ANY(?::text[]) AND o.id = ANY(?::text[]) AND ` + due + `
+			RETURNING ` + prefixed("o.", outboxColumns)
+		args = append([]any{timeArg(d, p.LeaseUntil), p.Claim, pq.Array(instances), pq.Array(ids)}, dueArgs...)
+	case d == Postgres:
 		query = `WITH due AS (
 				SELECT o.id FROM outbox o WHERE ` + due + `
 				ORDER BY o.next_try_at, o.id LIMIT ?
@@ -326,7 +374,7 @@ func OutboxClaim(ctx context.Context, tx *Tx, p OutboxClaimParams) ([]OutboxRow,
 			UPDATE outbox SET next_try_at = ?, claim = ? FROM due WHERE outbox.id = due.id
 			RETURNING ` + prefixed("outbox.", outboxColumns)
 		args = append(append(dueArgs, p.Limit), timeArg(d, p.LeaseUntil), p.Claim)
-	} else {
+	default:
 		query = `UPDATE outbox SET next_try_at = ?, claim = ?
 			WHERE id IN (SELECT o.id FROM outbox o WHERE ` + due + ` ORDER BY o.next_try_at, o.id LIMIT ?)
 			RETURNING ` + outboxColumns

@@ -33,12 +33,17 @@ const (
 type DB struct {
 	X       *sqlx.DB
 	Dialect Dialect
+	// Citus is true on a PostgreSQL database with the citus extension, whose schema Open put in its
+	// distributed form (distribute.go); Distributed is true when this Open did it.
+	Citus, Distributed bool
 
 	// writeSem (SQLite only) admits one WithTx at a time, so the writers of this process queue in
 	// FIFO order in Go instead of polling SQLite's lock through busy_timeout.
 	writeSem chan struct{}
 	// onRetry, when set (tests), is told about every retried attempt.
 	onRetry func(attempt int, err error)
+	// onStatement, when set (tests), is told about every statement the store functions run.
+	onStatement func(query string, args []any)
 	// stmts (PostgreSQL only) holds the queries of preparedQueries, prepared at Open (see
 	// prepared); read-only afterwards.
 	stmts map[string]*sqlx.Stmt
@@ -68,6 +73,7 @@ type Executor interface {
 	AfterCommit(f func())
 	ext() sqlx.ExtContext
 	dialect() Dialect
+	citus() bool
 	prepared(ctx context.Context, query string) *sqlx.Stmt
 }
 
@@ -75,6 +81,8 @@ func (db *DB) ext() sqlx.ExtContext { return db.X }
 func (db *DB) dialect() Dialect     { return db.Dialect }
 func (tx *Tx) ext() sqlx.ExtContext { return tx.X }
 func (tx *Tx) dialect() Dialect     { return tx.Dialect }
+func (db *DB) citus() bool          { return db.Citus }
+func (tx *Tx) citus() bool          { return tx.db.Citus }
 
 // Open connects to the database that url names and applies the schema migrations:
 //

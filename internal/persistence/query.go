@@ -68,8 +68,23 @@ func (tx *Tx) prepared(ctx context.Context, query string) *sqlx.Stmt {
 	return tx.X.StmtxContext(ctx, st)
 }
 
+// observe tells the DB's statement observer (tests: SetStatementObserver) of a statement about to run.
+func observe(ex Executor, query string, args []any) {
+	var f func(string, []any)
+	switch ex := ex.(type) {
+	case *DB:
+		f = ex.onStatement
+	case *Tx:
+		f = ex.db.onStatement
+	}
+	if f != nil {
+		f(query, args)
+	}
+}
+
 // getContext scans the one row of query (written with ?) into dest.
 func getContext(ctx context.Context, ex Executor, dest any, query string, args ...any) error {
+	observe(ex, query, args)
 	if st := ex.prepared(ctx, query); st != nil {
 		return st.GetContext(ctx, dest, args...)
 	}
@@ -78,11 +93,13 @@ func getContext(ctx context.Context, ex Executor, dest any, query string, args .
 
 // selectContext scans the rows of query (written with ?) into dest, a pointer to a slice.
 func selectContext(ctx context.Context, ex Executor, dest any, query string, args ...any) error {
+	observe(ex, query, args)
 	return sqlx.SelectContext(ctx, ex.ext(), dest, q(ex.dialect(), query), args...)
 }
 
 // execContext runs a statement (written with ?) in tx.
 func execContext(ctx context.Context, ex Executor, query string, args ...any) (sql.Result, error) {
+	observe(ex, query, args)
 	if st := ex.prepared(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -42,7 +43,11 @@ const retentionDue = `i.definition = ? AND i.ended_at < ?
 func InstanceListFinalDue(ctx context.Context, ex Executor, p RetentionPage) ([]DueInstance, error) {
 	d := ex.dialect()
 	var rows []DueInstance
-	err := selectContext(ctx, ex, &rows, retentionPageQuery, retentionPageArgs(d, p)...)
+	query := retentionPageQuery
+	if ex.citus() {
+		query = retentionPageCitusQuery
+	}
+	err := selectContext(ctx, ex, &rows, query, retentionPageArgs(d, p)...)
 	if err != nil {
 		return nil, translate(canceled(ctx, fmt.Errorf("persistence: list the final instances of %q due for deletion: %w", p.Definition, err)))
 	}
@@ -52,6 +57,33 @@ func InstanceListFinalDue(ctx context.Context, ex Executor, p RetentionPage) ([]
 // retentionPageQuery is InstanceListFinalDue's query: a range of instances_ended_idx.
 const retentionPageQuery = `SELECT i.id, i.ended_at FROM instances i WHERE ` + retentionDue + `
 	AND (i.ended_at, i.id) > (?, ?) ORDER BY i.ended_at, i.id LIMIT ?`
+
+// retentionFinal is retentionDue but for the parent, which Citus cannot look up in the same query
+// (a parent is not on its child's worker): retentionPageRouted and InstanceDeleteFinal ask for the
+// parents by a query of their own.
+const retentionFinal = `i.definition = ? AND i.ended_at < ?`
+
+// retentionPageCitusQuery is retentionPageQuery on Citus, where a parent is not on its child's
+// worker: the page leaves out no child whose parent exists, InstanceDeleteFinal does (as it checks
+// every row again), and the cursor moves past it as on PostgreSQL.
+const retentionPageCitusQuery = `SELECT i.id, i.ended_at FROM instances i WHERE ` + retentionFinal + `
+	AND (i.ended_at, i.id) > (?, ?) ORDER BY i.ended_at, i.id LIMIT ?`
+
+// existing is which of ids are instances.
+func existing(ctx context.Context, ex Executor, ids []string) (map[string]bool, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var found []string
+	if err := selectContext(ctx, ex, &found, `SELECT id FROM instances WHERE id = ANY(?)`, pq.Array(ids)); err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(found))
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, nil
+}
 
 func retentionPageArgs(d Dialect, p RetentionPage) []any {
 	return []any{p.Definition, timeArg(d, p.Before), timeArg(d, p.AfterAt), p.AfterID, p.Limit}
@@ -78,7 +110,13 @@ func InstanceDeleteFinal(ctx context.Context, tx *Tx, definition string, before 
 		query += ` FOR UPDATE OF i SKIP LOCKED`
 	}
 	var locked []string
-	if err := selectContext(ctx, tx, &locked, query, append(args, definition, timeArg(d, before))...); err != nil {
+	var err error
+	if tx.db.Citus {
+		locked, err = retentionLockRouted(ctx, tx, definition, before, ids)
+	} else {
+		err = selectContext(ctx, tx, &locked, query, append(args, definition, timeArg(d, before))...)
+	}
+	if err != nil {
 		return nil, translate(canceled(ctx, fmt.Errorf("persistence: lock %d final instances of %q: %w", len(ids), definition, err)))
 	}
 	if len(locked) == 0 {
@@ -96,6 +134,37 @@ func InstanceDeleteFinal(ctx context.Context, tx *Tx, definition string, before 
 		if _, err := execContext(ctx, tx, stmt.query, args...); err != nil {
 			return nil, translate(canceled(ctx, fmt.Errorf("persistence: delete the %s of %d final instances of %q: %w",
 				stmt.what, len(locked), definition, err)))
+		}
+	}
+	return locked, nil
+}
+
+// retentionLockRouted is InstanceDeleteFinal's lock on Citus, which refuses FOR UPDATE over several
+// shards: an update that changes nothing locks the rows still due (waiting for one held, where
+// PostgreSQL skips it), then those whose parent still exists are left out.
+func retentionLockRouted(ctx context.Context, tx *Tx, definition string, before time.Time, ids []string) ([]string, error) {
+	var rows []struct {
+		ID     string         `db:"id"`
+		Parent sql.NullString `db:"parent_id"`
+	}
+	if err := selectContext(ctx, tx, &rows, `UPDATE instances i SET revision = i.revision WHERE i.id = ANY(?) AND `+retentionFinal+`
+		RETURNING i.id, i.parent_id`, pq.Array(ids), definition, timeArg(Postgres, before)); err != nil {
+		return nil, err
+	}
+	var parents []string
+	for _, r := range rows {
+		if r.Parent.Valid {
+			parents = append(parents, r.Parent.String)
+		}
+	}
+	alive, err := existing(ctx, tx, parents)
+	if err != nil {
+		return nil, err
+	}
+	var locked []string
+	for _, r := range rows {
+		if !r.Parent.Valid || !alive[r.Parent.String] {
+			locked = append(locked, r.ID)
 		}
 	}
 	return locked, nil

@@ -2,6 +2,9 @@ package persistence
 
 // RetentionPageSQL is InstanceListFinalDue's query as the database gets it, for the tests that
 // EXPLAIN it.
-func RetentionPageSQL(d Dialect, p RetentionPage) (string, []any) {
-	return q(d, retentionPageQuery), retentionPageArgs(d, p)
+func RetentionPageSQL(db *DB, p RetentionPage) (string, []any) {
+	if db.Citus {
+		return q(db.Dialect, retentionPageCitusQuery), retentionPageArgs(db.Dialect, p)
+	}
+	return q(db.Dialect, retentionPageQuery), retentionPageArgs(db.Dialect, p)
 }

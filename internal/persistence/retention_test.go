@@ -57,7 +57,7 @@ func TestRetentionPageUsesIndex(t *testing.T) {
 			{Definition: "shop", Before: now.AddDate(0, 0, -90), Limit: 1000},
 			{Definition: "shop", Before: now.AddDate(0, 0, -90), AfterAt: now.AddDate(0, 0, -200), AfterID: "fin-000200", Limit: 1000},
 		} {
-			query, args := persistence.RetentionPageSQL(db.Dialect, p)
+			query, args := persistence.RetentionPageSQL(db, p)
 			explain := "EXPLAIN "
 			if db.Dialect == persistence.SQLite {
 				explain = "EXPLAIN QUERY PLAN "

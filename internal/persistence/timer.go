@@ -2,6 +2,8 @@ package persistence
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -98,6 +100,9 @@ func TimersClaim(ctx context.Context, ex Executor, now time.Time, limit int) ([]
 	// due instances that nobody holds.
 	query := `SELECT ` + qualified("i.", instanceColumns) + ` FROM timers t JOIN instances i ON i.id = t.instance_id
 		WHERE t.next_try_at <= ? ORDER BY t.next_try_at LIMIT ?`
+	if tx, ok := ex.(*Tx); ok && tx.db.Citus {
+		return timersClaimRouted(ctx, tx, now, limit)
+	}
 	if tx, ok := ex.(*Tx); ok && tx.Dialect == Postgres {
 		query += ` FOR UPDATE OF i SKIP LOCKED`
 	}
@@ -110,6 +115,35 @@ func TimersClaim(ctx context.Context, ex Executor, now time.Time, limit int) ([]
 	for _, r := range rows { // an instance with two due timers comes twice
 		if !seen[r.ID] {
 			seen[r.ID] = true
+			out = append(out, r.row())
+		}
+	}
+	return out, nil
+}
+
+// timersClaimRouted is TimersClaim in a transaction on Citus, which refuses FOR UPDATE in a query
+// over every shard: the instances with due timers are read unlocked, then each is locked by a query
+// routed to its worker, skipping those others hold as on PostgreSQL.
+func timersClaimRouted(ctx context.Context, tx *Tx, now time.Time, limit int) ([]InstanceRow, error) {
+	var ids []string
+	if err := selectContext(ctx, tx, &ids, `SELECT instance_id FROM timers WHERE next_try_at <= ? ORDER BY next_try_at LIMIT ?`,
+		timeArg(Postgres, now), limit); err != nil {
+		return nil, translate(canceled(ctx, fmt.Errorf("persistence: claim due timers: %w", err)))
+	}
+	out := make([]InstanceRow, 0, len(ids))
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		var r instanceRow
+		err := getContext(ctx, tx, &r, instanceGetQuery+` FOR UPDATE SKIP LOCKED`, id)
+		switch {
+		case errors.Is(err, sql.ErrNoRows): // held by another process, or gone
+		case err != nil:
+			return nil, translate(canceled(ctx, fmt.Errorf("persistence: claim the due timers of instance %q: %w", id, err)))
+		default:
 			out = append(out, r.row())
 		}
 	}

@@ -176,8 +176,16 @@ func install(t *testing.T, db *persistence.DB) {
 				WHEN NEW.instance_id LIKE 'cancel%' BEGIN SELECT fsmd_test_hook(NEW.instance_id); END`,
 		}
 	}
+	if db.Citus { // a trigger on a distributed table runs on its shards, which Citus allows when told
+		stmts = append([]string{`SET citus.enable_unsafe_triggers TO on`}, stmts...)
+	}
+	conn, err := db.X.Conn(context.Background()) // one session, for the SET
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
 	for _, s := range stmts {
-		if _, err := db.X.Exec(s); err != nil {
+		if _, err := conn.ExecContext(context.Background(), s); err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
@@ -196,12 +204,17 @@ func cancelMidway(t *testing.T, db *persistence.DB, id string) (ctx context.Cont
 		return ctx, reached, func() { cancelHooks.Delete(id); cancel() }
 	}
 	// PostgreSQL: the trigger sleeps; cancel once the server says the transaction sleeps there.
+	// On Citus the trigger runs on a worker: citus_stat_activity is every node's pg_stat_activity.
+	activity := "pg_stat_activity"
+	if db.Citus {
+		activity = "citus_stat_activity"
+	}
 	done := make(chan struct{})
 	go func() {
 		defer cancel()
 		for {
 			var n int
-			err := db.X.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity
+			err := db.X.QueryRow(`SELECT COUNT(*) FROM ` + activity + `
 				WHERE datname = current_database() AND wait_event = 'PgSleep'`).Scan(&n)
 			if err != nil {
 				t.Errorf("pg_stat_activity: %v", err)
