@@ -27,7 +27,7 @@ const (
 var claimStates = []string{"received", "triage", "assessing", "documents", "review", "disputed", "reopened", "approved", "scheduled", "paying"}
 
 // TestMigrationCrash: fsmd is killed with SIGKILL in the middle of a migration of 100,000 running
-// instances (30,000 on SQLite); the progress it recorded matches what moved, batch for batch.
+// instances (30,000 on SQLite and Citus); the progress it recorded matches what moved, batch for batch.
 // Restarted, it resumes the migration and finishes it: every instance is on version 2 with exactly
 // one migration row in its history.
 func TestMigrationCrash(t *testing.T) {
@@ -35,6 +35,8 @@ func TestMigrationCrash(t *testing.T) {
 	// Fewer on SQLite, whose checks run through the race detector in this process: 30 batches
 	// still leave the kill in the middle.
 	t.Run("sqlite", func(t *testing.T) { testMigrationCrash(t, dbtest.SQLiteURL(t), 30_000) })
+	// On Citus a batch is decided in Go (as on SQLite) and its writes go to every worker.
+	t.Run("citus", func(t *testing.T) { testMigrationCrash(t, dbtest.CitusDatabaseURL(t), 30_000) })
 }
 
 func testMigrationCrash(t *testing.T, dbURL string, n int) {

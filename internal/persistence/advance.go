@@ -163,11 +163,15 @@ func InstanceAdvance(ctx context.Context, ex Executor, u InstanceUpdateParams, r
 // advanceInTx on SQLite (in a transaction of their own when ex is the database).
 func advanceOn(ctx context.Context, ex Executor, u InstanceUpdateParams, r TransitionRow) error {
 	// On Citus the one statement would be pulled to the coordinator (its INSERT ... SELECT reads a
-	// CTE): the statements of advanceInTx each filter on the instance, so each is routed to the
-	// worker holding it, and their transaction stays on it.
+	// CTE): on its own the write is one call of a function the worker holding the instance runs
+	// (advanceCitus); in the caller's transaction, the statements of advanceInTx, each filtering on
+	// the instance, so each is routed to that worker and the transaction stays on it.
 	switch ex := ex.(type) {
 	case *DB:
-		if ex.Dialect != Postgres || ex.Citus {
+		if ex.Citus {
+			return advanceCitus(ctx, ex, u, r)
+		}
+		if ex.Dialect != Postgres {
 			return ex.WithTx(ctx, func(tx *Tx) error { return advanceInTx(ctx, tx, u, r) })
 		}
 	case *Tx:

@@ -74,6 +74,10 @@ func distributeOnCitus(ctx context.Context, db *DB) error {
 		return translate(fmt.Errorf("persistence: distribute: %w", err))
 	}
 	defer c.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockID) //nolint:errcheck // closing the connection unlocks as well
-	db.Distributed, err = distribute(ctx, c)
+	if db.Distributed, err = distribute(ctx, c); err != nil {
+		return translate(err)
+	}
+	made, err := ensureAdvanceFunction(ctx, c)
+	db.Distributed = db.Distributed || made
 	return translate(err)
 }

@@ -40,8 +40,11 @@ var sqlitePreparedQueries = []string{
 // prepare prepares preparedQueries on PostgreSQL, sqlitePreparedQueries on SQLite.
 func (db *DB) prepare(ctx context.Context) error {
 	queries := preparedQueries
-	if db.Dialect != Postgres {
+	switch {
+	case db.Dialect != Postgres:
 		queries = sqlitePreparedQueries
+	case db.Citus: // and the statements of advanceInTx, for an event in a caller's transaction
+		queries = append(append([]string{}, sqlitePreparedQueries...), instanceGetForUpdateQuery)
 	}
 	db.stmts = make(map[string]*sqlx.Stmt, len(queries))
 	for _, query := range queries {

@@ -1,0 +1,151 @@
+package persistence
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// On Citus an event's write as statements (advanceInTx) costs a round trip from fsmd to the
+// coordinator and one from the coordinator to the worker for each statement, BEGIN and COMMIT
+// included. fsmdAdvance is those statements as one function, distributed with the instances by
+// its first argument: called on its own (not inside a transaction block), the coordinator hands
+// the call to the worker holding the instance, which runs the statements on its own shards and
+// commits alone. One round trip for the whole write, as PostgreSQL's one statement.
+
+// advanceFunction is the function's name: distribute creates it when it does not exist, so a
+// change of its body or arguments needs a new name.
+const advanceFunction = "fsmd_advance_1"
+
+// advanceFunctionDDL creates it. It returns 1 when it wrote the event, 0 when the instance was not
+// at the revision expected (nothing written). Its statements are those of advanceInTx, in its
+// order: the update, the timers, the webhook deliveries (each waiting when its chain has a pending
+// or waiting one, whose rows it locks), the messages (each the next of its pair), the audit row.
+// search_path is the one it was created under: the worker runs it in a session of its own.
+const advanceFunctionDDL = `CREATE OR REPLACE FUNCTION ` + advanceFunction + `(
+	p_id text, p_expect bigint, p_version integer, p_state text, p_context jsonb, p_revision bigint, p_final boolean,
+	p_updated timestamptz, p_entered timestamptz, p_children jsonb, p_set_assignees boolean, p_assignees jsonb,
+	p_set_due boolean, p_due timestamptz,
+	t_cancel boolean, t_idx integer[], t_event text[], t_due timestamptz[],
+	o_definition text, o_version integer, o_next timestamptz, o_created timestamptz,
+	o_id text[], o_webhook text[], o_url text[], o_destination text[], o_body text[],
+	m_created timestamptz, m_id text[], m_target text[], m_event text[], m_payload text[], m_child_final boolean[],
+	r_seq bigint, r_event text, r_from text, r_to text, r_branch integer, r_guards jsonb, r_payload jsonb,
+	r_before jsonb, r_after jsonb, r_source text, r_request_id text, r_key text, r_hash text,
+	r_definition_version integer, r_from_version integer, r_at timestamptz, r_dropped text, r_actor text, r_actor_kind text
+) RETURNS integer LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+DECLARE
+	n integer;
+	busy text[];
+	last bigint;
+BEGIN
+	UPDATE instances SET version = p_version, state = p_state, context = p_context, revision = p_revision,
+		final = p_final, updated_at = p_updated, entered_at = p_entered, children = COALESCE(p_children, children),
+		assignees = CASE WHEN p_set_assignees THEN p_assignees ELSE assignees END,
+		due_at = CASE WHEN p_set_due THEN p_due ELSE due_at END
+	WHERE id = p_id AND revision = p_expect;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n = 0 THEN
+		RETURN 0;
+	END IF;
+	IF t_cancel THEN
+		DELETE FROM timers WHERE instance_id = p_id;
+	END IF;
+	FOR i IN 1 .. coalesce(cardinality(t_idx), 0) LOOP
+		INSERT INTO timers (` + timerColumns + `) VALUES (p_id, p_revision, t_idx[i], t_event[i], t_due[i], t_due[i], 0, '');
+	END LOOP;
+	IF coalesce(cardinality(o_id), 0) > 0 THEN
+		SELECT array_agg(DISTINCT b.webhook) INTO busy FROM (SELECT o.webhook FROM outbox o WHERE o.instance_id = p_id
+			AND o.webhook = ANY(o_webhook) AND o.status IN ('pending', 'waiting') FOR UPDATE) b;
+		busy := coalesce(busy, '{}');
+		FOR i IN 1 .. cardinality(o_id) LOOP
+			INSERT INTO outbox (` + outboxInsertColumns + `) VALUES (o_id[i], p_id, p_revision, o_definition, o_version,
+				o_webhook[i], o_url[i], o_destination[i], o_body[i],
+				CASE WHEN o_webhook[i] = ANY(busy) THEN 'waiting' ELSE 'pending' END, o_next, o_created);
+			busy := busy || o_webhook[i];
+		END LOOP;
+	END IF;
+	FOR i IN 1 .. coalesce(cardinality(m_id), 0) LOOP
+		SELECT coalesce(max(x.seq), 0) INTO last FROM messages x WHERE x.sender = p_id AND x.target = m_target[i];
+		INSERT INTO messages (` + messageInsertColumns + `) VALUES (m_id[i], p_id, p_revision, m_target[i], last + 1,
+			m_event[i], m_payload[i]::jsonb, m_created, m_child_final[i]);
+	END LOOP;
+	INSERT INTO transitions (` + transitionReadColumns + `) VALUES (p_id, r_seq, r_event, r_from, r_to, r_branch, r_guards,
+		r_payload, r_before, r_after, r_source, r_request_id, r_key, r_hash, r_definition_version, r_from_version, r_at,
+		r_dropped, r_actor, r_actor_kind);
+	RETURN 1;
+END
+$fn$`
+
+// advanceFunctionQuery calls it.
+var advanceFunctionQuery = `SELECT ` + advanceFunction + `(` + placeholders(52) + `)`
+
+// advanceCitus is InstanceAdvance on Citus, outside a transaction: one call of fsmdAdvance.
+func advanceCitus(ctx context.Context, db *DB, u InstanceUpdateParams, r TransitionRow) error {
+	args := make([]any, 0, 52)
+	args = append(args, u.ID, u.ExpectRevision, u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
+		timeArg(Postgres, u.UpdatedAt), timeArg(Postgres, u.EnteredAt), jsonOrNull(u.Children))
+	args = append(args, u.setTask(Postgres)...)
+	var idx []int64
+	var events, dues []string
+	cancel := false
+	if t := u.Timers; t != nil {
+		cancel = t.Cancel
+		for i, a := range t.Arms {
+			idx, events, dues = append(idx, int64(i)), append(events, a.Event), append(dues, a.DueAt.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	args = append(args, cancel, pq.Array(idx), pq.Array(events), pq.Array(dues))
+	var oDef string
+	var oVersion int
+	var oNext, oCreated any
+	n := len(u.Outbox)
+	ids, hooks, urls, dests, bodies := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, o := range u.Outbox {
+		ids[i], hooks[i], urls[i], dests[i], bodies[i] = o.ID, o.Webhook, o.URL, o.Destination, string(o.Body)
+	}
+	if n > 0 {
+		first := u.Outbox[0]
+		oDef, oVersion, oNext, oCreated = first.Definition, first.Version, timeArg(Postgres, first.NextTryAt), timeArg(Postgres, first.CreatedAt)
+	}
+	args = append(args, oDef, oVersion, oNext, oCreated, pq.Array(ids), pq.Array(hooks), pq.Array(urls), pq.Array(dests), pq.Array(bodies))
+	n = len(u.Messages)
+	mIDs, targets, mEvents, payloads, finals := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]bool, n)
+	var mCreated any
+	for i, m := range u.Messages {
+		mIDs[i], targets[i], mEvents[i], payloads[i], finals[i] = m.ID, m.Target, m.Event, jsonArg(m.Payload, "{}").(string), m.ChildFinal
+		mCreated = timeArg(Postgres, m.CreatedAt)
+	}
+	args = append(args, mCreated, pq.Array(mIDs), pq.Array(targets), pq.Array(mEvents), pq.Array(payloads), pq.Array(finals))
+	args = append(args, r.Seq, r.Event, r.From, r.To, r.Branch,
+		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"), jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
+		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
+		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped), nullString(r.Actor), r.ActorKind)
+	var written int
+	if err := getContext(ctx, db, &written, advanceFunctionQuery, args...); err != nil {
+		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))
+	}
+	if written == 0 {
+		return fmt.Errorf("persistence: instance %q is not at revision %d: %w", u.ID, u.ExpectRevision, ErrConflict)
+	}
+	return nil
+}
+
+// ensureAdvanceFunction creates advanceFunction and distributes it with the instances, unless it
+// exists.
+func ensureAdvanceFunction(ctx context.Context, c *sql.Conn) (changed bool, err error) {
+	var exists bool
+	if err := c.QueryRowContext(ctx, `SELECT to_regproc($1) IS NOT NULL`, advanceFunction).Scan(&exists); err != nil || exists {
+		return false, err
+	}
+	for _, stmt := range []string{advanceFunctionDDL,
+		`SELECT create_distributed_function(to_regproc('` + advanceFunction + `')::oid::regprocedure, 'p_id', colocate_with => 'instances')`} {
+		if _, err := c.ExecContext(ctx, stmt); err != nil {
+			return true, fmt.Errorf("persistence: distribute the schema on Citus: the event's function: %w", err)
+		}
+	}
+	return true, nil
+}
