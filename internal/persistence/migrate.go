@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -39,7 +40,11 @@ func migrate(ctx context.Context, db *DB) error {
 	dialect := goose.DialectSQLite3
 	if db.Dialect == Postgres {
 		dialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID))
+		id, err := migrationLock(ctx, db)
+		if err != nil {
+			return err
+		}
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(id))
 		if err != nil {
 			return fmt.Errorf("persistence: migrations: %w", err)
 		}
@@ -59,6 +64,22 @@ func migrate(ctx context.Context, db *DB) error {
 	return nil
 }
 
+// migrationLock is the advisory lock of the schema's migrations: migrationLockID for the schema
+// public, as always; for another (fsmd's tables in a schema of their own, through search_path) one
+// of its own, so that fsmd databases that share a PostgreSQL database do not wait for each other.
+func migrationLock(ctx context.Context, db *DB) (int64, error) {
+	var schema string
+	if err := db.X.QueryRowContext(ctx, `SELECT coalesce(current_schema(), 'public')`).Scan(&schema); err != nil {
+		return 0, translate(fmt.Errorf("persistence: migrations: the current schema: %w", err))
+	}
+	if schema == "public" {
+		return migrationLockID, nil
+	}
+	h := fnv.New32a()
+	h.Write([]byte(schema))
+	return migrationLockID<<32 | int64(h.Sum32()), nil
+}
+
 // distributeOnCitus puts the schema in its distributed form (distribute.go) when the database has
 // the citus extension, under the migrations' lock, and records on db that it is Citus.
 func distributeOnCitus(ctx context.Context, db *DB) error {
@@ -70,10 +91,14 @@ func distributeOnCitus(ctx context.Context, db *DB) error {
 	if db.Citus, err = isCitus(ctx, c); err != nil || !db.Citus {
 		return translate(err)
 	}
-	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockID); err != nil {
+	id, err := migrationLock(ctx, db)
+	if err != nil {
+		return err
+	}
+	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, id); err != nil {
 		return translate(fmt.Errorf("persistence: distribute: %w", err))
 	}
-	defer c.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockID) //nolint:errcheck // closing the connection unlocks as well
+	defer c.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, id) //nolint:errcheck // closing the connection unlocks as well
 	if db.Distributed, err = distribute(ctx, c); err != nil {
 		return translate(err)
 	}
