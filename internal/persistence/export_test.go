@@ -1,5 +1,7 @@
 package persistence
 
+import "context"
+
 // Internals for the tests of package persistence_test (which may import dbtest; package
 // persistence may not).
 
@@ -26,3 +28,8 @@ func ScanTime(src any) (t dbTime, err error) {
 	err = t.Scan(src)
 	return t, err
 }
+
+// MigrationLock is the advisory lock id of db's schema migrations.
+func MigrationLock(db *DB) (int64, error) { return migrationLock(context.Background(), db) }
+
+const MigrationLockID = migrationLockID
