@@ -71,11 +71,6 @@ func TestConcurrency(t *testing.T) {
 				testConcurrentEvents(t, c, db, "plain", false)
 				t.Logf("%s: %d events in %v", d.name, concWorkers*concPerWorker, time.Since(start).Round(time.Millisecond))
 			})
-			if d.name == "citus" {
-				// The keyed half took 50 s on Citus under -race; its replays on Citus are covered by
-				// TestCrash/citus (keyed events sent again) and persistence's tests.
-				return
-			}
 			t.Run("idempotency_key_twice", func(t *testing.T) {
 				start := time.Now()
 				testConcurrentEvents(t, c, db, "keyed", true)

@@ -44,10 +44,12 @@ type eventSnapshot struct {
 }
 
 // eventSnapshot reads what req is decided on: the cached row when useCache and the cache has one
-// (the key is then not looked up: a taken key fails the write, and the next read finds it), else
-// the instance and the earlier answer to its Idempotency-Key.
+// (the key is then not looked up: a taken key fails the write, and the next read finds it, unless
+// the database says a failed write costs more than the lookup), else the instance and the earlier
+// answer to its Idempotency-Key.
 func (s *Service) eventSnapshot(ctx context.Context, req SendEvent, hash string, useCache bool) (eventSnapshot, error) {
-	if useCache {
+	// A keyed event on a database where a failed write is dear looks its key up first.
+	if useCache && (req.IdempotencyKey == "" || !s.db.LookUpKeysFirst()) {
 		if row, ok := s.cache.get(req.InstanceID); ok {
 			if l, err := s.load(row, req.InstanceID, nil); err == nil {
 				return eventSnapshot{l: l, cached: true}, nil
