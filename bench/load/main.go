@@ -193,7 +193,7 @@ type bench struct {
 	starts       int            // fsmd processes started, to name their logs
 	dbs          int            // SQLite files made, to name them
 	citus        *dbtest.Server // -database citus: the coordinator's database
-	citusVersion string         // "Citus 13.2.2"
+	citusVersion string         // the citus extension's version, as "13.2-1"
 }
 
 func newBench(c config, stdout, stderr io.Writer) *bench {

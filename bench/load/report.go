@@ -57,11 +57,7 @@ func perEventUS(cores float64, u cpuUse, n int) float64 {
 
 func (b *bench) report(version string, f fsmdResult, c, p pgbenchResult) {
 	w := b.out
-	fmt.Fprintf(w, "\nfsmd load: %d clients, %v measured after %v warm-up, %d instances, %s\n",
-		b.c.Clients, b.c.Duration, b.c.Warmup, b.c.Instances, b.databaseName(version))
-	latencyHeader(w)
-	events := b.eventsRow()
-	latencyRow(w, events, f.count, f.rate, f.lat, f.errors)
+	events := b.fsmdLatency(f, version)
 	latencyRow(w, "ceiling (fsmd's write)", c.count, c.tps, c.lat, c.failed)
 	latencyRow(w, "pgbench -N", p.count, p.tps, p.lat, p.failed)
 	if f.cpu.machine >= 0 {
@@ -102,11 +98,7 @@ func (b *bench) reportSQLite(f fsmdResult) {
 		return
 	}
 	w := b.out
-	fmt.Fprintf(w, "\nfsmd load: %d clients, %v measured after %v warm-up, %d instances, %s\n",
-		b.c.Clients, b.c.Duration, b.c.Warmup, b.c.Instances, b.databaseName(""))
-	latencyHeader(w)
-	events := b.eventsRow()
-	latencyRow(w, events, f.count, f.rate, f.lat, f.errors)
+	events := b.fsmdLatency(f, "")
 	fmt.Fprintf(w, "no pgbench: SQLite runs inside fsmd, there is no database server to compare with\n")
 	aloneCPU(w, events, f, "fsmd includes SQLite; busy: the whole machine")
 	fmt.Fprintf(w, "audit check: %d events acknowledged, %d counted in the instances' revisions\n", f.acked, f.revisions)
@@ -134,17 +126,25 @@ func cpuRow(w io.Writer, name string, u cpuUse, n int) {
 // same machine (a -database postgres run beside it): no pgbench replays fsmd's statements on Citus.
 func (b *bench) reportCitus(f fsmdResult) {
 	w := b.out
-	fmt.Fprintf(w, "\nfsmd load: %d clients, %v measured after %v warm-up, %d instances, %s\n",
-		b.c.Clients, b.c.Duration, b.c.Warmup, b.c.Instances, b.databaseName(b.citusVersion))
-	latencyHeader(w)
-	events := b.eventsRow()
-	latencyRow(w, events, f.count, f.rate, f.lat, f.errors)
+	events := b.fsmdLatency(f, b.citusVersion)
 	fmt.Fprintf(w, "no pgbench on Citus: compare with a -database postgres run beside it (target: Citus >= 0.6 x its events/s)\n")
 	aloneCPU(w, events, f, "busy: the whole machine, Citus's coordinator and workers included")
 	fmt.Fprintf(w, "audit check: %d events acknowledged, %d counted in the instances' revisions\n", f.acked, f.revisions)
 	fmt.Fprintf(w, "RESULT database=citus clients=%d duration=%s fsmd_events_per_s=%.1f fsmd_p50_ms=%s fsmd_p90_ms=%s fsmd_p99_ms=%s fsmd_max_ms=%s fsmd_cpu_us=%.0f fsmd_peak_rss_mib=%s\n",
 		b.c.Clients, b.c.Duration, f.rate, ms(f.lat.p50), ms(f.lat.p90), ms(f.lat.p99), ms(f.lat.max),
 		perEventUS(f.cpu.server, f.cpu, f.count), mib(f.peakRSS))
+}
+
+// fsmdLatency writes a report's title (the database of that version) and the latency table's
+// header and fsmd's row, and returns the row's name.
+func (b *bench) fsmdLatency(f fsmdResult, version string) string {
+	w := b.out
+	fmt.Fprintf(w, "\nfsmd load: %d clients, %v measured after %v warm-up, %d instances, %s\n",
+		b.c.Clients, b.c.Duration, b.c.Warmup, b.c.Instances, b.databaseName(version))
+	latencyHeader(w)
+	events := b.eventsRow()
+	latencyRow(w, events, f.count, f.rate, f.lat, f.errors)
+	return events
 }
 
 // aloneCPU writes the CPU per event of a run without a PostgreSQL server of the machine's (its

@@ -109,37 +109,59 @@ func advanceStatement(u InstanceUpdateParams, r TransitionRow) (string, []any) {
 	st.add("", u.setTask(Postgres)...)
 	st.add("", u.ID, u.ExpectRevision)
 	if t := u.Timers; t != nil {
-		n := len(t.Arms)
-		idx, events, dues := make([]int64, n), make([]string, n), make([]string, n)
-		for i, a := range t.Arms {
-			idx[i], events[i], dues[i] = int64(i), a.Event, a.DueAt.UTC().Format(time.RFC3339Nano)
-		}
-		st.add(advanceTimers, t.Cancel, pq.Array(idx), pq.Array(events), pq.Array(dues))
+		st.add(advanceTimers, append([]any{t.Cancel}, armArrays(t.Arms)...)...)
 	}
 	if len(u.Outbox) > 0 {
-		n := len(u.Outbox)
-		ids, hooks, urls, dests, bodies := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		for i, o := range u.Outbox {
-			ids[i], hooks[i], urls[i], dests[i], bodies[i] = o.ID, o.Webhook, o.URL, o.Destination, string(o.Body)
-		}
-		first := u.Outbox[0]
-		st.add(advanceOutbox, pq.Array(hooks), first.Definition, first.Version, timeArg(Postgres, first.NextTryAt),
-			timeArg(Postgres, first.CreatedAt), pq.Array(ids), pq.Array(hooks), pq.Array(urls), pq.Array(dests), pq.Array(bodies))
+		first, arrays := u.Outbox[0], outboxArrays(u.Outbox)
+		st.add(advanceOutbox, arrays[1], first.Definition, first.Version, timeArg(Postgres, first.NextTryAt),
+			timeArg(Postgres, first.CreatedAt))
+		st.add("", arrays...)
 	}
 	if len(u.Messages) > 0 {
-		n := len(u.Messages)
-		ids, targets, events, payloads, finals := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]bool, n)
-		for i, m := range u.Messages {
-			ids[i], targets[i], events[i], payloads[i], finals[i] = m.ID, m.Target, m.Event, jsonArg(m.Payload, "{}").(string), m.ChildFinal
-		}
-		st.add(advanceMessages, timeArg(Postgres, u.Messages[0].CreatedAt), pq.Array(ids), pq.Array(targets), pq.Array(events), pq.Array(payloads),
-			pq.Array(finals))
+		st.add(advanceMessages, timeArg(Postgres, u.Messages[0].CreatedAt))
+		st.add("", messageArrays(u.Messages)...)
 	}
-	st.add(advanceInsert, r.Seq, r.Event, r.From, r.To, r.Branch,
+	st.add(advanceInsert, advanceRowArgs(r)...)
+	return st.sql.String(), st.args
+}
+
+// armArrays is the timers armed as the arrays of index, event and due time that the PostgreSQL
+// statement and Citus's function take.
+func armArrays(arms []Arm) []any {
+	n := len(arms)
+	idx, events, dues := make([]int64, n), make([]string, n), make([]string, n)
+	for i, a := range arms {
+		idx[i], events[i], dues[i] = int64(i), a.Event, a.DueAt.UTC().Format(time.RFC3339Nano)
+	}
+	return []any{pq.Array(idx), pq.Array(events), pq.Array(dues)}
+}
+
+// outboxArrays is the webhook deliveries as the arrays of id, webhook, url, destination and body.
+func outboxArrays(rows []OutboxRow) []any {
+	n := len(rows)
+	ids, hooks, urls, dests, bodies := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, o := range rows {
+		ids[i], hooks[i], urls[i], dests[i], bodies[i] = o.ID, o.Webhook, o.URL, o.Destination, string(o.Body)
+	}
+	return []any{pq.Array(ids), pq.Array(hooks), pq.Array(urls), pq.Array(dests), pq.Array(bodies)}
+}
+
+// messageArrays is the messages sent as the arrays of id, target, event, payload and child_final.
+func messageArrays(rows []MessageRow) []any {
+	n := len(rows)
+	ids, targets, events, payloads, finals := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]bool, n)
+	for i, m := range rows {
+		ids[i], targets[i], events[i], payloads[i], finals[i] = m.ID, m.Target, m.Event, jsonArg(m.Payload, "{}").(string), m.ChildFinal
+	}
+	return []any{pq.Array(ids), pq.Array(targets), pq.Array(events), pq.Array(payloads), pq.Array(finals)}
+}
+
+// advanceRowArgs is the audit row's values, in the order of transitionReadColumns.
+func advanceRowArgs(r TransitionRow) []any {
+	return []any{r.Seq, r.Event, r.From, r.To, r.Branch,
 		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"), jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
 		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped), nullString(r.Actor), r.ActorKind)
-	return st.sql.String(), st.args
+		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped), nullString(r.Actor), r.ActorKind}
 }
 
 // InstanceAdvance writes an accepted transition: u, the instance's new state, provided it is still

@@ -4,14 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
-
-	"github.com/lib/pq"
 )
 
 // On Citus an event's write as statements (advanceInTx) costs a round trip from fsmd to the
 // coordinator and one from the coordinator to the worker for each statement, BEGIN and COMMIT
-// included. fsmdAdvance is those statements as one function, distributed with the instances by
+// included. advanceFunction holds those statements as one function, distributed with the instances by
 // its first argument: called on its own (not inside a transaction block), the coordinator hands
 // the call to the worker holding the instance, which runs the statements on its own shards and
 // commits alone. One round trip for the whole write, as PostgreSQL's one statement.
@@ -83,47 +80,31 @@ $fn$`
 // advanceFunctionQuery calls it.
 var advanceFunctionQuery = `SELECT ` + advanceFunction + `(` + placeholders(52) + `)`
 
-// advanceCitus is InstanceAdvance on Citus, outside a transaction: one call of fsmdAdvance.
+// advanceCitus is InstanceAdvance on Citus, outside a transaction: one call of advanceFunction.
 func advanceCitus(ctx context.Context, db *DB, u InstanceUpdateParams, r TransitionRow) error {
 	args := make([]any, 0, 52)
 	args = append(args, u.ID, u.ExpectRevision, u.Version, u.State, jsonArg(u.Context, "{}"), u.Revision, u.Final,
 		timeArg(Postgres, u.UpdatedAt), timeArg(Postgres, u.EnteredAt), jsonOrNull(u.Children))
 	args = append(args, u.setTask(Postgres)...)
-	var idx []int64
-	var events, dues []string
-	cancel := false
-	if t := u.Timers; t != nil {
-		cancel = t.Cancel
-		for i, a := range t.Arms {
-			idx, events, dues = append(idx, int64(i)), append(events, a.Event), append(dues, a.DueAt.UTC().Format(time.RFC3339Nano))
-		}
+	var t TimerChange
+	if u.Timers != nil {
+		t = *u.Timers
 	}
-	args = append(args, cancel, pq.Array(idx), pq.Array(events), pq.Array(dues))
+	args = append(append(args, t.Cancel), armArrays(t.Arms)...)
+	// The values the outbox rows share, and the messages: zero or NULL when there are none.
 	var oDef string
 	var oVersion int
-	var oNext, oCreated any
-	n := len(u.Outbox)
-	ids, hooks, urls, dests, bodies := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	for i, o := range u.Outbox {
-		ids[i], hooks[i], urls[i], dests[i], bodies[i] = o.ID, o.Webhook, o.URL, o.Destination, string(o.Body)
-	}
-	if n > 0 {
+	var oNext, oCreated, mCreated any
+	if len(u.Outbox) > 0 {
 		first := u.Outbox[0]
 		oDef, oVersion, oNext, oCreated = first.Definition, first.Version, timeArg(Postgres, first.NextTryAt), timeArg(Postgres, first.CreatedAt)
 	}
-	args = append(args, oDef, oVersion, oNext, oCreated, pq.Array(ids), pq.Array(hooks), pq.Array(urls), pq.Array(dests), pq.Array(bodies))
-	n = len(u.Messages)
-	mIDs, targets, mEvents, payloads, finals := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]bool, n)
-	var mCreated any
-	for i, m := range u.Messages {
-		mIDs[i], targets[i], mEvents[i], payloads[i], finals[i] = m.ID, m.Target, m.Event, jsonArg(m.Payload, "{}").(string), m.ChildFinal
-		mCreated = timeArg(Postgres, m.CreatedAt)
+	args = append(append(args, oDef, oVersion, oNext, oCreated), outboxArrays(u.Outbox)...)
+	if len(u.Messages) > 0 {
+		mCreated = timeArg(Postgres, u.Messages[0].CreatedAt)
 	}
-	args = append(args, mCreated, pq.Array(mIDs), pq.Array(targets), pq.Array(mEvents), pq.Array(payloads), pq.Array(finals))
-	args = append(args, r.Seq, r.Event, r.From, r.To, r.Branch,
-		jsonArg(r.Guards, "[]"), jsonArg(r.Payload, "{}"), jsonArg(r.ContextBefore, "{}"), jsonArg(r.ContextAfter, "{}"),
-		r.Source, r.RequestID, nullString(r.IdempotencyKey), r.RequestHash, r.DefinitionVersion,
-		nullInt(r.FromVersion), timeArg(Postgres, r.At), nullString(r.Dropped), nullString(r.Actor), r.ActorKind)
+	args = append(append(args, mCreated), messageArrays(u.Messages)...)
+	args = append(args, advanceRowArgs(r)...)
 	var written int
 	if err := getContext(ctx, db, &written, advanceFunctionQuery, args...); err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))

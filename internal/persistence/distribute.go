@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 )
 
 // Citus (distributed PostgreSQL) spreads a table over its workers by one column and keeps tables
@@ -33,8 +34,11 @@ var colocated = []struct{ table, column, pkey string }{
 	{"messages", "sender", "sender, id"},
 }
 
+// foreignKey is a table's foreign key: its name and its definition.
+type foreignKey struct{ table, name, ddl string }
+
 // instanceForeignKeys are the foreign keys of the distributed form, added once every table is in it.
-var instanceForeignKeys = []struct{ table, name, ddl string }{
+var instanceForeignKeys = []foreignKey{
 	{"instances", "instances_definition_fkey", "FOREIGN KEY (definition, version) REFERENCES definitions (name, version)"},
 	{"transitions", "transitions_instance_id_fkey", "FOREIGN KEY (instance_id) REFERENCES instances (id)"},
 	{"timers", "timers_instance_id_fkey", "FOREIGN KEY (instance_id) REFERENCES instances (id)"},
@@ -70,19 +74,17 @@ func distribute(ctx context.Context, c *sql.Conn) (changed bool, err error) {
 		return ok, err
 	}
 	last := instanceForeignKeys[len(instanceForeignKeys)-1]
-	if done, err := isDist("messages"); err != nil || !done {
-		if err != nil {
-			return false, err
-		}
-	} else if ok, err := hasKey(last.table, last.name); err != nil || ok {
-		return false, err // the last step is done
+	done, err := isDist("messages") // the last table distributed
+	if err == nil && done {
+		done, err = hasKey(last.table, last.name) // the last step
 	}
-	// A migration that is not recorded (the migrations table stays on the coordinator) must not
-	// reference definitions, which becomes a reference table.
-	for _, fk := range []struct{ table, name string }{
-		{"transitions", "transitions_instance_id_fkey"}, {"timers", "timers_instance_id_fkey"},
-		{"instances", "instances_definition_fkey"}, {"migrations", "migrations_definition_fkey"},
-	} {
+	if err != nil || done {
+		return false, err
+	}
+	// The foreign keys go while the tables are distributed, and come back after. The migrations
+	// table stays on the coordinator, where it may not reference definitions, a reference table
+	// once distributed: its foreign key goes for good.
+	for _, fk := range slices.Concat(instanceForeignKeys, []foreignKey{{"migrations", "migrations_definition_fkey", ""}}) {
 		if err := exec(`ALTER TABLE ` + fk.table + ` DROP CONSTRAINT IF EXISTS ` + fk.name); err != nil {
 			return changed, err
 		}

@@ -38,13 +38,13 @@ func migrate(ctx context.Context, db *DB) error {
 		goose.WithSlog(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	}
 	dialect := goose.DialectSQLite3
+	var lockID int64 // PostgreSQL's
 	if db.Dialect == Postgres {
 		dialect = goose.DialectPostgres
-		id, err := migrationLock(ctx, db)
-		if err != nil {
+		if lockID, err = migrationLock(ctx, db); err != nil {
 			return err
 		}
-		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(id))
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID))
 		if err != nil {
 			return fmt.Errorf("persistence: migrations: %w", err)
 		}
@@ -59,7 +59,7 @@ func migrate(ctx context.Context, db *DB) error {
 		return fmt.Errorf("persistence: migrate %s: %w", db.Dialect, err)
 	}
 	if db.Dialect == Postgres {
-		return distributeOnCitus(ctx, db)
+		return distributeOnCitus(ctx, db, lockID)
 	}
 	return nil
 }
@@ -81,8 +81,8 @@ func migrationLock(ctx context.Context, db *DB) (int64, error) {
 }
 
 // distributeOnCitus puts the schema in its distributed form (distribute.go) when the database has
-// the citus extension, under the migrations' lock, and records on db that it is Citus.
-func distributeOnCitus(ctx context.Context, db *DB) error {
+// the citus extension, under the migrations' lock (lockID), and records on db that it is Citus.
+func distributeOnCitus(ctx context.Context, db *DB, lockID int64) error {
 	c, err := db.X.Conn(ctx)
 	if err != nil {
 		return translate(fmt.Errorf("persistence: distribute: %w", err))
@@ -91,14 +91,10 @@ func distributeOnCitus(ctx context.Context, db *DB) error {
 	if db.Citus, err = isCitus(ctx, c); err != nil || !db.Citus {
 		return translate(err)
 	}
-	id, err := migrationLock(ctx, db)
-	if err != nil {
-		return err
-	}
-	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, id); err != nil {
+	if _, err := c.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lockID); err != nil {
 		return translate(fmt.Errorf("persistence: distribute: %w", err))
 	}
-	defer c.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, id) //nolint:errcheck // closing the connection unlocks as well
+	defer c.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lockID) //nolint:errcheck // closing the connection unlocks as well
 	if db.Distributed, err = distribute(ctx, c); err != nil {
 		return translate(err)
 	}

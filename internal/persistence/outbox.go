@@ -201,22 +201,20 @@ func outboxBusy(ctx context.Context, tx *Tx, chains []chain) (map[chain]bool, er
 // worker holding it (the LATERAL join of the PostgreSQL form cannot be pushed down to the shards):
 // it locks every pending or waiting row of the instance's chains, the last among them.
 func outboxBusyRouted(ctx context.Context, tx *Tx, chains []chain) ([]chainRow, error) {
-	var found []chainRow
-	for len(chains) > 0 {
-		id, hooks := chains[0].instance, []string{}
-		rest := chains[:0:0]
-		for _, c := range chains {
-			if c.instance == id {
-				hooks = append(hooks, c.webhook)
-			} else {
-				rest = append(rest, c)
-			}
+	var order []string // the instances, in the order of their first chain
+	hooks := map[string][]string{}
+	for _, c := range chains {
+		if _, ok := hooks[c.instance]; !ok {
+			order = append(order, c.instance)
 		}
-		chains = rest
+		hooks[c.instance] = append(hooks[c.instance], c.webhook)
+	}
+	var found []chainRow
+	for _, id := range order {
 		var more []chainRow
 		if err := selectContext(ctx, tx, &more, `SELECT DISTINCT instance_id, webhook FROM (SELECT instance_id, webhook FROM outbox
 			WHERE instance_id = ? AND webhook = ANY(?::text[]) AND status IN ('pending', 'waiting') FOR UPDATE) o`,
-			id, pq.Array(hooks)); err != nil {
+			id, pq.Array(hooks[id])); err != nil {
 			return nil, err
 		}
 		found = append(found, more...)

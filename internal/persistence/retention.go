@@ -34,7 +34,7 @@ func (d DueInstance) At() time.Time { return d.EndedAt.Time() }
 // left. A child whose parent still exists is left for later (it goes after its parent, so that a
 // kept parent's children stay listed).
 // ended_at (migration 015) is set, from updated_at, only on final instances.
-const retentionDue = `i.definition = ? AND i.ended_at < ?
+const retentionDue = retentionFinal + `
 	AND (i.parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM instances p WHERE p.id = i.parent_id))`
 
 // InstanceListFinalDue reads a page of the instances due for deletion, without locking them,
@@ -59,8 +59,8 @@ const retentionPageQuery = `SELECT i.id, i.ended_at FROM instances i WHERE ` + r
 	AND (i.ended_at, i.id) > (?, ?) ORDER BY i.ended_at, i.id LIMIT ?`
 
 // retentionFinal is retentionDue but for the parent, which Citus cannot look up in the same query
-// (a parent is not on its child's worker): retentionPageRouted and InstanceDeleteFinal ask for the
-// parents by a query of their own.
+// (a parent is not on its child's worker): there retentionLockRouted asks for the parents by a
+// query of its own.
 const retentionFinal = `i.definition = ? AND i.ended_at < ?`
 
 // retentionPageCitusQuery is retentionPageQuery on Citus, where a parent is not on its child's
