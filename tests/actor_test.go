@@ -23,7 +23,6 @@ import (
 func TestActorsOverTheAPI(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
-		skipKeysOnCitus(t, db)
 		ctx := context.Background()
 		set, diags, err := machine.Load("../definitions")
 		if err != nil || diags.Errors() > 0 {

@@ -66,29 +66,32 @@ type apiEnv struct {
 	client  *http.Client // srv's, through the conformance harness (conformance_test.go); nil: made by send
 }
 
-// apiEach runs fn in two parallel subtests, postgres and sqlite, each with an environment of its
-// own. fn must not call t.Parallel.
+// apiEach runs fn in three parallel subtests, postgres, sqlite and citus (skipped without a Citus
+// coordinator, failing under CI), each with an environment of its own. fn must not call t.Parallel.
 func apiEach(t *testing.T, fn func(t *testing.T, env *apiEnv)) {
 	t.Helper()
-	for _, d := range []persistence.Dialect{persistence.Postgres, persistence.SQLite} {
-		t.Run(string(d), func(t *testing.T) {
+	for _, d := range []string{"postgres", "sqlite", "citus"} {
+		t.Run(d, func(t *testing.T) {
 			t.Parallel()
 			fn(t, apiNewEnv(t, d))
 		})
 	}
 }
 
-// apiNewEnv makes a fresh database of the dialect and serves it.
-func apiNewEnv(t *testing.T, d persistence.Dialect) *apiEnv {
+// apiNewEnv makes a fresh database ("postgres", "sqlite" or "citus": dbtest's) and serves it.
+func apiNewEnv(t *testing.T, d string) *apiEnv {
 	t.Helper()
 	switch d {
-	case persistence.Postgres:
+	case "postgres":
 		apiPostgresSlot(t)
 		return apiServe(t, dbtest.Postgres(t))
-	case persistence.SQLite:
+	case "sqlite":
 		return apiServe(t, dbtest.SQLite(t))
+	case "citus":
+		apiPostgresSlot(t)
+		return apiServe(t, dbtest.Citus(t))
 	}
-	t.Fatalf("unknown dialect %q", d)
+	t.Fatalf("unknown database %q", d)
 	return nil
 }
 

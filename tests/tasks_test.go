@@ -49,7 +49,6 @@ func (c *tasksClock) Add(d time.Duration) {
 func TestTasksOverTheAPI(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
-		skipKeysOnCitus(t, db)
 		ctx := context.Background()
 		set, diags, err := machine.Load("../definitions")
 		if err != nil || diags.Errors() > 0 {
@@ -264,13 +263,4 @@ func tasksOverdueMetric(t *testing.T, reg *prometheus.Registry) string {
 func jsonNumber(v float64) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-// skipKeysOnCitus skips a test of the example definitions on Citus: order declares keys, which
-// fsmd refuses there (docs/scale-out.md, "Not on Citus yet"; the refusal has tests of its own).
-func skipKeysOnCitus(t *testing.T, db *persistence.DB) {
-	t.Helper()
-	if db.Citus {
-		t.Skip("the example definitions declare keys, which fsmd refuses on Citus")
-	}
 }

@@ -39,6 +39,9 @@ func InstanceSetFlags(ctx context.Context, tx *Tx, u AdminUpdate, r TransitionRo
 	if err := conflictUnlessOne(res, "instance %q is not at revision %d", u.ID, u.ExpectRevision); err != nil {
 		return err
 	}
+	if err := keysSync(ctx, tx, u.ID); err != nil { // a terminated instance frees its keys
+		return err
+	}
 	return TransitionInsert(ctx, tx, r)
 }
 

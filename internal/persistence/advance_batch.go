@@ -165,7 +165,7 @@ func batchApply(ctx context.Context, tx *Tx, items []Advance) (map[string]bool, 
 	for _, id := range done {
 		applied[id] = true
 	}
-	return applied, nil
+	return applied, keysSync(ctx, tx, done...)
 }
 
 // instanceUpdateNotSuspended is InstanceUpdate on the condition that the instance is not suspended

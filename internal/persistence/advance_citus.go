@@ -15,12 +15,18 @@ import (
 
 // advanceFunction is the function's name: distribute creates it when it does not exist, so a
 // change of its body or arguments needs a new name.
-const advanceFunction = "fsmd_advance_1"
+const advanceFunction = "fsmd_advance_2"
+
+// oldAdvanceFunctions are the function's earlier names, dropped once the current one exists.
+var oldAdvanceFunctions = []string{"fsmd_advance_1"}
 
 // advanceFunctionDDL creates it. It returns 1 when it wrote the event, 0 when the instance was not
 // at the revision expected (nothing written). Its statements are those of advanceInTx, in its
 // order: the update, the timers, the webhook deliveries (each waiting when its chain has a pending
 // or waiting one, whose rows it locks), the messages (each the next of its pair), the audit row.
+// Before them, it compares the keys the instance holds with those of its new context (a key is
+// unique across workers: keys_citus.go) and refuses a change (keysChangedCode), which writes
+// nothing: fsmd writes the event in a transaction then.
 // search_path is the one it was created under: the worker runs it in a session of its own.
 const advanceFunctionDDL = `CREATE OR REPLACE FUNCTION ` + advanceFunction + `(
 	p_id text, p_expect bigint, p_version integer, p_state text, p_context jsonb, p_revision bigint, p_final boolean,
@@ -35,18 +41,25 @@ const advanceFunctionDDL = `CREATE OR REPLACE FUNCTION ` + advanceFunction + `(
 	r_definition_version integer, r_from_version integer, r_at timestamptz, r_dropped text, r_actor text, r_actor_kind text
 ) RETURNS integer LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 DECLARE
-	n integer;
 	busy text[];
 	last bigint;
+	v_definition text;
+	v_held jsonb;
+	v_keys jsonb;
 BEGIN
 	UPDATE instances SET version = p_version, state = p_state, context = p_context, revision = p_revision,
 		final = p_final, updated_at = p_updated, entered_at = p_entered, children = COALESCE(p_children, children),
 		assignees = CASE WHEN p_set_assignees THEN p_assignees ELSE assignees END,
 		due_at = CASE WHEN p_set_due THEN p_due ELSE due_at END
-	WHERE id = p_id AND revision = p_expect;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	IF n = 0 THEN
+	WHERE id = p_id AND revision = p_expect
+	RETURNING definition, keys INTO v_definition, v_held;
+	IF NOT FOUND THEN
 		RETURN 0;
+	END IF;
+	SELECT jsonb_object_agg(s.name, s.v) INTO v_keys FROM (SELECT k.name, fsmd_key_value(p_context, k.path, k.kind) AS v
+		FROM key_indexes k WHERE k.definition = v_definition AND NOT p_final) s WHERE s.v IS NOT NULL;
+	IF coalesce(v_keys, '{}') <> coalesce(v_held, '{}') THEN
+		RAISE EXCEPTION 'fsmd: the event changes the keys of instance %', p_id USING ERRCODE = '` + keysChangedCode + `';
 	END IF;
 	IF t_cancel THEN
 		DELETE FROM timers WHERE instance_id = p_id;
@@ -122,8 +135,12 @@ func ensureAdvanceFunction(ctx context.Context, c *sql.Conn) (changed bool, err 
 	if err := c.QueryRowContext(ctx, `SELECT to_regproc($1) IS NOT NULL`, advanceFunction).Scan(&exists); err != nil || exists {
 		return false, err
 	}
-	for _, stmt := range []string{advanceFunctionDDL,
-		`SELECT create_distributed_function(to_regproc('` + advanceFunction + `')::oid::regprocedure, 'p_id', colocate_with => 'instances')`} {
+	stmts := []string{advanceFunctionDDL,
+		`SELECT create_distributed_function(to_regproc('` + advanceFunction + `')::oid::regprocedure, 'p_id', colocate_with => 'instances')`}
+	for _, old := range oldAdvanceFunctions {
+		stmts = append(stmts, `DROP FUNCTION IF EXISTS `+old)
+	}
+	for _, stmt := range stmts {
 		if _, err := c.ExecContext(ctx, stmt); err != nil {
 			return true, fmt.Errorf("persistence: distribute the schema on Citus: the event's function: %w", err)
 		}
@@ -133,7 +150,7 @@ func ensureAdvanceFunction(ctx context.Context, c *sql.Conn) (changed bool, err 
 
 // LookUpKeysFirst reports whether an event with an Idempotency-Key should look the key up before
 // its write, rather than let the write's unique index find a replay: on Citus, where an event's
-// write that fails in the worker's function (fsmd_advance_1) is dear: the read after it took 12-17
+// write that fails in the worker's function (fsmd_advance_2) is dear: the read after it took 12-17
 // ms instead of about 1, and under TestConcurrency's duplicated keys requests took seconds (42-50
 // s for the test's keyed half, 7 s with the lookup first).
 func (db *DB) LookUpKeysFirst() bool { return db.Citus }

@@ -66,6 +66,9 @@ func ChildrenInsert(ctx context.Context, tx *Tx, rows []InstanceRow, arms [][]Ar
 	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: insert %d children of %q: %w", n, rows[0].ParentID, err)))
 	}
+	if err := keysSync(ctx, tx, ids...); err != nil {
+		return err
+	}
 	if len(tIDs) == 0 {
 		return nil
 	}

@@ -23,13 +23,7 @@ func TestCitusEventPathRouted(t *testing.T) {
 	ctx := context.Background()
 	seed(t, db, []persistence.DefinitionRow{definition("counter", 1)}, []persistence.InstanceRow{instance("a", "counter", 1, "on")})
 
-	var mu sync.Mutex
-	var ran []statement
-	persistence.SetStatementObserver(db, func(query string, args []any) {
-		mu.Lock()
-		defer mu.Unlock()
-		ran = append(ran, statement{query, args})
-	})
+	ran := record(db)
 	if _, err := persistence.InstanceGet(ctx, db, "a"); err != nil {
 		t.Fatal(err)
 	}
@@ -37,10 +31,10 @@ func TestCitusEventPathRouted(t *testing.T) {
 	if err := persistence.InstanceAdvance(ctx, db, u, r); err != nil {
 		t.Fatal(err)
 	}
-	if len(ran) != 2 || !strings.Contains(ran[1].query, "fsmd_advance_") {
-		t.Errorf("on its own, an event ran %d statements, want the read and the function's call: %v", len(ran), ran)
+	if n := len(*ran); n != 2 || !strings.Contains((*ran)[1].query, "fsmd_advance_") {
+		t.Errorf("on its own, an event ran %d statements, want the read and the function's call: %v", n, *ran)
 	}
-	alone := len(ran)
+	alone := len(*ran)
 	u, r = citusEvent(2)
 	if err := db.WithTx(ctx, func(tx *persistence.Tx) error { return persistence.InstanceAdvance(ctx, tx, u, r) }); err != nil {
 		t.Fatal(err)
@@ -49,7 +43,7 @@ func TestCitusEventPathRouted(t *testing.T) {
 
 	// Each kind of write is there: the event path has not moved elsewhere unseen.
 	var all strings.Builder
-	for _, st := range ran[alone:] {
+	for _, st := range (*ran)[alone:] {
 		all.WriteString(st.query)
 	}
 	for _, want := range []string{"UPDATE instances", "INSERT INTO transitions", "timers", "INSERT INTO outbox", "INSERT INTO messages"} {
@@ -57,7 +51,7 @@ func TestCitusEventPathRouted(t *testing.T) {
 			t.Errorf("no statement of the event in a transaction has %q", want)
 		}
 	}
-	for _, st := range ran {
+	for _, st := range *ran {
 		if plan := explain(t, db, st); !strings.Contains(plan, "Task Count: 1\n") {
 			t.Errorf("not a router query (one task):\n%s\n%s", strings.TrimSpace(st.query), plan)
 		}
@@ -67,6 +61,19 @@ func TestCitusEventPathRouted(t *testing.T) {
 type statement struct {
 	query string
 	args  []any
+}
+
+// record has the statements the store functions run on db appended to the slice it returns, until
+// SetStatementObserver(db, nil). Read it once they have returned.
+func record(db *persistence.DB) *[]statement {
+	var mu sync.Mutex
+	ran := new([]statement)
+	persistence.SetStatementObserver(db, func(query string, args []any) {
+		mu.Lock()
+		defer mu.Unlock()
+		*ran = append(*ran, statement{query, args})
+	})
+	return ran
 }
 
 // citusEvent is instance a's event to revision rev, with a timer, a webhook delivery and a message.
@@ -105,4 +112,37 @@ func explain(t *testing.T, db *persistence.DB, st statement) string {
 		t.Fatal(err)
 	}
 	return plan.String()
+}
+
+// TestCitusKeyedEventRouted: on Citus an event that takes a key (an instance of a definition with
+// keys: a transaction, keys_citus.go) runs router queries only: the instance's update and its keys'
+// read on the instance's worker, the key's row on the worker of its value.
+func TestCitusKeyedEventRouted(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Citus(t)
+	ctx := context.Background()
+	seed(t, db, []persistence.DefinitionRow{definition("shop", 1)}, []persistence.InstanceRow{shopInstance("k", `{"number":""}`)})
+	if err := persistence.CtxIndexesEnsure(ctx, db, persistence.CtxIndexes{Definition: "shop", Keys: []persistence.CtxField{fNumber}}); err != nil {
+		t.Fatal(err)
+	}
+	ran := record(db)
+	for rev, number := range []string{"K-1", "K-2"} { // takes K-1; frees it and takes K-2
+		u, r := keyAdvance("k", "shop", int64(rev+1), `{"number":"`+number+`"}`, false)
+		if err := persistence.InstanceAdvance(ctx, db, u, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	persistence.SetStatementObserver(db, nil)
+	var all strings.Builder
+	for _, st := range *ran {
+		all.WriteString(st.query)
+		if plan := explain(t, db, st); !strings.Contains(plan, "Task Count: 1\n") {
+			t.Errorf("not a router query (one task):\n%s\n%s", strings.TrimSpace(st.query), plan)
+		}
+	}
+	for _, want := range []string{"fsmd_key_value", "INSERT INTO instance_keys", "DELETE FROM instance_keys", "UPDATE instances SET keys"} {
+		if !strings.Contains(all.String(), want) {
+			t.Errorf("no statement of the keyed events has %q", want)
+		}
+	}
 }

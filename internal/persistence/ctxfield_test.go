@@ -126,12 +126,6 @@ func TestKeys(t *testing.T) {
 		ctx := context.Background()
 		seed(t, db, []persistence.DefinitionRow{definition("shop", 1), definition("other", 1)}, nil)
 		err := persistence.CtxIndexesEnsure(ctx, db, persistence.CtxIndexes{Definition: "shop", Keys: []persistence.CtxField{fNumber}})
-		if db.Citus { // refused, by name, until keys are built on Citus (docs/scale-out.md)
-			if !errors.Is(err, persistence.ErrKeysOnCitus) || !strings.Contains(err.Error(), `"shop" declares keys`) {
-				t.Fatalf("CtxIndexesEnsure on Citus: %v, want ErrKeysOnCitus naming shop", err)
-			}
-			return
-		}
 		if err != nil {
 			t.Fatalf("CtxIndexesEnsure: %v", err)
 		}

@@ -15,9 +15,6 @@ type CtxIndexes struct {
 	Keys       []CtxField // `keys`: unique among the running instances whose key is set
 }
 
-// ErrKeysOnCitus: a definition declares keys and the database is Citus (CtxIndexesEnsure).
-var ErrKeysOnCitus = errors.New("keys are not supported on Citus")
-
 // KeyTakenError is a unique key index refusing a second running instance with a key value:
 // CREATE UNIQUE INDEX over instances that share one, which the caller names.
 type KeyTakenError struct {
@@ -34,7 +31,8 @@ func (e *KeyTakenError) Unwrap() error { return e.Err }
 // version only once they do, so that a key is enforced from its first instance. Creating one that
 // exists does nothing, so every registration (every start) may call it. On PostgreSQL an index is
 // built CONCURRENTLY, so that events go on meanwhile over a large table; one left invalid by a
-// build that failed (a crash, a duplicate key) is dropped and built again.
+// build that failed (a crash, a duplicate key) is dropped and built again. On Citus a key is no
+// index but rows of tables of its own (keys_citus.go).
 func CtxIndexesEnsure(ctx context.Context, db *DB, ix CtxIndexes) error {
 	d := db.Dialect
 	for _, f := range ix.Find {
@@ -56,10 +54,8 @@ func CtxIndexesEnsure(ctx context.Context, db *DB, ix CtxIndexes) error {
 			return err
 		}
 	}
-	if len(ix.Keys) > 0 && db.Citus {
-		return fmt.Errorf("persistence: definition %q declares keys, which fsmd does not support on Citus yet: "+
-			"a key is unique across all running instances, and Citus builds a unique index only on a table's "+
-			"distribution column (instances are distributed by id): %w", ix.Definition, ErrKeysOnCitus)
+	if db.Citus {
+		return keysEnsureCitus(ctx, db, ix)
 	}
 	for _, f := range ix.Keys {
 		name := KeyIndexName(ix.Definition, f)

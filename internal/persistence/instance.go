@@ -68,7 +68,10 @@ func (t Task) dueArg(d Dialect) any {
 // InstanceUpdateParams is the new state of an instance after a transition (or a migration), for
 // InstanceUpdate. (The type cannot share the function's name.)
 type InstanceUpdateParams struct {
-	ID             string
+	ID string
+	// Definition is the instance's definition, when the caller knows it: on Citus the write of an
+	// instance of a definition with keys goes another way (advanceCitusKeyed).
+	Definition     string
 	ExpectRevision int64 // the revision read; another one means a concurrent change
 	Version        int
 	State          string
@@ -231,7 +234,10 @@ func InstanceInsert(ctx context.Context, tx *Tx, r InstanceRow) error {
 	if err != nil {
 		return translate(fmt.Errorf("persistence: insert instance %q: %w", r.ID, err))
 	}
-	return conflictUnlessOne(res, "instance %q exists already", r.ID)
+	if err := conflictUnlessOne(res, "instance %q exists already", r.ID); err != nil {
+		return err
+	}
+	return keysSync(ctx, tx, r.ID)
 }
 
 // InstanceGet returns an instance. ErrNotFound when there is none.
@@ -267,7 +273,10 @@ func InstanceUpdate(ctx context.Context, tx *Tx, u InstanceUpdateParams) error {
 	if err != nil {
 		return translate(fmt.Errorf("persistence: update instance %q: %w", u.ID, err))
 	}
-	return conflictUnlessOne(res, "instance %q is not at revision %d", u.ID, u.ExpectRevision)
+	if err := conflictUnlessOne(res, "instance %q is not at revision %d", u.ID, u.ExpectRevision); err != nil {
+		return err
+	}
+	return keysSync(ctx, tx, u.ID)
 }
 
 // statement is u's update (instanceStayQuery when it Stays, else instanceUpdateQuery) and its

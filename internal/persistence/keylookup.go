@@ -24,6 +24,10 @@ var sqliteIndexName = regexp.MustCompile(`index '([^']+)'`)
 
 // keyIndexOf is the key index a unique violation is of, "" for any other error.
 func keyIndexOf(err error) string {
+	var taken *keyTaken
+	if errors.As(err, &taken) { // Citus (keys_citus.go)
+		return taken.index
+	}
 	if !isUniqueViolation(err) {
 		return ""
 	}
@@ -53,7 +57,12 @@ func KeyIndex(err error) string {
 func InstanceFindByKey(ctx context.Context, ex Executor, definition string, f CtxField, value any) (string, error) {
 	d := ex.dialect()
 	var ids []string
-	err := selectContext(ctx, ex, &ids, keyLookupQuery(d, definition, f), ctxArg(d, f.Kind, value))
+	var err error
+	if ex.citus() {
+		ids, err = instanceFindByKeyCitus(ctx, ex, definition, f, value)
+	} else {
+		err = selectContext(ctx, ex, &ids, keyLookupQuery(d, definition, f), ctxArg(d, f.Kind, value))
+	}
 	if err != nil {
 		return "", translate(canceled(ctx, fmt.Errorf("persistence: find an instance of %s by key %s: %w", definition, strings.Join(f.Path, "."), err)))
 	}

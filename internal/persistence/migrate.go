@@ -98,7 +98,15 @@ func distributeOnCitus(ctx context.Context, db *DB, lockID int64) error {
 	if db.Distributed, err = distribute(ctx, c); err != nil {
 		return translate(err)
 	}
-	made, err := ensureAdvanceFunction(ctx, c)
+	made, err := ensureKeyObjects(ctx, c)
 	db.Distributed = db.Distributed || made
-	return translate(err)
+	if err != nil {
+		return translate(err)
+	}
+	made, err = ensureAdvanceFunction(ctx, c)
+	db.Distributed = db.Distributed || made
+	if err != nil {
+		return translate(err)
+	}
+	return translate(db.loadKeyed(ctx))
 }

@@ -47,6 +47,8 @@ type DB struct {
 	// stmts (PostgreSQL only) holds the queries of preparedQueries, prepared at Open (see
 	// prepared); read-only afterwards.
 	stmts map[string]*sqlx.Stmt
+	// keyed (Citus only) are the definitions known to have keys (keys_citus.go).
+	keyed keyed
 }
 
 // Tx is a transaction begun by DB.WithTx.

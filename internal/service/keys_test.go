@@ -40,12 +40,6 @@ func TestKeyTakenByTimer(t *testing.T) {
 		svc := service.New(db, service.Options{Now: c.now})
 		t.Cleanup(svc.Close)
 		err := svc.Register(ctx, set(t, ticketDef))
-		if db.Citus { // keys are refused on Citus, by name (docs/scale-out.md)
-			if !errors.Is(err, persistence.ErrKeysOnCitus) {
-				t.Fatalf("registering ticket on Citus: %v, want ErrKeysOnCitus", err)
-			}
-			return
-		}
 		if err != nil {
 			t.Fatal(err)
 		}

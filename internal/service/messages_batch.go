@@ -129,7 +129,7 @@ func (s *Service) deliverBatch(ctx context.Context, ms []persistence.MessageRow)
 				rows[i] = d.row
 			}
 			after := run[len(run)-1].after
-			u := persistence.InstanceUpdateParams{ID: after.ID, ExpectRevision: run[0].before.row.Revision, Version: after.Version,
+			u := persistence.InstanceUpdateParams{ID: after.ID, Definition: after.Definition, ExpectRevision: run[0].before.row.Revision, Version: after.Version,
 				State: after.State, Context: after.Context, Revision: after.Revision, Final: after.Final, UpdatedAt: now,
 				EnteredAt: after.EnteredAt, Children: after.Children, Stays: stays(run[0].before.row, after)}
 			run = nil

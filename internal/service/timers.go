@@ -208,7 +208,7 @@ func (s *Service) drop(ctx context.Context, tx *persistence.Tx, l loaded, event 
 // dropUpdate is the update of l's instance to next by a drop: its revision, and its children's
 // counts when the drop counted in a group.
 func dropUpdate(l loaded, next persistence.InstanceRow, now time.Time) persistence.InstanceUpdateParams {
-	u := persistence.InstanceUpdateParams{ID: l.row.ID, ExpectRevision: l.row.Revision, Version: l.row.Version,
+	u := persistence.InstanceUpdateParams{ID: l.row.ID, Definition: l.row.Definition, ExpectRevision: l.row.Revision, Version: l.row.Version,
 		State: l.row.State, Context: l.row.Context, Revision: next.Revision, Final: l.row.Final, UpdatedAt: now, EnteredAt: l.row.EnteredAt, Stays: true}
 	if !bytes.Equal(next.Children, l.row.Children) {
 		u.Children = next.Children

@@ -113,7 +113,7 @@ func (s *Service) appendWithUpdate(ctx context.Context, ex persistence.Executor,
 // updateOf is the update of l's instance to next by the transition m, with its timers' change.
 func updateOf(l loaded, m *move, next persistence.InstanceRow, now time.Time) persistence.InstanceUpdateParams {
 	t := m.Transition
-	update := persistence.InstanceUpdateParams{ID: next.ID, ExpectRevision: l.row.Revision,
+	update := persistence.InstanceUpdateParams{ID: next.ID, Definition: next.Definition, ExpectRevision: l.row.Revision,
 		Version: next.Version, State: next.State, Context: next.Context, Revision: next.Revision, Final: next.Final,
 		UpdatedAt: now, EnteredAt: next.EnteredAt, Children: m.groups, Stays: stays(l.row, next)}
 	if t.Task != nil { // the state entered sets (or clears) the task; a stay keeps it
