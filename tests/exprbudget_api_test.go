@@ -41,9 +41,12 @@ states:
 // TestSlowGuardIsBounded: on PostgreSQL and SQLite, an event whose guard would run for hours
 // answers 422 expression_failed ("time budget exceeded") within a second, with the default budget
 // of 100 ms and with one of 400 ms; meanwhile events sent in a loop to another instance are not
-// delayed by more than 100 ms (their slowest answer, less their usual one). Before the budget the
-// slow event ran on after its client left; before SQLite decided events outside its write lock,
-// every other instance's events waited for the whole evaluation.
+// delayed by more than half the budget of 400 ms (their slowest answer, less their usual one):
+// one that waited for the evaluation would be delayed by most of it. (Under the default budget
+// the evaluation is as short as this machine's own hiccups under a full test run: a ping once took
+// 199 ms instead of 26 there, with nothing holding it; that case checks the answer only.) Before
+// the budget the slow event ran on after its client left; before SQLite decided events outside its
+// write lock, every other instance's events waited for the whole evaluation.
 //
 // Not parallel: it measures latencies, and the slow guard takes a core.
 func TestSlowGuardIsBounded(t *testing.T) {
@@ -58,13 +61,15 @@ func TestSlowGuardIsBounded(t *testing.T) {
 					db = dbtest.SQLite(t)
 				}
 				base, client := budgetServer(t, db, budget)
-				testSlowGuard(t, base, client)
+				testSlowGuard(t, base, client, budget/2)
 			})
 		}
 	}
 }
 
-func testSlowGuard(t *testing.T, base string, client *http.Client) {
+// testSlowGuard sends the slow event, and pings meanwhile: none may be delayed by more than
+// maxDelay (0: not checked).
+func testSlowGuard(t *testing.T, base string, client *http.Client, maxDelay time.Duration) {
 	call := func(method, path, contentType, body string) (int, []byte, time.Duration, error) {
 		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 		if err != nil {
@@ -154,8 +159,8 @@ func testSlowGuard(t *testing.T, base string, client *http.Client) {
 	if pings == 0 {
 		t.Error("no ping was answered while the slow event ran")
 	}
-	if slowest-typical > 100*time.Millisecond {
-		t.Errorf("an event on another instance took %v while the slow event ran (usually %v): delayed by more than 100 ms", slowest, typical)
+	if maxDelay > 0 && slowest-typical > maxDelay {
+		t.Errorf("an event on another instance took %v while the slow event ran (usually %v): delayed by more than %v", slowest, typical, maxDelay)
 	}
 	// The instance is as it was, and takes events.
 	mustCall("POST", "/v1/instances/slow/events", "application/json", `{"event": "ping"}`, http.StatusOK)
