@@ -55,8 +55,7 @@ func TestSlowGuardIsBounded(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/budget %v", d, budget), func(t *testing.T) {
 				var db *persistence.DB
 				if d == persistence.Postgres {
-					apiPostgresSlot(t)
-					db = dbtest.Postgres(t)
+					db = apiPostgresPool(t, dbtest.Postgres(t))
 				} else {
 					db = dbtest.SQLite(t)
 				}

@@ -37,10 +37,12 @@ const (
 	apiPutDir  = "testdata/api/put"  // put through the API
 )
 
-// apiPostgresSlots bounds the PostgreSQL databases the API tests hold at once: each opens up to 16
-// connections, and the server allows 100 to every test process together. A test takes a slot for
-// each PostgreSQL environment it makes, and only ever makes one per (sub)test, so that no test waits
-// for a slot while it holds one.
+// apiPostgresSlots bounds the connections the API tests' PostgreSQL and Citus databases keep: a
+// database's pool opens up to 16 and keeps them idle, and PostgreSQL allows 100 to every test
+// process together. A database that takes a slot keeps its pool; one that finds none free keeps one
+// idle connection and opens at most 4 (apiPostgresPool). No test waits for a slot: one waiting
+// while the tests holding the slots waited for their parallel subtests, which needed its place
+// among the tests running, deadlocked the suite once.
 var apiPostgresSlots = make(chan struct{}, 4)
 
 // apiDefinitions is the definitions folder, loaded once: a loaded definition is immutable and
@@ -83,24 +85,27 @@ func apiNewEnv(t *testing.T, d string) *apiEnv {
 	t.Helper()
 	switch d {
 	case "postgres":
-		apiPostgresSlot(t)
-		return apiServe(t, dbtest.Postgres(t))
+		return apiServe(t, apiPostgresPool(t, dbtest.Postgres(t)))
 	case "sqlite":
 		return apiServe(t, dbtest.SQLite(t))
 	case "citus":
-		apiPostgresSlot(t)
-		return apiServe(t, dbtest.Citus(t))
+		return apiServe(t, apiPostgresPool(t, dbtest.Citus(t)))
 	}
 	t.Fatalf("unknown database %q", d)
 	return nil
 }
 
-// apiPostgresSlot takes one of apiPostgresSlots until the test ends (its cleanup runs after the
-// database's, which registers later).
-func apiPostgresSlot(t *testing.T) {
-	t.Helper()
-	apiPostgresSlots <- struct{}{}
-	t.Cleanup(func() { <-apiPostgresSlots })
+// apiPostgresPool takes one of apiPostgresSlots for db until the test ends, or, when none is free,
+// narrows db's pool. It returns db.
+func apiPostgresPool(t *testing.T, db *persistence.DB) *persistence.DB {
+	select {
+	case apiPostgresSlots <- struct{}{}:
+		t.Cleanup(func() { <-apiPostgresSlots })
+	default:
+		db.X.SetMaxIdleConns(1)
+		db.X.SetMaxOpenConns(4)
+	}
+	return db
 }
 
 // apiServe registers the definitions folder on db and serves it over HTTP until the test ends. The

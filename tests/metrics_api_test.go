@@ -213,8 +213,7 @@ func TestAPIMetricsScenario(t *testing.T) {
 			t.Parallel()
 			var db *persistence.DB
 			if d == persistence.Postgres {
-				apiPostgresSlot(t)
-				db = dbtest.Postgres(t)
+				db = apiPostgresPool(t, dbtest.Postgres(t))
 			} else {
 				db = dbtest.SQLite(t)
 			}

@@ -116,11 +116,11 @@ func apiProxied(t *testing.T) (*apiEnv, *dbtest.Proxy) {
 }
 
 // proxiedPostgres opens a PostgreSQL database of its own through a proxy the test can cut or make
-// drop a connection (dbtest.PostgresProxied), holding one of apiPostgresSlots until the test ends.
+// drop a connection (dbtest.PostgresProxied), its pool bounded by apiPostgresPool.
 func proxiedPostgres(t *testing.T) (*persistence.DB, *dbtest.Proxy) {
 	t.Helper()
-	apiPostgresSlot(t)
-	return dbtest.PostgresProxied(t)
+	db, proxy := dbtest.PostgresProxied(t)
+	return apiPostgresPool(t, db), proxy
 }
 
 // TestAPIAmbiguousAdmin: the connection breaks during an operator's change of an instance:
