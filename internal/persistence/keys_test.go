@@ -23,13 +23,14 @@ func keyAdvance(id, definition string, rev int64, ctxJSON string, final bool) (p
 // TestKeysEveryWrite: a key holds through each way fsmd writes an instance, on each database (on
 // Citus, where it is no index but rows that every write keeps: keys_citus.go): a key made over
 // running instances that hold values already; an event on its own, from a process that knows the
-// definition's keys and from one that does not; a batch; a termination that frees the key; and
+// definition's keys and from one that does not; a batch; a migration's batch; a termination that
+// frees the key; and
 // values that are one key though written differently (1.50 and 1.5, one instant at two offsets).
 func TestKeysEveryWrite(t *testing.T) {
 	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
 		ctx := context.Background()
-		seed(t, db, []persistence.DefinitionRow{definition("shop", 1)}, []persistence.InstanceRow{
+		seed(t, db, []persistence.DefinitionRow{definition("shop", 1), definition("shop", 2)}, []persistence.InstanceRow{
 			shopInstance("before", `{"number":"P-1"}`), shopInstance("x", `{"number":""}`), shopInstance("y", `{}`)})
 		ix := persistence.CtxIndexes{Definition: "shop", Keys: []persistence.CtxField{fNumber, fQty, fPaidAt}}
 		for range 2 { // the second time finds them made
@@ -93,6 +94,25 @@ func TestKeysEveryWrite(t *testing.T) {
 		}
 		if id, err := persistence.InstanceFindByKey(ctx, db, "shop", fPaidAt, mustTime("2026-12-07T11:00:00+01:00")); err != nil || id != "y" {
 			t.Fatalf("FindByKey paid_at: %q, %v; want y", id, err)
+		}
+		// A migration's batch whose mapping gives q the qty y holds, then one that gives it another.
+		move := func(after string) error {
+			q, err := persistence.InstanceGet(ctx, db, "q")
+			if err != nil {
+				return err
+			}
+			return db.WithTx(ctx, func(tx *persistence.Tx) error {
+				return persistence.InstanceMoveRows(ctx, tx, persistence.MigrationBatch{FromVersion: 1, ToVersion: 2, MigrationID: "m",
+					Event: "migrate", At: now()}, []persistence.MovedInstance{{ID: "q", Revision: q.Revision, FromState: "open",
+					ToState: "open", Before: q.Context, After: []byte(after), EnteredAt: now()}})
+			})
+		}
+		wantTaken(t, "a migration giving q qty 1.5", move(`{"qty":1.5}`), persistence.KeyIndexName("shop", fQty))
+		if err := move(`{"qty":3}`); err != nil {
+			t.Fatalf("a migration giving q qty 3: %v", err)
+		}
+		if id, err := persistence.InstanceFindByKey(ctx, db, "shop", fQty, 3); err != nil || id != "q" {
+			t.Fatalf("FindByKey qty 3 after the migration: %q, %v; want q", id, err)
 		}
 		// Terminated, "before" frees P-1.
 		mustTx(t, db, func(tx *persistence.Tx) error {

@@ -91,6 +91,9 @@ func InstanceMoveRows(ctx context.Context, tx *Tx, m MigrationBatch, rows []Move
 		return fmt.Errorf("persistence: move %d instances to version %d: %d were no longer at the revision read: %w",
 			n, m.ToVersion, int64(n)-moved, ErrConflict)
 	}
+	if err := keysSync(ctx, tx, ids...); err != nil { // a mapping may change a key, a final state free it
+		return err
+	}
 	return rearm(ctx, tx, rows)
 }
 
