@@ -235,9 +235,14 @@ func TestBulkOverTheAPI(t *testing.T) {
 // TestBulkKilled: a bulk whose fsmd process is killed (kill -9) mid-run is taken up by the next
 // process from its last batch recorded: when it is done, every matching instance got the event
 // exactly once (one row of the bulk each, none skipped), and the outcomes are the plan's.
-// PostgreSQL, two fsmd processes one after the other.
+// PostgreSQL and Citus, two fsmd processes one after the other.
 func TestBulkKilled(t *testing.T) {
-	dbURL := dbtest.PostgresDatabaseURL(t)
+	for _, d := range []string{"postgres", "citus"} {
+		t.Run(d, func(t *testing.T) { testBulkKilled(t, dbtest.Databases[d](t)) })
+	}
+}
+
+func testBulkKilled(t *testing.T, dbURL string) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "job.yaml"), []byte(bulkJob), 0o644); err != nil {
 		t.Fatal(err)

@@ -855,11 +855,18 @@ const (
 // child (source message, each its own message id), none dropped, its counts exact (fan-b: total,
 // final 1,000, running 0, in GET and in its row), and it joined exactly once; every child finished
 // once.
+//
+// On PostgreSQL and on Citus, one after the other.
 func TestChildrenCrash(t *testing.T) {
 	// Not parallel: two fsmd processes and the test hold up to 48 PostgreSQL connections, and
 	// the server allows 100 in all.
+	for _, d := range []string{"postgres", "citus"} {
+		t.Run(d, func(t *testing.T) { testChildrenCrash(t, dbtest.Databases[d](t)) })
+	}
+}
+
+func testChildrenCrash(t *testing.T, dbURL string) {
 	ctx := context.Background()
-	dbURL := dbtest.PostgresDatabaseURL(t)
 	defs := childrenDefs(t, map[string]string{"fan": childrenFan, "task": childrenTask})
 	start := func() *fsmdChild { return startFsmd(t, dbURL, defs, "--timer-poll", "50ms") }
 	procs := []*fsmdChild{start(), start()} // the first has migrated the database by the time it serves
