@@ -129,11 +129,14 @@ func advanceCitus(ctx context.Context, db *DB, u InstanceUpdateParams, r Transit
 }
 
 // ensureAdvanceFunction creates advanceFunction and distributes it with the instances, unless it
-// exists.
-func ensureAdvanceFunction(ctx context.Context, c *sql.Conn) (changed bool, err error) {
-	var exists bool
-	if err := c.QueryRowContext(ctx, `SELECT to_regproc($1) IS NOT NULL`, advanceFunction).Scan(&exists); err != nil || exists {
-		return false, err
+// is distributed.
+func ensureAdvanceFunction(ctx context.Context, c *sql.Conn) error {
+	// Distributed, not only made: a start stopped between the two would leave a function the
+	// coordinator runs itself.
+	var done bool
+	if err := c.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_dist_object WHERE objid = to_regproc($1)::oid
+		AND distribution_argument_index IS NOT NULL)`, advanceFunction).Scan(&done); err != nil || done {
+		return err
 	}
 	stmts := []string{advanceFunctionDDL,
 		`SELECT create_distributed_function(to_regproc('` + advanceFunction + `')::oid::regprocedure, 'p_id', colocate_with => 'instances')`}
@@ -142,10 +145,10 @@ func ensureAdvanceFunction(ctx context.Context, c *sql.Conn) (changed bool, err 
 	}
 	for _, stmt := range stmts {
 		if _, err := c.ExecContext(ctx, stmt); err != nil {
-			return true, fmt.Errorf("persistence: distribute the schema on Citus: the event's function: %w", err)
+			return fmt.Errorf("persistence: distribute the schema on Citus: the event's function: %w", err)
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // LookUpKeysFirst reports whether an event with an Idempotency-Key should look the key up before

@@ -146,3 +146,47 @@ func TestCitusKeyedEventRouted(t *testing.T) {
 		}
 	}
 }
+
+// TestCitusEventFunctionDistributedAtStart: a start that finds the event's function made but not
+// distributed (a start stopped between the two) makes it again and distributes it: otherwise the
+// coordinator would run every event's write itself.
+func TestCitusEventFunctionDistributedAtStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u := dbtest.CitusDatabaseURL(t)
+	db, err := persistence.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var args string
+	if err := db.X.GetContext(ctx, &args, `SELECT pg_get_function_arguments(to_regproc('fsmd_advance_2'))`); err != nil {
+		t.Fatal(err)
+	}
+	db.X.MustExec(`DROP FUNCTION fsmd_advance_2`)
+	db.X.MustExec(`CREATE FUNCTION fsmd_advance_2(` + args + `) RETURNS integer LANGUAGE sql AS 'SELECT 0'`)
+	distributed := func(db *persistence.DB) bool {
+		var ok bool
+		if err := db.X.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM pg_dist_object WHERE objid = to_regproc('fsmd_advance_2')::oid
+			AND distribution_argument_index IS NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if distributed(db) {
+		t.Fatal("the function made again is distributed already: the test does not make the half-done start")
+	}
+	again, err := persistence.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if !distributed(again) {
+		t.Fatal("the next start left the event's function undistributed")
+	}
+	seed(t, again, []persistence.DefinitionRow{definition("counter", 1)}, []persistence.InstanceRow{instance("a", "counter", 1, "on")})
+	u1, r1 := citusEvent(1)
+	if err := persistence.InstanceAdvance(ctx, again, u1, r1); err != nil {
+		t.Fatalf("an event through the function made again: %v", err)
+	}
+}

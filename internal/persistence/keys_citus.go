@@ -66,7 +66,7 @@ var keyTables = []struct{ name, ddl, distribute string }{
 
 // ensureKeyObjects makes what keys need on Citus, unless it exists: the function, the tables and
 // instances.keys. It runs under the migrations' lock, after distribute.
-func ensureKeyObjects(ctx context.Context, c *sql.Conn) (changed bool, err error) {
+func ensureKeyObjects(ctx context.Context, c *sql.Conn) error {
 	exists := func(query string, args ...any) (bool, error) {
 		var ok bool
 		err := c.QueryRowContext(ctx, query, args...).Scan(&ok)
@@ -76,7 +76,6 @@ func ensureKeyObjects(ctx context.Context, c *sql.Conn) (changed bool, err error
 		if _, err := c.ExecContext(ctx, query); err != nil {
 			return fmt.Errorf("persistence: the keys on Citus: %s: %w", query, err)
 		}
-		changed = true
 		return nil
 	}
 	if ok, err := exists(`SELECT to_regproc('fsmd_key_value') IS NOT NULL`); err != nil || !ok {
@@ -84,22 +83,22 @@ func ensureKeyObjects(ctx context.Context, c *sql.Conn) (changed bool, err error
 			err = exec(keyValueFunctionDDL)
 		}
 		if err != nil {
-			return changed, err
+			return err
 		}
 	}
 	for _, t := range keyTables {
 		ok, err := exists(`SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass($1))`, t.name)
 		if err != nil {
-			return changed, err
+			return err
 		}
 		if ok {
 			continue
 		}
 		if err := exec(t.ddl); err != nil {
-			return changed, err
+			return err
 		}
 		if err := exec(t.distribute); err != nil {
-			return changed, err
+			return err
 		}
 	}
 	ok, err := exists(`SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('instances') AND attname = 'keys'
@@ -107,7 +106,7 @@ func ensureKeyObjects(ctx context.Context, c *sql.Conn) (changed bool, err error
 	if err == nil && !ok {
 		err = exec(`ALTER TABLE instances ADD COLUMN IF NOT EXISTS keys jsonb`)
 	}
-	return changed, err
+	return err
 }
 
 // keyed is the set of definitions that have keys on Citus, as this process knows it: their events

@@ -98,14 +98,12 @@ func distributeOnCitus(ctx context.Context, db *DB, lockID int64) error {
 	if db.Distributed, err = distribute(ctx, c); err != nil {
 		return translate(err)
 	}
-	made, err := ensureKeyObjects(ctx, c)
-	db.Distributed = db.Distributed || made
-	if err != nil {
+	// What the distributed form has gained since it was first made: Distributed says only whether
+	// this start distributed the tables (the log says so).
+	if err := ensureKeyObjects(ctx, c); err != nil {
 		return translate(err)
 	}
-	made, err = ensureAdvanceFunction(ctx, c)
-	db.Distributed = db.Distributed || made
-	if err != nil {
+	if err := ensureAdvanceFunction(ctx, c); err != nil {
 		return translate(err)
 	}
 	return translate(db.loadKeyed(ctx))

@@ -34,7 +34,7 @@ type DB struct {
 	X       *sqlx.DB
 	Dialect Dialect
 	// Citus is true on a PostgreSQL database with the citus extension, whose schema Open put in its
-	// distributed form (distribute.go); Distributed is true when this Open did it.
+	// distributed form (distribute.go); Distributed is true when this Open distributed the tables.
 	Citus, Distributed bool
 
 	// writeSem (SQLite only) admits one WithTx at a time, so the writers of this process queue in
