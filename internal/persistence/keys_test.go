@@ -126,3 +126,57 @@ func TestKeysEveryWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestKeysConcurrent: instances racing for one key value, by creations and by events at once:
+// exactly one of each race holds it, every other is refused with ErrKeyExists, and nothing else
+// (on Citus the uniqueness is the primary key of instance_keys, on the worker of the value, which
+// the racing transactions reach from the workers of their instances).
+func TestKeysConcurrent(t *testing.T) {
+	t.Parallel()
+	const racers = 8
+	dbtest.Each(t, func(t *testing.T, db *persistence.DB) {
+		ctx := context.Background()
+		seed(t, db, []persistence.DefinitionRow{definition("shop", 1)}, nil)
+		if err := persistence.CtxIndexesEnsure(ctx, db, persistence.CtxIndexes{Definition: "shop", Keys: []persistence.CtxField{fNumber}}); err != nil {
+			t.Fatal(err)
+		}
+		race := func(what string, write func(i int) error) {
+			t.Helper()
+			errs := make(chan error, racers)
+			for i := range racers {
+				go func() { errs <- write(i) }()
+			}
+			won := 0
+			for range racers {
+				switch err := <-errs; {
+				case err == nil:
+					won++
+				case !errors.Is(err, persistence.ErrKeyExists):
+					t.Errorf("%s: %v, want nil or ErrKeyExists", what, err)
+				}
+			}
+			if won != 1 {
+				t.Errorf("%s: %d took the key, want 1", what, won)
+			}
+		}
+		race("creations with K-1", func(i int) error {
+			return db.WithTx(ctx, func(tx *persistence.Tx) error {
+				return persistence.InstanceInsert(ctx, tx, shopInstance(fmt.Sprint("c", i), `{"number":"K-1"}`))
+			})
+		})
+		seed(t, db, nil, func() []persistence.InstanceRow {
+			var rows []persistence.InstanceRow
+			for i := range racers {
+				rows = append(rows, shopInstance(fmt.Sprint("e", i), `{"number":""}`))
+			}
+			return rows
+		}())
+		race("events taking K-2", func(i int) error {
+			u, r := keyAdvance(fmt.Sprint("e", i), "shop", 1, `{"number":"K-2"}`, false)
+			return persistence.InstanceAdvance(ctx, db, u, r)
+		})
+		if id, err := persistence.InstanceFindByKey(ctx, db, "shop", fNumber, "K-2"); err != nil {
+			t.Errorf("FindByKey K-2: %q, %v", id, err)
+		}
+	})
+}
