@@ -231,23 +231,6 @@ func checkAdvance(u InstanceUpdateParams, r TransitionRow) error {
 
 // advanceInTx is InstanceAdvance as statements in a transaction (SQLite): the update, then the
 // rest (advanceEffects).
-// advanceCitusKeyed is advanceCitus, except for an event that may change its instance's keys,
-// which the function cannot write on another worker: an instance of a definition known to have
-// keys, or one the function refused as it found its keys changed. That event is written in a
-// transaction, advanceInTx's statements, whose update keeps the keys (keysSync).
-func advanceCitusKeyed(ctx context.Context, db *DB, u InstanceUpdateParams, r TransitionRow) error {
-	if u.Definition == "" || !db.keyed.has(u.Definition) {
-		err := advanceCitus(ctx, db, u, r)
-		if !isKeysChanged(err) {
-			return err
-		}
-		if u.Definition != "" {
-			db.keyed.add(u.Definition)
-		}
-	}
-	return db.WithTx(ctx, func(tx *Tx) error { return advanceInTx(ctx, tx, u, r) })
-}
-
 func advanceInTx(ctx context.Context, tx *Tx, u InstanceUpdateParams, r TransitionRow) error {
 	if err := InstanceUpdate(ctx, tx, u); err != nil {
 		return err

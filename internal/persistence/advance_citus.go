@@ -128,6 +128,23 @@ func advanceCitus(ctx context.Context, db *DB, u InstanceUpdateParams, r Transit
 	return nil
 }
 
+// advanceCitusKeyed is advanceCitus, except for an event that may change its instance's keys,
+// which the function cannot write on another worker: an instance of a definition known to have
+// keys, or one the function refused as it found its keys changed. That event is written in a
+// transaction, advanceInTx's statements, whose update keeps the keys (keysSync).
+func advanceCitusKeyed(ctx context.Context, db *DB, u InstanceUpdateParams, r TransitionRow) error {
+	if u.Definition == "" || !db.keyed.has(u.Definition) {
+		err := advanceCitus(ctx, db, u, r)
+		if pgCode(err) != keysChangedCode {
+			return err
+		}
+		if u.Definition != "" {
+			db.keyed.add(u.Definition)
+		}
+	}
+	return db.WithTx(ctx, func(tx *Tx) error { return advanceInTx(ctx, tx, u, r) })
+}
+
 // ensureAdvanceFunction creates advanceFunction and distributes it with the instances, unless it
 // is distributed.
 func ensureAdvanceFunction(ctx context.Context, c *sql.Conn) error {

@@ -32,7 +32,7 @@ import (
 // not loaded a definition's newest version still keeps its keys). The event's function
 // (fsmd_advance_2), which cannot write on another worker, compares the keys of what it writes with
 // those the instance holds and refuses a write that changes them (keysChangedCode): fsmd then
-// writes that event in a transaction (advanceOn), and sends its definition's later events there
+// writes that event in a transaction (advanceCitusKeyed), and sends its definition's later events there
 // directly (DB.keyed).
 
 // keysChangedCode is the SQLSTATE of fsmd_advance_2's refusal of a write that changes keys.
@@ -110,7 +110,7 @@ func ensureKeyObjects(ctx context.Context, c *sql.Conn) error {
 }
 
 // keyed is the set of definitions that have keys on Citus, as this process knows it: their events
-// are written in a transaction (advanceOn), which keeps keys, rather than by fsmd_advance_2.
+// are written in a transaction (advanceCitusKeyed), which keeps keys, rather than by fsmd_advance_2.
 type keyed struct{ m sync.Map }
 
 func (k *keyed) has(definition string) bool { _, ok := k.m.Load(definition); return ok }
@@ -245,45 +245,44 @@ func keysEnsureCitus(ctx context.Context, db *DB, ix CtxIndexes) error {
 		if exists {
 			continue
 		}
-		var taken error
+		path, kind := pq.Array(f.Path), f.Kind.String()
 		err := db.WithTx(ctx, func(tx *Tx) error {
-			taken = nil
-			path, kind := pq.Array(f.Path), f.Kind.String()
-			steps := []struct {
-				query string
-				args  []any
-			}{
-				{`LOCK TABLE instances IN EXCLUSIVE MODE`, nil},
-				{`INSERT INTO key_indexes (name, definition, path, kind) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
-					[]any{name, ix.Definition, path, kind}},
-				{`INSERT INTO instance_keys (value, key_index, instance_id)
-					SELECT v, ?, id FROM (SELECT id, fsmd_key_value(context, ?, ?) AS v FROM instances WHERE definition = ? AND NOT final) s
-					WHERE v IS NOT NULL`, []any{name, path, kind, ix.Definition}},
-				// jsonb_object, not jsonb_build_object: Citus refuses a STABLE function of a column in an UPDATE.
-				{`UPDATE instances SET keys = coalesce(keys, '{}') || jsonb_object(ARRAY[?, fsmd_key_value(context, ?, ?)])
-					WHERE definition = ? AND NOT final AND fsmd_key_value(context, ?, ?) IS NOT NULL`,
-					[]any{name, path, kind, ix.Definition, path, kind}},
-			}
-			for i, s := range steps {
-				res, err := execContext(ctx, tx, s.query, s.args...)
-				if isUniqueViolation(err) {
-					taken = &KeyTakenError{Index: name, Err: err}
-					return taken
-				}
+			exec := func(query string, args ...any) (int64, error) {
+				res, err := execContext(ctx, tx, query, args...)
 				if err != nil {
-					return fmt.Errorf("persistence: key %s: %w", name, err)
+					return 0, err
 				}
-				if n, _ := res.RowsAffected(); i == 1 && n == 0 {
-					return nil // another process made it meanwhile
-				}
+				return res.RowsAffected()
 			}
-			return nil
+			if _, err := exec(`LOCK TABLE instances IN EXCLUSIVE MODE`); err != nil {
+				return err
+			}
+			n, err := exec(`INSERT INTO key_indexes (name, definition, path, kind) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+				name, ix.Definition, path, kind)
+			if err != nil || n == 0 { // 0: another process made it meanwhile
+				return err
+			}
+			_, err = exec(`INSERT INTO instance_keys (value, key_index, instance_id)
+				SELECT v, ?, id FROM (SELECT id, fsmd_key_value(context, ?, ?) AS v FROM instances WHERE definition = ? AND NOT final) s
+				WHERE v IS NOT NULL`, name, path, kind, ix.Definition)
+			if isUniqueViolation(err) {
+				return &KeyTakenError{Index: name, Err: err}
+			}
+			if err != nil {
+				return err
+			}
+			// jsonb_object, not jsonb_build_object: Citus refuses a STABLE function of a column in an UPDATE.
+			_, err = exec(`UPDATE instances SET keys = coalesce(keys, '{}') || jsonb_object(ARRAY[?, fsmd_key_value(context, ?, ?)])
+				WHERE definition = ? AND NOT final AND fsmd_key_value(context, ?, ?) IS NOT NULL`,
+				name, path, kind, ix.Definition, path, kind)
+			return err
 		})
-		if taken != nil {
+		var taken *KeyTakenError
+		if errors.As(err, &taken) {
 			return taken
 		}
 		if err != nil {
-			return translate(err)
+			return translate(fmt.Errorf("persistence: key %s: %w", name, err))
 		}
 	}
 	if len(ix.Keys) > 0 {
@@ -303,10 +302,4 @@ func instanceFindByKeyCitus(ctx context.Context, ex Executor, definition string,
 	err = selectContext(ctx, ex, &ids, `SELECT instance_id FROM instance_keys WHERE key_index = ? AND value = fsmd_key_value(?::jsonb, '{v}', ?)`,
 		KeyIndexName(definition, f), string(v), f.Kind.String())
 	return ids, err
-}
-
-// isKeysChanged reports whether err is fsmd_advance_2's refusal of a write that changes keys.
-func isKeysChanged(err error) bool {
-	var pe *pq.Error
-	return errors.As(err, &pe) && pe.Code == keysChangedCode
 }
