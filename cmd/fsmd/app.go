@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/fsmd-io/fsmd/internal/machine"
@@ -66,12 +67,34 @@ func openService(ctx context.Context, c appConfig) (*app, error) {
 	if db.Distributed {
 		log.Info("the database has the citus extension: fsmd's tables are now distributed by instance (docs/scale-out.md)")
 	}
+	logEventRoutes(db, log)
 	a := &app{db: db, svc: service.New(db, service.Options{Logger: log, ExprBudget: c.ExprBudget, GroupCommit: c.GroupCommit}), set: set}
 	if err := a.svc.Register(ctx, set); err != nil {
 		a.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// logEventRoutes says, on Citus, where events go: straight to the workers that hold their
+// instances, or through the coordinator for the workers this process cannot reach.
+func logEventRoutes(db *persistence.DB, log *slog.Logger) {
+	nodes, err := db.EventRoutes()
+	if err != nil {
+		log.Warn("Citus: every event goes through the coordinator", "reason", err)
+		return
+	}
+	var direct []string
+	for _, n := range nodes {
+		if n.Err != nil {
+			log.Warn("Citus: a worker does not answer from here; its instances' events go through the coordinator", "worker", n.Addr, "error", n.Err)
+		} else {
+			direct = append(direct, n.Addr)
+		}
+	}
+	if len(direct) > 0 {
+		log.Info("Citus: events go straight to the workers that hold their instances", "nodes", strings.Join(direct, ", "))
+	}
 }
 
 // Close stops the service's background work, then closes the database it needs.

@@ -118,8 +118,9 @@ func advanceCitus(ctx context.Context, db *DB, u InstanceUpdateParams, r Transit
 	}
 	args = append(append(args, mCreated), messageArrays(u.Messages)...)
 	args = append(args, advanceRowArgs(r)...)
-	var written int
-	if err := getContext(ctx, db, &written, advanceFunctionQuery, args...); err != nil {
+	observe(db, advanceFunctionQuery, args)
+	written, err := db.callAdvance(ctx, u.ID, args)
+	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))
 	}
 	if written == 0 {

@@ -49,6 +49,8 @@ type DB struct {
 	stmts map[string]*sqlx.Stmt
 	// keyed (Citus only) are the definitions known to have keys (keys_citus.go).
 	keyed keyed
+	// router (Citus only) sends each event's call to its instance's worker (route_citus.go).
+	router *router
 }
 
 // Tx is a transaction begun by DB.WithTx.
@@ -130,11 +132,17 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if db.Citus {
+		db.startRouting(ctx, dsn)
+	}
 	return db, nil
 }
 
 // Close closes the prepared statements and the pool.
 func (db *DB) Close() error {
+	if db.router != nil {
+		db.router.close()
+	}
 	for _, st := range db.stmts {
 		st.Close()
 	}

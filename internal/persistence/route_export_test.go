@@ -1,0 +1,73 @@
+package persistence
+
+import (
+	"context"
+	"database/sql"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+var HashText = hashText
+
+// EventWorker is the address of the worker an event of instance id goes to ("": the coordinator),
+// and the port of the server its pool reaches.
+func EventWorker(t *testing.T, db *DB, id string) (addr string, port int) {
+	t.Helper()
+	w := db.eventWorker(id)
+	if w == nil {
+		return "", 0
+	}
+	if err := w.pool.GetContext(context.Background(), &port, `SELECT inet_server_port()`); err != nil {
+		t.Fatal(err)
+	}
+	return w.addr, port
+}
+
+// CutEventWorkers makes every worker of db's routes unreachable from here from now on, as a
+// network that lets fsmd reach the coordinator only: each new connection's dial is refused.
+func CutEventWorkers(t *testing.T, db *DB) {
+	t.Helper()
+	db.router.mu.Lock()
+	defer db.router.mu.Unlock()
+	for _, w := range db.router.workers {
+		host, port, _ := net.SplitHostPort(w.addr)
+		cfg := db.router.cfg.Clone()
+		cfg.Host, cfg.Multi = host, nil
+		p, _ := net.LookupPort("tcp", port)
+		cfg.Port = uint16(p)
+		c, err := pq.NewConnectorConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &cutDialer{}
+		c.Dialer(d)
+		pool := sqlx.NewDb(sql.OpenDB(c), "postgres")
+		pool.SetMaxIdleConns(0) // every call dials
+		call, err := pool.Preparex(q(Postgres, advanceFunctionQuery))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.cut.Store(true)
+		t.Cleanup(func() { call.Close(); pool.Close() })
+		w.pool, w.call = pool, call
+	}
+}
+
+type cutDialer struct{ cut atomic.Bool }
+
+func (d *cutDialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialTimeout(network, address, 0)
+}
+
+func (d *cutDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	if d.cut.Load() {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+	}
+	return net.DialTimeout(network, address, timeout)
+}

@@ -1,0 +1,128 @@
+package persistence_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/fsmd-io/fsmd/internal/dbtest"
+	"github.com/fsmd-io/fsmd/internal/persistence"
+)
+
+// TestHashText: fsmd's hash of an instance id is PostgreSQL's hashtext, which Citus places rows
+// by: every length to past two of hash_bytes' 12-byte blocks, every byte value, multibyte text.
+func TestHashText(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Postgres(t)
+	var ids []string
+	for n := range 40 {
+		ids = append(ids, strings.Repeat("abcdefghij", 4)[:n])
+	}
+	for b := 1; b < 256; b += 7 { // every bit of a byte, high ones included (sign extension)
+		ids = append(ids, fmt.Sprintf("id-%c-%d", rune(b), b))
+	}
+	ids = append(ids, "0192f0a4-7b1c-7d3e-9f00-123456789abc", "ordre-numéro-1", "注文-42", strings.Repeat("é", 99))
+	for _, id := range ids {
+		var want int32
+		if err := db.X.Get(&want, `SELECT hashtext($1)`, id); err != nil {
+			t.Fatal(err)
+		}
+		if got := persistence.HashText(id); got != want {
+			t.Errorf("hash of %q: %d, PostgreSQL's %d", id, got, want)
+		}
+	}
+}
+
+// TestCitusEventsGoToTheirWorker: on Citus an event's call goes straight to the worker that holds
+// its instance (the node of the placement of the shard Citus names for the id), over a pool whose
+// server is that worker, and writes there.
+func TestCitusEventsGoToTheirWorker(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Citus(t)
+	ctx := context.Background()
+	nodes, err := db.EventRoutes()
+	if err != nil || len(nodes) == 0 {
+		t.Fatalf("routes %v, %v: want the workers", nodes, err)
+	}
+	for _, n := range nodes {
+		if n.Err != nil {
+			t.Errorf("worker %s: %v", n.Addr, n.Err)
+		}
+	}
+	var insts []persistence.InstanceRow
+	for i := range 40 {
+		insts = append(insts, instance(fmt.Sprintf("inst-%d", i), "counter", 1, "on"))
+	}
+	seed(t, db, []persistence.DefinitionRow{definition("counter", 1)}, insts)
+	workers := map[string]int{}
+	for _, in := range insts {
+		var node string
+		var port int
+		if err := db.X.QueryRowContext(ctx, `SELECT n.nodename || ':' || n.nodeport, n.nodeport FROM pg_dist_placement p
+			JOIN pg_dist_node n ON n.groupid = p.groupid WHERE p.shardid = get_shard_id_for_distribution_column('instances', $1::text)`,
+			in.ID).Scan(&node, &port); err != nil {
+			t.Fatal(err)
+		}
+		addr, server := persistence.EventWorker(t, db, in.ID)
+		if addr != node || server != port {
+			t.Errorf("instance %s: its events go to %q (a pool on port %d), Citus holds it on %s", in.ID, addr, server, node)
+		}
+		workers[addr]++
+		u, r := counterEvent(in.ID, 1)
+		if err := persistence.InstanceAdvance(ctx, db, u, r); err != nil {
+			t.Fatalf("event of %s: %v", in.ID, err)
+		}
+		got, err := persistence.InstanceGet(ctx, db, in.ID)
+		if err != nil || got.Revision != 1 {
+			t.Fatalf("instance %s after its event: revision %d, %v", in.ID, got.Revision, err)
+		}
+	}
+	if len(workers) < 2 {
+		t.Errorf("40 instances on %d worker(s): %v", len(workers), workers)
+	}
+}
+
+// TestCitusEventRouteCut: a worker this process cannot reach (only the coordinator is reachable)
+// costs no event: the call goes through the coordinator, and the worker's later events too.
+func TestCitusEventRouteCut(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Citus(t)
+	ctx := context.Background()
+	var insts []persistence.InstanceRow
+	for i := range 8 {
+		insts = append(insts, instance(fmt.Sprintf("cut-%d", i), "counter", 1, "on"))
+	}
+	seed(t, db, []persistence.DefinitionRow{definition("counter", 1)}, insts)
+	for _, in := range insts {
+		if addr, _ := persistence.EventWorker(t, db, in.ID); addr == "" {
+			t.Fatalf("instance %s: its events go through the coordinator before any worker was cut off", in.ID)
+		}
+	}
+	persistence.CutEventWorkers(t, db)
+	for rev := int64(1); rev <= 2; rev++ {
+		for _, in := range insts {
+			u, r := counterEvent(in.ID, rev)
+			if err := persistence.InstanceAdvance(ctx, db, u, r); err != nil {
+				t.Fatalf("event %d of %s with its worker cut off: %v", rev, in.ID, err)
+			}
+		}
+	}
+	for _, in := range insts {
+		if addr, _ := persistence.EventWorker(t, db, in.ID); addr != "" {
+			t.Errorf("instance %s: events still go to %s, which refused", in.ID, addr)
+		}
+		if got, err := persistence.InstanceGet(ctx, db, in.ID); err != nil || got.Revision != 2 {
+			t.Errorf("instance %s: revision %d, %v; want 2", in.ID, got.Revision, err)
+		}
+	}
+}
+
+// counterEvent is instance id's event from rev-1 to rev.
+func counterEvent(id string, rev int64) (persistence.InstanceUpdateParams, persistence.TransitionRow) {
+	u := persistence.InstanceUpdateParams{ID: id, ExpectRevision: rev - 1, Version: 1, State: "on",
+		Context: fmt.Appendf(nil, `{"n":%d}`, rev), Revision: rev, UpdatedAt: now(), EnteredAt: now()}
+	r := persistence.TransitionRow{InstanceID: id, Seq: rev, Event: "inc", From: "on", To: "on", Source: "api",
+		DefinitionVersion: 1, At: now()}
+	return u, r
+}
