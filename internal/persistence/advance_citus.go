@@ -118,8 +118,8 @@ func advanceCitus(ctx context.Context, db *DB, u InstanceUpdateParams, r Transit
 	}
 	args = append(append(args, mCreated), messageArrays(u.Messages)...)
 	args = append(args, advanceRowArgs(r)...)
-	observe(db, advanceFunctionQuery, args)
-	written, err := db.callAdvance(ctx, u.ID, args)
+	var written int
+	err := db.routedGet(ctx, u.ID, &written, advanceFunctionQuery, args...)
 	if err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))
 	}

@@ -243,7 +243,12 @@ func InstanceInsert(ctx context.Context, tx *Tx, r InstanceRow) error {
 // InstanceGet returns an instance. ErrNotFound when there is none.
 func InstanceGet(ctx context.Context, ex Executor, id string) (InstanceRow, error) {
 	var r instanceRow
-	err := getContext(ctx, ex, &r, instanceGetQuery, id)
+	var err error
+	if db, ok := ex.(*DB); ok && db.router != nil { // Citus: on the instance's worker
+		err = db.routedGet(ctx, id, &r, instanceGetQuery, id)
+	} else {
+		err = getContext(ctx, ex, &r, instanceGetQuery, id)
+	}
 	if err != nil {
 		return InstanceRow{}, notFound(err, "instance %q", id)
 	}

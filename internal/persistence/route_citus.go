@@ -47,12 +47,17 @@ type shardRange struct {
 	worker   *worker
 }
 
-// worker is a pool of connections to one worker, and the event function's call prepared on it.
+// worker is a pool of connections to one worker, and routedQueries prepared on it.
 type worker struct {
-	addr string // host:port
-	pool *sqlx.DB
-	call *sqlx.Stmt
+	addr  string // host:port
+	pool  *sqlx.DB
+	stmts map[string]*sqlx.Stmt
 }
+
+// routedQueries are the queries of one instance that go straight to its worker (routedGet): the
+// event's read and its write, so that an event does not pass through the coordinator, whether or
+// not the process has its instance cached.
+var routedQueries = []string{instanceGetQuery, advanceFunctionQuery}
 
 // RouteNode is a node that holds shards of instances, as the last reading of the routes found it.
 type RouteNode struct {
@@ -195,24 +200,33 @@ func (r *router) worker(ctx context.Context, host string, port int) (*worker, er
 	p.SetMaxOpenConns(postgresMaxConns)
 	p.SetMaxIdleConns(postgresMaxConns)
 	p.SetConnMaxIdleTime(5 * time.Minute)
-	call, err := p.PreparexContext(pingCtx, q(Postgres, advanceFunctionQuery))
-	if err != nil {
-		p.Close()
-		return nil, fmt.Errorf("persistence: the Citus worker %s does not answer from here: %w", addr, err)
+	w = &worker{addr: addr, pool: p, stmts: map[string]*sqlx.Stmt{}}
+	for _, query := range routedQueries {
+		st, err := p.PreparexContext(pingCtx, q(Postgres, query))
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("persistence: the Citus worker %s does not answer from here: %w", addr, err)
+		}
+		w.stmts[query] = st
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old := r.workers[addr]; old != nil { // another reading made it meanwhile
-		call.Close()
-		p.Close()
+		w.close()
 		return old, nil
 	}
-	w = &worker{addr: addr, pool: p, call: call}
 	r.workers[addr] = w
 	return w, nil
 }
 
-// eventWorker is the worker an event's call for instance id goes to; nil: through the coordinator.
+func (w *worker) close() {
+	for _, st := range w.stmts {
+		st.Close()
+	}
+	w.pool.Close()
+}
+
+// eventWorker is the worker the routed queries of instance id go to; nil: through the coordinator.
 func (db *DB) eventWorker(id string) *worker {
 	if db.router == nil {
 		return nil
@@ -237,31 +251,31 @@ func (rs *routes) find(id string) *shardRange {
 	return nil
 }
 
-// callAdvance calls the event function for instance id with args: straight on the instance's
-// worker, unless this process cannot reach it (then on the coordinator, which relays it).
-func (db *DB) callAdvance(ctx context.Context, id string, args []any) (written int, err error) {
-	w := db.eventWorker(id)
-	if w != nil {
-		err = w.call.GetContext(ctx, &written, args...)
+// routedGet runs query, one of routedQueries, for instance id, and scans its row into dest:
+// straight on the instance's worker, unless this process cannot reach it (then on the
+// coordinator, which routes it there).
+func (db *DB) routedGet(ctx context.Context, id string, dest any, query string, args ...any) error {
+	if w := db.eventWorker(id); w != nil {
+		observe(db, query, args)
+		err := w.stmts[query].GetContext(ctx, dest, args...)
 		if err == nil || ctx.Err() != nil {
-			return written, err
+			return err
 		}
 		switch {
-		case NeverSent(err): // nothing reached the worker: the coordinator takes the call
+		case NeverSent(err): // nothing reached the worker: the coordinator takes the query
 			db.router.unroute(w)
-		case errors.Is(translate(err), ErrUnavailable): // sent, perhaps written: the caller finds out
+		case errors.Is(translate(err), ErrUnavailable): // sent, perhaps run: the caller finds out
 			db.router.unroute(w)
-			return written, err
+			return err
 		default:
-			return written, err
+			return err
 		}
 	}
-	err = sqlx.GetContext(ctx, db.X, &written, q(Postgres, advanceFunctionQuery), args...)
-	return written, err
+	return getContext(ctx, db, dest, query, args...)
 }
 
-// unroute sends the events of pool's shards through the coordinator until the next reading of the
-// routes: pool's worker failed to answer a call (advanceCitus).
+// unroute sends the queries of w's shards through the coordinator until the next reading of the
+// routes: w failed to answer one (routedGet).
 func (r *router) unroute(w *worker) {
 	for {
 		old := r.current.Load()
@@ -295,7 +309,6 @@ func (r *router) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, w := range r.workers {
-		w.call.Close()
-		w.pool.Close()
+		w.close()
 	}
 }

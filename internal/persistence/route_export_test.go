@@ -49,13 +49,18 @@ func CutEventWorkers(t *testing.T, db *DB) {
 		c.Dialer(d)
 		pool := sqlx.NewDb(sql.OpenDB(c), "postgres")
 		pool.SetMaxIdleConns(0) // every call dials
-		call, err := pool.Preparex(q(Postgres, advanceFunctionQuery))
-		if err != nil {
-			t.Fatal(err)
+		cut := &worker{addr: w.addr, pool: pool, stmts: map[string]*sqlx.Stmt{}}
+		for _, query := range routedQueries {
+			st, err := pool.Preparex(q(Postgres, query))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cut.stmts[query] = st
 		}
 		d.cut.Store(true)
-		t.Cleanup(func() { call.Close(); pool.Close() })
-		w.pool, w.call = pool, call
+		old := *w
+		*w = *cut // the router closes it
+		old.close()
 	}
 }
 
@@ -70,4 +75,17 @@ func (d *cutDialer) DialTimeout(network, address string, timeout time.Duration) 
 		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
 	}
 	return net.DialTimeout(network, address, timeout)
+}
+
+// RouteThroughCoordinator sends every read and event of db through the coordinator (on) or
+// straight to the workers again (off): the benchmark's two sides on one database.
+func RouteThroughCoordinator(t testing.TB, db *DB, on bool) {
+	t.Helper()
+	if on {
+		db.router.current.Store(&routes{})
+		return
+	}
+	if err := db.readRoutes(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fsmd-io/fsmd/internal/dbtest"
@@ -84,7 +85,7 @@ func TestCitusEventsGoToTheirWorker(t *testing.T) {
 }
 
 // TestCitusEventRouteCut: a worker this process cannot reach (only the coordinator is reachable)
-// costs no event: the call goes through the coordinator, and the worker's later events too.
+// costs no read and no event: each goes through the coordinator, and the worker's later ones too.
 func TestCitusEventRouteCut(t *testing.T) {
 	t.Parallel()
 	db := dbtest.Citus(t)
@@ -100,6 +101,13 @@ func TestCitusEventRouteCut(t *testing.T) {
 		}
 	}
 	persistence.CutEventWorkers(t, db)
+	// The read of an instance not in the cache goes to its worker too, and falls back as well.
+	if got, err := persistence.InstanceGet(ctx, db, insts[0].ID); err != nil || got.Revision != 0 {
+		t.Fatalf("reading %s with its worker cut off: revision %d, %v", insts[0].ID, got.Revision, err)
+	}
+	if addr, _ := persistence.EventWorker(t, db, insts[0].ID); addr != "" {
+		t.Errorf("instance %s: its read did not try its worker %s, or kept it after the refusal", insts[0].ID, addr)
+	}
 	for rev := int64(1); rev <= 2; rev++ {
 		for _, in := range insts {
 			u, r := counterEvent(in.ID, rev)
@@ -125,4 +133,42 @@ func counterEvent(id string, rev int64) (persistence.InstanceUpdateParams, persi
 	r := persistence.TransitionRow{InstanceID: id, Seq: rev, Event: "inc", From: "on", To: "on", Source: "api",
 		DefinitionVersion: 1, At: now()}
 	return u, r
+}
+
+// BenchmarkCitusEvent is an event's database work on Citus when the process has not cached its
+// instance (another process wrote it last): the instance's read, then the event function's call,
+// 8 clients each on instances of its own; straight to the instance's worker, against through the
+// coordinator, on the same tables.
+func BenchmarkCitusEvent(b *testing.B) {
+	db := dbtest.Citus(b)
+	ctx := context.Background()
+	const instances = 256
+	var insts []persistence.InstanceRow
+	for i := range instances {
+		insts = append(insts, instance(fmt.Sprint("i-", i), "counter", 1, "on"))
+	}
+	seed(b, db, []persistence.DefinitionRow{definition("counter", 1)}, insts)
+	for _, side := range []string{"worker", "coordinator"} {
+		b.Run(side, func(b *testing.B) {
+			persistence.RouteThroughCoordinator(b, db, side == "coordinator")
+			var next atomic.Int64
+			b.SetParallelism(max(1, 8/runtimeProcs()))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				id := fmt.Sprint("i-", next.Add(1)%instances)
+				for pb.Next() {
+					cur, err := persistence.InstanceGet(ctx, db, id)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					u, r := counterEvent(id, cur.Revision+1)
+					if err := persistence.InstanceAdvance(ctx, db, u, r); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
