@@ -243,13 +243,7 @@ func InstanceInsert(ctx context.Context, tx *Tx, r InstanceRow) error {
 // InstanceGet returns an instance. ErrNotFound when there is none.
 func InstanceGet(ctx context.Context, ex Executor, id string) (InstanceRow, error) {
 	var r instanceRow
-	var err error
-	if db, ok := ex.(*DB); ok && db.router != nil { // Citus: on the instance's worker
-		err = db.routedGet(ctx, id, &r, instanceGetQuery, id)
-	} else {
-		err = getContext(ctx, ex, &r, instanceGetQuery, id)
-	}
-	if err != nil {
+	if err := getOf(ctx, ex, id, &r, instanceGetQuery, id); err != nil {
 		return InstanceRow{}, notFound(err, "instance %q", id)
 	}
 	return r.row(), nil

@@ -18,9 +18,10 @@ import (
 )
 
 // On Citus every node takes queries (Citus 11 and later keep its metadata on the workers too), so
-// an event's one call (advanceCitus) goes straight to the worker that holds its instance rather
-// than through the coordinator, which would only relay it there: a server and a round trip fewer
-// per event, and the coordinator no longer carries every event of the cluster.
+// an event's statements (routedQueries: its reads and its one call, advanceCitus) go straight to
+// the worker that holds its instance rather than through the coordinator, which would only relay
+// them there: a server and a round trip fewer per statement, and the coordinator no longer carries
+// every event of the cluster.
 //
 // Where an instance lives is Citus's to say: its id's hash (hashText) falls in the range of one
 // shard of instances, which has one placement. The routes are read at start and again every
@@ -54,10 +55,10 @@ type worker struct {
 	stmts map[string]*sqlx.Stmt
 }
 
-// routedQueries are the queries of one instance that go straight to its worker (routedGet): the
-// event's read and its write, so that an event does not pass through the coordinator, whether or
-// not the process has its instance cached.
-var routedQueries = []string{instanceGetQuery, advanceFunctionQuery}
+// routedQueries are the queries of one instance that go straight to its worker (routedGet): an
+// event's reads (the instance, its Idempotency-Key's earlier answer) and its write, so that an
+// event does not pass through the coordinator, whether or not the process has its instance cached.
+var routedQueries = []string{instanceGetQuery, transitionByKeyQuery, advanceFunctionQuery}
 
 // RouteNode is a node that holds shards of instances, as the last reading of the routes found it.
 type RouteNode struct {
@@ -249,6 +250,15 @@ func (rs *routes) find(id string) *shardRange {
 		return &rs.ranges[i]
 	}
 	return nil
+}
+
+// getOf is getContext for query, one of routedQueries, about instance id: on Citus, outside a
+// transaction, straight on the instance's worker (routedGet).
+func getOf(ctx context.Context, ex Executor, id string, dest any, query string, args ...any) error {
+	if db, ok := ex.(*DB); ok && db.router != nil {
+		return db.routedGet(ctx, id, dest, query, args...)
+	}
+	return getContext(ctx, ex, dest, query, args...)
 }
 
 // routedGet runs query, one of routedQueries, for instance id, and scans its row into dest:

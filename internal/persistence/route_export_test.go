@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"net"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -88,4 +89,27 @@ func RouteThroughCoordinator(t testing.TB, db *DB, on bool) {
 	if err := db.readRoutes(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// MisrouteEvents sends each instance's routed queries to a worker that does not hold it (as after
+// shard moves that the last reading of the routes has not seen): each range gets the next worker's.
+func MisrouteEvents(t testing.TB, db *DB) {
+	t.Helper()
+	rs := db.router.current.Load()
+	var workers []*worker
+	for _, r := range rs.ranges {
+		if r.worker != nil && !slices.Contains(workers, r.worker) {
+			workers = append(workers, r.worker)
+		}
+	}
+	if len(workers) < 2 {
+		t.Fatalf("%d workers with shards: nothing to send elsewhere", len(workers))
+	}
+	next := &routes{ranges: slices.Clone(rs.ranges), nodes: rs.nodes}
+	for i, r := range next.ranges {
+		if r.worker != nil {
+			next.ranges[i].worker = workers[(slices.Index(workers, r.worker)+1)%len(workers)]
+		}
+	}
+	db.router.current.Store(next)
 }

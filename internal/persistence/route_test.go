@@ -2,7 +2,9 @@ package persistence_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,7 +39,9 @@ func TestHashText(t *testing.T) {
 
 // TestCitusEventsGoToTheirWorker: on Citus an event's call goes straight to the worker that holds
 // its instance (the node of the placement of the shard Citus names for the id), over a pool whose
-// server is that worker, and writes there.
+// server is that worker, and writes there; the reads of the event (the instance, its key's earlier
+// answer) find what it wrote. A worker given an instance it does not hold (a shard moved since
+// the routes were read) reads and writes it all the same.
 func TestCitusEventsGoToTheirWorker(t *testing.T) {
 	t.Parallel()
 	db := dbtest.Citus(t)
@@ -71,6 +75,7 @@ func TestCitusEventsGoToTheirWorker(t *testing.T) {
 		}
 		workers[addr]++
 		u, r := counterEvent(in.ID, 1)
+		r.IdempotencyKey = "key-" + in.ID
 		if err := persistence.InstanceAdvance(ctx, db, u, r); err != nil {
 			t.Fatalf("event of %s: %v", in.ID, err)
 		}
@@ -78,9 +83,37 @@ func TestCitusEventsGoToTheirWorker(t *testing.T) {
 		if err != nil || got.Revision != 1 {
 			t.Fatalf("instance %s after its event: revision %d, %v", in.ID, got.Revision, err)
 		}
+		if tr, err := persistence.TransitionGetByIdempotencyKey(ctx, db, in.ID, r.IdempotencyKey); err != nil || tr.Seq != 1 {
+			t.Fatalf("instance %s's event by its key: seq %d, %v", in.ID, tr.Seq, err)
+		}
+		if _, err := persistence.TransitionGetByIdempotencyKey(ctx, db, in.ID, "other"); !errors.Is(err, persistence.ErrNotFound) {
+			t.Fatalf("instance %s, a key it never had: %v, want ErrNotFound", in.ID, err)
+		}
 	}
 	if len(workers) < 2 {
 		t.Errorf("40 instances on %d worker(s): %v", len(workers), workers)
+	}
+
+	// A route is a hint: a worker that does not hold the instance reads and writes it all the same.
+	persistence.MisrouteEvents(t, db)
+	for _, in := range insts {
+		got, err := persistence.InstanceGet(ctx, db, in.ID)
+		if err != nil || got.Revision != 1 {
+			t.Fatalf("instance %s read on another worker: revision %d, %v", in.ID, got.Revision, err)
+		}
+		u, r := counterEvent(in.ID, 2)
+		if err := persistence.InstanceAdvance(ctx, db, u, r); err != nil {
+			t.Fatalf("event of %s on another worker: %v", in.ID, err)
+		}
+	}
+	for _, in := range insts {
+		var seqs []int64
+		if err := db.X.SelectContext(ctx, &seqs, `SELECT seq FROM transitions WHERE instance_id = $1 ORDER BY seq`, in.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := persistence.InstanceGet(ctx, db, in.ID); err != nil || got.Revision != 2 || !slices.Equal(seqs, []int64{1, 2}) {
+			t.Errorf("instance %s after an event on another worker: revision %d (%v), history %v", in.ID, got.Revision, err, seqs)
+		}
 	}
 }
 

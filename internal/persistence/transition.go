@@ -128,8 +128,7 @@ func TransitionGetByIdempotencyKey(ctx context.Context, ex Executor, instanceID,
 		return TransitionRow{}, fmt.Errorf("persistence: transition of instance %q with an empty idempotency key: %w", instanceID, ErrNotFound)
 	}
 	var r transitionRow
-	err := getContext(ctx, ex, &r, transitionByKeyQuery, instanceID, key)
-	if err != nil {
+	if err := getOf(ctx, ex, instanceID, &r, transitionByKeyQuery, instanceID, key); err != nil {
 		return TransitionRow{}, notFound(err, "transition of instance %q with idempotency key %q", instanceID, key)
 	}
 	return r.row(), nil
