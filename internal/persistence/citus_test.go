@@ -190,3 +190,71 @@ func TestCitusEventFunctionDistributedAtStart(t *testing.T) {
 		t.Fatalf("an event through the function made again: %v", err)
 	}
 }
+
+// TestCitusEventFunctionPlanMode: the event's function plans its statements for each call
+// (plan_cache_mode force_custom_plan, against the Citus bug advanceFunctionDDL tells of) on every
+// node; one made without it (by an earlier fsmd) gets it at the next start, on the workers too.
+func TestCitusEventFunctionPlanMode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u := dbtest.CitusDatabaseURL(t)
+	db, err := persistence.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The function's settings on the coordinator and on each worker, one line per node.
+	settings := func() []string {
+		var schema string
+		if err := db.X.GetContext(ctx, &schema, `SELECT current_schema()`); err != nil {
+			t.Fatal(err)
+		}
+		query := fmt.Sprintf(`SELECT coalesce(array_to_string(proconfig, ' '), '') FROM pg_proc WHERE oid = '%s.fsmd_advance_2'::regproc`, schema)
+		var here string
+		if err := db.X.GetContext(ctx, &here, query); err != nil {
+			t.Fatal(err)
+		}
+		out := []string{"coordinator: " + here}
+		rows, err := db.X.QueryxContext(ctx, `SELECT nodeport, success, result FROM run_command_on_workers($1) ORDER BY nodeport`, query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var port int
+			var ok bool
+			var result string
+			if err := rows.Scan(&port, &ok, &result); err != nil || !ok {
+				t.Fatalf("worker %d: %v %s", port, err, result)
+			}
+			out = append(out, fmt.Sprintf("worker %d: %s", port, result))
+		}
+		return out
+	}
+	check := func(when string) {
+		t.Helper()
+		nodes := settings()
+		for _, n := range nodes {
+			if !strings.Contains(n, "plan_cache_mode=force_custom_plan") {
+				t.Errorf("%s, the function's settings: %s", when, n)
+			}
+		}
+		if len(nodes) < 3 {
+			t.Errorf("%s: %d nodes, want the coordinator and two workers", when, len(nodes))
+		}
+	}
+	check("made")
+
+	db.X.MustExecContext(ctx, `ALTER FUNCTION fsmd_advance_2 RESET plan_cache_mode`)
+	for _, n := range settings() {
+		if strings.Contains(n, "plan_cache_mode") {
+			t.Fatalf("the setting taken back is still there (%s): the test does not make an earlier fsmd's function", n)
+		}
+	}
+	again, err := persistence.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	check("after the next start")
+}

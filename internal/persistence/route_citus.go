@@ -18,7 +18,7 @@ import (
 )
 
 // On Citus every node takes queries (Citus 11 and later keep its metadata on the workers too), so
-// an event's statements (routedQueries: its reads and its one call, advanceCitus) go straight to
+// an event's statements (getOf: its reads and its one call, advanceCitus) go straight to
 // the worker that holds its instance rather than through the coordinator, which would only relay
 // them there: a server and a round trip fewer per statement, and the coordinator no longer carries
 // every event of the cluster.
@@ -48,17 +48,15 @@ type shardRange struct {
 	worker   *worker
 }
 
-// worker is a pool of connections to one worker, and routedQueries prepared on it.
+// worker is a pool of connections to one worker.
+//
+// Its queries are not prepared: a prepared query run on the worker holding its shard would meet the
+// bug of Citus 13.2 that advanceFunctionDDL tells of (a plan kept for every run, the session
+// growing for good). An unnamed statement gets a custom plan, dropped after its run.
 type worker struct {
-	addr  string // host:port
-	pool  *sqlx.DB
-	stmts map[string]*sqlx.Stmt
+	addr string // host:port
+	pool *sqlx.DB
 }
-
-// routedQueries are the queries of one instance that go straight to its worker (routedGet): an
-// event's reads (the instance, its Idempotency-Key's earlier answer) and its write, so that an
-// event does not pass through the coordinator, whether or not the process has its instance cached.
-var routedQueries = []string{instanceGetQuery, transitionByKeyQuery, advanceFunctionQuery}
 
 // RouteNode is a node that holds shards of instances, as the last reading of the routes found it.
 type RouteNode struct {
@@ -201,15 +199,11 @@ func (r *router) worker(ctx context.Context, host string, port int) (*worker, er
 	p.SetMaxOpenConns(postgresMaxConns)
 	p.SetMaxIdleConns(postgresMaxConns)
 	p.SetConnMaxIdleTime(5 * time.Minute)
-	w = &worker{addr: addr, pool: p, stmts: map[string]*sqlx.Stmt{}}
-	for _, query := range routedQueries {
-		st, err := p.PreparexContext(pingCtx, q(Postgres, query))
-		if err != nil {
-			w.close()
-			return nil, fmt.Errorf("persistence: the Citus worker %s does not answer from here: %w", addr, err)
-		}
-		w.stmts[query] = st
+	if err := p.PingContext(pingCtx); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("persistence: the Citus worker %s does not answer from here: %w", addr, err)
 	}
+	w = &worker{addr: addr, pool: p}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old := r.workers[addr]; old != nil { // another reading made it meanwhile
@@ -220,12 +214,7 @@ func (r *router) worker(ctx context.Context, host string, port int) (*worker, er
 	return w, nil
 }
 
-func (w *worker) close() {
-	for _, st := range w.stmts {
-		st.Close()
-	}
-	w.pool.Close()
-}
+func (w *worker) close() { w.pool.Close() }
 
 // eventWorker is the worker the routed queries of instance id go to; nil: through the coordinator.
 func (db *DB) eventWorker(id string) *worker {
@@ -252,8 +241,10 @@ func (rs *routes) find(id string) *shardRange {
 	return nil
 }
 
-// getOf is getContext for query, one of routedQueries, about instance id: on Citus, outside a
-// transaction, straight on the instance's worker (routedGet).
+// getOf is getContext for a query about instance id alone: on Citus, outside a transaction,
+// straight on the instance's worker (routedGet). An event's statements use it (the instance's
+// read, its Idempotency-Key's earlier answer, its write), so that an event does not pass through
+// the coordinator, whether or not the process has its instance cached.
 func getOf(ctx context.Context, ex Executor, id string, dest any, query string, args ...any) error {
 	if db, ok := ex.(*DB); ok && db.router != nil {
 		return db.routedGet(ctx, id, dest, query, args...)
@@ -261,13 +252,13 @@ func getOf(ctx context.Context, ex Executor, id string, dest any, query string, 
 	return getContext(ctx, ex, dest, query, args...)
 }
 
-// routedGet runs query, one of routedQueries, for instance id, and scans its row into dest:
+// routedGet runs query, about instance id alone, and scans its row into dest:
 // straight on the instance's worker, unless this process cannot reach it (then on the
 // coordinator, which routes it there).
 func (db *DB) routedGet(ctx context.Context, id string, dest any, query string, args ...any) error {
 	if w := db.eventWorker(id); w != nil {
 		observe(db, query, args)
-		err := w.stmts[query].GetContext(ctx, dest, args...)
+		err := sqlx.GetContext(ctx, w.pool, dest, q(Postgres, query), args...)
 		if err == nil || ctx.Err() != nil {
 			return err
 		}

@@ -50,14 +50,7 @@ func CutEventWorkers(t *testing.T, db *DB) {
 		c.Dialer(d)
 		pool := sqlx.NewDb(sql.OpenDB(c), "postgres")
 		pool.SetMaxIdleConns(0) // every call dials
-		cut := &worker{addr: w.addr, pool: pool, stmts: map[string]*sqlx.Stmt{}}
-		for _, query := range routedQueries {
-			st, err := pool.Preparex(q(Postgres, query))
-			if err != nil {
-				t.Fatal(err)
-			}
-			cut.stmts[query] = st
-		}
+		cut := &worker{addr: w.addr, pool: pool}
 		d.cut.Store(true)
 		old := *w
 		*w = *cut // the router closes it
@@ -112,4 +105,21 @@ func MisrouteEvents(t testing.TB, db *DB) {
 		}
 	}
 	db.router.current.Store(next)
+}
+
+// WorkerSession narrows the pool of instance id's worker to one connection, so that its routed
+// queries all run in one session on that worker, and returns how many bytes that session's memory
+// contexts hold now (pg_backend_memory_contexts).
+func WorkerSession(t testing.TB, db *DB, id string) int64 {
+	t.Helper()
+	w := db.eventWorker(id)
+	if w == nil {
+		t.Fatalf("instance %s: no worker of its own", id)
+	}
+	w.pool.SetMaxOpenConns(1)
+	var bytes int64
+	if err := w.pool.Get(&bytes, `SELECT sum(total_bytes) FROM pg_backend_memory_contexts`); err != nil {
+		t.Fatal(err)
+	}
+	return bytes
 }

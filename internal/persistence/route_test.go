@@ -159,6 +159,53 @@ func TestCitusEventRouteCut(t *testing.T) {
 	}
 }
 
+// TestCitusWorkerSessionsKeepTheirSize: events in one session on the worker holding their
+// instances leave that session's memory as it was. Citus 13.2 keeps a new plan in the session for
+// every run of a statement with a generic plan (citusdata/citus#8824); the event's function and
+// fsmd's queries on a worker avoid generic plans (advanceFunctionDDL), or each event here would
+// add kilobytes to the session, for good.
+func TestCitusWorkerSessionsKeepTheirSize(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Citus(t)
+	ctx := context.Background()
+	var insts []persistence.InstanceRow
+	for i := range 16 {
+		insts = append(insts, instance(fmt.Sprintf("size-%d", i), "counter", 1, "on"))
+	}
+	seed(t, db, []persistence.DefinitionRow{definition("counter", 1)}, insts)
+	// The instances one worker holds, their events all in one session there.
+	addr, _ := persistence.EventWorker(t, db, insts[0].ID)
+	var mine []string
+	for _, in := range insts {
+		if a, _ := persistence.EventWorker(t, db, in.ID); a == addr {
+			mine = append(mine, in.ID)
+		}
+	}
+	rev := map[string]int64{}
+	events := func(n int) {
+		for i := range n {
+			id := mine[i%len(mine)]
+			rev[id]++
+			if _, err := persistence.InstanceGet(ctx, db, id); err != nil {
+				t.Fatal(err)
+			}
+			u, r := counterEvent(id, rev[id])
+			if err := persistence.InstanceAdvance(ctx, db, u, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	persistence.WorkerSession(t, db, mine[0])
+	events(60) // warm: the session's caches of catalogs and plans fill
+	before := persistence.WorkerSession(t, db, mine[0])
+	events(300)
+	after := persistence.WorkerSession(t, db, mine[0])
+	t.Logf("the session on %s: %d bytes, %d after 300 more events", addr, before, after)
+	if grown := after - before; grown > 512<<10 {
+		t.Errorf("the worker's session grew by %d KiB over 300 events (%d to %d bytes)", grown>>10, before, after)
+	}
+}
+
 // counterEvent is instance id's event from rev-1 to rev.
 func counterEvent(id string, rev int64) (persistence.InstanceUpdateParams, persistence.TransitionRow) {
 	u := persistence.InstanceUpdateParams{ID: id, ExpectRevision: rev - 1, Version: 1, State: "on",
