@@ -55,11 +55,7 @@ func TestCitusEventsGoToTheirWorker(t *testing.T) {
 			t.Errorf("worker %s: %v", n.Addr, n.Err)
 		}
 	}
-	var insts []persistence.InstanceRow
-	for i := range 40 {
-		insts = append(insts, instance(fmt.Sprintf("inst-%d", i), "counter", 1, "on"))
-	}
-	seed(t, db, []persistence.DefinitionRow{definition("counter", 1)}, insts)
+	insts := counters(t, db, "inst-", 40)
 	workers := map[string]int{}
 	for _, in := range insts {
 		var node string
@@ -123,11 +119,7 @@ func TestCitusEventRouteCut(t *testing.T) {
 	t.Parallel()
 	db := dbtest.Citus(t)
 	ctx := context.Background()
-	var insts []persistence.InstanceRow
-	for i := range 8 {
-		insts = append(insts, instance(fmt.Sprintf("cut-%d", i), "counter", 1, "on"))
-	}
-	seed(t, db, []persistence.DefinitionRow{definition("counter", 1)}, insts)
+	insts := counters(t, db, "cut-", 8)
 	for _, in := range insts {
 		if addr, _ := persistence.EventWorker(t, db, in.ID); addr == "" {
 			t.Fatalf("instance %s: its events go through the coordinator before any worker was cut off", in.ID)
@@ -168,11 +160,7 @@ func TestCitusWorkerSessionsKeepTheirSize(t *testing.T) {
 	t.Parallel()
 	db := dbtest.Citus(t)
 	ctx := context.Background()
-	var insts []persistence.InstanceRow
-	for i := range 16 {
-		insts = append(insts, instance(fmt.Sprintf("size-%d", i), "counter", 1, "on"))
-	}
-	seed(t, db, []persistence.DefinitionRow{definition("counter", 1)}, insts)
+	insts := counters(t, db, "size-", 16)
 	// The instances one worker holds, their events all in one session there.
 	addr, _ := persistence.EventWorker(t, db, insts[0].ID)
 	var mine []string
@@ -206,6 +194,17 @@ func TestCitusWorkerSessionsKeepTheirSize(t *testing.T) {
 	}
 }
 
+// counters seeds the counter definition and n of its instances, prefix followed by 0 to n-1.
+func counters(t testing.TB, db *persistence.DB, prefix string, n int) []persistence.InstanceRow {
+	t.Helper()
+	insts := make([]persistence.InstanceRow, n)
+	for i := range insts {
+		insts[i] = instance(fmt.Sprint(prefix, i), "counter", 1, "on")
+	}
+	seed(t, db, []persistence.DefinitionRow{definition("counter", 1)}, insts)
+	return insts
+}
+
 // counterEvent is instance id's event from rev-1 to rev.
 func counterEvent(id string, rev int64) (persistence.InstanceUpdateParams, persistence.TransitionRow) {
 	u := persistence.InstanceUpdateParams{ID: id, ExpectRevision: rev - 1, Version: 1, State: "on",
@@ -223,11 +222,7 @@ func BenchmarkCitusEvent(b *testing.B) {
 	db := dbtest.Citus(b)
 	ctx := context.Background()
 	const instances = 256
-	var insts []persistence.InstanceRow
-	for i := range instances {
-		insts = append(insts, instance(fmt.Sprint("i-", i), "counter", 1, "on"))
-	}
-	seed(b, db, []persistence.DefinitionRow{definition("counter", 1)}, insts)
+	counters(b, db, "i-", instances)
 	for _, side := range []string{"worker", "coordinator"} {
 		b.Run(side, func(b *testing.B) {
 			persistence.RouteThroughCoordinator(b, db, side == "coordinator")
