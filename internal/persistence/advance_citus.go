@@ -128,8 +128,7 @@ func advanceCitus(ctx context.Context, db *DB, u InstanceUpdateParams, r Transit
 	args = append(append(args, mCreated), messageArrays(u.Messages)...)
 	args = append(args, advanceRowArgs(r)...)
 	var written int
-	err := db.routedGet(ctx, u.ID, &written, advanceFunctionQuery, args...)
-	if err != nil {
+	if err := db.routedGet(ctx, u.ID, &written, advanceFunctionQuery, args...); err != nil {
 		return translate(canceled(ctx, fmt.Errorf("persistence: advance instance %q to revision %d: %w", u.ID, u.Revision, err)))
 	}
 	if written == 0 {
