@@ -166,18 +166,7 @@ func testMessagesExactlyOnce(t *testing.T, dbURL string, events int) {
 	}
 	// Their histories: one row per message, delivered (none dropped), from a message, its request id
 	// the message's id, each pair's in the order written.
-	var rows []struct {
-		Target    string  `db:"instance_id"`
-		Seq       int64   `db:"seq"`
-		RequestID string  `db:"request_id"`
-		Source    string  `db:"source"`
-		Dropped   *string `db:"dropped"`
-		N         int64   `db:"n"`
-	}
-	if err := db.X.Select(&rows, `SELECT instance_id, seq, request_id, source, dropped, (payload->>'n')::bigint AS n
-		FROM transitions WHERE instance_id LIKE 'rcv-%' ORDER BY instance_id, seq`); err != nil {
-		t.Fatal(err)
-	}
+	rows := histories(t, db, "rcv-")
 	sent := sentLog(t, db)
 	type written struct {
 		sender, target string
@@ -300,6 +289,27 @@ func citusSentLog(t *testing.T, db *persistence.DB) {
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
+}
+
+// historyRow is a row of a receiver's history: a ping delivered (or not), its count n.
+type historyRow struct {
+	Target    string  `db:"instance_id"`
+	Seq       int64   `db:"seq"`
+	RequestID string  `db:"request_id"`
+	Source    string  `db:"source"`
+	Dropped   *string `db:"dropped"`
+	N         int64   `db:"n"`
+}
+
+// histories reads the histories of the instances whose ids begin with prefix, by instance and seq.
+func histories(t *testing.T, db *persistence.DB, prefix string) []historyRow {
+	t.Helper()
+	var rows []historyRow
+	if err := db.X.Select(&rows, `SELECT instance_id, seq, request_id, source, dropped, (payload->>'n')::bigint AS n
+		FROM transitions WHERE instance_id LIKE $1 || '%' ORDER BY instance_id, seq`, prefix); err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
 
 // sentMessage is a row of the log of messages written.

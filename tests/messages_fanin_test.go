@@ -98,17 +98,7 @@ func testMessagesFanIn(t *testing.T, dbURL string, events int) {
 	}
 	// The collectors' histories against the log of the messages written (on Citus the log is each
 	// worker's: compared here, not joined in SQL).
-	var rows []struct {
-		Target    string  `db:"instance_id"`
-		Seq       int64   `db:"seq"`
-		RequestID string  `db:"request_id"`
-		Source    string  `db:"source"`
-		Dropped   *string `db:"dropped"`
-	}
-	if err := db.X.Select(&rows, `SELECT instance_id, seq, request_id, source, dropped FROM transitions
-		WHERE instance_id LIKE 'col-%' ORDER BY instance_id, seq`); err != nil {
-		t.Fatal(err)
-	}
+	rows := histories(t, db, "col-")
 	byID := make(map[string]sentMessage, len(sent))
 	for _, m := range sent {
 		byID[m.ID] = m

@@ -154,11 +154,7 @@ func TestCitusEventFunctionDistributedAtStart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	u := dbtest.CitusDatabaseURL(t)
-	db, err := persistence.Open(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := start(t, u)
 	var args string
 	if err := db.X.GetContext(ctx, &args, `SELECT pg_get_function_arguments(to_regproc('fsmd_advance_2'))`); err != nil {
 		t.Fatal(err)
@@ -176,11 +172,7 @@ func TestCitusEventFunctionDistributedAtStart(t *testing.T) {
 	if distributed(db) {
 		t.Fatal("the function made again is distributed already: the test does not make the half-done start")
 	}
-	again, err := persistence.Open(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
+	again := start(t, u)
 	if !distributed(again) {
 		t.Fatal("the next start left the event's function undistributed")
 	}
@@ -198,11 +190,7 @@ func TestCitusEventFunctionPlanMode(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	u := dbtest.CitusDatabaseURL(t)
-	db, err := persistence.Open(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := start(t, u)
 	// The function's settings on the coordinator and on each worker, one line per node.
 	settings := func() []string {
 		var schema string
@@ -251,10 +239,18 @@ func TestCitusEventFunctionPlanMode(t *testing.T) {
 			t.Fatalf("the setting taken back is still there (%s): the test does not make an earlier fsmd's function", n)
 		}
 	}
-	again, err := persistence.Open(ctx, u)
+	start(t, u)
+	check("after the next start")
+}
+
+// start is fsmd's start on the database at u: it opens it (migrating and distributing its
+// schema), until the test ends.
+func start(t *testing.T, u string) *persistence.DB {
+	t.Helper()
+	db, err := persistence.Open(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer again.Close()
-	check("after the next start")
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -108,9 +108,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	db := &DB{X: x, Dialect: d}
 	switch d {
 	case Postgres:
-		x.SetMaxOpenConns(postgresMaxConns)
-		x.SetMaxIdleConns(postgresMaxConns)
-		x.SetConnMaxIdleTime(5 * time.Minute)
+		boundPostgresPool(x)
 	case SQLite:
 		n := sqliteMaxConns
 		if isSQLiteMemory(dsn) {
@@ -136,6 +134,14 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		db.startRouting(ctx, dsn)
 	}
 	return db, nil
+}
+
+// boundPostgresPool bounds a pool of PostgreSQL connections: the database's, or a Citus worker's
+// (route_citus.go).
+func boundPostgresPool(x *sqlx.DB) {
+	x.SetMaxOpenConns(postgresMaxConns)
+	x.SetMaxIdleConns(postgresMaxConns)
+	x.SetConnMaxIdleTime(5 * time.Minute)
 }
 
 // Close closes the prepared statements and the pool.

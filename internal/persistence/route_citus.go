@@ -3,7 +3,6 @@ package persistence
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -189,16 +188,10 @@ func (r *router) worker(ctx context.Context, host string, port int) (*worker, er
 		}
 		return w, nil
 	}
-	cfg := r.cfg.Clone()
-	cfg.Host, cfg.Port, cfg.Multi = host, uint16(port), nil
-	c, err := pq.NewConnectorConfig(cfg)
+	p, err := r.openPool(host, port)
 	if err != nil {
 		return nil, err
 	}
-	p := sqlx.NewDb(sql.OpenDB(c), "postgres")
-	p.SetMaxOpenConns(postgresMaxConns)
-	p.SetMaxIdleConns(postgresMaxConns)
-	p.SetConnMaxIdleTime(5 * time.Minute)
 	if err := p.PingContext(pingCtx); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("persistence: the Citus worker %s does not answer from here: %w", addr, err)
@@ -214,6 +207,20 @@ func (r *router) worker(ctx context.Context, host string, port int) (*worker, er
 	return w, nil
 }
 
+// openPool opens a pool of connections to the node at host:port, with the coordinator's settings
+// otherwise.
+func (r *router) openPool(host string, port int) (*sqlx.DB, error) {
+	cfg := r.cfg.Clone()
+	cfg.Host, cfg.Port, cfg.Multi = host, uint16(port), nil
+	c, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := sqlx.NewDb(sql.OpenDB(c), "postgres")
+	boundPostgresPool(p)
+	return p, nil
+}
+
 func (w *worker) close() { w.pool.Close() }
 
 // eventWorker is the worker the routed queries of instance id go to; nil: through the coordinator.
@@ -221,11 +228,7 @@ func (db *DB) eventWorker(id string) *worker {
 	if db.router == nil {
 		return nil
 	}
-	rs := db.router.current.Load()
-	if rs == nil {
-		return nil
-	}
-	if r := rs.find(id); r != nil {
+	if r := db.router.current.Load().find(id); r != nil {
 		return r.worker
 	}
 	return nil
@@ -259,18 +262,14 @@ func (db *DB) routedGet(ctx context.Context, id string, dest any, query string, 
 	if w := db.eventWorker(id); w != nil {
 		observe(db, query, args)
 		err := sqlx.GetContext(ctx, w.pool, dest, q(Postgres, query), args...)
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || !isUnavailable(err) {
 			return err
 		}
-		switch {
-		case NeverSent(err): // nothing reached the worker: the coordinator takes the query
-			db.router.unroute(w)
-		case errors.Is(translate(err), ErrUnavailable): // sent, perhaps run: the caller finds out
-			db.router.unroute(w)
-			return err
-		default:
-			return err
+		db.router.unroute(w) // out of reach from here; the coordinator may not be
+		if !NeverSent(err) {
+			return err // sent, perhaps run: the caller finds out
 		}
+		// Nothing reached the worker: the coordinator takes the query.
 	}
 	return getContext(ctx, db, dest, query, args...)
 }

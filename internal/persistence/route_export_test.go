@@ -2,16 +2,9 @@ package persistence
 
 import (
 	"context"
-	"database/sql"
 	"net"
 	"slices"
-	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
-
-	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 )
 
 var HashText = hashText
@@ -31,44 +24,27 @@ func EventWorker(t *testing.T, db *DB, id string) (addr string, port int) {
 }
 
 // CutEventWorkers makes every worker of db's routes unreachable from here from now on, as a
-// network that lets fsmd reach the coordinator only: each new connection's dial is refused.
+// network that lets fsmd reach the coordinator only: each worker's pool goes to a port where
+// nothing listens, so every connection is refused.
 func CutEventWorkers(t *testing.T, db *DB) {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().(*net.TCPAddr).Port
+	l.Close()
 	db.router.mu.Lock()
 	defer db.router.mu.Unlock()
 	for _, w := range db.router.workers {
-		host, port, _ := net.SplitHostPort(w.addr)
-		cfg := db.router.cfg.Clone()
-		cfg.Host, cfg.Multi = host, nil
-		p, _ := net.LookupPort("tcp", port)
-		cfg.Port = uint16(p)
-		c, err := pq.NewConnectorConfig(cfg)
+		pool, err := db.router.openPool("127.0.0.1", closed)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := &cutDialer{}
-		c.Dialer(d)
-		pool := sqlx.NewDb(sql.OpenDB(c), "postgres")
-		pool.SetMaxIdleConns(0) // every call dials
-		cut := &worker{addr: w.addr, pool: pool}
-		d.cut.Store(true)
-		old := *w
-		*w = *cut // the router closes it
-		old.close()
+		old := w.pool
+		w.pool = pool // the router closes it
+		old.Close()
 	}
-}
-
-type cutDialer struct{ cut atomic.Bool }
-
-func (d *cutDialer) Dial(network, address string) (net.Conn, error) {
-	return d.DialTimeout(network, address, 0)
-}
-
-func (d *cutDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
-	if d.cut.Load() {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
-	}
-	return net.DialTimeout(network, address, timeout)
 }
 
 // RouteThroughCoordinator sends every read and event of db through the coordinator (on) or
